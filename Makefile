@@ -1,0 +1,38 @@
+# Two commands: `make run` and `make test`. Each creates .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint fmt bench chaos clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/podmgr demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check podmgr tests bench manage_pod.py proxy_fastapi.py
+	$(BIN)/ruff format --check podmgr tests bench manage_pod.py proxy_fastapi.py
+	$(BIN)/mypy podmgr
+
+test: lint
+	$(BIN)/pytest -q
+
+fmt: $(STAMP)
+	$(BIN)/ruff check --fix podmgr tests bench manage_pod.py proxy_fastapi.py
+	$(BIN)/ruff format podmgr tests bench manage_pod.py proxy_fastapi.py
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+RUNS ?= 50
+chaos: $(STAMP)
+	PODMGR_CHAOS_RUNS=$(RUNS) $(BIN)/pytest -q -m slow tests/reliability
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

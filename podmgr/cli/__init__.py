@@ -1,0 +1,56 @@
+"""The `podmgr` command: argument parsing, human output and exit codes; nothing else.
+
+Each subcommand lives in its own module here and registers itself through
+`register(subparsers)`; the work is done by the package it calls into. Modules in this
+package import only the standard library at import time, so `podmgr status` stays fast
+(the runpod SDK alone costs ~1.5 s to import).
+
+Exit codes come from `podmgr.errors`: 0 ok (also "another watchdog is running"),
+1 unexpected, 2 bad config or input, 3 RunPod auth, 4 no capacity, 5 pod gone,
+6 RunPod unreachable after retries, 7 pod never became ready, 8 crash loop,
+9 state file, 10 proxy, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from podmgr import __version__
+from podmgr.cli import cache, config_cmd, proxy, sim, watchdog
+from podmgr.errors import PodmgrError
+
+__all__ = ["build_parser", "main"]
+
+SUBCOMMAND_MODULES = (watchdog, proxy, sim, config_cmd, cache)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podmgr",
+        description="RunPod GPU pod lifecycle manager with a caching OpenAI-compatible proxy.",
+    )
+    parser.add_argument("--version", action="version", version=f"podmgr {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in SUBCOMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script, manage_pod.py and proxy_fastapi.py."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+    except PodmgrError as error:
+        if error.exit_code != 0:
+            print(f"podmgr: error: {error.message}", file=sys.stderr)
+        else:
+            print(f"podmgr: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("podmgr: interrupted", file=sys.stderr)
+        return 130
+    return code

@@ -1,0 +1,42 @@
+"""`podmgr config validate|schema`: check a config file, print its JSON Schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("config", help="validate a config file or print its schema")
+    actions = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    validate = actions.add_parser("validate", help="check a config file; exit 2 if invalid")
+    validate.add_argument("--config", help="path to pod_config.json")
+    validate.add_argument("path", nargs="?", help="path (same as --config)")
+    validate.set_defaults(handler=run_validate)
+    schema = actions.add_parser("schema", help="print the JSON Schema of pod_config.json")
+    schema.set_defaults(handler=run_schema)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    from podmgr.config import find_config_path, load_config
+
+    path = args.path or args.config
+    config = load_config(path)
+    where = find_config_path(path)
+    source = str(where) if where.exists() else "defaults (no config file found)"
+    print(f"ok: {source}")
+    print(f"  gpu types: {', '.join(config.gpu_type_ids)}  cloud: {config.cloud_type}")
+    print(f"  runtime: {config.runtime_seconds}s  budget: {config.max_cost_usd or 'none'}")
+    print(f"  state: {config.state_path}  cache: {config.cache_path}")
+    return 0
+
+
+def run_schema(_args: argparse.Namespace) -> int:
+    from podmgr.config import config_schema
+
+    schema: dict[str, Any] = config_schema()
+    print(json.dumps(schema, indent=2))
+    return 0

@@ -1,0 +1,344 @@
+"""The configuration model: `pod_config.json`, validated by pydantic, overridden by env vars.
+
+Where the file is found (first hit wins): `--config PATH`, `$PODMGR_CONFIG`,
+`./pod_config.json`, then the `pod_config.json` beside the package's checkout (so cron works
+without `cd`). Relative paths inside the file (cache_dir, state_file, ...) are resolved
+against the directory of the file, not the current directory.
+
+Environment overrides, strongest first: `PODMGR_<FIELD>` for every field (JSON values are
+parsed, so `PODMGR_GPU_TYPE_ID='["A","B"]'` works), then the original tool's
+`MAX_CACHE_SIZE`, `CACHE_SIZE_BYTES`, `ENABLE_PROFILING` and `PREWARM_CACHE`.
+
+Every string that the runpod SDK interpolates into GraphQL (model, image, docker args,
+env, names, GPU ids) is checked here so that a quote, backslash or newline is a config
+error with its field path, never a broken query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from podmgr.errors import ConfigError
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "Config",
+    "config_schema",
+    "find_config_path",
+    "load_config",
+    "resolve_env_value",
+]
+
+CONFIG_FILENAME = "pod_config.json"
+GIB = 1024**3
+RUNPOD_PROXY_TEMPLATE = "https://{pod_id}-{port}.proxy.runpod.net"
+
+# Characters that would break or change a GraphQL string the SDK builds by interpolation.
+_UNSAFE_GRAPHQL = re.compile(r'["\\\x00-\x1f\x7f]')
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+SEED_ENV_OVERRIDES: Mapping[str, str] = {
+    "MAX_CACHE_SIZE": "max_cache_size",
+    "CACHE_SIZE_BYTES": "max_cache_bytes",
+    "ENABLE_PROFILING": "enable_profiling",
+    "PREWARM_CACHE": "prewarm_cache",
+}
+
+
+def check_graphql_safe(value: str, what: str = "value") -> str:
+    """Reject a string that the SDK's string-built GraphQL would break on."""
+    bad = _UNSAFE_GRAPHQL.search(value)
+    if bad:
+        raise ValueError(
+            f"{what} contains {bad.group()!r}; quotes, backslashes and control characters "
+            "cannot be sent through RunPod's API"
+        )
+    return value
+
+
+def resolve_env_value(value: str, environ: Mapping[str, str] | None = None) -> str:
+    """Turn `${NAME}` into the value of env var NAME (so secrets stay out of the file)."""
+    match = _ENV_REFERENCE.match(value)
+    if not match:
+        return value
+    source = os.environ if environ is None else environ
+    name = match.group(1)
+    if name not in source:
+        raise ConfigError(f"names environment variable {name}, which is not set", field="env")
+    return source[name]
+
+
+class Config(BaseModel):
+    """Everything the watchdog and the proxy need; defaults match the original tool."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    # --- the pod -----------------------------------------------------------------------
+    model: str = Field("Qwen/Qwen2.5-Coder-7B-Instruct", description="Model vLLM serves.")
+    gpu_type_id: str | list[str] = Field(
+        "NVIDIA GeForce RTX 4090",
+        description="GPU type id, or an ordered list to fall back through on capacity errors.",
+    )
+    gpu_count: int = Field(1, ge=1, le=8)
+    cloud_type: Literal["SECURE", "COMMUNITY", "ALL"] = "SECURE"
+    template_id: str | None = Field(
+        "vllm", description="RunPod template id passed on create; null to omit."
+    )
+    image_name: str = "vllm/vllm-openai:latest"
+    docker_args: str | None = Field(
+        None, description="Container command; null builds one from model and vllm_args."
+    )
+    vllm_args: list[str] = Field(default_factory=list, description="Extra vLLM CLI args.")
+    vllm_port: int = Field(8000, ge=1, le=65535, description="Port vLLM listens on in the pod.")
+    container_disk_in_gb: int = Field(50, ge=1)
+    volume_in_gb: int = Field(0, ge=0)
+    volume_mount_path: str = "/workspace"
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra pod env; a value '${NAME}' is read from this machine's env var NAME.",
+    )
+    pod_name_prefix: str = Field("podmgr-", min_length=1, max_length=40)
+    endpoint_url_template: str = Field(
+        RUNPOD_PROXY_TEMPLATE, description="Pod URL, with {pod_id} and {port}."
+    )
+
+    # --- limits and timings ------------------------------------------------------------
+    runtime_seconds: int = Field(3600, ge=1, description="Length of a session (hard).")
+    max_cost_usd: float | None = Field(None, gt=0, description="Budget per session (hard).")
+    idle_timeout_seconds: int | None = Field(
+        None, ge=1, description="End the session after this long without a request."
+    )
+    max_restarts: int = Field(3, ge=0)
+    initial_wait_seconds: float = Field(10, ge=0)
+    max_startup_attempts: int = Field(20, ge=1)
+    poll_interval_seconds: float = Field(5, gt=0)
+    watchdog_interval_seconds: int = Field(300, ge=1, description="How often cron runs us.")
+
+    # --- files -------------------------------------------------------------------------
+    state_file: str = ".podmgr/state.json"
+    cache_dir: str = ".podmgr/cache"
+
+    # --- the proxy ---------------------------------------------------------------------
+    proxy_host: str = "127.0.0.1"
+    proxy_port: int = Field(8000, ge=1, le=65535)
+    proxy_api_keys: list[str] = Field(
+        default_factory=list, description="Bearer keys required when not on loopback."
+    )
+    use_https: bool = False
+    ssl_cert: str | None = None
+    ssl_key: str | None = None
+    upstream_url: str | None = Field(
+        None, description="Static OpenAI-compatible upstream root instead of the pod."
+    )
+    upstream_api_key: str | None = None
+    upstream_timeout_seconds: float = Field(600, gt=0)
+    cache_mode: Literal["all", "deterministic", "off"] = "all"
+    max_cache_size: int = Field(1000, ge=0, description="Cache entries (LRU).")
+    max_cache_bytes: int = Field(GIB, ge=0, description="Cache bytes on disk (LRU).")
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    enable_profiling: bool = False
+    prewarm_cache: str | None = Field(
+        None, description="File of requests (JSON lines) replayed once the pod is ready."
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Where the file was read from; relative paths resolve against it. Not part of the file.
+    base_dir: str = Field(".", exclude=True, description="(internal) directory of the file")
+
+    @field_validator("gpu_type_id")
+    @classmethod
+    def _gpu_ids_safe(cls, value: str | list[str]) -> str | list[str]:
+        ids = [value] if isinstance(value, str) else value
+        if not ids:
+            raise ValueError("needs at least one GPU type id")
+        for gpu in ids:
+            if not gpu.strip():
+                raise ValueError("GPU type id is empty")
+            check_graphql_safe(gpu, "GPU type id")
+        return value
+
+    @field_validator(
+        "model", "image_name", "docker_args", "template_id", "pod_name_prefix", "volume_mount_path"
+    )
+    @classmethod
+    def _graphql_safe(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_graphql_safe(value)
+        return value
+
+    @field_validator("vllm_args")
+    @classmethod
+    def _args_safe(cls, value: list[str]) -> list[str]:
+        for arg in value:
+            check_graphql_safe(arg, "vLLM argument")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_safe(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, item in value.items():
+            if not _ENV_NAME.match(key):
+                raise ValueError(f"env name {key!r} is not a valid variable name")
+            check_graphql_safe(item, f"env {key}")
+        return value
+
+    @field_validator("endpoint_url_template")
+    @classmethod
+    def _template_has_pod_id(cls, value: str) -> str:
+        if "{pod_id}" not in value:
+            raise ValueError("must contain {pod_id}")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        if self.use_https and not (self.ssl_cert and self.ssl_key):
+            raise ValueError("use_https needs ssl_cert and ssl_key")
+        if not _is_loopback(self.proxy_host) and not self.proxy_api_keys:
+            raise ValueError(
+                f"proxy_host {self.proxy_host} is not loopback: set proxy_api_keys so that "
+                "the proxy requires a key"
+            )
+        return self
+
+    # --- derived values ----------------------------------------------------------------
+    @property
+    def gpu_type_ids(self) -> list[str]:
+        """The GPU types to try, in order."""
+        return [self.gpu_type_id] if isinstance(self.gpu_type_id, str) else list(self.gpu_type_id)
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the config, absolute, relative ones taken from the file's directory."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve_path(self.state_file)
+
+    @property
+    def cache_path(self) -> Path:
+        return self.resolve_path(self.cache_dir)
+
+    @property
+    def proxy_url(self) -> str:
+        scheme = "https" if self.use_https else "http"
+        host = "127.0.0.1" if self.proxy_host in ("0.0.0.0", "::", "") else self.proxy_host
+        return f"{scheme}://{host}:{self.proxy_port}"
+
+    def pod_url(self, pod_id: str, port: int | None = None) -> str:
+        """The pod's public HTTP URL for vLLM (RunPod's proxy URL by default)."""
+        return self.endpoint_url_template.format(pod_id=pod_id, port=port or self.vllm_port)
+
+    def container_command(self) -> str:
+        """docker_args for the pod: explicit, or vLLM serving `model` on `vllm_port`."""
+        if self.docker_args is not None:
+            return self.docker_args
+        parts = ["--model", self.model, "--host", "0.0.0.0", "--port", str(self.vllm_port)]
+        return " ".join([*parts, *self.vllm_args])
+
+    def resolved_env(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The `env` table with `${NAME}` references replaced by this machine's values."""
+        resolved = {}
+        for key, value in self.env.items():
+            real = resolve_env_value(value, environ)
+            check_graphql_safe(real, f"env {key}")
+            resolved[key] = real
+        return resolved
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of pod_config.json (`podmgr config schema`)."""
+    schema = Config.model_json_schema()
+    schema["properties"].pop("base_dir", None)
+    return schema
+
+
+def find_config_path(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """Where to read the config from; see the module docstring for the order."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit).expanduser()
+    if env.get("PODMGR_CONFIG"):
+        return Path(env["PODMGR_CONFIG"]).expanduser()
+    local = Path.cwd() / CONFIG_FILENAME
+    if local.exists():
+        return local
+    return Path(__file__).resolve().parent.parent / CONFIG_FILENAME
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Config values set in the environment (seed names first, PODMGR_* on top)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, field in SEED_ENV_OVERRIDES.items():
+        if env.get(name):
+            values[field] = _parse_env_value(env[name])
+    fields = set(Config.model_fields) - {"base_dir"}
+    for name, raw in env.items():
+        if name.startswith("PODMGR_") and name[7:].lower() in fields:
+            values[name[7:].lower()] = _parse_env_value(raw)
+    if isinstance(values.get("enable_profiling"), str):
+        values["enable_profiling"] = values["enable_profiling"].lower() in ("1", "true", "yes")
+    if values.get("prewarm_cache") is not None:
+        values["prewarm_cache"] = str(values["prewarm_cache"])
+    return values
+
+
+def _format_validation_error(error: ValidationError) -> ConfigError:
+    first = error.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(file)"
+    message = first["msg"].removeprefix("Value error, ")
+    return ConfigError(message, field=field)
+
+
+def build_config(
+    data: Mapping[str, Any], base_dir: Path | str = ".", environ: Mapping[str, str] | None = None
+) -> Config:
+    """Validate `data` with env overrides applied; ConfigError names the first bad field."""
+    merged = {**data, **env_overrides(environ), "base_dir": str(base_dir)}
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as error:
+        raise _format_validation_error(error) from None
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read, override and validate the config; a missing default file means all defaults."""
+    explicit = path is not None
+    file = find_config_path(str(path) if path is not None else None, environ)
+    if not file.exists():
+        if explicit or (environ or os.environ).get("PODMGR_CONFIG"):
+            raise ConfigError(f"config file {file} does not exist", field="--config")
+        return build_config({}, Path.cwd(), environ)
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read {file}: {error}", field="--config") from None
+    except json.JSONDecodeError as error:
+        raise ConfigError(
+            f"{file} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})",
+            field="(file)",
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{file} must hold a JSON object", field="(file)")
+    data.pop("$schema", None)
+    return build_config(data, file.resolve().parent, environ)

@@ -1,0 +1,121 @@
+"""The one exception tree of podmgr; every class carries the exit code the CLI returns.
+
+    PodmgrError (1)
+    ├── ConfigError (2)             invalid config or CLI input; nothing was done
+    ├── StateError (9)              the state file cannot be read or written
+    ├── LockHeldError (0)           another watchdog holds the lock; not a failure
+    ├── ApiError (1)                RunPod answered something we could not use
+    │   ├── TransientApiError (6)   network error, timeout, 5xx, 429, "Something went wrong":
+    │   │                           retried with backoff, raised when retries run out
+    │   ├── AuthError (3)           bad or missing RUNPOD_API_KEY: never retried
+    │   ├── CapacityError (4)       no instances of this GPU type: try the next one
+    │   └── PodGoneError (5)        the pod no longer exists
+    ├── StartupError (7)            a pod never became ready and was terminated
+    ├── CrashLoopError (8)          a pod kept dying past max_restarts and was terminated
+    └── ProxyError (10)             the local proxy could not be started or stopped
+
+Branches follow what a caller can do: retry (TransientApiError), fall back (CapacityError),
+forget the pod (PodGoneError), or stop and tell the person (everything else).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "CapacityError",
+    "ConfigError",
+    "CrashLoopError",
+    "LockHeldError",
+    "PodGoneError",
+    "PodmgrError",
+    "ProxyError",
+    "StartupError",
+    "StateError",
+    "TransientApiError",
+]
+
+MAX_MESSAGE_CHARS = 500
+
+
+def truncate(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """Shorten foreign error text before it reaches a log or a person (kopf does the same)."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+class PodmgrError(Exception):
+    """Base of every error podmgr raises on purpose."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(truncate(message))
+        self.message = truncate(message)
+
+
+class ConfigError(PodmgrError):
+    """Invalid configuration or command-line input; `field` names the offending path."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class StateError(PodmgrError):
+    """The state file cannot be read or written."""
+
+    exit_code = 9
+
+
+class LockHeldError(PodmgrError):
+    """Another watchdog pass holds the lock: this one has nothing to do."""
+
+    exit_code = 0
+
+
+class ApiError(PodmgrError):
+    """RunPod answered with something we could not use."""
+
+
+class TransientApiError(ApiError):
+    """A failure worth retrying: network, timeout, 5xx, 429, RunPod's generic error."""
+
+    exit_code = 6
+
+
+class AuthError(ApiError):
+    """The RunPod API key is missing or rejected; retrying cannot help."""
+
+    exit_code = 3
+
+
+class CapacityError(ApiError):
+    """RunPod has no instance of the requested GPU type right now."""
+
+    exit_code = 4
+
+
+class PodGoneError(ApiError):
+    """The pod does not exist (any more)."""
+
+    exit_code = 5
+
+
+class StartupError(PodmgrError):
+    """A pod never became ready within max_startup_attempts; it was terminated."""
+
+    exit_code = 7
+
+
+class CrashLoopError(PodmgrError):
+    """A pod kept dying past max_restarts; it was terminated."""
+
+    exit_code = 8
+
+
+class ProxyError(PodmgrError):
+    """The local proxy could not be started, checked or stopped."""
+
+    exit_code = 10
