@@ -249,7 +249,10 @@ class Config(BaseModel):
         resolved = {}
         for key, value in self.env.items():
             real = resolve_env_value(value, environ)
-            check_graphql_safe(real, f"env {key}")
+            try:
+                check_graphql_safe(real, f"the value of env {key}")
+            except ValueError as error:
+                raise ConfigError(str(error), field=f"env.{key}") from None
             resolved[key] = real
         return resolved
 

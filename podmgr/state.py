@@ -125,9 +125,17 @@ class StateStore:
                 f"another watchdog is running (lock {self.lock_path} is held)"
             ) from None
         try:
+            self._remove_stale_temp_files()
             yield
         finally:
             lock.release()
+
+    def _remove_stale_temp_files(self) -> None:
+        """Drop temp files of writers killed mid-save; only a lock holder writes, so any
+        temp file seen while holding the lock is stale."""
+        for leftover in self.path.parent.glob(f".{self.path.name}.*"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
 
     def peek(self) -> State | None:
         """Read without side effects (proxy, status): None if missing or unreadable."""
