@@ -121,6 +121,22 @@ class Config(BaseModel):
     max_startup_attempts: int = Field(20, ge=1)
     poll_interval_seconds: float = Field(5, gt=0)
     watchdog_interval_seconds: int = Field(300, ge=1, description="How often cron runs us.")
+    restart_backoff_seconds: float = Field(
+        30, ge=0, description="Wait before restart n+1: this times 2**n (capped at 1 hour)."
+    )
+    health_probe_attempts: int = Field(
+        3, ge=1, description="Failed pod /health probes in a row before vLLM counts as dead."
+    )
+    http_timeout_seconds: float = Field(10, gt=0, description="Timeout of pod health probes.")
+    api_retry_initial_seconds: float = Field(
+        1, ge=0, description="First backoff of a retried RunPod API call (then x2, jittered)."
+    )
+    api_retry_max_seconds: float = Field(
+        60, ge=0, description="Give up retrying a RunPod API call after this long in total."
+    )
+    proxy_start_timeout_seconds: float = Field(
+        20, gt=0, description="How long a started proxy has to answer /health."
+    )
 
     # --- files -------------------------------------------------------------------------
     state_file: str = ".podmgr/state.json"
@@ -143,6 +159,9 @@ class Config(BaseModel):
     cache_mode: Literal["all", "deterministic", "off"] = "all"
     max_cache_size: int = Field(1000, ge=0, description="Cache entries (LRU).")
     max_cache_bytes: int = Field(GIB, ge=0, description="Cache bytes on disk (LRU).")
+    cache_memory_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="Most recently used cache bodies kept in memory."
+    )
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     enable_profiling: bool = False
     prewarm_cache: str | None = Field(

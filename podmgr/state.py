@@ -66,7 +66,7 @@ class PodRecord(BaseModel):
     last_restart_at: float | None = None
     unhealthy_since: float | None = None
     billed_until: float | None = Field(
-        None, description="Time up to which this pod's cost is already in session.cost_usd."
+        default=None, description="Time up to which this pod's cost is already in session.cost_usd."
     )
 
 
@@ -78,6 +78,8 @@ class Session(BaseModel):
     cost_usd: float = 0.0
     ended_at: float | None = None
     end_reason: str | None = None
+    restarts: int = Field(default=0, description="Restarts and recreations in this session.")
+    last_restart_at: float | None = None
 
     @property
     def active(self) -> bool:
@@ -94,6 +96,10 @@ class State(BaseModel):
     pod: PodRecord | None = None
     proxy_pid: int | None = None
     proxy_started_at: float | None = None
+    last_request_at: float | None = Field(
+        default=None,
+        description="Latest client request the proxy reported (survives proxy restarts).",
+    )
     updated_at: float | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
 

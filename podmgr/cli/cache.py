@@ -1,4 +1,9 @@
-"""`podmgr cache`: placeholder until its issue lands (see the issue list)."""
+"""`podmgr cache stats|clear`: look at or empty the proxy's answer cache.
+
+Both read the cache directory directly (its SQLite index is shared safely between
+processes), so they work while the proxy runs; a running proxy notices a clear within
+about a second.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +14,61 @@ __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("cache", help="(not built yet)")
-    parser.set_defaults(handler=run)
+    parser = subparsers.add_parser("cache", help="show or clear the proxy's answer cache")
+    actions = parser.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
+    for name, handler, text in (
+        ("stats", run_stats, "entries, bytes and limits of the cache"),
+        ("clear", run_clear, "remove every cached answer"),
+    ):
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--config", help="path to pod_config.json")
+        action.add_argument("--json", action="store_true", help="machine-readable output")
+        action.set_defaults(handler=handler)
 
 
-def run(_args: argparse.Namespace) -> int:
-    print("podmgr cache is not built yet")
-    return 1
+def _open(args: argparse.Namespace) -> Any:
+    from podmgr.config import load_config
+    from podmgr.proxy.cache_db import CacheDB
+
+    config = load_config(args.config)
+    return config, CacheDB(config.cache_path)
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    import json
+
+    config, db = _open(args)
+    try:
+        totals = db.totals()
+    finally:
+        db.close()
+    info = {
+        "path": str(config.cache_path),
+        "entries": totals.entries,
+        "bytes": totals.bytes,
+        "max_entries": config.max_cache_size,
+        "max_bytes": config.max_cache_bytes,
+        "mode": config.cache_mode,
+    }
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"cache: {info['path']} (mode {info['mode']})")
+        print(f"  entries: {totals.entries} of {config.max_cache_size}")
+        print(f"  bytes:   {totals.bytes} of {config.max_cache_bytes}")
+    return 0
+
+
+def run_clear(args: argparse.Namespace) -> int:
+    import json
+
+    config, db = _open(args)
+    try:
+        removed = db.clear()
+    finally:
+        db.close()
+    if args.json:
+        print(json.dumps({"removed_entries": removed.entries, "removed_bytes": removed.bytes}))
+    else:
+        print(f"cleared {config.cache_path}: {removed.entries} entries, {removed.bytes} bytes")
+    return 0

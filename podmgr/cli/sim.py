@@ -1,4 +1,9 @@
-"""`podmgr sim`: placeholder until its issue lands (see the issue list)."""
+"""`podmgr sim`: run the local RunPod simulator (API, pod URLs, simulated vLLM) until Ctrl-C.
+
+On start-up it prints two lines for scripts, then serves until SIGINT or SIGTERM (exit 0):
+    RUNPOD_API_BASE_URL=http://HOST:PORT
+    POD_URL_TEMPLATE=http://HOST:PORT/pods/{pod_id}-{port}
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,96 @@ from typing import Any
 
 __all__ = ["register"]
 
+FAULT_HELP = (
+    "inject a fault (repeatable): NAME (always), NAME:0.2 (probability), NAME:x3 (next 3 "
+    "calls), optional ',key=value' params, or a JSON object. Names: api_error, api_slow, "
+    "api_something_went_wrong, capacity, resume_no_gpus, pod_crash, vllm_die, "
+    "upstream_error, upstream_drop, upstream_stall"
+)
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("sim", help="(not built yet)")
+    parser = subparsers.add_parser(
+        "sim",
+        help="run the local RunPod simulator",
+        description="A local RunPod: GraphQL API for the runpod SDK, pod URLs, simulated vLLM.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port (0 picks a free one; default %(default)s)"
+    )
+    parser.add_argument(
+        "--api-key", action="append", dest="api_keys", metavar="KEY",
+        help="a RunPod API key the simulator accepts (repeatable; default sim-key-not-secret)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pull-seconds", type=float, default=2.0, help="image pull time (default %(default)s)"
+    )
+    parser.add_argument(
+        "--load-seconds", type=float, default=3.0, help="model load time (default %(default)s)"
+    )
+    parser.add_argument(
+        "--token-delay",
+        type=float,
+        default=0.02,
+        help="seconds between tokens (default %(default)s)",
+    )
+    parser.add_argument(
+        "--edge-timeout-seconds", type=float, default=100.0,
+        help="answers not started within this get HTML 524, as on RunPod (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument("--fault", action="append", default=[], metavar="SPEC", help=FAULT_HELP)
+    parser.add_argument("--seed", type=int, default=None, help="seed for ids and fault draws")
     parser.set_defaults(handler=run)
 
 
-def run(_args: argparse.Namespace) -> int:
-    print("podmgr sim is not built yet")
-    return 1
+def _settings(args: argparse.Namespace) -> Any:
+    from podmgr.errors import ConfigError
+    from podmgr.sim.faults import parse_fault
+    from podmgr.sim.world import DEFAULT_API_KEY, SimSettings
+
+    faults = []
+    for text in args.fault:
+        try:
+            faults.append(parse_fault(text))
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"{text!r}: {error}", field="--fault") from None
+    for name in ("pull_seconds", "load_seconds", "token_delay", "edge_timeout_seconds"):
+        if getattr(args, name) < 0:
+            raise ConfigError("must be >= 0", field="--" + name.replace("_", "-"))
+    if not 0 <= args.port <= 65535:
+        raise ConfigError("must be 0..65535", field="--port")
+    return SimSettings(
+        host=args.host,
+        port=args.port,
+        api_keys=tuple(args.api_keys or [DEFAULT_API_KEY]),
+        pull_seconds=args.pull_seconds,
+        load_seconds=args.load_seconds,
+        token_delay=args.token_delay,
+        edge_timeout_seconds=args.edge_timeout_seconds,
+        faults=tuple(faults),
+        seed=args.seed,
+    )
+
+
+def _announce(lines: list[str]) -> None:
+    for line in lines:
+        print(line, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from podmgr.errors import ConfigError
+    from podmgr.logs import configure_logging
+    from podmgr.sim.server import serve
+
+    settings = _settings(args)
+    configure_logging("info")
+    try:
+        asyncio.run(serve(settings, _announce))
+    except OSError as error:
+        raise ConfigError(
+            f"cannot listen on {args.host}:{args.port}: {error}", field="--port"
+        ) from None
+    return 0

@@ -1,18 +1,160 @@
-"""`podmgr watchdog`: placeholder until its issue lands (see the issue list)."""
+"""`podmgr watchdog|up|shutdown|status|demo`: the watchdog's commands (what cron runs).
+
+`watchdog` is one reconciler pass (manage_pod.py's flags: --shutdown, --dry-run,
+--verbose, --refresh-catalog, plus --start and --config); `up` and `shutdown` are the
+same pass with a request; `status` reads the state file without importing the SDK;
+`demo` runs everything against the simulator. Exit codes are those of podmgr.errors.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from podmgr.watchdog.observed import Request
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("watchdog", help="(not built yet)")
-    parser.set_defaults(handler=run)
+    watchdog = subparsers.add_parser(
+        "watchdog", help="one watchdog pass (what cron runs; manage_pod.py)"
+    )
+    _pass_options(watchdog)
+    watchdog.add_argument("--start", action="store_true", help="start a session if none is active")
+    watchdog.add_argument(
+        "--shutdown", action="store_true", help="terminate the pod, end the session, stop the proxy"
+    )
+    watchdog.add_argument(
+        "--refresh-catalog",
+        action="store_true",
+        help="list GPU types with prices and availability; check the config's choices",
+    )
+    watchdog.set_defaults(handler=run_watchdog, request=None)
+
+    up = subparsers.add_parser("up", help="start a session now and bring the pod up")
+    _pass_options(up)
+    up.set_defaults(handler=run_watchdog, request="start", start=True, shutdown=False)
+    up.set_defaults(refresh_catalog=False)
+
+    down = subparsers.add_parser("shutdown", help="terminate the pod and stop the proxy")
+    _pass_options(down)
+    down.set_defaults(handler=run_watchdog, request="shutdown", start=False, shutdown=True)
+    down.set_defaults(refresh_catalog=False)
+
+    status = subparsers.add_parser("status", help="pod, session, cost and proxy, from the state")
+    status.add_argument("--config", help="path to pod_config.json")
+    status.add_argument("--live", action="store_true", help="also ask RunPod about the pod")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=run_status)
+
+    demo = subparsers.add_parser("demo", help="run the watchdog and proxy on the simulator")
+    demo.add_argument("--proxy-port", type=int, default=8000, help="proxy port (default 8000)")
+    demo.add_argument("--interval", type=float, default=10.0, help="seconds between passes")
+    demo.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
+    demo.add_argument("--runtime", type=int, default=900, help="session length in seconds")
+    demo.add_argument("--dir", default=".podmgr/demo", help="where the demo config and state go")
+    demo.add_argument("--pull-seconds", type=float, default=2.0, help="simulated image pull")
+    demo.add_argument("--load-seconds", type=float, default=3.0, help="simulated model load")
+    demo.set_defaults(handler=run_demo)
 
 
-def run(_args: argparse.Namespace) -> int:
-    print("podmgr watchdog is not built yet")
-    return 1
+def _pass_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="path to pod_config.json")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log each step")
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def run_watchdog(args: argparse.Namespace) -> int:
+    from podmgr.config import find_config_path, load_config
+    from podmgr.errors import ConfigError
+    from podmgr.logs import configure_logging
+
+    configure_logging("debug" if args.verbose else "warning")
+    request: Request = args.request or _request_from_flags(args)
+    config = load_config(args.config)
+    config_path = find_config_path(args.config).resolve()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    mode = " (dry run)" if args.dry_run else ""
+    _say(f"podmgr {request} {stamp} UTC{mode}: config {config_path}")
+    if args.refresh_catalog:
+        if request != "pass":
+            raise ConfigError("--refresh-catalog cannot be combined with --start or --shutdown")
+        return _refresh_catalog(config)
+    from podmgr.watchdog.runner import run_pass
+
+    result = run_pass(config, config_path, request=request, dry_run=args.dry_run, emit=_say)
+    if not args.dry_run:
+        _summary(result.state)
+    return 0
+
+
+def _request_from_flags(args: argparse.Namespace) -> Request:
+    from podmgr.errors import ConfigError
+
+    if args.start and args.shutdown:
+        raise ConfigError("--start and --shutdown exclude each other")
+    return "shutdown" if args.shutdown else "start" if args.start else "pass"
+
+
+def _summary(state: Any) -> None:
+    session, pod = state.session, state.pod
+    if session is not None and session.active:
+        left = max(0.0, session.deadline - time.time())
+        where = f"pod {pod.id} {pod.phase} at {pod.endpoint_url}" if pod else "no pod"
+        _say(f"session active: {where}; {left:.0f}s left; cost so far ${session.cost_usd:.2f}")
+    elif session is not None:
+        _say(f"session ended ({session.end_reason}); cost ${session.cost_usd:.2f}")
+
+
+def _refresh_catalog(config: Any) -> int:
+    from podmgr.watchdog.catalog import refresh_catalog
+
+    rows, problems = refresh_catalog(config)
+    _say(f"{'GPU type':<32} {'memory':>7} {'secure $/h':>10} {'community $/h':>13}  available")
+    for row in rows:
+        _say(row)
+    for problem in problems:
+        _say(f"config: {problem}")
+    return 2 if problems else 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    from podmgr.config import load_config
+    from podmgr.watchdog.status import format_status, live_pod, status_report
+
+    config = load_config(args.config)
+    report = status_report(config)
+    if args.live:
+        report["live"] = live_pod(config, report)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for line in format_status(report):
+            print(line)
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from podmgr.watchdog.demo import DemoOptions
+    from podmgr.watchdog.demo import run_demo as demo
+
+    options = DemoOptions(
+        proxy_port=args.proxy_port,
+        interval=args.interval,
+        duration=args.duration,
+        runtime=args.runtime,
+        directory=args.dir,
+        pull_seconds=args.pull_seconds,
+        load_seconds=args.load_seconds,
+    )
+    code: int = demo(options, emit=_say, python=sys.executable)
+    return code

@@ -1,0 +1,136 @@
+"""`python -m bench` (or `make bench`): run every proxy benchmark and print one table.
+
+Each figure is a ratio against a baseline measured in the same run on this machine:
+- cache-hit throughput at 32 connections / a bare Starlette app returning the same bytes;
+- pass-through throughput at 32 connections / calling the upstream directly;
+- added p50 latency at 1 connection (hit vs bare app, pass-through vs direct);
+- streams: added time to first byte and added delay per chunk;
+- hit latency with 100k entries / with 1k entries.
+Load and servers share the machine's cores, as they would on a laptop.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+from bench.fill import bench_body, fill_cache
+from bench.load import generator_name, run_load
+from bench.servers import serve_app, serve_proxy
+from bench.streams import measure_streams
+
+SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
+LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "3"))
+CHAT = "/v1/chat/completions"
+HIT_BODY = [json.dumps(bench_body(0))]
+
+
+def _row(name: str, value: str, baseline: str, figure: str, target: str) -> list[str]:
+    return [name, value, baseline, figure, target]
+
+
+def _print_table(rows: list[list[str]]) -> None:
+    head = ["benchmark", "proxy", "baseline", "result", "target"]
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    line = "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"
+    print(line)
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
+def _hit_rows(work: Path, upstream: str) -> list[list[str]]:
+    with serve_app("bare") as bare, serve_proxy(work / "hit", upstream_url=upstream) as proxy:
+        run_load(proxy + CHAT, 1, 0.5, HIT_BODY)  # miss once, then it is a hit
+        base = run_load(bare + CHAT, 32, SECONDS, HIT_BODY)
+        hit = run_load(proxy + CHAT, 32, SECONDS, HIT_BODY)
+        base1 = run_load(bare + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
+        hit1 = run_load(proxy + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
+    return [
+        _row("cache hit, 32 conns (req/s)", f"{hit.rps:,.0f}", f"{base.rps:,.0f} bare Starlette",
+             f"{hit.rps / base.rps:.2f}x", ">= 0.5x"),
+        _row("cache hit, 1 conn, p50 added", f"{hit1.p50_ms:.3f} ms", f"{base1.p50_ms:.3f} ms",
+             f"{hit1.p50_ms - base1.p50_ms:+.3f} ms", "<= 0.3 ms"),
+    ]  # fmt: skip
+
+
+def _pass_rows(work: Path, upstream: str) -> list[list[str]]:
+    rows = []
+    with (
+        serve_proxy(work / "pass", upstream_url=upstream, cache_mode="off") as proxy,
+        serve_app("forwarder", upstream) as forwarder,
+    ):
+        for label, path, bodies in (
+            ("chat", CHAT, HIT_BODY),
+            ("GET models", "/v1/models", None),
+        ):
+            run_load(proxy + path, 4, 1, bodies)
+            direct = run_load(upstream + path, 32, SECONDS, bodies)
+            through = run_load(proxy + path, 32, SECONDS, bodies)
+            minimal = run_load(forwarder + path, 32, SECONDS, bodies)
+            direct1 = run_load(upstream + path, 1, LATENCY_SECONDS, bodies)
+            through1 = run_load(proxy + path, 1, LATENCY_SECONDS, bodies)
+            rows += [
+                _row(f"pass-through {label}, 32 conns (req/s)", f"{through.rps:,.0f}",
+                     f"{direct.rps:,.0f} direct", f"{through.rps / direct.rps:.2f}x", ">= 0.2x"),
+                _row("  same, minimal aiohttp forwarder (ref.)", f"{minimal.rps:,.0f}",
+                     f"{direct.rps:,.0f} direct", f"{minimal.rps / direct.rps:.2f}x", "-"),
+                _row(f"pass-through {label}, 1 conn, p50 added", f"{through1.p50_ms:.3f} ms",
+                     f"{direct1.p50_ms:.3f} ms", f"{through1.p50_ms - direct1.p50_ms:+.3f} ms",
+                     "<= 0.5 ms"),
+            ]  # fmt: skip
+    return rows
+
+
+def _stream_rows(work: Path, upstream: str) -> list[list[str]]:
+    with serve_proxy(work / "stream", upstream_url=upstream, cache_mode="off") as proxy:
+        timing = measure_streams(upstream, proxy)
+    return [
+        _row("stream, added time to first byte", f"{timing.added_ttfb_ms:+.2f} ms", "direct",
+             f"{timing.added_ttfb_ms:+.2f} ms", "<= 2 ms"),
+        _row(f"stream, added delay per chunk ({timing.chunks})",
+             f"p50 {timing.added_chunk_p50_ms:+.2f} ms", "direct",
+             f"max {timing.added_chunk_max_ms:+.2f} ms", "<= 2 ms"),
+    ]  # fmt: skip
+
+
+def _scale_rows(work: Path, upstream: str, rounds: int = 3) -> list[list[str]]:
+    bodies = {}
+    for count in (1_000, 100_000):
+        fill_cache(work / f"scale{count}" / "cache", count)
+        step = max(1, count // 500)
+        bodies[count] = [json.dumps(bench_body(i)) for i in range(0, count, step)]
+    p50: dict[int, list[float]] = {1_000: [], 100_000: []}
+    with (
+        serve_proxy(work / "scale1000", upstream_url=upstream, max_cache_size=200_000) as small,
+        serve_proxy(work / "scale100000", upstream_url=upstream, max_cache_size=200_000) as big,
+    ):
+        for url, count in ((small, 1_000), (big, 100_000)):
+            run_load(url + CHAT, 1, 1, bodies[count])  # first reads come from disk
+        for _ in range(rounds):  # alternate, so machine noise falls on both alike
+            for url, count in ((small, 1_000), (big, 100_000)):
+                p50[count].append(run_load(url + CHAT, 1, 2, bodies[count]).p50_ms)
+    small_p50, big_p50 = statistics.median(p50[1_000]), statistics.median(p50[100_000])
+    return [
+        _row("hit p50, 100k entries vs 1k", f"{big_p50:.3f} ms", f"{small_p50:.3f} ms",
+             f"{big_p50 / small_p50:.2f}x", "<= 1.5x"),
+    ]  # fmt: skip
+
+
+def main() -> None:
+    print(f"load generator: {generator_name()}; {os.cpu_count()} cores; {SECONDS:g} s per run")
+    rows: list[list[str]] = []
+    with tempfile.TemporaryDirectory(prefix="podmgr-bench-") as tmp, serve_app("upstream") as up:
+        work = Path(tmp)
+        rows += _hit_rows(work, up)
+        rows += _pass_rows(work, up)
+        rows += _stream_rows(work, up)
+        rows += _scale_rows(work, up)
+    _print_table(rows)
+
+
+if __name__ == "__main__":
+    main()

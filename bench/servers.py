@@ -1,0 +1,90 @@
+"""Start and stop the processes a benchmark measures: upstream, bare app, proxy."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["free_port", "serve_app", "serve_proxy"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not come up")
+
+
+@contextmanager
+def _process(args: list[str], ready_url: str, cwd: Path | None = None) -> Iterator[None]:
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        args, cwd=cwd or ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+    )
+    try:
+        try:
+            _wait(ready_url)
+        except TimeoutError:
+            log.seek(0)
+            sys.stderr.write(log.read().decode(errors="replace"))
+            raise
+        yield
+    finally:
+        log.close()
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def serve_app(kind: str, *extra: str) -> Iterator[str]:
+    """`upstream`, `bare` or `forwarder UPSTREAM` (bench/apps.py); yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    probe = url + ("/v1/models" if kind != "bare" else "/")
+    with _process([sys.executable, "-m", "bench.apps", kind, str(port), *extra], probe):
+        yield url
+
+
+@contextmanager
+def serve_proxy(workdir: Path, **fields: Any) -> Iterator[str]:
+    """A `podmgr proxy` process with a config made of `fields`; yields its base URL."""
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "pod_config.json"
+    config.write_text(
+        json.dumps({"proxy_port": port, "cache_dir": "cache", "state_file": "state.json",
+                    "log_level": "warning", **fields})
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "podmgr", "proxy", "--config", str(config)]
+    with _process(args, url + "/health", cwd=workdir):
+        yield url

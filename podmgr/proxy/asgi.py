@@ -1,0 +1,146 @@
+"""Small raw-ASGI helpers for the `/v1` hot path: read a bounded body, send bytes, and
+notice a client that went away.
+
+The `/v1` handler bypasses FastAPI's request and response objects (they cost more than the
+work of a cache hit), so these few helpers stand in for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from podmgr.proxy.openai_errors import ProxyFailure
+
+__all__ = [
+    "BodyTooLarge",
+    "DisconnectWatch",
+    "Receive",
+    "Responder",
+    "Scope",
+    "Send",
+    "header",
+    "read_body",
+]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class BodyTooLarge(Exception):
+    """The request body is larger than max_body_bytes."""
+
+
+def header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of a request header (`name` in lower case)."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return value  # type: ignore[no-any-return]
+    return None
+
+
+async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The whole request body; BodyTooLarge past `limit` bytes (checked before reading)."""
+    length = header(scope, b"content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise BodyTooLarge
+    message = await receive()
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise BodyTooLarge
+        return body
+    parts = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class DisconnectWatch:
+    """Cancels the current task when the client disconnects (and says that it did).
+
+    Used while waiting on the model server: an abandoned autocomplete request must cancel
+    its upstream request at once, not when the upstream answer is finally complete.
+    uvicorn also reports "disconnect" once the response is complete, so the watch is
+    stopped before the last message is sent (`Responder` does that).
+    """
+
+    def __init__(self, receive: Receive) -> None:
+        self.disconnected = False
+        self._target = asyncio.current_task()
+        self._task = asyncio.ensure_future(self._watch(receive))
+
+    async def _watch(self, receive: Receive) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                self.disconnected = True
+                if self._target is not None:
+                    self._target.cancel()
+                return
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
+class Responder:
+    """Sends one response and remembers its status and whether it has started."""
+
+    __slots__ = ("_send", "failure", "sse", "started", "status", "watch")
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+        self.status = 0
+        self.sse = False
+        self.failure: ProxyFailure | None = None
+        self.watch: DisconnectWatch | None = None
+
+    def watch_disconnect(self, receive: Receive) -> None:
+        self.watch = DisconnectWatch(receive)
+
+    @property
+    def disconnected(self) -> bool:
+        return self.watch is not None and self.watch.disconnected
+
+    def stop_watch(self) -> None:
+        if self.watch is not None:
+            self.watch.stop()
+
+    async def start(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        self.started = True
+        self.status = status
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def body(self, data: bytes) -> None:
+        await self._send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def end(self, data: bytes = b"") -> None:
+        self.stop_watch()
+        await self._send({"type": "http.response.body", "body": data})
+
+    async def complete(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:
+        """A whole response with its content-length."""
+        self.stop_watch()
+        await self.start(status, [*headers, (b"content-length", str(len(body)).encode())])
+        await self._send({"type": "http.response.body", "body": body})
+        return status
+
+    async def fail(
+        self, failure: ProxyFailure, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> int:
+        self.failure = failure
+        return await self.complete(
+            failure.status, failure.body, [*failure.headers(), *(extra or [])]
+        )

@@ -1,0 +1,196 @@
+"""Prometheus metrics of the proxy (`GET /metrics`), in a registry of its own per app.
+
+Counters and histograms are updated on the request path, so label children for the
+known routes are bound once; gauges that mirror other objects (cache size, pod phase,
+session cost) are read at scrape time by a collector, costing requests nothing.
+Labels stay low-cardinality: `route` is one of a fixed set (see `route_label`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from podmgr.state import State
+
+__all__ = ["ProxyMetrics", "Snapshot", "route_label"]
+
+KNOWN_ROUTES = (
+    "chat/completions",
+    "completions",
+    "embeddings",
+    "models",
+    "rerank",
+    "score",
+    "tokenize",
+    "detokenize",
+)
+_LATENCY_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    120,
+)
+_OVERHEAD_BUCKETS = (
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+)
+PHASES = ("none", "creating", "starting", "ready", "stopped", "restarting")
+
+
+def route_label(route: str) -> str:
+    """A fixed label for a path under /v1 (`other` for anything unknown)."""
+    return route if route in KNOWN_ROUTES else "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the scrape-time collector reads from the rest of the proxy."""
+
+    cache_entries: int
+    cache_bytes: int
+    state: State | None
+    upstream_ready: bool
+
+
+class _LiveCollector(Collector):
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snap = self._snapshot()
+        yield GaugeMetricFamily(
+            "podmgr_proxy_cache_entries", "Entries in the answer cache.", snap.cache_entries
+        )
+        yield GaugeMetricFamily(
+            "podmgr_proxy_cache_bytes", "Bytes of the answer cache on disk.", snap.cache_bytes
+        )
+        yield GaugeMetricFamily(
+            "podmgr_proxy_upstream_ready",
+            "1 if requests can be forwarded now.",
+            1.0 if snap.upstream_ready else 0.0,
+        )
+        pod = snap.state.pod if snap.state else None
+        phase = GaugeMetricFamily(
+            "podmgr_pod_phase", "1 for the pod's current phase.", labels=["phase"]
+        )
+        current = pod.phase if pod else "none"
+        for name in PHASES:
+            phase.add_metric([name], 1.0 if name == current else 0.0)
+        yield phase
+        yield GaugeMetricFamily(
+            "podmgr_session_cost_usd",
+            "Cost of the current session so far (USD).",
+            session_cost(snap.state, time.time()),
+        )
+
+
+def session_cost(state: State | None, now: float) -> float:
+    """Recorded session cost plus what the pod has accrued since it was last billed."""
+    if state is None or state.session is None:
+        return 0.0
+    cost = state.session.cost_usd
+    pod = state.pod
+    if pod is not None and state.session.active:
+        since = pod.billed_until or pod.created_at
+        cost += max(0.0, now - since) / 3600 * pod.cost_per_hr
+    return round(cost, 6)
+
+
+class ProxyMetrics:
+    """Every metric the proxy exports, bound to one registry."""
+
+    def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.requests = Counter(
+            "podmgr_proxy_requests",
+            "Requests under /v1 by route and status.",
+            ["route", "status"],
+            registry=reg,
+        )
+        self.cache = Counter(
+            "podmgr_proxy_cache_results",
+            "Cache outcomes (hit, miss, bypass).",
+            ["result"],
+            registry=reg,
+        )
+        self.evictions = Counter(
+            "podmgr_proxy_cache_evictions", "Entries evicted from the cache (LRU).", registry=reg
+        )
+        self.coalesced = Counter(
+            "podmgr_proxy_coalesced_requests",
+            "Requests that joined an identical one already in flight.",
+            registry=reg,
+        )
+        self.upstream_latency = Histogram(
+            "podmgr_proxy_upstream_latency_seconds",
+            "Upstream request time, start to end.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.ttft = Histogram(
+            "podmgr_proxy_time_to_first_token_seconds",
+            "Upstream time to the first event.",
+            ["route"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.overhead = Histogram(
+            "podmgr_proxy_overhead_seconds",
+            "Time the proxy itself spent on a request (total minus waiting for upstream).",
+            buckets=_OVERHEAD_BUCKETS,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "podmgr_proxy_in_flight_requests", "Requests under /v1 being handled.", registry=reg
+        )
+        self.tokens = Counter(
+            "podmgr_proxy_tokens", "Tokens reported in upstream usage.", ["kind"], registry=reg
+        )
+        self.upstream_errors = Counter(
+            "podmgr_proxy_upstream_errors", "Upstream failures by kind.", ["kind"], registry=reg
+        )
+        reg.register(_LiveCollector(snapshot))
+        self.hit = self.cache.labels("hit")
+        self.miss = self.cache.labels("miss")
+        self.bypass = self.cache.labels("bypass")
+        self.prompt_tokens = self.tokens.labels("prompt")
+        self.completion_tokens = self.tokens.labels("completion")
+        self._requests: dict[tuple[str, int], Counter] = {}
+
+    def count_request(self, route: str, status: int) -> None:
+        label = route_label(route)
+        child = self._requests.get((label, status))
+        if child is None:
+            child = self.requests.labels(label, str(status))
+            self._requests[(label, status)] = child
+        child.inc()

@@ -1,0 +1,160 @@
+"""OpenAI-shaped error bodies: the only form in which the proxy tells a client it failed.
+
+Every failure a client sees is `{"error": {"message", "type", "param", "code"}}` with a fitting
+status (400, 401, 404, 413, 502, 503 with Retry-After, 504), never a traceback and never a
+500 of the proxy's own making. `ProxyFailure` carries one such answer through the code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from podmgr.errors import truncate
+
+__all__ = [
+    "DROPPED",
+    "INTERNAL",
+    "TIMED_OUT",
+    "UNREACHABLE",
+    "ProxyFailure",
+    "error_body",
+    "upstream_status_failure",
+]
+
+
+def error_body(
+    message: str, type_: str, code: str | None = None, param: str | None = None
+) -> bytes:
+    """The JSON bytes of an OpenAI error object."""
+    return orjson.dumps(
+        {"error": {"message": truncate(message), "type": type_, "param": param, "code": code}}
+    )
+
+
+@dataclass(frozen=True)
+class ProxyFailure:
+    """A failed answer: status, OpenAI error fields, and the metric label of its kind."""
+
+    status: int
+    message: str
+    type: str
+    code: str
+    kind: str
+    retry_after: int | None = None
+    body_override: bytes | None = field(default=None, repr=False)
+
+    @property
+    def body(self) -> bytes:
+        if self.body_override is not None:
+            return self.body_override
+        return error_body(self.message, self.type, self.code)
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        headers = [(b"content-type", b"application/json")]
+        if self.retry_after is not None:
+            headers.append((b"retry-after", str(self.retry_after).encode()))
+        return headers
+
+    def sse_event(self) -> bytes:
+        """The failure as an SSE error event, for a stream whose headers are already sent."""
+        return b"data: " + self.body + b"\n\ndata: [DONE]\n\n"
+
+
+def _openai_message(body: bytes) -> str | None:
+    """The message of an OpenAI-shaped error body, None if it is not one."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+        return str(parsed["error"].get("message") or "")
+    return None
+
+
+def _said(message: str | None) -> str:
+    return f": {message}" if message else ""
+
+
+def upstream_status_failure(status: int, body: bytes) -> ProxyFailure:
+    """Map a non-200 upstream answer to what the client sees.
+
+    Client errors that vLLM explains in OpenAI shape (400, 404, 422, ...) pass through as
+    they are. The pod rejecting our key is the proxy's configuration problem, not the
+    client's: 502. Gateway pages (RunPod's 502 while nothing listens, 524 past the edge
+    limit) become OpenAI-shaped 502/503/504.
+    """
+    if status in (401, 403):
+        return ProxyFailure(
+            502,
+            "the model server rejected the proxy's pod key",
+            "upstream_error",
+            "upstream_auth",
+            "upstream_auth",
+        )
+    upstream_message = _openai_message(body)
+    if status < 500 and upstream_message is not None:
+        return ProxyFailure(status, "", "", "", f"upstream_{status}", body_override=body)
+    if status < 500:
+        return ProxyFailure(
+            status,
+            f"the model server answered HTTP {status}",
+            "invalid_request_error",
+            f"upstream_{status}",
+            f"upstream_{status}",
+        )
+    if status == 503:
+        return ProxyFailure(
+            503,
+            f"the model server is not ready (HTTP 503){_said(upstream_message)}",
+            "service_unavailable",
+            "upstream_unavailable",
+            "upstream_503",
+            retry_after=5,
+        )
+    if status in (504, 524):
+        return ProxyFailure(
+            504,
+            f"the model server did not answer in time (HTTP {status}){_said(upstream_message)}",
+            "timeout",
+            "upstream_timeout",
+            f"upstream_{status}",
+        )
+    return ProxyFailure(
+        502,
+        f"the model server failed (HTTP {status}){_said(upstream_message)}",
+        "upstream_error",
+        "upstream_error",
+        f"upstream_{status}",
+    )
+
+
+UNREACHABLE = ProxyFailure(
+    502,
+    "cannot connect to the model server",
+    "upstream_error",
+    "upstream_unreachable",
+    "connect",
+)
+DROPPED = ProxyFailure(
+    502,
+    "the model server closed the connection before the answer was complete",
+    "upstream_error",
+    "upstream_dropped",
+    "dropped",
+)
+TIMED_OUT = ProxyFailure(
+    504,
+    "the model server stopped sending before the answer was complete",
+    "timeout",
+    "upstream_timeout",
+    "timeout",
+)
+INTERNAL = ProxyFailure(
+    502,
+    "the proxy could not complete the request",
+    "proxy_error",
+    "proxy_error",
+    "internal",
+)

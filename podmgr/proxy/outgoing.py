@@ -1,0 +1,67 @@
+"""What the proxy sends upstream: the client's headers cleaned up, the pod's key, and the
+body with the cache controls removed and completions turned into streams.
+
+Completions always go upstream as streams with usage (`stream_options.include_usage`):
+a stream keeps RunPod's edge connection alive past its 100 s limit, and the usage chunk
+feeds the token metrics and lets a cached answer replay usage to a client that asks later.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from podmgr.proxy.asgi import Scope
+from podmgr.proxy.cache_key import STREAMABLE_ROUTES
+from podmgr.proxy.upstream import Upstream
+
+__all__ = ["upstream_body", "upstream_headers"]
+
+# Request headers never sent upstream: hop-by-hop ones, the client's own key, and ours to set.
+_DROPPED_HEADERS = frozenset(
+    {
+        b"host",
+        b"authorization",
+        b"content-length",
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"te",
+        b"upgrade",
+        b"proxy-authorization",
+        b"accept-encoding",
+        b"cache-control",
+    }
+)
+
+
+def upstream_headers(scope: Scope, upstream: Upstream) -> dict[str, str]:
+    """The client's headers minus hop-by-hop and auth ones, plus the pod's key."""
+    headers = {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in scope["headers"]
+        if name not in _DROPPED_HEADERS
+    }
+    if upstream.auth_header is not None:
+        headers["authorization"] = upstream.auth_header.decode("latin-1")
+    return headers
+
+
+def _streamable(body: dict[str, Any]) -> bool:
+    """vLLM refuses to stream best_of > 1 and beam search; those go upstream as they are."""
+    best_of = body.get("best_of")
+    return not (isinstance(best_of, int) and best_of > 1) and not body.get("use_beam_search")
+
+
+def upstream_body(route: str, body: dict[str, Any]) -> bytes:
+    """What to send upstream: no cache controls; completions always as streams with usage."""
+    forwarded = {name: value for name, value in body.items() if name != "cache"}
+    if route in STREAMABLE_ROUTES and _streamable(body):
+        options = body.get("stream_options")
+        forwarded["stream"] = True
+        forwarded["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": True,
+        }
+    return orjson.dumps(forwarded)

@@ -1,0 +1,88 @@
+"""PREWARM_CACHE: replay a file of requests into the cache once the upstream is ready.
+
+The file holds JSON lines `{"path": "/v1/chat/completions", "body": {...}}`. Each request
+that the cache would store and does not hold yet is sent upstream, one at a time (a fresh
+pod should serve its user first), through the same `Flight` as client requests, so only
+complete answers are stored. Bad lines are skipped and counted, never fatal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from podmgr.logs import get_logger
+from podmgr.proxy.cache_key import decide
+from podmgr.proxy.context import ProxyContext
+from podmgr.proxy.flight import Flight
+from podmgr.proxy.outgoing import upstream_body
+
+__all__ = ["PrewarmResult", "parse_prewarm_file", "prewarm"]
+
+log = get_logger("proxy.prewarm")
+
+
+@dataclass
+class PrewarmResult:
+    stored: int = 0
+    present: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def parse_prewarm_file(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], int]:
+    """(route, body) pairs from the file, and how many lines were unusable. Blocking."""
+    requests: list[tuple[str, dict[str, Any]]] = []
+    bad = 0
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            item = orjson.loads(line)
+            route = str(item["path"]).replace("//", "/").removeprefix("/v1/").strip("/")
+            body = item["body"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            bad += 1
+            continue
+        if isinstance(body, dict):
+            requests.append((route, body))
+        else:
+            bad += 1
+    return requests, bad
+
+
+async def prewarm(ctx: ProxyContext, path: Path) -> PrewarmResult:
+    """Replay `path` into the cache; stops early if the upstream goes away."""
+    result = PrewarmResult()
+    try:
+        requests, result.skipped = await asyncio.to_thread(parse_prewarm_file, path)
+    except OSError as error:
+        log.warning("prewarm_unreadable", path=str(path), error=str(error))
+        return result
+    for route, body in requests:
+        decision = decide(route, body, None, ctx.config.cache_mode)
+        if not decision.store:
+            result.skipped += 1
+            continue
+        if decision.key in ctx.cache:
+            result.present += 1
+            continue
+        upstream = ctx.resolver.current
+        if upstream.base_url is None:
+            break
+        headers = {"content-type": "application/json"}
+        if upstream.auth_header is not None:
+            headers["authorization"] = upstream.auth_header.decode("latin-1")
+        url = f"{upstream.base_url}/v1/{route}"
+        flight = Flight(ctx, route, url, upstream_body(route, body), headers, decision)
+        await flight.task
+        if flight.complete:
+            result.stored += 1
+        else:
+            result.failed += 1
+    log.info("prewarm_done", **vars(result))
+    return result

@@ -1,0 +1,127 @@
+"""Sending upstream answers to one client: a flight's record, or a plain pass-through.
+
+`serve_flight` feeds a subscriber from a `Flight`: as SSE, event by event as they arrive
+(events already waiting go out in one write), or as the assembled JSON answer. The usage
+chunk is left out unless the client asked for it (stream_options.include_usage), since the
+proxy always asks the model server for it.
+
+`pass_through` forwards any other request (GET /v1/models, unknown routes, bodies that are
+not JSON) and streams the upstream body to the client as it comes.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+
+from podmgr.proxy import openai_errors as errors
+from podmgr.proxy.asgi import Receive, Responder
+from podmgr.proxy.context import ProxyContext
+from podmgr.proxy.flight import Flight
+
+__all__ = ["JSON_HEADERS", "SSE_HEADERS", "pass_through", "serve_flight"]
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_RELAYED_HEADERS = frozenset({"content-type", "x-request-id"})
+
+
+async def serve_flight(
+    flight: Flight,
+    out: Responder,
+    client_stream: bool,
+    include_usage: bool,
+    extra: list[tuple[bytes, bytes]],
+) -> int:
+    """Answer one subscriber of `flight`; returns the status sent."""
+    if not client_stream:
+        await flight.wait_done()
+    else:
+        await flight.wait_started()
+    if flight.failure is not None:
+        return await out.fail(flight.failure, extra)
+    if not flight.sse or not client_stream:
+        await flight.wait_done()
+        failure = flight.failure or flight.broken
+        if failure is None and flight.stream_error is not None:
+            failure = flight.stream_error_failure()
+        if failure is not None:
+            return await out.fail(failure, extra)
+        return await out.complete(200, flight.answer_json(), [*JSON_HEADERS, *extra])
+    await out.start(200, [*SSE_HEADERS, *extra])
+    sent = 0
+    while True:
+        events = flight.events
+        if sent < len(events):
+            skip = -1 if include_usage else flight.usage_index
+            batch = [event for index, event in enumerate(events[sent:], sent) if index != skip]
+            sent = len(events)
+            if batch:
+                await out.body(b"".join(batch))
+            continue  # more may have come while we were sending: look before waiting
+        if flight.done:
+            break
+        await flight.changed()
+    if flight.broken is not None:
+        await out.end(flight.broken.sse_event())
+    else:
+        await out.end()
+    return 200
+
+
+async def pass_through(
+    ctx: ProxyContext,
+    out: Responder,
+    receive: Receive,
+    method: str,
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+) -> int:
+    """Forward one request as it is and stream the answer back; returns the status sent.
+
+    Only a streamed answer (SSE) is watched for the client going away: other answers on
+    these routes (model lists, tokenize) are short, and a watch costs a task per request.
+    """
+    session = ctx.session
+    assert session is not None, "the client session is opened at startup"
+    try:
+        async with session.request(
+            method, url, data=body or None, headers=headers, allow_redirects=False
+        ) as response:
+            if response.status >= 400:
+                data = await response.content.read(64 * 1024)
+                failure = errors.upstream_status_failure(response.status, data)
+                ctx.metrics.upstream_errors.labels(failure.kind).inc()
+                return await out.fail(failure)
+            relayed = [
+                (name.lower().encode(), value.encode())
+                for name, value in response.headers.items()
+                if name.lower() in _RELAYED_HEADERS
+            ]
+            out.sse = response.content_type == "text/event-stream"
+            if out.sse:
+                out.watch_disconnect(receive)
+            await out.start(response.status, relayed)
+            async for piece in response.content.iter_any():
+                await out.body(piece)
+            await out.end()
+            return response.status
+    except TimeoutError:
+        return await _broken(ctx, out, errors.TIMED_OUT)
+    except aiohttp.ClientConnectorError:
+        return await _broken(ctx, out, errors.UNREACHABLE)
+    except (aiohttp.ClientError, OSError):
+        return await _broken(ctx, out, errors.DROPPED)
+
+
+async def _broken(ctx: ProxyContext, out: Responder, failure: errors.ProxyFailure) -> int:
+    ctx.metrics.upstream_errors.labels(failure.kind).inc()
+    if not out.started:
+        return await out.fail(failure)
+    # Headers are out: a stream gets an error event, other bodies just end short.
+    await out.end(failure.sse_event() if out.sse else b"")
+    return out.status

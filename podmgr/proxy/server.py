@@ -1,0 +1,62 @@
+"""Run the proxy in the foreground with uvicorn (uvloop, httptools) until SIGTERM/SIGINT.
+
+uvicorn re-raises the signal that stopped it once it has shut down; the watchdog and the
+contract expect a clean exit 0 instead, so the runner installs its own handlers that ask
+the server to stop (and which uvicorn then restores and "re-raises" harmlessly).
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+import uvicorn
+
+from podmgr.config import Config
+from podmgr.logs import configure_logging, get_logger
+from podmgr.proxy.app import create_app
+
+__all__ = ["run_proxy"]
+
+log = get_logger("proxy.server")
+
+
+def _uvicorn_config(config: Config) -> uvicorn.Config:
+    ssl: dict[str, str] = {}
+    if config.use_https and config.ssl_cert and config.ssl_key:
+        ssl = {
+            "ssl_certfile": str(config.resolve_path(config.ssl_cert)),
+            "ssl_keyfile": str(config.resolve_path(config.ssl_key)),
+        }
+    return uvicorn.Config(
+        create_app(config),
+        host=config.proxy_host,
+        port=config.proxy_port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=5,
+        **ssl,  # type: ignore[arg-type]
+    )
+
+
+def run_proxy(config: Config) -> int:
+    """Serve until SIGTERM or SIGINT; 0 on a clean stop."""
+    configure_logging(config.log_level)
+    server = uvicorn.Server(_uvicorn_config(config))
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, stop)
+    log.info("proxy_listening", url=config.proxy_url)
+    server.run()
+    if not server.started:
+        log.error("proxy_failed_to_start", url=config.proxy_url)
+        return 10
+    log.info("proxy_stopped")
+    return 0

@@ -1,0 +1,110 @@
+"""Where requests go: the static `upstream_url`, or the watchdog's ready pod.
+
+The state file is the watchdog's (never locked or written here). `UpstreamResolver.refresh`
+stats it (mtime, inode, size) and re-reads it only when it changed; the app calls it from a
+background task about every half second, so a request only reads an attribute and a new
+pod is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.state import State, StateStore
+
+__all__ = ["Upstream", "UpstreamResolver", "root_url"]
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where to send a request now; `failure` says why there is nowhere (503)."""
+
+    base_url: str | None
+    auth_header: bytes | None
+    reason: str | None
+    failure: ProxyFailure | None
+
+    @property
+    def ready(self) -> bool:
+        return self.base_url is not None
+
+    @property
+    def url_host(self) -> str | None:
+        return urlsplit(self.base_url).netloc if self.base_url else None
+
+
+def root_url(url: str) -> str:
+    """The server root: no trailing slash, and a trailing `/v1` means the same root."""
+    url = url.rstrip("/")
+    return url[:-3].rstrip("/") if url.endswith("/v1") else url
+
+
+def _unavailable(reason: str, message: str, retry_after: int) -> Upstream:
+    failure = ProxyFailure(
+        503, message, "service_unavailable", reason, "no_upstream", retry_after=retry_after
+    )
+    return Upstream(None, None, reason, failure)
+
+
+def upstream_from_state(state: State | None) -> Upstream:
+    """The pod to use, or why there is none, from the watchdog's state."""
+    pod = state.pod if state else None
+    if pod is not None and pod.phase == "ready" and pod.endpoint_url:
+        auth = f"Bearer {pod.vllm_api_key}".encode() if pod.vllm_api_key else None
+        return Upstream(root_url(pod.endpoint_url), auth, None, None)
+    session = state.session if state else None
+    if session is not None and not session.active:
+        why = session.end_reason or "ended"
+        return _unavailable(
+            "session_ended", f"the GPU session has ended ({why}); start a new one", 60
+        )
+    if pod is None:
+        return _unavailable("no_pod", "no GPU pod is running; start one with `podmgr up`", 60)
+    if pod.phase == "stopped":
+        return _unavailable("pod_stopped", "the GPU pod is stopped", 60)
+    return _unavailable(
+        "pod_starting", f"the GPU pod is starting (phase {pod.phase}); retry shortly", 10
+    )
+
+
+class UpstreamResolver:
+    """Keeps the current `Upstream` and `State`, re-reading the state file when it changes."""
+
+    def __init__(
+        self, state_path: Path, static_url: str | None = None, static_key: str | None = None
+    ) -> None:
+        self._store = StateStore(state_path)
+        self._static = (
+            Upstream(
+                root_url(static_url),
+                f"Bearer {static_key}".encode() if static_key else None,
+                None,
+                None,
+            )
+            if static_url
+            else None
+        )
+        self._stamp: tuple[int, int, int] | None = None
+        self.state: State | None = None
+        self.current: Upstream = self._static or upstream_from_state(None)
+        self.checked_at = 0.0
+
+    def refresh(self) -> bool:
+        """Re-read the state file if it changed; True if it did. Blocking: call in a thread."""
+        self.checked_at = time.time()
+        try:
+            info = os.stat(self._store.path)
+            stamp = (info.st_mtime_ns, info.st_ino, info.st_size)
+        except OSError:
+            stamp = None
+        if stamp == self._stamp and self._stamp is not None:
+            return False
+        self._stamp = stamp
+        self.state = self._store.peek() if stamp is not None else None
+        self.current = self._static or upstream_from_state(self.state)
+        return True

@@ -1,0 +1,109 @@
+"""What RunPod reports, reduced to plain frozen values: pods, create requests, GPU types.
+
+Kept apart from the adapter (`runpod_client.py`) so that the pure parts of the watchdog
+(plan, its tables) use these shapes without importing the adapter's retry machinery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["GpuType", "PodInfo", "PodSpec", "gpu_type_from", "parse_env", "parse_pod"]
+
+
+@dataclass(frozen=True)
+class PodInfo:
+    """A pod as RunPod reports it, reduced to what the watchdog decides on."""
+
+    id: str
+    name: str
+    desired_status: str
+    cost_per_hr: float = 0.0
+    uptime_seconds: float | None = None
+    has_runtime: bool = False
+    gpu_count: int = 1
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.desired_status == "RUNNING"
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    """Everything `create_pod` sends; built from the config by the watchdog."""
+
+    name: str
+    image_name: str
+    gpu_type_id: str
+    cloud_type: str
+    gpu_count: int
+    container_disk_in_gb: int
+    volume_in_gb: int
+    volume_mount_path: str
+    docker_args: str
+    ports: str
+    env: Mapping[str, str]
+    template_id: str | None
+
+
+@dataclass(frozen=True)
+class GpuType:
+    """One row of the GPU catalog."""
+
+    id: str
+    display_name: str
+    memory_gb: float | None = None
+    secure_price: float | None = None
+    community_price: float | None = None
+    secure_cloud: bool | None = None
+    community_cloud: bool | None = None
+    stock_status: str | None = None
+
+
+def parse_env(raw: Any) -> dict[str, str]:
+    """RunPod returns env as ["KEY=VALUE", ...]; accept a dict or key/value objects too."""
+    if isinstance(raw, Mapping):
+        return {str(k): str(v) for k, v in raw.items()}
+    env: dict[str, str] = {}
+    for item in raw or ():
+        if isinstance(item, str) and "=" in item:
+            key, _, value = item.partition("=")
+            env[key] = value
+        elif isinstance(item, Mapping) and "key" in item:
+            env[str(item["key"])] = str(item.get("value", ""))
+    return env
+
+
+def parse_pod(raw: Mapping[str, Any]) -> PodInfo:
+    """Turn the SDK's pod dict into a PodInfo (missing fields get safe defaults)."""
+    runtime = raw.get("runtime") or {}
+    uptime = raw.get("uptimeSeconds")
+    if runtime.get("uptimeInSeconds") is not None:
+        uptime = runtime["uptimeInSeconds"]
+    return PodInfo(
+        id=str(raw["id"]),
+        name=str(raw.get("name") or ""),
+        desired_status=str(raw.get("desiredStatus") or "UNKNOWN"),
+        cost_per_hr=float(raw.get("costPerHr") or 0.0),
+        uptime_seconds=float(uptime) if uptime is not None else None,
+        has_runtime=bool(runtime.get("ports")),
+        gpu_count=int(raw.get("gpuCount") or 1),
+        env=parse_env(raw.get("env")),
+    )
+
+
+def gpu_type_from(g: Mapping[str, Any]) -> GpuType:
+    lowest = g.get("lowestPrice") or {}
+    return GpuType(
+        id=str(g["id"]),
+        display_name=str(g.get("displayName") or g["id"]),
+        memory_gb=g.get("memoryInGb"),
+        secure_price=g.get("securePrice"),
+        community_price=g.get("communityPrice"),
+        secure_cloud=g.get("secureCloud"),
+        community_cloud=g.get("communityCloud"),
+        stock_status=lowest.get("stockStatus"),
+    )

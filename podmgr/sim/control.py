@@ -1,0 +1,92 @@
+"""`/_sim/*`: the simulator's own control routes (no auth; loopback tooling only).
+
+GET    /_sim/ledger                 {"pods": [...], "total_cost_usd": x}
+GET    /_sim/faults                 the faults in force, with remaining and fired counts
+POST   /_sim/faults                 add one: {"fault": NAME, "probability"|"count", params}
+DELETE /_sim/faults                 clear all
+POST   /_sim/pods/{id}/crash        the pod goes to EXITED (billing stops)
+POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM dies until the pod is stopped+resumed
+GET    /_sim/health                 {"ok": true}
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from podmgr.logs import get_logger
+from podmgr.sim.faults import fault_from_json
+from podmgr.sim.pods import SimPod
+from podmgr.sim.world import WORLD
+
+__all__ = ["control_routes"]
+
+_log = get_logger("sim.control")
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+async def ledger(request: web.Request) -> web.Response:
+    return _json(request.app[WORLD].fleet.ledger())
+
+
+async def list_faults(request: web.Request) -> web.Response:
+    return _json({"faults": request.app[WORLD].faults.to_json()})
+
+
+async def add_fault(request: web.Request) -> web.Response:
+    try:
+        spec = fault_from_json(orjson.loads(await request.read()))
+    except (orjson.JSONDecodeError, ValueError) as error:
+        return _json({"error": str(error)}, status=400)
+    fault = request.app[WORLD].faults.add(spec)
+    _log.info("fault_added", fault=spec.name, probability=spec.probability, count=spec.count)
+    return _json(fault.to_json(), status=201)
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    request.app[WORLD].faults.clear()
+    return _json({"faults": []})
+
+
+def _pod_or_404(request: web.Request) -> SimPod:
+    pod = request.app[WORLD].fleet.get(request.match_info["pod_id"])
+    if pod is None:
+        raise web.HTTPNotFound(
+            text='{"error": "no such live pod"}', content_type="application/json"
+        )
+    return pod
+
+
+async def crash_pod(request: web.Request) -> web.Response:
+    pod = _pod_or_404(request)
+    request.app[WORLD].fleet.stop(pod)
+    _log.info("pod_crashed", pod_id=pod.id)
+    return _json({"id": pod.id, "status": pod.status})
+
+
+async def kill_vllm(request: web.Request) -> web.Response:
+    pod = _pod_or_404(request)
+    pod.vllm_dead = True
+    _log.info("vllm_killed", pod_id=pod.id)
+    return _json({"id": pod.id, "vllm_dead": True})
+
+
+async def health(_request: web.Request) -> web.Response:
+    return _json({"ok": True})
+
+
+def control_routes() -> list[web.RouteDef]:
+    return [
+        web.get("/_sim/ledger", ledger),
+        web.get("/_sim/faults", list_faults),
+        web.post("/_sim/faults", add_fault),
+        web.delete("/_sim/faults", clear_faults),
+        web.post("/_sim/pods/{pod_id}/crash", crash_pod),
+        web.post("/_sim/pods/{pod_id}/kill-vllm", kill_vllm),
+        web.get("/_sim/health", health),
+    ]

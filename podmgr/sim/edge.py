@@ -1,0 +1,137 @@
+"""Pod URLs: `/pods/{pod_id}-{port}/{path}` behaves like `https://{pod_id}-{port}.proxy.runpod.net/{path}`.
+
+The edge is RunPod's HTTP proxy in front of the pod: an HTML 502 while nothing listens
+(unknown, stopped or terminated pod, port not exposed, image pulling, model loading, vLLM
+dead except for its own `/health` 503), an HTML 524 when the pod's answer does not start
+within `edge_timeout_seconds` (a stream that has started is never cut). The upstream
+faults act here: `upstream_error` (an OpenAI-shaped error from the pod), `upstream_stall`
+(the answer starts late), `upstream_drop` (the connection is cut: after the first events
+of a stream, half-way through a JSON body). They match requests whose path starts with
+their `path_prefix` (default "/v1/"), on their `pod_id` if given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from podmgr.logs import get_logger
+from podmgr.sim.faults import Fault
+from podmgr.sim.pods import SimPod
+from podmgr.sim.reply import Reply, cloudflare_page, openai_error
+from podmgr.sim.vllm import serve_vllm
+from podmgr.sim.world import WORLD, SimWorld
+
+__all__ = ["handle_pod_url"]
+
+_DROP_AFTER_EVENTS = 2
+_log = get_logger("sim.edge")
+
+
+def _html(status: int) -> web.Response:
+    reason = "A timeout occurred" if status == 524 else None
+    return web.Response(
+        text=cloudflare_page(status), status=status, reason=reason, content_type="text/html"
+    )
+
+
+def _find_pod(world: SimWorld, target: str) -> SimPod | None:
+    """The pod addressed by "{pod_id}-{port}", if it exposes that port over HTTP."""
+    pod_id, _, port = target.rpartition("-")
+    pod = world.fleet.get(pod_id)
+    if pod is None or not port.isdigit():
+        return None
+    exposed = any(p.number == int(port) and p.type == "http" for p in pod.spec.ports)
+    return pod if exposed else None
+
+
+def _upstream_fault(world: SimWorld, name: str, pod: SimPod, path: str) -> Fault | None:
+    def matches(params: Mapping[str, Any]) -> bool:
+        prefix = str(params.get("path_prefix") or "/v1/")
+        return params.get("pod_id") in (None, pod.id) and path.startswith(prefix)
+
+    fault = world.faults.draw(name, matches)
+    if fault is not None:
+        _log.info("fault_fired", fault=name, pod_id=pod.id, path=path)
+    return fault
+
+
+async def handle_pod_url(request: web.Request) -> web.StreamResponse:
+    world = request.app[WORLD]
+    path = "/" + request.match_info.get("tail", "")
+    pod = _find_pod(world, request.match_info["target"])
+    if pod is None:
+        return _html(502)
+    phase = pod.phase(world.now(), world.settings.timings)
+    if phase == "dead" and path == "/health":
+        return web.Response(status=503)
+    if phase != "serving":
+        return _html(502)
+    body = await request.read()
+    error = _upstream_fault(world, "upstream_error", pod, path)
+    stall = _upstream_fault(world, "upstream_stall", pod, path)
+    drop = _upstream_fault(world, "upstream_drop", pod, path)
+
+    async def pod_answer() -> Reply:
+        if stall is not None:
+            await asyncio.sleep(float(stall.spec.params["seconds"]))
+        if error is not None:
+            status = int(error.spec.params["status"])
+            return openai_error("Simulated upstream error", status, kind="InternalServerError")
+        return await serve_vllm(
+            pod, request.method, path, request.headers, body, world.settings.token_delay
+        )
+
+    try:
+        reply = await asyncio.wait_for(pod_answer(), world.settings.edge_timeout_seconds)
+    except TimeoutError:
+        return _html(524)
+    if drop is not None:
+        return await _send_cut(request, reply)
+    if reply.stream is None:
+        return web.Response(
+            body=reply.body, status=reply.status, content_type=reply.content_type,
+            headers=reply.headers,
+        )  # fmt: skip
+    return await _send_stream(request, reply)
+
+
+async def _send_stream(request: web.Request, reply: Reply) -> web.StreamResponse:
+    response = web.StreamResponse(status=reply.status, headers=reply.headers)
+    response.content_type = reply.content_type
+    await response.prepare(request)
+    assert reply.stream is not None
+    try:
+        async for chunk in reply.stream:
+            await response.write(chunk)
+        await response.write_eof()
+    except ConnectionError:
+        _log.debug("client_disconnected", path=request.path)
+    return response
+
+
+async def _send_cut(request: web.Request, reply: Reply) -> web.StreamResponse:
+    """Start the answer, then cut the connection before it completes."""
+    response = web.StreamResponse(status=reply.status, headers=reply.headers)
+    response.content_type = reply.content_type
+    try:
+        if reply.stream is None:
+            response.content_length = len(reply.body)
+            await response.prepare(request)
+            await response.write(reply.body[: len(reply.body) // 2])
+        else:
+            await response.prepare(request)
+            sent = 0
+            async for chunk in reply.stream:
+                await response.write(chunk)
+                sent += 1
+                if sent >= _DROP_AFTER_EVENTS:
+                    break
+    except ConnectionError:
+        _log.debug("client_disconnected", path=request.path)
+    if request.transport is not None:
+        request.transport.abort()
+    return response

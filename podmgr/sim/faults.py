@@ -1,0 +1,221 @@
+"""Fault injection: which failures the simulator plays, how often, and how they are written.
+
+A fault is a name from `FAULT_NAMES`, a trigger and parameters. Triggers: a probability
+(drawn on every matching call), a count (fires on the next N matching calls), or neither
+(fires on every matching call). "Matching" is decided by the caller of `FaultBook.draw`,
+e.g. `capacity` only matches a create for one of its `gpu_type_ids`.
+
+Written forms, parsed by `parse_fault` (CLI `--fault`) and `fault_from_json` (JSON body of
+`POST /_sim/faults` and the CLI's JSON form):
+    NAME                      always
+    NAME:0.2                  probability 0.2
+    NAME:x3                   the next 3 matching calls
+    NAME:x1,key=value,...     with parameters; list values are separated by `|`
+    {"fault": NAME, "count": 3, "status": 503}   (parameters at top level or under "params")
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FAULT_NAMES", "Fault", "FaultBook", "FaultSpec", "fault_from_json", "parse_fault"]
+
+API_ERROR_STATUSES = (500, 502, 503, 429)
+
+# name -> {parameter: kind}; kinds: "status", "upstream_status", "seconds", "str", "list"
+FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
+    "api_error": {"status": "status", "field": "str"},
+    "api_slow": {"seconds": "seconds", "field": "str"},
+    "api_something_went_wrong": {"field": "str"},
+    "capacity": {"gpu_type_ids": "list"},
+    "resume_no_gpus": {"pod_id": "str"},
+    "pod_crash": {"pod_id": "str"},
+    "vllm_die": {"pod_id": "str"},
+    "upstream_error": {"status": "upstream_status", "pod_id": "str", "path_prefix": "str"},
+    "upstream_drop": {"pod_id": "str", "path_prefix": "str"},
+    "upstream_stall": {"seconds": "seconds", "pod_id": "str", "path_prefix": "str"},
+}
+FAULT_NAMES = frozenset(FAULT_PARAMS)
+
+DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = {
+    "api_error": {"status": 502},
+    "api_slow": {"seconds": 5.0},
+    "upstream_error": {"status": 500},
+    "upstream_stall": {"seconds": 5.0},
+}
+
+
+@dataclass(frozen=True)
+class FaultSpec:
+    """A validated fault as written: name, trigger and parameters (defaults filled in)."""
+
+    name: str
+    probability: float | None = None
+    count: int | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Fault:
+    """A fault in the book, with how many firings remain and how many happened."""
+
+    id: int
+    spec: FaultSpec
+    remaining: int | None
+    fired: int = 0
+
+    @property
+    def active(self) -> bool:
+        return self.remaining is None or self.remaining > 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "fault": self.spec.name,
+            "probability": self.spec.probability,
+            "count": self.spec.count,
+            "remaining": self.remaining,
+            "fired": self.fired,
+            "params": dict(self.spec.params),
+        }
+
+
+class FaultBook:
+    """The faults in force; `draw` decides whether one fires for a call (seeded, so repeatable)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self._rng = rng
+        self._faults: list[Fault] = []
+        self._next_id = 1
+
+    def add(self, spec: FaultSpec) -> Fault:
+        fault = Fault(self._next_id, spec, spec.count)
+        self._next_id += 1
+        self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        self._faults.clear()
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [fault.to_json() for fault in self._faults]
+
+    def draw(
+        self, name: str, matches: Callable[[Mapping[str, Any]], bool] | None = None
+    ) -> Fault | None:
+        """The first fault named `name` that matches this call and fires, consuming one count."""
+        for fault in self._faults:
+            if fault.spec.name != name or not fault.active:
+                continue
+            if matches is not None and not matches(fault.spec.params):
+                continue
+            probability = fault.spec.probability
+            if probability is not None and self._rng.random() >= probability:
+                continue
+            if fault.remaining is not None:
+                fault.remaining -= 1
+            fault.fired += 1
+            return fault
+        return None
+
+
+def _convert(name: str, key: str, value: Any) -> Any:
+    kinds = FAULT_PARAMS[name]
+    if key not in kinds:
+        known = ", ".join(sorted(kinds)) or "none"
+        raise ValueError(f"fault {name} has no parameter {key!r} (known: {known})")
+    kind = kinds[key]
+    if kind == "status":
+        if int(value) not in API_ERROR_STATUSES:
+            raise ValueError(f"{name} status must be one of {API_ERROR_STATUSES}")
+        return int(value)
+    if kind == "upstream_status":
+        if not 400 <= int(value) <= 599:
+            raise ValueError(f"{name} status must be 400..599")
+        return int(value)
+    if kind == "seconds":
+        seconds = float(value)
+        if seconds < 0:
+            raise ValueError(f"{name} seconds must be >= 0")
+        return seconds
+    if kind == "list":
+        items = value.split("|") if isinstance(value, str) else list(value)
+        return [str(item) for item in items if str(item)]
+    return str(value)
+
+
+def build_spec(
+    name: str, probability: Any = None, count: Any = None, params: Mapping[str, Any] | None = None
+) -> FaultSpec:
+    """Validate a fault; ValueError says what is wrong."""
+    if name not in FAULT_NAMES:
+        raise ValueError(f"unknown fault {name!r} (known: {', '.join(sorted(FAULT_NAMES))})")
+    if probability is not None and count is not None:
+        raise ValueError("give a probability or a count, not both")
+    prob = None if probability is None else float(probability)
+    if prob is not None and not 0.0 <= prob <= 1.0:
+        raise ValueError("probability must be between 0 and 1")
+    if count is not None and (isinstance(count, bool) or int(count) != count or int(count) < 1):
+        raise ValueError("count must be a whole number >= 1")
+    values = dict(DEFAULT_PARAMS.get(name, {}))
+    for key, value in (params or {}).items():
+        values[key] = _convert(name, key, value)
+    return FaultSpec(name, prob, None if count is None else int(count), values)
+
+
+def _parse_scalar(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def parse_fault(text: str) -> FaultSpec:
+    """Parse the CLI form (see the module docstring); ValueError on anything malformed."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as error:
+            raise ValueError(f"not valid JSON: {error}") from None
+        return fault_from_json(data)
+    head, *pairs = text.split(",")
+    name, _, trigger = head.partition(":")
+    probability: float | None = None
+    count: int | None = None
+    if trigger.startswith("x"):
+        if not trigger[1:].isdigit():
+            raise ValueError(f"count {trigger!r} must look like x3")
+        count = int(trigger[1:])
+    elif trigger:
+        try:
+            probability = float(trigger)
+        except ValueError:
+            raise ValueError(f"trigger {trigger!r} must be a probability or xN") from None
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"parameter {pair!r} must look like key=value")
+        params[key.strip()] = _parse_scalar(raw.strip())
+    return build_spec(name.strip(), probability, count, params)
+
+
+def fault_from_json(data: Any) -> FaultSpec:
+    """A fault from a JSON object {"fault": NAME, "probability" | "count", params...}."""
+    if not isinstance(data, dict) or not isinstance(data.get("fault"), str):
+        raise ValueError('a fault must be a JSON object with a string "fault"')
+    rest = {k: v for k, v in data.items() if k not in ("fault", "probability", "count", "params")}
+    nested = data.get("params") or {}
+    if not isinstance(nested, dict):
+        raise ValueError('"params" must be an object')
+    try:
+        return build_spec(
+            data["fault"], data.get("probability"), data.get("count"), {**nested, **rest}
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(str(error)) from None

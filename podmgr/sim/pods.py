@@ -1,0 +1,246 @@
+"""Simulated pods: their lifecycle on a clock, and the billing ledger that outlives them.
+
+A pod's phase is computed from the clock, never from timers: after create or resume it is
+RUNNING with no runtime for `pull_seconds` ("pulling"), then has runtime ports while vLLM
+loads for `load_seconds` ("loading"), then serves ("serving") until it is stopped, crashes,
+or its vLLM dies ("dead"). Billing runs while the pod is RUNNING; stopped (EXITED) and
+terminated time is not billed. Terminated pods leave `live` but keep their ledger record.
+"""
+
+from __future__ import annotations
+
+import random
+import shlex
+import string
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+__all__ = ["Phase", "PodFleet", "PodSpec", "PortSpec", "SimPod", "Timings"]
+
+Phase = Literal["pulling", "loading", "serving", "dead", "stopped", "terminated"]
+Status = Literal["RUNNING", "EXITED", "TERMINATED"]
+
+DEFAULT_MODEL = "sim-model"
+DEFAULT_MAX_MODEL_LEN = 4096
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+@dataclass(frozen=True)
+class Timings:
+    """How long a (re)started pod pulls its image and loads its model, in seconds."""
+
+    pull_seconds: float = 0.1
+    load_seconds: float = 0.1
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    """One exposed port, from RunPod's "8000/http,22/tcp" notation."""
+
+    number: int
+    type: str
+
+    @staticmethod
+    def parse_list(text: str | None) -> list[PortSpec]:
+        """Ports as written at create; none given means the vLLM template's "8000/http"."""
+        specs = []
+        for item in (text or "8000/http").split(","):
+            number, _, kind = item.strip().partition("/")
+            if number.strip():
+                specs.append(PortSpec(int(number), (kind or "http").lower()))
+        return specs
+
+
+@dataclass(frozen=True)
+class PodSpec:
+    """What a create asked for (already validated against the catalog)."""
+
+    name: str
+    image_name: str
+    gpu_type_id: str
+    gpu_display_name: str
+    gpu_count: int
+    cloud_type: str
+    cost_per_hr: float
+    docker_args: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    ports: tuple[PortSpec, ...] = (PortSpec(8000, "http"),)
+    container_disk_in_gb: int = 10
+    volume_in_gb: int = 0
+    volume_mount_path: str = "/runpod-volume"
+    template_id: str | None = None
+    memory_in_gb: int = 62
+    vcpu_count: int = 16
+
+
+@dataclass
+class SimPod:
+    """A pod and its billing record."""
+
+    id: str
+    spec: PodSpec
+    machine_id: str
+    created_at: float
+    status: Status = "RUNNING"
+    gpu_count: int = 1
+    run_started_at: float | None = None
+    closed_billed_seconds: float = 0.0
+    terminated_at: float | None = None
+    last_status_change: float = 0.0
+    vllm_dead: bool = False
+
+    @property
+    def cost_per_hr(self) -> float:
+        return round(self.spec.cost_per_hr / self.spec.gpu_count * self.gpu_count, 6)
+
+    @property
+    def model(self) -> str:
+        """The model vLLM serves: `--model X` from the docker args, else "sim-model"."""
+        return _arg_value(self.spec.docker_args, "--model") or DEFAULT_MODEL
+
+    @property
+    def max_model_len(self) -> int:
+        value = _arg_value(self.spec.docker_args, "--max-model-len")
+        return int(value) if value and value.isdigit() else DEFAULT_MAX_MODEL_LEN
+
+    @property
+    def vllm_api_key(self) -> str | None:
+        """The key vLLM requires on /v1/*: env VLLM_API_KEY, or `--api-key` in the args."""
+        return self.spec.env.get("VLLM_API_KEY") or _arg_value(self.spec.docker_args, "--api-key")
+
+    def billed_seconds(self, now: float) -> float:
+        running = now - self.run_started_at if self.run_started_at is not None else 0.0
+        return self.closed_billed_seconds + max(0.0, running)
+
+    def uptime(self, now: float, timings: Timings) -> float | None:
+        """Seconds since the container started, or None while it has no runtime."""
+        if self.status != "RUNNING" or self.run_started_at is None:
+            return None
+        up = now - self.run_started_at - timings.pull_seconds
+        return up if up >= 0 else None
+
+    def phase(self, now: float, timings: Timings) -> Phase:
+        if self.status == "TERMINATED":
+            return "terminated"
+        if self.status == "EXITED" or self.run_started_at is None:
+            return "stopped"
+        up = self.uptime(now, timings)
+        if up is None:
+            return "pulling"
+        if up < timings.load_seconds:
+            return "loading"
+        return "dead" if self.vllm_dead else "serving"
+
+    def ledger_record(self, now: float) -> dict[str, Any]:
+        billed = self.billed_seconds(now)
+        return {
+            "id": self.id,
+            "name": self.spec.name,
+            "gpu_type_id": self.spec.gpu_type_id,
+            "gpu_count": self.gpu_count,
+            "cost_per_hr": self.cost_per_hr,
+            "cloud_type": self.spec.cloud_type,
+            "status": self.status,
+            "created_at": self.created_at,
+            "terminated_at": self.terminated_at,
+            "billed_seconds": billed,
+            "cost_usd": billed * self.cost_per_hr / 3600.0,
+        }
+
+
+def _arg_value(args: str, flag: str) -> str | None:
+    try:
+        words = shlex.split(args or "")
+    except ValueError:
+        words = (args or "").split()
+    for index, word in enumerate(words):
+        if word == flag and index + 1 < len(words):
+            return words[index + 1]
+        if word.startswith(flag + "="):
+            return word[len(flag) + 1 :]
+    return None
+
+
+class PodFleet:
+    """Every pod ever created, with lifecycle transitions; time comes from `clock`."""
+
+    def __init__(self, timings: Timings, clock: Callable[[], float], rng: random.Random) -> None:
+        self.timings = timings
+        self.clock = clock
+        self._rng = rng
+        self._pods: dict[str, SimPod] = {}
+
+    def _new_id(self, length: int = 14) -> str:
+        while True:
+            pod_id = "".join(self._rng.choice(_ID_ALPHABET) for _ in range(length))
+            if pod_id not in self._pods:
+                return pod_id
+
+    def create(self, spec: PodSpec) -> SimPod:
+        now = self.clock()
+        pod = SimPod(
+            id=self._new_id(),
+            spec=spec,
+            machine_id=self._new_id(12),
+            created_at=now,
+            gpu_count=spec.gpu_count,
+            run_started_at=now,
+            last_status_change=now,
+        )
+        self._pods[pod.id] = pod
+        return pod
+
+    def get(self, pod_id: str) -> SimPod | None:
+        """A pod that is not terminated, or None."""
+        pod = self._pods.get(pod_id)
+        return pod if pod is not None and pod.status != "TERMINATED" else None
+
+    def live(self) -> Iterator[SimPod]:
+        return (pod for pod in self._pods.values() if pod.status != "TERMINATED")
+
+    def all(self) -> Iterator[SimPod]:
+        return iter(self._pods.values())
+
+    def _close_billing(self, pod: SimPod, now: float) -> None:
+        if pod.run_started_at is not None:
+            pod.closed_billed_seconds += max(0.0, now - pod.run_started_at)
+            pod.run_started_at = None
+
+    def stop(self, pod: SimPod) -> None:
+        """Stop (or crash): EXITED, no runtime, billing paused. Idempotent."""
+        if pod.status == "RUNNING":
+            now = self.clock()
+            self._close_billing(pod, now)
+            pod.status = "EXITED"
+            pod.last_status_change = now
+
+    def resume(self, pod: SimPod, gpu_count: int) -> None:
+        """Start again from the image pull; a fresh vLLM. No-op for a RUNNING pod."""
+        if pod.status == "EXITED":
+            now = self.clock()
+            pod.status = "RUNNING"
+            pod.gpu_count = gpu_count
+            pod.run_started_at = now
+            pod.last_status_change = now
+            pod.vllm_dead = False
+
+    def terminate(self, pod: SimPod) -> None:
+        now = self.clock()
+        self._close_billing(pod, now)
+        pod.status = "TERMINATED"
+        pod.terminated_at = now
+        pod.last_status_change = now
+
+    def pick_running(self, pod_id: str | None) -> SimPod | None:
+        """The given pod if RUNNING, or (no id) a random RUNNING pod."""
+        if pod_id:
+            pod = self.get(pod_id)
+            return pod if pod is not None and pod.status == "RUNNING" else None
+        running = sorted((p for p in self.live() if p.status == "RUNNING"), key=lambda p: p.id)
+        return self._rng.choice(running) if running else None
+
+    def ledger(self) -> dict[str, Any]:
+        now = self.clock()
+        records = [pod.ledger_record(now) for pod in self._pods.values()]
+        return {"pods": records, "total_cost_usd": sum(r["cost_usd"] for r in records)}

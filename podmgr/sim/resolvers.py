@@ -1,0 +1,237 @@
+"""GraphQL resolvers: RunPod's queries and mutations acted out on the simulated world.
+
+`RootResolvers` is the root value handed to graphql-core; its method names are the root
+fields of the schema, so graphql-core's default resolver calls them with the arguments.
+An exception raised here becomes a GraphQL error with the field's path, as RunPod reports
+its own failures (HTTP 200, `data.<field>` null, `errors[0].message`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from podmgr.sim.catalog import GPU_TYPES, find_gpu_type, price_per_gpu
+from podmgr.sim.pods import PodSpec, PortSpec, SimPod, Timings
+from podmgr.sim.world import SimWorld
+
+__all__ = [
+    "CAPACITY_MESSAGE",
+    "NOT_FOUND_TO_TERMINATE",
+    "RESUME_NO_GPUS_MESSAGE",
+    "RootResolvers",
+    "RunPodError",
+    "pod_to_graphql",
+]
+
+CAPACITY_MESSAGE = (
+    "There are no longer any instances available with the requested specifications. "
+    "Please refresh and try again."
+)
+RESUME_NO_GPUS_MESSAGE = "There are not enough free GPUs on the host machine to start this pod."
+NOT_FOUND_TO_TERMINATE = "pod not found to terminate"
+
+
+class RunPodError(Exception):
+    """A failure RunPod reports as a GraphQL error with this message."""
+
+
+def _status_change_text(at: float, status: str) -> str:
+    stamp = time.strftime(
+        "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)", time.gmtime(at)
+    )
+    verb = "Rented by User" if status == "RUNNING" else "Exited by User"
+    return f"{verb}: {stamp}"
+
+
+def _runtime(pod: SimPod, now: float, timings: Timings) -> dict[str, Any] | None:
+    uptime = pod.uptime(now, timings)
+    if uptime is None:
+        return None
+    ports = []
+    for index, port in enumerate(pod.spec.ports):
+        public = port.type != "http"
+        ports.append(
+            {
+                "ip": f"100.65.{index}.{sum(map(ord, pod.id)) % 250 + 2}",
+                "isIpPublic": public,
+                "privatePort": port.number,
+                "publicPort": 10000 + port.number % 10000 if public else port.number,
+                "type": port.type,
+            }
+        )
+    gpus = [
+        {"id": f"GPU-{pod.machine_id}-{i}", "gpuUtilPercent": 0, "memoryUtilPercent": 0}
+        for i in range(pod.gpu_count)
+    ]
+    return {
+        "uptimeInSeconds": int(uptime),
+        "ports": ports,
+        "gpus": gpus,
+        "container": {"cpuPercent": 1, "memoryPercent": 3},
+    }
+
+
+def pod_to_graphql(pod: SimPod, now: float, timings: Timings) -> dict[str, Any]:
+    """The `Pod` object as RunPod returns it."""
+    spec = pod.spec
+    runtime = _runtime(pod, now, timings)
+    return {
+        "id": pod.id,
+        "name": spec.name,
+        "runtime": runtime,
+        "machine": {
+            "id": pod.machine_id,
+            "podHostId": f"{pod.id}-{pod.machine_id[:8]}",
+            "gpuDisplayName": spec.gpu_display_name,
+            "gpuTypeId": spec.gpu_type_id,
+            "location": "SIM",
+            "secureCloud": spec.cloud_type == "SECURE",
+        },
+        "machineId": pod.machine_id,
+        "containerDiskInGb": spec.container_disk_in_gb,
+        "costPerHr": pod.cost_per_hr,
+        "adjustedCostPerHr": pod.cost_per_hr,
+        "desiredStatus": pod.status,
+        "dockerArgs": spec.docker_args,
+        "dockerId": None,
+        "env": [f"{key}={value}" for key, value in spec.env.items()],
+        "gpuCount": pod.gpu_count,
+        "gpuTypeId": spec.gpu_type_id,
+        "imageName": spec.image_name,
+        "lastStatusChange": _status_change_text(pod.last_status_change, pod.status),
+        "locked": False,
+        "memoryInGb": spec.memory_in_gb,
+        "podType": "RESERVED",
+        "port": None,
+        "ports": ",".join(f"{p.number}/{p.type}" for p in spec.ports),
+        "templateId": spec.template_id,
+        "uptimeSeconds": 0 if runtime is None else runtime["uptimeInSeconds"],
+        "vcpuCount": spec.vcpu_count,
+        "volumeInGb": spec.volume_in_gb,
+        "volumeMountPath": spec.volume_mount_path,
+        "lastStartedAt": None,
+    }
+
+
+class RootResolvers:
+    """Root fields of Query and Mutation; each method is one field."""
+
+    def __init__(self, world: SimWorld, log: Any) -> None:
+        self.world = world
+        self.log = log
+
+    def _pod_json(self, pod: SimPod) -> dict[str, Any]:
+        return pod_to_graphql(pod, self.world.now(), self.world.settings.timings)
+
+    # --- queries ------------------------------------------------------------------------
+    def gpuTypes(self, _info: Any, input: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        filters = input or {}
+        wanted = set(filters.get("ids") or [])
+        if filters.get("id"):
+            wanted.add(filters["id"])
+        return [gpu.to_graphql() for gpu in GPU_TYPES if not wanted or gpu.id in wanted]
+
+    def pod(self, _info: Any, input: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        pod = self.world.fleet.get((input or {}).get("podId", ""))
+        return None if pod is None else self._pod_json(pod)
+
+    def myself(self, _info: Any) -> dict[str, Any]:
+        fleet = self.world.fleet
+        running = [p for p in fleet.live() if p.status == "RUNNING"]
+        return {
+            "id": "user_sim",
+            "email": "sim@example.invalid",
+            "pubKey": "",
+            "clientBalance": 100.0,
+            "currentSpendPerHr": sum(p.cost_per_hr for p in running),
+            "networkVolumes": [],
+            "pods": [self._pod_json(pod) for pod in fleet.live()],
+        }
+
+    # --- mutations ----------------------------------------------------------------------
+    def podFindAndDeployOnDemand(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        spec = self._deploy_spec(input or {})
+        capacity = self.world.faults.draw(
+            "capacity",
+            lambda params: (
+                not params.get("gpu_type_ids") or spec.gpu_type_id in params["gpu_type_ids"]
+            ),
+        )
+        if capacity is not None:
+            self.log.info("fault_fired", fault="capacity", gpu_type_id=spec.gpu_type_id)
+            raise RunPodError(CAPACITY_MESSAGE)
+        pod = self.world.fleet.create(spec)
+        self.log.info("pod_created", pod_id=pod.id, name=spec.name, gpu=spec.gpu_type_id)
+        return self._pod_json(pod)
+
+    def _deploy_spec(self, data: dict[str, Any]) -> PodSpec:
+        gpu_type_id = data.get("gpuTypeId") or next(iter(data.get("gpuTypeIdList") or []), None)
+        gpu = find_gpu_type(gpu_type_id or "")
+        if gpu is None:
+            raise RunPodError(f"Invalid GPU type id: {gpu_type_id}")
+        cloud_type = data.get("cloudType") or "ALL"
+        if (cloud_type == "SECURE" and gpu.secure_price is None) or (
+            cloud_type == "COMMUNITY" and gpu.community_price is None
+        ):
+            raise RunPodError(CAPACITY_MESSAGE)
+        gpu_count = int(data.get("gpuCount") or 1)
+        if not 1 <= gpu_count <= gpu.max_gpu_count:
+            raise RunPodError(f"gpuCount must be between 1 and {gpu.max_gpu_count}")
+        if not data.get("imageName") and not data.get("templateId"):
+            raise RunPodError("Either imageName or templateId is required")
+        try:
+            ports = tuple(PortSpec.parse_list(data.get("ports")))
+        except ValueError:
+            raise RunPodError(f"Invalid ports: {data.get('ports')}") from None
+        return PodSpec(
+            name=data.get("name") or "",
+            image_name=data.get("imageName") or "",
+            gpu_type_id=gpu.id,
+            gpu_display_name=gpu.display_name,
+            gpu_count=gpu_count,
+            cloud_type=cloud_type,
+            cost_per_hr=round(price_per_gpu(gpu, cloud_type) * gpu_count, 6),
+            docker_args=data.get("dockerArgs") or "",
+            env={item["key"]: item["value"] for item in data.get("env") or [] if item},
+            ports=ports,
+            container_disk_in_gb=int(data.get("containerDiskInGb") or 10),
+            volume_in_gb=int(data.get("volumeInGb") or 0),
+            volume_mount_path=data.get("volumeMountPath") or "/runpod-volume",
+            template_id=data.get("templateId"),
+            memory_in_gb=max(int(data.get("minMemoryInGb") or 0), 31 * gpu_count),
+            vcpu_count=max(int(data.get("minVcpuCount") or 0), 8 * gpu_count),
+        )
+
+    def podStop(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        pod = self._existing(input["podId"])
+        self.world.fleet.stop(pod)
+        self.log.info("pod_stopped", pod_id=pod.id)
+        return self._pod_json(pod)
+
+    def podResume(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        pod = self._existing(input["podId"])
+        gpu_count = int(input["gpuCount"])
+        if pod.status == "EXITED":
+            fault = self.world.faults.draw(
+                "resume_no_gpus", lambda params: params.get("pod_id") in (None, pod.id)
+            )
+            if fault is not None:
+                self.log.info("fault_fired", fault="resume_no_gpus", pod_id=pod.id)
+                raise RunPodError(RESUME_NO_GPUS_MESSAGE)
+            self.world.fleet.resume(pod, gpu_count)
+            self.log.info("pod_resumed", pod_id=pod.id)
+        return self._pod_json(pod)
+
+    def podTerminate(self, _info: Any, input: dict[str, Any]) -> None:
+        pod = self.world.fleet.get(input["podId"])
+        if pod is None:
+            raise RunPodError(NOT_FOUND_TO_TERMINATE)
+        self.world.fleet.terminate(pod)
+        self.log.info("pod_terminated", pod_id=pod.id)
+
+    def _existing(self, pod_id: str) -> SimPod:
+        pod = self.world.fleet.get(pod_id)
+        if pod is None:
+            raise RunPodError("Pod not found.")
+        return pod

@@ -1,0 +1,68 @@
+"""The simulator's settings and the one shared world its routes act on (pods + faults).
+
+Everything runs on one asyncio loop, so the world needs no locks: a handler reads and
+changes it between awaits.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from podmgr.sim.faults import FaultBook, FaultSpec
+from podmgr.sim.pods import PodFleet, Timings
+
+__all__ = ["DEFAULT_API_KEY", "WORLD", "SimSettings", "SimWorld"]
+
+DEFAULT_API_KEY = "sim-key-not-secret"
+
+
+@dataclass(frozen=True)
+class SimSettings:
+    """Options of `podmgr sim` (see podmgr/cli/sim.py for their meaning)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
+    pull_seconds: float = 0.1
+    load_seconds: float = 0.1
+    token_delay: float = 0.0
+    edge_timeout_seconds: float = 100.0
+    faults: tuple[FaultSpec, ...] = ()
+    seed: int | None = None
+
+    @property
+    def timings(self) -> Timings:
+        return Timings(self.pull_seconds, self.load_seconds)
+
+
+@dataclass
+class SimWorld:
+    """Settings, pods and faults of one simulator process."""
+
+    settings: SimSettings
+    fleet: PodFleet
+    faults: FaultBook
+    rng: random.Random = field(default_factory=random.Random)
+
+    @classmethod
+    def create(cls, settings: SimSettings, clock: Callable[[], float] = time.time) -> SimWorld:
+        rng = random.Random(settings.seed)
+        world = cls(settings, PodFleet(settings.timings, clock, rng), FaultBook(rng), rng)
+        world.add_faults(settings.faults)
+        return world
+
+    def add_faults(self, specs: Sequence[FaultSpec]) -> None:
+        for spec in specs:
+            self.faults.add(spec)
+
+    def now(self) -> float:
+        return self.fleet.clock()
+
+
+WORLD = web.AppKey("world", SimWorld)
+"""Where the aiohttp app keeps its world."""

@@ -1,0 +1,15 @@
+"""The watchdog: a reconciler that keeps one pod per session and never loses a billing pod.
+
+Modules, one concept each:
+  observed.py / observe.py   what a pass sees (shapes / gathering)
+  session.py                 when sessions start and end (pure rules)
+  accounting.py              cost so far and last request time (pure)
+  actions.py / plan.py       the decisions (pure)
+  apply.py                   the side effects, recorded in the state after each action
+  readiness.py               waiting for runtime and vLLM /health
+  proxy_supervisor.py        starting, checking and stopping the local proxy
+  runner.py                  one pass (lock, rounds of observe-plan-apply, dry run)
+  catalog.py, status.py, demo.py   the commands around it
+
+Nothing is imported here, so `podmgr status` pays only for what it uses.
+"""

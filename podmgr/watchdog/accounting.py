@@ -1,0 +1,43 @@
+"""Bookkeeping before each plan: cost so far, the pod's price, the last request time.
+
+Cost so far is our own account: for each pod of the session, wall-clock time since it was
+created (or last billed) times its `costPerHr`. Counting from creation, image pull and
+model load included, errs on the side of more cost than RunPod's uptime-based bill, so a
+budget check on it never lets the real bill pass the budget first.
+
+Pure functions: they return a new State and never read the clock themselves.
+"""
+
+from __future__ import annotations
+
+from podmgr.state import PodRecord, Session, State
+from podmgr.watchdog.observed import Observed
+
+__all__ = ["accrue_pod", "book"]
+
+
+def accrue_pod(session: Session, pod: PodRecord, now: float) -> None:
+    """Add the pod's cost since `billed_until` to the session (in place, on copies)."""
+    if pod.cost_per_hr <= 0:
+        return  # price not known yet: keep billed_until so the time is counted once it is
+    since = pod.billed_until if pod.billed_until is not None else pod.created_at
+    if now > since:
+        session.cost_usd = session.cost_usd + pod.cost_per_hr * (now - since) / 3600
+        pod.billed_until = now
+
+
+def book(state: State, observed: Observed, now: float) -> State:
+    """A copy of `state` with the pod's price, the cost so far and last request updated."""
+    new = state.model_copy(deep=True)
+    seen = observed.proxy.last_request_at
+    if seen is not None and (new.last_request_at is None or seen > new.last_request_at):
+        new.last_request_at = seen
+    pod = new.pod
+    if pod is None:
+        return new
+    live = observed.pod(pod.id)
+    if live is not None and live.cost_per_hr > 0:
+        pod.cost_per_hr = live.cost_per_hr
+    if new.session is not None and live is not None:
+        accrue_pod(new.session, pod, now)
+    return new

@@ -1,0 +1,164 @@
+"""The actions `plan()` can decide on: one frozen dataclass each, so mypy checks `apply`.
+
+Each action says what it will do in one line (`describe()`), which is all `--dry-run`
+prints. Actions carry the values plan computed (deadline, reason, GPU list) so that apply
+never decides anything itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "Action",
+    "AdoptPod",
+    "CreatePod",
+    "EndReason",
+    "EndSession",
+    "ForgetPod",
+    "Noop",
+    "RestartPod",
+    "StartProxy",
+    "StartSession",
+    "StopProxy",
+    "TerminatePod",
+    "WaitReady",
+]
+
+EndReason = Literal["deadline", "budget", "idle", "shutdown", "crash_loop"]
+
+
+@dataclass(frozen=True)
+class StartSession:
+    """A person asked for the pod (first run, --start, up, demo): open a session."""
+
+    started_at: float
+    deadline: float
+    why: str
+
+    def describe(self) -> str:
+        return f"start a session ({self.why}), deadline in {self.deadline - self.started_at:.0f}s"
+
+
+@dataclass(frozen=True)
+class EndSession:
+    """A limit was reached or a person asked: the session is over until the next `up`."""
+
+    reason: EndReason
+    detail: str = ""
+
+    def describe(self) -> str:
+        return f"end the session: {self.reason}" + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True)
+class CreatePod:
+    """Create a pod, trying the GPU types in order on capacity errors."""
+
+    gpu_type_ids: tuple[str, ...]
+    replaces_lost_pod: bool = False
+
+    def describe(self) -> str:
+        again = " (counts as a restart)" if self.replaces_lost_pod else ""
+        return f"create a pod on {' / '.join(self.gpu_type_ids)}{again}"
+
+
+@dataclass(frozen=True)
+class WaitReady:
+    """Poll until the pod's runtime is up and vLLM's /health answers 200."""
+
+    pod_id: str | None  # None: the pod the preceding CreatePod made
+
+    def describe(self) -> str:
+        return f"wait for pod {self.pod_id or '(new)'} to become ready"
+
+
+@dataclass(frozen=True)
+class RestartPod:
+    """Resume a stopped pod or restart one whose vLLM died; recreate if resume has no GPU."""
+
+    pod_id: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"restart pod {self.pod_id} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class TerminatePod:
+    """Terminate a pod (ours, or a stray of ours); gone already counts as done."""
+
+    pod_id: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"terminate pod {self.pod_id} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class AdoptPod:
+    """Take a pod of ours that the state lost (crash between create and save, lost file)."""
+
+    pod_id: str
+    name: str
+    uptime_seconds: float
+
+    def describe(self) -> str:
+        return f"adopt pod {self.pod_id} ({self.name}), lost by the state"
+
+
+@dataclass(frozen=True)
+class ForgetPod:
+    """The state's pod no longer exists on RunPod: drop it from the state."""
+
+    pod_id: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"forget pod {self.pod_id} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class StartProxy:
+    """Start the local proxy detached (stopping a hung one of ours first)."""
+
+    reason: str
+
+    def describe(self) -> str:
+        return f"start the proxy ({self.reason})"
+
+
+@dataclass(frozen=True)
+class StopProxy:
+    """Stop our proxy: SIGTERM, then SIGKILL after 10 s; never a pid that is not ours."""
+
+    pid: int
+
+    def describe(self) -> str:
+        return f"stop the proxy (pid {self.pid})"
+
+
+@dataclass(frozen=True)
+class Noop:
+    """Nothing to do; the reason is what the pass reports."""
+
+    reason: str
+
+    def describe(self) -> str:
+        return f"nothing to do: {self.reason}"
+
+
+Action = (
+    StartSession
+    | EndSession
+    | CreatePod
+    | WaitReady
+    | RestartPod
+    | TerminatePod
+    | AdoptPod
+    | ForgetPod
+    | StartProxy
+    | StopProxy
+    | Noop
+)

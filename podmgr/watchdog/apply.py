@@ -1,0 +1,268 @@
+"""`apply`: perform the planned actions, recording each in the state file before the next.
+
+A created pod's id is saved the moment RunPod returns it. Errors that should not stop the
+rest of the pass (the proxy failing to start, a pod that never became ready and was
+terminated, a crash loop) are raised after the remaining actions have run; API errors
+stop the pass at once (the state already holds everything done so far).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from podmgr.config import Config
+from podmgr.errors import (
+    CapacityError,
+    ConfigError,
+    CrashLoopError,
+    PodmgrError,
+    ProxyError,
+    StartupError,
+)
+from podmgr.logs import get_logger
+from podmgr.runpod_client import PodInfo, PodSpec, RunPodClient
+from podmgr.state import PodRecord, Session, State, StateStore
+from podmgr.watchdog import actions as act
+from podmgr.watchdog.accounting import accrue_pod
+from podmgr.watchdog.clock import Clock
+from podmgr.watchdog.identity import VLLM_KEY_ENV, marker_env, new_pod_name, new_vllm_key
+from podmgr.watchdog.proxy_supervisor import ProxySupervisor
+from podmgr.watchdog.readiness import HealthProbe, wait_ready
+
+__all__ = ["Applier", "Deps", "pod_spec"]
+
+log = get_logger("watchdog")
+
+
+@dataclass
+class Deps:
+    """Everything apply touches, injected (tests pass a fake clock or a stand-in proxy)."""
+
+    config: Config
+    config_path: Path
+    cid: str
+    client: RunPodClient
+    supervisor: ProxySupervisor
+    store: StateStore
+    clock: Clock
+    probe: HealthProbe
+    emit: Callable[[str], None] = lambda _line: None
+
+
+@dataclass
+class Applier:
+    """Runs one plan; `replan` is set when the world changed under a wait."""
+
+    deps: Deps
+    replan: bool = False
+    deferred: list[PodmgrError] = field(default_factory=list)
+
+    def run(self, actions: list[act.Action], state: State) -> State:
+        for action in actions:
+            self.deps.emit(f"-> {action.describe()}")
+            log.info("action", action=type(action).__name__, detail=action.describe())
+            self._dispatch(action, state)
+            if not isinstance(action, act.Noop):
+                state.record(self.deps.clock.now(), type(action).__name__, action.describe())
+            self.deps.store.save(state, now=self.deps.clock.now())
+            if self.replan:
+                break
+        return state
+
+    def raise_deferred(self) -> None:
+        if self.deferred:
+            raise self.deferred[0]
+
+    @functools.singledispatchmethod
+    def _dispatch(self, action: object, state: State) -> None:
+        raise TypeError(f"no handler for {action!r}")
+
+    @_dispatch.register
+    def _start_session(self, action: act.StartSession, state: State) -> None:
+        state.session = Session(started_at=action.started_at, deadline=action.deadline)
+
+    @_dispatch.register
+    def _end_session(self, action: act.EndSession, state: State) -> None:
+        if state.session is not None and state.session.active:
+            state.session.ended_at = self.deps.clock.now()
+            state.session.end_reason = action.reason
+        if action.reason == "crash_loop":
+            self.deferred.append(CrashLoopError(f"crash loop, session ended: {action.detail}"))
+
+    @_dispatch.register
+    def _create(self, action: act.CreatePod, state: State) -> None:
+        cfg, clock = self.deps.config, self.deps.clock
+        errors: list[str] = []
+        for gpu in action.gpu_type_ids:
+            name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
+            key = new_vllm_key()
+            try:
+                pod_id = self.deps.client.create_pod(pod_spec(cfg, self.deps.cid, name, gpu, key))
+            except (CapacityError, ConfigError) as error:
+                errors.append(f"{gpu}: {error.message}")
+                self.deps.emit(f"   no capacity on {gpu}, trying the next GPU type")
+                continue
+            now = clock.now()
+            state.pod = PodRecord(
+                id=pod_id,
+                name=name,
+                gpu_type_id=gpu,
+                created_at=now,
+                phase="starting",
+                endpoint_url=cfg.pod_url(pod_id),
+                vllm_api_key=key,
+            )
+            if action.replaces_lost_pod:
+                _count_restart(state, now)
+            log.info("pod_created", pod_id=pod_id, gpu=gpu)
+            return
+        state.record(clock.now(), "CreatePod failed", "; ".join(errors))
+        self.deps.store.save(state, now=clock.now())
+        raise CapacityError("no GPU type had capacity: " + "; ".join(errors))
+
+    @_dispatch.register
+    def _wait(self, action: act.WaitReady, state: State) -> None:
+        cfg, clock, pod = self.deps.config, self.deps.clock, state.pod
+        if pod is None:  # waits for the state's pod, whichever create or restart made it
+            self.replan = True
+            return
+        deadline = state.session.deadline if state.session is not None else clock.now()
+        began = pod.last_restart_at if pod.phase == "restarting" else pod.created_at
+        initial_wait = max(0.0, (began or 0.0) + cfg.initial_wait_seconds - clock.now())
+        result = wait_ready(
+            pod.id,
+            cfg.pod_url(pod.id),
+            get_pod=functools.partial(self._get_and_price, state),
+            probe=self.deps.probe,
+            clock=clock,
+            initial_wait=initial_wait,
+            poll_interval=cfg.poll_interval_seconds,
+            max_attempts=cfg.max_startup_attempts,
+            deadline=deadline,
+            progress=self.deps.emit,
+        )
+        if result.outcome == "ready":
+            pod.phase, pod.ready_at, pod.unhealthy_since = "ready", clock.now(), None
+            return
+        if result.outcome == "timeout":
+            self._terminate(state, pod.id)
+            if state.session is not None:
+                _count_restart(state, clock.now())
+            self.deferred.append(
+                StartupError(
+                    f"pod {pod.id} was not ready after {cfg.max_startup_attempts} checks "
+                    f"({result.elapsed:.0f}s) and was terminated"
+                )
+            )
+            return
+        self.replan = True  # deadline, gone or stopped: the next plan decides
+
+    def _get_and_price(self, state: State, pod_id: str) -> PodInfo | None:
+        live = self.deps.client.get_pod(pod_id)
+        if live is not None and state.pod is not None and live.cost_per_hr > 0:
+            state.pod.cost_per_hr = live.cost_per_hr
+        return live
+
+    @_dispatch.register
+    def _restart(self, action: act.RestartPod, state: State) -> None:
+        client, clock, pod = self.deps.client, self.deps.clock, state.pod
+        assert pod is not None and pod.id == action.pod_id
+        live = client.get_pod(pod.id)
+        try:
+            if live is not None and live.running:
+                client.stop_pod(pod.id)
+            client.resume_pod(pod.id, live.gpu_count if live else self.deps.config.gpu_count)
+        except CapacityError as error:
+            self.deps.emit(f"   resume failed ({error.message}); recreating the pod")
+            self._terminate(state, pod.id)
+            self._create(act.CreatePod(tuple(self.deps.config.gpu_type_ids)), state)
+        now = clock.now()
+        _count_restart(state, now)
+        if state.pod is not None:
+            state.pod.phase = "restarting"
+            state.pod.restarts += 1
+            state.pod.last_restart_at = now
+
+    @_dispatch.register
+    def _terminate_action(self, action: act.TerminatePod, state: State) -> None:
+        self._terminate(state, action.pod_id)
+
+    def _terminate(self, state: State, pod_id: str) -> None:
+        gone_now = self.deps.client.terminate_pod(pod_id)
+        if state.pod is not None and state.pod.id == pod_id:
+            if state.session is not None:
+                accrue_pod(state.session, state.pod, self.deps.clock.now())
+            state.pod = None
+        log.info("pod_terminated", pod_id=pod_id, already_gone=not gone_now)
+
+    @_dispatch.register
+    def _adopt(self, action: act.AdoptPod, state: State) -> None:
+        cfg, now = self.deps.config, self.deps.clock.now()
+        live = self.deps.client.get_pod(action.pod_id)
+        if live is None:
+            self.replan = True
+            return
+        state.pod = PodRecord(
+            id=live.id,
+            name=live.name,
+            gpu_type_id="(adopted)",
+            cost_per_hr=live.cost_per_hr,
+            created_at=now - action.uptime_seconds,
+            phase="starting",
+            endpoint_url=cfg.pod_url(live.id),
+            vllm_api_key=live.env.get(VLLM_KEY_ENV, ""),
+        )
+
+    @_dispatch.register
+    def _forget(self, action: act.ForgetPod, state: State) -> None:
+        if state.pod is not None and state.pod.id == action.pod_id:
+            state.pod = None
+
+    @_dispatch.register
+    def _start_proxy(self, action: act.StartProxy, state: State) -> None:
+        try:
+            pid = self.deps.supervisor.start(hung_pid=state.proxy_pid)
+        except ProxyError as error:
+            self.deps.emit(f"   {error.message}")
+            self.deferred.append(error)
+            return
+        state.proxy_pid, state.proxy_started_at = pid, self.deps.clock.now()
+        self.deps.emit(f"   proxy pid {pid} on {self.deps.config.proxy_url}")
+
+    @_dispatch.register
+    def _stop_proxy(self, action: act.StopProxy, state: State) -> None:
+        self.deps.supervisor.stop(action.pid)
+        if state.proxy_pid == action.pid:
+            state.proxy_pid = None
+
+    @_dispatch.register
+    def _noop(self, action: act.Noop, state: State) -> None:
+        return None
+
+
+def _count_restart(state: State, now: float) -> None:
+    if state.session is not None:
+        state.session.restarts += 1
+        state.session.last_restart_at = now
+
+
+def pod_spec(config: Config, cid: str, name: str, gpu: str, vllm_key: str) -> PodSpec:
+    """The create request for one GPU type: config, marker env and the pod's vLLM key."""
+    env = {**config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
+    return PodSpec(
+        name=name,
+        image_name=config.image_name,
+        gpu_type_id=gpu,
+        cloud_type=config.cloud_type,
+        gpu_count=config.gpu_count,
+        container_disk_in_gb=config.container_disk_in_gb,
+        volume_in_gb=config.volume_in_gb,
+        volume_mount_path=config.volume_mount_path,
+        docker_args=config.container_command(),
+        ports=f"{config.vllm_port}/http",
+        env=env,
+        template_id=config.template_id,
+    )

@@ -1,0 +1,38 @@
+"""What one pass saw, as plain values: the input of `plan()` beside config, state and time.
+
+Gathering it (RunPod, the pod's /health, the proxy's /health) is `observe.py`'s job; this
+module only holds the shapes, so plan and its table tests need no I/O at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from podmgr.runpod_models import PodInfo
+
+__all__ = ["Observed", "ProxyView", "Request"]
+
+Request = Literal["pass", "start", "shutdown"]
+
+
+@dataclass(frozen=True)
+class ProxyView:
+    """The local proxy: `pid` is set only for a live process verified to be our proxy."""
+
+    pid: int | None = None
+    healthy: bool = False
+    last_request_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Observed:
+    """Our pods on RunPod (prefix + markers), the state pod's health, and the proxy."""
+
+    pods: tuple[PodInfo, ...] = ()
+    pod_healthy: bool | None = None
+    health_detail: str = ""
+    proxy: ProxyView = field(default_factory=ProxyView)
+
+    def pod(self, pod_id: str | None) -> PodInfo | None:
+        return next((p for p in self.pods if p.id == pod_id), None) if pod_id else None

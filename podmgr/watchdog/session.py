@@ -1,0 +1,88 @@
+"""The session rules, written down once (pure functions; `plan()` applies them).
+
+A session starts only when a person asks for one:
+  - the first pass on a machine with no state at all (installing the cron line starts it),
+  - `manage_pod.py --start`, `podmgr up`, `podmgr demo` (request "start"),
+  - recovery: the state file was corrupt and moved aside while a pod of ours is still
+    running; that pod's session is rebuilt, anchored at the pod's start.
+A session ends at the first of:
+  - its deadline: `runtime_seconds` after it started (restarts inside it do not extend it);
+    enforced on the first pass at or after the deadline;
+  - its budget: when cost so far plus one more watchdog interval at the pod's price would
+    pass `max_cost_usd`;
+  - idleness: `idle_timeout_seconds` since the latest of (last client request seen by the
+    proxy, pod ready time, session start), counted only while the pod is ready;
+  - a crash loop: the pod died again after `max_restarts` restarts;
+  - `--shutdown` / `podmgr shutdown`.
+Once ended, cron passes keep our pods down and say so; they never start a session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from podmgr.config import Config
+from podmgr.state import State
+from podmgr.watchdog.actions import EndReason
+from podmgr.watchdog.observed import Observed, Request
+
+__all__ = ["Window", "limit_reached", "restart_wait", "start_reason"]
+
+MAX_BACKOFF_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """The session values the limits are checked against (existing or just started)."""
+
+    started_at: float
+    deadline: float
+    cost_usd: float
+
+
+def start_reason(state: State, observed: Observed, request: Request) -> tuple[str, float] | None:
+    """Why a new session starts now and how long ago it began, or None: keep down."""
+    if state.session is not None and state.session.active:
+        return None
+    if request == "start":
+        return "requested", 0.0
+    if state.session is None and not state.history:
+        return "first run on this machine", 0.0
+    recovered = state.session is None and any(h.action == "state_recovered" for h in state.history)
+    running = [p for p in observed.pods if p.running]
+    if recovered and running:
+        age = max(p.uptime_seconds or 0.0 for p in running)
+        return "rebuilt after the state file was lost", age
+    return None
+
+
+def limit_reached(
+    config: Config, state: State, observed: Observed, window: Window, now: float
+) -> tuple[EndReason, str] | None:
+    """The first limit the session has reached, with a detail for people, or None."""
+    if now >= window.deadline:
+        return "deadline", f"runtime {config.runtime_seconds}s reached"
+    price = state.pod.cost_per_hr if state.pod is not None else 0.0
+    if config.max_cost_usd is not None:
+        projected = window.cost_usd + price * config.watchdog_interval_seconds / 3600
+        if projected > config.max_cost_usd:
+            return "budget", f"${window.cost_usd:.2f} spent of ${config.max_cost_usd:.2f}"
+    pod = state.pod
+    if config.idle_timeout_seconds is not None and pod is not None and pod.phase == "ready":
+        marks = [window.started_at, pod.ready_at, state.last_request_at]
+        marks.append(observed.proxy.last_request_at)
+        last = max(m for m in marks if m is not None)
+        if now - last >= config.idle_timeout_seconds:
+            return "idle", f"no request for {now - last:.0f}s"
+    return None
+
+
+def restart_wait(config: Config, state: State, now: float) -> float:
+    """Seconds to wait before the next restart (exponential backoff), 0 if none."""
+    session = state.session
+    if session is None or session.restarts == 0 or session.last_restart_at is None:
+        return 0.0
+    backoff = min(
+        config.restart_backoff_seconds * 2.0 ** (session.restarts - 1), MAX_BACKOFF_SECONDS
+    )
+    return max(0.0, session.last_restart_at + backoff - now)

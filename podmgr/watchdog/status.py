@@ -1,0 +1,172 @@
+"""`podmgr status`: a report from the state file and the proxy's /health, fast.
+
+Only config, state and the standard library are imported (no runpod SDK, no httpx), so
+the command answers in a fraction of the SDK's import time. `--live` adds what RunPod
+says about the pod, and pays for the import. The pod's vLLM key is never part of it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from podmgr.config import Config
+from podmgr.state import State, StateStore
+from podmgr.watchdog.proxy_probe import fetch_health, pid_alive
+
+__all__ = ["format_status", "live_pod", "status_report"]
+
+HISTORY_SHOWN = 5
+
+
+def status_report(config: Config, now: float | None = None) -> dict[str, Any]:
+    """Everything `podmgr status` shows, as JSON-ready values."""
+    now = time.time() if now is None else now
+    store = StateStore(config.state_path)
+    state = store.peek()
+    readable = state is not None or not store.path.exists()
+    state = state or State()
+    report: dict[str, Any] = {
+        "state_file": str(store.path),
+        "state_readable": readable,
+        "session": _session(state, now),
+        "pod": _pod(state, now),
+        "proxy": _proxy(config, state),
+        "history": [h.model_dump() for h in state.history[-HISTORY_SHOWN:]],
+    }
+    return report
+
+
+def _session(state: State, now: float) -> dict[str, Any] | None:
+    session = state.session
+    if session is None:
+        return None
+    return {
+        "active": session.active,
+        "started_at": session.started_at,
+        "deadline": session.deadline,
+        "time_left_seconds": max(0.0, session.deadline - now) if session.active else 0.0,
+        "cost_usd": round(session.cost_usd, 4),
+        "restarts": session.restarts,
+        "ended_at": session.ended_at,
+        "end_reason": session.end_reason,
+    }
+
+
+def _pod(state: State, now: float) -> dict[str, Any] | None:
+    pod = state.pod
+    if pod is None:
+        return None
+    return {
+        "id": pod.id,
+        "name": pod.name,
+        "gpu_type_id": pod.gpu_type_id,
+        "phase": pod.phase,
+        "uptime_seconds": max(0.0, now - pod.created_at),
+        "ready_at": pod.ready_at,
+        "endpoint_url": pod.endpoint_url,
+        "cost_per_hr": pod.cost_per_hr,
+        "restarts": pod.restarts,
+    }
+
+
+def _proxy(config: Config, state: State) -> dict[str, Any]:
+    health = fetch_health(config.proxy_url, timeout=1.0)
+    pid = state.proxy_pid
+    return {
+        "url": config.proxy_url,
+        "pid": pid,
+        "running": bool(pid and pid_alive(pid)),
+        "healthy": health is not None,
+        "last_request_at": (health or {}).get("last_request_at", state.last_request_at),
+    }
+
+
+def live_pod(config: Config, report: dict[str, Any]) -> dict[str, Any] | None:
+    """What RunPod says about the state's pod (imports the SDK; for `--live`)."""
+    from podmgr.runpod_client import RunPodClient
+
+    pod = report.get("pod")
+    if not pod:
+        return None
+    client = RunPodClient(
+        retry_initial_seconds=config.api_retry_initial_seconds,
+        retry_max_seconds=min(config.api_retry_max_seconds, 10.0),
+    )
+    info = client.get_pod(pod["id"])
+    if info is None:
+        return {"exists": False}
+    return {
+        "exists": True,
+        "desired_status": info.desired_status,
+        "uptime_seconds": info.uptime_seconds,
+        "cost_per_hr": info.cost_per_hr,
+        "runtime_up": info.has_runtime,
+    }
+
+
+def _ago(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
+def _clock(epoch: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else "-"
+
+
+def format_status(report: dict[str, Any]) -> list[str]:
+    """Human lines for the report."""
+    lines = [
+        f"state:   {report['state_file']}" + ("" if report["state_readable"] else " (UNREADABLE)")
+    ]
+    session = report["session"]
+    if session is None:
+        lines.append("session: none (the first watchdog pass or `podmgr up` starts one)")
+    elif session["active"]:
+        lines.append(
+            f"session: active, {_ago(session['time_left_seconds'])} left "
+            f"(deadline {_clock(session['deadline'])}), cost so far ${session['cost_usd']:.2f}, "
+            f"{session['restarts']} restarts"
+        )
+    else:
+        lines.append(
+            f"session: ended {_clock(session['ended_at'])} ({session['end_reason']}), "
+            f"cost ${session['cost_usd']:.2f}; `podmgr up` starts a new one"
+        )
+    pod = report["pod"]
+    if pod is None:
+        lines.append("pod:     none")
+    else:
+        lines.append(
+            f"pod:     {pod['id']} ({pod['name']}) {pod['phase']}, "
+            f"up {_ago(pod['uptime_seconds'])}, "
+            f"{pod['gpu_type_id']} at ${pod['cost_per_hr']:.2f}/h"
+        )
+        lines.append(f"endpoint: {pod['endpoint_url']}")
+    if "live" in report:
+        live = report["live"]
+        lines.append(f"runpod:  {live if live is None else _live_line(live)}")
+    proxy = report["proxy"]
+    state = (
+        "healthy"
+        if proxy["healthy"]
+        else ("running, not answering" if proxy["running"] else "down")
+    )
+    last = proxy["last_request_at"]
+    lines.append(
+        f"proxy:   {proxy['url']} pid {proxy['pid'] or '-'} {state}; last request {_clock(last)}"
+    )
+    for entry in report["history"]:
+        lines.append(f"  {_clock(entry['at'])}  {entry['action']}: {entry['detail']}")
+    return lines
+
+
+def _live_line(live: dict[str, Any]) -> str:
+    if not live.get("exists"):
+        return "pod not found on RunPod"
+    uptime = live.get("uptime_seconds")
+    return (
+        f"{live['desired_status']}, runtime {'up' if live['runtime_up'] else 'not up'}, "
+        f"uptime {_ago(uptime) if uptime is not None else '-'}"
+    )

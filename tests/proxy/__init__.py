@@ -1,0 +1,1 @@
+"""Tests of the caching OpenAI proxy (podmgr.proxy)."""

@@ -1,0 +1,165 @@
+"""Helpers for the proxy's tests: real processes on free loopback ports.
+
+- `ProxyProcess`: `python -m podmgr proxy --config ...` in a temp dir, waited for on /health.
+- `fake_upstream`: tests/proxy/fake_upstream.py, a tiny vLLM stand-in with failure switches.
+- `sim_pod`: the project's simulator with one serving pod, and a state file pointing at it
+  as the watchdog would write it.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from podmgr.sim.testkit import SimProcess
+from podmgr.state import PodRecord, Session, State, StateStore
+
+HERE = Path(__file__).parent
+VLLM_KEY = "test-vllm-key-not-real"
+START_TIMEOUT = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_http(url: str, timeout: float = START_TIMEOUT, context: Any = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=context):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout} s")
+
+
+def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(url, headers=headers or {})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+class ProxyProcess:
+    """A real proxy process with its own config, cache dir and state file."""
+
+    def __init__(self, workdir: Path, **fields: Any) -> None:
+        self.workdir = workdir
+        self.port = fields.pop("proxy_port", None) or free_port()
+        self.config_path = workdir / "pod_config.json"
+        self.fields = {
+            "proxy_port": self.port,
+            "state_file": "state.json",
+            "cache_dir": "cache",
+            "log_level": "info",
+            **fields,
+        }
+        self.config_path.write_text(json.dumps(self.fields))
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log: IO[bytes] | None = None
+        scheme = "https" if fields.get("use_https") else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def state_path(self) -> Path:
+        return self.workdir / "state.json"
+
+    @property
+    def cache_path(self) -> Path:
+        return self.workdir / "cache"
+
+    def start(self, context: Any = None, env: dict[str, str] | None = None) -> ProxyProcess:
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "podmgr", "proxy", "--config", str(self.config_path)],
+            stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL, cwd=self.workdir,
+            env=env,
+        )  # fmt: skip
+        try:
+            wait_http(self.url + "/health", context=context)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
+
+    def log_text(self) -> str:
+        if self.log is None:
+            return ""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        process, self.process = self.process, None
+        code = None
+        if process is not None:
+            if process.poll() is None:
+                process.send_signal(sig)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            code = process.returncode
+        return code
+
+    def close(self) -> None:
+        self.stop()
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+    def health(self) -> Any:
+        return get_json(self.url + "/health")
+
+
+def write_pod_state(path: Path, pod_id: str, url: str | None, phase: str = "ready") -> None:
+    """A state file as the watchdog writes it for a pod in `phase`."""
+    now = time.time()
+    state = State(
+        session=Session(started_at=now - 60, deadline=now + 3600, cost_usd=0.05),
+        pod=PodRecord(
+            id=pod_id, name=f"podmgr-{pod_id}", gpu_type_id="NVIDIA GeForce RTX 4090",
+            cost_per_hr=0.69, created_at=now - 60, ready_at=now - 30 if phase == "ready" else None,
+            phase=phase, endpoint_url=url, vllm_api_key=VLLM_KEY, billed_until=now - 60,
+        ),
+    )  # fmt: skip
+    StateStore(path).save(state)
+
+
+@dataclass
+class FakeUpstream:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def control(self, **values: Any) -> Any:
+        request = urllib.request.Request(
+            self.url + "/control", data=json.dumps(values).encode(), method="POST"
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.loads(response.read())
+
+    def calls(self) -> dict[str, int]:
+        result: dict[str, int] = get_json(self.url + "/calls")
+        return result
+
+
+@dataclass
+class SimPod:
+    sim: SimProcess
+    pod_id: str
+    url: str

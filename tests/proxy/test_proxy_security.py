@@ -1,0 +1,173 @@
+"""Keys, TLS, the body limit, secrets kept out of every output, and clean signal exits."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import signal
+import ssl
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from podmgr.config import build_config
+from podmgr.errors import ConfigError
+
+from .proxykit import VLLM_KEY, FakeUpstream
+
+PROXY_KEY = "test-proxy-key-not-real"
+
+
+def _chat_body() -> dict[str, Any]:
+    return {"model": "m", "messages": [{"role": "user", "content": uuid.uuid4().hex}]}
+
+
+def test_keys_required_when_configured(make_proxy: Any, fake_upstream: FakeUpstream) -> None:
+    proxy = make_proxy(
+        upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY, proxy_api_keys=[PROXY_KEY]
+    )
+    url = proxy.url + "/v1/chat/completions"
+    missing = httpx.post(url, json=_chat_body())
+    wrong = httpx.post(url, json=_chat_body(), headers={"authorization": "Bearer nope"})
+    for response in (missing, wrong):
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_api_key"
+    assert httpx.get(proxy.url + "/metrics").status_code == 401
+    assert httpx.get(proxy.url + "/health").status_code == 200  # liveness stays open
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=PROXY_KEY, max_retries=0)
+    answer = client.chat.completions.create(**_chat_body())
+    assert answer.choices[0].message.content
+    with pytest.raises(openai.AuthenticationError):
+        openai.OpenAI(base_url=proxy.url + "/v1", api_key="bad", max_retries=0).models.list()
+
+
+def test_non_loopback_requires_keys() -> None:
+    with pytest.raises(ConfigError):
+        build_config({"proxy_host": "0.0.0.0"})
+    assert build_config({"proxy_host": "0.0.0.0", "proxy_api_keys": [PROXY_KEY]})
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_tls(make_proxy: Any, fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(cafile=str(cert))
+    proxy = make_proxy(
+        start=False, upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY,
+        use_https=True, ssl_cert=str(cert), ssl_key=str(key),
+    )  # fmt: skip
+    proxy.start(context=context)
+    assert proxy.url.startswith("https://")
+    with httpx.Client(verify=context) as http:
+        client = openai.OpenAI(
+            base_url=proxy.url + "/v1", api_key="x", max_retries=0, http_client=http
+        )
+        assert client.chat.completions.create(**_chat_body()).choices
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(proxy.url.replace("https", "http") + "/health")
+
+
+def test_body_limit(make_proxy: Any, fake_upstream: FakeUpstream) -> None:
+    proxy = make_proxy(
+        upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY, max_body_bytes=2048
+    )
+    big = {"model": "m", "messages": [{"role": "user", "content": "x" * 4096}]}
+    response = httpx.post(proxy.url + "/v1/chat/completions", json=big)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    small = httpx.post(proxy.url + "/v1/chat/completions", json=_chat_body())
+    assert small.status_code == 200
+
+
+def test_no_secret_in_logs_metrics_dashboard_or_errors(
+    make_proxy: Any, fake_upstream: FakeUpstream
+) -> None:
+    proxy = make_proxy(
+        upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY, proxy_api_keys=[PROXY_KEY]
+    )
+    auth = {"authorization": f"Bearer {PROXY_KEY}"}
+    fake_upstream.control(fail_status=500)
+    try:
+        failed = httpx.post(proxy.url + "/v1/chat/completions", json=_chat_body(), headers=auth)
+    finally:
+        fake_upstream.control(fail_status=None)
+    assert failed.status_code == 502
+    httpx.post(proxy.url + "/v1/chat/completions", json=_chat_body(), headers=auth)
+    outputs = [
+        failed.text,
+        httpx.get(proxy.url + "/metrics", headers=auth).text,
+        httpx.get(proxy.url + "/dashboard", headers=auth).text,
+        httpx.get(proxy.url + "/dashboard", headers={**auth, "accept": "text/html"}).text,
+        httpx.get(proxy.url + "/health").text,
+    ]
+    proxy.stop()
+    outputs.append(proxy.log_text())
+    for text in outputs:
+        assert VLLM_KEY not in text and PROXY_KEY not in text
+
+
+def test_debug_cache_only_with_profiling(make_proxy: Any, fake_upstream: FakeUpstream) -> None:
+    plain = make_proxy(upstream_url=fake_upstream.url)
+    assert httpx.get(plain.url + "/debug/cache").status_code == 404
+    profiled = make_proxy(
+        upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY, enable_profiling=True
+    )
+    httpx.post(profiled.url + "/v1/chat/completions", json=_chat_body())
+    view = httpx.get(profiled.url + "/debug/cache").json()
+    assert view["entries"] == 1 and view["hot_entries"] == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signals_exit_zero(make_proxy: Any, fake_upstream: FakeUpstream, sig: int) -> None:
+    proxy = make_proxy(upstream_url=fake_upstream.url)
+    assert httpx.get(proxy.url + "/health").status_code == 200
+    assert proxy.stop(sig) == 0
+
+
+def test_unusable_cache_dir_still_forwards(
+    make_proxy: Any, fake_upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    proxy = make_proxy(
+        upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY, cache_dir=str(blocker / "c")
+    )
+    assert proxy.health()["cache"]["writable"] is False
+    body = _chat_body()
+    for _ in range(2):
+        response = httpx.post(proxy.url + "/v1/chat/completions", json=body)
+        assert response.status_code == 200 and response.headers["x-cache"] == "MISS"

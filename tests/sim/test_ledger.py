@@ -1,0 +1,66 @@
+"""The billing ledger over real API calls: running time is billed, stopped time is not."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from podmgr.sim.testkit import SimProcess
+
+STOP = 'mutation {{ podStop(input: {{podId: "{0}"}}) {{ id }} }}'
+RESUME = 'mutation {{ podResume(input: {{podId: "{0}", gpuCount: 1}}) {{ id }} }}'
+TERMINATE = 'mutation {{ podTerminate(input: {{podId: "{0}"}}) }}'
+
+
+def record(sim: SimProcess, pod_id: str) -> dict[str, object]:
+    return next(r for r in sim.ledger() if r["id"] == pod_id)
+
+
+def test_running_time_costs_time_times_price(sim: SimProcess) -> None:
+    pod_id = sim.create_pod(gpu_type_id="NVIDIA A100 80GB PCIe", cloud_type="COMMUNITY")
+    started = time.time()
+    time.sleep(0.5)
+    sim.graphql(TERMINATE.format(pod_id))
+    elapsed = time.time() - started
+    row = record(sim, pod_id)
+    assert row["cost_per_hr"] == pytest.approx(1.19)
+    assert row["status"] == "TERMINATED"
+    billed = float(row["billed_seconds"])  # type: ignore[arg-type]
+    assert billed == pytest.approx(elapsed, abs=0.05)
+    assert row["cost_usd"] == pytest.approx(billed * 1.19 / 3600)
+
+
+def test_stopped_time_is_not_billed_and_terminated_pods_stay(sim: SimProcess) -> None:
+    pod_id = sim.create_pod()
+    time.sleep(0.2)
+    sim.graphql(STOP.format(pod_id))
+    at_stop = float(record(sim, pod_id)["billed_seconds"])  # type: ignore[arg-type]
+    time.sleep(0.4)
+    assert float(record(sim, pod_id)["billed_seconds"]) == at_stop  # type: ignore[arg-type]
+    assert record(sim, pod_id)["status"] == "EXITED"
+    sim.graphql(RESUME.format(pod_id))
+    time.sleep(0.2)
+    sim.graphql(TERMINATE.format(pod_id))
+    final = record(sim, pod_id)
+    assert 0.35 < float(final["billed_seconds"]) < 0.55  # type: ignore[arg-type]
+    assert final["terminated_at"] is not None
+    other = sim.create_pod(name="podmgr-second")
+    ids = [r["id"] for r in sim.ledger()]
+    assert ids == [pod_id, other]
+    assert sim.total_cost() == pytest.approx(
+        sum(float(r["cost_usd"]) for r in sim.ledger()), rel=0.01
+    )
+
+
+def test_multi_gpu_price_and_crash_stops_billing(sim: SimProcess) -> None:
+    answer = sim.graphql(
+        'mutation { podFindAndDeployOnDemand(input: {name: "podmgr-2x", imageName: "i", '
+        'gpuTypeId: "NVIDIA L40S", cloudType: SECURE, gpuCount: 2}) { id costPerHr } }'
+    )
+    pod = answer["data"]["podFindAndDeployOnDemand"]
+    assert pod["costPerHr"] == pytest.approx(2 * 0.86)
+    sim.crash_pod(pod["id"])
+    billed = float(record(sim, pod["id"])["billed_seconds"])  # type: ignore[arg-type]
+    time.sleep(0.2)
+    assert float(record(sim, pod["id"])["billed_seconds"]) == billed  # type: ignore[arg-type]

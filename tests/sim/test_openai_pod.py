@@ -1,0 +1,209 @@
+"""The real `openai` SDK against a simulated pod's URL: vLLM's answers and the edge's faults."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import openai
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
+
+from podmgr.sim.testkit import SimProcess
+
+POD_KEY = "pod-vllm-key-not-real"
+MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct"
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "user", "content": "Write a haiku about caches."}
+]
+
+
+def client(sim: SimProcess, pod_id: str, key: str = POD_KEY, retries: int = 0) -> openai.OpenAI:
+    return openai.OpenAI(
+        base_url=sim.pod_url(pod_id) + "/v1", api_key=key, max_retries=retries, timeout=10
+    )
+
+
+@pytest.fixture(scope="module")
+def shared_sim() -> Iterator[SimProcess]:
+    """One simulator for this module's tests; each test gets its own pod and no faults."""
+    with SimProcess() as process:
+        yield process
+
+
+@pytest.fixture
+def sim(shared_sim: SimProcess) -> Iterator[SimProcess]:
+    yield shared_sim
+    shared_sim.clear_faults()
+
+
+@pytest.fixture
+def pod_id(sim: SimProcess) -> str:
+    pod = sim.create_pod(model=MODEL, env={"VLLM_API_KEY": POD_KEY})
+    sim.wait_serving(pod)
+    return pod
+
+
+def test_models_and_streamed_chat_with_the_pod_key(sim: SimProcess, pod_id: str) -> None:
+    with client(sim, pod_id) as api:
+        models = api.models.list()
+        assert [m.id for m in models.data] == [MODEL]
+        assert (models.data[0].model_extra or {})["max_model_len"] == 4096
+        stream = api.chat.completions.create(
+            model=MODEL,
+            messages=MESSAGES,
+            stream=True,
+            stream_options={"include_usage": True},
+            max_tokens=10,
+        )
+        chunks = list(stream)
+        whole = api.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=10)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == whole.choices[0].message.content
+    assert chunks[-1].choices == []
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 10
+    assert whole.choices[0].finish_reason == "length"
+
+
+def test_same_request_gives_identical_bytes(sim: SimProcess, pod_id: str) -> None:
+    url = sim.pod_url(pod_id) + "/v1/completions"
+    headers = {"Authorization": f"Bearer {POD_KEY}"}
+    body = {"model": MODEL, "prompt": "def fib(n):", "max_tokens": 16, "stop": ["\n"]}
+    first = httpx.post(url, json=body, headers=headers)
+    second = httpx.post(url, json=body, headers=headers)
+    assert first.status_code == 200
+    assert first.content == second.content
+    assert first.json()["choices"][0]["text"]
+
+
+def test_v1_needs_the_key_but_health_does_not(sim: SimProcess, pod_id: str) -> None:
+    with client(sim, pod_id, key="wrong-key") as api, pytest.raises(openai.AuthenticationError):
+        api.models.list()
+    assert httpx.get(sim.pod_url(pod_id) + "/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [({"model": MODEL}, "messages"), ({"model": MODEL, "messages": [], "n": 1}, "messages")],
+)
+def test_bad_input_is_an_openai_400(
+    sim: SimProcess, pod_id: str, body: dict[str, object], param: str
+) -> None:
+    response = httpx.post(
+        sim.pod_url(pod_id) + "/v1/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {POD_KEY}"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["param"] == param
+
+
+def test_invalid_json_and_wrong_model(sim: SimProcess, pod_id: str) -> None:
+    url = sim.pod_url(pod_id) + "/v1/chat/completions"
+    headers = {"Authorization": f"Bearer {POD_KEY}", "Content-Type": "application/json"}
+    broken = httpx.post(url, content=b"{not json", headers=headers)
+    assert broken.status_code == 400
+    assert broken.json()["error"]["type"] == "BadRequestError"
+    with client(sim, pod_id) as api, pytest.raises(openai.NotFoundError):
+        api.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+
+
+def test_embeddings(sim: SimProcess, pod_id: str) -> None:
+    with client(sim, pod_id) as api:
+        result = api.embeddings.create(model=MODEL, input=["a", "b"])
+    assert [item.index for item in result.data] == [0, 1]
+    assert result.data[0].embedding != result.data[1].embedding
+
+
+def test_502_until_the_model_is_loaded() -> None:
+    with SimProcess(pull_seconds=0.05, load_seconds=30) as sim:
+        pod = sim.create_pod()
+        with client(sim, pod) as api, pytest.raises(openai.InternalServerError) as caught:
+            api.models.list()
+        assert caught.value.status_code == 502
+        assert httpx.get(sim.pod_url(pod) + "/health").status_code == 502
+
+
+def test_524_when_the_answer_starts_after_the_edge_timeout() -> None:
+    with SimProcess(edge_timeout_seconds=0.2, token_delay=0.05) as sim:
+        pod = sim.create_pod()
+        sim.wait_serving(pod)
+        url = sim.pod_url(pod) + "/v1/chat/completions"
+        body = {"messages": MESSAGES, "max_tokens": 8}
+        slow = httpx.post(url, json=body, timeout=10)
+        assert slow.status_code == 524
+        assert "text/html" in slow.headers["content-type"]
+        with httpx.stream("POST", url, json={**body, "stream": True}, timeout=10) as streamed:
+            lines = [line for line in streamed.iter_lines() if line]
+        assert streamed.status_code == 200
+        assert lines[-1] == "data: [DONE]"
+
+
+def test_upstream_stall_past_the_edge_timeout_is_524() -> None:
+    with SimProcess(edge_timeout_seconds=0.3) as sim:
+        pod = sim.create_pod()
+        sim.wait_serving(pod)
+        sim.set_fault("upstream_stall", count=1, seconds=5)
+        url = sim.pod_url(pod) + "/v1/models"
+        assert httpx.get(url, timeout=10).status_code == 524
+        assert httpx.get(url, timeout=10).status_code == 200
+
+
+def test_health_503_after_vllm_dies_until_stop_and_resume(sim: SimProcess, pod_id: str) -> None:
+    sim.set_fault("vllm_die", count=1, pod_id=pod_id)
+    sim.graphql("query { myself { id } }")
+    health = sim.pod_url(pod_id) + "/health"
+    assert httpx.get(health).status_code == 503
+    with client(sim, pod_id) as api, pytest.raises(openai.InternalServerError) as caught:
+        api.models.list()
+    assert caught.value.status_code == 502
+    sim.graphql(f'mutation {{ podStop(input: {{podId: "{pod_id}"}}) {{ id }} }}')
+    sim.graphql(f'mutation {{ podResume(input: {{podId: "{pod_id}", gpuCount: 1}}) {{ id }} }}')
+    sim.wait_serving(pod_id)
+
+
+def test_kill_vllm_action(sim: SimProcess, pod_id: str) -> None:
+    sim.kill_vllm(pod_id)
+    assert httpx.get(sim.pod_url(pod_id) + "/health").status_code == 503
+
+
+def test_upstream_error_is_openai_shaped(sim: SimProcess, pod_id: str) -> None:
+    sim.set_fault("upstream_error", count=1)
+    with client(sim, pod_id) as api, pytest.raises(openai.InternalServerError) as caught:
+        api.models.list()
+    assert caught.value.status_code == 500
+    assert isinstance(caught.value.body, dict) and "message" in caught.value.body
+
+
+def chat_deltas(api: openai.OpenAI) -> Iterator[str]:
+    stream = api.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    for chunk in stream:
+        if chunk.choices:
+            yield chunk.choices[0].delta.content or ""
+
+
+def test_upstream_drop_cuts_a_stream(sim: SimProcess, pod_id: str) -> None:
+    sim.set_fault("upstream_drop", count=1)
+    received: list[str] = []
+    with client(sim, pod_id) as api, pytest.raises((httpx.HTTPError, openai.APIError)):
+        received.extend(chat_deltas(api))
+    assert len(received) <= 2
+    with client(sim, pod_id) as api:
+        assert "".join(chat_deltas(api))
+
+
+def test_upstream_drop_cuts_a_json_body(sim: SimProcess, pod_id: str) -> None:
+    sim.set_fault("upstream_drop", count=1)
+    with pytest.raises(httpx.RemoteProtocolError):
+        httpx.get(
+            sim.pod_url(pod_id) + "/v1/models", headers={"Authorization": f"Bearer {POD_KEY}"}
+        )
+
+
+def test_unknown_and_terminated_pods_are_502(sim: SimProcess, pod_id: str) -> None:
+    assert httpx.get(sim.pod_url("nosuchpod00000") + "/health").status_code == 502
+    assert httpx.get(sim.pod_url(pod_id, port=9999) + "/health").status_code == 502
+    sim.graphql(f'mutation {{ podTerminate(input: {{podId: "{pod_id}"}}) }}')
+    assert httpx.get(sim.pod_url(pod_id) + "/health").status_code == 502

@@ -1,0 +1,149 @@
+"""A watchdog harness on the simulator: a config in a temp dir, passes run in-process.
+
+`wd.run()` is one pass with the real runpod SDK against `podmgr sim`, a stand-in proxy
+(tests/watchdog/standin_proxy.py) on a free port, and the real clock; timings are
+fractions of a second. One simulator serves the whole directory (starting one costs
+~0.7 s); each test gets its own pod name prefix, sees only its own pods in the ledger,
+and at teardown its faults are cleared, its pods terminated and its proxies stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podmgr.config import Config, load_config
+from podmgr.sim.testkit import SimProcess
+from podmgr.state import State, StateStore
+from podmgr.watchdog.observed import Request
+from podmgr.watchdog.proxy_probe import is_our_proxy, pid_alive
+from podmgr.watchdog.runner import PassResult, run_pass
+
+STANDIN = Path(__file__).with_name("standin_proxy.py")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Harness:
+    def __init__(self, sim: SimProcess, directory: Path) -> None:
+        self.sim = sim
+        self.prefix = f"t{uuid.uuid4().hex[:8]}-"
+        self.dir = directory
+        self.config_path = directory / "pod_config.json"
+        self.lines: list[str] = []
+        self.proxy_pids: set[int] = set()
+        self.values: dict[str, Any] = {
+            "gpu_type_id": ["NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000"],
+            "endpoint_url_template": sim.pod_url_template,
+            "runtime_seconds": 600,
+            "initial_wait_seconds": 0,
+            "poll_interval_seconds": 0.05,
+            "max_startup_attempts": 100,
+            "watchdog_interval_seconds": 1,
+            "restart_backoff_seconds": 0,
+            "health_probe_attempts": 2,
+            "api_retry_initial_seconds": 0.01,
+            "api_retry_max_seconds": 2,
+            "proxy_port": free_port(),
+            "proxy_start_timeout_seconds": 10,
+            "state_file": "state/state.json",
+            "pod_name_prefix": self.prefix,
+        }
+        self.configure()
+
+    def configure(self, **values: Any) -> None:
+        self.values.update(values)
+        self.config_path.write_text(json.dumps(self.values))
+
+    @property
+    def config(self) -> Config:
+        return load_config(self.config_path, environ={})
+
+    @property
+    def store(self) -> StateStore:
+        return StateStore(self.config.state_path)
+
+    def state(self) -> State:
+        state = self.store.peek()
+        assert state is not None
+        return state
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(STANDIN), "proxy", "--config", str(self.config_path)]
+
+    def run(self, request: Request = "pass", dry_run: bool = False) -> PassResult:
+        result = run_pass(
+            self.config,
+            self.config_path,
+            request=request,
+            dry_run=dry_run,
+            emit=self.lines.append,
+            proxy_command=self.command(),
+        )
+        if result.state.proxy_pid:
+            self.proxy_pids.add(result.state.proxy_pid)
+        return result
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """This test's pods only (the simulator is shared by the directory)."""
+        return [p for p in self.sim.ledger() if p["name"].startswith(self.prefix)]
+
+    def alive(self) -> list[dict[str, Any]]:
+        return [p for p in self.ledger() if p["status"] != "TERMINATED"]
+
+    def set_last_request(self, at: float) -> None:
+        (self.dir / "last_request_at").write_text(str(at))
+
+    def cleanup(self) -> None:
+        import os
+        import signal
+
+        import runpod
+
+        self.sim.clear_faults()
+        for pod in self.alive():
+            runpod.terminate_pod(pod["id"])
+        state = StateStore(self.dir / "state" / "state.json").peek()
+        if state is not None and state.proxy_pid:  # also from passes that raised
+            self.proxy_pids.add(state.proxy_pid)
+        for pid in self.proxy_pids:
+            if is_our_proxy(pid, self.config_path.resolve()):
+                os.kill(pid, signal.SIGKILL)
+                pid_alive(pid)
+
+
+@pytest.fixture(scope="session")
+def shared_sim() -> Iterator[SimProcess]:
+    with SimProcess(pull_seconds=0.1, load_seconds=0.1, token_delay=0.0) as process:
+        yield process
+
+
+@pytest.fixture
+def wd(
+    shared_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Harness]:
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("RUNPOD_API_BASE_URL", shared_sim.base_url)
+    monkeypatch.setenv("RUNPOD_API_KEY", shared_sim.api_key)
+    import runpod
+
+    monkeypatch.setattr(runpod, "api_key", shared_sim.api_key)
+    harness = Harness(shared_sim, tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.cleanup()

@@ -1,0 +1,415 @@
+"""plan() as decision tables: one row per rule (see podmgr/watchdog/plan.py's docstring)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from podmgr.state import State
+from podmgr.watchdog import actions as act
+from podmgr.watchdog.observed import Observed, ProxyView, Request
+from podmgr.watchdog.plan import plan
+
+from .helpers import NOW, PROXY_UP, config, ended, live, record, seen, session, state
+
+
+def summary(action: act.Action) -> str:
+    """A short, comparable form of an action."""
+    match action:
+        case act.TerminatePod(pod_id=pod_id) | act.RestartPod(pod_id=pod_id):
+            return f"{type(action).__name__} {pod_id}"
+        case act.ForgetPod(pod_id=pod_id) | act.AdoptPod(pod_id=pod_id):
+            return f"{type(action).__name__} {pod_id}"
+        case act.WaitReady(pod_id=pod_id):
+            return f"WaitReady {pod_id or 'new'}"
+        case act.EndSession(reason=reason):
+            return f"EndSession {reason}"
+        case act.CreatePod(replaces_lost_pod=again):
+            return "CreatePod again" if again else "CreatePod"
+        case act.StopProxy(pid=pid):
+            return f"StopProxy {pid}"
+    return type(action).__name__
+
+
+def run(st: State, obs: Observed, request: Request = "pass", **cfg: Any) -> list[str]:
+    before = st.model_dump()
+    decided = plan(config(**cfg), st, obs, NOW, request)
+    assert st.model_dump() == before, "plan() must not change its input"
+    return [summary(a) for a in decided]
+
+
+PROXY_DOWN = ProxyView()
+HUNG_PROXY = ProxyView(pid=4242, healthy=False)
+NO_HISTORY: tuple[str, ...] = ()
+
+
+@pytest.mark.parametrize(
+    ("st", "obs", "request_", "cfg", "expected"),
+    [
+        pytest.param(
+            state(history=NO_HISTORY),
+            seen(proxy=PROXY_DOWN),
+            "pass",
+            {},
+            ["StartSession", "StartProxy", "CreatePod", "WaitReady new"],
+            id="first-run-on-a-fresh-machine-starts-a-session",
+        ),
+        pytest.param(
+            state(history=NO_HISTORY),
+            seen(),
+            "pass",
+            {},
+            ["StartSession", "CreatePod", "WaitReady new"],
+            id="first-run-proxy-already-up",
+        ),
+        pytest.param(
+            state(ended()),
+            seen(),
+            "pass",
+            {},
+            ["Noop"],
+            id="ended-session-cron-keeps-it-down",
+        ),
+        pytest.param(
+            state(ended()),
+            seen(live("p9")),
+            "pass",
+            {},
+            ["TerminatePod p9", "Noop"],
+            id="ended-session-terminates-a-pod-still-alive",
+        ),
+        pytest.param(
+            state(None, history=("EndSession",)),
+            seen(),
+            "pass",
+            {},
+            ["Noop"],
+            id="no-session-with-history-does-not-start",
+        ),
+        pytest.param(
+            state(ended()),
+            seen(),
+            "start",
+            {},
+            ["StartSession", "CreatePod", "WaitReady new"],
+            id="up-starts-a-new-session-after-one-ended",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(), healthy=True),
+            "start",
+            {},
+            ["Noop"],
+            id="up-during-an-active-session-changes-nothing",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(), healthy=True),
+            "pass",
+            {},
+            ["Noop"],
+            id="healthy-ready-pod-is-a-noop",
+        ),
+        pytest.param(
+            state(session(left=0), record()),
+            seen(live(), healthy=True),
+            "pass",
+            {},
+            ["TerminatePod p1", "EndSession deadline"],
+            id="deadline-reached-terminates",
+        ),
+        pytest.param(
+            state(session(left=-900), record()),
+            seen(live(), live("p2")),
+            "pass",
+            {},
+            ["TerminatePod p1", "TerminatePod p2", "EndSession deadline"],
+            id="deadline-terminates-strays-too",
+        ),
+        pytest.param(
+            state(session(left=-1), record()),
+            seen(),
+            "pass",
+            {},
+            ["ForgetPod p1", "EndSession deadline"],
+            id="deadline-with-pod-already-gone",
+        ),
+        pytest.param(
+            state(session(left=-1, restarts=0), None),
+            seen(),
+            "pass",
+            {},
+            ["EndSession deadline"],
+            id="deadline-before-any-pod",
+        ),
+        pytest.param(
+            state(session(cost=2.41), record()),
+            seen(live(), healthy=True),
+            "pass",
+            {"max_cost_usd": 2.5},
+            ["TerminatePod p1", "EndSession budget"],
+            id="budget-with-one-interval-margin",
+        ),
+        pytest.param(
+            state(session(cost=2.39), record()),
+            seen(live(), healthy=True),
+            "pass",
+            {"max_cost_usd": 2.5},
+            ["Noop"],
+            id="budget-not-yet-reached",
+        ),
+        pytest.param(
+            state(session(age=2500), record(ready_ago=2000)),
+            seen(live(), healthy=True),
+            "pass",
+            {"idle_timeout_seconds": 1800},
+            ["TerminatePod p1", "EndSession idle"],
+            id="idle-since-ready-without-requests",
+        ),
+        pytest.param(
+            state(session(age=2500), record(ready_ago=2000)),
+            seen(live(), healthy=True, proxy=ProxyView(1, True, NOW - 60)),
+            "pass",
+            {"idle_timeout_seconds": 1800},
+            ["Noop"],
+            id="recent-request-keeps-it-up",
+        ),
+        pytest.param(
+            state(session(), record(ready_ago=2000), last_request_at=NOW - 60),
+            seen(live(), healthy=True),
+            "pass",
+            {"idle_timeout_seconds": 1800},
+            ["Noop"],
+            id="request-remembered-across-proxy-restarts",
+        ),
+        pytest.param(
+            state(session(age=4000, left=4000), record(phase="starting")),
+            seen(live()),
+            "pass",
+            {"idle_timeout_seconds": 1800, "runtime_seconds": 8000},
+            ["WaitReady p1"],
+            id="idle-not-counted-while-starting",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(), live("p2"), healthy=True),
+            "pass",
+            {},
+            ["TerminatePod p2", "Noop"],
+            id="stray-terminated",
+        ),
+        pytest.param(
+            state(session(), None),
+            seen(live("p2")),
+            "pass",
+            {},
+            ["AdoptPod p2", "WaitReady p2"],
+            id="lost-pod-adopted",
+        ),
+        pytest.param(
+            state(session(), None),
+            seen(live("old", uptime=900), live("new", uptime=5)),
+            "pass",
+            {},
+            ["TerminatePod old", "AdoptPod new", "WaitReady new"],
+            id="newest-lost-pod-adopted-older-terminated",
+        ),
+        pytest.param(
+            state(session(), None),
+            seen(live("p2", status="EXITED")),
+            "pass",
+            {},
+            ["TerminatePod p2", "CreatePod", "WaitReady new"],
+            id="stopped-stray-not-adopted",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(),
+            "pass",
+            {},
+            ["ForgetPod p1", "CreatePod again", "WaitReady new"],
+            id="pod-gone-is-recreated",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(status="EXITED")),
+            "pass",
+            {},
+            ["RestartPod p1", "WaitReady p1"],
+            id="stopped-pod-restarted",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(), healthy=False, detail="health 503"),
+            "pass",
+            {},
+            ["RestartPod p1", "WaitReady p1"],
+            id="dead-vllm-restarted",
+        ),
+        pytest.param(
+            state(session(restarts=2), record()),
+            seen(live(), healthy=False),
+            "pass",
+            {},
+            ["TerminatePod p1", "EndSession crash_loop"],
+            id="crash-loop-terminated",
+        ),
+        pytest.param(
+            state(session(restarts=2), record()),
+            seen(),
+            "pass",
+            {},
+            ["ForgetPod p1", "EndSession crash_loop"],
+            id="crash-loop-pod-gone",
+        ),
+        pytest.param(
+            state(session(restarts=1, last_restart_at=NOW - 10), record()),
+            seen(live(status="EXITED")),
+            "pass",
+            {},
+            ["Noop"],
+            id="restart-backoff",
+        ),
+        pytest.param(
+            state(session(restarts=1, last_restart_at=NOW - 31), record()),
+            seen(live(status="EXITED")),
+            "pass",
+            {},
+            ["RestartPod p1", "WaitReady p1"],
+            id="restart-after-backoff",
+        ),
+        pytest.param(
+            state(session(restarts=2), None),
+            seen(),
+            "pass",
+            {},
+            ["EndSession crash_loop"],
+            id="pods-kept-failing-to-start",
+        ),
+        pytest.param(
+            state(session(restarts=1, last_restart_at=NOW - 5), None),
+            seen(),
+            "pass",
+            {},
+            ["Noop"],
+            id="create-backoff-after-failed-start",
+        ),
+        pytest.param(
+            state(session(), record(phase="starting")),
+            seen(live()),
+            "pass",
+            {},
+            ["WaitReady p1"],
+            id="still-starting-keeps-waiting",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(), healthy=True, proxy=PROXY_DOWN),
+            "pass",
+            {},
+            ["StartProxy", "Noop"],
+            id="proxy-down-started",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(), healthy=True, proxy=HUNG_PROXY),
+            "pass",
+            {},
+            ["StartProxy", "Noop"],
+            id="hung-proxy-restarted",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(), live("p2")),
+            "shutdown",
+            {},
+            ["TerminatePod p1", "TerminatePod p2", "EndSession shutdown", "StopProxy 4242"],
+            id="shutdown-terminates-all-and-stops-proxy",
+        ),
+        pytest.param(
+            state(ended()),
+            seen(proxy=PROXY_DOWN),
+            "shutdown",
+            {},
+            ["Noop"],
+            id="shutdown-when-already-down",
+        ),
+        pytest.param(
+            state(None, history=("state_recovered",)),
+            seen(live("p5", uptime=1000)),
+            "pass",
+            {},
+            ["StartSession", "AdoptPod p5", "WaitReady p5"],
+            id="corrupt-state-recovers-running-pod",
+        ),
+        pytest.param(
+            state(None, history=("state_recovered",)),
+            seen(),
+            "pass",
+            {},
+            ["Noop"],
+            id="corrupt-state-without-pod-stays-down",
+        ),
+        pytest.param(
+            state(None, history=("state_recovered",)),
+            seen(live("p5", uptime=4000)),
+            "pass",
+            {},
+            ["StartSession", "TerminatePod p5", "EndSession deadline"],
+            id="recovered-pod-past-its-deadline",
+        ),
+    ],
+)
+def test_plan_table(
+    st: State, obs: Observed, request_: Request, cfg: dict[str, Any], expected: list[str]
+) -> None:
+    assert run(st, obs, request_, **cfg) == expected
+
+
+def test_new_session_deadline_is_runtime_after_now() -> None:
+    actions = plan(config(runtime_seconds=900), state(history=()), seen(), NOW, "pass")
+    start = actions[0]
+    assert isinstance(start, act.StartSession)
+    assert (start.started_at, start.deadline) == (NOW, NOW + 900)
+
+
+def test_recovered_session_is_anchored_at_the_pods_start() -> None:
+    actions = plan(
+        config(), state(None, history=("state_recovered",)), seen(live(uptime=1000)), NOW
+    )
+    start = actions[0]
+    assert isinstance(start, act.StartSession)
+    assert start.started_at == NOW - 1000 and start.deadline == NOW - 1000 + 3600
+
+
+def test_create_uses_the_gpu_list_in_order() -> None:
+    actions = plan(config(gpu_type_id=["X", "Y", "Z"]), state(session()), seen(), NOW)
+    create = next(a for a in actions if isinstance(a, act.CreatePod))
+    assert create.gpu_type_ids == ("X", "Y", "Z")
+
+
+def test_restarts_do_not_extend_the_deadline() -> None:
+    st = state(session(age=3599, left=1, restarts=1, last_restart_at=NOW - 1000), record())
+    assert run(st, seen(live(status="EXITED"))) == ["RestartPod p1", "WaitReady p1"]
+    st = state(session(age=3600, left=0, restarts=1, last_restart_at=NOW - 1000), record())
+    assert run(st, seen(live(status="EXITED"))) == ["TerminatePod p1", "EndSession deadline"]
+
+
+def test_every_action_describes_itself() -> None:
+    samples: list[act.Action] = [
+        act.StartSession(NOW, NOW + 60, "requested"),
+        act.EndSession("idle", "no request for 60s"),
+        act.CreatePod(("A",), replaces_lost_pod=True),
+        act.WaitReady(None),
+        act.RestartPod("p1", "pod is EXITED"),
+        act.TerminatePod("p1", "deadline"),
+        act.AdoptPod("p1", "podmgr-x", 5.0),
+        act.ForgetPod("p1", "gone"),
+        act.StartProxy("not running"),
+        act.StopProxy(12),
+        act.Noop("fine"),
+    ]
+    texts = [a.describe() for a in samples]
+    assert all(texts) and len(set(texts)) == len(texts)
+    assert "PROXY_UP" not in texts and PROXY_UP.healthy
