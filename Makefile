@@ -32,7 +32,7 @@ bench: $(STAMP)
 
 RUNS ?= 50
 chaos: $(STAMP)
-	PODMGR_CHAOS_RUNS=$(RUNS) $(BIN)/pytest -q -m slow tests/reliability
+	PODMGR_CHAOS_RUNS=$(RUNS) PODMGR_STATE_KILLS=500 $(BIN)/pytest -q -s -m slow tests/reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -74,11 +74,30 @@ def serve_app(kind: str, *extra: str) -> Iterator[str]:
         yield url
 
 
+def _write_pod_state(path: Path, url: str) -> None:
+    """A state file as the watchdog writes it for a ready pod at `url`."""
+    from podmgr.state import PodRecord, Session, State, StateStore
+
+    now = time.time()
+    pod = PodRecord(
+        id="bench", name="podmgr-bench", gpu_type_id="bench", cost_per_hr=0.0,
+        created_at=now, ready_at=now, phase="ready", endpoint_url=url,
+        vllm_api_key="bench-key-not-real", billed_until=now,
+    )  # fmt: skip
+    StateStore(path).save(State(session=Session(started_at=now, deadline=now + 3600), pod=pod))
+
+
 @contextmanager
-def serve_proxy(workdir: Path, **fields: Any) -> Iterator[str]:
-    """A `podmgr proxy` process with a config made of `fields`; yields its base URL."""
+def serve_proxy(workdir: Path, pod_url: str | None = None, **fields: Any) -> Iterator[str]:
+    """A `podmgr proxy` process with a config made of `fields`; yields its base URL.
+
+    With `pod_url`, the upstream is a ready pod in the state file (as the watchdog writes
+    it), which the proxy treats as behind RunPod's edge: completions go upstream as streams.
+    """
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
+    if pod_url is not None:
+        _write_pod_state(workdir / "state.json", pod_url)
     config = workdir / "pod_config.json"
     config.write_text(
         json.dumps({"proxy_port": port, "cache_dir": "cache", "state_file": "state.json",

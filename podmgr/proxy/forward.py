@@ -30,6 +30,7 @@ from podmgr.proxy.flight import Flight
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.outgoing import upstream_body, upstream_headers
 from podmgr.proxy.relay import JSON_HEADERS, SSE_HEADERS, pass_through, serve_flight
+from podmgr.proxy.sse import stream_from_json
 from podmgr.proxy.upstream import Upstream
 
 __all__ = ["V1Handler"]
@@ -157,10 +158,12 @@ class V1Handler:
             answer = ctx.cache.get_hot(decision.key)
             if answer is None and decision.key in ctx.cache:
                 answer = await ctx.cache.get(decision.key)
-            if answer is not None and (answer.sse is not None or not client_stream):
+            reply = _hit_reply(answer, client_stream, include_usage) if answer else None
+            if reply is not None:
                 ctx.metrics.hit.inc()
                 ctx.stats.hits += 1
-                await _serve_hit(out, answer, client_stream, include_usage, key_header)
+                headers = SSE_HEADERS if client_stream else JSON_HEADERS
+                await out.complete(200, reply, [*headers, (b"x-cache", b"HIT"), key_header])
                 return
         flight = ctx.flights.get(decision.key) if decision.lookup else None
         if flight is not None and flight.complete:
@@ -206,7 +209,14 @@ class V1Handler:
         headers["content-type"] = "application/json"
         url = f"{upstream.base_url}/v1/{route}"
         store = decision if decision.store else None
-        flight = Flight(self.ctx, route, url, upstream_body(route, body), headers, store)
+        flight = Flight(
+            self.ctx,
+            route,
+            url,
+            upstream_body(route, body, upstream.edge_limited),
+            headers,
+            store,
+        )
         if decision.lookup:
             self.ctx.flights[decision.key] = flight
         return flight
@@ -221,19 +231,12 @@ class V1Handler:
         return matched
 
 
-async def _serve_hit(
-    out: Responder,
-    answer: CachedAnswer,
-    client_stream: bool,
-    include_usage: bool,
-    key_header: tuple[bytes, bytes],
-) -> None:
-    extra = [(b"x-cache", b"HIT"), key_header]
-    if client_stream:
-        body = answer.sse_body(include_usage) or b""
-        await out.complete(200, body, [*SSE_HEADERS, *extra])
-    else:
-        await out.complete(200, answer.json, [*JSON_HEADERS, *extra])
+def _hit_reply(answer: CachedAnswer, client_stream: bool, include_usage: bool) -> bytes | None:
+    """The cached answer in the form the client asked for; None if it cannot be had."""
+    if not client_stream:
+        return answer.json
+    replay = answer.sse_body(include_usage)
+    return replay if replay is not None else stream_from_json(answer.json, include_usage)
 
 
 def _json_object(raw: bytes) -> dict[str, Any] | None:

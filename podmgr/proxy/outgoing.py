@@ -1,9 +1,11 @@
 """What the proxy sends upstream: the client's headers cleaned up, the pod's key, and the
 body with the cache controls removed and completions turned into streams.
 
-Completions always go upstream as streams with usage (`stream_options.include_usage`):
-a stream keeps RunPod's edge connection alive past its 100 s limit, and the usage chunk
-feeds the token metrics and lets a cached answer replay usage to a client that asks later.
+Behind RunPod's edge, completions always go upstream as streams with usage
+(`stream_options.include_usage`): a stream keeps RunPod's edge connection alive past its
+100 s limit, and the usage chunk feeds the token metrics and lets a cached answer replay
+usage to a client that asks later. An upstream with no edge limit gets non-streaming
+requests as they are (see `Upstream.edge_limited`).
 """
 
 from __future__ import annotations
@@ -54,9 +56,16 @@ def _streamable(body: dict[str, Any]) -> bool:
     return not (isinstance(best_of, int) and best_of > 1) and not body.get("use_beam_search")
 
 
-def upstream_body(route: str, body: dict[str, Any]) -> bytes:
-    """What to send upstream: no cache controls; completions always as streams with usage."""
-    forwarded = {name: value for name, value in body.items() if name != "cache"}
+def upstream_body(route: str, body: dict[str, Any], edge_safe: bool = True) -> bytes:
+    """What to send upstream: no cache controls; completions as streams with usage.
+
+    With `edge_safe` off (an upstream with no edge limit), a non-streaming request is sent
+    as it is and its JSON answer relayed whole, which skips the SSE reassembly."""
+    if "cache" in body:
+        body = {name: value for name, value in body.items() if name != "cache"}
+    if not edge_safe and body.get("stream") is not True:
+        return orjson.dumps(body)
+    forwarded = dict(body)
     if route in STREAMABLE_ROUTES and _streamable(body):
         options = body.get("stream_options")
         forwarded["stream"] = True

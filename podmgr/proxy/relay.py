@@ -17,6 +17,7 @@ from podmgr.proxy import openai_errors as errors
 from podmgr.proxy.asgi import Receive, Responder
 from podmgr.proxy.context import ProxyContext
 from podmgr.proxy.flight import Flight
+from podmgr.proxy.sse import stream_from_json
 
 __all__ = ["JSON_HEADERS", "SSE_HEADERS", "pass_through", "serve_flight"]
 
@@ -50,6 +51,9 @@ async def serve_flight(
             failure = flight.stream_error_failure()
         if failure is not None:
             return await out.fail(failure, extra)
+        replay = stream_from_json(flight.answer_json(), include_usage) if client_stream else None
+        if replay is not None:
+            return await out.complete(200, replay, [*SSE_HEADERS, *extra])
         return await out.complete(200, flight.answer_json(), [*JSON_HEADERS, *extra])
     await out.start(200, [*SSE_HEADERS, *extra])
     sent = 0

@@ -3,7 +3,9 @@ assemble a stream into the JSON answer a non-streaming request expects.
 
 The proxy asks the model server for a stream even when the client did not (a stream keeps
 RunPod's edge connection alive past its 100 s limit) and builds the JSON itself here, so a
-streamed and a non-streamed request for the same answer share one cache entry.
+streamed and a non-streamed request for the same answer share one cache entry. When the
+upstream has no edge limit a non-streaming request goes as it is, and `stream_from_json`
+turns its JSON answer into the stream a later streaming client of the same entry expects.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "is_error_event",
     "is_usage_event",
     "split_events",
+    "stream_from_json",
     "usage_split",
 ]
 
@@ -250,3 +253,45 @@ def assemble(blobs: list[bytes]) -> bytes:
     answer["choices"] = [choices[index] for index in sorted(choices)]
     answer["usage"] = usage
     return orjson.dumps(answer)
+
+
+def _chunk_choice(choice: dict[str, Any], chat: bool) -> dict[str, Any]:
+    """A whole answer's choice as the one chunk choice that carries all of it."""
+    part: dict[str, Any] = {"index": choice.get("index", 0)}
+    if chat:
+        message = choice.get("message") or {}
+        delta = {k: v for k, v in message.items() if v is not None and k != "tool_calls"}
+        calls = message.get("tool_calls")
+        if calls:
+            delta["tool_calls"] = [{"index": i, **call} for i, call in enumerate(calls)]
+        part["delta"] = delta
+    else:
+        part["text"] = choice.get("text", "")
+    part["logprobs"] = choice.get("logprobs")
+    part["finish_reason"] = choice.get("finish_reason")
+    return part
+
+
+def stream_from_json(answer: bytes, include_usage: bool) -> bytes | None:
+    """The SSE replay of a JSON completion (one chunk, the usage chunk if asked, [DONE]);
+    None when `answer` is not a completion."""
+    try:
+        whole: Any = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(whole, dict) or not isinstance(whole.get("choices"), list):
+        return None
+    chat = whole.get("object") == "chat.completion"
+    head = {
+        "id": whole.get("id"),
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": whole.get("created"),
+        "model": whole.get("model"),
+    }
+    choices = [_chunk_choice(c, chat) for c in whole["choices"] if isinstance(c, dict)]
+    events = [b"data: " + orjson.dumps({**head, "choices": choices}) + b"\n\n"]
+    if include_usage and whole.get("usage") is not None:
+        usage = {**head, "choices": [], "usage": whole["usage"]}
+        events.append(b"data: " + orjson.dumps(usage) + b"\n\n")
+    events.append(DONE_EVENT)
+    return b"".join(events)

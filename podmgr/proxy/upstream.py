@@ -1,5 +1,9 @@
 """Where requests go: the static `upstream_url`, or the watchdog's ready pod.
 
+A pod from the state file is always treated as behind RunPod's 100 s edge limit; a static
+`upstream_url` only when it is a `*.proxy.runpod.net` URL (a local or self-hosted vLLM has
+no such limit, so its non-streaming requests are forwarded as they are: the faster path).
+
 The state file is the watchdog's (never locked or written here). `UpstreamResolver.refresh`
 stats it (mtime, inode, size) and re-reads it only when it changed; the app calls it from a
 background task about every half second, so a request only reads an attribute and a new
@@ -28,6 +32,9 @@ class Upstream:
     auth_header: bytes | None
     reason: str | None
     failure: ProxyFailure | None
+    # True when a proxy between us and the server cuts answers that take more than 100 s to
+    # start (RunPod's edge): non-streaming completions are then sent upstream as streams.
+    edge_limited: bool = True
 
     @property
     def ready(self) -> bool:
@@ -42,6 +49,12 @@ def root_url(url: str) -> str:
     """The server root: no trailing slash, and a trailing `/v1` means the same root."""
     url = url.rstrip("/")
     return url[:-3].rstrip("/") if url.endswith("/v1") else url
+
+
+def _edge_limited(url: str) -> bool:
+    """A pod URL (`*.proxy.runpod.net`) has the edge limit; a server of the user's own does not."""
+    host = urlsplit(url).hostname or ""
+    return host.endswith(".proxy.runpod.net")
 
 
 def _unavailable(reason: str, message: str, retry_after: int) -> Upstream:
@@ -85,6 +98,7 @@ class UpstreamResolver:
                 f"Bearer {static_key}".encode() if static_key else None,
                 None,
                 None,
+                _edge_limited(static_url),
             )
             if static_url
             else None

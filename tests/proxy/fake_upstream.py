@@ -58,6 +58,20 @@ def _chunk(request_id: str, chat: bool, model: str, piece: dict[str, Any]) -> by
     return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
 
+async def _hung_up(receive: Any, seconds: float) -> bool:
+    """Wait `seconds` like a server working on a whole answer; True if the client left."""
+
+    async def gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    try:
+        await asyncio.wait_for(gone(), seconds)
+    except TimeoutError:
+        return False
+    return True
+
+
 async def _completion(scope: Any, receive: Any, send: Any, chat: bool) -> None:
     request = orjson.loads(await _body(receive))
     CALLS["total"] += 1
@@ -69,7 +83,9 @@ async def _completion(scope: Any, receive: Any, send: Any, chat: bool) -> None:
     usage = {"prompt_tokens": 5, "completion_tokens": len(words), "total_tokens": 5 + len(words)}
     request_id = "chatcmpl-1" if chat else "cmpl-1"
     if not request.get("stream"):
-        await asyncio.sleep(CONTROL["token_delay"] * len(words))
+        if CONTROL["token_delay"] and await _hung_up(receive, CONTROL["token_delay"] * len(words)):
+            CALLS["cancelled"] += 1  # the proxy closed the connection while we "generated"
+            return
         text = "".join(words)
         choice: dict[str, Any] = (
             {

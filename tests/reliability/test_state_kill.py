@@ -14,6 +14,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from podmgr.state import PodRecord, State, StateStore
 
 ROUNDS = int(os.environ.get("PODMGR_STATE_KILLS", "150"))
@@ -43,11 +45,20 @@ def writer_loop(store: StateStore) -> None:
 
 
 def test_killed_writer_leaves_old_or_new_state(tmp_path: Path) -> None:
+    kill_rounds(tmp_path, ROUNDS)
+
+
+@pytest.mark.slow
+def test_killed_writer_500_rounds(tmp_path: Path) -> None:
+    kill_rounds(tmp_path, max(ROUNDS, 500))
+
+
+def kill_rounds(tmp_path: Path, rounds: int) -> None:
     store = StateStore(tmp_path / "state.json")
     store.save(state_with_restarts(0, 0))
     rng = random.Random(1234)
     seen: set[int] = set()
-    for _ in range(ROUNDS):
+    for _ in range(rounds):
         pid = os.fork()
         if pid == 0:  # the child: write until killed
             try:
