@@ -36,6 +36,7 @@ def _uvicorn_config(config: Config) -> uvicorn.Config:
         http="httptools",
         lifespan="on",
         access_log=False,
+        proxy_headers=False,  # nothing sits in front of us; X-Forwarded-* is not trusted
         log_level="warning",
         server_header=False,
         timeout_graceful_shutdown=5,
