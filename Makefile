@@ -32,7 +32,8 @@ bench: $(STAMP)
 
 RUNS ?= 50
 chaos: $(STAMP)
-	PODMGR_CHAOS_RUNS=$(RUNS) PODMGR_STATE_KILLS=500 $(BIN)/pytest -q -s -m slow tests/reliability
+	PODMGR_CHAOS_RUNS=$(RUNS) PODMGR_STATE_KILLS=500 PODMGR_PROXY_LOAD_REQUESTS=10000 \
+		$(BIN)/pytest -q -s -m slow tests/reliability
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

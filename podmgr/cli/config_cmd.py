@@ -1,4 +1,8 @@
-"""`podmgr config validate|schema`: check a config file, print its JSON Schema."""
+"""`podmgr config validate|schema`: check a config file, print its JSON Schema.
+
+`validate` also resolves the env's `${NAME}` references as `podmgr up` would, so an unset
+variable or a value that cannot go through RunPod's API is an error here too (exit 2).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ def run_validate(args: argparse.Namespace) -> int:
 
     path = args.path or args.config
     config = load_config(path)
+    config.resolved_env()  # `${NAME}` values as `podmgr up` would send them
     where = find_config_path(path)
     source = str(where) if where.exists() else "defaults (no config file found)"
     print(f"ok: {source}")

@@ -56,6 +56,8 @@ def register(subparsers: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    import math
+
     from podmgr.errors import ConfigError
     from podmgr.sim.faults import parse_fault
     from podmgr.sim.world import DEFAULT_API_KEY, SimSettings
@@ -67,8 +69,9 @@ def _settings(args: argparse.Namespace) -> Any:
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{text!r}: {error}", field="--fault") from None
     for name in ("pull_seconds", "load_seconds", "token_delay", "edge_timeout_seconds"):
-        if getattr(args, name) < 0:
-            raise ConfigError("must be >= 0", field="--" + name.replace("_", "-"))
+        value = getattr(args, name)
+        if not math.isfinite(value) or value < 0:  # nan and inf too
+            raise ConfigError("must be a number >= 0", field="--" + name.replace("_", "-"))
     if not 0 <= args.port <= 65535:
         raise ConfigError("must be 0..65535", field="--port")
     return SimSettings(

@@ -81,6 +81,10 @@ def run_watchdog(args: argparse.Namespace) -> int:
     configure_logging("debug" if args.verbose else "warning")
     request: Request = args.request or _request_from_flags(args)
     config = load_config(args.config)
+    if request == "start":
+        # Refuse before any API call or state write. A plain pass does not do this: it must
+        # go on enforcing deadlines even where cron lacks a variable the env refers to.
+        config.resolved_env()
     config_path = find_config_path(args.config).resolve()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     mode = " (dry run)" if args.dry_run else ""
@@ -143,10 +147,33 @@ def run_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_demo_args(args: argparse.Namespace) -> None:
+    """Exit 2 naming the flag, before anything starts (argparse only checks the types)."""
+    import math
+
+    from podmgr.errors import ConfigError
+
+    def positive(value: float) -> bool:
+        return math.isfinite(value) and value > 0
+
+    problems = [
+        ("--proxy-port", 1 <= args.proxy_port <= 65535, "must be 1..65535"),
+        ("--interval", positive(args.interval), "must be a number > 0"),
+        ("--duration", args.duration is None or positive(args.duration), "must be > 0"),
+        ("--runtime", args.runtime >= 1, "must be >= 1"),
+        ("--pull-seconds", args.pull_seconds == 0 or positive(args.pull_seconds), "must be >= 0"),
+        ("--load-seconds", args.load_seconds == 0 or positive(args.load_seconds), "must be >= 0"),
+    ]
+    for flag, ok, rule in problems:
+        if not ok:
+            raise ConfigError(rule, field=flag)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from podmgr.watchdog.demo import DemoOptions
     from podmgr.watchdog.demo import run_demo as demo
 
+    _check_demo_args(args)
     options = DemoOptions(
         proxy_port=args.proxy_port,
         interval=args.interval,

@@ -197,7 +197,11 @@ class CacheStore:
             return
         touches, self._touches = self._touches, {}
         if touches:
-            await self._in_db(self._db.touch, touches)
+            try:
+                await self._in_db(self._db.touch, touches)
+            except (OSError, sqlite3.Error) as error:
+                # A read-only or vanished directory: hit times are lost, serving goes on.
+                log.warning("cache_touch_failed", error=str(error)[:200])
         version = await self._in_db(self._db.data_version)
         if version != self._version:
             self._version = version

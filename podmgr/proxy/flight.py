@@ -73,7 +73,14 @@ class Flight:
     def leave(self) -> None:
         self.subscribers -= 1
         if self.subscribers <= 0 and not self.done:
+            # Unlisted at once: a client arriving before the task has wound down must start
+            # a flight of its own, not join this cancelled one (and fail with its DROPPED).
+            self._unlist()
             self.task.cancel()
+
+    def _unlist(self) -> None:
+        if self.key is not None and self.ctx.flights.get(self.key) is self:
+            del self.ctx.flights[self.key]
 
     async def changed(self) -> None:
         """Wait until something new arrived (an event, the headers, or the end)."""
@@ -132,8 +139,7 @@ class Flight:
             if self.complete and self.decision is not None and self.decision.store:
                 await self._store()
         finally:
-            if self.key is not None and self.ctx.flights.get(self.key) is self:
-                del self.ctx.flights[self.key]
+            self._unlist()
 
     async def _call(self, url: str, body: bytes, headers: dict[str, str]) -> None:
         metrics = self.ctx.metrics

@@ -1,9 +1,10 @@
 """The `/v1/*` handler: a raw ASGI callable, the proxy's hot path.
 
-For each request: check the client's key (when keys are configured), read the body within
-`max_body_bytes`, and then either
-- cacheable route with a JSON body: decide (cache_key.decide), serve a hit from the cache,
-  or join/start a `Flight` to the model server and store its complete answer;
+For each request: check the target and headers (request_checks), the client's key (when
+keys are configured), read the body within `max_body_bytes`, and then either
+- cacheable route: POST with a JSON object body (else a 4xx, nothing forwarded); decide
+  (cache_key.decide), serve a hit from the cache, or join/start a `Flight` to the model
+  server and store its complete answer;
 - anything else: pass it through as it is.
 Non-streaming completions are sent upstream as streams (RunPod's edge cuts responses that
 take more than 100 s to start; a stream keeps the connection alive) and the JSON answer is
@@ -22,6 +23,7 @@ import orjson
 
 from podmgr.logs import get_logger
 from podmgr.proxy import openai_errors as errors
+from podmgr.proxy import request_checks as checks
 from podmgr.proxy.asgi import BodyTooLarge, Receive, Responder, Scope, Send, header, read_body
 from podmgr.proxy.cache_entry import CachedAnswer
 from podmgr.proxy.cache_key import CACHEABLE_ROUTES, CacheDecision, decide
@@ -44,6 +46,7 @@ _UNAUTHORIZED = ProxyFailure(
     "invalid_api_key",
     "client_auth",
 )
+_ALLOW_POST = [(b"allow", b"POST")]
 _TOO_LARGE = ProxyFailure(
     413,
     "the request body is larger than this proxy accepts (max_body_bytes)",
@@ -106,20 +109,36 @@ class V1Handler:
         waited: list[float],
     ) -> None:
         ctx = self.ctx
+        rejected = checks.check_target(scope, path)
+        if rejected is not None:
+            await out.fail(rejected)
+            return
         if ctx.api_keys and not self._authorized(scope):
             await out.fail(_UNAUTHORIZED)
             return
+        method = scope["method"]
+        cacheable = route in CACHEABLE_ROUTES
+        if cacheable:
+            rejected = checks.check_method(method) or checks.check_content_type(scope)
+            if rejected is not None:
+                await out.fail(rejected, _ALLOW_POST if rejected.status == 405 else None)
+                return
         try:
             raw = await read_body(scope, receive, ctx.config.max_body_bytes)
         except BodyTooLarge:
             await out.fail(_TOO_LARGE)
             return
-        method = scope["method"]
-        if method == "POST" and route in CACHEABLE_ROUTES:
-            body = _json_object(raw)
-            if body is not None:
-                await self._cacheable(scope, receive, out, route, body, waited)
+        if cacheable:
+            body = checks.parse_object(raw)
+            if isinstance(body, ProxyFailure):
+                await out.fail(body)
                 return
+            rejected = checks.check_body(body)
+            if rejected is not None:
+                await out.fail(rejected)
+                return
+            await self._cacheable(scope, receive, out, route, body, waited)
+            return
         upstream = ctx.resolver.current
         if upstream.base_url is None:
             await out.fail(upstream.failure or errors.UNREACHABLE)
@@ -237,14 +256,6 @@ def _hit_reply(answer: CachedAnswer, client_stream: bool, include_usage: bool) -
         return answer.json
     replay = answer.sse_body(include_usage)
     return replay if replay is not None else stream_from_json(answer.json, include_usage)
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
 
 
 def _error_text(out: Responder) -> str:

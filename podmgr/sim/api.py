@@ -134,6 +134,7 @@ def _went_wrong(fields: list[str]) -> dict[str, Any]:
 
 async def handle_graphql(request: web.Request) -> web.Response:
     world = request.app[WORLD]
+    world.graphql_requests += 1
     if _api_key(request) not in world.settings.api_keys:
         return _json({"errors": [{"message": "Unauthorized"}]}, status=401)
     try:

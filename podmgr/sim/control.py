@@ -7,6 +7,7 @@ DELETE /_sim/faults                 clear all
 POST   /_sim/pods/{id}/crash        the pod goes to EXITED (billing stops)
 POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM dies until the pod is stopped+resumed
 GET    /_sim/health                 {"ok": true}
+GET    /_sim/requests               {"graphql": n}: POST /graphql requests received so far
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ async def health(_request: web.Request) -> web.Response:
     return _json({"ok": True})
 
 
+async def requests(request: web.Request) -> web.Response:
+    return _json({"graphql": request.app[WORLD].graphql_requests})
+
+
 def control_routes() -> list[web.RouteDef]:
     return [
         web.get("/_sim/ledger", ledger),
@@ -89,4 +94,5 @@ def control_routes() -> list[web.RouteDef]:
         web.post("/_sim/pods/{pod_id}/crash", crash_pod),
         web.post("/_sim/pods/{pod_id}/kill-vllm", kill_vllm),
         web.get("/_sim/health", health),
+        web.get("/_sim/requests", requests),
     ]

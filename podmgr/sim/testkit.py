@@ -196,6 +196,10 @@ class SimProcess:
         records: list[dict[str, Any]] = self._call("GET", "/_sim/ledger")["pods"]
         return records
 
+    def graphql_requests(self) -> int:
+        """POST /graphql requests the simulator received so far (see GET /_sim/requests)."""
+        return int(self._call("GET", "/_sim/requests")["graphql"])
+
     def total_cost(self) -> float:
         return float(self._call("GET", "/_sim/ledger")["total_cost_usd"])
 

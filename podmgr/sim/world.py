@@ -48,6 +48,8 @@ class SimWorld:
     fleet: PodFleet
     faults: FaultBook
     rng: random.Random = field(default_factory=random.Random)
+    # POST /graphql requests received (any key, any body): tests prove "no API call" with it.
+    graphql_requests: int = 0
 
     @classmethod
     def create(cls, settings: SimSettings, clock: Callable[[], float] = time.time) -> SimWorld:

@@ -99,8 +99,10 @@ class Applier:
         for gpu in action.gpu_type_ids:
             name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
             key = new_vllm_key()
+            # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
+            spec = pod_spec(cfg, self.deps.cid, name, gpu, key)
             try:
-                pod_id = self.deps.client.create_pod(pod_spec(cfg, self.deps.cid, name, gpu, key))
+                pod_id = self.deps.client.create_pod(spec)
             except (CapacityError, ConfigError) as error:
                 errors.append(f"{gpu}: {error.message}")
                 self.deps.emit(f"   no capacity on {gpu}, trying the next GPU type")

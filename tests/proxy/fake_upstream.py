@@ -1,8 +1,10 @@
 """A tiny vLLM-like upstream for the proxy's tests, run as a real uvicorn process.
 
 Deterministic answers (the reply echoes the last message), JSON or SSE with
-`include_usage`, a configurable delay per token, a call counter, and a few failure
-switches set through `POST /control` (status errors, drops mid-stream, stalls).
+`include_usage`, a configurable delay per token, call counters (`total`: completions and
+embeddings answered; `received`: every request other than /control and /calls), vLLM-like
+OpenAI-shaped 400s for bodies vLLM would refuse (bad JSON, wrong field types), and a few
+failure switches set through `POST /control` (status errors, drops mid-stream, stalls).
 `python tests/proxy/fake_upstream.py PORT [API_KEY]`.
 """
 
@@ -17,7 +19,14 @@ import orjson
 import uvicorn
 
 CONTROL: dict[str, Any] = {"token_delay": 0.0, "fail_status": None, "drop_after": None}
-CALLS: dict[str, int] = {"total": 0, "cancelled": 0}
+CALLS: dict[str, int] = {"total": 0, "cancelled": 0, "received": 0}
+# Fields vLLM validates, with the JSON types it accepts (null is fine too).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "messages": (list,),
+    "max_tokens": (int,),
+    "stream": (bool,),
+}
 API_KEY = sys.argv[2] if len(sys.argv) > 2 else None
 
 
@@ -72,8 +81,38 @@ async def _hung_up(receive: Any, seconds: float) -> bool:
     return True
 
 
+def _wrong_type(value: Any, types: tuple[type, ...]) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, bool) and bool not in types:
+        return True  # JSON true is not a number
+    return not isinstance(value, types)
+
+
+def _invalid(request: Any) -> bytes | None:
+    """The 400 body vLLM would send for `request` (parsed JSON), None if it is acceptable."""
+    if not isinstance(request, dict):
+        problem = "the body must be a JSON object"
+    else:
+        wrong = [
+            name for name, types in _FIELD_TYPES.items() if _wrong_type(request.get(name), types)
+        ]
+        if not wrong:
+            return None
+        problem = f"{wrong[0]}: wrong type"
+    error = {"message": problem, "type": "BadRequestError", "param": None, "code": 400}
+    return orjson.dumps({"error": error})
+
+
 async def _completion(scope: Any, receive: Any, send: Any, chat: bool) -> None:
-    request = orjson.loads(await _body(receive))
+    try:
+        request = orjson.loads(await _body(receive))
+    except orjson.JSONDecodeError:
+        request = None
+    refusal = _invalid(request)
+    if refusal is not None:
+        await _send(send, 400, refusal)
+        return
     CALLS["total"] += 1
     if CONTROL["fail_status"]:
         await _send(send, CONTROL["fail_status"], b"<html>bad gateway</html>", b"text/html")
@@ -177,6 +216,7 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
     if path == "/calls":
         await _send(send, 200, orjson.dumps(CALLS))
         return
+    CALLS["received"] += 1
     if API_KEY and path.startswith("/v1"):
         auth = dict(scope["headers"]).get(b"authorization", b"")
         if auth != f"Bearer {API_KEY}".encode():
