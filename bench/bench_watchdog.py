@@ -19,18 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimProcess, free_port
 
 __all__ = ["main"]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _time(args: list[str], env: dict[str, str], runs: int) -> float:
@@ -59,7 +50,7 @@ def measure(runs: int = 5) -> dict[str, float]:
                     "endpoint_url_template": sim.pod_url_template,
                     "initial_wait_seconds": 0,
                     "poll_interval_seconds": 0.1,
-                    "proxy_port": _free_port(),
+                    "proxy_port": free_port(),
                     "state_file": "state.json",
                 }
             )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -15,16 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from podmgr.sim.testkit import free_port
+
 __all__ = ["free_port", "serve_app", "serve_proxy"]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait(url: str, timeout: float = 30) -> None:

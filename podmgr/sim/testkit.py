@@ -17,6 +17,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -27,11 +28,19 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import IO, Any
 
-__all__ = ["SimProcess", "SimStartError"]
+__all__ = ["SimProcess", "SimStartError", "free_port"]
 
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 5.0
 CONTROL_TIMEOUT_SECONDS = 10.0
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a server a test is about to start)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class SimStartError(RuntimeError):

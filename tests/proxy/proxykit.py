@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,19 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimProcess, free_port
 from podmgr.state import PodRecord, Session, State, StateStore
 
 HERE = Path(__file__).parent
 VLLM_KEY = "test-vllm-key-not-real"
 START_TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_http(url: str, timeout: float = START_TIMEOUT, context: Any = None) -> None:

@@ -8,7 +8,6 @@ moved aside byte for byte while the next pass adopts the live pod (no second pod
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimProcess, free_port
 from podmgr.state import StateStore
 
 WATCHDOGS = 20
@@ -34,13 +33,6 @@ LAUNCH = (  # import first, then wait for the go file: the race is on the lock, 
     "    time.sleep(0.002)\n"
     "sys.exit(main(sys.argv[2:]))\n"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ in anything captured; every file that holds one is mode 0600.
 from __future__ import annotations
 
 import json
-import socket
 import stat
 import subprocess
 import sys
@@ -24,17 +23,10 @@ from typing import Any
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimProcess, free_port
 from podmgr.state import StateStore
 
 RUNPOD_CANARY = "canary-runpod-key-not-real-7f3a9c"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

@@ -8,25 +8,17 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimProcess, free_port
 
 from .chaos import Tally, one_run
 
 CI_RUNS = 3
 LONG_RUNS = int(os.environ.get("PODMGR_CHAOS_RUNS", "50"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

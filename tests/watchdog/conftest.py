@@ -10,7 +10,6 @@ and at teardown its faults are cleared, its pods terminated and its proxies stop
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import uuid
 from collections.abc import Iterator
@@ -20,20 +19,13 @@ from typing import Any
 import pytest
 
 from podmgr.config import Config, load_config
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimProcess, free_port
 from podmgr.state import State, StateStore
 from podmgr.watchdog.observed import Request
 from podmgr.watchdog.proxy_probe import is_our_proxy, pid_alive
 from podmgr.watchdog.runner import PassResult, run_pass
 
 STANDIN = Path(__file__).with_name("standin_proxy.py")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Harness:
