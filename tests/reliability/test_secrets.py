@@ -175,3 +175,54 @@ def test_no_key_leaks_in_a_full_cycle(canary_sim: SimProcess, tmp_path: Path) ->
     scan_files(tmp_path, (RUNPOD_CANARY, vllm_key), seen)
     assert seen.leaks(RUNPOD_CANARY, vllm_key) == []
     assert len(seen.texts) > 20, "too little was captured to prove anything"
+
+
+def test_demo_shows_no_pod_key(tmp_path: Path) -> None:
+    """`podmgr demo` (what `make run` runs): its output, logs and files never show the
+    per-pod vLLM key or the simulator's RunPod key, only the 0600 state file holds one."""
+    from podmgr.config import Config
+    from podmgr.sim.world import DEFAULT_API_KEY
+
+    port, directory = free_port(), tmp_path / "demo"
+    out, err = tmp_path / "demo.out", tmp_path / "demo.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        demo = subprocess.Popen(
+            [
+                sys.executable, "-m", "podmgr", "demo", "--duration", "6", "--interval", "1",
+                "--proxy-port", str(port), "--dir", str(directory),
+                "--pull-seconds", "0.2", "--load-seconds", "0.2",
+            ],
+            stdout=stdout, stderr=stderr, env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        try:
+            store = StateStore(directory / "state.json")
+            vllm_key = ""
+            for _ in range(600):
+                state = store.peek() if store.path.exists() else None
+                if state is not None and state.pod is not None:
+                    vllm_key = state.pod.vllm_api_key
+                    break
+                time.sleep(0.05)
+            assert vllm_key, "the demo never recorded a pod"
+            seen = Capture()
+            base = f"http://127.0.0.1:{port}"
+            wait_upstream_ready(base)
+            body = {"model": Config().model, "messages": [{"role": "user", "content": "hi"}]}
+            for extra in ({}, {"stream": True}):
+                status, answer = fetch(f"{base}/v1/chat/completions", body | extra)
+                assert status == 200, answer
+                seen.add("completion", answer)
+            for path in ("/health", "/metrics", "/dashboard"):
+                seen.add(path, fetch(base + path)[1])
+            assert demo.wait(timeout=120) == 0
+        finally:
+            if demo.poll() is None:
+                demo.kill()
+    assert "all terminated" in seen.add("stdout", out.read_bytes())
+    seen.add("stderr", err.read_bytes())
+    keys = (DEFAULT_API_KEY, vllm_key)
+    holders = scan_files(directory, keys, seen)
+    assert set(holders) <= {"state.json"}, holders
+    assert seen.leaks(*keys) == []
+    # the search works: it finds what the captures must hold
+    assert seen.leaks("podmgr_proxy_requests_total") and seen.leaks("curl http://127.0.0.1")
