@@ -87,11 +87,11 @@ async def pass_through(
 ) -> int:
     """Forward one request as it is and stream the answer back; returns the status sent.
 
-    Only a streamed answer (SSE) is watched for the client going away: other answers on
-    these routes (model lists, tokenize) are short, and a watch costs a task per request.
-    """
+    A client that goes away cancels the upstream request (the watch costs a timer, and a
+    task only once the request has taken longer than its grace)."""
     session = ctx.session
     assert session is not None, "the client session is opened at startup"
+    out.watch_disconnect(receive)
     try:
         async with session.request(
             method, url, data=body or None, headers=headers, allow_redirects=False
@@ -107,8 +107,6 @@ async def pass_through(
                 if name.lower() in _RELAYED_HEADERS
             ]
             out.sse = response.content_type == "text/event-stream"
-            if out.sse:
-                out.watch_disconnect(receive)
             await out.start(response.status, relayed)
             async for piece in response.content.iter_any():
                 await out.body(piece)

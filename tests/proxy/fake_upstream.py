@@ -5,6 +5,8 @@ Deterministic answers (the reply echoes the last message), JSON or SSE with
 embeddings answered; `received`: every request other than /control and /calls), vLLM-like
 OpenAI-shaped 400s for bodies vLLM would refuse (bad JSON, wrong field types), and a few
 failure switches set through `POST /control` (status errors, drops mid-stream, stalls).
+`/v1/audio/transcriptions` stands for a route the proxy passes through: it answers after
+ten token delays, or counts a cancellation if the caller leaves first.
 `python tests/proxy/fake_upstream.py PORT [API_KEY]`.
 """
 
@@ -230,6 +232,12 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
             200,
             b'{"object":"list","data":[{"id":"m","object":"model","max_model_len":4096}]}',
         )
+    elif path == "/v1/audio/transcriptions":  # not cacheable: the proxy passes it through
+        await _body(receive)
+        if await _hung_up(receive, CONTROL["token_delay"] * 10):
+            CALLS["cancelled"] += 1
+            return
+        await _send(send, 200, b'{"text":"hello"}')
     elif path == "/v1/chat/completions":
         await _completion(scope, receive, send, chat=True)
     elif path == "/v1/completions":

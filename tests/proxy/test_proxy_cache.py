@@ -256,6 +256,24 @@ def test_abandoned_json_request_cancels_upstream(
     assert _post(proxy, body).headers["x-cache"] == "MISS"
 
 
+def test_abandoned_pass_through_request_cancels_upstream(
+    proxy: ProxyProcess, reset_upstream: FakeUpstream
+) -> None:
+    """The same for a route that is not cached and is forwarded as it is."""
+    reset_upstream.control(token_delay=0.2)
+    url = f"{proxy.url}/v1/audio/transcriptions"
+    cancelled_before = reset_upstream.calls()["cancelled"]
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(url, content=b"audio", timeout=0.5)
+    deadline = time.monotonic() + 3
+    while reset_upstream.calls()["cancelled"] == cancelled_before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert reset_upstream.calls()["cancelled"] == cancelled_before + 1
+    reset_upstream.control(token_delay=0.0)
+    answer = httpx.post(url, content=b"audio", timeout=5)
+    assert answer.status_code == 200 and answer.json() == {"text": "hello"}
+
+
 def test_cut_stream_and_errors_are_not_stored(
     proxy: ProxyProcess, reset_upstream: FakeUpstream
 ) -> None:
