@@ -198,8 +198,8 @@ def billing_limit(
 
     The deadline is session start + runtime; the session may start on a clean pass when
     the killed `up` never saved it (a start before this run began would be a lie). A pass
-    takes 2-3 s here (mostly `import runpod`; up to 8 s on a loaded 2-core box), which a 2 s interval
-    cannot absorb as a 300 s real one does; so a pass's own duration is allowed too.
+    takes 2-3 s here (mostly `import runpod`; up to 8 s on a loaded 2-core box), which a
+    2 s interval cannot absorb as a 300 s real one does; so a pass's own duration counts.
     """
     state = store.peek()
     begun = state.session.started_at if state is not None and state.session else started
