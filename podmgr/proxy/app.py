@@ -2,8 +2,8 @@
 
 Requests under `/v1` go straight to the raw ASGI `V1Handler` (FastAPI's request/response
 machinery costs more than a whole cache hit); everything else (`/health`, `/metrics`,
-`/dashboard`, `/debug/cache`) is a small FastAPI app. The lifespan opens the aiohttp client
-session (one keep-alive pool for the upstream), the cache, and a background loop that
+`/dashboard`, `/debug/cache`) is a small FastAPI app. The lifespan opens the upstream client
+(a keep-alive pool, `upstream_client`), the cache, and a background loop that
 re-reads the state file, syncs the cache index with other processes, and runs the prewarm.
 """
 
@@ -14,7 +14,6 @@ import contextlib
 import hmac
 from collections.abc import AsyncIterator
 
-import aiohttp
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
@@ -32,6 +31,7 @@ from podmgr.proxy.health import health_payload
 from podmgr.proxy.openai_errors import error_body
 from podmgr.proxy.prewarm import prewarm
 from podmgr.proxy.upstream import UpstreamResolver
+from podmgr.proxy.upstream_client import UpstreamClient
 
 __all__ = ["ProxyApp", "create_app"]
 
@@ -91,11 +91,9 @@ async def _background(ctx: ProxyContext) -> None:
 
 @contextlib.asynccontextmanager
 async def _lifespan(ctx: ProxyContext) -> AsyncIterator[None]:
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=10, sock_read=ctx.config.upstream_timeout_seconds
+    ctx.client = UpstreamClient(
+        connect_timeout=10, read_timeout=ctx.config.upstream_timeout_seconds
     )
-    connector = aiohttp.TCPConnector(limit=256, ttl_dns_cache=300, enable_cleanup_closed=True)
-    ctx.session = aiohttp.ClientSession(connector=connector, timeout=timeout)
     await ctx.cache.open()
     await asyncio.to_thread(ctx.resolver.refresh)
     task = asyncio.ensure_future(_background(ctx))
@@ -117,7 +115,7 @@ async def _lifespan(ctx: ProxyContext) -> AsyncIterator[None]:
                 flight.task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=5)
-        await ctx.session.close()
+        await ctx.client.close()
         await ctx.cache.close()
 
 

@@ -12,23 +12,22 @@ from podmgr.proxy.stats import RecentStats
 from podmgr.proxy.upstream import UpstreamResolver
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from podmgr.proxy.flight import Flight
+    from podmgr.proxy.upstream_client import UpstreamClient
 
 __all__ = ["ProxyContext"]
 
 
 @dataclass
 class ProxyContext:
-    """Config, upstream, cache, metrics and the client session; built by `create_app`."""
+    """Config, upstream, cache, metrics and the upstream client; built by `create_app`."""
 
     config: Config
     resolver: UpstreamResolver
     cache: CacheStore
     stats: RecentStats = field(default_factory=RecentStats)
     metrics: ProxyMetrics = field(init=False)
-    session: aiohttp.ClientSession | None = None
+    client: UpstreamClient | None = None
     flights: dict[str, Flight] = field(default_factory=dict)
     api_keys: tuple[bytes, ...] = ()
 

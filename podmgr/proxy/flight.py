@@ -16,7 +16,6 @@ import asyncio
 import time
 from typing import Any
 
-import aiohttp
 import orjson
 
 from podmgr.logs import get_logger
@@ -26,6 +25,7 @@ from podmgr.proxy.cache_key import CacheDecision
 from podmgr.proxy.context import ProxyContext
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.sse import EventSplitter, assemble, is_error_event, split_events, usage_split
+from podmgr.proxy.upstream_client import UpstreamError, UpstreamResponse, UpstreamUnreachable
 
 __all__ = ["Flight"]
 
@@ -153,9 +153,9 @@ class Flight:
             raise
         except TimeoutError:
             self._fail(errors.TIMED_OUT)
-        except aiohttp.ClientConnectorError:
+        except UpstreamUnreachable:
             self._fail(errors.UNREACHABLE)
-        except (aiohttp.ClientError, OSError):
+        except (UpstreamError, OSError):
             self._fail(errors.DROPPED)
         except Exception:
             log.exception("upstream_call_failed", route=self.route)
@@ -174,11 +174,11 @@ class Flight:
                     metrics.upstream_errors.labels(failure.kind).inc()
 
     async def _fetch(self, url: str, body: bytes, headers: dict[str, str], t0: float) -> None:
-        session = self.ctx.session
-        assert session is not None, "the client session is opened at startup"
-        async with session.post(url, data=body, headers=headers) as response:
+        client = self.ctx.client
+        assert client is not None, "the upstream client is opened at startup"
+        async with client.request("POST", url, body, headers) as response:
             if response.status != 200:
-                data = await response.content.read(_ERROR_BODY_LIMIT)
+                data = await response.read(_ERROR_BODY_LIMIT)
                 self._fail(errors.upstream_status_failure(response.status, data))
                 return
             self.sse = response.content_type == "text/event-stream"
@@ -189,7 +189,7 @@ class Flight:
             self._wake()
             splitter = EventSplitter()
             first = True
-            async for piece in response.content.iter_any():
+            async for piece in response.chunks():
                 blob = splitter.feed(piece)
                 if not blob:
                     continue
@@ -201,9 +201,8 @@ class Flight:
             if not self._saw_done:
                 self.broken = errors.DROPPED
 
-    async def _read_json(self, response: aiohttp.ClientResponse) -> bytes:
-        chunks = [piece async for piece in response.content.iter_any()]
-        data = b"".join(chunks)
+    async def _read_json(self, response: UpstreamResponse) -> bytes:
+        data = await response.read()
         self._count_usage(data)
         return data
 

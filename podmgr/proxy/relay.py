@@ -11,13 +11,12 @@ not JSON) and streams the upstream body to the client as it comes.
 
 from __future__ import annotations
 
-import aiohttp
-
 from podmgr.proxy import openai_errors as errors
 from podmgr.proxy.asgi import Receive, Responder
 from podmgr.proxy.context import ProxyContext
 from podmgr.proxy.flight import Flight
 from podmgr.proxy.sse import stream_from_json
+from podmgr.proxy.upstream_client import UpstreamError, UpstreamUnreachable
 
 __all__ = ["JSON_HEADERS", "SSE_HEADERS", "pass_through", "serve_flight"]
 
@@ -89,34 +88,32 @@ async def pass_through(
 
     A client that goes away cancels the upstream request (the watch costs a timer, and a
     task only once the request has taken longer than its grace)."""
-    session = ctx.session
-    assert session is not None, "the client session is opened at startup"
+    client = ctx.client
+    assert client is not None, "the upstream client is opened at startup"
     out.watch_disconnect(receive)
     try:
-        async with session.request(
-            method, url, data=body or None, headers=headers, allow_redirects=False
-        ) as response:
+        async with client.request(method, url, body, headers) as response:
             if response.status >= 400:
-                data = await response.content.read(64 * 1024)
+                data = await response.read(64 * 1024)
                 failure = errors.upstream_status_failure(response.status, data)
                 ctx.metrics.upstream_errors.labels(failure.kind).inc()
                 return await out.fail(failure)
             relayed = [
-                (name.lower().encode(), value.encode())
+                (name.encode("latin-1"), value.encode("latin-1"))
                 for name, value in response.headers.items()
-                if name.lower() in _RELAYED_HEADERS
+                if name in _RELAYED_HEADERS
             ]
             out.sse = response.content_type == "text/event-stream"
             await out.start(response.status, relayed)
-            async for piece in response.content.iter_any():
+            async for piece in response.chunks():
                 await out.body(piece)
             await out.end()
             return response.status
     except TimeoutError:
         return await _broken(ctx, out, errors.TIMED_OUT)
-    except aiohttp.ClientConnectorError:
+    except UpstreamUnreachable:
         return await _broken(ctx, out, errors.UNREACHABLE)
-    except (aiohttp.ClientError, OSError):
+    except (UpstreamError, OSError):
         return await _broken(ctx, out, errors.DROPPED)
 
 

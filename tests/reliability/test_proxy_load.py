@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from proxy.proxykit import VLLM_KEY, ProxyProcess, free_port, get_json, write_pod_state
 
@@ -32,6 +31,7 @@ from podmgr.config import Config
 from podmgr.proxy.app import create_app
 from podmgr.proxy.cache_key import decide
 from podmgr.proxy.flight import Flight
+from podmgr.proxy.upstream_client import UpstreamClient
 
 from .proxy_load import (
     CacheAudit,
@@ -315,7 +315,7 @@ async def test_cancelled_flight_is_not_joined(tmp_path: Path) -> None:
         {"cache_dir": str(tmp_path / "cache"), "base_dir": str(tmp_path)}
     )
     ctx = create_app(config).ctx
-    ctx.session = aiohttp.ClientSession()
+    ctx.client = UpstreamClient()
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     decision = decide("chat/completions", body, None, "all")
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
@@ -329,5 +329,5 @@ async def test_cancelled_flight_is_not_joined(tmp_path: Path) -> None:
         await asyncio.wait([flight.task], timeout=5)
         assert flight.task.cancelled() and not flight.complete
     finally:
-        await ctx.session.close()
+        await ctx.client.close()
         server.close()
