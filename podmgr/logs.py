@@ -41,6 +41,8 @@ def configure_logging(level: str = "info", json_output: bool | None = None) -> N
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             redact_processor,
+            # JSON logs carry the traceback as text; the console renderer prints its own.
+            *([structlog.processors.format_exc_info] if as_json else []),
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

@@ -305,8 +305,8 @@ class UpstreamClient:
         if body or method in ("POST", "PUT", "PATCH"):
             head.append(f"Content-Length: {len(body)}\r\n")
         request = "".join(head).encode("latin-1") + b"\r\n" + body
-        for _ in range(2):
-            connection = self._reuse(key)
+        for attempt in range(2):
+            connection = self._reuse(key) if attempt == 0 else None
             fresh = connection is None
             if connection is None:
                 connection = await self._connect(key)
@@ -324,7 +324,7 @@ class UpstreamClient:
                 connection.close()
                 if fresh or response._got_bytes:
                     raise
-                continue  # a reused connection the server had closed: once more, anew
+                continue  # a reused connection the server had closed: once more, on a new one
             except BaseException:
                 connection.response = None
                 connection.close()

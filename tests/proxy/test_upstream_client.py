@@ -124,6 +124,29 @@ async def test_idle_connection_closed_by_the_server_is_retried_once() -> None:
     await client.close()
 
 
+async def test_the_retry_takes_a_new_connection_even_with_more_idle_ones() -> None:
+    async def closes_when_reused(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await read_request(reader)
+        await asyncio.sleep(0.05)  # both first requests are in flight at once
+        writer.write(OK)
+        await writer.drain()
+        await read_request(reader)
+
+    async def post(client: UpstreamClient, url: str) -> bytes:
+        async with client.request("POST", url, b"{}") as response:
+            return await response.read()
+
+    client = UpstreamClient(read_timeout=5)
+    async with serving(closes_when_reused) as server:
+        url = server.url + "/v1/x"
+        assert await asyncio.gather(post(client, url), post(client, url)) == [b"{}", b"{}"]
+        assert await post(client, url) == b"{}"  # two stale idle connections, then a new one
+        assert server.connections == 3
+    await client.close()
+
+
 async def test_a_fresh_connection_that_fails_is_not_retried() -> None:
     async def hangs_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
