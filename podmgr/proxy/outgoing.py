@@ -34,6 +34,7 @@ _DROPPED_HEADERS = frozenset(
         b"proxy-authorization",
         b"accept-encoding",
         b"cache-control",
+        b"expect",  # 100-continue is between the client and us, not for the model server
     }
 )
 

@@ -124,7 +124,11 @@ class UpstreamResponse:
         self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
     def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # an interim answer (100 Continue): the real one follows
+            self.headers = {}
+            return
+        self.status = status
         self._headers_done = True
         self._wake()
 
@@ -137,6 +141,8 @@ class UpstreamResponse:
         self._wake()
 
     def on_message_complete(self) -> None:
+        if not self._headers_done:  # the end of an interim answer
+            return
         self._complete = True
         if not self._parser.should_keep_alive():
             self._connection.reusable = False

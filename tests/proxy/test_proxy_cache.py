@@ -274,6 +274,17 @@ def test_abandoned_pass_through_request_cancels_upstream(
     assert answer.status_code == 200 and answer.json() == {"text": "hello"}
 
 
+def test_expect_100_continue_from_a_client(
+    proxy: ProxyProcess, reset_upstream: FakeUpstream
+) -> None:
+    """curl sends `Expect: 100-continue` with bodies over 1 KiB; that is ours to answer."""
+    body = _body(messages=[{"role": "user", "content": "x" * 2048}])
+    answer = httpx.post(
+        f"{proxy.url}/v1/chat/completions", json=body, headers={"Expect": "100-continue"}
+    )
+    assert answer.status_code == 200 and answer.json()["choices"]
+
+
 def test_cut_stream_and_errors_are_not_stored(
     proxy: ProxyProcess, reset_upstream: FakeUpstream
 ) -> None:

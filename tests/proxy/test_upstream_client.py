@@ -61,14 +61,20 @@ async def serving(handler: Handler, tls: ssl.SSLContext | None = None) -> AsyncI
         listener.close()
 
 
-async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def keep_alive_after(
+    answer: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
     while True:
         try:
             await read_request(reader)
         except asyncio.IncompleteReadError:
             return
-        writer.write(OK)
+        writer.write(answer)
         await writer.drain()
+
+
+async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    await keep_alive_after(OK, reader, writer)
 
 
 async def test_keep_alive_reuses_one_connection() -> None:
@@ -78,6 +84,19 @@ async def test_keep_alive_reuses_one_connection() -> None:
             async with client.request("POST", server.url + "/v1/x", b"{}") as response:
                 assert response.status == 200 and await response.read() == b"{}"
                 assert response.content_type == "application/json"
+        assert server.connections == 1
+    await client.close()
+
+
+async def test_an_interim_100_continue_is_skipped() -> None:
+    async def continues(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await keep_alive_after(b"HTTP/1.1 100 Continue\r\n\r\n" + OK, reader, writer)
+
+    client = UpstreamClient(read_timeout=5)
+    async with serving(continues) as server:
+        for _ in range(2):
+            async with client.request("POST", server.url + "/v1/x", b"{}") as response:
+                assert response.status == 200 and await response.read() == b"{}"
         assert server.connections == 1
     await client.close()
 
