@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httptools
 
@@ -43,6 +43,10 @@ __all__ = [
 
 IDLE_SECONDS = 4.0
 _PAUSE_BYTES = 1 << 20  # stop reading from the socket while this much waits unconsumed
+# What may stand as it is in a request target; anything else (a space, non-ASCII from a
+# decoded path) is percent-encoded, and existing %XX escapes are kept, as yarl does.
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?"
 
 
 class UpstreamError(Exception):
@@ -305,7 +309,8 @@ class UpstreamClient:
         host = parts.hostname or ""
         port = parts.port or (443 if scheme == "https" else 80)
         key = (scheme, host, port)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        path = quote(parts.path, safe=_PATH_SAFE) if parts.path else "/"
+        target = path + (f"?{quote(parts.query, safe=_QUERY_SAFE)}" if parts.query else "")
         head = [f"{method} {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"]
         head += [f"{name}: {value}\r\n" for name, value in headers.items()]
         if body or method in ("POST", "PUT", "PATCH"):

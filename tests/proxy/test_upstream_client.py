@@ -101,6 +101,22 @@ async def test_an_interim_100_continue_is_skipped() -> None:
     await client.close()
 
 
+async def test_the_request_target_is_encoded() -> None:
+    seen: list[bytes] = []
+
+    async def records(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append((await read_request(reader)).split(b"\r\n", 1)[0])
+        writer.write(OK)
+
+    client = UpstreamClient(read_timeout=5)
+    async with serving(records) as server:
+        url = server.url + "/v1/models x/ü%41?q=a b"
+        async with client.request("GET", url) as response:
+            assert response.status == 200
+    assert seen == [b"GET /v1/models%20x/%C3%BC%41?q=a%20b HTTP/1.1"]
+    await client.close()
+
+
 async def test_chunked_and_read_to_close_bodies() -> None:
     async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
