@@ -25,7 +25,7 @@ from podmgr.proxy.cache_key import CacheDecision
 from podmgr.proxy.context import ProxyContext
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.sse import EventSplitter, assemble, is_error_event, split_events, usage_split
-from podmgr.proxy.upstream_client import UpstreamError, UpstreamResponse, UpstreamUnreachable
+from podmgr.proxy.upstream_client import UpstreamResponse
 
 __all__ = ["Flight"]
 
@@ -151,12 +151,8 @@ class Flight:
             cancelled = True
             self.broken = self.broken or errors.DROPPED
             raise
-        except TimeoutError:
-            self._fail(errors.TIMED_OUT)
-        except UpstreamUnreachable:
-            self._fail(errors.UNREACHABLE)
-        except (UpstreamError, OSError):
-            self._fail(errors.DROPPED)
+        except errors.TRANSPORT_ERRORS as error:
+            self._fail(errors.transport_failure(error))
         except Exception:
             log.exception("upstream_call_failed", route=self.route)
             self._fail(errors.INTERNAL)

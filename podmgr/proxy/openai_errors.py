@@ -12,14 +12,17 @@ from dataclasses import dataclass, field
 import orjson
 
 from podmgr.errors import truncate
+from podmgr.proxy.upstream_client import UpstreamError, UpstreamUnreachable
 
 __all__ = [
     "DROPPED",
     "INTERNAL",
     "TIMED_OUT",
+    "TRANSPORT_ERRORS",
     "UNREACHABLE",
     "ProxyFailure",
     "error_body",
+    "transport_failure",
     "upstream_status_failure",
 ]
 
@@ -158,3 +161,15 @@ INTERNAL = ProxyFailure(
     "proxy_error",
     "internal",
 )
+
+# What can go wrong talking to the model server, below HTTP (see `transport_failure`).
+TRANSPORT_ERRORS = (TimeoutError, UpstreamError, OSError)
+
+
+def transport_failure(error: BaseException) -> ProxyFailure:
+    """The client's answer for one of `TRANSPORT_ERRORS`."""
+    if isinstance(error, TimeoutError):
+        return TIMED_OUT
+    if isinstance(error, UpstreamUnreachable):
+        return UNREACHABLE
+    return DROPPED

@@ -16,7 +16,6 @@ from podmgr.proxy.asgi import Receive, Responder
 from podmgr.proxy.context import ProxyContext
 from podmgr.proxy.flight import Flight
 from podmgr.proxy.sse import stream_from_json
-from podmgr.proxy.upstream_client import UpstreamError, UpstreamUnreachable
 
 __all__ = ["JSON_HEADERS", "SSE_HEADERS", "pass_through", "serve_flight"]
 
@@ -109,12 +108,8 @@ async def pass_through(
                 await out.body(piece)
             await out.end()
             return response.status
-    except TimeoutError:
-        return await _broken(ctx, out, errors.TIMED_OUT)
-    except UpstreamUnreachable:
-        return await _broken(ctx, out, errors.UNREACHABLE)
-    except (UpstreamError, OSError):
-        return await _broken(ctx, out, errors.DROPPED)
+    except errors.TRANSPORT_ERRORS as error:
+        return await _broken(ctx, out, errors.transport_failure(error))
 
 
 async def _broken(ctx: ProxyContext, out: Responder, failure: errors.ProxyFailure) -> int:
