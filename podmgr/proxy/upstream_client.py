@@ -32,6 +32,8 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
+from podmgr.proxy.transport import UpstreamDropped, UpstreamError, UpstreamUnreachable
+
 __all__ = [
     "IDLE_SECONDS",
     "UpstreamClient",
@@ -47,18 +49,6 @@ _PAUSE_BYTES = 1 << 20  # stop reading from the socket while this much waits unc
 # decoded path) is percent-encoded, and existing %XX escapes are kept, as yarl does.
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
-
-
-class UpstreamError(Exception):
-    """The model server could not be reached or did not answer whole."""
-
-
-class UpstreamUnreachable(UpstreamError):
-    """No connection could be made."""
-
-
-class UpstreamDropped(UpstreamError):
-    """The connection ended, or the answer was malformed, before the response was complete."""
 
 
 class _Connection(asyncio.Protocol):

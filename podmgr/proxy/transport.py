@@ -1,0 +1,111 @@
+"""What the proxy needs from an HTTP client to its upstreams: one small interface, one error tree.
+
+The proxy sends a request and reads a streamed response; everything else about HTTP
+(connections, pooling, TLS, parsing) belongs to an implementation of `Transport`. The
+proxy's own client (`upstream_client.UpstreamClient`) is one; a test can hand the proxy an
+in-process fake, and the several-upstreams feature adds others behind the same interface.
+
+Every failure below HTTP leaves a transport as one of these (the shape of httpx's
+`_exceptions.py`), so callers catch `UpstreamError` and nothing else:
+
+    UpstreamError                  the upstream could not be used for this request
+    ├── UpstreamTimeout            a time limit passed
+    │   ├── ConnectTimeout         connecting took longer than the connect timeout
+    │   ├── ReadTimeout            no data from the upstream for the read timeout
+    │   └── PoolTimeout            no connection became free in time
+    ├── UpstreamUnreachable        no connection could be made (refused, DNS, TLS)
+    ├── UpstreamDropped            the connection ended, or the answer was malformed or too
+    │                              large, before the response was complete
+    └── InvalidUpstreamRequest     the request itself cannot be sent as given (a header
+                                   value with CR/LF, a name that is not a token)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+__all__ = [
+    "ConnectTimeout",
+    "InvalidUpstreamRequest",
+    "PoolTimeout",
+    "ReadTimeout",
+    "StreamedResponse",
+    "Transport",
+    "UpstreamDropped",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "UpstreamUnreachable",
+]
+
+
+class UpstreamError(Exception):
+    """The upstream could not be used for this request."""
+
+
+class UpstreamTimeout(UpstreamError):
+    """A time limit passed while talking to the upstream."""
+
+
+class ConnectTimeout(UpstreamTimeout):
+    """Connecting took longer than the connect timeout."""
+
+
+class ReadTimeout(UpstreamTimeout):
+    """No data arrived from the upstream for the read timeout."""
+
+
+class PoolTimeout(UpstreamTimeout):
+    """No pooled connection became free within the pool timeout."""
+
+
+class UpstreamUnreachable(UpstreamError):
+    """No connection could be made."""
+
+
+class UpstreamDropped(UpstreamError):
+    """The connection ended, or the answer was malformed, before the response was complete."""
+
+
+class InvalidUpstreamRequest(UpstreamError):
+    """The request cannot be sent as given (for example a header value holding CR or LF)."""
+
+
+class StreamedResponse(Protocol):
+    """A response in progress: status and headers first, then the body as it arrives.
+
+    `headers` holds every header line in order with lower-cased names; a repeated header
+    (two `Set-Cookie`) stays two entries.
+    """
+
+    status: int
+    headers: list[tuple[str, str]]
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower-cased ("" when absent)."""
+        ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body, piece by piece as it arrives."""
+        ...
+
+    async def read(self, limit: int | None = None) -> bytes:
+        """The whole body (or its first `limit` bytes)."""
+        ...
+
+
+class Transport(Protocol):
+    """Sends one request and hands back its streamed response inside `async with`.
+
+    Leaving the `async with` block before the body was read whole (an exception, a
+    cancelled task) must abandon the request upstream at once, so a model server stops
+    generating for a client that left.
+    """
+
+    def request(
+        self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None
+    ) -> AbstractAsyncContextManager[StreamedResponse]: ...
+
+    async def close(self) -> None: ...
