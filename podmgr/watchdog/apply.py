@@ -12,6 +12,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import assert_never
 
 from podmgr.config import Config
 from podmgr.errors import (
@@ -76,15 +77,37 @@ class Applier:
         if self.deferred:
             raise self.deferred[0]
 
-    @functools.singledispatchmethod
-    def _dispatch(self, action: object, state: State) -> None:
-        raise TypeError(f"no handler for {action!r}")
+    def _dispatch(self, action: act.Action, state: State) -> None:
+        """One handler per action class; mypy proves the match exhaustive (assert_never)."""
+        match action:
+            case act.StartSession():
+                self._start_session(action, state)
+            case act.EndSession():
+                self._end_session(action, state)
+            case act.CreatePod():
+                self._create(action, state)
+            case act.WaitReady():
+                self._wait(action, state)
+            case act.RestartPod():
+                self._restart(action, state)
+            case act.TerminatePod():
+                self._terminate(state, action.pod_id)
+            case act.AdoptPod():
+                self._adopt(action, state)
+            case act.ForgetPod():
+                self._forget(action, state)
+            case act.StartProxy():
+                self._start_proxy(state)
+            case act.StopProxy():
+                self._stop_proxy(action, state)
+            case act.Noop():
+                pass
+            case _:
+                assert_never(action)
 
-    @_dispatch.register
     def _start_session(self, action: act.StartSession, state: State) -> None:
         state.session = Session(started_at=action.started_at, deadline=action.deadline)
 
-    @_dispatch.register
     def _end_session(self, action: act.EndSession, state: State) -> None:
         if state.session is not None and state.session.active:
             state.session.ended_at = self.deps.clock.now()
@@ -92,7 +115,6 @@ class Applier:
         if action.reason == "crash_loop":
             self.deferred.append(CrashLoopError(f"crash loop, session ended: {action.detail}"))
 
-    @_dispatch.register
     def _create(self, action: act.CreatePod, state: State) -> None:
         cfg, clock = self.deps.config, self.deps.clock
         errors: list[str] = []
@@ -125,7 +147,6 @@ class Applier:
         self.deps.store.save(state, now=clock.now())
         raise CapacityError("no GPU type had capacity: " + "; ".join(errors))
 
-    @_dispatch.register
     def _wait(self, action: act.WaitReady, state: State) -> None:
         cfg, clock, pod = self.deps.config, self.deps.clock, state.pod
         if pod is None:  # waits for the state's pod, whichever create or restart made it
@@ -168,7 +189,6 @@ class Applier:
             state.pod.cost_per_hr = live.cost_per_hr
         return live
 
-    @_dispatch.register
     def _restart(self, action: act.RestartPod, state: State) -> None:
         client, clock, pod = self.deps.client, self.deps.clock, state.pod
         assert pod is not None and pod.id == action.pod_id
@@ -188,10 +208,6 @@ class Applier:
             state.pod.restarts += 1
             state.pod.last_restart_at = now
 
-    @_dispatch.register
-    def _terminate_action(self, action: act.TerminatePod, state: State) -> None:
-        self._terminate(state, action.pod_id)
-
     def _terminate(self, state: State, pod_id: str) -> None:
         gone_now = self.deps.client.terminate_pod(pod_id)
         if state.pod is not None and state.pod.id == pod_id:
@@ -200,7 +216,6 @@ class Applier:
             state.pod = None
         log.info("pod_terminated", pod_id=pod_id, already_gone=not gone_now)
 
-    @_dispatch.register
     def _adopt(self, action: act.AdoptPod, state: State) -> None:
         cfg, now = self.deps.config, self.deps.clock.now()
         live = self.deps.client.get_pod(action.pod_id)
@@ -218,13 +233,11 @@ class Applier:
             vllm_api_key=live.env.get(VLLM_KEY_ENV, ""),
         )
 
-    @_dispatch.register
     def _forget(self, action: act.ForgetPod, state: State) -> None:
         if state.pod is not None and state.pod.id == action.pod_id:
             state.pod = None
 
-    @_dispatch.register
-    def _start_proxy(self, action: act.StartProxy, state: State) -> None:
+    def _start_proxy(self, state: State) -> None:
         try:
             pid = self.deps.supervisor.start(hung_pid=state.proxy_pid)
         except ProxyError as error:
@@ -234,15 +247,10 @@ class Applier:
         state.proxy_pid, state.proxy_started_at = pid, self.deps.clock.now()
         self.deps.emit(f"   proxy pid {pid} on {self.deps.config.proxy_url}")
 
-    @_dispatch.register
     def _stop_proxy(self, action: act.StopProxy, state: State) -> None:
         self.deps.supervisor.stop(action.pid)
         if state.proxy_pid == action.pid:
             state.proxy_pid = None
-
-    @_dispatch.register
-    def _noop(self, action: act.Noop, state: State) -> None:
-        return None
 
 
 def _count_restart(state: State, now: float) -> None:
