@@ -3,12 +3,15 @@ screen of setuptools warnings (issue 9: `project.license` as a TOML table)."""
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from packaging.licenses import canonicalize_license_expression
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
@@ -31,3 +34,29 @@ def test_the_build_requires_a_setuptools_that_knows_spdx_strings() -> None:
     [setuptools] = [r for r in requires if r.name == "setuptools"]
     assert not setuptools.specifier.contains(Version("76.9")), "SPDX strings need >= 77"
     assert setuptools.specifier.contains(Version("77.0"))
+
+
+def _imported_top_names() -> set[str]:
+    root = PYPROJECT.parent
+    names: set[str] = set()
+    for path in [*root.joinpath("podmgr").rglob("*.py"), root / "manage_pod.py"]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_every_runtime_dependency_is_imported() -> None:
+    """A declared dependency nobody imports is weight for every install (aiofiles and
+    cachetools were declared and never used)."""
+    providers = importlib.metadata.packages_distributions()
+    imported_dists = {
+        canonicalize_name(dist)
+        for name in _imported_top_names()
+        for dist in providers.get(name, [])
+    }
+    declared = [Requirement(r) for r in _pyproject()["project"]["dependencies"]]
+    unused = [str(r) for r in declared if canonicalize_name(r.name) not in imported_dists]
+    assert unused == []
