@@ -1,6 +1,10 @@
 """Looking at the proxy without touching it: its /health, and whether a pid is our proxy.
 
-Standard library only, so that `podmgr status` can use it without the heavy imports.
+The standard library's urllib, not httpx: `podmgr status` uses this and must stay fast
+(importing httpx would add ~65 ms to a ~180 ms command). With `use_https` the watchdog
+checks its own proxy over TLS that trusts exactly the configured `ssl_cert`: a
+self-signed certificate is not in the system's CAs, and every pass used to find the
+proxy it had just started "not answering" (issue 9).
 """
 
 from __future__ import annotations
@@ -8,22 +12,50 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fetch_health", "is_our_proxy", "pid_alive"]
+from podmgr.config import Config
+
+__all__ = ["fetch_health", "fetch_proxy_health", "is_our_proxy", "pid_alive", "trusting"]
 
 
-def fetch_health(base_url: str, timeout: float = 2.0) -> dict[str, Any] | None:
-    """The proxy's /health JSON, or None if nothing usable answered (stdlib only: fast)."""
+def trusting(cert_file: Path) -> ssl.SSLContext:
+    """A client context whose only trust anchors are the certificates in `cert_file`.
+
+    Partial chains are allowed so that a leaf certificate (not only a self-signed root)
+    is trusted as given; the host name is still checked against the certificate.
+    """
+    context = ssl.create_default_context(cafile=str(cert_file))
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+def fetch_health(
+    base_url: str, timeout: float = 2.0, cafile: Path | None = None
+) -> dict[str, Any] | None:
+    """The proxy's /health JSON, or None if nothing usable answered (or TLS failed).
+
+    `cafile`: trust only this certificate file for an https URL (a file that cannot be
+    read counts as no answer, as the proxy serving it cannot have started either).
+    """
     try:
-        with urllib.request.urlopen(base_url.rstrip("/") + "/health", timeout=timeout) as resp:
+        context = trusting(cafile) if cafile is not None else None
+        url = base_url.rstrip("/") + "/health"
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as resp:
             body = json.loads(resp.read(65536) or b"{}")
     except (OSError, ValueError, urllib.error.URLError):
         return None
     return body if isinstance(body, dict) else None
+
+
+def fetch_proxy_health(config: Config, timeout: float = 2.0) -> dict[str, Any] | None:
+    """/health of the proxy this config runs, trusting the certificate it serves."""
+    cafile = config.resolve_path(config.ssl_cert) if config.use_https and config.ssl_cert else None
+    return fetch_health(config.proxy_url, timeout=timeout, cafile=cafile)
 
 
 def _proc_state(pid: int) -> str | None:

@@ -22,7 +22,7 @@ from podmgr.config import Config
 from podmgr.errors import ProxyError
 from podmgr.watchdog.clock import Clock
 from podmgr.watchdog.observed import ProxyView
-from podmgr.watchdog.proxy_probe import fetch_health, is_our_proxy, pid_alive
+from podmgr.watchdog.proxy_probe import fetch_proxy_health, is_our_proxy, pid_alive
 
 __all__ = ["ProxySupervisor"]
 
@@ -52,7 +52,7 @@ class ProxySupervisor:
         return [sys.executable, "-m", "podmgr", "proxy", "--config", str(config_path)]
 
     def view(self, known_pid: int | None) -> ProxyView:
-        health = fetch_health(self.config.proxy_url)
+        health = fetch_proxy_health(self.config)
         pid = known_pid if is_our_proxy(known_pid, self.config_path) else None
         if health is not None and pid is None:
             reported = health.get("pid")
@@ -108,7 +108,7 @@ class ProxySupervisor:
                     f"the proxy exited with code {process.returncode} at start; "
                     f"see {self.log_path}: {self._log_tail()}"
                 )
-            if fetch_health(self.config.proxy_url, timeout=1.0) is not None:
+            if fetch_proxy_health(self.config, timeout=1.0) is not None:
                 return
             self.clock.sleep(0.1)
         self.stop(process.pid)

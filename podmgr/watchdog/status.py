@@ -12,7 +12,7 @@ from typing import Any
 
 from podmgr.config import Config
 from podmgr.state import State, StateStore
-from podmgr.watchdog.proxy_probe import fetch_health, pid_alive
+from podmgr.watchdog.proxy_probe import fetch_proxy_health, pid_alive
 
 __all__ = ["format_status", "live_pod", "status_report"]
 
@@ -71,7 +71,7 @@ def _pod(state: State, now: float) -> dict[str, Any] | None:
 
 
 def _proxy(config: Config, state: State) -> dict[str, Any]:
-    health = fetch_health(config.proxy_url, timeout=1.0)
+    health = fetch_proxy_health(config, timeout=1.0)
     pid = state.proxy_pid
     return {
         "url": config.proxy_url,
