@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,25 @@ def _pass_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _say(line: str) -> None:
-    print(line, flush=True)
+    """Print a line; once stdout is a closed pipe, drop the output and carry on.
+
+    `make run | tee log` then Ctrl-C: tee dies first, and a print raising BrokenPipeError
+    aborted the demo's cleanup and left the proxy running (issue 9). A pass whose reader
+    went away must finish its work too.
+    """
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _stdout_to_devnull()
+
+
+def _stdout_to_devnull() -> None:
+    """Point fd 1 at /dev/null so later prints and the exit-time flush cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    finally:
+        os.close(devnull)
 
 
 def run_watchdog(args: argparse.Namespace) -> int:

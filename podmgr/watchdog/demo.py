@@ -3,12 +3,14 @@
 Starts `podmgr sim`, writes a demo config under `.podmgr/demo/`, runs watchdog passes as
 separate processes every interval (as cron would; the first is `podmgr up`), and keeps the
 proxy on 127.0.0.1:8000. Ctrl-C (SIGINT) or SIGTERM, or the end of `--duration`, runs a
-shutdown pass (terminates the simulated pod, stops the proxy) and stops the simulator.
-The exit code is 0 only if the simulator's ledger shows every pod terminated.
+shutdown pass (terminates the simulated pod, stops the proxy) and stops the simulator,
+whatever happened to stdout. The exit code is 0 only if the simulator's ledger shows
+every pod terminated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -89,6 +91,7 @@ def run_demo(options: DemoOptions, emit: Callable[[str], None], python: str) -> 
     # Each demo starts a fresh simulator: a state file from an earlier one names pods
     # that never existed here.
     (directory / "state.json").unlink(missing_ok=True)
+    emit = _never_raising(emit)
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     sim = SimProcess(pull_seconds=options.pull_seconds, load_seconds=options.load_seconds)
     try:
@@ -113,6 +116,17 @@ def run_demo(options: DemoOptions, emit: Callable[[str], None], python: str) -> 
         sim.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _never_raising(emit: Callable[[str], None]) -> Callable[[str], None]:
+    """`emit` that cannot abort the cleanup: output may fail (stdout a closed pipe after
+    `make run | tee log` and Ctrl-C), the shutdown pass and `sim.stop()` must not."""
+
+    def say(line: str) -> None:
+        with contextlib.suppress(OSError, ValueError):  # ValueError: a closed file
+            emit(line)
+
+    return say
 
 
 def _start_shielded(sim: SimProcess) -> None:
