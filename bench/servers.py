@@ -7,12 +7,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from podmgr.sim.testkit import free_port
 
@@ -25,11 +25,9 @@ def _wait(url: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except urllib.error.HTTPError:
+            httpx.get(url, timeout=2)  # any HTTP answer, error statuses included
             return
-        except OSError:
+        except httpx.TransportError:
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not come up")
 

@@ -14,13 +14,12 @@ import stat
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from podmgr.sim.testkit import SimProcess, free_port
@@ -55,12 +54,9 @@ def fetch(url: str, body: dict[str, Any] | None = None, accept: str = "") -> tup
     headers = {"Content-Type": "application/json"} if data else {}
     if accept:
         headers["Accept"] = accept
-    request = urllib.request.Request(url, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+    method = "POST" if data is not None else "GET"
+    response = httpx.request(method, url, content=data, headers=headers, timeout=30)
+    return response.status_code, response.content
 
 
 def wait_upstream_ready(base: str) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 
+import httpx
 import pytest
 
 from podmgr.sim.testkit import SimProcess, SimStartError
@@ -17,8 +16,7 @@ def test_prints_both_lines_and_serves(sim: SimProcess) -> None:
     assert sim.base_url.startswith("http://127.0.0.1:")
     assert sim.pod_url_template == sim.base_url + "/pods/{pod_id}-{port}"
     assert sim.startup_seconds is not None and sim.startup_seconds < 10
-    with urllib.request.urlopen(sim.base_url + "/_sim/health", timeout=5) as response:
-        assert response.status == 200
+    assert httpx.get(sim.base_url + "/_sim/health", timeout=5).status_code == 200
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
@@ -43,17 +41,13 @@ def test_exits_zero_on_signal(signum: int) -> None:
 def test_only_configured_keys_are_accepted() -> None:
     with SimProcess(api_keys=("key-one-not-real", "key-two-not-real")) as sim:
         for key, expected in (("key-two-not-real", 200), ("nope", 401)):
-            request = urllib.request.Request(
+            answer = httpx.post(
                 sim.base_url + "/graphql",
-                data=b'{"query": "{ myself { id } }"}',
-                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+                json={"query": "{ myself { id } }"},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=5,
             )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as response:
-                    status = response.status
-            except urllib.error.HTTPError as error:
-                status = error.code
-            assert status == expected
+            assert answer.status_code == expected
 
 
 def test_start_failure_raises_with_stderr() -> None:
