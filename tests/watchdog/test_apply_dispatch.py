@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 UNHANDLED = '''
@@ -29,6 +31,7 @@ def _mypy(package_root: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.timeout(360)  # a cold mypy run on a busy machine
 def test_an_action_without_a_handler_fails_the_type_check(tmp_path: Path) -> None:
     shutil.copytree(
         REPO / "podmgr", tmp_path / "podmgr", ignore=shutil.ignore_patterns("__pycache__")

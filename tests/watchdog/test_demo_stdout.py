@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from podmgr.state import StateStore
 from podmgr.watchdog.proxy_probe import pid_alive
 
@@ -51,6 +53,7 @@ def _wait_gone(pids: list[int], timeout: float) -> list[int]:
     return [pid for pid in pids if pid_alive(pid)]
 
 
+@pytest.mark.timeout(480)  # above the waits below: they say what they waited for
 def test_ctrl_c_with_stdout_closed_still_stops_proxy_and_simulator(tmp_path: Path) -> None:
     directory = tmp_path / "demo"
     env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}

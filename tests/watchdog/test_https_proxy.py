@@ -9,6 +9,7 @@ import ipaddress
 import json
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -56,6 +57,7 @@ def _status_says_healthy(wd: Harness) -> bool:
     return healthy
 
 
+@pytest.mark.timeout(300)  # three CLI processes and a proxy start on a busy machine
 def test_up_and_later_passes_trust_their_own_https_proxy(wd: Harness) -> None:
     cert, key = self_signed_for_localhost(wd.dir)
     # Relative paths, as in a pod_config.json beside its certificate; a generous start
