@@ -38,6 +38,7 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     "upstream_error": {"status": "upstream_status", "pod_id": "str", "path_prefix": "str"},
     "upstream_drop": {"pod_id": "str", "path_prefix": "str"},
     "upstream_stall": {"seconds": "seconds", "pod_id": "str", "path_prefix": "str"},
+    "upstream_slow": {"seconds": "seconds", "pod_id": "str", "path_prefix": "str"},
 }
 FAULT_NAMES = frozenset(FAULT_PARAMS)
 
@@ -46,6 +47,7 @@ DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = {
     "api_slow": {"seconds": 5.0},
     "upstream_error": {"status": 500},
     "upstream_stall": {"seconds": 5.0},
+    "upstream_slow": {"seconds": 0.2},
 }
 
 
