@@ -438,7 +438,8 @@ class SimUpstream:
         return self.sim.pod_traffic(self.pod_id)
 
     def set_fault(self, fault: str, **params: Any) -> None:
-        """`SimProcess.set_fault`, for this pod only."""
+        """`SimProcess.set_fault` for this pod only: the faults with a `pod_id` parameter
+        (upstream_error, upstream_drop, upstream_stall, upstream_slow, pod_crash, vllm_die)."""
         self.sim.set_fault(fault, pod_id=self.pod_id, **params)
 
     def clear_faults(self) -> None:
