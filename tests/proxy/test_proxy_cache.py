@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 import urllib.error
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from podmgr.cli import main
-from podmgr.sim.testkit import SimUpstream
+from podmgr.sim.testkit import SimUpstream, wait_until
 
 from .proxykit import VLLM_KEY, ProxyProcess, get_json
 
@@ -235,13 +236,42 @@ def test_concurrent_identical_misses_are_coalesced(
     assert "podmgr_proxy_coalesced_requests_total" in metrics
 
 
+def _hang_up_once_the_pod_works_on_it(
+    proxy: ProxyProcess,
+    upstream: SimUpstream,
+    path: str,
+    body: bytes,
+    content_type: str,
+    marker: str,
+) -> None:
+    """POST `body` on a raw socket, wait until the pod is working on it, then hang up.
+
+    Waiting for the pod (not for a client timeout) makes sure the request was forwarded
+    before the client leaves, however slow the machine is. The pod's record of the request
+    is the one whose body holds `marker` (the proxy may re-encode a JSON body).
+    """
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
+        sock.sendall(head.encode() + body)
+        wait_until(
+            lambda: any(
+                r["outcome"] == "pending" and marker in r["body"]
+                for r in upstream.traffic()["recent"]
+            ),
+            f"the pod to start working on {path}",
+        )
+
+
 def test_cancelled_stream_is_not_stored_and_cancels_upstream(
     proxy: ProxyProcess, upstream: SimUpstream
 ) -> None:
-    upstream.set_fault("upstream_slow", seconds=0.2)
+    upstream.set_fault("upstream_slow", seconds=0.5)  # 20 tokens: a 10 s stream
     body = _body(stream=True, max_tokens=20)
     cancelled_before = upstream.traffic()["cancelled"]
-    with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", json=body, timeout=10) as r:
+    with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", json=body, timeout=30) as r:
         for _ in r.iter_raw():
             break  # first event only, then hang up
     assert upstream.wait_cancelled(cancelled_before) == cancelled_before + 1
@@ -253,11 +283,13 @@ def test_abandoned_json_request_cancels_upstream(
     proxy: ProxyProcess, upstream: SimUpstream
 ) -> None:
     """A client that gives up on a non-streaming answer stops the upstream work too."""
-    upstream.set_fault("upstream_slow", seconds=0.2)  # 20 tokens: a 4 s answer
+    upstream.set_fault("upstream_slow", seconds=1.0)  # 20 tokens: a 20 s answer
     body = _body(max_tokens=20)
     cancelled_before = upstream.traffic()["cancelled"]
-    with pytest.raises(httpx.TimeoutException):
-        httpx.post(f"{proxy.url}/v1/chat/completions", json=body, timeout=0.5)
+    raw, marker = json.dumps(body).encode(), body["messages"][0]["content"]
+    _hang_up_once_the_pod_works_on_it(
+        proxy, upstream, "/v1/chat/completions", raw, "application/json", marker
+    )
     assert upstream.wait_cancelled(cancelled_before) == cancelled_before + 1
     upstream.clear_faults()
     assert _post(proxy, body).headers["x-cache"] == "MISS"
@@ -267,21 +299,21 @@ def test_abandoned_pass_through_request_cancels_upstream(
     proxy: ProxyProcess, upstream: SimUpstream
 ) -> None:
     """The same for a route that is not cached and is forwarded as it is (body included)."""
-    upstream.set_fault("upstream_stall", seconds=5.0, path_prefix="/v1/audio/")
-    url = f"{proxy.url}/v1/audio/transcriptions"
+    upstream.set_fault("upstream_stall", seconds=60.0, path_prefix="/v1/audio/")
+    path = "/v1/audio/transcriptions"
+    audio = f"audio {uuid.uuid4().hex}".encode()
     cancelled_before = upstream.traffic()["cancelled"]
-    with pytest.raises(httpx.TimeoutException):
-        httpx.post(url, content=b"audio", timeout=0.5)
+    _hang_up_once_the_pod_works_on_it(proxy, upstream, path, audio, "audio/wav", audio.decode())
     assert upstream.wait_cancelled(cancelled_before) == cancelled_before + 1
-    abandoned = _last_request(upstream, "/v1/audio/transcriptions")
-    assert abandoned["method"] == "POST" and abandoned["body"] == "audio"
+    abandoned = _last_request(upstream, path)
+    assert abandoned["method"] == "POST" and abandoned["body"] == audio.decode()
     assert abandoned["outcome"] == "cancelled"
     upstream.clear_faults()
     # The simulated vLLM serves a text model: no transcription route, so it answers 404.
-    answer = httpx.post(url, content=b"audio", timeout=30)
+    answer = httpx.post(proxy.url + path, content=audio, timeout=30)
     assert answer.status_code == 404 and answer.json()["error"]["code"] == "upstream_404"
-    again = _last_request(upstream, "/v1/audio/transcriptions")
-    assert again["outcome"] == "answered" and again["body"] == "audio"
+    again = _last_request(upstream, path)
+    assert again["outcome"] == "answered" and again["body"] == audio.decode()
 
 
 def test_expect_100_continue_from_a_client(proxy: ProxyProcess, upstream: SimUpstream) -> None:
