@@ -216,7 +216,9 @@ def test_off_mode(make_proxy: Any, upstream: SimUpstream) -> None:
 def test_concurrent_identical_misses_are_coalesced(
     proxy: ProxyProcess, upstream: SimUpstream
 ) -> None:
-    upstream.set_fault("upstream_slow", seconds=0.05)  # the first miss is still in flight
+    # 4 tokens 0.5 s apart: the first miss stays in flight while the six clients arrive,
+    # even on a busy machine.
+    upstream.set_fault("upstream_slow", seconds=0.5)
     body = _body()
     before = _calls(upstream)
     results: list[httpx.Response] = []
