@@ -6,30 +6,16 @@ import json
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from podmgr.sim.testkit import free_port
+from podmgr.sim.testkit import free_port, wait_http, write_pod_state
 
 __all__ = ["free_port", "serve_app", "serve_proxy"]
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _wait(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(url, timeout=2)  # any HTTP answer, error statuses included
-            return
-        except httpx.TransportError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not come up")
 
 
 @contextmanager
@@ -40,7 +26,7 @@ def _process(args: list[str], ready_url: str, cwd: Path | None = None) -> Iterat
     )
     try:
         try:
-            _wait(ready_url)
+            wait_http(ready_url)
         except TimeoutError:
             log.seek(0)
             sys.stderr.write(log.read().decode(errors="replace"))
@@ -66,19 +52,6 @@ def serve_app(kind: str, *extra: str) -> Iterator[str]:
         yield url
 
 
-def _write_pod_state(path: Path, url: str) -> None:
-    """A state file as the watchdog writes it for a ready pod at `url`."""
-    from podmgr.state import PodRecord, Session, State, StateStore
-
-    now = time.time()
-    pod = PodRecord(
-        id="bench", name="podmgr-bench", gpu_type_id="bench", cost_per_hr=0.0,
-        created_at=now, ready_at=now, phase="ready", endpoint_url=url,
-        vllm_api_key="bench-key-not-real", billed_until=now,
-    )  # fmt: skip
-    StateStore(path).save(State(session=Session(started_at=now, deadline=now + 3600), pod=pod))
-
-
 @contextmanager
 def serve_proxy(workdir: Path, pod_url: str | None = None, **fields: Any) -> Iterator[str]:
     """A `podmgr proxy` process with a config made of `fields`; yields its base URL.
@@ -89,7 +62,7 @@ def serve_proxy(workdir: Path, pod_url: str | None = None, **fields: Any) -> Ite
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     if pod_url is not None:
-        _write_pod_state(workdir / "state.json", pod_url)
+        write_pod_state(workdir / "state.json", "bench", pod_url, api_key="bench-key-not-real")
     config = workdir / "pod_config.json"
     config.write_text(
         json.dumps({"proxy_port": port, "cache_dir": "cache", "state_file": "state.json",

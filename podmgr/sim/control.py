@@ -6,6 +6,7 @@ POST   /_sim/faults                 add one: {"fault": NAME, "probability"|"coun
 DELETE /_sim/faults                 clear all
 POST   /_sim/pods/{id}/crash        the pod goes to EXITED (billing stops)
 POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM dies until the pod is stopped+resumed
+GET    /_sim/pods/{id}/requests     what reached the pod's URL (podmgr/sim/traffic.py)
 GET    /_sim/health                 {"ok": true}
 GET    /_sim/requests               {"graphql": n}: POST /graphql requests received so far
 """
@@ -77,6 +78,15 @@ async def kill_vllm(request: web.Request) -> web.Response:
     return _json({"id": pod.id, "vllm_dead": True})
 
 
+async def pod_requests(request: web.Request) -> web.Response:
+    """A live pod, or one that got requests before it went: traffic outlives the pod."""
+    world = request.app[WORLD]
+    pod_id = request.match_info["pod_id"]
+    if world.fleet.get(pod_id) is None and pod_id not in world.traffic:
+        return _json({"error": "no such pod"}, status=404)
+    return _json(world.traffic_of(pod_id).to_json())
+
+
 async def health(_request: web.Request) -> web.Response:
     return _json({"ok": True})
 
@@ -93,6 +103,7 @@ def control_routes() -> list[web.RouteDef]:
         web.delete("/_sim/faults", clear_faults),
         web.post("/_sim/pods/{pod_id}/crash", crash_pod),
         web.post("/_sim/pods/{pod_id}/kill-vllm", kill_vllm),
+        web.get("/_sim/pods/{pod_id}/requests", pod_requests),
         web.get("/_sim/health", health),
         web.get("/_sim/requests", requests),
     ]

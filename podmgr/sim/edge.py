@@ -7,7 +7,14 @@ within `edge_timeout_seconds` (a stream that has started is never cut). The upst
 faults act here: `upstream_error` (an OpenAI-shaped error from the pod), `upstream_stall`
 (the answer starts late), `upstream_drop` (the connection is cut: after the first events
 of a stream, half-way through a JSON body). They match requests whose path starts with
-their `path_prefix` (default "/v1/"), on their `pod_id` if given.
+their `path_prefix` (default "/v1/"), on their `pod_id` if given. `upstream_slow` makes
+the simulated vLLM generate at `seconds` per token instead of `--token-delay`.
+
+A client that hangs up before its answer ended abandons it: the pod stops working on it
+(vLLM aborts a request whose client disconnected: `with_cancellation` and the streaming
+generators in vllm/entrypoints; we assume RunPod's edge passes the hang-up on, as an HTTP
+proxy closing its upstream connection does). Every request and its outcome is counted in
+the pod's traffic (podmgr/sim/traffic.py), which the proxy's tests read.
 """
 
 from __future__ import annotations
@@ -22,12 +29,15 @@ from podmgr.logs import get_logger
 from podmgr.sim.faults import Fault
 from podmgr.sim.pods import SimPod
 from podmgr.sim.reply import Reply, cloudflare_page, openai_error
+from podmgr.sim.traffic import PodTraffic, RequestRecord, body_text
 from podmgr.sim.vllm import serve_vllm
 from podmgr.sim.world import WORLD, SimWorld
 
 __all__ = ["handle_pod_url"]
 
 _DROP_AFTER_EVENTS = 2
+# How often a pending answer checks whether its client is still connected.
+_HANG_UP_POLL_SECONDS = 0.02
 _log = get_logger("sim.edge")
 
 
@@ -59,21 +69,54 @@ def _upstream_fault(world: SimWorld, name: str, pod: SimPod, path: str) -> Fault
     return fault
 
 
+def _authorized(pod: SimPod, request: web.Request) -> bool | None:
+    key = pod.vllm_api_key
+    return None if not key else request.headers.get("Authorization") == f"Bearer {key}"
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+async def _unless_client_leaves(request: web.Request, work: asyncio.Task[Reply]) -> Reply | None:
+    """The reply once `work` is done; None (and `work` cancelled) if the client hung up first.
+
+    aiohttp does not cancel a handler whose client left (handler_cancellation is off, and
+    must stay off for the GraphQL API: a create whose client timed out still happens, as on
+    RunPod), so the pod's answer watches the connection itself.
+    """
+    while not work.done():
+        if _client_gone(request):
+            work.cancel()
+            await asyncio.gather(work, return_exceptions=True)
+            return None
+        await asyncio.wait({work}, timeout=_HANG_UP_POLL_SECONDS)
+    return work.result()
+
+
 async def handle_pod_url(request: web.Request) -> web.StreamResponse:
     world = request.app[WORLD]
     path = "/" + request.match_info.get("tail", "")
     pod = _find_pod(world, request.match_info["target"])
     if pod is None:
         return _html(502)
+    traffic = world.traffic_of(pod.id)
+    record = traffic.receive(request.method, path, request.query_string, _authorized(pod, request))
     phase = pod.phase(world.now(), world.settings.timings)
     if phase == "dead" and path == "/health":
+        traffic.answered(record, 503, "not_serving")
         return web.Response(status=503)
     if phase != "serving":
+        traffic.answered(record, 502, "not_serving")
         return _html(502)
     body = await request.read()
+    record.body = body_text(body)
     error = _upstream_fault(world, "upstream_error", pod, path)
     stall = _upstream_fault(world, "upstream_stall", pod, path)
     drop = _upstream_fault(world, "upstream_drop", pod, path)
+    slow = _upstream_fault(world, "upstream_slow", pod, path)
+    token_delay = float(slow.spec.params["seconds"]) if slow else world.settings.token_delay
 
     async def pod_answer() -> Reply:
         if stall is not None:
@@ -81,25 +124,33 @@ async def handle_pod_url(request: web.Request) -> web.StreamResponse:
         if error is not None:
             status = int(error.spec.params["status"])
             return openai_error("Simulated upstream error", status, kind="InternalServerError")
-        return await serve_vllm(
-            pod, request.method, path, request.headers, body, world.settings.token_delay
-        )
+        return await serve_vllm(pod, request.method, path, request.headers, body, token_delay)
 
+    timed = asyncio.wait_for(pod_answer(), world.settings.edge_timeout_seconds)
     try:
-        reply = await asyncio.wait_for(pod_answer(), world.settings.edge_timeout_seconds)
+        reply = await _unless_client_leaves(request, asyncio.ensure_future(timed))
     except TimeoutError:
+        traffic.answered(record, 524, "edge_timeout")
         return _html(524)
+    if reply is None:
+        traffic.abandoned(record)
+        _log.debug("client_disconnected", path=request.path)
+        return web.Response(status=499)  # never sent: the connection is gone
     if drop is not None:
+        traffic.answered(record, reply.status, "cut")
         return await _send_cut(request, reply)
+    traffic.answered(record, reply.status)
     if reply.stream is None:
         return web.Response(
             body=reply.body, status=reply.status, content_type=reply.content_type,
             headers=reply.headers,
         )  # fmt: skip
-    return await _send_stream(request, reply)
+    return await _send_stream(request, reply, traffic, record)
 
 
-async def _send_stream(request: web.Request, reply: Reply) -> web.StreamResponse:
+async def _send_stream(
+    request: web.Request, reply: Reply, traffic: PodTraffic, record: RequestRecord
+) -> web.StreamResponse:
     response = web.StreamResponse(status=reply.status, headers=reply.headers)
     response.content_type = reply.content_type
     await response.prepare(request)
@@ -109,6 +160,7 @@ async def _send_stream(request: web.Request, reply: Reply) -> web.StreamResponse
             await response.write(chunk)
         await response.write_eof()
     except ConnectionError:
+        traffic.abandoned(record)  # the stream stops here: no more tokens are generated
         _log.debug("client_disconnected", path=request.path)
     return response
 

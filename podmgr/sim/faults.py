@@ -38,6 +38,10 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     "upstream_error": {"status": "upstream_status", "pod_id": "str", "path_prefix": "str"},
     "upstream_drop": {"pod_id": "str", "path_prefix": "str"},
     "upstream_stall": {"seconds": "seconds", "pod_id": "str", "path_prefix": "str"},
+    # Tokens come `seconds` apart: a busy vLLM generates slower (its benchmarks report this
+    # as ITL, inter-token latency). The proxy's tests use it to keep an answer in flight
+    # long enough to coalesce or abandon it (issue 9, section 4).
+    "upstream_slow": {"seconds": "seconds", "pod_id": "str", "path_prefix": "str"},
 }
 FAULT_NAMES = frozenset(FAULT_PARAMS)
 
@@ -46,6 +50,7 @@ DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = {
     "api_slow": {"seconds": 5.0},
     "upstream_error": {"status": 500},
     "upstream_stall": {"seconds": 5.0},
+    "upstream_slow": {"seconds": 0.2},
 }
 
 

@@ -6,9 +6,20 @@
         ...
         assert all(p["status"] == "TERMINATED" for p in sim.ledger())
 
-Only the standard library is used, so the kit costs nothing to import. The simulator's
-stderr (its JSON logs) goes to a temporary file, never to a pipe that could fill up; a
-start-up failure raises `SimStartError` with that log.
+One helper for each thing the tests (and bench/) need around real processes:
+- `wait_http(url, ready=...)`: poll a URL until it answers (or until `ready(answer)`);
+  `wait_until(check, what)` for any other condition. Both wait generously (60 s by
+  default), return as soon as the condition holds, and say what they waited for when
+  they give up: the suite runs on busy machines.
+- `write_pod_state(path, pod_id, url, api_key=...)`: a state file as the watchdog writes
+  it for a pod (ready by default), for a proxy to find its upstream in.
+- `simulated_vllm(api_key=...)`: a simulator with one serving pod, the upstream of a proxy
+  test: its URL, its faults (`upstream_error`, `upstream_drop`, `upstream_stall`,
+  `upstream_slow`) and what reached it (`traffic()`: received, model calls, cancelled).
+
+Only the standard library and `podmgr.state` are used, so the kit is cheap to import. The
+simulator's stderr (its JSON logs) goes to a temporary file, never to a pipe that could
+fill up; a start-up failure raises `SimStartError` with that log.
 """
 
 from __future__ import annotations
@@ -24,15 +35,38 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
-__all__ = ["SimProcess", "SimStartError", "free_port"]
+from podmgr.state import PodPhase, PodRecord, Session, State, StateStore
 
-START_TIMEOUT_SECONDS = 20.0
-STOP_TIMEOUT_SECONDS = 5.0
-CONTROL_TIMEOUT_SECONDS = 10.0
+__all__ = [
+    "HttpAnswer",
+    "SimProcess",
+    "SimStartError",
+    "SimUpstream",
+    "free_port",
+    "http_get",
+    "simulated_vllm",
+    "start_pod",
+    "wait_http",
+    "wait_until",
+    "write_pod_state",
+]
+
+# Generous on purpose: every wait returns as soon as its condition holds, and a loaded
+# 2-core machine can take many seconds to start a Python process (issue 9, section 1).
+WAIT_SECONDS = 60.0
+START_TIMEOUT_SECONDS = WAIT_SECONDS
+STOP_TIMEOUT_SECONDS = 10.0
+CONTROL_TIMEOUT_SECONDS = 30.0
+POLL_SECONDS = 0.05
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -41,6 +75,99 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_until(
+    check: Callable[[], T], what: str, timeout: float = WAIT_SECONDS, interval: float = POLL_SECONDS
+) -> T:
+    """Call `check` until it returns something truthy, and return that.
+
+    TimeoutError after `timeout` seconds, naming `what` and the last value seen.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"waited {timeout:g} s for {what}; last seen: {value!r}")
+        time.sleep(interval)
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """A status and a body (error statuses included: they are answers too)."""
+
+    status: int
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def http_get(url: str, timeout: float = CONTROL_TIMEOUT_SECONDS, context: Any = None) -> HttpAnswer:
+    """GET `url`; any HTTP status is an answer, a connection failure raises OSError."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
+            return HttpAnswer(response.status, response.read())
+    except urllib.error.HTTPError as error:
+        return HttpAnswer(error.code, error.read())
+
+
+def wait_http(
+    url: str,
+    *,
+    ready: Callable[[HttpAnswer], bool] | None = None,
+    what: str = "",
+    timeout: float = WAIT_SECONDS,
+    context: Any = None,
+) -> HttpAnswer:
+    """Poll GET `url` until it answers at all, or with `ready(answer)` true; that answer.
+
+    `context` is an `ssl.SSLContext` for https URLs. TimeoutError names `what` (default:
+    the URL) and the last answer or connection error.
+    """
+    last: list[object] = [None]
+
+    def attempt() -> HttpAnswer | None:
+        try:
+            answer = http_get(url, timeout=min(10.0, timeout), context=context)
+        except OSError as error:
+            last[0] = error
+            return None
+        last[0] = f"HTTP {answer.status} {answer.body[:200]!r}"
+        return answer if ready is None or ready(answer) else None
+
+    try:
+        answer = wait_until(attempt, what or f"{url} to answer", timeout)
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}; last answer: {last[0]}") from None
+    assert answer is not None  # wait_until returns only a truthy value
+    return answer
+
+
+def write_pod_state(
+    path: str | os.PathLike[str],
+    pod_id: str,
+    url: str | None,
+    *,
+    api_key: str,
+    phase: PodPhase = "ready",
+) -> None:
+    """A state file as the watchdog writes it for pod `pod_id` at `url` in `phase`.
+
+    The session is an hour long and a minute old; a ready pod has been ready for 30 s.
+    """
+    now = time.time()
+    state = State(
+        session=Session(started_at=now - 60, deadline=now + 3600, cost_usd=0.05),
+        pod=PodRecord(
+            id=pod_id, name=f"podmgr-{pod_id}", gpu_type_id="NVIDIA GeForce RTX 4090",
+            cost_per_hr=0.69, created_at=now - 60, ready_at=now - 30 if phase == "ready" else None,
+            phase=phase, endpoint_url=url, vllm_api_key=api_key, billed_until=now - 60,
+        ),
+    )  # fmt: skip
+    StateStore(Path(path)).save(state)
 
 
 class SimStartError(RuntimeError):
@@ -276,16 +403,82 @@ class SimProcess:
         pod_id: str = answer["data"]["podFindAndDeployOnDemand"]["id"]
         return pod_id
 
-    def wait_serving(self, pod_id: str, port: int = 8000, timeout: float = 10.0) -> float:
+    def wait_serving(self, pod_id: str, port: int = 8000, timeout: float = WAIT_SECONDS) -> float:
         """Poll the pod's /health until 200; seconds waited. TimeoutError past `timeout`."""
         started = time.monotonic()
-        url = self.pod_url(pod_id, port) + "/health"
-        while time.monotonic() - started < timeout:
-            try:
-                with urllib.request.urlopen(url, timeout=timeout) as response:
-                    if response.status == 200:
-                        return time.monotonic() - started
-            except urllib.error.HTTPError:
-                pass
-            time.sleep(0.01)
-        raise TimeoutError(f"pod {pod_id} not serving after {timeout} s")
+        wait_http(
+            self.pod_url(pod_id, port) + "/health",
+            ready=lambda answer: answer.status == 200,
+            what=f"pod {pod_id} to serve (/health 200)",
+            timeout=timeout,
+        )
+        return time.monotonic() - started
+
+    def pod_traffic(self, pod_id: str) -> dict[str, Any]:
+        """What reached the pod's URL: received, model_calls, cancelled, recent requests."""
+        traffic: dict[str, Any] = self._call("GET", f"/_sim/pods/{pod_id}/requests")
+        return traffic
+
+
+@dataclass
+class SimUpstream:
+    """A simulated pod serving vLLM, the upstream of a proxy test (see `simulated_vllm`)."""
+
+    sim: SimProcess
+    pod_id: str
+    api_key: str
+    model: str
+
+    @property
+    def url(self) -> str:
+        """The pod's URL (what `upstream_url` or the state file's endpoint_url holds)."""
+        return self.sim.pod_url(self.pod_id)
+
+    def traffic(self) -> dict[str, Any]:
+        return self.sim.pod_traffic(self.pod_id)
+
+    def set_fault(self, fault: str, **params: Any) -> None:
+        """`SimProcess.set_fault` for this pod only: the faults with a `pod_id` parameter
+        (upstream_error, upstream_drop, upstream_stall, upstream_slow, pod_crash, vllm_die)."""
+        self.sim.set_fault(fault, pod_id=self.pod_id, **params)
+
+    def clear_faults(self) -> None:
+        self.sim.clear_faults()
+
+    def write_state(self, path: str | os.PathLike[str]) -> None:
+        """A state file naming this pod as the watchdog's ready pod."""
+        write_pod_state(path, self.pod_id, self.url, api_key=self.api_key)
+
+    def wait_cancelled(self, before: int, timeout: float = WAIT_SECONDS) -> int:
+        """Wait until the pod counted more abandoned answers than `before`; the count."""
+
+        def cancelled() -> int:
+            count = int(self.traffic()["cancelled"])
+            return count if count > before else 0
+
+        what = f"the pod to see its client leave (cancelled > {before})"
+        return wait_until(cancelled, what, timeout)
+
+
+@contextmanager
+def simulated_vllm(
+    *,
+    api_key: str,
+    model: str = "sim-model",
+    token_delay: float = 0.0,
+    edge_timeout_seconds: float = 100.0,
+) -> Iterator[SimUpstream]:
+    """A simulator with one serving pod (vLLM requiring `api_key`), stopped on exit."""
+    with SimProcess(
+        pull_seconds=0.05, load_seconds=0.05, token_delay=token_delay,
+        edge_timeout_seconds=edge_timeout_seconds,
+    ) as sim:  # fmt: skip
+        upstream = start_pod(sim, api_key=api_key, model=model)
+        yield upstream
+
+
+def start_pod(sim: SimProcess, *, api_key: str, model: str = "sim-model") -> SimUpstream:
+    """Another serving pod on a running simulator, as a `SimUpstream`."""
+    pod_id = sim.create_pod(model=model, env={"VLLM_API_KEY": api_key})
+    sim.wait_serving(pod_id)
+    return SimUpstream(sim, pod_id, api_key, model)

@@ -102,6 +102,10 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 def _check_model(pod: SimPod, data: dict[str, Any]) -> None:
     model = data.get("model")
+    if model is not None and not isinstance(model, str):
+        # vLLM's request models type `model` as a string; its RequestValidationError
+        # handler (vllm/entrypoints/openai/api_server.py) answers such a body with a 400.
+        raise BadRequest(openai_error("model must be a string", param="model"))
     if model is not None and model != pod.model:
         raise BadRequest(
             openai_error(f"The model `{model}` does not exist.", 404, "model", "NotFoundError")

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from podmgr.sim.faults import FaultBook, FaultSpec
 from podmgr.sim.pods import PodFleet, Timings
+from podmgr.sim.traffic import PodTraffic
 
 __all__ = ["DEFAULT_API_KEY", "WORLD", "SimSettings", "SimWorld"]
 
@@ -42,7 +43,7 @@ class SimSettings:
 
 @dataclass
 class SimWorld:
-    """Settings, pods and faults of one simulator process."""
+    """Settings, pods, faults and pod traffic of one simulator process."""
 
     settings: SimSettings
     fleet: PodFleet
@@ -50,6 +51,8 @@ class SimWorld:
     rng: random.Random = field(default_factory=random.Random)
     # POST /graphql requests received (any key, any body): tests prove "no API call" with it.
     graphql_requests: int = 0
+    # What reached each pod's URL, by pod id (podmgr/sim/traffic.py; for tests).
+    traffic: dict[str, PodTraffic] = field(default_factory=dict)
 
     @classmethod
     def create(cls, settings: SimSettings, clock: Callable[[], float] = time.time) -> SimWorld:
@@ -61,6 +64,9 @@ class SimWorld:
     def add_faults(self, specs: Sequence[FaultSpec]) -> None:
         for spec in specs:
             self.faults.add(spec)
+
+    def traffic_of(self, pod_id: str) -> PodTraffic:
+        return self.traffic.setdefault(pod_id, PodTraffic())
 
     def now(self) -> float:
         return self.fleet.clock()

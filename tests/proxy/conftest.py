@@ -1,51 +1,39 @@
-"""Fixtures for the proxy's tests (helpers in proxykit.py): real processes, free ports."""
+"""Fixtures for the proxy's tests (helpers in proxykit.py): real processes, free ports.
+
+Every upstream is the project's simulator (podmgr/sim/testkit.py `simulated_vllm`): a
+serving pod whose vLLM requires VLLM_KEY, with the simulator's faults and traffic counters.
+"""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimUpstream, simulated_vllm
 
-from .proxykit import (
-    HERE,
-    VLLM_KEY,
-    FakeUpstream,
-    ProxyProcess,
-    SimPod,
-    free_port,
-    wait_http,
-    write_pod_state,
-)
+from .proxykit import VLLM_KEY, ProxyProcess
+
+# The model the cache tests' bodies name; the simulated vLLM 404s any other (as vLLM does).
+MODEL = "m"
 
 
 @pytest.fixture(scope="module")
-def fake_upstream() -> Iterator[FakeUpstream]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(HERE / "fake_upstream.py"), str(port), VLLM_KEY],
-        stdin=subprocess.DEVNULL,
-    )
-    upstream = FakeUpstream(f"http://127.0.0.1:{port}", process)
-    try:
-        wait_http(upstream.url + "/calls")
+def vllm_upstream() -> Iterator[SimUpstream]:
+    """A simulated pod serving MODEL (edge limit 100 s, as RunPod's), shared by a module."""
+    with simulated_vllm(api_key=VLLM_KEY, model=MODEL) as upstream:
         yield upstream
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture
-def reset_upstream(fake_upstream: FakeUpstream) -> Iterator[FakeUpstream]:
-    fake_upstream.control(token_delay=0.0, fail_status=None, drop_after=None)
-    yield fake_upstream
-    fake_upstream.control(token_delay=0.0, fail_status=None, drop_after=None)
+def upstream(vllm_upstream: SimUpstream) -> Iterator[SimUpstream]:
+    """`vllm_upstream` with no fault in force before and after the test."""
+    vllm_upstream.clear_faults()
+    yield vllm_upstream
+    vllm_upstream.clear_faults()
 
 
 @pytest.fixture
@@ -66,22 +54,20 @@ def make_proxy(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def sim_pod() -> Iterator[SimPod]:
+def sim_pod() -> Iterator[SimUpstream]:
     """A simulator (edge timeout 1 s) with one serving pod that requires VLLM_KEY."""
-    with SimProcess(
-        pull_seconds=0.05, load_seconds=0.05, token_delay=0.0, edge_timeout_seconds=1.0
-    ) as sim:
-        pod_id = sim.create_pod(env={"VLLM_API_KEY": VLLM_KEY})
-        sim.wait_serving(pod_id)
-        yield SimPod(sim, pod_id, sim.pod_url(pod_id))
+    with simulated_vllm(api_key=VLLM_KEY, edge_timeout_seconds=1.0) as upstream:
+        yield upstream
 
 
 @pytest.fixture(scope="module")
-def sim_proxy(sim_pod: SimPod, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+def sim_proxy(
+    sim_pod: SimUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ProxyProcess]:
     """One proxy in front of `sim_pod` through the state file, shared by a module."""
     workdir = tmp_path_factory.mktemp("sim_proxy")
     proxy = ProxyProcess(workdir, upstream_timeout_seconds=30)
-    write_pod_state(proxy.state_path, sim_pod.pod_id, sim_pod.url)
+    sim_pod.write_state(proxy.state_path)
     proxy.start()
     yield proxy
     proxy.close()

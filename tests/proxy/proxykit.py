@@ -1,9 +1,10 @@
 """Helpers for the proxy's tests: real processes on free loopback ports.
 
 - `ProxyProcess`: `python -m podmgr proxy --config ...` in a temp dir, waited for on /health.
-- `fake_upstream`: tests/proxy/fake_upstream.py, a tiny vLLM stand-in with failure switches.
-- `sim_pod`: the project's simulator with one serving pod, and a state file pointing at it
-  as the watchdog would write it.
+- The upstream is always the project's simulator (podmgr/sim/testkit.py): `simulated_vllm`
+  starts one serving pod, whose faults and traffic counters the tests drive and read, and
+  `write_pod_state` writes the state file the watchdog would write for it.
+- `self_signed`: a certificate for 127.0.0.1, for the TLS tests.
 """
 
 from __future__ import annotations
@@ -15,10 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,25 +25,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from podmgr.sim.testkit import SimProcess, free_port
-from podmgr.state import PodRecord, Session, State, StateStore
+from podmgr.sim.testkit import free_port, wait_http
 
-HERE = Path(__file__).parent
+__all__ = ["VLLM_KEY", "ProxyProcess", "free_port", "get_json", "self_signed"]
+
 VLLM_KEY = "test-vllm-key-not-real"
-START_TIMEOUT = 20.0
-
-
-def wait_http(url: str, timeout: float = START_TIMEOUT, context: Any = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=context):
-                return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"{url} did not answer within {timeout} s")
 
 
 def get_json(url: str, headers: dict[str, str] | None = None) -> Any:
@@ -90,10 +74,10 @@ class ProxyProcess:
             env=env,
         )  # fmt: skip
         try:
-            wait_http(self.url + "/health", context=context)
-        except TimeoutError:
+            wait_http(self.url + "/health", context=context, what="the proxy to answer /health")
+        except TimeoutError as error:
             self.stop()
-            raise
+            raise TimeoutError(f"{error}\nproxy log:\n{self.log_text()[-4000:]}") from None
         return self
 
     def log_text(self) -> str:
@@ -124,44 +108,6 @@ class ProxyProcess:
 
     def health(self) -> Any:
         return get_json(self.url + "/health")
-
-
-def write_pod_state(path: Path, pod_id: str, url: str | None, phase: str = "ready") -> None:
-    """A state file as the watchdog writes it for a pod in `phase`."""
-    now = time.time()
-    state = State(
-        session=Session(started_at=now - 60, deadline=now + 3600, cost_usd=0.05),
-        pod=PodRecord(
-            id=pod_id, name=f"podmgr-{pod_id}", gpu_type_id="NVIDIA GeForce RTX 4090",
-            cost_per_hr=0.69, created_at=now - 60, ready_at=now - 30 if phase == "ready" else None,
-            phase=phase, endpoint_url=url, vllm_api_key=VLLM_KEY, billed_until=now - 60,
-        ),
-    )  # fmt: skip
-    StateStore(path).save(state)
-
-
-@dataclass
-class FakeUpstream:
-    url: str
-    process: subprocess.Popen[bytes]
-
-    def control(self, **values: Any) -> Any:
-        request = urllib.request.Request(
-            self.url + "/control", data=json.dumps(values).encode(), method="POST"
-        )
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return json.loads(response.read())
-
-    def calls(self) -> dict[str, int]:
-        result: dict[str, int] = get_json(self.url + "/calls")
-        return result
-
-
-@dataclass
-class SimPod:
-    sim: SimProcess
-    pod_id: str
-    url: str
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:

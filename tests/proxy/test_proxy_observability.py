@@ -13,9 +13,10 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from podmgr.sim.testkit import SimUpstream
 from podmgr.state import Session, State, StateStore
 
-from .proxykit import VLLM_KEY, ProxyProcess, SimPod
+from .proxykit import VLLM_KEY, ProxyProcess
 
 
 def _chat(proxy: ProxyProcess, **extra: Any) -> httpx.Response:
@@ -36,7 +37,7 @@ def _samples(text: str) -> dict[str, list[Any]]:
     return found
 
 
-def test_metrics_parse_and_count(sim_proxy: ProxyProcess, sim_pod: SimPod) -> None:
+def test_metrics_parse_and_count(sim_proxy: ProxyProcess, sim_pod: SimUpstream) -> None:
     first = _chat(sim_proxy, stream=True)
     assert first.status_code == 200
     body = {
@@ -72,7 +73,9 @@ def test_metrics_parse_and_count(sim_proxy: ProxyProcess, sim_pod: SimPod) -> No
     assert samples["podmgr_proxy_upstream_ready"][0].value == 1.0
 
 
-def test_metrics_count_upstream_errors_by_kind(sim_proxy: ProxyProcess, sim_pod: SimPod) -> None:
+def test_metrics_count_upstream_errors_by_kind(
+    sim_proxy: ProxyProcess, sim_pod: SimUpstream
+) -> None:
     sim_pod.sim.set_fault("upstream_error", status=500, count=1)
     try:
         assert _chat(sim_proxy).status_code == 502
@@ -85,7 +88,7 @@ def test_metrics_count_upstream_errors_by_kind(sim_proxy: ProxyProcess, sim_pod:
     assert VLLM_KEY not in text and sim_pod.pod_id not in text
 
 
-def test_health_contract_and_last_request_at(sim_proxy: ProxyProcess, sim_pod: SimPod) -> None:
+def test_health_contract_and_last_request_at(sim_proxy: ProxyProcess, sim_pod: SimUpstream) -> None:
     before = sim_proxy.health()
     assert before["status"] == "ok" and isinstance(before["pid"], int)
     assert before["upstream"]["ready"] is True and before["upstream"]["reason"] is None
@@ -119,7 +122,7 @@ def test_session_ended_is_503(make_proxy: Any) -> None:
     assert "deadline" in response.json()["error"]["message"]
 
 
-def test_dashboard_text(sim_proxy: ProxyProcess, sim_pod: SimPod) -> None:
+def test_dashboard_text(sim_proxy: ProxyProcess, sim_pod: SimUpstream) -> None:
     _chat(sim_proxy)
     text = httpx.get(sim_proxy.url + "/dashboard").text
     for label in ("Pod", "Time left", "Cost so far", "Cache hit rate", "Request rate", "Latency"):
@@ -128,7 +131,9 @@ def test_dashboard_text(sim_proxy: ProxyProcess, sim_pod: SimPod) -> None:
     assert "<html" not in text and VLLM_KEY not in text
 
 
-def test_dashboard_in_a_browser(sim_proxy: ProxyProcess, sim_pod: SimPod, tmp_path: Path) -> None:
+def test_dashboard_in_a_browser(
+    sim_proxy: ProxyProcess, sim_pod: SimUpstream, tmp_path: Path
+) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium)")

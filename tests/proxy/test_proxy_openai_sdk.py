@@ -8,7 +8,9 @@ import uuid
 import openai
 import pytest
 
-from .proxykit import ProxyProcess, SimPod
+from podmgr.sim.testkit import SimUpstream
+
+from .proxykit import ProxyProcess
 
 
 def _client(proxy: ProxyProcess, **options: object) -> openai.OpenAI:
@@ -132,7 +134,7 @@ def test_sdk_error_for_unknown_route(sim_proxy: ProxyProcess) -> None:
         client.get("/no-such-route", cast_to=object)
 
 
-def test_client_key_is_not_forwarded(sim_pod: SimPod, sim_proxy: ProxyProcess) -> None:
+def test_client_key_is_not_forwarded(sim_pod: SimUpstream, sim_proxy: ProxyProcess) -> None:
     """The client's key is replaced by the pod's: a wrong client key still works upstream."""
     client = openai.OpenAI(base_url=sim_proxy.url + "/v1", api_key="wrong-key", max_retries=0)
     assert client.models.list().data

@@ -14,8 +14,9 @@ import pytest
 
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
+from podmgr.sim.testkit import SimUpstream
 
-from .proxykit import VLLM_KEY, FakeUpstream, self_signed
+from .proxykit import VLLM_KEY, self_signed
 
 PROXY_KEY = "test-proxy-key-not-real"
 
@@ -24,9 +25,9 @@ def _chat_body() -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": uuid.uuid4().hex}]}
 
 
-def test_keys_required_when_configured(make_proxy: Any, fake_upstream: FakeUpstream) -> None:
+def test_keys_required_when_configured(make_proxy: Any, upstream: SimUpstream) -> None:
     proxy = make_proxy(
-        upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY, proxy_api_keys=[PROXY_KEY]
+        upstream_url=upstream.url, upstream_api_key=VLLM_KEY, proxy_api_keys=[PROXY_KEY]
     )
     url = proxy.url + "/v1/chat/completions"
     missing = httpx.post(url, json=_chat_body())
@@ -49,11 +50,11 @@ def test_non_loopback_requires_keys() -> None:
     assert build_config({"proxy_host": "0.0.0.0", "proxy_api_keys": [PROXY_KEY]})
 
 
-def test_tls(make_proxy: Any, fake_upstream: FakeUpstream, tmp_path: Path) -> None:
+def test_tls(make_proxy: Any, upstream: SimUpstream, tmp_path: Path) -> None:
     cert, key = self_signed(tmp_path)
     context = ssl.create_default_context(cafile=str(cert))
     proxy = make_proxy(
-        start=False, upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY,
+        start=False, upstream_url=upstream.url, upstream_api_key=VLLM_KEY,
         use_https=True, ssl_cert=str(cert), ssl_key=str(key),
     )  # fmt: skip
     proxy.start(context=context)
@@ -67,10 +68,8 @@ def test_tls(make_proxy: Any, fake_upstream: FakeUpstream, tmp_path: Path) -> No
         httpx.get(proxy.url.replace("https", "http") + "/health")
 
 
-def test_body_limit(make_proxy: Any, fake_upstream: FakeUpstream) -> None:
-    proxy = make_proxy(
-        upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY, max_body_bytes=2048
-    )
+def test_body_limit(make_proxy: Any, upstream: SimUpstream) -> None:
+    proxy = make_proxy(upstream_url=upstream.url, upstream_api_key=VLLM_KEY, max_body_bytes=2048)
     big = {"model": "m", "messages": [{"role": "user", "content": "x" * 4096}]}
     response = httpx.post(proxy.url + "/v1/chat/completions", json=big)
     assert response.status_code == 413
@@ -80,17 +79,14 @@ def test_body_limit(make_proxy: Any, fake_upstream: FakeUpstream) -> None:
 
 
 def test_no_secret_in_logs_metrics_dashboard_or_errors(
-    make_proxy: Any, fake_upstream: FakeUpstream
+    make_proxy: Any, upstream: SimUpstream
 ) -> None:
     proxy = make_proxy(
-        upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY, proxy_api_keys=[PROXY_KEY]
+        upstream_url=upstream.url, upstream_api_key=VLLM_KEY, proxy_api_keys=[PROXY_KEY]
     )
     auth = {"authorization": f"Bearer {PROXY_KEY}"}
-    fake_upstream.control(fail_status=500)
-    try:
-        failed = httpx.post(proxy.url + "/v1/chat/completions", json=_chat_body(), headers=auth)
-    finally:
-        fake_upstream.control(fail_status=None)
+    upstream.set_fault("upstream_error", status=500, count=1)
+    failed = httpx.post(proxy.url + "/v1/chat/completions", json=_chat_body(), headers=auth)
     assert failed.status_code == 502
     httpx.post(proxy.url + "/v1/chat/completions", json=_chat_body(), headers=auth)
     outputs = [
@@ -106,11 +102,11 @@ def test_no_secret_in_logs_metrics_dashboard_or_errors(
         assert VLLM_KEY not in text and PROXY_KEY not in text
 
 
-def test_debug_cache_only_with_profiling(make_proxy: Any, fake_upstream: FakeUpstream) -> None:
-    plain = make_proxy(upstream_url=fake_upstream.url)
+def test_debug_cache_only_with_profiling(make_proxy: Any, upstream: SimUpstream) -> None:
+    plain = make_proxy(upstream_url=upstream.url)
     assert httpx.get(plain.url + "/debug/cache").status_code == 404
     profiled = make_proxy(
-        upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY, enable_profiling=True
+        upstream_url=upstream.url, upstream_api_key=VLLM_KEY, enable_profiling=True
     )
     httpx.post(profiled.url + "/v1/chat/completions", json=_chat_body())
     view = httpx.get(profiled.url + "/debug/cache").json()
@@ -118,19 +114,19 @@ def test_debug_cache_only_with_profiling(make_proxy: Any, fake_upstream: FakeUps
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_signals_exit_zero(make_proxy: Any, fake_upstream: FakeUpstream, sig: int) -> None:
-    proxy = make_proxy(upstream_url=fake_upstream.url)
+def test_signals_exit_zero(make_proxy: Any, upstream: SimUpstream, sig: int) -> None:
+    proxy = make_proxy(upstream_url=upstream.url)
     assert httpx.get(proxy.url + "/health").status_code == 200
     assert proxy.stop(sig) == 0
 
 
 def test_unusable_cache_dir_still_forwards(
-    make_proxy: Any, fake_upstream: FakeUpstream, tmp_path: Path
+    make_proxy: Any, upstream: SimUpstream, tmp_path: Path
 ) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     proxy = make_proxy(
-        upstream_url=fake_upstream.url, upstream_api_key=VLLM_KEY, cache_dir=str(blocker / "c")
+        upstream_url=upstream.url, upstream_api_key=VLLM_KEY, cache_dir=str(blocker / "c")
     )
     assert proxy.health()["cache"]["writable"] is False
     body = _chat_body()

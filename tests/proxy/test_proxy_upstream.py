@@ -15,9 +15,16 @@ import httpx
 import openai
 import pytest
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import (
+    SimProcess,
+    SimUpstream,
+    simulated_vllm,
+    start_pod,
+    wait_until,
+    write_pod_state,
+)
 
-from .proxykit import VLLM_KEY, ProxyProcess, SimPod, free_port, write_pod_state
+from .proxykit import VLLM_KEY, ProxyProcess, free_port
 
 
 def _messages() -> list[dict[str, str]]:
@@ -37,7 +44,7 @@ def _assert_openai_error(response: httpx.Response, status: int) -> dict[str, Any
 
 
 @pytest.fixture
-def faults(sim_pod: SimPod) -> Iterator[SimProcess]:
+def faults(sim_pod: SimUpstream) -> Iterator[SimProcess]:
     sim_pod.sim.clear_faults()
     yield sim_pod.sim
     sim_pod.sim.clear_faults()
@@ -108,15 +115,14 @@ def test_models_route_failure_is_mapped(sim_proxy: ProxyProcess, faults: SimProc
     assert httpx.get(sim_proxy.url + "/v1/models").status_code == 200
 
 
-def test_vllm_death_is_502(make_proxy: Any, sim_pod: SimPod) -> None:
-    pod_id = sim_pod.sim.create_pod(env={"VLLM_API_KEY": VLLM_KEY})
-    sim_pod.sim.wait_serving(pod_id)
+def test_vllm_death_is_502(make_proxy: Any, sim_pod: SimUpstream) -> None:
+    pod = start_pod(sim_pod.sim, api_key=VLLM_KEY)
     proxy = make_proxy(start=False)
-    write_pod_state(proxy.state_path, pod_id, sim_pod.sim.pod_url(pod_id))
+    pod.write_state(proxy.state_path)
     proxy.start()
     client = _client(proxy)
     assert client.models.list().data
-    sim_pod.sim.kill_vllm(pod_id)
+    sim_pod.sim.kill_vllm(pod.pod_id)
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(model="sim-model", messages=_messages())
     assert caught.value.status_code == 502
@@ -124,21 +130,17 @@ def test_vllm_death_is_502(make_proxy: Any, sim_pod: SimPod) -> None:
 
 def test_slow_answer_past_edge_limit_succeeds(make_proxy: Any) -> None:
     """A non-streaming answer that takes longer than the edge limit still succeeds."""
-    with SimProcess(
-        pull_seconds=0.05, load_seconds=0.05, token_delay=0.05, edge_timeout_seconds=0.5
-    ) as sim:
-        pod_id = sim.create_pod(env={"VLLM_API_KEY": VLLM_KEY})
-        sim.wait_serving(pod_id)
+    with simulated_vllm(api_key=VLLM_KEY, token_delay=0.05, edge_timeout_seconds=0.5) as pod:
         # A fixed prompt: the simulator's answer to it is long enough to pass the limit.
         messages = [{"role": "user", "content": "write a long function"}]
         body = {"model": "sim-model", "messages": messages, "max_tokens": 20}
         direct = httpx.post(
-            sim.pod_url(pod_id) + "/v1/chat/completions", json=body,
-            headers={"Authorization": f"Bearer {VLLM_KEY}"}, timeout=10,
+            pod.url + "/v1/chat/completions", json=body,
+            headers={"Authorization": f"Bearer {VLLM_KEY}"}, timeout=30,
         )  # fmt: skip
         assert direct.status_code == 524  # what a plain forwarder would get
         proxy = make_proxy(start=False)
-        write_pod_state(proxy.state_path, pod_id, sim.pod_url(pod_id))
+        pod.write_state(proxy.state_path)
         proxy.start()
         started = time.monotonic()
         answer = _client(proxy).chat.completions.create(**body)
@@ -154,7 +156,7 @@ def test_slow_answer_past_edge_limit_succeeds(make_proxy: Any) -> None:
 def test_no_ready_pod_is_503_with_reason(make_proxy: Any, phase: str | None, code: str) -> None:
     proxy = make_proxy(start=False)
     if phase is not None:
-        write_pod_state(proxy.state_path, "pod123", None, phase=phase)
+        write_pod_state(proxy.state_path, "pod123", None, api_key=VLLM_KEY, phase=phase)
     proxy.start()
     response = httpx.post(
         proxy.url + "/v1/chat/completions", json={"model": "m", "messages": _messages()}
@@ -167,16 +169,16 @@ def test_no_ready_pod_is_503_with_reason(make_proxy: Any, phase: str | None, cod
     }  # fmt: skip
 
 
-def test_new_pod_is_picked_up_without_restart(make_proxy: Any, sim_pod: SimPod) -> None:
+def test_new_pod_is_picked_up_without_restart(make_proxy: Any, sim_pod: SimUpstream) -> None:
     proxy = make_proxy(start=False)
-    write_pod_state(proxy.state_path, sim_pod.pod_id, None, phase="starting")
+    write_pod_state(proxy.state_path, sim_pod.pod_id, None, api_key=VLLM_KEY, phase="starting")
     proxy.start()
     assert httpx.get(proxy.url + "/v1/models").status_code == 503
-    write_pod_state(proxy.state_path, sim_pod.pod_id, sim_pod.url)
-    deadline = time.monotonic() + 3
-    while httpx.get(proxy.url + "/v1/models").status_code != 200:
-        assert time.monotonic() < deadline, "the proxy did not pick up the ready pod"
-        time.sleep(0.1)
+    sim_pod.write_state(proxy.state_path)
+    wait_until(
+        lambda: httpx.get(proxy.url + "/v1/models", timeout=30).status_code == 200,
+        "the proxy to pick up the ready pod (/v1/models 200)",
+    )
     health = proxy.health()
     assert health["pod"]["id"] == sim_pod.pod_id and health["upstream"]["ready"] is True
     assert "vllm_api_key" not in str(health) and VLLM_KEY not in str(health)

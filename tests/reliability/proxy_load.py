@@ -37,7 +37,7 @@ import orjson
 
 from podmgr.proxy.cache_db import CacheDB
 from podmgr.proxy.cache_entry import decode
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimProcess, start_pod
 
 MODEL = "sim-model"
 MAX_TOKENS = 12
@@ -72,11 +72,10 @@ class RestartableSim:
         )
         sim.start()
         self.sim = sim
-        pod_id = sim.create_pod(env={"VLLM_API_KEY": self.vllm_key})
-        if self.pod_id and pod_id != self.pod_id:
-            raise RuntimeError(f"restarted simulator made pod {pod_id}, not {self.pod_id}")
-        self.pod_id, self.pod_url = pod_id, sim.pod_url(pod_id)
-        sim.wait_serving(pod_id)
+        pod = start_pod(sim, api_key=self.vllm_key, model=MODEL)
+        if self.pod_id and pod.pod_id != self.pod_id:
+            raise RuntimeError(f"restarted simulator made pod {pod.pod_id}, not {self.pod_id}")
+        self.pod_id, self.pod_url = pod.pod_id, pod.url
         return self
 
     def kill_and_restart(self, down_seconds: float) -> None:

@@ -1,7 +1,7 @@
 """Part 5 of the reliability proofs, proxy side: bad input gets a clear 4xx and harms nothing.
 
-One real proxy process (tests/proxy/proxykit.py) in front of the fake vLLM
-(tests/proxy/fake_upstream.py, whose `received` counter counts every request it gets).
+One real proxy process (tests/proxy/proxykit.py) in front of a simulated vLLM pod
+(podmgr/sim/testkit.py, whose traffic counter `received` counts every request it gets).
 Requests are written on raw sockets so that the target, the headers and the body go out
 byte for byte as in the table (httpx would normalise `..` and fix the headers).
 
@@ -43,8 +43,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from proxy.conftest import fake_upstream  # noqa: F401 - the fixture, reused
-from proxy.proxykit import VLLM_KEY, FakeUpstream, ProxyProcess
+from proxy.conftest import vllm_upstream  # noqa: F401 - the fixture, reused
+from proxy.proxykit import VLLM_KEY, ProxyProcess
+
+from podmgr.sim.testkit import SimUpstream
 
 BODY_LIMIT = 4096
 GOOD = {"model": "m", "messages": [{"role": "user", "content": "still serving?"}]}
@@ -172,13 +174,13 @@ FOR_VLLM_TO_JUDGE: list[tuple[str, bytes]] = [
 
 @pytest.fixture(scope="module")
 def proxy(
-    fake_upstream: FakeUpstream,  # noqa: F811 - the fixture imported above
+    vllm_upstream: SimUpstream,  # noqa: F811 - the fixture imported above
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[ProxyProcess]:
     workdir: Path = tmp_path_factory.mktemp("bad_input_proxy")
     process = ProxyProcess(
         workdir,
-        upstream_url=fake_upstream.url,
+        upstream_url=vllm_upstream.url,
         upstream_api_key=VLLM_KEY,
         max_body_bytes=BODY_LIMIT,
     )
@@ -192,8 +194,8 @@ def cache_entries(proxy: ProxyProcess) -> int:
     return entries
 
 
-def received(upstream: FakeUpstream) -> int:
-    return upstream.calls()["received"]
+def received(upstream: SimUpstream) -> int:
+    return int(upstream.traffic()["received"])
 
 
 def assert_openai_error(answer: RawAnswer, code: str | None = None) -> dict[str, object]:
@@ -222,12 +224,12 @@ def assert_clean_log(proxy: ProxyProcess) -> None:
 )
 def test_proxy_rejects_without_calling_upstream(
     proxy: ProxyProcess,
-    fake_upstream: FakeUpstream,  # noqa: F811
+    vllm_upstream: SimUpstream,  # noqa: F811
     request_bytes: bytes,
     status: int,
     code: str,
 ) -> None:
-    calls, entries = received(fake_upstream), cache_entries(proxy)
+    calls, entries = received(vllm_upstream), cache_entries(proxy)
     answer = send_raw(proxy.port, request_bytes)
     print(f"{status} expected, {answer.status} seen: {answer.text[:160]}")
     assert answer.status == status, answer.head + answer.text
@@ -237,7 +239,7 @@ def test_proxy_rejects_without_calling_upstream(
         assert "\r\nallow: post" in answer.head.lower()
     if code == "invalid_type":
         assert error["param"] in ("stream", "stream_options", "cache")
-    assert received(fake_upstream) == calls, "the upstream was called with a refused request"
+    assert received(vllm_upstream) == calls, "the upstream was called with a refused request"
     assert cache_entries(proxy) == entries
     assert_still_serves(proxy)
     assert_clean_log(proxy)
@@ -248,17 +250,17 @@ def test_proxy_rejects_without_calling_upstream(
 )
 def test_server_rejects_malformed_http_cleanly(
     proxy: ProxyProcess,
-    fake_upstream: FakeUpstream,  # noqa: F811
+    vllm_upstream: SimUpstream,  # noqa: F811
     request_bytes: bytes,
 ) -> None:
-    calls, entries = received(fake_upstream), cache_entries(proxy)
+    calls, entries = received(vllm_upstream), cache_entries(proxy)
     answer = send_raw(proxy.port, request_bytes)
     print(f"400 expected, {answer.status} seen: {answer.text[:160]!r}")
     # uvicorn/httptools answer before the app sees the request: plain text, then close.
     assert answer.status == 400, answer.head
     assert answer.closed
     assert "Traceback" not in answer.text
-    assert received(fake_upstream) == calls
+    assert received(vllm_upstream) == calls
     assert cache_entries(proxy) == entries
     assert_still_serves(proxy)
     assert_clean_log(proxy)
@@ -267,18 +269,18 @@ def test_server_rejects_malformed_http_cleanly(
 @pytest.mark.parametrize("body", [pytest.param(body, id=name) for name, body in FOR_VLLM_TO_JUDGE])
 def test_wrong_field_types_are_vllms_to_judge_and_not_cached(
     proxy: ProxyProcess,
-    fake_upstream: FakeUpstream,  # noqa: F811
+    vllm_upstream: SimUpstream,  # noqa: F811
     body: bytes,
 ) -> None:
     entries = cache_entries(proxy)
     for attempt in range(2):
-        calls = received(fake_upstream)
+        calls = received(vllm_upstream)
         answer = send_raw(proxy.port, post(body))
         print(f"attempt {attempt}: {answer.status} {answer.text[:160]}")
         assert answer.status == 400, answer.head + answer.text
         assert_openai_error(answer)
         assert "x-cache: miss" in answer.head.lower()  # the second try is no hit either
-        assert received(fake_upstream) == calls + 1
+        assert received(vllm_upstream) == calls + 1
     assert cache_entries(proxy) == entries
     assert_still_serves(proxy)
     assert_clean_log(proxy)

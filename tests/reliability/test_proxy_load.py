@@ -25,13 +25,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from proxy.proxykit import VLLM_KEY, ProxyProcess, free_port, get_json, write_pod_state
+from proxy.proxykit import VLLM_KEY, ProxyProcess, free_port, get_json
 
 from podmgr.config import Config
 from podmgr.proxy.app import create_app
 from podmgr.proxy.cache_key import decide
 from podmgr.proxy.flight import Flight
 from podmgr.proxy.upstream_client import UpstreamClient
+from podmgr.sim.testkit import write_pod_state
 
 from .proxy_load import (
     CacheAudit,
@@ -91,7 +92,7 @@ def start_proxy(workdir: Path, sim: RestartableSim) -> ProxyProcess:
         enable_profiling=True,
         log_level="warning",
     )
-    write_pod_state(proxy.state_path, sim.pod_id, sim.pod_url)
+    write_pod_state(proxy.state_path, sim.pod_id, sim.pod_url, api_key=VLLM_KEY)
     return proxy.start(env=proxy_env())
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from podmgr.sim.testkit import SimProcess, free_port
+from podmgr.sim.testkit import SimProcess, free_port, wait_http
 from podmgr.state import StateStore
 
 RUNPOD_CANARY = "canary-runpod-key-not-real-7f3a9c"
@@ -61,12 +61,11 @@ def fetch(url: str, body: dict[str, Any] | None = None, accept: str = "") -> tup
 
 def wait_upstream_ready(base: str) -> None:
     """The proxy re-reads the state file on its own schedule: wait until it sees the pod."""
-    for _ in range(200):
-        status, answer = fetch(base + "/health")
-        if status == 200 and json.loads(answer)["upstream"]["ready"]:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"the proxy never saw the pod: {answer!r}")
+    wait_http(
+        base + "/health",
+        ready=lambda answer: answer.status == 200 and answer.json()["upstream"]["ready"],
+        what="the proxy to see the pod (/health upstream.ready)",
+    )
 
 
 def scan_files(root: Path, keys: tuple[str, ...], seen: Capture) -> list[str]:

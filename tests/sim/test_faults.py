@@ -25,6 +25,7 @@ from podmgr.sim.faults import FaultBook, build_spec, fault_from_json, parse_faul
             id="list-param",
         ),
         pytest.param("upstream_stall:x2,seconds=1.5", None, 2, {"seconds": 1.5}, id="seconds"),
+        pytest.param("upstream_slow", None, None, {"seconds": 0.2}, id="slow-default"),
         pytest.param(
             '{"fault": "upstream_error", "count": 2, "status": 503}',
             None,

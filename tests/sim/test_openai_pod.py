@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import urllib.parse
 from collections.abc import Iterator
 
 import httpx
@@ -9,7 +12,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimProcess, wait_until
 
 POD_KEY = "pod-vllm-key-not-real"
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct"
@@ -84,7 +87,11 @@ def test_v1_needs_the_key_but_health_does_not(sim: SimProcess, pod_id: str) -> N
 
 @pytest.mark.parametrize(
     ("body", "param"),
-    [({"model": MODEL}, "messages"), ({"model": MODEL, "messages": [], "n": 1}, "messages")],
+    [
+        ({"model": MODEL}, "messages"),
+        ({"model": MODEL, "messages": [], "n": 1}, "messages"),
+        ({"model": 5, "messages": MESSAGES}, "model"),  # a type error, not an unknown model
+    ],
 )
 def test_bad_input_is_an_openai_400(
     sim: SimProcess, pod_id: str, body: dict[str, object], param: str
@@ -207,3 +214,64 @@ def test_unknown_and_terminated_pods_are_502(sim: SimProcess, pod_id: str) -> No
     assert httpx.get(sim.pod_url(pod_id, port=9999) + "/health").status_code == 502
     sim.graphql(f'mutation {{ podTerminate(input: {{podId: "{pod_id}"}}) }}')
     assert httpx.get(sim.pod_url(pod_id) + "/health").status_code == 502
+
+
+def test_upstream_slow_makes_an_answer_start_past_the_edge_timeout() -> None:
+    """8 tokens 0.5 s apart cannot start within a 2 s edge limit; without the fault they do
+    (the margin is wide both ways: 4 s of generation, and 2 s for an instant answer)."""
+    with SimProcess(edge_timeout_seconds=2.0) as sim:
+        pod = sim.create_pod()
+        sim.wait_serving(pod)
+        url = sim.pod_url(pod) + "/v1/chat/completions"
+        body = {"messages": MESSAGES, "max_tokens": 8}
+        sim.set_fault("upstream_slow", count=1, seconds=0.5)
+        assert httpx.post(url, json=body, timeout=30).status_code == 524
+        assert httpx.post(url, json=body, timeout=30).status_code == 200
+
+
+def test_traffic_counts_what_reached_the_pod(sim: SimProcess, pod_id: str) -> None:
+    url = sim.pod_url(pod_id)
+    auth = {"Authorization": f"Bearer {POD_KEY}"}
+    before = sim.pod_traffic(pod_id)
+    httpx.get(url + "/health?probe=1")
+    httpx.post(url + "/v1/chat/completions", json={"messages": MESSAGES}, headers=auth)
+    httpx.post(url + "/v1/chat/completions", json={"model": 5}, headers=auth)
+    httpx.get(url + "/v1/models", headers={"Authorization": "Bearer wrong"})
+    traffic = sim.pod_traffic(pod_id)
+    assert traffic["received"] == before["received"] + 4
+    assert traffic["model_calls"] == before["model_calls"] + 1  # the 400 ran no model
+    health, chat, refused, models = traffic["recent"][-4:]
+    assert (health["path"], health["query"], health["authorized"]) == ("/health", "probe=1", False)
+    assert (chat["status"], chat["outcome"], chat["authorized"]) == (200, "answered", True)
+    assert json.loads(chat["body"]) == {"messages": MESSAGES}
+    assert (refused["status"], models["status"], models["authorized"]) == (400, 401, False)
+    assert POD_KEY not in json.dumps(traffic)  # the key itself is never kept
+
+
+def test_a_client_that_hangs_up_abandons_its_answer(sim: SimProcess, pod_id: str) -> None:
+    """vLLM aborts a request whose client left; the pod counts it as cancelled."""
+    url = sim.pod_url(pod_id) + "/v1/chat/completions"
+    auth = {"Authorization": f"Bearer {POD_KEY}"}
+    body = {"messages": MESSAGES, "max_tokens": 20}
+    sim.set_fault("upstream_slow", seconds=0.5, pod_id=pod_id)  # a 10 s answer
+    before = sim.pod_traffic(pod_id)["cancelled"]
+    target, raw = urllib.parse.urlsplit(url), json.dumps(body).encode()
+    head = (
+        f"POST {target.path} HTTP/1.1\r\nHost: {target.netloc}\r\n"
+        f"Authorization: Bearer {POD_KEY}\r\nContent-Length: {len(raw)}\r\n\r\n"
+    )
+    assert target.hostname is not None and target.port is not None
+    with socket.create_connection((target.hostname, target.port), timeout=30) as sock:
+        sock.sendall(head.encode() + raw)
+        wait_until(
+            lambda: sim.pod_traffic(pod_id)["recent"][-1]["outcome"] == "pending",
+            "the pod to start on the answer",
+        )  # then hang up
+    wait_until(
+        lambda: sim.pod_traffic(pod_id)["cancelled"] == before + 1, "the JSON answer abandoned"
+    )
+    with httpx.stream("POST", url, json={**body, "stream": True}, headers=auth) as stream:
+        for _ in stream.iter_raw():
+            break  # the first event, then hang up
+    wait_until(lambda: sim.pod_traffic(pod_id)["cancelled"] == before + 2, "the stream abandoned")
+    assert [r["outcome"] for r in sim.pod_traffic(pod_id)["recent"][-2:]] == ["cancelled"] * 2

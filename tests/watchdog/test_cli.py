@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from podmgr.sim.testkit import wait_http, wait_until
 from podmgr.watchdog.proxy_probe import fetch_health, pid_alive
 
 from .conftest import Harness
@@ -35,10 +36,7 @@ def cli(
 def standin(wd: Harness) -> Iterator[subprocess.Popen[bytes]]:
     """A stand-in proxy already running on the config's port (as if an earlier pass began it)."""
     process = subprocess.Popen(wd.command(), start_new_session=True)
-    for _ in range(100):
-        if fetch_health(wd.config.proxy_url, timeout=0.2):
-            break
-        time.sleep(0.05)
+    wait_http(wd.config.proxy_url + "/health", what="the stand-in proxy to answer /health")
     yield process
     process.kill()
     process.wait()
@@ -154,11 +152,13 @@ def test_up_serves_through_the_real_proxy_and_idle_ends_it(wd: Harness) -> None:
             "messages": [{"role": "user", "content": "hi"}],
         }
         url = f"{wd.config.proxy_url}/v1/chat/completions"
-        for _ in range(40):  # the proxy re-reads the state file every 0.5 s
+
+        def past_503() -> httpx.Response | None:
             answer = httpx.post(url, json=body, timeout=30)
-            if answer.status_code != 503:
-                break
-            time.sleep(0.1)
+            return answer if answer.status_code != 503 else None
+
+        # The proxy re-reads the state file every 0.5 s: 503 until it has seen the pod.
+        answer = wait_until(past_503, "the proxy to see the ready pod (no more 503)")
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["message"]["content"]
         health = fetch_health(wd.config.proxy_url)
