@@ -56,7 +56,14 @@ from podmgr.proxy.transport import (
     UpstreamUnreachable,
 )
 
-__all__ = ["IDLE_SECONDS", "MAX_HEAD_BYTES", "UpstreamClient", "UpstreamResponse"]
+__all__ = [
+    "IDLE_SECONDS",
+    "MAX_HEAD_BYTES",
+    "UpstreamClient",
+    "UpstreamResponse",
+    "check_request",
+    "plain_url",
+]
 
 IDLE_SECONDS = 4.0
 # 64 KiB for the whole response head: aiohttp's client allows 8190-byte lines and 128
@@ -323,24 +330,39 @@ def _encode_request(
     host = parts.hostname or ""
     if scheme not in ("http", "https") or not host or not _AUTHORITY.fullmatch(authority):
         raise InvalidUpstreamRequest("the upstream URL needs http(s)://host[:port]")
+    check_request(method, headers)
+    head = [f"{method} {_target(parts.path, parts.query)} HTTP/1.1\r\nHost: {authority}\r\n"]
+    head += [f"{name}: {value}\r\n" for name, value in headers.items()]
+    if body or method in ("POST", "PUT", "PATCH"):
+        head.append(f"Content-Length: {len(body)}\r\n")
+    return (scheme, host, port), "".join(head).encode("latin-1") + b"\r\n" + body
+
+
+def _target(path: str, query: str) -> str:
+    """The request target, percent-encoded where needed (see `_PATH_SAFE`)."""
+    target = quote(path, safe=_PATH_SAFE) if path else "/"
+    return target + (f"?{quote(query, safe=_QUERY_SAFE)}" if query else "")
+
+
+def plain_url(url: str) -> str:
+    """`url` without credentials and with its target encoded as this client sends it."""
+    parts = urlsplit(url)
+    authority = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{authority}{_target(parts.path, parts.query)}"
+
+
+def check_request(method: str, headers: Mapping[str, str]) -> None:
+    """`InvalidUpstreamRequest` unless the method and header names are tokens and the
+    values hold no CR, LF, NUL or other controls (RFC 9110 5.5, 5.6.2), all in Latin-1."""
     if not _TOKEN.fullmatch(method):
         raise InvalidUpstreamRequest("the method is not an HTTP token")
-    path = quote(parts.path, safe=_PATH_SAFE) if parts.path else "/"
-    target = path + (f"?{quote(parts.query, safe=_QUERY_SAFE)}" if parts.query else "")
-    head = [f"{method} {target} HTTP/1.1\r\nHost: {authority}\r\n"]
     for name, value in headers.items():
         if not _TOKEN.fullmatch(name):
             raise InvalidUpstreamRequest(f"header name {name[:40]!r} is not an HTTP token")
         if not _FIELD_VALUE.fullmatch(value):
-            raise InvalidUpstreamRequest(f"header {name!r} has a control character (CR, LF)")
-        head.append(f"{name}: {value}\r\n")
-    if body or method in ("POST", "PUT", "PATCH"):
-        head.append(f"Content-Length: {len(body)}\r\n")
-    try:
-        encoded = "".join(head).encode("latin-1")
-    except UnicodeEncodeError:
-        raise InvalidUpstreamRequest("request headers must be Latin-1") from None
-    return (scheme, host, port), encoded + b"\r\n" + body
+            raise InvalidUpstreamRequest(
+                f"header {name!r} holds a character HTTP does not allow (CR, LF, non-Latin-1)"
+            )
 
 
 class _Exchange(AbstractAsyncContextManager[UpstreamResponse]):
