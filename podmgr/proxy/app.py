@@ -3,7 +3,8 @@
 Requests under `/v1` go straight to the raw ASGI `V1Handler` (FastAPI's request/response
 machinery costs more than a whole cache hit); everything else (`/health`, `/metrics`,
 `/dashboard`, `/debug/cache`) is a small FastAPI app. The lifespan opens the upstream client
-(a keep-alive pool, `upstream_client`), the cache, and a background loop that
+(a `transport.Transport`: `upstream_client` by default, `aiohttp_transport` when
+`upstream_client: aiohttp`), the cache, and a background loop that
 re-reads the state file, syncs the cache index with other processes, and runs the prewarm.
 """
 
@@ -94,7 +95,13 @@ async def _background(ctx: ProxyContext) -> None:
 def _transport(config: Config) -> Transport:
     """The client to the model server that `config.upstream_client` names."""
     kind = AiohttpTransport if config.upstream_client == "aiohttp" else UpstreamClient
-    transport: Transport = kind(connect_timeout=10, read_timeout=config.upstream_timeout_seconds)
+    # Waiting for a free connection is bounded like waiting for data: past 256 concurrent
+    # upstream calls, a request queues rather than failing at once.
+    transport: Transport = kind(
+        connect_timeout=10,
+        read_timeout=config.upstream_timeout_seconds,
+        pool_timeout=config.upstream_timeout_seconds,
+    )
     return transport
 
 

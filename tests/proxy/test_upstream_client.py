@@ -481,3 +481,14 @@ async def test_a_connect_that_hangs_is_a_connect_timeout(
         async with client.request("GET", f"http://127.0.0.1:{free_port()}/v1/models"):
             pass
     await client.close()
+
+
+async def test_an_idle_connection_to_another_upstream_gives_way(make: Make) -> None:
+    client = make(read_timeout=5, max_connections=1, pool_timeout=30)
+    async with serving(keep_alive) as first, serving(keep_alive) as second:
+        for server in (first, second, first):
+            request = client.request("GET", server.url + "/v1/models")
+            async with asyncio.timeout(20), request as response:  # waits for no free slot
+                assert await response.read() == b"{}"
+        assert (first.connections, second.connections) == (2, 1)
+    await client.close()
