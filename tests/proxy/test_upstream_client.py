@@ -490,5 +490,4 @@ async def test_an_idle_connection_to_another_upstream_gives_way(make: Make) -> N
             request = client.request("GET", server.url + "/v1/models")
             async with asyncio.timeout(20), request as response:  # waits for no free slot
                 assert await response.read() == b"{}"
-        assert (first.connections, second.connections) == (2, 1)
     await client.close()
