@@ -9,11 +9,19 @@ no cookies, no proxies.
 Why own it: it is kept only while, hardened as below, it beats aiohttp (already a
 dependency) by >= 1.3x on the pass-through rows of `python -m bench`, which run the proxy
 with each client (`upstream_client: own | aiohttp`, `aiohttp_transport.py`) in the same
-run. Measured on 2026-12-02 (2 cores shared with four other jobs, load average 4-9, wrk,
-32 connections), own/aiohttp requests per second, chat / GET models: 1.33 / 1.33 (one
-after the other), then in ABBA order 1.78 / 1.58, 1.17 / 1.65 (5 s runs), 2.05 / 1.67,
-2.23 / 1.68 (8 s runs): {FINAL}. So it stays the default; aiohttp stays selectable, and both
-pass tests/proxy/test_upstream_client.py.
+run. Measured 2026-12-02 on 2 cores shared with four other jobs (load average 4-10, wrk,
+32 connections), own/aiohttp requests per second, chat / GET models:
+
+    pass-through rows alone, one after the other, 5 s      1.33 / 1.33
+    pass-through rows alone, ABBA order, 5 s runs          1.78 / 1.58, 1.17 / 1.65
+    pass-through rows alone, ABBA order, 8 s runs          2.05 / 1.67, 2.23 / 1.68
+    whole `python -m bench`, ABBA order, 5 s runs          1.41 / 1.94, 1.96 / 1.08
+    median of the 7 runs                                   1.78 / 1.65
+
+and, steadier on a busy machine, the proxy process's CPU time per request (3 runs each,
+ABBA): aiohttp needs 1.64x / 1.86x and 1.98x / 1.94x of the own client's. Decision: the
+own client stays the default; aiohttp stays selectable, and both pass
+tests/proxy/test_upstream_client.py.
 
 - Pool: at most `max_connections` connections (open or being opened); a request that finds
   none free waits at most `pool_timeout` for one (`PoolTimeout`). Idle connections are
