@@ -156,6 +156,9 @@ class Config(BaseModel):
     )
     upstream_api_key: str | None = None
     upstream_timeout_seconds: float = Field(600, gt=0)
+    upstream_client: Literal["own", "aiohttp"] = Field(
+        "own", description="HTTP client to the model server (both pass the same tests)."
+    )
     cache_mode: Literal["all", "deterministic", "off"] = "all"
     max_cache_size: int = Field(1000, ge=0, description="Cache entries (LRU).")
     max_cache_bytes: int = Field(GIB, ge=0, description="Cache bytes on disk (LRU).")

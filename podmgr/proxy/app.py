@@ -3,7 +3,8 @@
 Requests under `/v1` go straight to the raw ASGI `V1Handler` (FastAPI's request/response
 machinery costs more than a whole cache hit); everything else (`/health`, `/metrics`,
 `/dashboard`, `/debug/cache`) is a small FastAPI app. The lifespan opens the upstream client
-(a keep-alive pool, `upstream_client`), the cache, and a background loop that
+(a `transport.Transport`: `upstream_client` by default, `aiohttp_transport` when
+`upstream_client: aiohttp`), the cache, and a background loop that
 re-reads the state file, syncs the cache index with other processes, and runs the prewarm.
 """
 
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from podmgr.config import Config
 from podmgr.logs import get_logger
+from podmgr.proxy.aiohttp_transport import AiohttpTransport
 from podmgr.proxy.asgi import Receive, Scope, Send
 from podmgr.proxy.cache_store import CacheStore
 from podmgr.proxy.context import ProxyContext
@@ -30,6 +32,7 @@ from podmgr.proxy.forward import V1Handler
 from podmgr.proxy.health import health_payload
 from podmgr.proxy.openai_errors import error_body
 from podmgr.proxy.prewarm import prewarm
+from podmgr.proxy.transport import Transport
 from podmgr.proxy.upstream import UpstreamResolver
 from podmgr.proxy.upstream_client import UpstreamClient
 
@@ -89,11 +92,22 @@ async def _background(ctx: ProxyContext) -> None:
             prewarm_task = asyncio.ensure_future(prewarm(ctx, prewarm_path))
 
 
+def _transport(config: Config) -> Transport:
+    """The client to the model server that `config.upstream_client` names."""
+    kind = AiohttpTransport if config.upstream_client == "aiohttp" else UpstreamClient
+    # Waiting for a free connection is bounded like waiting for data: past 256 concurrent
+    # upstream calls, a request queues rather than failing at once.
+    transport: Transport = kind(
+        connect_timeout=10,
+        read_timeout=config.upstream_timeout_seconds,
+        pool_timeout=config.upstream_timeout_seconds,
+    )
+    return transport
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(ctx: ProxyContext) -> AsyncIterator[None]:
-    ctx.client = UpstreamClient(
-        connect_timeout=10, read_timeout=ctx.config.upstream_timeout_seconds
-    )
+    ctx.client = _transport(ctx.config)
     await ctx.cache.open()
     await asyncio.to_thread(ctx.resolver.refresh)
     task = asyncio.ensure_future(_background(ctx))

@@ -13,7 +13,7 @@ from podmgr.proxy.upstream import UpstreamResolver
 
 if TYPE_CHECKING:
     from podmgr.proxy.flight import Flight
-    from podmgr.proxy.upstream_client import UpstreamClient
+    from podmgr.proxy.transport import Transport
 
 __all__ = ["ProxyContext"]
 
@@ -27,7 +27,7 @@ class ProxyContext:
     cache: CacheStore
     stats: RecentStats = field(default_factory=RecentStats)
     metrics: ProxyMetrics = field(init=False)
-    client: UpstreamClient | None = None
+    client: Transport | None = None
     flights: dict[str, Flight] = field(default_factory=dict)
     api_keys: tuple[bytes, ...] = ()
 

@@ -25,7 +25,7 @@ from podmgr.proxy.cache_key import CacheDecision
 from podmgr.proxy.context import ProxyContext
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.sse import EventSplitter, assemble, is_error_event, split_events, usage_split
-from podmgr.proxy.upstream_client import UpstreamResponse
+from podmgr.proxy.transport import StreamedResponse
 
 __all__ = ["Flight"]
 
@@ -197,7 +197,7 @@ class Flight:
             if not self._saw_done:
                 self.broken = errors.DROPPED
 
-    async def _read_json(self, response: UpstreamResponse) -> bytes:
+    async def _read_json(self, response: StreamedResponse) -> bytes:
         data = await response.read()
         self._count_usage(data)
         return data

@@ -3,6 +3,11 @@
 Every failure a client sees is `{"error": {"message", "type", "param", "code"}}` with a fitting
 status (400, 401, 404, 413, 502, 503 with Retry-After, 504), never a traceback and never a
 500 of the proxy's own making. `ProxyFailure` carries one such answer through the code.
+
+Below HTTP, a transport fails only with `transport.UpstreamError`; `transport_failure` maps
+its tree: any timeout (connect, read, pool) -> 504 TIMED_OUT, unreachable -> 502
+UNREACHABLE, a request that cannot be sent as given -> 400 INVALID_UPSTREAM_REQUEST, the
+rest (cut, malformed, too large) -> 502 DROPPED.
 """
 
 from __future__ import annotations
@@ -12,11 +17,17 @@ from dataclasses import dataclass, field
 import orjson
 
 from podmgr.errors import truncate
-from podmgr.proxy.upstream_client import UpstreamError, UpstreamUnreachable
+from podmgr.proxy.transport import (
+    InvalidUpstreamRequest,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 
 __all__ = [
     "DROPPED",
     "INTERNAL",
+    "INVALID_UPSTREAM_REQUEST",
     "TIMED_OUT",
     "TRANSPORT_ERRORS",
     "UNREACHABLE",
@@ -149,7 +160,7 @@ DROPPED = ProxyFailure(
 )
 TIMED_OUT = ProxyFailure(
     504,
-    "the model server stopped sending before the answer was complete",
+    "the model server did not answer in time",
     "timeout",
     "upstream_timeout",
     "timeout",
@@ -162,14 +173,24 @@ INTERNAL = ProxyFailure(
     "internal",
 )
 
+INVALID_UPSTREAM_REQUEST = ProxyFailure(
+    400,
+    "the request cannot be forwarded as given (a header name or value HTTP does not allow)",
+    "invalid_request_error",
+    "invalid_header",
+    "client_header",
+)
+
 # What can go wrong talking to the model server, below HTTP (see `transport_failure`).
-TRANSPORT_ERRORS = (TimeoutError, UpstreamError, OSError)
+TRANSPORT_ERRORS = UpstreamError
 
 
-def transport_failure(error: BaseException) -> ProxyFailure:
-    """The client's answer for one of `TRANSPORT_ERRORS`."""
-    if isinstance(error, TimeoutError):
+def transport_failure(error: UpstreamError) -> ProxyFailure:
+    """The client's answer for a transport's `UpstreamError`."""
+    if isinstance(error, UpstreamTimeout):
         return TIMED_OUT
     if isinstance(error, UpstreamUnreachable):
         return UNREACHABLE
+    if isinstance(error, InvalidUpstreamRequest):
+        return INVALID_UPSTREAM_REQUEST
     return DROPPED

@@ -99,7 +99,7 @@ async def pass_through(
                 return await out.fail(failure)
             relayed = [
                 (name.encode("latin-1"), value.encode("latin-1"))
-                for name, value in response.headers.items()
+                for name, value in response.headers
                 if name in _RELAYED_HEADERS
             ]
             out.sse = response.content_type == "text/event-stream"

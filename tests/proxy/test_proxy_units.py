@@ -9,10 +9,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from podmgr.proxy import transport
 from podmgr.proxy.cache_db import CacheDB
 from podmgr.proxy.cache_entry import CachedAnswer, decode, encode
 from podmgr.proxy.cache_key import cache_key, decide
-from podmgr.proxy.openai_errors import upstream_status_failure
+from podmgr.proxy.openai_errors import transport_failure, upstream_status_failure
 from podmgr.proxy.outgoing import upstream_body
 from podmgr.proxy.sse import EventSplitter, assemble, is_usage_event, split_events, usage_split
 from podmgr.proxy.upstream import root_url, upstream_from_state
@@ -232,3 +233,22 @@ def test_usage_split_finds_the_closing_usage_chunk() -> None:
     assert usage_split(text + usage + done) == (text, usage, done)
     assert usage_split(usage) == (b"", usage, b"")
     assert usage_split(text + done) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (transport.ConnectTimeout("c"), 504, "upstream_timeout"),
+        (transport.ReadTimeout("r"), 504, "upstream_timeout"),
+        (transport.PoolTimeout("p"), 504, "upstream_timeout"),
+        (transport.UpstreamUnreachable("u"), 502, "upstream_unreachable"),
+        (transport.UpstreamDropped("d"), 502, "upstream_dropped"),
+        (transport.InvalidUpstreamRequest("i"), 400, "invalid_header"),
+    ],
+)
+def test_each_transport_error_has_its_answer(
+    error: transport.UpstreamError, status: int, code: str
+) -> None:
+    failure = transport_failure(error)
+    assert (failure.status, failure.code) == (status, code)
+    assert set(orjson.loads(failure.body)["error"]) == {"message", "type", "param", "code"}

@@ -191,3 +191,25 @@ def test_unreachable_upstream_is_502(make_proxy: Any) -> None:
     )
     assert _assert_openai_error(response, 502)["code"] == "upstream_unreachable"
     _assert_openai_error(httpx.get(proxy.url + "/v1/models"), 502)
+
+
+def test_the_aiohttp_client_serves_alike(
+    make_proxy: Any, sim_pod: SimPod, faults: SimProcess
+) -> None:
+    """`upstream_client: aiohttp` (the selectable alternative) through the whole proxy."""
+    proxy = make_proxy(start=False, upstream_client="aiohttp", upstream_timeout_seconds=30)
+    write_pod_state(proxy.state_path, sim_pod.pod_id, sim_pod.url)
+    proxy.start()
+    client = _client(proxy)
+    assert client.models.list().data
+    messages = _messages()
+    answer = client.chat.completions.create(model="sim-model", messages=messages, max_tokens=5)
+    assert answer.choices[0].message.content
+    pieces = client.chat.completions.create(
+        model="sim-model", messages=_messages(), max_tokens=5, stream=True
+    )
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in pieces if chunk.choices)
+    faults.set_fault("upstream_drop")
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(model="sim-model", messages=_messages(), max_tokens=5)
+    assert caught.value.status_code == 502

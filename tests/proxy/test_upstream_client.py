@@ -2,7 +2,8 @@
 
 Each server is a raw asyncio server that answers with exact bytes, so the tests control
 what a model server (or RunPod's edge) could send: keep-alive, chunked and read-to-close
-bodies, a connection closed while idle or mid-answer, garbage, silence, and TLS.
+bodies, a connection closed while idle or mid-answer, garbage, silence, and TLS; and what
+reached them (a POST must never arrive twice, a header never split in two).
 """
 
 from __future__ import annotations
@@ -15,13 +16,30 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.proxy.upstream_client import UpstreamClient, UpstreamDropped, UpstreamUnreachable
+from podmgr.proxy.aiohttp_transport import AiohttpTransport
+from podmgr.proxy.transport import (
+    ConnectTimeout,
+    InvalidUpstreamRequest,
+    PoolTimeout,
+    ReadTimeout,
+    Transport,
+    UpstreamDropped,
+    UpstreamUnreachable,
+)
+from podmgr.proxy.upstream_client import UpstreamClient
 from podmgr.sim.testkit import free_port
 
 from .proxykit import self_signed
 
+Make = Callable[..., Transport]
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+
+
+@pytest.fixture(params=[UpstreamClient, AiohttpTransport], ids=["own", "aiohttp"])
+def make(request: pytest.FixtureRequest) -> Make:
+    """Each test runs against both transports: they promise the same behaviour."""
+    return request.param  # type: ignore[no-any-return]
 
 
 class Server:
@@ -31,6 +49,7 @@ class Server:
         self.handler = handler
         self.connections = 0
         self.url = ""
+        self.hung_up = asyncio.Event()  # set when the server has closed a connection
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
@@ -38,6 +57,8 @@ class Server:
             await self.handler(reader, writer)
         finally:
             writer.close()
+            await writer.wait_closed()
+            self.hung_up.set()
 
 
 async def read_request(reader: asyncio.StreamReader) -> bytes:
@@ -77,8 +98,8 @@ async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
     await keep_alive_after(OK, reader, writer)
 
 
-async def test_keep_alive_reuses_one_connection() -> None:
-    client = UpstreamClient(read_timeout=5)
+async def test_keep_alive_reuses_one_connection(make: Make) -> None:
+    client = make(read_timeout=5)
     async with serving(keep_alive) as server:
         for _ in range(5):
             async with client.request("POST", server.url + "/v1/x", b"{}") as response:
@@ -88,11 +109,11 @@ async def test_keep_alive_reuses_one_connection() -> None:
     await client.close()
 
 
-async def test_an_interim_100_continue_is_skipped() -> None:
+async def test_an_interim_100_continue_is_skipped(make: Make) -> None:
     async def continues(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await keep_alive_after(b"HTTP/1.1 100 Continue\r\n\r\n" + OK, reader, writer)
 
-    client = UpstreamClient(read_timeout=5)
+    client = make(read_timeout=5)
     async with serving(continues) as server:
         for _ in range(2):
             async with client.request("POST", server.url + "/v1/x", b"{}") as response:
@@ -101,14 +122,14 @@ async def test_an_interim_100_continue_is_skipped() -> None:
     await client.close()
 
 
-async def test_the_request_target_is_encoded() -> None:
+async def test_the_request_target_is_encoded(make: Make) -> None:
     seen: list[bytes] = []
 
     async def records(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         seen.append((await read_request(reader)).split(b"\r\n", 1)[0])
         writer.write(OK)
 
-    client = UpstreamClient(read_timeout=5)
+    client = make(read_timeout=5)
     async with serving(records) as server:
         url = server.url + "/v1/models x/ü%41?q=a b"
         async with client.request("GET", url) as response:
@@ -117,7 +138,7 @@ async def test_the_request_target_is_encoded() -> None:
     await client.close()
 
 
-async def test_chunked_and_read_to_close_bodies() -> None:
+async def test_chunked_and_read_to_close_bodies(make: Make) -> None:
     async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -131,7 +152,7 @@ async def test_chunked_and_read_to_close_bodies() -> None:
         await read_request(reader)
         writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
 
-    client = UpstreamClient(read_timeout=5)
+    client = make(read_timeout=5)
     async with serving(chunked) as server:
         async with client.request("GET", server.url + "/s") as response:
             pieces = [piece async for piece in response.chunks()]
@@ -141,52 +162,85 @@ async def test_chunked_and_read_to_close_bodies() -> None:
     await client.close()
 
 
-async def test_idle_connection_closed_by_the_server_is_retried_once() -> None:
-    async def closes_when_reused(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await read_request(reader)
-        writer.write(OK)  # keep-alive promised...
-        await writer.drain()
-        await read_request(reader)  # ...but the next request meets its idle timeout
+def closes_when_reused(seen: list[bytes]) -> Handler:
+    """Answers one request, then reads the next and hangs up without answering (as a
+    server does when its keep-alive timer fires just as a request arrives)."""
 
-    client = UpstreamClient(read_timeout=5)
-    async with serving(closes_when_reused) as server:
-        for _ in range(2):
-            async with client.request("POST", server.url + "/v1/x", b"{}") as response:
-                assert await response.read() == b"{}"
-        assert server.connections == 2  # the second request went again, on a new connection
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        await asyncio.sleep(0.05)  # so concurrent first requests take a connection each
+        writer.write(OK)
+        await writer.drain()
+        seen.append(await read_request(reader))
+
+    return handler
+
+
+async def test_a_post_the_server_read_is_never_sent_again(make: Make) -> None:
+    seen: list[bytes] = []
+    client = make(read_timeout=5)
+    async with serving(closes_when_reused(seen)) as server:
+        async with client.request("POST", server.url + "/v1/x", b"{}") as response:
+            assert await response.read() == b"{}"
+        with pytest.raises(UpstreamDropped):  # it may have been generated (and billed)
+            async with client.request("POST", server.url + "/v1/x", b"{}"):
+                pass
+        assert len(seen) == 2 and server.connections == 1
     await client.close()
 
 
-async def test_the_retry_takes_a_new_connection_even_with_more_idle_ones() -> None:
-    async def closes_when_reused(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        await read_request(reader)
-        await asyncio.sleep(0.05)  # both first requests are in flight at once
-        writer.write(OK)
-        await writer.drain()
-        await read_request(reader)
+async def test_a_get_the_server_read_is_sent_again_once(make: Make) -> None:
+    seen: list[bytes] = []
+    client = make(read_timeout=5)
+    async with serving(closes_when_reused(seen)) as server:
+        for _ in range(2):
+            async with client.request("GET", server.url + "/v1/models") as response:
+                assert await response.read() == b"{}"
+        assert len(seen) == 3 and server.connections == 2  # again, on a new connection
+    await client.close()
 
-    async def post(client: UpstreamClient, url: str) -> bytes:
-        async with client.request("POST", url, b"{}") as response:
+
+async def test_an_idle_connection_the_server_closed_is_not_written_to(make: Make) -> None:
+    seen: list[bytes] = []
+
+    async def answers_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        writer.write(OK)  # keep-alive promised, then the connection is closed while idle
+
+    client = make(read_timeout=5)
+    async with serving(answers_once) as server:
+        async with client.request("POST", server.url + "/v1/x", b"{}") as response:
+            assert await response.read() == b"{}"
+        await asyncio.wait_for(server.hung_up.wait(), 5)
+        async with client.request("POST", server.url + "/v1/x", b"{}") as response:
+            assert await response.read() == b"{}"
+        assert len(seen) == 2 and server.connections == 2
+    await client.close()
+
+
+async def test_the_resend_takes_a_new_connection_even_with_more_idle_ones(make: Make) -> None:
+    seen: list[bytes] = []
+
+    async def get(client: Transport, url: str) -> bytes:
+        async with client.request("GET", url) as response:
             return await response.read()
 
-    client = UpstreamClient(read_timeout=5)
-    async with serving(closes_when_reused) as server:
-        url = server.url + "/v1/x"
-        assert await asyncio.gather(post(client, url), post(client, url)) == [b"{}", b"{}"]
-        assert await post(client, url) == b"{}"  # two stale idle connections, then a new one
+    if make is AiohttpTransport:
+        pytest.skip("aiohttp resends on the next pooled connection, which may be stale too")
+    client = make(read_timeout=5)
+    async with serving(closes_when_reused(seen)) as server:
+        url = server.url + "/v1/models"
+        assert list(await asyncio.gather(get(client, url), get(client, url))) == [b"{}"] * 2
+        assert await get(client, url) == b"{}"  # a stale idle connection, then a new one
         assert server.connections == 3
     await client.close()
 
 
-async def test_a_fresh_connection_that_fails_is_not_retried() -> None:
+async def test_a_fresh_connection_that_fails_is_not_retried(make: Make) -> None:
     async def hangs_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
 
-    client = UpstreamClient(read_timeout=5)
+    client = make(read_timeout=5)
     async with serving(hangs_up) as server:
         with pytest.raises(UpstreamDropped):
             async with client.request("POST", server.url + "/v1/x", b"{}"):
@@ -200,13 +254,13 @@ async def test_a_fresh_connection_that_fails_is_not_retried() -> None:
     [b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf", b"this is not http\r\n\r\n"],
     ids=["cut-mid-body", "garbage"],
 )
-async def test_cut_or_malformed_answers_are_dropped(answer: bytes) -> None:
+async def test_cut_or_malformed_answers_are_dropped(answer: bytes, make: Make) -> None:
     async def bad(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
         writer.write(answer)
         await writer.drain()
 
-    client = UpstreamClient(read_timeout=5)
+    client = make(read_timeout=5)
     async with serving(bad) as server:
         with pytest.raises(UpstreamDropped):
             async with client.request("POST", server.url + "/v1/x", b"{}") as response:
@@ -214,15 +268,15 @@ async def test_cut_or_malformed_answers_are_dropped(answer: bytes) -> None:
     await client.close()
 
 
-async def test_refused_connection_is_unreachable() -> None:
-    client = UpstreamClient(read_timeout=5)
+async def test_refused_connection_is_unreachable(make: Make) -> None:
+    client = make(read_timeout=5)
     with pytest.raises(UpstreamUnreachable):
         async with client.request("GET", f"http://127.0.0.1:{free_port()}/v1/models"):
             pass
     await client.close()
 
 
-async def test_silence_is_a_timeout_and_leaving_closes_the_connection() -> None:
+async def test_silence_is_a_timeout_and_leaving_closes_the_connection(make: Make) -> None:
     closed = asyncio.Event()
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -230,14 +284,14 @@ async def test_silence_is_a_timeout_and_leaving_closes_the_connection() -> None:
         await reader.read()  # returns when the client closes its end
         closed.set()
 
-    client = UpstreamClient(read_timeout=0.2)
+    client = make(read_timeout=0.2)
     async with serving(silent) as server:
-        with pytest.raises(TimeoutError):
+        with pytest.raises(ReadTimeout):
             async with client.request("POST", server.url + "/v1/x", b"{}"):
                 pass
         await asyncio.wait_for(closed.wait(), 2)
         closed.clear()
-        patient = UpstreamClient(read_timeout=30)
+        patient = make(read_timeout=30)
         task = asyncio.ensure_future(
             patient.request("POST", server.url + "/v1/x", b"{}").__aenter__()
         )
@@ -248,15 +302,15 @@ async def test_silence_is_a_timeout_and_leaving_closes_the_connection() -> None:
     await client.close()
 
 
-async def test_tls_upstream(tmp_path: Path) -> None:
+async def test_tls_upstream(tmp_path: Path, make: Make) -> None:
     cert, key = self_signed(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(cert, key)
-    client = UpstreamClient(read_timeout=5, tls=ssl.create_default_context(cafile=str(cert)))
+    client = make(read_timeout=5, tls=ssl.create_default_context(cafile=str(cert)))
     async with serving(keep_alive, tls=server_tls) as server:
         async with client.request("POST", server.url + "/v1/x", b"{}") as response:
             assert response.status == 200 and await response.read() == b"{}"
-        untrusting = UpstreamClient(read_timeout=5)  # the system CAs do not know this cert
+        untrusting = make(read_timeout=5)  # the system CAs do not know this cert
         with pytest.raises(UpstreamUnreachable):
             async with untrusting.request("POST", server.url + "/v1/x", b"{}"):
                 pass
@@ -264,7 +318,7 @@ async def test_tls_upstream(tmp_path: Path) -> None:
     await client.close()
 
 
-async def test_leaving_mid_answer_closes_the_connection() -> None:
+async def test_leaving_mid_answer_closes_the_connection(make: Make) -> None:
     closed = asyncio.Event()
 
     async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -274,7 +328,7 @@ async def test_leaving_mid_answer_closes_the_connection() -> None:
         await reader.read()  # returns when the client closes its end
         closed.set()
 
-    client = UpstreamClient(read_timeout=5)
+    client = make(read_timeout=5)
     async with serving(endless) as server:
         async with client.request("POST", server.url + "/v1/x", b"{}") as response:
             async for piece in response.chunks():
@@ -283,4 +337,157 @@ async def test_leaving_mid_answer_closes_the_connection() -> None:
         await asyncio.wait_for(closed.wait(), 2)
         async with client.request("POST", server.url + "/v1/x", b"{}") as response:
             assert server.connections == 2  # the cut connection was not reused
+    await client.close()
+
+
+async def test_waiting_for_a_free_connection_is_bounded(make: Make) -> None:
+    release = asyncio.Event()
+
+    async def holds_the_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n")
+        await release.wait()  # the answer is under way: its connection stays taken
+        writer.write(b"1\r\n}\r\n0\r\n\r\n")
+        await keep_alive(reader, writer)
+
+    client = make(read_timeout=30, max_connections=1, pool_timeout=0.3)
+    async with serving(holds_the_first) as server, client.request("GET", server.url) as response:
+        with pytest.raises(PoolTimeout):
+            async with client.request("GET", server.url + "/b"):
+                pass
+        release.set()
+        assert await response.read() == b"{}"
+    await client.close()
+
+
+async def test_a_freed_connection_goes_to_a_waiting_request(make: Make) -> None:
+    async def get(client: Transport, url: str) -> bytes:
+        async with client.request("GET", url) as response:
+            return await response.read()
+
+    client = make(read_timeout=5, max_connections=1, pool_timeout=30)
+    async with serving(keep_alive) as server:
+        url = server.url + "/v1/models"
+        three = asyncio.gather(*(get(client, url) for _ in range(3)))
+        assert await asyncio.wait_for(three, 20) == [b"{}"] * 3, "requests waited for a slot"
+        assert server.connections == 1
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"X-Test": "a\r\nX-Injected: 1"},
+        {"X-Test": "a\nb"},
+        {"X-Test": "a\x00b"},
+        {"X Bad": "a"},
+        {"X-Test:": "a"},
+        {"X-Test": "\u20ac"},  # not Latin-1
+    ],
+    ids=["crlf", "lf", "nul", "space-in-name", "colon-in-name", "not-latin-1"],
+)
+async def test_bad_request_headers_are_refused_before_sending(
+    headers: dict[str, str], make: Make
+) -> None:
+    seen: list[bytes] = []
+
+    async def records(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.read())
+
+    client = make(read_timeout=5)
+    async with serving(records) as server:
+        with pytest.raises(InvalidUpstreamRequest):
+            async with client.request("POST", server.url + "/v1/x", b"{}", headers):
+                pass
+    assert b"X-Injected" not in b"".join(seen)
+    await client.close()
+
+
+async def test_the_host_header_carries_no_credentials(make: Make) -> None:
+    seen: list[bytes] = []
+
+    async def records(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        writer.write(OK)
+
+    client = make(read_timeout=5)
+    async with serving(records) as server:
+        url = server.url.replace("://", "://user:secret@") + "/v1/models"
+        async with client.request("GET", url) as response:
+            assert response.status == 200
+        host = server.url.split("://")[1].encode()
+    assert b"\r\nHost: " + host + b"\r\n" in seen[0] and b"secret" not in seen[0]
+    await client.close()
+
+
+async def test_an_oversized_response_head_is_dropped(make: Make) -> None:
+    async def huge(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (1 << 20) + b"\r\n")
+        writer.write(b"Content-Length: 2\r\n\r\n{}")
+        await writer.drain()
+        await reader.read()
+
+    client = make(read_timeout=5)
+    async with serving(huge) as server:
+        with pytest.raises(UpstreamDropped):
+            async with client.request("GET", server.url + "/v1/models"):
+                pass
+    await client.close()
+
+
+async def test_repeated_headers_stay_apart(make: Make) -> None:
+    async def cookies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+        )
+
+    client = make(read_timeout=5)
+    async with serving(cookies) as server, client.request("GET", server.url) as response:
+        assert await response.read() == b"{}"
+        assert [v for k, v in response.headers if k == "set-cookie"] == ["a=1", "b=2"]
+        assert response.content_type == "application/json"
+    await client.close()
+
+
+async def test_bytes_after_a_complete_answer_are_not_part_of_it(make: Make) -> None:
+    extra = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n[]"
+
+    async def says_too_much(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await keep_alive_after(OK + extra, reader, writer)
+
+    client = make(read_timeout=5)
+    async with serving(says_too_much) as server:
+        for _ in range(2):
+            async with client.request("GET", server.url + "/v1/models") as response:
+                assert await response.read() == b"{}"
+        assert server.connections == 2  # the spoiled connection was not reused
+    await client.close()
+
+
+async def test_a_connect_that_hangs_is_a_connect_timeout(
+    monkeypatch: pytest.MonkeyPatch, make: Make
+) -> None:
+    async def hangs(*_args: object, **_kwargs: object) -> None:
+        await asyncio.sleep(3600)
+
+    loop = asyncio.get_running_loop()
+    monkeypatch.setattr(loop, "create_connection", hangs)
+    monkeypatch.setattr(loop, "sock_connect", hangs)  # aiohttp connects the socket itself
+    client = make(connect_timeout=0.2, read_timeout=5)
+    with pytest.raises(ConnectTimeout):
+        async with client.request("GET", f"http://127.0.0.1:{free_port()}/v1/models"):
+            pass
+    await client.close()
+
+
+async def test_an_idle_connection_to_another_upstream_gives_way(make: Make) -> None:
+    client = make(read_timeout=5, max_connections=1, pool_timeout=30)
+    async with serving(keep_alive) as first, serving(keep_alive) as second:
+        for server in (first, second, first):
+            request = client.request("GET", server.url + "/v1/models")
+            async with asyncio.timeout(20), request as response:  # waits for no free slot
+                assert await response.read() == b"{}"
     await client.close()
