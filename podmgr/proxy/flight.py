@@ -1,36 +1,62 @@
 """One upstream request that one or more clients wait on: the unit of coalescing.
 
-A `Flight` owns the upstream call as a task of its own and keeps what arrived: the SSE
-events of a stream, or the body of a JSON answer. Clients subscribe and are fed from that
-record, live, so identical concurrent misses cost one upstream call and a late joiner of a
-stream still gets it from the first event. When the last subscriber leaves before the end
-(client disconnects), the task is cancelled, which closes the upstream connection at once.
+A `Flight` sends one request through a `Transport` as a task of its own (`start()`) and
+keeps what arrived: the SSE events of a stream, or the body of a JSON answer. Clients are
+fed from that record, live (`relay.serve_flight`), so identical concurrent misses cost one
+upstream call and a late joiner of a stream still gets it from the first event.
 
-Only a complete 200 answer is stored in the cache: never a stream cut short, an error, or
-a cancelled request.
+Its progress is ONE state, `FlightState`:
+
+    WAITING ──> STREAMING ──> COMPLETE      a whole 200 answer (the only one worth storing)
+       │            │
+       └────────────┴───────> FAILED        `failure` says what to answer instead
+
+`cancel()` (the last client left) ends it FAILED at once, which closes the upstream
+connection. When the task ends, whatever the state, the flight calls its `on_done`
+callback once (the coalescer's: unlist, store a COMPLETE answer, count upstream metrics).
+A flight knows nothing of the cache, the metrics or the other flights.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from podmgr.logs import get_logger
 from podmgr.proxy import openai_errors as errors
-from podmgr.proxy.cache_entry import CachedAnswer
-from podmgr.proxy.cache_key import CacheDecision
-from podmgr.proxy.context import ProxyContext
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.sse import EventSplitter, assemble, is_error_event, split_events, usage_split
-from podmgr.proxy.upstream_client import UpstreamResponse
+from podmgr.proxy.transport import StreamedResponse, Transport
 
-__all__ = ["Flight"]
+__all__ = ["Flight", "FlightState", "UpstreamCall"]
 
 log = get_logger("proxy.flight")
 _ERROR_BODY_LIMIT = 64 * 1024
+
+
+class FlightState(enum.Enum):
+    """Where a flight is; see the module docstring for the moves between them."""
+
+    WAITING = "waiting"  # request sent, nothing answered yet
+    STREAMING = "streaming"  # an SSE answer: headers in, events arriving
+    COMPLETE = "complete"  # a whole 200 answer (stream ended by [DONE], no error in it)
+    FAILED = "failed"  # ended without a whole answer; `failure` says what to tell a client
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamCall:
+    """What a flight sends: a POST of `body` to `url` (route is the metric label)."""
+
+    route: str
+    url: str
+    body: bytes
+    headers: dict[str, str]
 
 
 class Flight:
@@ -38,50 +64,54 @@ class Flight:
 
     def __init__(
         self,
-        ctx: ProxyContext,
-        route: str,
-        url: str,
-        body: bytes,
-        headers: dict[str, str],
-        decision: CacheDecision | None,
+        client: Transport,
+        call: UpstreamCall,
+        on_done: Callable[[Flight], Awaitable[None]],
     ) -> None:
-        self.ctx = ctx
-        self.route = route
-        self.key = decision.key if decision else None
-        self.decision = decision
+        self.call = call
+        self.state = FlightState.WAITING
+        self.failure: ProxyFailure | None = None  # set when FAILED
+        self.sse = False  # the answer is a stream (decided when its headers arrive)
         self.events: list[bytes] = []  # whole SSE events, one or several per entry
-        self.usage_index = -1
-        self.json_body: bytes | None = None
-        self.failure: ProxyFailure | None = None  # before any answer: a plain error response
-        self.broken: ProxyFailure | None = None  # after the stream began: an SSE error event
-        self.stream_error: bytes | None = None  # an error event vLLM sent mid-stream
-        self.sse = False
-        self.started = False
-        self.done = False
-        self.upstream_seconds = 0.0
+        self.usage_index = -1  # the entry holding the usage chunk, -1 if none
         self.subscribers = 0
+        # What the coalescer counts when the flight is done.
+        self.upstream_seconds = 0.0
+        self.first_event_seconds: float | None = None
+        self.tokens = (0, 0)  # prompt, completion (from the usage the answer carried)
+        self.cancelled = False
+        self._client = client
+        self._on_done = on_done
+        self._json_body: bytes | None = None
         self._assembled: bytes | None = None
+        self._broken: ProxyFailure | None = None  # a started stream ended short
+        self._stream_error: bytes | None = None  # an error event vLLM sent mid-stream
+        self._saw_done = False
         self._waiters: list[asyncio.Future[None]] = []
         self._done_waiters: list[asyncio.Future[None]] = []
-        self._saw_done = False
-        self.task = asyncio.ensure_future(self._run(url, body, headers))
+        self._task: asyncio.Task[None] | None = None
 
-    # --- subscribers ---------------------------------------------------------------------
-    def join(self) -> None:
-        self.subscribers += 1
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> Flight:
+        """Send the request (as a task of its own); returns self."""
+        self._task = asyncio.ensure_future(self._run())
+        return self
 
-    def leave(self) -> None:
-        self.subscribers -= 1
-        if self.subscribers <= 0 and not self.done:
-            # Unlisted at once: a client arriving before the task has wound down must start
-            # a flight of its own, not join this cancelled one (and fail with its DROPPED).
-            self._unlist()
-            self.task.cancel()
+    def cancel(self) -> None:
+        """Abandon the upstream call (its connection closes at once)."""
+        if self._task is not None and not self.finished:
+            self._task.cancel()
 
-    def _unlist(self) -> None:
-        if self.key is not None and self.ctx.flights.get(self.key) is self:
-            del self.ctx.flights[self.key]
+    @property
+    def task(self) -> asyncio.Task[None]:
+        assert self._task is not None, "start() the flight first"
+        return self._task
 
+    @property
+    def finished(self) -> bool:
+        return self.state is FlightState.COMPLETE or self.state is FlightState.FAILED
+
+    # --- waiting on it -------------------------------------------------------------------
     async def changed(self) -> None:
         """Wait until something new arrived (an event, the headers, or the end)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -89,12 +119,13 @@ class Flight:
         await future
 
     async def wait_started(self) -> None:
-        while not (self.started or self.done):
+        """Wait until the answer began (or the flight ended)."""
+        while self.state is FlightState.WAITING:
             await self.changed()
 
     async def wait_done(self) -> None:
         """Wait for the end only (a JSON client need not wake up for every event)."""
-        if not self.done:
+        if not self.finished:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._done_waiters.append(future)
             await future
@@ -105,99 +136,83 @@ class Flight:
             if not future.done():
                 future.set_result(None)
 
-    @property
-    def complete(self) -> bool:
-        """A whole 200 answer arrived (stream ended by [DONE], no error in it)."""
-        if not self.done or self.failure or self.broken or self.stream_error:
-            return False
-        return self._saw_done if self.sse else self.json_body is not None
-
+    # --- the answer ----------------------------------------------------------------------
     def answer_json(self) -> bytes:
         """The JSON form of the answer (assembled from the stream, once)."""
-        if self.json_body is not None:
-            return self.json_body
+        if self._json_body is not None:
+            return self._json_body
         if self._assembled is None:
             self._assembled = assemble(self.events)
         return self._assembled
 
-    def stream_error_failure(self) -> ProxyFailure:
-        """The mid-stream error as a response for a client that did not ask for a stream."""
-        data = self.stream_error or b""
-        body = data[data.find(b"{") :].split(b"\n")[0] if b"{" in data else b"{}"
-        status = 502
-        try:
-            code = orjson.loads(body)["error"].get("code")
-            status = code if isinstance(code, int) and 400 <= code < 500 else 502
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            body = errors.error_body("the model server failed mid-answer", "upstream_error")
-        return ProxyFailure(status, "", "", "", "stream_error", body_override=body)
+    def stream_tail(self) -> bytes:
+        """What ends the stream for a client that has been fed its events: an SSE error
+        event if the stream broke off, nothing if it ended as the model server ended it
+        (an error event vLLM sent is among the events already)."""
+        return self._broken.sse_event() if self._broken is not None else b""
 
     # --- the upstream call ---------------------------------------------------------------
-    async def _run(self, url: str, body: bytes, headers: dict[str, str]) -> None:
-        try:
-            await self._call(url, body, headers)
-            if self.complete and self.decision is not None and self.decision.store:
-                await self._store()
-        finally:
-            self._unlist()
-
-    async def _call(self, url: str, body: bytes, headers: dict[str, str]) -> None:
-        metrics = self.ctx.metrics
+    async def _run(self) -> None:
         started = time.perf_counter()
-        cancelled = False
         try:
-            await self._fetch(url, body, headers, started)
+            await self._fetch(started)
         except asyncio.CancelledError:
-            cancelled = True
-            self.broken = self.broken or errors.DROPPED
+            self.cancelled = True
+            self._broken = self._broken or errors.DROPPED
             raise
         except errors.TRANSPORT_ERRORS as error:
             self._fail(errors.transport_failure(error))
         except Exception:
-            log.exception("upstream_call_failed", route=self.route)
+            log.exception("upstream_call_failed", route=self.call.route)
             self._fail(errors.INTERNAL)
         finally:
             self.upstream_seconds = time.perf_counter() - started
-            self.done = True
-            self._wake()
-            for future in self._done_waiters:
-                if not future.done():
-                    future.set_result(None)
-            if not cancelled:
-                metrics.upstream_latency.labels(self.route).observe(self.upstream_seconds)
-                failure = self.failure or self.broken
-                if failure is not None:
-                    metrics.upstream_errors.labels(failure.kind).inc()
+            self._finish()
+            await self._on_done(self)
 
-    async def _fetch(self, url: str, body: bytes, headers: dict[str, str], t0: float) -> None:
-        client = self.ctx.client
-        assert client is not None, "the upstream client is opened at startup"
-        async with client.request("POST", url, body, headers) as response:
+    async def _fetch(self, t0: float) -> None:
+        call = self.call
+        async with self._client.request("POST", call.url, call.body, call.headers) as response:
             if response.status != 200:
                 data = await response.read(_ERROR_BODY_LIMIT)
                 self._fail(errors.upstream_status_failure(response.status, data))
                 return
             self.sse = response.content_type == "text/event-stream"
             if not self.sse:
-                self.json_body = await self._read_json(response)
+                self._json_body = await self._read_json(response)
                 return
-            self.started = True
+            self.state = FlightState.STREAMING
             self._wake()
             splitter = EventSplitter()
-            first = True
             async for piece in response.chunks():
                 blob = splitter.feed(piece)
                 if not blob:
                     continue
-                if first:
-                    first = False
-                    self.ctx.metrics.ttft.labels(self.route).observe(time.perf_counter() - t0)
+                if self.first_event_seconds is None:
+                    self.first_event_seconds = time.perf_counter() - t0
                 self._add(blob)
                 self._wake()
             if not self._saw_done:
-                self.broken = errors.DROPPED
+                self._broken = errors.DROPPED
 
-    async def _read_json(self, response: UpstreamResponse) -> bytes:
+    def _finish(self) -> None:
+        """Settle the one final state from what arrived, and wake every waiter."""
+        if self.state is not FlightState.FAILED:
+            failure = self._broken
+            if failure is None and self._stream_error is not None:
+                failure = self._stream_error_failure()
+            whole = self._saw_done if self.sse else self._json_body is not None
+            if failure is None and not whole:
+                failure = errors.DROPPED
+            self.failure = failure
+            self.state = FlightState.FAILED if failure is not None else FlightState.COMPLETE
+        self._wake()
+        waiters, self._done_waiters = self._done_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(None)
+
+    async def _read_json(self, response: StreamedResponse) -> bytes:
         data = await response.read()
         self._count_usage(data)
         return data
@@ -210,7 +225,7 @@ class Flight:
         if b'"error"' in blob:
             for event in split_events(blob):
                 if is_error_event(event):
-                    self.stream_error = event
+                    self._stream_error = event
         parts = usage_split(blob) if b'"usage"' in blob else None
         if parts is None:
             self.events.append(blob)
@@ -230,30 +245,27 @@ class Flight:
         except (orjson.JSONDecodeError, AttributeError):
             return
         if isinstance(usage, dict):
-            metrics = self.ctx.metrics
-            metrics.prompt_tokens.inc(int(usage.get("prompt_tokens") or 0))
-            metrics.completion_tokens.inc(int(usage.get("completion_tokens") or 0))
+            prompt, completion = self.tokens
+            self.tokens = (
+                prompt + int(usage.get("prompt_tokens") or 0),
+                completion + int(usage.get("completion_tokens") or 0),
+            )
 
     def _fail(self, failure: ProxyFailure) -> None:
-        if self.started:
-            self.broken = failure
+        if self.state is FlightState.STREAMING:
+            self._broken = failure  # the stream began: its clients get an SSE error event
         else:
             self.failure = failure
+            self.state = FlightState.FAILED
 
-    async def _store(self) -> None:
-        decision = self.decision
-        assert decision is not None and self.key is not None
-        expires = time.time() + decision.ttl if decision.ttl else None
-        if self.sse:
-            start = sum(len(event) for event in self.events[: max(self.usage_index, 0)])
-            span = (
-                (start, start + len(self.events[self.usage_index]))
-                if self.usage_index >= 0
-                else None
-            )
-            answer = CachedAnswer(self.answer_json(), b"".join(self.events), span, expires)
-        else:
-            answer = CachedAnswer(self.answer_json(), None, None, expires)
-        evicted = await self.ctx.cache.put(self.key, answer)
-        if evicted:
-            self.ctx.metrics.evictions.inc(len(evicted))
+    def _stream_error_failure(self) -> ProxyFailure:
+        """The mid-stream error as a response for a client that did not ask for a stream."""
+        data = self._stream_error or b""
+        body = data[data.find(b"{") :].split(b"\n")[0] if b"{" in data else b"{}"
+        status = 502
+        try:
+            code = orjson.loads(body)["error"].get("code")
+            status = code if isinstance(code, int) and 400 <= code < 500 else 502
+        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+            body = errors.error_body("the model server failed mid-answer", "upstream_error")
+        return ProxyFailure(status, "", "", "", "stream_error", body_override=body)

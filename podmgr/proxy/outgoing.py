@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.types import Scope
 
-from podmgr.proxy.asgi import Scope
 from podmgr.proxy.cache_key import STREAMABLE_ROUTES
 from podmgr.proxy.upstream import Upstream
 
