@@ -28,20 +28,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podmgr.config import Config
 from podmgr.logs import get_logger
-from podmgr.proxy.auth import UNAUTHORIZED, authorize
-from podmgr.proxy.cache_store import CacheStore
-from podmgr.proxy.coalescer import Coalescer
-from podmgr.proxy.dashboard import build_view, render_html, render_text
-from podmgr.proxy.forward import V1Handler
-from podmgr.proxy.health import health_payload
-from podmgr.proxy.metrics import ProxyMetrics, Snapshot
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.forward.auth import UNAUTHORIZED, authorize
+from podmgr.proxy.forward.coalescer import Coalescer
+from podmgr.proxy.forward.handler import V1Handler
+from podmgr.proxy.observe.dashboard import build_view, render_html, render_text
+from podmgr.proxy.observe.health import health_payload
+from podmgr.proxy.observe.metrics import ProxyMetrics, Snapshot
+from podmgr.proxy.observe.outcome import Recorder
+from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.openai_errors import error_body
-from podmgr.proxy.outcome import Recorder
 from podmgr.proxy.prewarm import prewarm
-from podmgr.proxy.stats import RecentStats
-from podmgr.proxy.transport import Transport
-from podmgr.proxy.upstream import UpstreamResolver
-from podmgr.proxy.upstream_client import UpstreamClient
+from podmgr.proxy.upstream.client import UpstreamClient
+from podmgr.proxy.upstream.resolver import UpstreamResolver
+from podmgr.proxy.upstream.transport import Transport
 
 __all__ = ["ProxyApp", "create_app"]
 

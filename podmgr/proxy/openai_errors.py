@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from podmgr.errors import truncate
-from podmgr.proxy.upstream_client import UpstreamError, UpstreamUnreachable
+from podmgr.proxy.upstream.client import UpstreamError, UpstreamUnreachable
 
 __all__ = [
     "DROPPED",

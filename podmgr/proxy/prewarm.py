@@ -16,12 +16,12 @@ from typing import Any
 import orjson
 
 from podmgr.logs import get_logger
-from podmgr.proxy.cache_key import CacheMode, decide
-from podmgr.proxy.cache_store import CacheStore
-from podmgr.proxy.coalescer import Coalescer
-from podmgr.proxy.flight import FlightState, UpstreamCall
-from podmgr.proxy.outgoing import upstream_body
-from podmgr.proxy.upstream import UpstreamResolver
+from podmgr.proxy.cache.key import CacheMode, decide
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.forward.coalescer import Coalescer
+from podmgr.proxy.forward.flight import FlightState, UpstreamCall
+from podmgr.proxy.upstream.outgoing import upstream_body
+from podmgr.proxy.upstream.resolver import UpstreamResolver
 
 __all__ = ["PrewarmResult", "parse_prewarm_file", "prewarm"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.proxy.upstream_client import UpstreamClient, UpstreamDropped, UpstreamUnreachable
+from podmgr.proxy.upstream.client import UpstreamClient, UpstreamDropped, UpstreamUnreachable
 from podmgr.sim.testkit import free_port
 
 from .proxykit import self_signed

@@ -28,13 +28,13 @@ from typing import cast
 import pytest
 from proxy.proxykit import VLLM_KEY, ProxyProcess, free_port, get_json, write_pod_state
 
-from podmgr.proxy.cache_key import decide
-from podmgr.proxy.cache_store import CacheStore
-from podmgr.proxy.coalescer import Coalescer
-from podmgr.proxy.flight import FlightState, UpstreamCall
-from podmgr.proxy.metrics import ProxyMetrics, Snapshot
-from podmgr.proxy.transport import Transport
-from podmgr.proxy.upstream_client import UpstreamClient
+from podmgr.proxy.cache.key import decide
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.forward.coalescer import Coalescer
+from podmgr.proxy.forward.flight import FlightState, UpstreamCall
+from podmgr.proxy.observe.metrics import ProxyMetrics, Snapshot
+from podmgr.proxy.upstream.client import UpstreamClient
+from podmgr.proxy.upstream.transport import Transport
 
 from .proxy_load import (
     CacheAudit,

@@ -30,9 +30,15 @@ import orjson
 
 from podmgr.logs import get_logger
 from podmgr.proxy import openai_errors as errors
+from podmgr.proxy.forward.sse import (
+    EventSplitter,
+    assemble,
+    is_error_event,
+    split_events,
+    usage_split,
+)
 from podmgr.proxy.openai_errors import ProxyFailure
-from podmgr.proxy.sse import EventSplitter, assemble, is_error_event, split_events, usage_split
-from podmgr.proxy.transport import StreamedResponse, Transport
+from podmgr.proxy.upstream.transport import StreamedResponse, Transport
 
 __all__ = ["Flight", "FlightState", "UpstreamCall"]
 

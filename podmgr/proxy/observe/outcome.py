@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from podmgr.proxy.metrics import ProxyMetrics
+from podmgr.proxy.observe.metrics import ProxyMetrics
+from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.openai_errors import ProxyFailure
-from podmgr.proxy.stats import RecentStats
 
 __all__ = ["CacheResult", "Outcome", "Recorder"]
 

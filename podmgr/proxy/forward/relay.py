@@ -16,11 +16,11 @@ from typing import Any
 from starlette.types import Receive
 
 from podmgr.proxy import openai_errors as errors
-from podmgr.proxy.asgi import Responder
-from podmgr.proxy.flight import Flight
+from podmgr.proxy.forward.asgi import Responder
+from podmgr.proxy.forward.flight import Flight
+from podmgr.proxy.forward.sse import stream_from_json
 from podmgr.proxy.openai_errors import ProxyFailure
-from podmgr.proxy.sse import stream_from_json
-from podmgr.proxy.transport import Transport
+from podmgr.proxy.upstream.transport import Transport
 
 __all__ = ["JSON_HEADERS", "SSE_HEADERS", "pass_through", "serve_flight"]
 

@@ -12,10 +12,10 @@ import time
 from typing import Any
 
 from podmgr.config import Config
-from podmgr.proxy.cache_store import CacheStore
-from podmgr.proxy.metrics import session_cost
-from podmgr.proxy.stats import RecentStats
-from podmgr.proxy.upstream import UpstreamResolver
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.observe.metrics import session_cost
+from podmgr.proxy.observe.stats import RecentStats
+from podmgr.proxy.upstream.resolver import UpstreamResolver
 
 __all__ = ["health_payload"]
 

@@ -1,14 +1,15 @@
-"""The `/v1/*` handler: a raw ASGI callable, the proxy's hot path.
+"""The `/v1/*` handler: a raw ASGI callable mounted at /v1, the proxy's hot path.
 
-For each request: check the target and headers (request_checks), the client's key (when
-keys are configured), read the body within `max_body_bytes`, and then either
+For each request: check the target and headers (checks), the client's key (auth), read
+the body within `max_body_bytes`, and then either
 - cacheable route: POST with a JSON object body (else a 4xx, nothing forwarded); decide
-  (cache_key.decide), serve a hit from the cache, or join/start a `Flight` to the model
-  server and store its complete answer;
+  (cache.key.decide), serve a hit from the cache, or join/start a flight through the
+  coalescer (which stores its complete answer);
 - anything else: pass it through as it is.
 Non-streaming completions are sent upstream as streams (RunPod's edge cuts responses that
 take more than 100 s to start; a stream keeps the connection alive) and the JSON answer is
-assembled here. Every failure is an OpenAI-shaped error; nothing here answers 500.
+assembled here. Every failure is an OpenAI-shaped error; nothing here answers 500. When
+the request is over, its one `Outcome` is recorded (observe.outcome).
 """
 
 from __future__ import annotations
@@ -22,21 +23,21 @@ from starlette.types import Receive, Scope, Send
 
 from podmgr.logs import get_logger
 from podmgr.proxy import openai_errors as errors
-from podmgr.proxy import request_checks as checks
-from podmgr.proxy.asgi import BodyTooLarge, Responder, header, read_body
-from podmgr.proxy.auth import UNAUTHORIZED, authorize
-from podmgr.proxy.cache_entry import CachedAnswer
-from podmgr.proxy.cache_key import CACHEABLE_ROUTES, CacheDecision, CacheMode, decide
-from podmgr.proxy.cache_store import CacheStore
-from podmgr.proxy.coalescer import Coalescer
-from podmgr.proxy.flight import Flight, FlightState, UpstreamCall
+from podmgr.proxy.cache.entry import CachedAnswer
+from podmgr.proxy.cache.key import CACHEABLE_ROUTES, CacheDecision, CacheMode, decide
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.forward import checks
+from podmgr.proxy.forward.asgi import BodyTooLarge, Responder, header, read_body
+from podmgr.proxy.forward.auth import UNAUTHORIZED, authorize
+from podmgr.proxy.forward.coalescer import Coalescer
+from podmgr.proxy.forward.flight import Flight, FlightState, UpstreamCall
+from podmgr.proxy.forward.relay import JSON_HEADERS, SSE_HEADERS, pass_through, serve_flight
+from podmgr.proxy.forward.sse import stream_from_json
+from podmgr.proxy.observe.outcome import CacheResult, Outcome, Recorder
 from podmgr.proxy.openai_errors import ProxyFailure
-from podmgr.proxy.outcome import CacheResult, Outcome, Recorder
-from podmgr.proxy.outgoing import upstream_body, upstream_headers
-from podmgr.proxy.relay import JSON_HEADERS, SSE_HEADERS, pass_through, serve_flight
-from podmgr.proxy.sse import stream_from_json
-from podmgr.proxy.transport import Transport
-from podmgr.proxy.upstream import Upstream, UpstreamResolver
+from podmgr.proxy.upstream.outgoing import upstream_body, upstream_headers
+from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
+from podmgr.proxy.upstream.transport import Transport
 
 __all__ = ["V1Handler"]
 

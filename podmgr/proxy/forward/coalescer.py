@@ -15,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-from podmgr.proxy.cache_entry import CachedAnswer
-from podmgr.proxy.cache_key import CacheDecision
-from podmgr.proxy.cache_store import CacheStore
-from podmgr.proxy.flight import Flight, FlightState, UpstreamCall
-from podmgr.proxy.metrics import ProxyMetrics
-from podmgr.proxy.transport import Transport
+from podmgr.proxy.cache.entry import CachedAnswer
+from podmgr.proxy.cache.key import CacheDecision
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.forward.flight import Flight, FlightState, UpstreamCall
+from podmgr.proxy.observe.metrics import ProxyMetrics
+from podmgr.proxy.upstream.transport import Transport
 
 __all__ = ["Coalescer"]
 

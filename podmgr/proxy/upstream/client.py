@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
-from podmgr.proxy.transport import UpstreamDropped, UpstreamError, UpstreamUnreachable
+from podmgr.proxy.upstream.transport import UpstreamDropped, UpstreamError, UpstreamUnreachable
 
 __all__ = [
     "IDLE_SECONDS",
