@@ -6,13 +6,13 @@ Public surface: `create_app(config, client=None)` (one FastAPI app) and `run_pro
 stored answers, `observe/` what a person or Prometheus reads; `app.py` wires them.
 
 A request's way: `app.py` builds every part first and mounts `forward/handler.py`'s
-`V1Handler` at /v1, ahead of FastAPI's middleware. The handler checks the request
+`V1Handler` at /v1, ahead of FastAPI's own code. The handler checks the request
 (`forward/checks.py`, `forward/auth.py`, reading the body with `forward/asgi.py`), asks
 `cache/key.py` whether to look up and store, and answers a hit from `cache/store.py`. A
-miss joins or starts a flight through `forward/coalescer.py`; the `forward/flight.py`
-sends what `upstream/outgoing.py` makes of the request to the address from
-`upstream/resolver.py` through a `upstream/transport.py` `Transport` (by default
-`upstream/client.py`), and records the answer. `forward/relay.py` feeds the client from
+miss joins or starts a flight through `forward/coalescer.py`; the flight
+(`forward/flight.py`) sends what `upstream/outgoing.py` makes of the request to the address
+from `upstream/resolver.py` through a `Transport` (`upstream/transport.py`; by default
+`upstream/client.py`) and records the answer. `forward/relay.py` feeds the client from
 the flight (`forward/sse.py` shapes events and JSON), or passes any other request straight
 through. When the flight ends, the coalescer stores a complete answer in the cache; when
 the request ends, the handler counts one `observe/outcome.py` record. Failures anywhere are

@@ -112,7 +112,7 @@ class V1Handler:
         if rejected is not None:
             await out.fail(rejected)
             return
-        if not authorize(self.api_keys, header(scope, b"authorization")):
+        if self.api_keys and not authorize(self.api_keys, header(scope, b"authorization")):
             await out.fail(UNAUTHORIZED)
             return
         method = scope["method"]
