@@ -77,7 +77,7 @@ def _mean(one: LoadResult, two: LoadResult) -> LoadResult:
 
 def _pass_rows(work: Path, upstream: str) -> list[list[str]]:
     """Pass-through with each upstream client (`upstream_client`) in the same run: the own
-    client is kept only while it beats aiohttp's by >= 1.3x (upstream_client.py)."""
+    client is kept only while it beats aiohttp's by >= 1.3x (podmgr/proxy/upstream/client.py)."""
     rows = []
     with (
         serve_proxy(work / "pass", upstream_url=upstream, cache_mode="off") as own,

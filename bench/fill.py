@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.apps import ANSWER
-from podmgr.proxy.cache_db import CacheDB
-from podmgr.proxy.cache_entry import CachedAnswer, encode
-from podmgr.proxy.cache_key import cache_key
+from podmgr.proxy.cache.db import CacheDB
+from podmgr.proxy.cache.entry import CachedAnswer, encode
+from podmgr.proxy.cache.key import cache_key
 
 __all__ = ["bench_body", "fill_cache"]
 

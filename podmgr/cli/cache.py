@@ -28,7 +28,7 @@ def register(subparsers: Any) -> None:
 
 def _open(args: argparse.Namespace) -> Any:
     from podmgr.config import load_config
-    from podmgr.proxy.cache_db import CacheDB
+    from podmgr.proxy.cache.db import CacheDB
 
     config = load_config(args.config)
     return config, CacheDB(config.cache_path)

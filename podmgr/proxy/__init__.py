@@ -1,11 +1,22 @@
 """The caching OpenAI-compatible reverse proxy in front of the pod's vLLM server.
 
-Public surface: `create_app(config)` (an ASGI app; its `ctx` holds the parts) and
-`run_proxy(config)` (foreground server until SIGTERM/SIGINT). Modules, one concept each:
-app (factory, routes), forward (the /v1 hot path), flight (one upstream call, coalescing),
-relay (feeding clients), outgoing (what goes upstream), sse (events, assembling JSON),
-upstream (where to send), cache_key / cache_entry / cache_db / cache_store (the cache),
-metrics, stats, health, dashboard, prewarm, asgi (raw ASGI helpers), server.
+Public surface: `create_app(config, client=None)` (one FastAPI app) and `run_proxy(config)`
+(foreground uvicorn server until SIGTERM/SIGINT, `server.py`). The folders are the rooms:
+`forward/` the /v1 request path, `upstream/` where and how requests go out, `cache/` the
+stored answers, `observe/` what a person or Prometheus reads; `app.py` wires them.
+
+A request's way: `app.py` builds every part first and mounts `forward/handler.py`'s
+`V1Handler` at /v1, ahead of FastAPI's own code. The handler checks the request
+(`forward/checks.py`, `forward/auth.py`, reading the body with `forward/asgi.py`), asks
+`cache/key.py` whether to look up and store, and answers a hit from `cache/store.py`. A
+miss joins or starts a flight through `forward/coalescer.py`; the flight
+(`forward/flight.py`) sends what `upstream/outgoing.py` makes of the request to the address
+from `upstream/resolver.py` through a `Transport` (`upstream/transport.py`; by default
+`upstream/client.py`) and records the answer. `forward/relay.py` feeds the client from
+the flight (`forward/sse.py` shapes events and JSON), or passes any other request straight
+through. When the flight ends, the coalescer stores a complete answer in the cache; when
+the request ends, the handler counts one `observe/outcome.py` record. Failures anywhere are
+answered in OpenAI's error shape (`openai_errors.py`).
 """
 
 from podmgr.proxy.app import ProxyApp, create_app

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from podmgr.errors import truncate
-from podmgr.proxy.transport import (
+from podmgr.proxy.upstream.transport import (
     InvalidUpstreamRequest,
     UpstreamError,
     UpstreamTimeout,

@@ -2,7 +2,7 @@
 
 The file holds JSON lines `{"path": "/v1/chat/completions", "body": {...}}`. Each request
 that the cache would store and does not hold yet is sent upstream, one at a time (a fresh
-pod should serve its user first), through the same `Flight` as client requests, so only
+pod should serve its user first), through the coalescer as client requests are, so only
 complete answers are stored. Bad lines are skipped and counted, never fatal.
 """
 
@@ -16,10 +16,12 @@ from typing import Any
 import orjson
 
 from podmgr.logs import get_logger
-from podmgr.proxy.cache_key import decide
-from podmgr.proxy.context import ProxyContext
-from podmgr.proxy.flight import Flight
-from podmgr.proxy.outgoing import upstream_body
+from podmgr.proxy.cache.key import CacheMode, decide
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.forward.coalescer import Coalescer
+from podmgr.proxy.forward.flight import FlightState, UpstreamCall
+from podmgr.proxy.upstream.outgoing import upstream_body
+from podmgr.proxy.upstream.resolver import UpstreamResolver
 
 __all__ = ["PrewarmResult", "parse_prewarm_file", "prewarm"]
 
@@ -55,7 +57,14 @@ def parse_prewarm_file(path: Path) -> tuple[list[tuple[str, dict[str, Any]]], in
     return requests, bad
 
 
-async def prewarm(ctx: ProxyContext, path: Path) -> PrewarmResult:
+async def prewarm(
+    path: Path,
+    *,
+    resolver: UpstreamResolver,
+    cache: CacheStore,
+    coalescer: Coalescer,
+    cache_mode: CacheMode,
+) -> PrewarmResult:
     """Replay `path` into the cache; stops early if the upstream goes away."""
     result = PrewarmResult()
     try:
@@ -64,23 +73,24 @@ async def prewarm(ctx: ProxyContext, path: Path) -> PrewarmResult:
         log.warning("prewarm_unreadable", path=str(path), error=str(error))
         return result
     for route, body in requests:
-        decision = decide(route, body, None, ctx.config.cache_mode)
+        decision = decide(route, body, None, cache_mode)
         if not decision.store:
             result.skipped += 1
             continue
-        if decision.key in ctx.cache:
+        if decision.key in cache:
             result.present += 1
             continue
-        upstream = ctx.resolver.current
+        upstream = resolver.current
         if upstream.base_url is None:
             break
         headers = {"content-type": "application/json"}
         if upstream.auth_header is not None:
             headers["authorization"] = upstream.auth_header.decode("latin-1")
         url = f"{upstream.base_url}/v1/{route}"
-        flight = Flight(ctx, route, url, upstream_body(route, body), headers, decision)
+        call = UpstreamCall(route, url, upstream_body(route, body), headers)
+        flight = coalescer.start(call, decision, share=False)
         await flight.task
-        if flight.complete:
+        if flight.state is FlightState.COMPLETE:
             result.stored += 1
         else:
             result.failed += 1

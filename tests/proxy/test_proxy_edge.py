@@ -6,9 +6,9 @@ from pathlib import Path
 
 import orjson
 
-from podmgr.proxy.outgoing import upstream_body
-from podmgr.proxy.sse import stream_from_json
-from podmgr.proxy.upstream import UpstreamResolver
+from podmgr.proxy.forward.sse import stream_from_json
+from podmgr.proxy.upstream.outgoing import upstream_body
+from podmgr.proxy.upstream.resolver import UpstreamResolver
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "cache": {"ttl": 5}}
 ANSWER = orjson.dumps(

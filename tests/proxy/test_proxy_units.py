@@ -9,14 +9,20 @@ from pathlib import Path
 import orjson
 import pytest
 
-from podmgr.proxy import transport
-from podmgr.proxy.cache_db import CacheDB
-from podmgr.proxy.cache_entry import CachedAnswer, decode, encode
-from podmgr.proxy.cache_key import cache_key, decide
+from podmgr.proxy.cache.db import CacheDB
+from podmgr.proxy.cache.entry import CachedAnswer, decode, encode
+from podmgr.proxy.cache.key import cache_key, decide
+from podmgr.proxy.forward.sse import (
+    EventSplitter,
+    assemble,
+    is_usage_event,
+    split_events,
+    usage_split,
+)
 from podmgr.proxy.openai_errors import transport_failure, upstream_status_failure
-from podmgr.proxy.outgoing import upstream_body
-from podmgr.proxy.sse import EventSplitter, assemble, is_usage_event, split_events, usage_split
-from podmgr.proxy.upstream import root_url, upstream_from_state
+from podmgr.proxy.upstream import transport
+from podmgr.proxy.upstream.outgoing import upstream_body
+from podmgr.proxy.upstream.resolver import root_url, upstream_from_state
 from podmgr.state import PodRecord, Session, State
 
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}

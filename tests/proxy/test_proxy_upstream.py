@@ -194,11 +194,11 @@ def test_unreachable_upstream_is_502(make_proxy: Any) -> None:
 
 
 def test_the_aiohttp_client_serves_alike(
-    make_proxy: Any, sim_pod: SimPod, faults: SimProcess
+    make_proxy: Any, sim_pod: SimUpstream, faults: SimProcess
 ) -> None:
     """`upstream_client: aiohttp` (the selectable alternative) through the whole proxy."""
     proxy = make_proxy(start=False, upstream_client="aiohttp", upstream_timeout_seconds=30)
-    write_pod_state(proxy.state_path, sim_pod.pod_id, sim_pod.url)
+    sim_pod.write_state(proxy.state_path)
     proxy.start()
     client = _client(proxy)
     assert client.models.list().data

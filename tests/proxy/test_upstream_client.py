@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.proxy.aiohttp_transport import AiohttpTransport
-from podmgr.proxy.transport import (
+from podmgr.proxy.upstream.aiohttp_transport import AiohttpTransport
+from podmgr.proxy.upstream.client import UpstreamClient
+from podmgr.proxy.upstream.transport import (
     ConnectTimeout,
     InvalidUpstreamRequest,
     PoolTimeout,
@@ -26,7 +27,6 @@ from podmgr.proxy.transport import (
     UpstreamDropped,
     UpstreamUnreachable,
 )
-from podmgr.proxy.upstream_client import UpstreamClient
 from podmgr.sim.testkit import free_port
 
 from .proxykit import self_signed

@@ -16,7 +16,7 @@ and stalls, and at set points of the run a vLLM death (kill-vllm, then stop + re
 a SIGKILL of the whole simulator process and a restart on the same port.
 
 `audit_cache` reads the cache directory with the project's own reader (`CacheDB`,
-`cache_entry.decode`) and returns every problem found; `proc_fds` / `proc_rss_mib` read
+`cache.entry.decode`) and returns every problem found; `proc_fds` / `proc_rss_mib` read
 /proc for the fd and RSS figures.
 """
 
@@ -35,8 +35,8 @@ from typing import Any
 import aiohttp
 import orjson
 
-from podmgr.proxy.cache_db import CacheDB
-from podmgr.proxy.cache_entry import decode
+from podmgr.proxy.cache.db import CacheDB
+from podmgr.proxy.cache.entry import decode
 from podmgr.sim.testkit import SimProcess, start_pod
 
 MODEL = "sim-model"

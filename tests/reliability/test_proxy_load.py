@@ -23,15 +23,18 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from proxy.proxykit import VLLM_KEY, ProxyProcess, free_port, get_json
 
-from podmgr.config import Config
-from podmgr.proxy.app import create_app
-from podmgr.proxy.cache_key import decide
-from podmgr.proxy.flight import Flight
-from podmgr.proxy.upstream_client import UpstreamClient
+from podmgr.proxy.cache.key import decide
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.forward.coalescer import Coalescer
+from podmgr.proxy.forward.flight import FlightState, UpstreamCall
+from podmgr.proxy.observe.metrics import ProxyMetrics, Snapshot
+from podmgr.proxy.upstream.client import UpstreamClient
+from podmgr.proxy.upstream.transport import Transport
 from podmgr.sim.testkit import write_pod_state
 
 from .proxy_load import (
@@ -304,7 +307,7 @@ def test_cache_dir_broken_while_serving(
 async def test_cancelled_flight_is_not_joined(tmp_path: Path) -> None:
     """Found by the load test: a client hanging up on a miss cancelled the upstream call, and a
     client with the same request arriving before that task had wound down joined it and got
-    502 upstream_dropped. The flight must leave `ctx.flights` the moment it is cancelled."""
+    502 upstream_dropped. The flight must leave the coalescer's table the moment it is cancelled."""
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)  # take the request, never answer
@@ -312,23 +315,23 @@ async def test_cancelled_flight_is_not_joined(tmp_path: Path) -> None:
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    config = Config.model_validate(
-        {"cache_dir": str(tmp_path / "cache"), "base_dir": str(tmp_path)}
-    )
-    ctx = create_app(config).ctx
-    ctx.client = UpstreamClient()
+    cache = CacheStore(tmp_path / "cache", 100, 10**6, 10**6)
+    client = cast(Transport, UpstreamClient())
+    coalescer = Coalescer(client, cache, ProxyMetrics(lambda: Snapshot(0, 0, None, False)))
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
     decision = decide("chat/completions", body, None, "all")
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     try:
-        flight = Flight(ctx, "chat/completions", url, b"{}", {}, decision)
-        ctx.flights[decision.key] = flight
-        flight.join()
+        call = UpstreamCall("chat/completions", url, b"{}", {})
+        flight = coalescer.start(call, decision, share=True)
+        assert coalescer.get(decision.key) is flight
+        coalescer.join(flight)
         await asyncio.sleep(0.1)  # the request is out, the answer pending
-        flight.leave()  # the only client hung up
-        assert decision.key not in ctx.flights, "a cancelled flight is still open to joiners"
+        coalescer.leave(flight)  # the only client hung up
+        assert decision.key not in coalescer, "a cancelled flight is still open to joiners"
         await asyncio.wait([flight.task], timeout=5)
-        assert flight.task.cancelled() and not flight.complete
+        assert flight.task.cancelled(), "the flight's task was not cancelled within 5 s"
+        assert flight.state is FlightState.FAILED and len(coalescer) == 0
     finally:
-        await ctx.client.close()
+        await client.close()
         server.close()

@@ -1,10 +1,10 @@
 """A `transport.Transport` on aiohttp's client: the same interface and error tree as
-`upstream_client.UpstreamClient`, passing the same tests (tests/proxy/test_upstream_client.py).
+`client.UpstreamClient`, passing the same tests (tests/proxy/test_upstream_client.py).
 
 aiohttp already bounds what it reads (8190-byte header lines, 128 headers), keeps repeated
 headers (`raw_headers`), never resends a POST (only its idempotent methods on a reused
 connection) and closes a connection that sent bytes after a response. Added here:
-- the request check of `upstream_client` (tokens, no CR/LF/NUL, Latin-1), and credentials
+- the request check of `client` (tokens, no CR/LF/NUL, Latin-1), and credentials
   taken out of the URL (aiohttp would send them as Basic auth);
 - a pool wait of its own (a semaphore of `max_connections` with `pool_timeout`), since
   aiohttp's `connect` timeout covers waiting for a slot and connecting alike and its
@@ -24,7 +24,8 @@ from types import TracebackType
 import aiohttp
 from yarl import URL
 
-from podmgr.proxy.transport import (
+from podmgr.proxy.upstream.client import IDLE_SECONDS, check_request, plain_url
+from podmgr.proxy.upstream.transport import (
     ConnectTimeout,
     InvalidUpstreamRequest,
     PoolTimeout,
@@ -33,7 +34,6 @@ from podmgr.proxy.transport import (
     UpstreamError,
     UpstreamUnreachable,
 )
-from podmgr.proxy.upstream_client import IDLE_SECONDS, check_request, plain_url
 
 __all__ = ["AiohttpTransport"]
 

@@ -11,11 +11,14 @@ not JSON) and streams the upstream body to the client as it comes.
 
 from __future__ import annotations
 
+from starlette.types import Receive
+
 from podmgr.proxy import openai_errors as errors
-from podmgr.proxy.asgi import Receive, Responder
-from podmgr.proxy.context import ProxyContext
-from podmgr.proxy.flight import Flight
-from podmgr.proxy.sse import stream_from_json
+from podmgr.proxy.forward.asgi import Responder
+from podmgr.proxy.forward.flight import Flight
+from podmgr.proxy.forward.sse import stream_from_json
+from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.proxy.upstream.transport import Transport
 
 __all__ = ["JSON_HEADERS", "SSE_HEADERS", "pass_through", "serve_flight"]
 
@@ -35,20 +38,16 @@ async def serve_flight(
     include_usage: bool,
     extra: list[tuple[bytes, bytes]],
 ) -> int:
-    """Answer one subscriber of `flight`; returns the status sent."""
-    if not client_stream:
-        await flight.wait_done()
-    else:
+    """Answer one subscriber of `flight`; returns the status sent.
+
+    A client that asked for a stream of a flight that streams is fed event by event; every
+    other pairing waits for the end and gets the whole answer (or the failure) at once."""
+    if client_stream:
         await flight.wait_started()
-    if flight.failure is not None:
-        return await out.fail(flight.failure, extra)
-    if not flight.sse or not client_stream:
+    if not (client_stream and flight.sse):
         await flight.wait_done()
-        failure = flight.failure or flight.broken
-        if failure is None and flight.stream_error is not None:
-            failure = flight.stream_error_failure()
-        if failure is not None:
-            return await out.fail(failure, extra)
+        if flight.failure is not None:
+            return await out.fail(flight.failure, extra)
         replay = stream_from_json(flight.answer_json(), include_usage) if client_stream else None
         if replay is not None:
             return await out.complete(200, replay, [*SSE_HEADERS, *extra])
@@ -64,39 +63,35 @@ async def serve_flight(
             if batch:
                 await out.body(b"".join(batch))
             continue  # more may have come while we were sending: look before waiting
-        if flight.done:
+        if flight.finished:
             break
         await flight.changed()
-    if flight.broken is not None:
-        await out.end(flight.broken.sse_event())
-    else:
-        await out.end()
+    await out.end(flight.stream_tail())
     return 200
 
 
 async def pass_through(
-    ctx: ProxyContext,
+    client: Transport,
     out: Responder,
     receive: Receive,
     method: str,
     url: str,
     body: bytes,
     headers: dict[str, str],
-) -> int:
-    """Forward one request as it is and stream the answer back; returns the status sent.
+) -> ProxyFailure | None:
+    """Forward one request as it is and stream the answer back; returns the upstream's
+    failure, if any (the caller counts it), after answering the client.
 
     A client that goes away cancels the upstream request (the watch costs a timer, and a
     task only once the request has taken longer than its grace)."""
-    client = ctx.client
-    assert client is not None, "the upstream client is opened at startup"
     out.watch_disconnect(receive)
     try:
         async with client.request(method, url, body, headers) as response:
             if response.status >= 400:
                 data = await response.read(64 * 1024)
                 failure = errors.upstream_status_failure(response.status, data)
-                ctx.metrics.upstream_errors.labels(failure.kind).inc()
-                return await out.fail(failure)
+                await out.fail(failure)
+                return failure
             relayed = [
                 (name.encode("latin-1"), value.encode("latin-1"))
                 for name, value in response.headers
@@ -107,15 +102,12 @@ async def pass_through(
             async for piece in response.chunks():
                 await out.body(piece)
             await out.end()
-            return response.status
+            return None
     except errors.TRANSPORT_ERRORS as error:
-        return await _broken(ctx, out, errors.transport_failure(error))
-
-
-async def _broken(ctx: ProxyContext, out: Responder, failure: errors.ProxyFailure) -> int:
-    ctx.metrics.upstream_errors.labels(failure.kind).inc()
-    if not out.started:
-        return await out.fail(failure)
-    # Headers are out: a stream gets an error event, other bodies just end short.
-    await out.end(failure.sse_event() if out.sse else b"")
-    return out.status
+        failure = errors.transport_failure(error)
+        if not out.started:
+            await out.fail(failure)
+        else:
+            # Headers are out: a stream gets an error event, other bodies just end short.
+            await out.end(failure.sse_event() if out.sse else b"")
+        return failure

@@ -8,7 +8,7 @@ no cookies, no proxies.
 
 Why own it: it is kept only while, hardened as below, it beats aiohttp (already a
 dependency) by >= 1.3x on the pass-through rows of `python -m bench`, which run the proxy
-with each client (`upstream_client: own | aiohttp`, `aiohttp_transport.py`) in the same
+with each client (`upstream_client: own | aiohttp`, `upstream/aiohttp_transport.py`) in the same
 run. Measured 2026-12-02 on 2 cores shared with four other jobs (load average 4-10, wrk,
 32 connections), own/aiohttp requests per second, chat / GET models:
 
@@ -63,7 +63,7 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
-from podmgr.proxy.transport import (
+from podmgr.proxy.upstream.transport import (
     ConnectTimeout,
     InvalidUpstreamRequest,
     PoolTimeout,

@@ -11,8 +11,11 @@ import html
 import time
 from dataclasses import dataclass, field
 
-from podmgr.proxy.context import ProxyContext
-from podmgr.proxy.metrics import session_cost
+from podmgr.config import Config
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.observe.metrics import session_cost
+from podmgr.proxy.observe.stats import RecentStats
+from podmgr.proxy.upstream.resolver import UpstreamResolver
 
 __all__ = ["DashboardView", "build_view", "render_html", "render_text"]
 
@@ -37,33 +40,33 @@ class DashboardView:
     healthy: bool = True
 
 
-def _upstream_text(ctx: ProxyContext) -> str:
-    upstream = ctx.resolver.current
+def _upstream_text(resolver: UpstreamResolver) -> str:
+    upstream = resolver.current
     return f"ready ({upstream.url_host})" if upstream.ready else f"not ready: {upstream.reason}"
 
 
-def _cache_texts(ctx: ProxyContext) -> tuple[str, str]:
-    cache, stats = ctx.cache, ctx.stats
-    size = f"{cache.entries} entries, {cache.bytes / 1e6:.2f} MB, mode {ctx.config.cache_mode}"
+def _cache_texts(cache: CacheStore, stats: RecentStats, mode: str) -> tuple[str, str]:
+    size = f"{cache.entries} entries, {cache.bytes / 1e6:.2f} MB, mode {mode}"
     rate = stats.hit_rate()
     if rate is None:
         return size, "-"
     return size, f"{rate * 100:.1f}% ({stats.hits} hits, {stats.misses} misses)"
 
 
-def build_view(ctx: ProxyContext) -> DashboardView:
+def build_view(
+    config: Config, resolver: UpstreamResolver, cache: CacheStore, stats: RecentStats
+) -> DashboardView:
     now = time.time()
-    state = ctx.resolver.state
+    state = resolver.state
     pod = state.pod if state else None
     session = state.session if state else None
-    stats = ctx.stats
     latency = "  ".join(f"{name} {value:.1f} ms" for name, value in stats.percentiles().items())
     uptime = now - (pod.ready_at or pod.created_at) if pod else None
     left = session.deadline - now if session and session.active else None
-    cache_size, hit_rate = _cache_texts(ctx)
+    cache_size, hit_rate = _cache_texts(cache, stats, config.cache_mode)
     rows = [
         ("Pod", f"{pod.id} ({pod.phase}, {pod.gpu_type_id})" if pod else "none"),
-        ("Upstream", _upstream_text(ctx)),
+        ("Upstream", _upstream_text(resolver)),
         ("Pod uptime", _duration(uptime)),
         ("Time left", _duration(left) if session else "-"),
         ("Cost so far", f"${session_cost(state, now):.4f}" if session else "-"),
@@ -77,7 +80,7 @@ def build_view(ctx: ProxyContext) -> DashboardView:
         (time.strftime("%H:%M:%S", time.localtime(e.at)), e.route, str(e.status), e.message)
         for e in reversed(stats.errors)
     ]
-    return DashboardView(rows, errors, healthy=ctx.resolver.current.ready)
+    return DashboardView(rows, errors, healthy=resolver.current.ready)
 
 
 def render_text(view: DashboardView) -> str:

@@ -11,14 +11,17 @@ import os
 import time
 from typing import Any
 
-from podmgr.proxy.context import ProxyContext
-from podmgr.proxy.metrics import session_cost
+from podmgr.config import Config
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.observe.metrics import session_cost
+from podmgr.proxy.observe.stats import RecentStats
+from podmgr.proxy.upstream.resolver import UpstreamResolver
 
 __all__ = ["health_payload"]
 
 
-def _pod_view(ctx: ProxyContext) -> dict[str, Any] | None:
-    state = ctx.resolver.state
+def _pod_view(resolver: UpstreamResolver) -> dict[str, Any] | None:
+    state = resolver.state
     if state is None or state.pod is None:
         return None
     pod = state.pod
@@ -33,8 +36,8 @@ def _pod_view(ctx: ProxyContext) -> dict[str, Any] | None:
     }
 
 
-def _session_view(ctx: ProxyContext, now: float) -> dict[str, Any] | None:
-    state = ctx.resolver.state
+def _session_view(resolver: UpstreamResolver, now: float) -> dict[str, Any] | None:
+    state = resolver.state
     if state is None or state.session is None:
         return None
     session = state.session
@@ -48,29 +51,31 @@ def _session_view(ctx: ProxyContext, now: float) -> dict[str, Any] | None:
     }
 
 
-def health_payload(ctx: ProxyContext) -> dict[str, Any]:
+def health_payload(
+    config: Config, resolver: UpstreamResolver, cache: CacheStore, stats: RecentStats
+) -> dict[str, Any]:
     now = time.time()
-    upstream = ctx.resolver.current
+    upstream = resolver.current
     return {
         "status": "ok",
         "pid": os.getpid(),
-        "uptime_seconds": round(now - ctx.stats.started_at, 3),
-        "last_request_at": ctx.stats.last_request_at,
+        "uptime_seconds": round(now - stats.started_at, 3),
+        "last_request_at": stats.last_request_at,
         "upstream": {
             "ready": upstream.ready,
             "reason": upstream.reason,
             "url_host": upstream.url_host,
-            "static": ctx.config.upstream_url is not None,
-            "state_checked_at": ctx.resolver.checked_at or None,
+            "static": config.upstream_url is not None,
+            "state_checked_at": resolver.checked_at or None,
         },
-        "pod": _pod_view(ctx),
-        "session": _session_view(ctx, now),
+        "pod": _pod_view(resolver),
+        "session": _session_view(resolver, now),
         "cache": {
-            "mode": ctx.config.cache_mode,
-            "writable": ctx.cache.writable,
-            "entries": ctx.cache.entries,
-            "bytes": ctx.cache.bytes,
-            "max_entries": ctx.cache.max_entries,
-            "max_bytes": ctx.cache.max_bytes,
+            "mode": config.cache_mode,
+            "writable": cache.writable,
+            "entries": cache.entries,
+            "bytes": cache.bytes,
+            "max_entries": cache.max_entries,
+            "max_bytes": cache.max_bytes,
         },
     }

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from podmgr.logs import get_logger
-from podmgr.proxy.cache_db import CacheDB, IndexRow
-from podmgr.proxy.cache_entry import CachedAnswer, decode, encode
+from podmgr.proxy.cache.db import CacheDB, IndexRow
+from podmgr.proxy.cache.entry import CachedAnswer, decode, encode
 
 __all__ = ["CacheStore"]
 

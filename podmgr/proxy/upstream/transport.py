@@ -2,7 +2,7 @@
 
 The proxy sends a request and reads a streamed response; everything else about HTTP
 (connections, pooling, TLS, parsing) belongs to an implementation of `Transport`. The
-proxy's own client (`upstream_client.UpstreamClient`) is one; a test can hand the proxy an
+proxy's own client (`upstream.client.UpstreamClient`) is one; a test can hand the proxy an
 in-process fake, and the several-upstreams feature adds others behind the same interface.
 
 Every failure below HTTP leaves a transport as one of these (the shape of httpx's

@@ -1,51 +1,48 @@
-"""The `/v1/*` handler: a raw ASGI callable, the proxy's hot path.
+"""The `/v1/*` handler: a raw ASGI callable mounted at /v1, the proxy's hot path.
 
-For each request: check the target and headers (request_checks), the client's key (when
-keys are configured), read the body within `max_body_bytes`, and then either
+For each request: check the target and headers (checks), the client's key (auth), read
+the body within `max_body_bytes`, and then either
 - cacheable route: POST with a JSON object body (else a 4xx, nothing forwarded); decide
-  (cache_key.decide), serve a hit from the cache, or join/start a `Flight` to the model
-  server and store its complete answer;
+  (cache.key.decide), serve a hit from the cache, or join/start a flight through the
+  coalescer (which stores its complete answer);
 - anything else: pass it through as it is.
 Non-streaming completions are sent upstream as streams (RunPod's edge cuts responses that
 take more than 100 s to start; a stream keeps the connection alive) and the JSON answer is
-assembled here. Every failure is an OpenAI-shaped error; nothing here answers 500.
+assembled here. Every failure is an OpenAI-shaped error; nothing here answers 500. When
+the request is over, its one `Outcome` is recorded (observe.outcome).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 import time
 from typing import Any
 
-import orjson
+from starlette.types import Receive, Scope, Send
 
 from podmgr.logs import get_logger
 from podmgr.proxy import openai_errors as errors
-from podmgr.proxy import request_checks as checks
-from podmgr.proxy.asgi import BodyTooLarge, Receive, Responder, Scope, Send, header, read_body
-from podmgr.proxy.cache_entry import CachedAnswer
-from podmgr.proxy.cache_key import CACHEABLE_ROUTES, CacheDecision, decide
-from podmgr.proxy.context import ProxyContext
-from podmgr.proxy.flight import Flight
+from podmgr.proxy.cache.entry import CachedAnswer
+from podmgr.proxy.cache.key import CACHEABLE_ROUTES, CacheDecision, CacheMode, decide
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.forward import checks
+from podmgr.proxy.forward.asgi import BodyTooLarge, Responder, header, read_body
+from podmgr.proxy.forward.auth import UNAUTHORIZED, authorize
+from podmgr.proxy.forward.coalescer import Coalescer
+from podmgr.proxy.forward.flight import Flight, FlightState, UpstreamCall
+from podmgr.proxy.forward.relay import JSON_HEADERS, SSE_HEADERS, pass_through, serve_flight
+from podmgr.proxy.forward.sse import stream_from_json
+from podmgr.proxy.observe.outcome import CacheResult, Outcome, Recorder
 from podmgr.proxy.openai_errors import ProxyFailure
-from podmgr.proxy.outgoing import upstream_body, upstream_headers
-from podmgr.proxy.relay import JSON_HEADERS, SSE_HEADERS, pass_through, serve_flight
-from podmgr.proxy.sse import stream_from_json
-from podmgr.proxy.upstream import Upstream
+from podmgr.proxy.upstream.outgoing import upstream_body, upstream_headers
+from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
+from podmgr.proxy.upstream.transport import Transport
 
 __all__ = ["V1Handler"]
 
 log = get_logger("proxy.forward")
 _SLASHES = re.compile(r"/{2,}")
-_UNAUTHORIZED = ProxyFailure(
-    401,
-    "a valid proxy key is required (Authorization: Bearer ...)",
-    "invalid_request_error",
-    "invalid_api_key",
-    "client_auth",
-)
 _ALLOW_POST = [(b"allow", b"POST")]
 _TOO_LARGE = ProxyFailure(
     413,
@@ -57,27 +54,40 @@ _TOO_LARGE = ProxyFailure(
 
 
 class V1Handler:
-    """ASGI callable for every path under /v1."""
+    """ASGI callable for every path under /v1 (mounted there; `scope["path"]` is whole)."""
 
-    def __init__(self, ctx: ProxyContext) -> None:
-        self.ctx = ctx
+    def __init__(
+        self,
+        *,
+        client: Transport,
+        resolver: UpstreamResolver,
+        cache: CacheStore,
+        coalescer: Coalescer,
+        recorder: Recorder,
+        api_keys: tuple[bytes, ...],
+        max_body_bytes: int,
+        cache_mode: CacheMode,
+    ) -> None:
+        self.client = client
+        self.resolver = resolver
+        self.cache = cache
+        self.coalescer = coalescer
+        self.recorder = recorder
+        self.api_keys = api_keys
+        self.max_body_bytes = max_body_bytes
+        self.cache_mode = cache_mode
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        ctx = self.ctx
-        started = time.perf_counter()
-        now = time.time()
-        ctx.stats.last_request_at = now
         path = scope["path"]
         if "//" in path:
             path = _SLASHES.sub("/", path)
         route = path[4:].strip("/")
+        outcome = self.recorder.begin(route)
         out = Responder(send)
-        waited = [0.0]
-        ctx.metrics.in_flight.inc()
         try:
-            await self._handle(scope, receive, out, path, route, waited)
+            await self._handle(scope, receive, out, path, outcome)
         except asyncio.CancelledError:
             if not out.disconnected:
                 raise
@@ -91,40 +101,29 @@ class V1Handler:
                 await out.fail(errors.INTERNAL)
         finally:
             out.stop_watch()
-            ctx.metrics.in_flight.dec()
-            elapsed = time.perf_counter() - started
-            ctx.metrics.count_request(route, out.status)
-            ctx.metrics.overhead.observe(max(0.0, elapsed - waited[0]))
-            ctx.stats.record(now, elapsed)
-            if out.status >= 400:
-                ctx.stats.record_error(now, route, out.status, _error_text(out))
+            outcome.status = out.status
+            outcome.failure = out.failure
+            self.recorder.record(outcome)
 
     async def _handle(
-        self,
-        scope: Scope,
-        receive: Receive,
-        out: Responder,
-        path: str,
-        route: str,
-        waited: list[float],
+        self, scope: Scope, receive: Receive, out: Responder, path: str, outcome: Outcome
     ) -> None:
-        ctx = self.ctx
         rejected = checks.check_target(scope, path)
         if rejected is not None:
             await out.fail(rejected)
             return
-        if ctx.api_keys and not self._authorized(scope):
-            await out.fail(_UNAUTHORIZED)
+        if self.api_keys and not authorize(self.api_keys, header(scope, b"authorization")):
+            await out.fail(UNAUTHORIZED)
             return
         method = scope["method"]
-        cacheable = route in CACHEABLE_ROUTES
+        cacheable = outcome.route in CACHEABLE_ROUTES
         if cacheable:
             rejected = checks.check_method(method) or checks.check_content_type(scope)
             if rejected is not None:
                 await out.fail(rejected, _ALLOW_POST if rejected.status == 405 else None)
                 return
         try:
-            raw = await read_body(scope, receive, ctx.config.max_body_bytes)
+            raw = await read_body(scope, receive, self.max_body_bytes)
         except BodyTooLarge:
             await out.fail(_TOO_LARGE)
             return
@@ -137,9 +136,9 @@ class V1Handler:
             if rejected is not None:
                 await out.fail(rejected)
                 return
-            await self._cacheable(scope, receive, out, route, body, waited)
+            await self._cacheable(scope, receive, out, body, outcome)
             return
-        upstream = ctx.resolver.current
+        upstream = self.resolver.current
         if upstream.base_url is None:
             await out.fail(upstream.failure or errors.UNREACHABLE)
             return
@@ -147,25 +146,26 @@ class V1Handler:
         url = upstream.base_url + path + (("?" + query.decode("latin-1")) if query else "")
         begin = time.perf_counter()
         headers = upstream_headers(scope, upstream)
-        await pass_through(ctx, out, receive, method, url, raw, headers)
-        waited[0] = time.perf_counter() - begin
+        outcome.upstream_failure = await pass_through(
+            self.client, out, receive, method, url, raw, headers
+        )
+        outcome.waited = time.perf_counter() - begin
 
     async def _cacheable(
         self,
         scope: Scope,
         receive: Receive,
         out: Responder,
-        route: str,
         body: dict[str, Any],
-        waited: list[float],
+        outcome: Outcome,
     ) -> None:
-        ctx = self.ctx
+        route = outcome.route
         cache_control = header(scope, b"cache-control")
         decision = decide(
             route,
             body,
             cache_control.decode("latin-1") if cache_control else None,
-            ctx.config.cache_mode,
+            self.cache_mode,
         )
         client_stream = body.get("stream") is True
         options = body.get("stream_options")
@@ -174,47 +174,39 @@ class V1Handler:
         )
         key_header = (b"x-cache-key", decision.key.encode())
         if decision.lookup:
-            answer = ctx.cache.get_hot(decision.key)
-            if answer is None and decision.key in ctx.cache:
-                answer = await ctx.cache.get(decision.key)
+            answer = self.cache.get_hot(decision.key)
+            if answer is None and decision.key in self.cache:
+                answer = await self.cache.get(decision.key)
             reply = _hit_reply(answer, client_stream, include_usage) if answer else None
             if reply is not None:
-                ctx.metrics.hit.inc()
-                ctx.stats.hits += 1
+                outcome.cache = CacheResult.HIT
                 headers = SSE_HEADERS if client_stream else JSON_HEADERS
                 await out.complete(200, reply, [*headers, (b"x-cache", b"HIT"), key_header])
                 return
-        flight = ctx.flights.get(decision.key) if decision.lookup else None
-        if flight is not None and flight.complete:
+        flight = self.coalescer.get(decision.key) if decision.lookup else None
+        if flight is not None and flight.state is FlightState.COMPLETE:
             # Answered and being written to the cache right now: as good as a hit.
-            ctx.metrics.hit.inc()
-            ctx.stats.hits += 1
-            extra = [(b"x-cache", b"HIT"), key_header]
+            outcome.cache = CacheResult.HIT
         elif decision.lookup:
-            ctx.metrics.miss.inc()
-            ctx.stats.misses += 1
-            extra = [(b"x-cache", b"MISS"), key_header]
+            outcome.cache = CacheResult.MISS
+            outcome.coalesced = flight is not None
         else:
-            ctx.metrics.bypass.inc()
-            ctx.stats.bypasses += 1
-            extra = [(b"x-cache", b"BYPASS"), key_header]
-        if flight is not None:
-            if not flight.complete:
-                ctx.metrics.coalesced.inc()
-        else:
-            upstream = ctx.resolver.current
+            outcome.cache = CacheResult.BYPASS
+        extra = [(b"x-cache", outcome.cache.value.encode()), key_header]
+        if flight is None:
+            upstream = self.resolver.current
             if upstream.failure is not None:
                 await out.fail(upstream.failure, extra)
                 return
             flight = self._start_flight(scope, upstream, route, body, decision)
         begin = time.perf_counter()
-        flight.join()
+        self.coalescer.join(flight)
         try:
             out.watch_disconnect(receive)
             await serve_flight(flight, out, client_stream, include_usage, extra)
         finally:
-            flight.leave()
-            waited[0] = time.perf_counter() - begin
+            self.coalescer.leave(flight)
+            outcome.waited = time.perf_counter() - begin
 
     def _start_flight(
         self,
@@ -226,28 +218,13 @@ class V1Handler:
     ) -> Flight:
         headers = upstream_headers(scope, upstream)
         headers["content-type"] = "application/json"
-        url = f"{upstream.base_url}/v1/{route}"
-        store = decision if decision.store else None
-        flight = Flight(
-            self.ctx,
+        call = UpstreamCall(
             route,
-            url,
+            f"{upstream.base_url}/v1/{route}",
             upstream_body(route, body, upstream.edge_limited),
             headers,
-            store,
         )
-        if decision.lookup:
-            self.ctx.flights[decision.key] = flight
-        return flight
-
-    def _authorized(self, scope: Scope) -> bool:
-        value = header(scope, b"authorization") or b""
-        token = value[7:].strip() if value[:7].lower() == b"bearer " else b""
-        # Compare against every key so the time taken does not tell which one matched.
-        matched = False
-        for key in self.ctx.api_keys:
-            matched |= hmac.compare_digest(token, key)
-        return matched
+        return self.coalescer.start(call, decision, share=decision.lookup)
 
 
 def _hit_reply(answer: CachedAnswer, client_stream: bool, include_usage: bool) -> bytes | None:
@@ -256,17 +233,3 @@ def _hit_reply(answer: CachedAnswer, client_stream: bool, include_usage: bool) -
         return answer.json
     replay = answer.sse_body(include_usage)
     return replay if replay is not None else stream_from_json(answer.json, include_usage)
-
-
-def _error_text(out: Responder) -> str:
-    if out.status == 499:
-        return "client disconnected"
-    failure = out.failure
-    if failure is None:
-        return f"HTTP {out.status}"
-    if failure.message:
-        return failure.message
-    try:
-        return str(orjson.loads(failure.body)["error"]["message"])
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return f"HTTP {out.status}"

@@ -8,26 +8,12 @@ work of a cache hit), so these few helpers stand in for them.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+
+from starlette.types import Receive, Scope, Send
 
 from podmgr.proxy.openai_errors import ProxyFailure
 
-__all__ = [
-    "BodyTooLarge",
-    "DisconnectWatch",
-    "Receive",
-    "Responder",
-    "Scope",
-    "Send",
-    "header",
-    "read_body",
-]
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+__all__ = ["BodyTooLarge", "DisconnectWatch", "Responder", "header", "read_body"]
 
 
 class BodyTooLarge(Exception):

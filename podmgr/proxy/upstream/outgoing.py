@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from starlette.types import Scope
 
-from podmgr.proxy.asgi import Scope
-from podmgr.proxy.cache_key import STREAMABLE_ROUTES
-from podmgr.proxy.upstream import Upstream
+from podmgr.proxy.cache.key import STREAMABLE_ROUTES
+from podmgr.proxy.upstream.resolver import Upstream
 
 __all__ = ["upstream_body", "upstream_headers"]
 

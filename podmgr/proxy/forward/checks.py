@@ -21,8 +21,9 @@ import re
 from typing import Any
 
 import orjson
+from starlette.types import Scope
 
-from podmgr.proxy.asgi import Scope, header
+from podmgr.proxy.forward.asgi import header
 from podmgr.proxy.openai_errors import ProxyFailure, error_body
 
 __all__ = [

@@ -1,0 +1,121 @@
+"""The in-flight table: identical concurrent misses share one `Flight`.
+
+`Coalescer` owns the flights that clients may join (keyed by cache key), starts new ones,
+and is each flight's `on_done`: it unlists the flight, stores a COMPLETE answer in the
+cache (only then, never a stream cut short, an error or a cancelled call) and counts the
+upstream side in the metrics (latency, time to first event, tokens, errors).
+
+A flight whose last client leaves before it finished is unlisted at once and cancelled: a
+client arriving before the task has wound down must start a flight of its own, not join
+the cancelled one (found by the load test: it got 502 upstream_dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from podmgr.proxy.cache.entry import CachedAnswer
+from podmgr.proxy.cache.key import CacheDecision
+from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.forward.flight import Flight, FlightState, UpstreamCall
+from podmgr.proxy.observe.metrics import ProxyMetrics
+from podmgr.proxy.upstream.transport import Transport
+
+__all__ = ["Coalescer"]
+
+
+class Coalescer:
+    """Starts flights, lets clients join them, and settles them when they end."""
+
+    def __init__(self, client: Transport, cache: CacheStore, metrics: ProxyMetrics) -> None:
+        self._client = client
+        self._cache = cache
+        self._metrics = metrics
+        self._shared: dict[str, Flight] = {}  # joinable flights by cache key
+        self._all: set[Flight] = set()  # every flight still running (shared or not)
+        self._decisions: dict[Flight, CacheDecision] = {}
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._shared
+
+    def get(self, key: str) -> Flight | None:
+        """The flight a client with this cache key may join, if any."""
+        return self._shared.get(key)
+
+    def start(self, call: UpstreamCall, decision: CacheDecision, *, share: bool) -> Flight:
+        """Send `call` upstream; its answer is stored if `decision.store`, and other clients
+        with the same key may join it while it runs if `share`."""
+        flight = Flight(self._client, call, self._done)
+        self._all.add(flight)
+        self._decisions[flight] = decision
+        if share:
+            self._shared[decision.key] = flight
+        return flight.start()
+
+    def join(self, flight: Flight) -> None:
+        flight.subscribers += 1
+
+    def leave(self, flight: Flight) -> None:
+        """A client is done with `flight`; the last one to leave early cancels it."""
+        flight.subscribers -= 1
+        if flight.subscribers <= 0 and not flight.finished:
+            self._unlist(flight)
+            flight.cancel()
+
+    async def close(self, timeout: float = 5.0) -> None:
+        """Cancel the calls still running; let answers already complete finish storing."""
+        flights = list(self._all)
+        for flight in flights:
+            flight.cancel()
+        if flights:
+            await asyncio.wait([flight.task for flight in flights], timeout=timeout)
+
+    def _unlist(self, flight: Flight) -> None:
+        key = self._decisions[flight].key
+        if self._shared.get(key) is flight:
+            del self._shared[key]
+
+    async def _done(self, flight: Flight) -> None:
+        decision = self._decisions[flight]
+        try:
+            self._count(flight)
+            if flight.state is FlightState.COMPLETE and decision.store:
+                await self._store(flight, decision)
+        finally:
+            self._unlist(flight)
+            self._all.discard(flight)
+            del self._decisions[flight]
+
+    def _count(self, flight: Flight) -> None:
+        metrics, route = self._metrics, flight.call.route
+        prompt, completion = flight.tokens
+        if prompt:
+            metrics.prompt_tokens.inc(prompt)
+        if completion:
+            metrics.completion_tokens.inc(completion)
+        if flight.first_event_seconds is not None:
+            metrics.ttft.labels(route).observe(flight.first_event_seconds)
+        if flight.cancelled:
+            return
+        metrics.upstream_latency.labels(route).observe(flight.upstream_seconds)
+        if flight.failure is not None:
+            metrics.upstream_errors.labels(flight.failure.kind).inc()
+
+    async def _store(self, flight: Flight, decision: CacheDecision) -> None:
+        expires = time.time() + decision.ttl if decision.ttl else None
+        sse_body: bytes | None = None
+        span: tuple[int, int] | None = None
+        if flight.sse:
+            events, usage = flight.events, flight.usage_index
+            sse_body = b"".join(events)
+            if usage >= 0:
+                start = sum(len(event) for event in events[:usage])
+                span = (start, start + len(events[usage]))
+        answer = CachedAnswer(flight.answer_json(), sse_body, span, expires)
+        evicted = await self._cache.put(decision.key, answer)
+        if evicted:
+            self._metrics.evictions.inc(len(evicted))

@@ -1,0 +1,3 @@
+"""What a person (or Prometheus) looks at: outcome (one record per request, counted once),
+metrics (`/metrics`), stats (recent activity), health (`/health`), dashboard (`/dashboard`).
+"""

@@ -1,0 +1,98 @@
+"""What one `/v1` request came to, recorded in one place: metrics and recent stats together.
+
+The handler fills an `Outcome` as it goes and hands it to `Recorder.record` once, when the
+request is over (after the answer was sent, before the event loop can serve anyone else:
+nothing in `record` awaits, so a `/metrics` read that follows an answer sees it counted).
+The upstream side of a flight (latency, tokens, its errors) is counted by the coalescer,
+once per upstream call, not once per client.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+
+import orjson
+
+from podmgr.proxy.observe.metrics import ProxyMetrics
+from podmgr.proxy.observe.stats import RecentStats
+from podmgr.proxy.openai_errors import ProxyFailure
+
+__all__ = ["CacheResult", "Outcome", "Recorder"]
+
+
+class CacheResult(enum.Enum):
+    """What the cache did for a cacheable request (the `x-cache` header's value)."""
+
+    HIT = "HIT"
+    MISS = "MISS"
+    BYPASS = "BYPASS"
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One request, from arrival to its last byte."""
+
+    route: str
+    at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+    status: int = 0
+    waited: float = 0.0  # seconds spent waiting on the model server (not our overhead)
+    cache: CacheResult | None = None
+    coalesced: bool = False  # joined a flight another client started
+    failure: ProxyFailure | None = None  # what the client was told, if it was an error
+    upstream_failure: ProxyFailure | None = None  # a pass-through's upstream error
+
+
+class Recorder:
+    """Counts outcomes into the Prometheus metrics and the dashboard's recent stats."""
+
+    def __init__(self, metrics: ProxyMetrics, stats: RecentStats) -> None:
+        self.metrics = metrics
+        self.stats = stats
+
+    def begin(self, route: str) -> Outcome:
+        """A request arrived (the watchdog's idle rule reads `last_request_at`)."""
+        outcome = Outcome(route)
+        self.stats.last_request_at = outcome.at
+        self.metrics.in_flight.inc()
+        return outcome
+
+    def record(self, outcome: Outcome) -> None:
+        """The request is over: count it everywhere, once."""
+        metrics, stats = self.metrics, self.stats
+        elapsed = time.perf_counter() - outcome.started
+        metrics.in_flight.dec()
+        metrics.count_request(outcome.route, outcome.status)
+        metrics.overhead.observe(max(0.0, elapsed - outcome.waited))
+        stats.record(outcome.at, elapsed)
+        if outcome.cache is CacheResult.HIT:
+            metrics.hit.inc()
+            stats.hits += 1
+        elif outcome.cache is CacheResult.MISS:
+            metrics.miss.inc()
+            stats.misses += 1
+        elif outcome.cache is CacheResult.BYPASS:
+            metrics.bypass.inc()
+            stats.bypasses += 1
+        if outcome.coalesced:
+            metrics.coalesced.inc()
+        if outcome.upstream_failure is not None:
+            metrics.upstream_errors.labels(outcome.upstream_failure.kind).inc()
+        if outcome.status >= 400:
+            stats.record_error(outcome.at, outcome.route, outcome.status, _error_text(outcome))
+
+
+def _error_text(outcome: Outcome) -> str:
+    if outcome.status == 499:
+        return "client disconnected"
+    failure = outcome.failure
+    if failure is None:
+        return f"HTTP {outcome.status}"
+    if failure.message:
+        return failure.message
+    try:
+        return str(orjson.loads(failure.body)["error"]["message"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return f"HTTP {outcome.status}"
