@@ -2,6 +2,7 @@
 
 HTTP 200 whenever the proxy process answers at all; readiness is in the body. The watchdog
 reads `last_request_at` (time of the last client request under /v1) for its idle rule.
+`cache.in_flight` counts upstream calls whose answer may still be written to the cache.
 No secret appears here: the upstream is shown by host only, the pod without its key.
 """
 
@@ -72,5 +73,9 @@ def health_payload(ctx: ProxyContext) -> dict[str, Any]:
             "bytes": ctx.cache.bytes,
             "max_entries": ctx.cache.max_entries,
             "max_bytes": ctx.cache.max_bytes,
+            # Upstream calls not finished yet. A flight leaves this table only after its
+            # answer is stored, which happens after the client got it: 0 means no cache
+            # write is pending, so tests wait for 0 before they read `entries`.
+            "in_flight": len(ctx.flights),
         },
     }

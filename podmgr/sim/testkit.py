@@ -24,15 +24,20 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
-__all__ = ["SimProcess", "SimStartError", "free_port"]
+T = TypeVar("T")
+
+__all__ = ["SimProcess", "SimStartError", "free_port", "wait_until"]
 
 START_TIMEOUT_SECONDS = 20.0
 STOP_TIMEOUT_SECONDS = 5.0
 CONTROL_TIMEOUT_SECONDS = 10.0
+# Generous on purpose: a wait ends as soon as its condition holds, so only a failing test
+# pays this, while a CI machine shared with other jobs has stalled a process for 10 s.
+WAIT_TIMEOUT_SECONDS = 60.0
 
 
 def free_port() -> int:
@@ -41,6 +46,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_until(
+    condition: Callable[[], T],
+    what: str,
+    timeout: float = WAIT_TIMEOUT_SECONDS,
+    interval: float = 0.02,
+) -> T:
+    """Call `condition` until it returns something truthy, and return that.
+
+    Past `timeout` seconds raise TimeoutError naming `what` was awaited and the last value
+    seen. Tests wait for a condition this way instead of sleeping a fixed time and asserting.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"waited {timeout:g} s for {what}; last seen: {value!r}")
+        time.sleep(interval)
 
 
 class SimStartError(RuntimeError):
