@@ -32,7 +32,7 @@ T = TypeVar("T")
 
 __all__ = ["SimProcess", "SimStartError", "free_port", "wait_until"]
 
-START_TIMEOUT_SECONDS = 20.0
+START_TIMEOUT_SECONDS = 60.0  # only a failing start waits this long
 STOP_TIMEOUT_SECONDS = 5.0
 CONTROL_TIMEOUT_SECONDS = 10.0
 # Generous on purpose: a wait ends as soon as its condition holds, so only a failing test
@@ -302,7 +302,7 @@ class SimProcess:
         pod_id: str = answer["data"]["podFindAndDeployOnDemand"]["id"]
         return pod_id
 
-    def wait_serving(self, pod_id: str, port: int = 8000, timeout: float = 10.0) -> float:
+    def wait_serving(self, pod_id: str, port: int = 8000, timeout: float = 60.0) -> float:
         """Poll the pod's /health until 200; seconds waited. TimeoutError past `timeout`."""
         started = time.monotonic()
         url = self.pod_url(pod_id, port) + "/health"

@@ -32,7 +32,7 @@ from podmgr.state import PodRecord, Session, State, StateStore
 
 HERE = Path(__file__).parent
 VLLM_KEY = "test-vllm-key-not-real"
-START_TIMEOUT = 20.0
+START_TIMEOUT = 60.0  # generous: a loaded 2-core machine is slow to start a process
 
 
 def wait_http(url: str, timeout: float = START_TIMEOUT, context: Any = None) -> None:
@@ -109,7 +109,7 @@ class ProxyProcess:
             if process.poll() is None:
                 process.send_signal(sig)
                 try:
-                    process.wait(timeout=10)
+                    process.wait(timeout=60)  # a clean stop is checked; give it time
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()

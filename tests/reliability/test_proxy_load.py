@@ -32,6 +32,7 @@ from podmgr.proxy.app import create_app
 from podmgr.proxy.cache_key import decide
 from podmgr.proxy.flight import Flight
 from podmgr.proxy.upstream_client import UpstreamClient
+from podmgr.sim.testkit import wait_until
 
 from .proxy_load import (
     CacheAudit,
@@ -95,6 +96,21 @@ def start_proxy(workdir: Path, sim: RestartableSim) -> ProxyProcess:
     return proxy.start(env=proxy_env())
 
 
+def settled(proxy: ProxyProcess, pid: int) -> tuple[int, float]:
+    """(fds, RSS MiB) of the proxy once its cache writes are done and its fd count stopped
+    moving over SETTLE_SECONDS (answers go out before their entries are written, and pooled
+    connections close a moment after the load stops)."""
+
+    def still() -> tuple[int, float] | None:
+        if get_json(proxy.url + "/health")["cache"]["in_flight"]:
+            return None
+        fds = proc_fds(pid)
+        time.sleep(SETTLE_SECONDS)
+        return (fds, proc_rss_mib(pid)) if proc_fds(pid) == fds else None
+
+    return wait_until(still, "the proxy's cache writes to finish and its fd count to settle")
+
+
 def test_proxy_under_load_and_faults(tmp_path: Path, sim: RestartableSim) -> None:
     load_run(tmp_path, sim, REQUESTS)
 
@@ -128,8 +144,7 @@ def load_run(tmp_path: Path, sim: RestartableSim, total: int) -> None:
         warm = Tally()
         asyncio.run(drive(proxy.url, WARMUP_REQUESTS, CONNS, warm, seed=1))
         assert warm.bad == [] and warm.ok > WARMUP_REQUESTS // 2, warm.bad[:5]
-        time.sleep(SETTLE_SECONDS)
-        fds_before, rss_before = proc_fds(pid), proc_rss_mib(pid)
+        fds_before, rss_before = settled(proxy, pid)
 
         started = time.monotonic()
         tally = Tally()
@@ -140,8 +155,7 @@ def load_run(tmp_path: Path, sim: RestartableSim, total: int) -> None:
         # Faults cleared, upstream back: the proxy must serve everything again.
         recovered = Tally()
         asyncio.run(drive(proxy.url, RECOVERY_REQUESTS, 16, recovered, seed=9, serial_start=10**7))
-        time.sleep(SETTLE_SECONDS)
-        fds_after, rss_after = proc_fds(pid), proc_rss_mib(pid)
+        fds_after, rss_after = settled(proxy, pid)
         health = get_json(proxy.url + "/health")
         debug = get_json(proxy.url + "/debug/cache")
         assert proxy.process.poll() is None, "the proxy died under load"
@@ -305,8 +319,11 @@ async def test_cancelled_flight_is_not_joined(tmp_path: Path) -> None:
     client with the same request arriving before that task had wound down joined it and got
     502 upstream_dropped. The flight must leave `ctx.flights` the moment it is cancelled."""
 
+    arrived = asyncio.Event()
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.read(65536)  # take the request, never answer
+        arrived.set()
         await asyncio.sleep(30)
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
@@ -323,10 +340,10 @@ async def test_cancelled_flight_is_not_joined(tmp_path: Path) -> None:
         flight = Flight(ctx, "chat/completions", url, b"{}", {}, decision)
         ctx.flights[decision.key] = flight
         flight.join()
-        await asyncio.sleep(0.1)  # the request is out, the answer pending
+        await asyncio.wait_for(arrived.wait(), 60)  # the request is out, the answer pending
         flight.leave()  # the only client hung up
         assert decision.key not in ctx.flights, "a cancelled flight is still open to joiners"
-        await asyncio.wait([flight.task], timeout=5)
+        await asyncio.wait([flight.task], timeout=60)
         assert flight.task.cancelled() and not flight.complete
     finally:
         await ctx.client.close()
