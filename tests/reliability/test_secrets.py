@@ -214,6 +214,12 @@ def test_demo_shows_no_pod_key(tmp_path: Path) -> None:
                 seen.add("completion", answer)
             for path in ("/health", "/metrics", "/dashboard"):
                 seen.add(path, fetch(base + path)[1])
+            # Stop it once it is in its pass loop (its banner printed, `up` done), as a person
+            # pressing Ctrl-C after reading the banner would.
+            wait_until(
+                lambda: b"a watchdog pass runs every" in out.read_bytes(),
+                "the demo to print its banner and enter its pass loop",
+            )
             demo.send_signal(signal.SIGTERM)
             assert demo.wait(timeout=300) == 0
         finally:
