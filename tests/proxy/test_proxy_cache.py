@@ -93,6 +93,25 @@ def _sse_payloads(text: str) -> list[Any]:
     return [event if event == "[DONE]" else json.loads(event) for event in events]
 
 
+def test_health_counts_an_upstream_call_until_its_entry_is_stored(
+    proxy: ProxyProcess, reset_upstream: FakeUpstream
+) -> None:
+    """/health's cache.in_flight is the hook tests wait on before they read `entries`."""
+    reset_upstream.control(token_delay=0.2)  # the upstream takes a few seconds to answer
+    entries = get_json(proxy.url + "/health")["cache"]["entries"]
+    answers: list[httpx.Response] = []
+    request = threading.Thread(target=lambda: answers.append(_post(proxy, _body(max_tokens=20))))
+    request.start()
+    wait_until(
+        lambda: get_json(proxy.url + "/health")["cache"]["in_flight"] == 1,
+        "/health to count the slow upstream call in cache.in_flight",
+    )
+    request.join()
+    _settled_at(proxy)  # in_flight back to 0: the entry is stored by now
+    assert answers[0].headers["x-cache"] == "MISS"
+    assert get_json(proxy.url + "/health")["cache"]["entries"] == entries + 1
+
+
 def test_miss_then_hit_same_bytes(proxy: ProxyProcess, reset_upstream: FakeUpstream) -> None:
     body = _body()
     first = _post(proxy, body)
