@@ -6,6 +6,9 @@
         ...
         assert all(p["status"] == "TERMINATED" for p in sim.ledger())
 
+`wait_until(condition, "what")` polls a condition with a generous timeout and names what it
+waited for when it gives up: tests wait for a state instead of sleeping and asserting.
+
 Only the standard library is used, so the kit costs nothing to import. The simulator's
 stderr (its JSON logs) goes to a temporary file, never to a pipe that could fill up; a
 start-up failure raises `SimStartError` with that log.
