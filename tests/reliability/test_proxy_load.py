@@ -3,7 +3,7 @@
 The real proxy process sits in front of the project's simulator (one serving pod, reached
 through the state file as the watchdog writes it). 64 concurrent connections send a mix of
 cache hits, misses, streams and clients that hang up after the first SSE chunk, while the
-simulated upstream returns 500s and 503s, drops connections, stalls (some past its 1 s edge
+simulated upstream returns 500s and 503s, drops connections, stalls (some past its 3 s edge
 limit: 524), loses its vLLM (kill + stop/resume) and is SIGKILLed and restarted on the same
 port. Afterwards: no 500 of the proxy's making, every failure OpenAI-shaped, only whole
 200 answers in the cache, the cache within its limits, and the proxy's fds and RSS back
