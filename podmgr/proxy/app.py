@@ -236,7 +236,9 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
 
     @app.get("/health")
     async def health() -> Response:
-        return _json(health_payload(config, parts.resolver, parts.cache, parts.stats))
+        return _json(
+            health_payload(config, parts.resolver, parts.cache, parts.stats, len(parts.coalescer))
+        )
 
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:

@@ -93,7 +93,7 @@ class ProxyProcess:
             if process.poll() is None:
                 process.send_signal(sig)
                 try:
-                    process.wait(timeout=10)
+                    process.wait(timeout=60)  # a clean stop is checked; give it time
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()

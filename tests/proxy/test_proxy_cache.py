@@ -73,30 +73,56 @@ def _entry_files(cache_dir: Path) -> list[Path]:
 
 def _settled_files(proxy: ProxyProcess, cache_dir: Path | None = None) -> tuple[int, int]:
     """(entries, bytes) on disk once the proxy's last store is done: answers are sent before
-    their entry is written, so wait until disk and index agree twice in a row."""
+    their entry is written, so wait until no write is pending (`in_flight` 0) and disk and
+    index agree."""
     directory = cache_dir or proxy.cache_path
-    deadline = time.monotonic() + 5
-    previous = None
-    while True:
+
+    def settled() -> tuple[int, int] | None:
+        cache = get_json(proxy.url + "/health")["cache"]
         try:
             files = _entry_files(directory)
             seen = (len(files), sum(p.stat().st_size for p in files))
-        except FileNotFoundError:
-            seen = None
-        cache = get_json(proxy.url + "/health")["cache"]
-        if seen is not None and seen == (cache["entries"], cache["bytes"]):
-            if seen == previous:
-                return seen
-            previous = seen
-        else:
-            previous = None
-        assert time.monotonic() < deadline, f"cache never settled: {cache} vs {seen}"
-        time.sleep(0.1)
+        except FileNotFoundError:  # an entry replaced or evicted while we looked
+            return None
+        agree = cache["in_flight"] == 0 and seen == (cache["entries"], cache["bytes"])
+        return seen if agree else None
+
+    return wait_until(settled, "cache writes to finish and disk to match /health's cache")
+
+
+def _settled_at(proxy: ProxyProcess) -> float:
+    """time.time() once no cache write of `proxy` is pending (entries stored by then)."""
+    wait_until(
+        lambda: get_json(proxy.url + "/health")["cache"]["in_flight"] == 0,
+        "the proxy's pending cache writes (/health cache.in_flight 0)",
+    )
+    return time.time()
 
 
 def _sse_payloads(text: str) -> list[Any]:
     events = [line[6:] for line in text.split("\n") if line.startswith("data: ")]
     return [event if event == "[DONE]" else json.loads(event) for event in events]
+
+
+def test_health_counts_an_upstream_call_until_its_entry_is_stored(
+    proxy: ProxyProcess, upstream: SimUpstream
+) -> None:
+    """/health's cache.in_flight is the hook tests wait on before they read `entries`."""
+    upstream.set_fault("upstream_slow", seconds=0.2)  # 20 tokens: a 4 s answer
+    _settled_at(proxy)  # an earlier test's answer may still be on its way into the cache
+    entries = get_json(proxy.url + "/health")["cache"]["entries"]
+    answers: list[httpx.Response] = []
+    request = threading.Thread(target=lambda: answers.append(_post(proxy, _body(max_tokens=20))))
+    request.start()
+    wait_until(
+        lambda: get_json(proxy.url + "/health")["cache"]["in_flight"] == 1,
+        "/health to count the slow upstream call in cache.in_flight",
+    )
+    request.join()
+    upstream.clear_faults()
+    _settled_at(proxy)  # in_flight back to 0: the entry is stored by now
+    assert answers[0].headers["x-cache"] == "MISS"
+    assert get_json(proxy.url + "/health")["cache"]["entries"] == entries + 1
 
 
 def test_miss_then_hit_same_bytes(proxy: ProxyProcess, upstream: SimUpstream) -> None:
@@ -172,10 +198,17 @@ def test_litellm_body_controls(proxy: ProxyProcess, upstream: SimUpstream) -> No
     assert _post(proxy, {**body, "cache": {"no-cache": True}}).headers["x-cache"] == "BYPASS"
     # The `cache` field never reaches the model server, and is not part of the key.
     assert _post(proxy, {**body, "cache": {"no-cache": False}}).headers["x-cache"] == "HIT"
-    ttl_body = _body()
-    assert _post(proxy, {**ttl_body, "cache": {"ttl": 1}}).headers["x-cache"] == "MISS"
-    assert _post(proxy, ttl_body).headers["x-cache"] == "HIT"
-    time.sleep(1.1)
+    # The TTL is judged on the proxy's clock (time.time(), the same as ours) from what we
+    # know for sure: the entry expires after `sent + ttl` and by `stored + ttl`. A loaded
+    # machine may stall us past the TTL before the second request: then HIT is not owed.
+    ttl, ttl_body = 2, _body()
+    sent = time.time()
+    assert _post(proxy, {**ttl_body, "cache": {"ttl": ttl}}).headers["x-cache"] == "MISS"
+    stored = _settled_at(proxy)
+    answer = _post(proxy, ttl_body).headers["x-cache"]
+    if time.time() < sent + ttl:
+        assert answer == "HIT"
+    time.sleep(max(0.0, stored + ttl - time.time()) + 0.01)
     assert _post(proxy, ttl_body).headers["x-cache"] == "MISS"
 
 
@@ -210,6 +243,7 @@ def test_off_mode(make_proxy: Any, upstream: SimUpstream) -> None:
     body = _body(temperature=0)
     assert _post(proxy, body).headers["x-cache"] == "BYPASS"
     assert _post(proxy, body).headers["x-cache"] == "BYPASS"
+    _settled_at(proxy)  # a wrong store would land after the answer
     assert get_json(proxy.url + "/health")["cache"]["entries"] == 0
 
 
@@ -401,10 +435,11 @@ def test_two_processes_share_the_directory(
     second = make_proxy(cache_dir=shared, max_cache_size=5, **fields)
     body = _body()
     assert _post(first, body).headers["x-cache"] == "MISS"
-    deadline = time.monotonic() + 3
-    while _post(second, body).headers["x-cache"] != "HIT":
-        assert time.monotonic() < deadline, "the second process never saw the entry"
-        time.sleep(0.2)
+    wait_until(
+        lambda: _post(second, body).headers["x-cache"] == "HIT",
+        "the second process to serve the first one's entry",
+        interval=0.2,
+    )
     errors: list[BaseException] = []
 
     def hammer(proxy: ProxyProcess) -> None:
@@ -420,10 +455,11 @@ def test_two_processes_share_the_directory(
     for thread in threads:
         thread.join()
     assert not errors
-    deadline = time.monotonic() + 3
-    while len(_entry_files(Path(shared))) != 5:
-        assert time.monotonic() < deadline, "the shared bound was not kept"
-        time.sleep(0.05)
+    wait_until(
+        lambda: len(_entry_files(Path(shared))) == 5,
+        "the shared bound of 5 entries on disk",
+        interval=0.05,
+    )
 
 
 def test_cache_cli_stats_and_clear(
@@ -443,10 +479,11 @@ def test_cache_cli_stats_and_clear(
     assert cli("stats")["entries"] == 2
     assert cli("clear")["removed_entries"] == 2
     assert cli("stats")["entries"] == 0
-    deadline = time.monotonic() + 3
-    while _post(proxy, body).headers["x-cache"] == "HIT":
-        assert time.monotonic() < deadline, "the running proxy kept serving a cleared entry"
-        time.sleep(0.2)
+    wait_until(
+        lambda: _post(proxy, body).headers["x-cache"] != "HIT",
+        "the running proxy to stop serving a cleared entry",
+        interval=0.2,
+    )
 
 
 def test_prewarm(make_proxy: Any, upstream: SimUpstream, tmp_path: Path) -> None:
@@ -457,10 +494,11 @@ def test_prewarm(make_proxy: Any, upstream: SimUpstream, tmp_path: Path) -> None
     proxy = make_proxy(
         upstream_url=upstream.url, upstream_api_key=VLLM_KEY, prewarm_cache=str(prewarm)
     )
-    deadline = time.monotonic() + 5
-    while get_json(proxy.url + "/health")["cache"]["entries"] < 2:
-        assert time.monotonic() < deadline, "prewarm did not fill the cache"
-        time.sleep(0.1)
+    wait_until(
+        lambda: get_json(proxy.url + "/health")["cache"]["entries"] >= 2,
+        "prewarm to fill the cache with 2 entries",
+        interval=0.1,
+    )
     for body in bodies:
         assert _post(proxy, body).headers["x-cache"] == "HIT"
         streamed = _post(proxy, {**body, "stream": True})

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from podmgr.sim.testkit import SimUpstream
+from podmgr.sim.testkit import SimUpstream, wait_until
 from podmgr.state import Session, State, StateStore
 
 from .proxykit import VLLM_KEY, ProxyProcess
@@ -48,6 +48,10 @@ def test_metrics_parse_and_count(sim_proxy: ProxyProcess, sim_pod: SimUpstream) 
     httpx.post(sim_proxy.url + "/v1/chat/completions", json=body)
     httpx.post(sim_proxy.url + "/v1/chat/completions", json=body)
     httpx.get(sim_proxy.url + "/v1/models")
+    wait_until(  # answers are sent before their entries are stored
+        lambda: sim_proxy.health()["cache"]["in_flight"] == 0,
+        "the proxy's pending cache writes (/health cache.in_flight 0)",
+    )
     samples = _samples(httpx.get(sim_proxy.url + "/metrics").text)
     requests = {
         (s.labels["route"], s.labels["status"]): s.value

@@ -14,7 +14,7 @@ import pytest
 
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
-from podmgr.sim.testkit import SimUpstream
+from podmgr.sim.testkit import SimUpstream, wait_until
 
 from .proxykit import VLLM_KEY, self_signed
 
@@ -109,7 +109,11 @@ def test_debug_cache_only_with_profiling(make_proxy: Any, upstream: SimUpstream)
         upstream_url=upstream.url, upstream_api_key=VLLM_KEY, enable_profiling=True
     )
     httpx.post(profiled.url + "/v1/chat/completions", json=_chat_body())
-    view = httpx.get(profiled.url + "/debug/cache").json()
+    # The answer is sent before its entry is stored: wait for the store, then read.
+    view = wait_until(
+        lambda: (v := httpx.get(profiled.url + "/debug/cache").json())["in_flight"] == 0 and v,
+        "the proxy's pending cache write (/debug/cache in_flight 0)",
+    )
     assert view["entries"] == 1 and view["hot_entries"] == 1
 
 

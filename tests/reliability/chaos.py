@@ -32,7 +32,7 @@ FAULTS: list[dict[str, Any]] = [
     {"fault": "api_something_went_wrong"},
     {"fault": "capacity"},
 ]
-PASS_TIMEOUT = 30.0
+PASS_TIMEOUT = 120.0  # a hang guard only: a loaded 2-core machine made passes take 8 s+
 CLEAN_PASSES = 25
 INTERVAL = 2.0  # the watchdog interval: cron's period in these runs
 
@@ -102,7 +102,7 @@ def random_config(rng: random.Random, sim: SimProcess, prefix: str, port: int) -
         "api_retry_initial_seconds": 0.01,
         "api_retry_max_seconds": 1,
         "proxy_port": port,
-        "proxy_start_timeout_seconds": 10,
+        "proxy_start_timeout_seconds": 60,  # a loaded machine took >10 s to start one
         "state_file": "state/state.json",
         "pod_name_prefix": prefix,
     }
@@ -188,24 +188,29 @@ def one_run(sim: SimProcess, base: Path, rng: random.Random, port: int, tally: T
     limit = billing_limit(store, started, values["runtime_seconds"], passes)
     longest = longest_pass(passes)
     tally.longest_pass = max(tally.longest_pass, longest)
-    judge(watch, store, limit, tally, prefix, limit - longest)
+    deadline = limit - longest - max(INTERVAL, longest)
+    judge(watch, store, limit, tally, prefix, deadline + INTERVAL)
 
 
 def billing_limit(
     store: StateStore, started: float, runtime: float, passes: list[tuple[float, float]]
 ) -> float:
-    """Deadline + one interval + the run time of the longest pass.
+    """Deadline + the wait for the next pass + the run time of the longest pass.
 
     The deadline is session start + runtime; the session may start on a clean pass when
     the killed `up` never saved it (a start before this run began would be a lie). A pass
     takes 2-3 s here (mostly `import runpod`; up to 8 s on a loaded 2-core box), which a
     2 s interval cannot absorb as a 300 s real one does; so a pass's own duration counts.
+    Our cron never overlaps passes: the first pass after the deadline begins one interval
+    after it at the latest, or when the pass running across it ends if that is later (a
+    loaded machine made passes longer than the interval), then takes at most the longest.
     """
     state = store.peek()
     begun = state.session.started_at if state is not None and state.session else started
     assert begun >= started - 0.01, "the session claims to have started before the run"
     deadline = begun + runtime
-    return deadline + INTERVAL + longest_pass(passes)
+    longest = longest_pass(passes)
+    return deadline + max(INTERVAL, longest) + longest
 
 
 def longest_pass(passes: list[tuple[float, float]]) -> float:

@@ -67,7 +67,9 @@ class RestartableSim:
             pull_seconds=0.05,
             load_seconds=0.05,
             token_delay=self.token_delay,
-            edge_timeout_seconds=1.0,
+            # 3 s, not 1 s: an ordinary answer delayed by a loaded machine must not meet it
+            # (the broken-cache test wants only 200s); the long stall below still passes it.
+            edge_timeout_seconds=3.0,
             extra_args=["--port", str(self.port), "--seed", str(self.seed)],
         )
         sim.start()
@@ -121,7 +123,7 @@ PROBABILISTIC_FAULTS: list[dict[str, Any]] = [
     {"fault": "upstream_error", "status": 503, "probability": 0.01},
     {"fault": "upstream_drop", "probability": 0.04},
     {"fault": "upstream_stall", "seconds": 0.3, "probability": 0.02},
-    {"fault": "upstream_stall", "seconds": 1.5, "probability": 0.005},  # past the 1 s edge: 524
+    {"fault": "upstream_stall", "seconds": 4.0, "probability": 0.005},  # past the 3 s edge: 524
 ]
 
 

@@ -40,13 +40,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from proxy.conftest import vllm_upstream  # noqa: F401 - the fixture, reused
 from proxy.proxykit import VLLM_KEY, ProxyProcess
 
-from podmgr.sim.testkit import SimUpstream
+from podmgr.sim.testkit import SimUpstream, wait_until
 
 BODY_LIMIT = 4096
 GOOD = {"model": "m", "messages": [{"role": "user", "content": "still serving?"}]}
@@ -190,7 +191,19 @@ def proxy(
 
 
 def cache_entries(proxy: ProxyProcess) -> int:
-    entries: int = proxy.health()["cache"]["entries"]
+    """The entry count once no cache write is pending.
+
+    An answer is sent before its entry is written, so the previous test's
+    `assert_still_serves` entry may land at any time after it returned (on a loaded machine
+    it landed between this test's two reads: 1 == 0). `in_flight` is 0 once it has.
+    """
+
+    def settled() -> dict[str, Any] | None:
+        cache: dict[str, Any] = proxy.health()["cache"]
+        return cache if cache["in_flight"] == 0 else None
+
+    cache = wait_until(settled, "the proxy's pending cache writes (/health cache.in_flight 0)")
+    entries: int = cache["entries"]
     return entries
 
 

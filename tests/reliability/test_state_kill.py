@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from podmgr.sim.testkit import wait_until
 from podmgr.state import PodRecord, State, StateStore
 
 ROUNDS = int(os.environ.get("PODMGR_STATE_KILLS", "150"))
@@ -53,19 +54,29 @@ def test_killed_writer_500_rounds(tmp_path: Path) -> None:
     kill_rounds(tmp_path, max(ROUNDS, 500))
 
 
+def _restarts(store: StateStore) -> int | None:
+    state = store.peek()
+    return state.pod.restarts if state is not None and state.pod is not None else None
+
+
 def kill_rounds(tmp_path: Path, rounds: int) -> None:
     store = StateStore(tmp_path / "state.json")
     store.save(state_with_restarts(0, 0))
     rng = random.Random(1234)
     seen: set[int] = set()
-    for _ in range(rounds):
+    for round_ in range(rounds):
         pid = os.fork()
         if pid == 0:  # the child: write until killed
             try:
                 writer_loop(store)
             finally:
                 os._exit(0)
-        time.sleep(rng.uniform(0, 0.01))
+        if round_ == 0:
+            # One kill after a completed write, whatever the load: on a busy machine a
+            # child may not be scheduled at all within 10 ms, round after round.
+            wait_until(lambda: _restarts(store) in (1, 2), "the writer to complete one write")
+        else:
+            time.sleep(rng.uniform(0, 0.01))
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         state = store.peek()

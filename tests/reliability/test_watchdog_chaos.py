@@ -39,14 +39,14 @@ def run_chaos(sim: SimProcess, base: Path, runs: int, seed: int) -> Tally:
     return tally
 
 
-@pytest.mark.timeout(120 + 60 * CI_RUNS)
+@pytest.mark.timeout(600 + 120 * CI_RUNS)  # a hang guard; passes run slow on a busy machine
 def test_chaos_short(chaos_sim: SimProcess, tmp_path: Path) -> None:
     tally = run_chaos(chaos_sim, tmp_path, CI_RUNS, seed=7)
     assert tally.kills + tally.faults > 0, "no kill and no fault: the run proved nothing"
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120 + 60 * LONG_RUNS)
+@pytest.mark.timeout(600 + 120 * LONG_RUNS)
 def test_chaos_long(chaos_sim: SimProcess, tmp_path: Path) -> None:
     runs = LONG_RUNS
     seed = int(os.environ.get("PODMGR_CHAOS_SEED", str(random.randrange(1 << 30))))

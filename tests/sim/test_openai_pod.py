@@ -125,7 +125,7 @@ def test_embeddings(sim: SimProcess, pod_id: str) -> None:
 
 
 def test_502_until_the_model_is_loaded() -> None:
-    with SimProcess(pull_seconds=0.05, load_seconds=30) as sim:
+    with SimProcess(pull_seconds=0.05, load_seconds=600) as sim:  # loading all test long
         pod = sim.create_pod()
         with client(sim, pod) as api, pytest.raises(openai.InternalServerError) as caught:
             api.models.list()
@@ -134,7 +134,10 @@ def test_502_until_the_model_is_loaded() -> None:
 
 
 def test_524_when_the_answer_starts_after_the_edge_timeout() -> None:
-    with SimProcess(edge_timeout_seconds=0.2, token_delay=0.05) as sim:
+    # The JSON answer waits for all 8 tokens, at least 4 s of sleeping: past the 2 s edge
+    # timeout whatever the load. The stream's first bytes must beat it: 2 s, not the former
+    # 0.2 s, so that a loaded machine's stall cannot turn the stream into a 524 too.
+    with SimProcess(edge_timeout_seconds=2.0, token_delay=0.5) as sim:
         pod = sim.create_pod()
         sim.wait_serving(pod)
         url = sim.pod_url(pod) + "/v1/chat/completions"
@@ -149,10 +152,12 @@ def test_524_when_the_answer_starts_after_the_edge_timeout() -> None:
 
 
 def test_upstream_stall_past_the_edge_timeout_is_524() -> None:
-    with SimProcess(edge_timeout_seconds=0.3) as sim:
+    # The stall (10 s) is far past the edge timeout; the next answer must come within the
+    # edge timeout, which is 2 s so that a loaded machine cannot push it past.
+    with SimProcess(edge_timeout_seconds=2.0) as sim:
         pod = sim.create_pod()
         sim.wait_serving(pod)
-        sim.set_fault("upstream_stall", count=1, seconds=5)
+        sim.set_fault("upstream_stall", count=1, seconds=10)
         url = sim.pod_url(pod) + "/v1/models"
         assert httpx.get(url, timeout=10).status_code == 524
         assert httpx.get(url, timeout=10).status_code == 200

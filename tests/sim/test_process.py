@@ -15,7 +15,7 @@ from podmgr.sim.testkit import SimProcess, SimStartError
 def test_prints_both_lines_and_serves(sim: SimProcess) -> None:
     assert sim.base_url.startswith("http://127.0.0.1:")
     assert sim.pod_url_template == sim.base_url + "/pods/{pod_id}-{port}"
-    assert sim.startup_seconds is not None and sim.startup_seconds < 10
+    assert sim.startup_seconds is not None  # measured (bench/ reports it); never bounded here
     assert httpx.get(sim.base_url + "/_sim/health", timeout=5).status_code == 200
 
 

@@ -49,7 +49,7 @@ class Harness:
             "api_retry_initial_seconds": 0.01,
             "api_retry_max_seconds": 2,
             "proxy_port": free_port(),
-            "proxy_start_timeout_seconds": 10,
+            "proxy_start_timeout_seconds": 60,  # a loaded machine took >10 s to start a proxy
             "state_file": "state/state.json",
             "pod_name_prefix": self.prefix,
         }

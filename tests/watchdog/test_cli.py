@@ -76,7 +76,7 @@ def test_manage_pod_runs_from_any_directory(wd: Harness, standin: subprocess.Pop
     )  # fmt: skip
     assert down.returncode == 0, down.stdout + down.stderr
     assert wd.alive() == []
-    assert standin.wait(timeout=15) is not None  # the proxy (ours by its command line) stopped
+    assert standin.wait(timeout=60) is not None  # the proxy (ours by its command line) stopped
 
 
 def test_invalid_config_exits_2_before_any_api_call(wd: Harness) -> None:
@@ -90,21 +90,22 @@ def test_invalid_config_exits_2_before_any_api_call(wd: Harness) -> None:
 
 def test_rejected_key_exits_3_without_retrying(wd: Harness) -> None:
     env = {**wd.sim.env(wd.dir / "home"), "RUNPOD_API_KEY": "test-wrong-key-not-real"}
-    started = time.monotonic()
+    before = wd.sim.graphql_requests()
     run = cli(wd, "up", env=env)
     assert run.returncode == 3, run.stderr
     assert "RUNPOD_API_KEY" in run.stderr and "test-wrong-key" not in run.stderr
-    assert time.monotonic() - started < 15
+    # Counted, not timed: the one rejected call is the last (a loaded machine made time useless).
+    assert wd.sim.graphql_requests() - before == 1
     assert wd.ledger() == []
 
 
 def test_second_watchdog_exits_0_at_once(wd: Harness) -> None:
     with wd.store.locked():
-        started = time.monotonic()
         run = cli(wd, "watchdog")
     assert run.returncode == 0
+    # The message is only printed when the lock could not be taken at once (timeout 0): a
+    # pass that waited would never print it. That proves "at once" without timing it.
     assert "another watchdog is running" in run.stderr
-    assert time.monotonic() - started < 15
     assert wd.ledger() == []
 
 
@@ -142,7 +143,8 @@ def test_up_serves_through_the_real_proxy_and_idle_ends_it(wd: Harness) -> None:
     """The whole chain: `up` starts the real proxy, which reaches the pod with its key."""
     import httpx
 
-    wd.configure(idle_timeout_seconds=3)
+    idle = 4
+    wd.configure(idle_timeout_seconds=idle)
     up = cli(wd, "up")
     assert up.returncode == 0, up.stdout + up.stderr
     proxy_pid = wd.state().proxy_pid
@@ -163,11 +165,18 @@ def test_up_serves_through_the_real_proxy_and_idle_ends_it(wd: Harness) -> None:
         assert answer.json()["choices"][0]["message"]["content"]
         health = fetch_health(wd.config.proxy_url)
         assert health is not None and health["last_request_at"] is not None
-        assert cli(wd, "watchdog").returncode == 0  # a request just now: not idle
-        assert len(wd.alive()) == 1
-        time.sleep(3.2)
-        idle = cli(wd, "watchdog")
-        assert idle.returncode == 0 and "end the session: idle" in idle.stdout
+        last_request = float(health["last_request_at"])  # the proxy's time.time(), as ours
+        busy = cli(wd, "watchdog")
+        assert busy.returncode == 0
+        # A pass that ran before the idle time was up must keep the pod; one that a loaded
+        # machine delayed past it rightly ends the session itself.
+        if time.time() < last_request + idle:
+            assert "end the session" not in busy.stdout and len(wd.alive()) == 1
+        ended = busy
+        if "end the session: idle" not in busy.stdout:
+            time.sleep(max(0.0, last_request + idle - time.time()) + 0.05)
+            ended = cli(wd, "watchdog")
+        assert ended.returncode == 0 and "end the session: idle" in ended.stdout
         assert wd.alive() == []
     finally:
         down = cli(wd, "shutdown")

@@ -17,7 +17,7 @@ def test_demo_runs_and_terminates_the_simulated_pod(tmp_path: Path) -> None:
             "--proxy-port", str(port), "--dir", str(tmp_path / "demo"),
             "--pull-seconds", "0.2", "--load-seconds", "0.2",
         ],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=300,
         env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr

@@ -68,16 +68,20 @@ def test_pod_record_is_saved_before_the_wait(wd: Harness) -> None:
 
 def test_deadline_terminates_within_one_pass(wd: Harness) -> None:
     wd.configure(runtime_seconds=2)
+    before_pod = time.time()
     wd.run()
     session = wd.state().session
     assert session is not None
     time.sleep(max(0.0, session.deadline - time.time()))
     result = wd.run()
+    after_end = time.time()
     assert kinds(result.actions) == ["TerminatePod", "EndSession"]
     [record] = wd.ledger()
     assert record["status"] == "TERMINATED"
-    # billed no longer than the runtime plus one pass (the pass itself took < 1 s)
-    assert record["billed_seconds"] <= 2 + 1.0
+    # Billed no longer than from before the pod existed until the first pass past the
+    # deadline returned: the simulator bills on the same clock as ours (time.time()), so this
+    # bound holds however slow a loaded machine makes the passes.
+    assert record["billed_seconds"] <= after_end - before_pod
     assert wd.state().session.end_reason == "deadline"  # type: ignore[union-attr]
     wd.run("shutdown")
 
@@ -85,27 +89,43 @@ def test_deadline_terminates_within_one_pass(wd: Harness) -> None:
 def test_budget_with_a_margin_of_one_interval(wd: Harness) -> None:
     # RTX 4090 at $0.69/h: one 1 s interval is ~$0.0002, so this budget lasts ~2 s.
     wd.configure(max_cost_usd=0.0006)
+    previous = time.time()  # when the last pass that let the pod run began
     wd.run()
     ended = None
     for _ in range(40):
         time.sleep(0.2)
+        started = time.time()
         result = wd.run()
         ended = next((a for a in result.actions if isinstance(a, act.EndSession)), None)
         if ended:
             break
+        previous = started
+    finished = time.time()
     assert ended is not None and ended.reason == "budget"
     [record] = wd.ledger()
-    assert record["status"] == "TERMINATED" and record["cost_usd"] <= 0.0006
+    assert record["status"] == "TERMINATED"
+    # The margin is one interval because cron runs a pass every interval. Our passes are
+    # 0.2 s apart plus their own run time, which a loaded machine stretched past 1 s: allow
+    # for the part of the gap between the last two passes (our clock) beyond one interval.
+    late = max(0.0, finished - previous - 1.0)
+    assert record["cost_usd"] <= 0.0006 + record["cost_per_hr"] * late / 3600
     wd.run("shutdown")
 
 
 def test_idle_timeout_uses_the_proxys_last_request(wd: Harness) -> None:
-    wd.configure(idle_timeout_seconds=1)
+    idle = 2
+    wd.configure(idle_timeout_seconds=idle)
     wd.run()
-    wd.set_last_request(time.time() + 0.5)  # a request "now": keeps it up for a while
-    assert kinds(wd.run().actions) == ["Noop"]
-    time.sleep(1.6)
+    request_at = time.time()
+    wd.set_last_request(request_at)  # a request "now": keeps it up for `idle` seconds
     result = wd.run()
+    # Only a pass that ended before the idle time is up owes a Noop; a loaded machine may
+    # stall this one past it, and then it rightly ends the session itself.
+    if time.time() < request_at + idle:
+        assert kinds(result.actions) == ["Noop"]
+    if kinds(result.actions) == ["Noop"]:
+        time.sleep(max(0.0, request_at + idle - time.time()) + 0.01)
+        result = wd.run()
     assert kinds(result.actions) == ["TerminatePod", "EndSession"]
     assert wd.state().session.end_reason == "idle"  # type: ignore[union-attr]
     assert wd.alive() == []
@@ -322,12 +342,17 @@ def test_pod_that_never_becomes_ready_is_terminated(wd: Harness) -> None:
 def test_deadline_is_hard_even_while_waiting_for_readiness(wd: Harness) -> None:
     wd.configure(runtime_seconds=1, max_startup_attempts=1000, poll_interval_seconds=0.05)
     wd.sim.set_fault("vllm_die")  # the pod never serves
-    started = time.monotonic()
+    started = time.time()
     result = wd.run()
-    assert time.monotonic() - started < 5
+    returned = time.time()
+    # A pass that ignored the deadline would sleep 1000 x 0.05 s = 50 s at the very least;
+    # one that keeps it returns about 1 s after it began. 50 s is far beyond what a loaded
+    # machine adds, and sleeping is a lower bound that no load can shorten.
+    assert returned - started < 1000 * 0.05, "the readiness wait ignored the deadline"
     assert kinds(result.actions)[-2:] == ["TerminatePod", "EndSession"]
     [record] = wd.ledger()
-    assert record["status"] == "TERMINATED" and record["billed_seconds"] <= 1 + 1.0
+    assert record["status"] == "TERMINATED"
+    assert record["billed_seconds"] <= returned - started  # the simulator bills on our clock
     assert wd.state().session.end_reason == "deadline"  # type: ignore[union-attr]
     wd.run("shutdown")
 
@@ -336,18 +361,21 @@ def test_shutdown_waits_for_a_running_pass_instead_of_giving_way(wd: Harness) ->
     import threading
 
     wd.run()
-    release = threading.Event()
+    held, release = threading.Event(), threading.Event()
+    released_at: list[float] = []
 
     def hold_lock() -> None:
         with wd.store.locked():
-            release.wait(5)
+            held.set()
+            release.wait(60)
+            released_at.append(time.monotonic())  # still inside the lock
 
     holder = threading.Thread(target=hold_lock)
     holder.start()
-    time.sleep(0.1)
+    assert held.wait(60), "the stand-in pass never took the lock"
     threading.Timer(0.5, release.set).start()
-    started = time.monotonic()
     wd.run("shutdown")  # blocks until the "running pass" lets go, then shuts down
+    returned = time.monotonic()
     holder.join()
-    assert time.monotonic() - started >= 0.3
+    assert released_at and returned > released_at[0], "shutdown did not wait for the lock"
     assert wd.alive() == []

@@ -2,6 +2,7 @@
 
 HTTP 200 whenever the proxy process answers at all; readiness is in the body. The watchdog
 reads `last_request_at` (time of the last client request under /v1) for its idle rule.
+`cache.in_flight` counts upstream calls whose answer may still be written to the cache.
 No secret appears here: the upstream is shown by host only, the pod without its key.
 """
 
@@ -52,8 +53,13 @@ def _session_view(resolver: UpstreamResolver, now: float) -> dict[str, Any] | No
 
 
 def health_payload(
-    config: Config, resolver: UpstreamResolver, cache: CacheStore, stats: RecentStats
+    config: Config,
+    resolver: UpstreamResolver,
+    cache: CacheStore,
+    stats: RecentStats,
+    in_flight: int,
 ) -> dict[str, Any]:
+    """The /health document; `in_flight` counts upstream calls whose answer is not stored yet."""
     now = time.time()
     upstream = resolver.current
     return {
@@ -77,5 +83,9 @@ def health_payload(
             "bytes": cache.bytes,
             "max_entries": cache.max_entries,
             "max_bytes": cache.max_bytes,
+            # Upstream calls not finished yet. A flight leaves the coalescer only after its
+            # answer is stored, which happens after the client got it: 0 means no cache
+            # write is pending, so tests wait for 0 before they read `entries`.
+            "in_flight": in_flight,
         },
     }
