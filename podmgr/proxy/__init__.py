@@ -12,7 +12,7 @@ A request's way: `app.py` builds every part first and mounts `forward/handler.py
 miss joins or starts a flight through `forward/coalescer.py`; the flight
 (`forward/flight.py`) sends what `upstream/outgoing.py` makes of the request to the address
 from `upstream/resolver.py` through a `Transport` (`upstream/transport.py`; by default
-`upstream/client.py`) and records the answer. `forward/relay.py` feeds the client from
+`upstream/client.py`, or `upstream/aiohttp_transport.py`) and records the answer. `forward/relay.py` feeds the client from
 the flight (`forward/sse.py` shapes events and JSON), or passes any other request straight
 through. When the flight ends, the coalescer stores a complete answer in the cache; when
 the request ends, the handler counts one `observe/outcome.py` record. Failures anywhere are
