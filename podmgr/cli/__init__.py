@@ -53,4 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("podmgr: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader left (`podmgr status | head -1`): what it wanted it has; no traceback,
+        # and fd 1 goes to /dev/null so the interpreter's exit-time flush cannot fail again.
+        watchdog.stdout_to_devnull()
+        return 0
     return code

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from podmgr.watchdog.observed import Request
 
-__all__ = ["register"]
+__all__ = ["register", "stdout_to_devnull"]
 
 
 def register(subparsers: Any) -> None:
@@ -80,10 +80,10 @@ def _say(line: str) -> None:
     try:
         print(line, flush=True)
     except BrokenPipeError:
-        _stdout_to_devnull()
+        stdout_to_devnull()
 
 
-def _stdout_to_devnull() -> None:
+def stdout_to_devnull() -> None:
     """Point fd 1 at /dev/null so later prints and the exit-time flush cannot fail."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:

@@ -13,6 +13,7 @@ One helper for each thing the tests (and bench/) need around real processes:
   they give up: the suite runs on busy machines.
 - `write_pod_state(path, pod_id, url, api_key=...)`: a state file as the watchdog writes
   it for a pod (ready by default), for a proxy to find its upstream in.
+- `self_signed(directory)`: a certificate for localhost and 127.0.0.1, for TLS tests.
 - `simulated_vllm(api_key=...)`: a simulator with one serving pod, the upstream of a proxy
   test: its URL, its faults (`upstream_error`, `upstream_drop`, `upstream_stall`,
   `upstream_slow`) and what reached it (`traffic()`: received, model calls, cancelled).
@@ -51,6 +52,7 @@ __all__ = [
     "SimUpstream",
     "free_port",
     "http_get",
+    "self_signed",
     "simulated_vllm",
     "start_pod",
     "wait_http",
@@ -168,6 +170,46 @@ def write_pod_state(
         ),
     )  # fmt: skip
     StateStore(Path(path)).save(state)
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for `localhost` and 127.0.0.1 and its key (mode 0600), as
+    PEM files in `directory`, for TLS tests of the proxy and of the watchdog's probe.
+
+    `cryptography` (a test dependency) is imported here only, so the kit stays cheap to import.
+    """
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = directory / "localhost.crt", directory / "localhost.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
 
 
 class SimStartError(RuntimeError):

@@ -4,13 +4,11 @@
 - The upstream is always the project's simulator (podmgr/sim/testkit.py): `simulated_vllm`
   starts one serving pod, whose faults and traffic counters the tests drive and read, and
   `write_pod_state` writes the state file the watchdog would write for it.
-- `self_signed`: a certificate for 127.0.0.1, for the TLS tests.
+- `self_signed`: the test kit's certificate for localhost and 127.0.0.1 (TLS tests).
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import signal
 import subprocess
@@ -20,12 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-
-from podmgr.sim.testkit import free_port, wait_http
+from podmgr.sim.testkit import free_port, self_signed, wait_http
 
 __all__ = ["VLLM_KEY", "ProxyProcess", "free_port", "get_json", "self_signed"]
 
@@ -108,32 +101,3 @@ class ProxyProcess:
 
     def health(self) -> Any:
         return get_json(self.url + "/health")
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for 127.0.0.1 and its key, as PEM files in `directory`."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -182,3 +183,24 @@ def test_up_serves_through_the_real_proxy_and_idle_ends_it(wd: Harness) -> None:
         down = cli(wd, "shutdown")
     assert down.returncode == 0 and "stop the proxy" in down.stdout
     assert proxy_pid is not None and not pid_alive(proxy_pid)
+
+
+@pytest.mark.parametrize("args", [("status",), ("status", "--json"), ("config", "validate")])
+def test_a_reader_that_left_gets_no_traceback(wd: Harness, args: tuple[str, ...]) -> None:
+    """`podmgr status | head -1`: the reader may be gone before the output is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader left before the first byte: every write is EPIPE
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "podmgr", *args, "--config", str(wd.config_path)],
+            env=wd.sim.env(wd.dir / "home"),
+            cwd=wd.dir,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=90,
+        )
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 0, done.stderr
