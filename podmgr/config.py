@@ -45,6 +45,15 @@ _UNSAFE_GRAPHQL = re.compile(r'["\\\x00-\x1f\x7f]')
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
+DEFAULT_IMAGE = "vllm/vllm-openai:v0.8.5"
+
+# Env names RunPod sets inside every pod (docs: pods/templates/environment-variables;
+# ../shared/RUNPOD_FACTS.md) and the ones podmgr sets itself (watchdog/identity.py): an
+# `env` entry would shadow them, so the config refuses them.
+RUNPOD_SET_ENV = frozenset({"PUBLIC_KEY", "CUDA_VERSION"})
+RUNPOD_ENV_PREFIX = "RUNPOD_"
+PODMGR_SET_ENV = frozenset({"VLLM_API_KEY", "PODMGR_MANAGED", "PODMGR_CONFIG_ID"})
+
 SEED_ENV_OVERRIDES: Mapping[str, str] = {
     "MAX_CACHE_SIZE": "max_cache_size",
     "CACHE_SIZE_BYTES": "max_cache_bytes",
@@ -89,10 +98,21 @@ class Config(BaseModel):
     )
     gpu_count: int = Field(1, ge=1, le=8)
     cloud_type: Literal["SECURE", "COMMUNITY", "ALL"] = "SECURE"
+    # No template by default: ids are opaque and no template "vllm" is known to exist; a
+    # template id on create gave the misleading "no longer any instances available"
+    # (runpod-python#297; ../shared/RUNPOD_FACTS.md). The SDK omits a null one.
     template_id: str | None = Field(
-        "vllm", description="RunPod template id passed on create; null to omit."
+        None, description="RunPod template id passed on create; null (default) sends none."
     )
-    image_name: str = "vllm/vllm-openai:latest"
+    # Pinned, not `:latest`: each vLLM release raises the host CUDA it needs, and on an older
+    # host the container never starts while the pod bills (v0.9.0 needs cuda>=12.8,
+    # vllm#18813). v0.8.5 is the last release line built on CUDA 12.4 (vllm#5635).
+    image_name: str = Field(DEFAULT_IMAGE, description="Container image (a pinned vLLM release).")
+    support_public_ip: bool = Field(
+        False,
+        description="Ask RunPod for a public IP. podmgr never uses it (nor SSH, which it "
+        "never asks for) and it shrinks Community Cloud capacity.",
+    )
     docker_args: str | None = Field(
         None, description="Container command; null builds one from model and vllm_args."
     )
@@ -187,6 +207,13 @@ class Config(BaseModel):
             check_graphql_safe(gpu, "GPU type id")
         return value
 
+    @field_validator("model", "image_name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be empty or blank")
+        return value
+
     @field_validator(
         "model", "image_name", "docker_args", "template_id", "pod_name_prefix", "volume_mount_path"
     )
@@ -209,6 +236,7 @@ class Config(BaseModel):
         for key, item in value.items():
             if not _ENV_NAME.match(key):
                 raise ValueError(f"env name {key!r} is not a valid variable name")
+            _check_env_name_free(key)
             check_graphql_safe(item, f"env {key}")
         return value
 
@@ -277,6 +305,20 @@ class Config(BaseModel):
                 raise ConfigError(str(error), field=f"env.{key}") from None
             resolved[key] = real
         return resolved
+
+
+def _check_env_name_free(key: str) -> None:
+    """Refuse an env name that RunPod or podmgr sets in the pod (it would shadow theirs)."""
+    if key == "RUNPOD_API_KEY":
+        raise ValueError(
+            "env RUNPOD_API_KEY would put this account's full API key into the pod, "
+            "visible in RunPod's console, and shadow the pod-scoped key RunPod injects; "
+            "remove it"
+        )
+    if key.startswith(RUNPOD_ENV_PREFIX) or key in RUNPOD_SET_ENV:
+        raise ValueError(f"env {key} is set by RunPod inside the pod; remove it")
+    if key in PODMGR_SET_ENV:
+        raise ValueError(f"env {key} is set by podmgr itself on every pod; remove it")
 
 
 def _is_loopback(host: str) -> bool:

@@ -225,6 +225,10 @@ class RunPodClient:
                 volume_mount_path=spec.volume_mount_path,
                 env=dict(spec.env),
                 template_id=spec.template_id,
+                # The SDK asks for a public IP and SSH unless told not to (finding 9 of
+                # issue 10): podmgr reaches vLLM through RunPod's HTTP proxy only.
+                support_public_ip=spec.support_public_ip,
+                start_ssh=False,
             )
             if not result or not result.get("id"):
                 raise TransientApiError("RunPod returned no pod id for create")

@@ -47,6 +47,7 @@ class PodSpec:
     ports: str
     env: Mapping[str, str]
     template_id: str | None
+    support_public_ip: bool = False
 
 
 @dataclass(frozen=True)

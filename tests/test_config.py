@@ -24,7 +24,9 @@ def write(tmp_path: Path, data: object) -> Path:
 def test_defaults_match_the_original_tool() -> None:
     config = build_config({}, environ={})
     assert config.runtime_seconds == 3600
-    assert config.template_id == "vllm"
+    assert config.template_id is None  # issue 10, finding 3: no template "vllm" is known
+    assert config.support_public_ip is False  # finding 9
+    assert config.image_name == "vllm/vllm-openai:v0.8.5"  # pinned, not :latest
     assert config.proxy_port == 8000
     assert config.max_cache_size == 1000
     assert config.max_cache_bytes == 1024**3

@@ -70,6 +70,9 @@ class PodSpec:
     volume_in_gb: int = 0
     volume_mount_path: str = "/runpod-volume"
     template_id: str | None = None
+    # What the create asked for beyond the pod itself (the ledger shows them to tests).
+    support_public_ip: bool = False
+    start_ssh: bool = False
     memory_in_gb: int = 62
     vcpu_count: int = 16
 
@@ -146,6 +149,11 @@ class SimPod:
             "terminated_at": self.terminated_at,
             "billed_seconds": billed,
             "cost_usd": billed * self.cost_per_hr / 3600.0,
+            "image_name": self.spec.image_name,
+            "template_id": self.spec.template_id,
+            "ports": ",".join(f"{p.number}/{p.type}" for p in self.spec.ports),
+            "support_public_ip": self.spec.support_public_ip,
+            "start_ssh": self.spec.start_ssh,
         }
 
 

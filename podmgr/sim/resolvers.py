@@ -199,6 +199,8 @@ class RootResolvers:
             volume_in_gb=int(data.get("volumeInGb") or 0),
             volume_mount_path=data.get("volumeMountPath") or "/runpod-volume",
             template_id=data.get("templateId"),
+            support_public_ip=bool(data.get("supportPublicIp")),
+            start_ssh=bool(data.get("startSsh")),
             memory_in_gb=max(int(data.get("minMemoryInGb") or 0), 31 * gpu_count),
             vcpu_count=max(int(data.get("minVcpuCount") or 0), 8 * gpu_count),
         )

@@ -275,4 +275,5 @@ def pod_spec(config: Config, cid: str, name: str, gpu: str, vllm_key: str) -> Po
         ports=f"{config.vllm_port}/http",
         env=env,
         template_id=config.template_id,
+        support_public_ip=config.support_public_ip,
     )

@@ -90,6 +90,63 @@ def test_env_override_and_env_reference_are_checked_too(bad: str) -> None:
     assert reference.value.exit_code == 2 and reference.value.field == "env.HF_TOKEN"
 
 
+# Issue 10: values RunPod would accept but that make a pod useless or leak a secret.
+BLANK_VALUES: list[tuple[str, str]] = [
+    ("model", ""),
+    ("model", "   "),
+    ("image_name", ""),
+    ("image_name", " \u00a0"),
+]
+# Env names RunPod sets in every pod (RUNPOD_FACTS.md: RUNPOD_POD_ID, RUNPOD_DC_ID, ...,
+# PUBLIC_KEY, CUDA_VERSION) and the ones podmgr sets itself (watchdog/identity.py).
+RESERVED_ENV = [
+    "RUNPOD_API_KEY",
+    "RUNPOD_POD_ID",
+    "RUNPOD_DC_ID",
+    "RUNPOD_GPU_COUNT",
+    "RUNPOD_PUBLIC_IP",
+    "RUNPOD_VOLUME_ID",
+    "RUNPOD_ANYTHING_ELSE",
+    "PUBLIC_KEY",
+    "CUDA_VERSION",
+    "VLLM_API_KEY",
+    "PODMGR_MANAGED",
+    "PODMGR_CONFIG_ID",
+]
+
+
+@pytest.mark.parametrize(("field", "value"), BLANK_VALUES)
+def test_blank_model_or_image_is_refused(field: str, value: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_config({field: value}, environ={})
+    assert caught.value.exit_code == 2 and caught.value.field == field
+
+
+@pytest.mark.parametrize("name", RESERVED_ENV)
+def test_env_names_set_by_runpod_or_podmgr_are_refused(name: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_config({"env": {name: "x"}}, environ={})
+    assert caught.value.exit_code == 2 and caught.value.field == "env"
+    assert name in caught.value.message
+
+
+def test_podmgrs_own_env_names_are_the_ones_it_sets() -> None:
+    from podmgr.config import PODMGR_SET_ENV
+    from podmgr.watchdog.identity import MARKER_CONFIG_ID, MARKER_MANAGED, VLLM_KEY_ENV
+
+    assert {VLLM_KEY_ENV, MARKER_MANAGED, MARKER_CONFIG_ID} == PODMGR_SET_ENV
+
+
+def test_env_runpod_api_key_says_it_would_leak_the_account_key() -> None:
+    with pytest.raises(ConfigError, match="full API key into the pod, visible in RunPod"):
+        build_config({"env": {"RUNPOD_API_KEY": "${RUNPOD_API_KEY}"}}, environ={})
+
+
+def test_ordinary_env_names_still_pass() -> None:
+    config = build_config({"env": {"HF_HOME": "/workspace/hf", "RUNPODX": "1"}}, environ={})
+    assert set(config.env) == {"HF_HOME", "RUNPODX"}
+
+
 @pytest.mark.parametrize(("field", "value"), TYPED_FIELDS)
 def test_interpolated_numbers_and_enums_refuse_strings(field: str, value: Any) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -166,6 +223,11 @@ FIELD_CLASSES: list[tuple[str, dict[str, Any], dict[str, str], str, tuple[str, .
     ("env-reference", {"env": {"HF_TOKEN": "${" + SECRET_SOURCE + "}"}},
      {SECRET_SOURCE: 'hf-fake-token"\nmutation'}, "env.HF_TOKEN",
      ("config-validate", "manage_pod-start", "up")),
+    ("blank-model", {"model": "  "}, {}, "model", ("config-validate",)),
+    ("empty-image", {"image_name": ""}, {}, "image_name", ("config-validate",)),
+    ("env-runpod-api-key", {"env": {"RUNPOD_API_KEY": "${RUNPOD_API_KEY}"}}, {},
+     "full API key", ("config-validate", "up")),
+    ("env-vllm-api-key", {"env": {"VLLM_API_KEY": "k"}}, {}, "env", ("config-validate",)),
 ]  # fmt: skip
 ENTRY_CASES = [
     pytest.param(values, env, named, entry, id=f"{name}-{entry}")

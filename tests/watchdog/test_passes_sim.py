@@ -379,3 +379,14 @@ def test_shutdown_waits_for_a_running_pass_instead_of_giving_way(wd: Harness) ->
     holder.join()
     assert released_at and returned > released_at[0], "shutdown did not wait for the lock"
     assert wd.alive() == []
+
+
+def test_default_create_asks_for_no_template_public_ip_or_ssh(wd: Harness) -> None:
+    """Issue 10, findings 3 and 9: the default create sends only what podmgr uses."""
+    wd.run()
+    [record] = wd.alive()
+    assert record["template_id"] is None  # no template "vllm" is known to exist
+    assert record["support_public_ip"] is False and record["start_ssh"] is False
+    assert record["ports"] == "8000/http"  # vLLM's port only, no 22/tcp
+    assert record["image_name"] == "vllm/vllm-openai:v0.8.5"  # pinned, not :latest
+    wd.run("shutdown")
