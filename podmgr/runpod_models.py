@@ -10,7 +10,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["GpuType", "PodInfo", "PodSpec", "gpu_type_from", "parse_env", "parse_pod"]
+__all__ = [
+    "KNOWN_STATUSES",
+    "STARTING_STATUSES",
+    "GpuType",
+    "PodInfo",
+    "PodSpec",
+    "gpu_type_from",
+    "parse_env",
+    "parse_pod",
+]
+
+# RunPod's schema lists CREATED RUNNING RESTARTING EXITED PAUSED DEAD TERMINATED. CREATED
+# and RESTARTING appear while a pod starts: not ready, and not stopped either (resuming
+# them would restart a pod that is starting). SkyPilot treats them the same way
+# (skypilot#9356; ../shared/RUNPOD_FACTS.md). Any other status is unknown: not ready.
+STARTING_STATUSES = frozenset({"CREATED", "RESTARTING"})
+STOPPED_STATUSES = frozenset({"EXITED", "PAUSED", "DEAD", "TERMINATED"})
+KNOWN_STATUSES = frozenset({"RUNNING"}) | STARTING_STATUSES | STOPPED_STATUSES
 
 
 @dataclass(frozen=True)
@@ -29,6 +46,20 @@ class PodInfo:
     @property
     def running(self) -> bool:
         return self.desired_status == "RUNNING"
+
+    @property
+    def starting(self) -> bool:
+        """CREATED or RESTARTING: RunPod is starting it; wait, never resume."""
+        return self.desired_status in STARTING_STATUSES
+
+    @property
+    def stopped(self) -> bool:
+        """A status that needs a resume (EXITED and the other known non-running ones)."""
+        return self.desired_status in STOPPED_STATUSES
+
+    @property
+    def status_known(self) -> bool:
+        return self.desired_status in KNOWN_STATUSES
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Order of play for one call: the key is checked (HTTP 401 when wrong, as RunPod answers),
 then `api_error` may answer with an HTML error page (the SDK fails decoding it),
 `pod_crash` / `vllm_die` may strike a pod, `api_something_went_wrong` may answer RunPod's
-generic error, then the query runs (with `capacity` and `resume_no_gpus` inside the
+generic error, `list_error` may fail a request that lists pods (`myself`), then the
+query runs (with `capacity` and `resume_no_gpus` inside the
 resolvers). `api_slow` delays the answer after the query ran: like a slow RunPod, the
 work is done even when the client gave up waiting. The three `api_*` faults take an
 optional `field` parameter: they then match only requests for that root field (e.g.
@@ -154,7 +155,15 @@ async def handle_graphql(request: web.Request) -> web.Response:
         return web.Response(text=cloudflare_page(status), status=status, content_type="text/html")
     slow = world.faults.draw("api_slow", on_field)
     _strike_pods(world)
-    if world.faults.draw("api_something_went_wrong", on_field) is not None:
+    listing = world.faults.draw("list_error", lambda _p: "myself" in fields)
+    if listing is not None and listing.spec.params.get("status"):
+        status = int(listing.spec.params["status"])
+        _log.info("fault_fired", fault="list_error", status=status)
+        return web.Response(text=cloudflare_page(status), status=status, content_type="text/html")
+    if listing is not None:
+        _log.info("fault_fired", fault="list_error", fields=fields)
+        answer = _went_wrong(fields)
+    elif world.faults.draw("api_something_went_wrong", on_field) is not None:
         _log.info("fault_fired", fault="api_something_went_wrong", fields=fields)
         answer = _went_wrong(fields)
     elif isinstance(parsed, DocumentNode):

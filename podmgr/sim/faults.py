@@ -33,6 +33,16 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     "api_something_went_wrong": {"field": "str"},
     "capacity": {"gpu_type_ids": "list"},
     "resume_no_gpus": {"pod_id": "str"},
+    # Listing pods (`myself { pods }`) fails while a single pod's query (`pod(input:
+    # {podId})`) still answers: RunPod's intermittent "Something went wrong" (runpodctl#45)
+    # and 5xx pages (RUNPOD_FACTS.md, "Errors as they arrive") strike calls one by one, and
+    # the listing is the heaviest. With `status`, an HTML error page instead (issue 10, #7).
+    "list_error": {"status": "status"},
+    # A created or resumed pod shows CREATED (after create) or RESTARTING (after resume)
+    # for `seconds` before RUNNING, with no runtime meanwhile: statuses in RunPod's schema
+    # that SkyPilot sees while pods start and treats as still starting (skypilot#9356,
+    # RUNPOD_FACTS.md). Fires on creates and resumes (issue 10, finding 8).
+    "transient_status": {"seconds": "seconds", "pod_id": "str"},
     "pod_crash": {"pod_id": "str"},
     "vllm_die": {"pod_id": "str"},
     "upstream_error": {"status": "upstream_status", "pod_id": "str", "path_prefix": "str"},
@@ -48,6 +58,7 @@ FAULT_NAMES = frozenset(FAULT_PARAMS)
 DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = {
     "api_error": {"status": 502},
     "api_slow": {"seconds": 5.0},
+    "transient_status": {"seconds": 2.0},
     "upstream_error": {"status": 500},
     "upstream_stall": {"seconds": 5.0},
     "upstream_slow": {"seconds": 0.2},

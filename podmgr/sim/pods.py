@@ -92,6 +92,18 @@ class SimPod:
     terminated_at: float | None = None
     last_status_change: float = 0.0
     vllm_dead: bool = False
+    # Fault `transient_status`: a status shown instead of RUNNING until `transient_until`.
+    transient_status: str | None = None
+    transient_until: float = 0.0
+
+    def shown_status(self, now: float) -> str:
+        """The status the API reports: RUNNING shows as CREATED/RESTARTING for a while."""
+        if self.status == "RUNNING" and self.transient_status and now < self.transient_until:
+            return self.transient_status
+        return self.status
+
+    def show_transient(self, status: str, now: float, seconds: float) -> None:
+        self.transient_status, self.transient_until = status, now + seconds
 
     @property
     def cost_per_hr(self) -> float:
@@ -120,7 +132,9 @@ class SimPod:
         """Seconds since the container started, or None while it has no runtime."""
         if self.status != "RUNNING" or self.run_started_at is None:
             return None
-        up = now - self.run_started_at - timings.pull_seconds
+        if self.shown_status(now) != self.status:
+            return None  # still shown as CREATED/RESTARTING: no container yet
+        up = now - max(self.run_started_at + timings.pull_seconds, self.transient_until)
         return up if up >= 0 else None
 
     def phase(self, now: float, timings: Timings) -> Phase:

@@ -75,6 +75,7 @@ def _runtime(pod: SimPod, now: float, timings: Timings) -> dict[str, Any] | None
 def pod_to_graphql(pod: SimPod, now: float, timings: Timings) -> dict[str, Any]:
     """The `Pod` object as RunPod returns it."""
     spec = pod.spec
+    status = pod.shown_status(now)
     runtime = _runtime(pod, now, timings)
     return {
         "id": pod.id,
@@ -92,7 +93,7 @@ def pod_to_graphql(pod: SimPod, now: float, timings: Timings) -> dict[str, Any]:
         "containerDiskInGb": spec.container_disk_in_gb,
         "costPerHr": pod.cost_per_hr,
         "adjustedCostPerHr": pod.cost_per_hr,
-        "desiredStatus": pod.status,
+        "desiredStatus": status,
         "dockerArgs": spec.docker_args,
         "dockerId": None,
         "env": [f"{key}={value}" for key, value in spec.env.items()],
@@ -163,7 +164,18 @@ class RootResolvers:
             raise RunPodError(CAPACITY_MESSAGE)
         pod = self.world.fleet.create(spec)
         self.log.info("pod_created", pod_id=pod.id, name=spec.name, gpu=spec.gpu_type_id)
+        self._maybe_transient(pod, "CREATED")
         return self._pod_json(pod)
+
+    def _maybe_transient(self, pod: SimPod, status: str) -> None:
+        """Fault `transient_status`: the pod shows `status` for a while (see faults.py)."""
+        fault = self.world.faults.draw(
+            "transient_status", lambda params: params.get("pod_id") in (None, pod.id)
+        )
+        if fault is not None:
+            seconds = float(fault.spec.params["seconds"])
+            pod.show_transient(status, self.world.now(), seconds)
+            self.log.info("fault_fired", fault="transient_status", pod_id=pod.id, status=status)
 
     def _deploy_spec(self, data: dict[str, Any]) -> PodSpec:
         gpu_type_id = data.get("gpuTypeId") or next(iter(data.get("gpuTypeIdList") or []), None)
@@ -223,6 +235,7 @@ class RootResolvers:
                 raise RunPodError(RESUME_NO_GPUS_MESSAGE)
             self.world.fleet.resume(pod, gpu_count)
             self.log.info("pod_resumed", pod_id=pod.id)
+            self._maybe_transient(pod, "RESTARTING")
         return self._pod_json(pod)
 
     def podTerminate(self, _info: Any, input: dict[str, Any]) -> None:

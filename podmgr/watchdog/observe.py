@@ -3,12 +3,20 @@
 One failed health probe is not a dead vLLM: a ready pod is probed up to
 `health_probe_attempts` times, a short pause apart, and counts as unhealthy only if
 every probe fails.
+
+If RunPod's pod listing fails (after the adapter's retries), the state's pod is read by its
+id (`pod(input: {podId})` works without `myself.pods`), so that plan can still enforce
+the deadline and the budget on it (issue 10, finding 7); the listing's error is kept in
+`Observed.listing_error` and ends the pass once the limits were applied. A pod in a
+status RunPod's schema does not list is logged here and treated as not ready.
 """
 
 from __future__ import annotations
 
 from podmgr.config import Config
-from podmgr.runpod_client import RunPodClient
+from podmgr.errors import ApiError
+from podmgr.logs import get_logger
+from podmgr.runpod_client import PodInfo, RunPodClient
 from podmgr.state import State
 from podmgr.watchdog.clock import Clock
 from podmgr.watchdog.identity import is_ours
@@ -19,6 +27,7 @@ from podmgr.watchdog.readiness import HealthProbe
 __all__ = ["observe"]
 
 PROBE_PAUSE_CAP_SECONDS = 5.0
+log = get_logger("watchdog")
 
 
 def observe(
@@ -32,7 +41,12 @@ def observe(
     clock: Clock,
 ) -> Observed:
     """Ask RunPod for our pods, probe the state's ready pod, look at the proxy."""
-    pods = tuple(p for p in client.list_pods() if is_ours(p, config.pod_name_prefix, cid))
+    try:
+        listed = client.list_pods()
+    except ApiError as error:
+        return _without_listing(state, client, supervisor, error)
+    pods = tuple(p for p in listed if is_ours(p, config.pod_name_prefix, cid))
+    _log_unknown_statuses(pods)
     healthy: bool | None = None
     detail = ""
     pod = state.pod
@@ -45,6 +59,28 @@ def observe(
         health_detail=detail,
         proxy=supervisor.view(state.proxy_pid),
     )
+
+
+def _without_listing(
+    state: State, client: RunPodClient, supervisor: ProxySupervisor, error: ApiError
+) -> Observed:
+    """The listing failed: the state's pod by its id, or the listing's error if that fails too."""
+    log.warning("list_pods_failed", error=error.message, pod_id=state.pod.id if state.pod else None)
+    live: PodInfo | None = None
+    if state.pod is not None:
+        try:
+            live = client.get_pod(state.pod.id)
+        except ApiError:
+            raise error from None
+    pods = (live,) if live is not None else ()
+    _log_unknown_statuses(pods)
+    return Observed(pods=pods, proxy=supervisor.view(state.proxy_pid), listing_error=error)
+
+
+def _log_unknown_statuses(pods: tuple[PodInfo, ...]) -> None:
+    for pod in pods:
+        if not pod.status_known:
+            log.warning("unknown_pod_status", pod_id=pod.id, status=pod.desired_status)
 
 
 def _probe(config: Config, url: str, probe: HealthProbe, clock: Clock) -> tuple[bool, str]:

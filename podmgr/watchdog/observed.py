@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from podmgr.errors import PodmgrError
 from podmgr.runpod_models import PodInfo
 
 __all__ = ["Observed", "ProxyView", "Request"]
@@ -27,12 +28,18 @@ class ProxyView:
 
 @dataclass(frozen=True)
 class Observed:
-    """Our pods on RunPod (prefix + markers), the state pod's health, and the proxy."""
+    """Our pods on RunPod (prefix + markers), the state pod's health, and the proxy.
+
+    `listing_error` is set when RunPod's pod listing failed: `pods` then holds only the
+    state's pod, read by its id, and plan() enforces the limits on it and decides nothing
+    else (no stray is visible, and a create could not find its own lost pod).
+    """
 
     pods: tuple[PodInfo, ...] = ()
     pod_healthy: bool | None = None
     health_detail: str = ""
     proxy: ProxyView = field(default_factory=ProxyView)
+    listing_error: PodmgrError | None = None
 
     def pod(self, pod_id: str | None) -> PodInfo | None:
         return next((p for p in self.pods if p.id == pod_id), None) if pod_id else None

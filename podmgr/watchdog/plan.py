@@ -7,11 +7,14 @@ order and records each in the state before the next. The rules, in the order the
 2. No active session: start one if a person asked (see `session.py`); otherwise keep our
    pods down (terminate any still alive) and say that the session has ended.
 3. Limits (deadline, budget, idle): terminate every pod of ours and end the session.
+   When RunPod's pod listing failed, the limits still hold on the state's pod, read by
+   its id; nothing else is decided (no session starts, no pod is made) until it works.
 4. The proxy: start it when it does not answer its /health.
 5. Strays (ours by prefix and markers, unknown to the state) are terminated, except that
    a state without a pod adopts the newest running one (its lost pod).
 6. The state's pod: none -> create and wait; gone from RunPod -> forget and recreate;
-   stopped -> restart; still starting -> wait; ready but vLLM's /health failing ->
+   stopped (EXITED ...) -> restart; still starting (CREATED, RESTARTING, or RUNNING without
+   a ready vLLM) or an unknown status -> wait, never a resume; ready but vLLM's /health failing ->
    restart. Restarts back off exponentially; past `max_restarts` the pod is terminated
    and the session ends as a crash loop.
 """
@@ -47,6 +50,8 @@ def plan(
     """Decide this pass's actions; see the module docstring for the rules."""
     if request == "shutdown":
         return _shutdown(state, observed)
+    if observed.listing_error is not None:
+        return _without_listing(config, state, observed, now)
     actions: list[Action] = []
     session = state.session
     if session is not None and session.active:
@@ -79,6 +84,20 @@ def _shutdown(state: State, observed: Observed) -> list[Action]:
     if observed.proxy.pid is not None:
         actions.append(StopProxy(observed.proxy.pid))
     return actions or [Noop("no pod and no proxy: already shut down")]
+
+
+def _without_listing(config: Config, state: State, observed: Observed, now: float) -> list[Action]:
+    """The listing failed: limits on the state's pod (found by id), nothing else."""
+    why = f"RunPod's pod listing failed ({observed.listing_error})"
+    session = state.session
+    if session is None or not session.active:
+        return [*_terminate_all(state, observed, "session ended"), Noop(f"{why}; no session")]
+    window = Window(session.started_at, session.deadline, session.cost_usd)
+    limit = limit_reached(config, state, observed, window, now)
+    if limit is not None:
+        reason, detail = limit
+        return [*_terminate_all(state, observed, reason), EndSession(reason, detail)]
+    return [Noop(f"{why}; limits checked, nothing else decided until the listing works")]
 
 
 def _keep_down(state: State, observed: Observed) -> list[Action]:
@@ -124,9 +143,9 @@ def _pods(
     live = observed.pod(pod.id)
     if live is None:
         trouble = "gone from RunPod"
-    elif not live.running:
+    elif live.stopped:
         trouble = f"pod is {live.desired_status}"
-    elif pod.phase != "ready":
+    elif not live.running or pod.phase != "ready":  # starting, or a status we do not know
         return [*actions, WaitReady(pod.id)]
     elif observed.pod_healthy is False:
         trouble = f"vLLM not healthy ({observed.health_detail or 'no answer'})"
@@ -137,8 +156,8 @@ def _pods(
 
 
 def _adoptable(strays: list[PodInfo]) -> PodInfo | None:
-    """The state's lost pod: the newest running pod of ours (smallest uptime)."""
-    running = [p for p in strays if p.running]
+    """The state's lost pod: the newest running (or starting) pod of ours."""
+    running = [p for p in strays if p.running or p.starting]
     return min(running, key=lambda p: p.uptime_seconds or 0.0) if running else None
 
 

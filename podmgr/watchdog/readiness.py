@@ -2,7 +2,9 @@
 
 `desiredStatus: RUNNING` says nothing about readiness: `runtime` stays null until the
 image is pulled, and the pod URL answers 502 until vLLM has loaded the model. The wait
-honours `initial_wait_seconds`, then polls every `poll_interval_seconds` at most
+treats CREATED and RESTARTING as starting and a status it does not know as not ready
+(never as stopped: a resume would restart a pod that is starting). It honours
+`initial_wait_seconds`, then polls every `poll_interval_seconds` at most
 `max_startup_attempts` times, and stops early at the session's deadline. Each poll
 reports one progress line with the elapsed time and the phase.
 """
@@ -70,10 +72,14 @@ def wait_ready(
         if pod is None:
             line("pod is gone from RunPod")
             return ReadyResult("gone", clock.now() - started)
-        if not pod.running:
+        if pod.stopped:
             line(f"pod is {pod.desired_status}")
             return ReadyResult("stopped", clock.now() - started, pod.desired_status)
-        if not pod.has_runtime:
+        if pod.starting:
+            line(f"pod is {pod.desired_status}: RunPod is starting it")
+        elif not pod.running:
+            line(f"pod shows status {pod.desired_status}, unknown to podmgr: not ready")
+        elif not pod.has_runtime:
             line("waiting for container (runtime not yet reported)")
         else:
             status, detail = probe(url)

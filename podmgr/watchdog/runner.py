@@ -6,6 +6,10 @@ change (deadline reached, pod gone or stopped); the next round observes again an
 from there, at most `MAX_ROUNDS` times. `--dry-run` takes no lock, reads the state
 without moving a corrupt file, observes, plans and prints: no mutating API call, no
 state write, no proxy start.
+
+When RunPod's pod listing failed, the round plans on the state's pod alone (limits only,
+see plan.py) and the pass then ends with the listing's error, so its exit code says that
+the pass could not do its whole job.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podmgr.config import Config
+from podmgr.errors import PodmgrError
 from podmgr.runpod_client import RunPodClient
 from podmgr.state import State, StateStore
 from podmgr.watchdog.accounting import book
@@ -23,7 +28,7 @@ from podmgr.watchdog.apply import Applier, Deps
 from podmgr.watchdog.clock import Clock, SystemClock
 from podmgr.watchdog.identity import config_id
 from podmgr.watchdog.observe import observe
-from podmgr.watchdog.observed import Request
+from podmgr.watchdog.observed import Observed, Request
 from podmgr.watchdog.plan import plan
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe, probe_health
@@ -93,7 +98,9 @@ def lock_wait_seconds(config: Config, request: Request) -> float:
     return config.initial_wait_seconds + config.max_startup_attempts * per_poll + 60.0
 
 
-def _observe_and_plan(deps: Deps, state: State, request: Request) -> tuple[State, list[Action]]:
+def _observe_and_plan(
+    deps: Deps, state: State, request: Request
+) -> tuple[State, list[Action], Observed]:
     observed = observe(
         deps.config,
         state,
@@ -105,15 +112,17 @@ def _observe_and_plan(deps: Deps, state: State, request: Request) -> tuple[State
     )
     now = deps.clock.now()
     state = book(state, observed, now)
-    return state, plan(deps.config, state, observed, now, request)
+    return state, plan(deps.config, state, observed, now, request), observed
 
 
 def _reconcile(deps: Deps, request: Request) -> PassResult:
     result = PassResult()
     state = deps.store.load(deps.clock.now())
     applier = Applier(deps)
+    listing_error: PodmgrError | None = None
     for _ in range(MAX_ROUNDS):
-        state, actions = _observe_and_plan(deps, state, request)
+        state, actions, observed = _observe_and_plan(deps, state, request)
+        listing_error = observed.listing_error
         result.actions.extend(actions)
         state = applier.run(actions, state)
         if not applier.replan:
@@ -122,6 +131,8 @@ def _reconcile(deps: Deps, request: Request) -> PassResult:
     deps.store.save(state, now=deps.clock.now())
     result.state = state
     applier.raise_deferred()
+    if listing_error is not None:
+        raise listing_error
     return result
 
 
@@ -131,7 +142,9 @@ def _dry_run(deps: Deps, request: Request) -> PassResult:
         state = State()
         if deps.store.path.exists():
             state.record(deps.clock.now(), "state_recovered", "unreadable (dry run)")
-    state, actions = _observe_and_plan(deps, state, request)
+    state, actions, observed = _observe_and_plan(deps, state, request)
     for action in actions:
         deps.emit(f"would {action.describe()}")
+    if observed.listing_error is not None:
+        raise observed.listing_error
     return PassResult(actions=actions, state=state)

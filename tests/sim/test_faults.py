@@ -26,6 +26,9 @@ from podmgr.sim.faults import FaultBook, build_spec, fault_from_json, parse_faul
         ),
         pytest.param("upstream_stall:x2,seconds=1.5", None, 2, {"seconds": 1.5}, id="seconds"),
         pytest.param("upstream_slow", None, None, {"seconds": 0.2}, id="slow-default"),
+        pytest.param("list_error", None, None, {}, id="list-error"),
+        pytest.param("list_error:x2,status=503", None, 2, {"status": 503}, id="list-error-page"),
+        pytest.param("transient_status:x1", None, 1, {"seconds": 2.0}, id="transient-default"),
         pytest.param(
             '{"fault": "upstream_error", "count": 2, "status": 503}',
             None,

@@ -39,6 +39,17 @@ def create(**overrides: Any) -> dict[str, Any]:
     return pod
 
 
+def test_create_records_public_ip_ssh_template_and_ports(sim: SimProcess) -> None:
+    """The ledger shows what a create asked for (the SDK asks for a public IP and SSH)."""
+    create()
+    create(support_public_ip=False, start_ssh=False, template_id="t-1")
+    default, lean = sim.ledger()
+    assert (default["support_public_ip"], default["start_ssh"]) == (True, True)
+    assert (lean["support_public_ip"], lean["start_ssh"]) == (False, False)
+    assert (default["template_id"], lean["template_id"]) == (None, "t-1")
+    assert default["ports"] == "8000/http" and default["image_name"] == "vllm/vllm-openai:latest"
+
+
 def wait_for_runtime(pod_id: str, timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -157,6 +168,35 @@ def test_api_fault_can_target_one_root_field(sim: SimProcess) -> None:
     assert runpod.get_pod(pod_id)["desiredStatus"] == "RUNNING"
     runpod.terminate_pod(pod_id)
     assert sim.ledger()[0]["status"] == "TERMINATED"
+
+
+def test_list_error_fails_the_listing_but_not_one_pods_query(sim: SimProcess) -> None:
+    pod_id = create()["id"]
+    sim.set_fault("list_error")
+    with pytest.raises(QueryError, match="Something went wrong"):
+        runpod.get_pods()
+    assert runpod.get_pod(pod_id)["id"] == pod_id
+    runpod.terminate_pod(pod_id)  # by id, no listing needed
+    assert sim.ledger()[0]["status"] == "TERMINATED"
+    sim.clear_faults()
+    sim.set_fault("list_error", count=1, status=503)
+    with pytest.raises((json.JSONDecodeError, requests.exceptions.JSONDecodeError)):
+        runpod.get_pods()
+    assert runpod.get_pods() == []
+
+
+def test_transient_status_shows_created_then_restarting_without_runtime(sim: SimProcess) -> None:
+    sim.set_fault("transient_status", count=2, seconds=0.5)
+    pod_id = create()["id"]
+    shown = runpod.get_pod(pod_id)
+    assert (shown["desiredStatus"], shown["runtime"]) == ("CREATED", None)
+    assert wait_for_runtime(pod_id)["desiredStatus"] == "RUNNING"
+    runpod.stop_pod(pod_id)
+    runpod.resume_pod(pod_id, 1)
+    shown = runpod.get_pod(pod_id)
+    assert (shown["desiredStatus"], shown["runtime"]) == ("RESTARTING", None)
+    assert wait_for_runtime(pod_id)["desiredStatus"] == "RUNNING"
+    assert sim.ledger()[0]["status"] == "RUNNING"  # billing sees a running pod throughout
 
 
 def test_resume_without_free_gpus(sim: SimProcess) -> None:

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from podmgr.errors import CapacityError, CrashLoopError, StartupError
+from podmgr.errors import ApiError, CapacityError, CrashLoopError, StartupError
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.proxy_probe import fetch_health, pid_alive
 
@@ -389,4 +389,60 @@ def test_default_create_asks_for_no_template_public_ip_or_ssh(wd: Harness) -> No
     assert record["support_public_ip"] is False and record["start_ssh"] is False
     assert record["ports"] == "8000/http"  # vLLM's port only, no 22/tcp
     assert record["image_name"] == "vllm/vllm-openai:v0.8.5"  # pinned, not :latest
+    wd.run("shutdown")
+
+
+def test_deadline_holds_when_listing_pods_fails(wd: Harness) -> None:
+    """Issue 10, finding 7: past the deadline the pod ends although `myself.pods` fails."""
+    wd.configure(runtime_seconds=4, api_retry_max_seconds=0.3)
+    wd.run()
+    state = wd.state()
+    assert state.session is not None and state.pod is not None
+    pod_id = state.pod.id
+    wd.sim.set_fault("list_error")  # every listing fails; pod(input: {podId}) still works
+    with pytest.raises(ApiError):  # the pass reports the failed listing
+        wd.run()
+    # Only a pass that ended before the deadline owes a live pod (a loaded machine may
+    # stall it past the deadline, and then it rightly ends the pod itself).
+    if time.time() < state.session.deadline:
+        assert [p["id"] for p in wd.alive()] == [pod_id]
+    time.sleep(max(0.0, state.session.deadline - time.time()))
+    with pytest.raises(ApiError):  # the pass still says that the listing failed
+        wd.run()
+    [record] = wd.ledger()
+    assert record["id"] == pod_id and record["status"] == "TERMINATED"
+    after = wd.state()
+    assert after.pod is None and after.session is not None
+    assert after.session.end_reason == "deadline" and after.session.cost_usd > 0
+    assert any(f["fault"] == "list_error" and f["fired"] > 0 for f in wd.sim.faults())
+    wd.sim.clear_faults()
+    wd.run("shutdown")
+
+
+def test_created_status_while_starting_is_waited_out_not_resumed(wd: Harness) -> None:
+    """Issue 10, finding 8: CREATED right after create is "starting", not "stopped"."""
+    wd.sim.set_fault("transient_status", count=1, seconds=1.0)
+    result = wd.run()
+    assert kinds(result.actions) == ["StartSession", "StartProxy", "CreatePod", "WaitReady"]
+    assert any("CREATED" in line for line in wd.lines), wd.lines
+    state = wd.state()
+    assert state.pod is not None and state.pod.phase == "ready"
+    assert state.session is not None and state.session.restarts == 0
+    assert [p["id"] for p in wd.alive()] == [state.pod.id]
+    wd.run("shutdown")
+
+
+def test_restarting_status_after_a_resume_is_not_a_second_restart(wd: Harness) -> None:
+    """RESTARTING after our own resume is the restart in progress: counted once."""
+    wd.run()
+    pod_id = wd.state().pod.id  # type: ignore[union-attr]
+    wd.sim.kill_vllm(pod_id)
+    wd.sim.set_fault("transient_status", count=1, seconds=1.0, pod_id=pod_id)
+    result = wd.run()
+    assert kinds(result.actions).count("RestartPod") == 1, kinds(result.actions)
+    assert any("RESTARTING" in line for line in wd.lines), wd.lines
+    state = wd.state()
+    assert state.pod is not None and state.pod.phase == "ready"
+    assert state.session is not None and state.session.restarts == 1
+    assert [p["id"] for p in wd.alive()] == [pod_id]
     wd.run("shutdown")

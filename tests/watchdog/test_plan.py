@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 
+from podmgr.errors import TransientApiError
 from podmgr.state import State
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.observed import Observed, ProxyView, Request
@@ -362,6 +364,138 @@ NO_HISTORY: tuple[str, ...] = ()
     ],
 )
 def test_plan_table(
+    st: State, obs: Observed, request_: Request, cfg: dict[str, Any], expected: list[str]
+) -> None:
+    assert run(st, obs, request_, **cfg) == expected
+
+
+# Issue 10, finding 8: CREATED/RESTARTING mean "starting" (wait, never resume); a status
+# RunPod's schema does not list means "not ready" (wait), never a crash or a resume.
+@pytest.mark.parametrize(
+    ("st", "obs", "expected"),
+    [
+        pytest.param(
+            state(session(), record(phase="starting")),
+            seen(live(status="CREATED")),
+            ["WaitReady p1"],
+            id="created-while-starting-waits",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(status="RESTARTING")),
+            ["WaitReady p1"],
+            id="restarting-ready-pod-waits-no-resume",
+        ),
+        pytest.param(
+            state(session(), record(phase="restarting")),
+            seen(live(status="RESTARTING")),
+            ["WaitReady p1"],
+            id="restarting-after-our-resume-is-not-another-restart",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(status="PROVISIONING")),
+            ["WaitReady p1"],
+            id="unknown-status-is-not-ready",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(status="UNKNOWN")),
+            ["WaitReady p1"],
+            id="missing-status-is-not-ready",
+        ),
+        pytest.param(
+            state(session(), record()),
+            seen(live(status="EXITED")),
+            ["RestartPod p1", "WaitReady p1"],
+            id="exited-is-still-resumed",
+        ),
+        pytest.param(
+            state(session()),
+            seen(live("p5", status="CREATED")),
+            ["AdoptPod p5", "WaitReady p5"],
+            id="lost-pod-still-created-is-adopted-not-terminated",
+        ),
+        pytest.param(
+            state(session(left=0), record()),
+            seen(live(status="RESTARTING")),
+            ["TerminatePod p1", "EndSession deadline"],
+            id="deadline-ends-a-restarting-pod",
+        ),
+    ],
+)
+def test_plan_statuses(st: State, obs: Observed, expected: list[str]) -> None:
+    assert run(st, obs) == expected
+
+
+def listing_failed(obs: Observed) -> Observed:
+    """What observe() returns when `myself.pods` failed: the state's pod read by its id."""
+    return dataclasses.replace(obs, listing_error=TransientApiError("Something went wrong"))
+
+
+# Issue 10, finding 7: limits hold when listing pods fails; nothing else is decided.
+@pytest.mark.parametrize(
+    ("st", "obs", "request_", "cfg", "expected"),
+    [
+        pytest.param(
+            state(session(left=0), record()),
+            listing_failed(seen(live())),
+            "pass",
+            {},
+            ["TerminatePod p1", "EndSession deadline"],
+            id="deadline-terminates-by-id",
+        ),
+        pytest.param(
+            state(session(cost=2.5), record()),
+            listing_failed(seen(live())),
+            "pass",
+            {"max_cost_usd": 2.5},
+            ["TerminatePod p1", "EndSession budget"],
+            id="budget-terminates-by-id",
+        ),
+        pytest.param(
+            state(session(left=0), record()),
+            listing_failed(seen()),
+            "pass",
+            {},
+            ["ForgetPod p1", "EndSession deadline"],
+            id="deadline-pod-already-gone",
+        ),
+        pytest.param(
+            state(session(), record()),
+            listing_failed(seen(live(), proxy=PROXY_DOWN)),
+            "pass",
+            {},
+            ["Noop"],
+            id="within-limits-decides-nothing",
+        ),
+        pytest.param(
+            state(session()),
+            listing_failed(seen()),
+            "pass",
+            {},
+            ["Noop"],
+            id="no-pod-creates-nothing-blind",
+        ),
+        pytest.param(
+            state(ended()),
+            listing_failed(seen()),
+            "start",
+            {},
+            ["Noop"],
+            id="up-starts-no-session-blind",
+        ),
+        pytest.param(
+            state(session(), record()),
+            listing_failed(seen(live())),
+            "shutdown",
+            {},
+            ["TerminatePod p1", "EndSession shutdown", "StopProxy 4242"],
+            id="shutdown-terminates-by-id",
+        ),
+    ],
+)
+def test_plan_when_listing_fails(
     st: State, obs: Observed, request_: Request, cfg: dict[str, Any], expected: list[str]
 ) -> None:
     assert run(st, obs, request_, **cfg) == expected
