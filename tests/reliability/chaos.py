@@ -31,6 +31,8 @@ FAULTS: list[dict[str, Any]] = [
     {"fault": "api_slow", "seconds": 0.4},
     {"fault": "api_something_went_wrong"},
     {"fault": "capacity"},
+    {"fault": "list_error"},  # issue 10: limits must hold when listing pods fails
+    {"fault": "transient_status", "seconds": 0.5},  # issue 10: CREATED/RESTARTING a while
 ]
 PASS_TIMEOUT = 120.0  # a hang guard only: a loaded 2-core machine made passes take 8 s+
 CLEAN_PASSES = 25
