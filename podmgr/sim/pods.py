@@ -3,9 +3,10 @@
 A pod's phase is computed from the clock, never from timers: after create or resume it is
 RUNNING with no runtime for `pull_seconds` ("pulling"), then has runtime ports while vLLM
 loads for `load_seconds` ("loading"), then serves ("serving") until it is stopped, crashes,
-or its vLLM dies ("dead"). The fault `transient_status` makes a created or resumed pod show
-CREATED or RESTARTING for a while, without a container. Billing runs while the pod is RUNNING; stopped (EXITED) and
-terminated time is not billed. Terminated pods leave `live` but keep their ledger record.
+or its vLLM dies ("dead"). The fault `transient_status` makes a created or resumed pod
+show CREATED or RESTARTING for a while, without a container. Billing runs while the pod is
+RUNNING; stopped (EXITED) and terminated time is not billed. Terminated pods leave `live`
+but keep their ledger record.
 """
 
 from __future__ import annotations
