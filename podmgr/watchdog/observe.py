@@ -14,7 +14,7 @@ status RunPod's schema does not list is logged here and treated as not ready.
 from __future__ import annotations
 
 from podmgr.config import Config
-from podmgr.errors import ApiError
+from podmgr.errors import ApiError, AuthError
 from podmgr.logs import get_logger
 from podmgr.runpod_client import PodInfo, RunPodClient
 from podmgr.state import State
@@ -43,6 +43,8 @@ def observe(
     """Ask RunPod for our pods, probe the state's ready pod, look at the proxy."""
     try:
         listed = client.list_pods()
+    except AuthError:
+        raise  # the same key would read the pod by id: nothing to fall back on
     except ApiError as error:
         return _without_listing(state, client, supervisor, error)
     pods = tuple(p for p in listed if is_ours(p, config.pod_name_prefix, cid))

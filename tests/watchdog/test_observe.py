@@ -79,6 +79,13 @@ def test_failed_listing_and_failed_read_raise_the_listing_error() -> None:
     assert caught.value is failure
 
 
+def test_a_rejected_key_is_raised_at_once() -> None:
+    client = StandInClient([live()], listing=AuthError("RunPod rejected the API key"))
+    with pytest.raises(AuthError):
+        look(client)
+    assert client.calls == ["list_pods"]
+
+
 class Recorder:
     """Stands in for the module's structlog logger (which may be cached by earlier tests)."""
 
