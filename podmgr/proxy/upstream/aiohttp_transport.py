@@ -33,6 +33,8 @@ from podmgr.proxy.upstream.transport import (
     UpstreamDropped,
     UpstreamError,
     UpstreamUnreachable,
+    media_type,
+    read_body,
 )
 
 __all__ = ["AiohttpTransport"]
@@ -70,10 +72,7 @@ class _Response:
 
     @property
     def content_type(self) -> str:
-        for name, value in self.headers:
-            if name == "content-type":
-                return value.split(";", 1)[0].strip().lower()
-        return ""
+        return media_type(self.headers)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The body, piece by piece as it arrives."""
@@ -83,15 +82,7 @@ class _Response:
 
     async def read(self, limit: int | None = None) -> bytes:
         """The whole body, or its first `limit` bytes (the rest is left unread)."""
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self.chunks():
-            parts.append(chunk)
-            size += len(chunk)
-            if limit is not None and size >= limit:
-                break
-        data = b"".join(parts)
-        return data if limit is None else data[:limit]
+        return await read_body(self.chunks(), limit)
 
 
 class _Exchange(AbstractAsyncContextManager[_Response]):

@@ -71,6 +71,8 @@ from podmgr.proxy.upstream.transport import (
     UpstreamDropped,
     UpstreamError,
     UpstreamUnreachable,
+    media_type,
+    read_body,
 )
 
 __all__ = [
@@ -194,7 +196,7 @@ class UpstreamResponse:
 
     @property
     def content_type(self) -> str:
-        return (self.header("content-type") or "").split(";", 1)[0].strip().lower()
+        return media_type(self.headers)
 
     # --- httptools callbacks -------------------------------------------------------------
     def on_message_begin(self) -> None:
@@ -316,15 +318,7 @@ class UpstreamResponse:
 
     async def read(self, limit: int | None = None) -> bytes:
         """The whole body, or its first `limit` bytes (the rest is left unread)."""
-        parts: list[bytes] = []
-        size = 0
-        async for chunk in self.chunks():
-            parts.append(chunk)
-            size += len(chunk)
-            if limit is not None and size >= limit:
-                break
-        data = b"".join(parts)
-        return data if limit is None else data[:limit]
+        return await read_body(self.chunks(), limit)
 
 
 def _expire(waiter: asyncio.Future[None], seconds: float) -> None:

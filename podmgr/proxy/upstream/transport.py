@@ -37,6 +37,8 @@ __all__ = [
     "UpstreamError",
     "UpstreamTimeout",
     "UpstreamUnreachable",
+    "media_type",
+    "read_body",
 ]
 
 
@@ -109,3 +111,26 @@ class Transport(Protocol):
     ) -> AbstractAsyncContextManager[StreamedResponse]: ...
 
     async def close(self) -> None: ...
+
+
+def media_type(headers: list[tuple[str, str]]) -> str:
+    """The first `content-type`'s media type without parameters, lower-cased ("" if none):
+    what every `StreamedResponse.content_type` answers."""
+    for name, value in headers:
+        if name == "content-type":
+            return value.split(";", 1)[0].strip().lower()
+    return ""
+
+
+async def read_body(chunks: AsyncIterator[bytes], limit: int | None = None) -> bytes:
+    """A body read from `chunks` whole, or its first `limit` bytes (the rest left unread):
+    what every `StreamedResponse.read` answers."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        parts.append(chunk)
+        size += len(chunk)
+        if limit is not None and size >= limit:
+            break
+    data = b"".join(parts)
+    return data if limit is None else data[:limit]
