@@ -1,8 +1,9 @@
 """`podmgr sim`: run the local RunPod simulator (API, pod URLs, simulated vLLM) until Ctrl-C.
 
-On start-up it prints two lines for scripts, then serves until SIGINT or SIGTERM (exit 0):
+On start-up it prints three lines for scripts, then serves until SIGINT or SIGTERM (exit 0):
     RUNPOD_API_BASE_URL=http://HOST:PORT
     POD_URL_TEMPLATE=http://HOST:PORT/pods/{pod_id}-{port}
+    RUNPOD_REST_URL=http://HOST:PORT/v1
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sim",
         help="run the local RunPod simulator",
-        description="A local RunPod: GraphQL API for the runpod SDK, pod URLs, simulated vLLM.",
+        description="A local RunPod: GraphQL API for the runpod SDK, REST API v1, pod URLs, "
+        "simulated vLLM.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
@@ -34,6 +36,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--api-key", action="append", dest="api_keys", metavar="KEY",
         help="a RunPod API key the simulator accepts (repeatable; default sim-key-not-secret)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--read-only-key", action="append", dest="read_only_keys", default=[], metavar="KEY",
+        help="a read-only API key: it may read; mutations get HTTP 403 (REST) or "
+        "Unauthorized (GraphQL) (repeatable)",
     )  # fmt: skip
     parser.add_argument(
         "--pull-seconds", type=float, default=2.0, help="image pull time (default %(default)s)"
@@ -79,6 +86,7 @@ def _settings(args: argparse.Namespace) -> Any:
         host=args.host,
         port=args.port,
         api_keys=tuple(args.api_keys or [DEFAULT_API_KEY]),
+        read_only_keys=tuple(args.read_only_keys),
         pull_seconds=args.pull_seconds,
         load_seconds=args.load_seconds,
         token_delay=args.token_delay,

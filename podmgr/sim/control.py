@@ -4,11 +4,11 @@ GET    /_sim/ledger                 {"pods": [...], "total_cost_usd": x}
 GET    /_sim/faults                 the faults in force, with remaining and fired counts
 POST   /_sim/faults                 add one: {"fault": NAME, "probability"|"count", params}
 DELETE /_sim/faults                 clear all
-POST   /_sim/pods/{id}/crash        the pod goes to EXITED (billing stops)
+POST   /_sim/pods/{id}/crash        RunPod stops the pod: EXITED, billing stops, ended_by runpod
 POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM dies until the pod is stopped+resumed
 GET    /_sim/pods/{id}/requests     what reached the pod's URL (podmgr/sim/traffic.py)
 GET    /_sim/health                 {"ok": true}
-GET    /_sim/requests               {"graphql": n}: POST /graphql requests received so far
+GET    /_sim/requests               {"graphql": n, "rest": m}: API requests received so far
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _pod_or_404(request: web.Request) -> SimPod:
 
 async def crash_pod(request: web.Request) -> web.Response:
     pod = _pod_or_404(request)
-    request.app[WORLD].fleet.stop(pod)
+    request.app[WORLD].fleet.stop(pod, by="runpod")
     _log.info("pod_crashed", pod_id=pod.id)
     return _json({"id": pod.id, "status": pod.status})
 
@@ -92,7 +92,8 @@ async def health(_request: web.Request) -> web.Response:
 
 
 async def requests(request: web.Request) -> web.Response:
-    return _json({"graphql": request.app[WORLD].graphql_requests})
+    world = request.app[WORLD]
+    return _json({"graphql": world.graphql_requests, "rest": world.rest_requests})
 
 
 def control_routes() -> list[web.RouteDef]:

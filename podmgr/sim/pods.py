@@ -77,6 +77,15 @@ class PodSpec:
     start_ssh: bool = False
     memory_in_gb: int = 62
     vcpu_count: int = 16
+    # REST v1 create fields (RunPod OpenAPI v1, PodCreateInput): stored and shown; the
+    # simulator does not act on them yet.
+    interruptible: bool = False
+    docker_entrypoint: tuple[str, ...] = ()
+    docker_start_cmd: tuple[str, ...] = ()
+    allowed_cuda_versions: tuple[str, ...] = ()
+    data_center_ids: tuple[str, ...] = ()
+    network_volume_id: str | None = None
+    gpu_type_priority: str = "availability"
 
 
 @dataclass
@@ -97,6 +106,15 @@ class SimPod:
     # Fault `transient_status`: a status shown instead of RUNNING until `transient_until`.
     transient_status: str | None = None
     transient_until: float = 0.0
+    # Fault `api_error_after_apply` with `hide_seconds`: left out of listings until then.
+    hidden_until: float = 0.0
+    # Who last stopped or terminated the pod: "user" (the account's key) or "runpod".
+    ended_by: str | None = None
+    # Closed billing intervals (start, end) for GET /v1/billing/pods buckets.
+    billed_intervals: list[tuple[float, float]] = field(default_factory=list)
+    last_started_at: float = 0.0
+    # When the current container started (create, start, reset): the phases count from it.
+    container_started_at: float = 0.0
 
     def shown_status(self, now: float) -> str:
         """The status the API reports: RUNNING shows as CREATED/RESTARTING for a while."""
@@ -136,7 +154,8 @@ class SimPod:
             return None
         if self.shown_status(now) != self.status:
             return None  # still shown as CREATED/RESTARTING: no container yet
-        up = now - max(self.run_started_at + timings.pull_seconds, self.transient_until)
+        started = max(self.run_started_at, self.container_started_at)
+        up = now - max(started + timings.pull_seconds, self.transient_until)
         return up if up >= 0 else None
 
     def phase(self, now: float, timings: Timings) -> Phase:
@@ -170,7 +189,15 @@ class SimPod:
             "ports": ",".join(f"{p.number}/{p.type}" for p in self.spec.ports),
             "support_public_ip": self.spec.support_public_ip,
             "start_ssh": self.spec.start_ssh,
+            "interruptible": self.spec.interruptible,
+            "ended_by": self.ended_by,
         }
+
+    def run_intervals(self, now: float) -> list[tuple[float, float]]:
+        """Every billed interval, the open one ending `now`."""
+        if self.run_started_at is None:
+            return list(self.billed_intervals)
+        return [*self.billed_intervals, (self.run_started_at, now)]
 
 
 def _arg_value(args: str, flag: str) -> str | None:
@@ -211,6 +238,8 @@ class PodFleet:
             gpu_count=spec.gpu_count,
             run_started_at=now,
             last_status_change=now,
+            last_started_at=now,
+            container_started_at=now,
         )
         self._pods[pod.id] = pod
         return pod
@@ -229,15 +258,17 @@ class PodFleet:
     def _close_billing(self, pod: SimPod, now: float) -> None:
         if pod.run_started_at is not None:
             pod.closed_billed_seconds += max(0.0, now - pod.run_started_at)
+            pod.billed_intervals.append((pod.run_started_at, now))
             pod.run_started_at = None
 
-    def stop(self, pod: SimPod) -> None:
-        """Stop (or crash): EXITED, no runtime, billing paused. Idempotent."""
+    def stop(self, pod: SimPod, by: str = "user") -> None:
+        """Stop: EXITED, no runtime, billing paused; `by` who stopped it. Idempotent."""
         if pod.status == "RUNNING":
             now = self.clock()
             self._close_billing(pod, now)
             pod.status = "EXITED"
             pod.last_status_change = now
+            pod.ended_by = by
 
     def resume(self, pod: SimPod, gpu_count: int) -> None:
         """Start again from the image pull; a fresh vLLM. No-op for a RUNNING pod."""
@@ -246,15 +277,26 @@ class PodFleet:
             pod.status = "RUNNING"
             pod.gpu_count = gpu_count
             pod.run_started_at = now
+            pod.last_started_at = now
+            pod.container_started_at = now
             pod.last_status_change = now
             pod.vllm_dead = False
 
-    def terminate(self, pod: SimPod) -> None:
+    def reset(self, pod: SimPod) -> None:
+        """A RUNNING pod's container starts afresh (pull, load); billing runs on."""
+        if pod.status == "RUNNING":
+            now = self.clock()
+            pod.container_started_at = now
+            pod.last_started_at = now
+            pod.vllm_dead = False
+
+    def terminate(self, pod: SimPod, by: str = "user") -> None:
         now = self.clock()
         self._close_billing(pod, now)
         pod.status = "TERMINATED"
         pod.terminated_at = now
         pod.last_status_change = now
+        pod.ended_by = by
 
     def pick_running(self, pod_id: str | None) -> SimPod | None:
         """The given pod if RUNNING, or (no id) a random RUNNING pod."""
