@@ -46,6 +46,11 @@ def register(subparsers: Any) -> None:
         "--pull-seconds", type=float, default=2.0, help="image pull time (default %(default)s)"
     )
     parser.add_argument(
+        "--download-seconds", type=float, default=0.0,
+        help="weights download time, again after each stop unless the weights are on the "
+        "pod's volume (default %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
         "--load-seconds", type=float, default=3.0, help="model load time (default %(default)s)"
     )
     parser.add_argument(
@@ -76,7 +81,9 @@ def _settings(args: argparse.Namespace) -> Any:
             faults.append(parse_fault(text))
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{text!r}: {error}", field="--fault") from None
-    for name in ("pull_seconds", "load_seconds", "token_delay", "edge_timeout_seconds"):
+    for name in (
+        "pull_seconds", "download_seconds", "load_seconds", "token_delay", "edge_timeout_seconds"
+    ):  # fmt: skip
         value = getattr(args, name)
         if not math.isfinite(value) or value < 0:  # nan and inf too
             raise ConfigError("must be a number >= 0", field="--" + name.replace("_", "-"))
@@ -89,6 +96,7 @@ def _settings(args: argparse.Namespace) -> Any:
         read_only_keys=tuple(args.read_only_keys),
         pull_seconds=args.pull_seconds,
         load_seconds=args.load_seconds,
+        download_seconds=args.download_seconds,
         token_delay=args.token_delay,
         edge_timeout_seconds=args.edge_timeout_seconds,
         faults=tuple(faults),

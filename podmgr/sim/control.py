@@ -4,6 +4,8 @@ GET    /_sim/ledger                 {"pods": [...], "total_cost_usd": x}
 GET    /_sim/faults                 the faults in force, with remaining and fired counts
 POST   /_sim/faults                 add one: {"fault": NAME, "probability"|"count", params}
 DELETE /_sim/faults                 clear all
+GET    /_sim/pods/{id}              {"id", "status", "phase", "download_seconds",
+                                    "weights_on_volume", "volume_has_weights"}
 POST   /_sim/pods/{id}/crash        RunPod stops the pod: EXITED, billing stops, ended_by runpod
 POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM dies until the pod is stopped+resumed
 GET    /_sim/pods/{id}/requests     what reached the pod's URL (podmgr/sim/traffic.py)
@@ -71,6 +73,21 @@ async def crash_pod(request: web.Request) -> web.Response:
     return _json({"id": pod.id, "status": pod.status})
 
 
+async def pod_phase(request: web.Request) -> web.Response:
+    pod = _pod_or_404(request)
+    world = request.app[WORLD]
+    return _json(
+        {
+            "id": pod.id,
+            "status": pod.status,
+            "phase": pod.phase(world.now(), world.settings.timings),
+            "download_seconds": pod.download_seconds,
+            "weights_on_volume": pod.weights_on_volume,
+            "volume_has_weights": pod.volume_has_weights,
+        }
+    )
+
+
 async def kill_vllm(request: web.Request) -> web.Response:
     pod = _pod_or_404(request)
     pod.vllm_dead = True
@@ -102,6 +119,7 @@ def control_routes() -> list[web.RouteDef]:
         web.get("/_sim/faults", list_faults),
         web.post("/_sim/faults", add_fault),
         web.delete("/_sim/faults", clear_faults),
+        web.get("/_sim/pods/{pod_id}", pod_phase),
         web.post("/_sim/pods/{pod_id}/crash", crash_pod),
         web.post("/_sim/pods/{pod_id}/kill-vllm", kill_vllm),
         web.get("/_sim/pods/{pod_id}/requests", pod_requests),

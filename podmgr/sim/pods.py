@@ -1,12 +1,25 @@
 """Simulated pods: their lifecycle on a clock, and the billing ledger that outlives them.
 
-A pod's phase is computed from the clock, never from timers: after create or resume it is
-RUNNING with no runtime for `pull_seconds` ("pulling"), then has runtime ports while vLLM
-loads for `load_seconds` ("loading"), then serves ("serving") until it is stopped, crashes,
-or its vLLM dies ("dead"). The fault `transient_status` makes a created or resumed pod
-show CREATED or RESTARTING for a while, without a container. Billing runs while the pod is
-RUNNING; stopped (EXITED) and terminated time is not billed. Terminated pods leave `live`
-but keep their ledger record.
+A pod's phase is computed from the clock, never from timers: after create, resume or reset
+its container starts afresh. It is RUNNING with no runtime for `pull_seconds` ("pulling";
+the GraphQL runtime appears when the container starts, RUNPOD_FACTS.md "Pod lifecycle as
+the API shows it"), then has runtime ports while the weights download for
+`download_seconds` ("downloading") and while vLLM loads for `load_seconds` ("loading"),
+the pod URL answering 502 meanwhile, then serves ("serving") until it is stopped, its
+container crashes ("crashed": RUNNING without runtime) or its vLLM dies ("dead").
+
+Where the weights go: onto the pod's volume when vLLM's Hugging Face cache is on it (env
+`HF_HOME` under `volume_mount_path`, or `--download-dir` under it in the start command)
+and `volume_in_gb > 0`; else onto the container disk. Stopping a pod wipes its container
+disk ("any data that is only stored on container storage will be lost", RunPod docs
+pods/maintenance-and-outages; "The data on the container disk is wiped when the Pod
+restarts", RunPod OpenAPI v1, Pod.containerDiskInGb): the next container downloads again,
+unless the weights finished downloading onto the volume, which keeps them.
+
+The fault `transient_status` makes a created or resumed pod show CREATED or RESTARTING
+for a while, without a container. Billing runs while the pod is RUNNING; stopped (EXITED)
+and terminated time is not billed. Terminated pods leave `live` but keep their ledger
+record.
 """
 
 from __future__ import annotations
@@ -20,7 +33,9 @@ from typing import Any, Literal
 
 __all__ = ["Phase", "PodFleet", "PodSpec", "PortSpec", "SimPod", "Timings"]
 
-Phase = Literal["pulling", "loading", "serving", "dead", "stopped", "terminated"]
+Phase = Literal[
+    "pulling", "downloading", "loading", "serving", "dead", "crashed", "stopped", "terminated"
+]
 Status = Literal["RUNNING", "EXITED", "TERMINATED"]
 
 DEFAULT_MODEL = "sim-model"
@@ -30,10 +45,11 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 @dataclass(frozen=True)
 class Timings:
-    """How long a (re)started pod pulls its image and loads its model, in seconds."""
+    """How long a (re)started pod pulls its image, downloads the weights and loads them."""
 
     pull_seconds: float = 0.1
     load_seconds: float = 0.1
+    download_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,12 @@ class SimPod:
     last_started_at: float = 0.0
     # When the current container started (create, start, reset): the phases count from it.
     container_started_at: float = 0.0
+    # This container's weights download (0 when the volume already holds them).
+    download_seconds: float = 0.0
+    # The weights finished downloading onto the pod's volume (kept across stops).
+    volume_has_weights: bool = False
+    # Fault `container_crash`: RUNNING, no runtime, URL 502, until stopped and started.
+    container_crashed: bool = False
 
     def shown_status(self, now: float) -> str:
         """The status the API reports: RUNNING shows as CREATED/RESTARTING for a while."""
@@ -144,6 +166,16 @@ class SimPod:
         """The key vLLM requires on /v1/*: env VLLM_API_KEY, or `--api-key` in the args."""
         return self.spec.env.get("VLLM_API_KEY") or _arg_value(self.spec.docker_args, "--api-key")
 
+    @property
+    def weights_on_volume(self) -> bool:
+        """vLLM's HF cache is on the pod's volume: HF_HOME or --download-dir under its mount."""
+        spec = self.spec
+        if spec.volume_in_gb <= 0:
+            return False
+        mount = spec.volume_mount_path.rstrip("/") + "/"
+        places = (spec.env.get("HF_HOME"), _arg_value(spec.docker_args, "--download-dir"))
+        return any(place and (place + "/").startswith(mount) for place in places)
+
     def billed_seconds(self, now: float) -> float:
         running = now - self.run_started_at if self.run_started_at is not None else 0.0
         return self.closed_billed_seconds + max(0.0, running)
@@ -154,6 +186,8 @@ class SimPod:
             return None
         if self.shown_status(now) != self.status:
             return None  # still shown as CREATED/RESTARTING: no container yet
+        if self.container_crashed:
+            return None
         started = max(self.run_started_at, self.container_started_at)
         up = now - max(started + timings.pull_seconds, self.transient_until)
         return up if up >= 0 else None
@@ -163,12 +197,33 @@ class SimPod:
             return "terminated"
         if self.status == "EXITED" or self.run_started_at is None:
             return "stopped"
+        if self.container_crashed:
+            return "crashed"
         up = self.uptime(now, timings)
         if up is None:
             return "pulling"
-        if up < timings.load_seconds:
+        if up < self.download_seconds:
+            return "downloading"
+        if up < self.download_seconds + timings.load_seconds:
             return "loading"
         return "dead" if self.vllm_dead else "serving"
+
+    def keep_downloaded_weights(self, now: float, timings: Timings) -> None:
+        """Before the container goes: weights fully downloaded onto the volume stay there."""
+        if not self.weights_on_volume or self.volume_has_weights:
+            return
+        up = self.uptime(now, timings)
+        if up is not None and up >= self.download_seconds:
+            self.volume_has_weights = True
+
+    def start_container(self, now: float, timings: Timings) -> None:
+        """A fresh container: pull, download (unless the volume holds the weights), load."""
+        self.container_started_at = now
+        self.last_started_at = now
+        self.vllm_dead = False
+        self.container_crashed = False
+        kept = self.weights_on_volume and self.volume_has_weights
+        self.download_seconds = 0.0 if kept else timings.download_seconds
 
     def ledger_record(self, now: float) -> dict[str, Any]:
         billed = self.billed_seconds(now)
@@ -238,9 +293,8 @@ class PodFleet:
             gpu_count=spec.gpu_count,
             run_started_at=now,
             last_status_change=now,
-            last_started_at=now,
-            container_started_at=now,
         )
+        pod.start_container(now, self.timings)
         self._pods[pod.id] = pod
         return pod
 
@@ -265,6 +319,7 @@ class PodFleet:
         """Stop: EXITED, no runtime, billing paused; `by` who stopped it. Idempotent."""
         if pod.status == "RUNNING":
             now = self.clock()
+            pod.keep_downloaded_weights(now, self.timings)
             self._close_billing(pod, now)
             pod.status = "EXITED"
             pod.last_status_change = now
@@ -277,18 +332,15 @@ class PodFleet:
             pod.status = "RUNNING"
             pod.gpu_count = gpu_count
             pod.run_started_at = now
-            pod.last_started_at = now
-            pod.container_started_at = now
             pod.last_status_change = now
-            pod.vllm_dead = False
+            pod.start_container(now, self.timings)
 
     def reset(self, pod: SimPod) -> None:
-        """A RUNNING pod's container starts afresh (pull, load); billing runs on."""
+        """A RUNNING pod's container starts afresh (container disk wiped); billing runs on."""
         if pod.status == "RUNNING":
             now = self.clock()
-            pod.container_started_at = now
-            pod.last_started_at = now
-            pod.vllm_dead = False
+            pod.keep_downloaded_weights(now, self.timings)
+            pod.start_container(now, self.timings)
 
     def terminate(self, pod: SimPod, by: str = "user") -> None:
         now = self.clock()

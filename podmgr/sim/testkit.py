@@ -233,6 +233,7 @@ class SimProcess:
         *,
         pull_seconds: float = 0.1,
         load_seconds: float = 0.1,
+        download_seconds: float = 0.0,
         token_delay: float = 0.0,
         edge_timeout_seconds: float = 100.0,
         api_keys: Sequence[str] = ("test-runpod-key-not-real",),
@@ -251,6 +252,7 @@ class SimProcess:
         args = [
             sys.executable, "-m", "podmgr", "sim", "--host", "127.0.0.1", "--port", "0",
             "--pull-seconds", str(pull_seconds), "--load-seconds", str(load_seconds),
+            "--download-seconds", str(download_seconds),
             "--token-delay", str(token_delay), "--edge-timeout-seconds", str(edge_timeout_seconds),
         ]  # fmt: skip
         for key in api_keys:
@@ -388,6 +390,11 @@ class SimProcess:
     def graphql_requests(self) -> int:
         """POST /graphql requests the simulator received so far (see GET /_sim/requests)."""
         return int(self._call("GET", "/_sim/requests")["graphql"])
+
+    def pod_phase(self, pod_id: str) -> dict[str, Any]:
+        """The pod's start-up phase and weights (see GET /_sim/pods/{id})."""
+        answer: dict[str, Any] = self._call("GET", f"/_sim/pods/{pod_id}")
+        return answer
 
     def rest_requests(self) -> int:
         """Requests to the REST API (/v1/...) so far, any key."""

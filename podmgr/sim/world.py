@@ -33,6 +33,7 @@ class SimSettings:
     read_only_keys: tuple[str, ...] = ()
     pull_seconds: float = 0.1
     load_seconds: float = 0.1
+    download_seconds: float = 0.0
     token_delay: float = 0.0
     edge_timeout_seconds: float = 100.0
     faults: tuple[FaultSpec, ...] = ()
@@ -40,7 +41,7 @@ class SimSettings:
 
     @property
     def timings(self) -> Timings:
-        return Timings(self.pull_seconds, self.load_seconds)
+        return Timings(self.pull_seconds, self.load_seconds, self.download_seconds)
 
 
 @dataclass
