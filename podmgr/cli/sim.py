@@ -16,8 +16,8 @@ __all__ = ["register"]
 FAULT_HELP = (
     "inject a fault (repeatable): NAME (always), NAME:0.2 (probability), NAME:x3 (next 3 "
     "calls), optional ',key=value' params, or a JSON object. Names: api_error, api_slow, "
-    "api_something_went_wrong, capacity, resume_no_gpus, pod_crash, vllm_die, list_error, "
-    "transient_status, "
+    "api_something_went_wrong, api_error_after_apply, capacity, resume_no_gpus, pod_crash, "
+    "container_crash, vllm_die, list_error, transient_status, unknown_template, "
     "upstream_error, upstream_drop, upstream_stall, upstream_slow"
 )
 

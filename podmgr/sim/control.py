@@ -7,6 +7,7 @@ DELETE /_sim/faults                 clear all
 GET    /_sim/pods/{id}              {"id", "status", "phase", "download_seconds",
                                     "weights_on_volume", "volume_has_weights"}
 POST   /_sim/pods/{id}/crash        RunPod stops the pod: EXITED, billing stops, ended_by runpod
+POST   /_sim/pods/{id}/crash-container  the container dies: RUNNING, no runtime, URL 502
 POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM dies until the pod is stopped+resumed
 GET    /_sim/pods/{id}/requests     what reached the pod's URL (podmgr/sim/traffic.py)
 GET    /_sim/health                 {"ok": true}
@@ -88,6 +89,14 @@ async def pod_phase(request: web.Request) -> web.Response:
     )
 
 
+async def crash_container(request: web.Request) -> web.Response:
+    pod = _pod_or_404(request)
+    if pod.status == "RUNNING":
+        pod.container_crashed = True
+    _log.info("container_crashed", pod_id=pod.id)
+    return _json({"id": pod.id, "status": pod.status, "container_crashed": pod.container_crashed})
+
+
 async def kill_vllm(request: web.Request) -> web.Response:
     pod = _pod_or_404(request)
     pod.vllm_dead = True
@@ -121,6 +130,7 @@ def control_routes() -> list[web.RouteDef]:
         web.delete("/_sim/faults", clear_faults),
         web.get("/_sim/pods/{pod_id}", pod_phase),
         web.post("/_sim/pods/{pod_id}/crash", crash_pod),
+        web.post("/_sim/pods/{pod_id}/crash-container", crash_container),
         web.post("/_sim/pods/{pod_id}/kill-vllm", kill_vllm),
         web.get("/_sim/pods/{pod_id}/requests", pod_requests),
         web.get("/_sim/health", health),

@@ -26,10 +26,13 @@ from podmgr.sim.world import SimWorld
 __all__ = [
     "CAPACITY_MESSAGE",
     "GRAPHQL_OPS",
+    "KNOWN_TEMPLATES",
     "NOT_FOUND_TO_TERMINATE",
     "POD_NOT_FOUND",
     "RESUME_NO_GPUS_MESSAGE",
     "SOMETHING_WENT_WRONG",
+    "TEMPLATE_MISLEADING",
+    "TEMPLATE_NOT_FOUND",
     "CallFaults",
     "CreateOrder",
     "ErrorKind",
@@ -62,6 +65,13 @@ NOT_FOUND_TO_TERMINATE = "pod not found to terminate"
 SOMETHING_WENT_WRONG = "Something went wrong. Please try again later or contact support."
 # REST v1's example error body (RunPod docs, api-reference-v2/migrate-from-v1.mdx).
 POD_NOT_FOUND = "Pod not found"
+# RUNPOD_FACTS.md: "not found" errors that are not "pod gone".
+TEMPLATE_NOT_FOUND = "Template not found"
+# runpod-python#297: what a create naming a template id answered.
+TEMPLATE_MISLEADING = "There are no longer any instances available with enough disk space."
+# Template ids are opaque; the simulator knows only these (RUNPOD_FACTS.md, "Startup as it
+# really is": `runpod-torch-v21`, `ppny3n7iri`). No template "vllm" is known to exist.
+KNOWN_TEMPLATES = frozenset({"runpod-torch-v21", "ppny3n7iri"})
 
 # GraphQL root field -> operation, so one `field` parameter matches both APIs.
 GRAPHQL_OPS: Mapping[str, str] = {
@@ -168,6 +178,25 @@ def _has_running(world: SimWorld, params: Mapping[str, Any]) -> bool:
     return world.fleet.pick_running(params.get("pod_id")) is not None
 
 
+def _pick_container(world: SimWorld, pod_id: str | None) -> SimPod | None:
+    """The given (or a random) RUNNING pod whose container has not crashed yet."""
+    if pod_id:
+        pod = world.fleet.pick_running(pod_id)
+        return pod if pod is not None and not pod.container_crashed else None
+    live = sorted(
+        (p for p in world.fleet.live() if p.status == "RUNNING" and not p.container_crashed),
+        key=lambda p: p.id,
+    )
+    return world.rng.choice(live) if live else None
+
+
+def _has_container(world: SimWorld, params: Mapping[str, Any]) -> bool:
+    pod_id = params.get("pod_id")
+    if pod_id:
+        return _pick_container(world, pod_id) is not None
+    return any(p.status == "RUNNING" and not p.container_crashed for p in world.fleet.live())
+
+
 def strike_pods(world: SimWorld) -> None:
     """Draw `pod_crash` and `vllm_die`: each firing hits one RUNNING pod.
 
@@ -181,6 +210,12 @@ def strike_pods(world: SimWorld) -> None:
         if pod is not None:
             world.fleet.stop(pod, by="runpod")
             _log.info("fault_fired", fault="pod_crash", pod_id=pod.id)
+    broken = world.faults.draw("container_crash", lambda p: _has_container(world, p))
+    if broken is not None:
+        pod = _pick_container(world, broken.spec.params.get("pod_id"))
+        if pod is not None:
+            pod.container_crashed = True
+            _log.info("fault_fired", fault="container_crash", pod_id=pod.id)
     die = world.faults.draw("vllm_die", lambda p: _has_running(world, p))
     if die is not None:
         pod = world.fleet.pick_running(die.spec.params.get("pod_id"))
@@ -279,6 +314,25 @@ def _capacity_fault(world: SimWorld, gpu_type_id: str) -> bool:
     return fault is not None
 
 
+def _check_template(world: SimWorld, template_id: str | None) -> None:
+    """An unknown template id fails the create; the fault `unknown_template` fails any.
+
+    Without the fault: "Template not found" (RUNPOD_FACTS.md). REST answers it 400, not
+    404: v1's create documents only 201 and 400 ("Invalid input."), and a 404 reads as
+    "the pod is gone" to a client of the /pods/{podId} paths.
+    """
+    if not template_id:
+        return
+    fault = world.faults.draw("unknown_template")
+    if fault is not None:
+        _log.info("fault_fired", fault="unknown_template", template_id=template_id)
+        if fault.spec.params.get("message") == "not_found":
+            raise SimApiError("bad_request", TEMPLATE_NOT_FOUND)
+        raise SimApiError("capacity", TEMPLATE_MISLEADING)
+    if template_id not in KNOWN_TEMPLATES:
+        raise SimApiError("bad_request", TEMPLATE_NOT_FOUND)
+
+
 def create(world: SimWorld, order: CreateOrder) -> SimPod:
     """Place the pod on the first GPU type of `order.gpu_type_ids` that has capacity.
 
@@ -290,6 +344,7 @@ def create(world: SimWorld, order: CreateOrder) -> SimPod:
         raise SimApiError("bad_request", "gpuTypeIds must name at least one GPU type")
     if not order.spec.image_name and not order.spec.template_id:
         raise SimApiError("bad_request", "Either imageName or templateId is required")
+    _check_template(world, order.spec.template_id)
     failure: SimApiError | None = None
     for gpu_type_id in order.gpu_type_ids:
         try:

@@ -333,6 +333,7 @@ class PodFleet:
             pod.gpu_count = gpu_count
             pod.run_started_at = now
             pod.last_status_change = now
+            pod.transient_status = None  # a status shown after create ends with the stop
             pod.start_container(now, self.timings)
 
     def reset(self, pod: SimPod) -> None:

@@ -426,6 +426,10 @@ class SimProcess:
     def crash_pod(self, pod_id: str) -> None:
         self._call("POST", f"/_sim/pods/{pod_id}/crash")
 
+    def crash_container(self, pod_id: str) -> None:
+        """The pod's container dies; the pod stays RUNNING (see POST /_sim/pods/{id}/...)."""
+        self._call("POST", f"/_sim/pods/{pod_id}/crash-container")
+
     def kill_vllm(self, pod_id: str) -> None:
         self._call("POST", f"/_sim/pods/{pod_id}/kill-vllm")
 
