@@ -36,8 +36,9 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     "resume_no_gpus": {"pod_id": "str"},
     # Listing pods (`myself { pods }`, REST `GET /v1/pods`) fails while a single pod's query
     # (`pod(input: {podId})`, `GET /v1/pods/{podId}`) still answers: RunPod's intermittent
-    # "Something went wrong" (runpodctl#45) and 5xx pages (RUNPOD_FACTS.md, "Errors as they arrive") strike calls one by one, and
-    # the listing is the heaviest. With `status`, an HTML error page instead (issue 10, #7).
+    # "Something went wrong" (runpodctl#45) and 5xx pages (RUNPOD_FACTS.md, "Errors as they
+    # arrive") strike calls one by one, and the listing is the heaviest. With `status`, an
+    # HTML error page instead (issue 10, #7).
     "list_error": {"status": "status"},
     # A created or resumed pod shows CREATED (after create) or RESTARTING (after resume)
     # for `seconds` before RUNNING, with no runtime meanwhile: statuses in RunPod's schema
