@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint fmt bench chaos clean
+.PHONY: run test lint fmt bench chaos acceptance clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ RUNS ?= 50
 chaos: $(STAMP)
 	PODMGR_CHAOS_RUNS=$(RUNS) PODMGR_STATE_KILLS=500 PODMGR_PROXY_LOAD_REQUESTS=10000 \
 		$(BIN)/pytest -q -s -m slow tests/reliability
+
+# The shipped config against a simulator at a real pod's start-up pace (~5 minutes).
+acceptance: $(STAMP)
+	$(BIN)/pytest -q -s -m acceptance tests/acceptance
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
