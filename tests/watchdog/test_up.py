@@ -166,3 +166,13 @@ def test_ctrl_c_leaves_the_starting_pod_to_cron(wd: Harness) -> None:
     if state.proxy_pid:
         wd.proxy_pids.add(state.proxy_pid)
     wd.run("shutdown")
+
+
+def test_lock_wait_no_longer_grows_with_the_startup_budget() -> None:
+    """A pass never waits for the pod, so --shutdown need not wait out a readiness loop."""
+    from podmgr.watchdog.runner import lock_wait_seconds
+
+    short = lock_wait_seconds(config(max_startup_attempts=1), "shutdown")
+    long = lock_wait_seconds(config(max_startup_attempts=100_000), "shutdown")
+    assert short == long > config().api_retry_max_seconds
+    assert lock_wait_seconds(config(), "pass") == 0
