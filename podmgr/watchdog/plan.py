@@ -183,9 +183,7 @@ def _state_pod(
     seen = pod.container_seen_at is not None or ready
     phase = pod_phase(live, observed.pod_healthy, container_seen=seen)
     text = phase_text(phase, live, observed.health_detail)
-    if phase in ("gone", "stopped"):
-        return _restart(config, state, live, text, now)
-    if phase == "failed":
+    if phase in ("gone", "stopped", "failed"):  # failed: a crash, the pod still RUNNING
         return _restart(config, state, live, text, now)
     if ready and phase == "loading":  # runtime up, every /health probe of this pass failed
         trouble = f"vLLM not healthy ({observed.health_detail or 'no answer'})"

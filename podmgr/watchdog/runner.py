@@ -29,7 +29,7 @@ from podmgr.watchdog.actions import Action
 from podmgr.watchdog.apply import Applier, Deps
 from podmgr.watchdog.clock import Clock, SystemClock
 from podmgr.watchdog.identity import config_id
-from podmgr.watchdog.observe import observe
+from podmgr.watchdog.observe import PROBE_PAUSE_CAP_SECONDS, observe
 from podmgr.watchdog.observed import Observed, Request
 from podmgr.watchdog.plan import plan
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
@@ -107,7 +107,7 @@ def lock_wait_seconds(config: Config, request: Request) -> float:
     if request == "pass":
         return 0.0
     api_calls = 5 + len(config.gpu_type_ids)
-    probes = config.health_probe_attempts * (config.http_timeout_seconds + 5.0)
+    probes = config.health_probe_attempts * (config.http_timeout_seconds + PROBE_PAUSE_CAP_SECONDS)
     return (
         api_calls * config.api_retry_max_seconds
         + config.proxy_start_timeout_seconds
@@ -203,17 +203,17 @@ def run_until_serving(
     one_pass = pass_once or default_pass
     request: Request = "start"
     url = config.proxy_url + "/v1"
-    wait = config.initial_wait_seconds
+    wait, pause = config.initial_wait_seconds, config.poll_interval_seconds
     while True:
         try:
             result = one_pass(request)
         except LockHeldError:
-            emit(f"a watchdog pass is running (cron); trying again in {_pause(config):g}s")
-            clock.sleep(_pause(config))
+            emit(f"a watchdog pass is running (cron); trying again in {pause:g}s")
+            clock.sleep(pause)
             continue
         except TransientApiError as error:
-            emit(f"this pass failed ({error.message}); trying again in {_pause(config):g}s")
-            clock.sleep(_pause(config))
+            emit(f"this pass failed ({error.message}); trying again in {pause:g}s")
+            clock.sleep(pause)
             continue
         request = "pass"
         state = result.state
@@ -224,10 +224,6 @@ def run_until_serving(
             return UpResult(True, url, state)
         clock.sleep(wait)
         wait = config.poll_interval_seconds
-
-
-def _pause(config: Config) -> float:
-    return config.poll_interval_seconds
 
 
 def _ended(state: State) -> PodmgrError | None:
