@@ -115,6 +115,18 @@ def test_a_create_answering_an_error_after_it_made_the_pod_leaves_one_pod(wd: Ha
     wd.run("shutdown")
 
 
+def test_a_terminate_answering_an_error_after_it_ended_the_pod_is_done(wd: Harness) -> None:
+    """Terminating an already-gone pod is success: the retry's 404 means done."""
+    wd.run()
+    wd.sim.set_fault("api_error_after_apply", count=1, field="terminate")
+    wd.run("shutdown")  # no error: the adapter's retry finds the pod gone, which is done
+    assert wd.alive() == [] and len(wd.ledger()) == 1
+    assert [f["fired"] for f in wd.sim.faults() if f["fault"] == "api_error_after_apply"] == [1]
+    state = wd.state()
+    assert state.pod is None and state.session is not None
+    assert state.session.end_reason == "shutdown"
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="RunPodClient.create_pod retries a create whose answer was an error by looking "
