@@ -128,7 +128,7 @@ def test_a_terminate_answering_an_error_after_it_ended_the_pod_is_done(wd: Harne
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # whether the adapter's retries outlast the hiding is a matter of timing
     reason="RunPodClient.create_pod retries a create whose answer was an error by looking "
     "for the pod's name in the listing; a pod slow to appear there (transformerlab-app#2305) "
     "is created a second time. The fix belongs in runpod_client.py (not this branch's): "
