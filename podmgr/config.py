@@ -137,9 +137,32 @@ class Config(BaseModel):
         None, ge=1, description="End the session after this long without a request."
     )
     max_restarts: int = Field(3, ge=0)
-    initial_wait_seconds: float = Field(10, ge=0)
-    max_startup_attempts: int = Field(20, ge=1)
-    poll_interval_seconds: float = Field(5, gt=0)
+    # A real vLLM pod takes minutes to serve (image pull, weights download, load); dstack
+    # waits 20 minutes for a pod (dstack commit 0c5f83732; ../shared/RUNPOD_FACTS.md,
+    # "Startup as it really is"). These three add up to the startup budget: 60 + 114 x 10
+    # = 1200 s. The old 10 + 20 x 5 = 110 s killed every real pod before it served.
+    initial_wait_seconds: float = Field(
+        60,
+        ge=0,
+        description="`podmgr up` checks a created or restarted pod first after this long; "
+        "part of the startup budget.",
+    )
+    max_startup_attempts: int = Field(
+        114,
+        ge=1,
+        description="Checks a pod gets to serve after the initial wait; the startup budget "
+        "is initial_wait_seconds + max_startup_attempts * poll_interval_seconds.",
+    )
+    poll_interval_seconds: float = Field(
+        10, gt=0, description="Seconds between the checks of `podmgr up` while a pod starts."
+    )
+    no_container_timeout_seconds: float = Field(
+        900,
+        gt=0,
+        description="A pod still without a container this long after its create or restart "
+        "is a likely image or host-CUDA problem: it is replaced on another host once per "
+        "session; the second time ends the session.",
+    )
     watchdog_interval_seconds: int = Field(300, ge=1, description="How often cron runs us.")
     restart_backoff_seconds: float = Field(
         30, ge=0, description="Wait before restart n+1: this times 2**n (capped at 1 hour)."
@@ -259,6 +282,11 @@ class Config(BaseModel):
         return self
 
     # --- derived values ----------------------------------------------------------------
+    @property
+    def startup_budget_seconds(self) -> float:
+        """How long a pod has from its create or restart to serve."""
+        return self.initial_wait_seconds + self.max_startup_attempts * self.poll_interval_seconds
+
     @property
     def gpu_type_ids(self) -> list[str]:
         """The GPU types to try, in order."""

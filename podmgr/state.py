@@ -29,6 +29,7 @@ __all__ = [
     "HISTORY_LIMIT",
     "SCHEMA_VERSION",
     "HistoryEntry",
+    "PendingCreate",
     "PodPhase",
     "PodRecord",
     "Session",
@@ -65,6 +66,12 @@ class PodRecord(BaseModel):
     restarts: int = 0
     last_restart_at: float | None = None
     unhealthy_since: float | None = None
+    # Readiness across passes (podmgr/watchdog/readiness.py names the phases): what the
+    # last pass saw of the starting pod, since when, and when its container was first seen
+    # since the last create or restart (a container gone after that is a crash).
+    progress: str | None = None
+    progress_since: float | None = None
+    container_seen_at: float | None = None
     billed_until: float | None = Field(
         default=None, description="Time up to which this pod's cost is already in session.cost_usd."
     )
@@ -80,10 +87,26 @@ class Session(BaseModel):
     end_reason: str | None = None
     restarts: int = Field(default=0, description="Restarts and recreations in this session.")
     last_restart_at: float | None = None
+    no_container_replacements: int = Field(
+        default=0, description="Pods replaced for showing no container (once per session)."
+    )
 
     @property
     def active(self) -> bool:
         return self.ended_at is None
+
+
+class PendingCreate(BaseModel):
+    """A create sent to RunPod whose answer has not arrived (saved before the call).
+
+    RunPod can make the pod and still answer an error, and the new pod can be slow to
+    appear in listings (transformerlab-app#2305; ../shared/RUNPOD_FACTS.md): until the pod
+    with this name shows up (it is then adopted) or a grace time passed, no other is made.
+    """
+
+    name: str
+    gpu_type_id: str
+    at: float
 
 
 class State(BaseModel):
@@ -94,6 +117,7 @@ class State(BaseModel):
     schema_version: int = SCHEMA_VERSION
     session: Session | None = None
     pod: PodRecord | None = None
+    pending_create: PendingCreate | None = None
     proxy_pid: int | None = None
     proxy_started_at: float | None = None
     last_request_at: float | None = Field(

@@ -30,9 +30,12 @@ def test_defaults_match_the_original_tool() -> None:
     assert config.proxy_port == 8000
     assert config.max_cache_size == 1000
     assert config.max_cache_bytes == 1024**3
-    assert config.initial_wait_seconds == 10
-    assert config.max_startup_attempts == 20
-    assert config.poll_interval_seconds == 5
+    # Issue 10, finding 1: a real pod gets 20 minutes to serve (dstack's figure), not 110 s.
+    assert config.initial_wait_seconds == 60
+    assert config.max_startup_attempts == 114
+    assert config.poll_interval_seconds == 10
+    assert config.startup_budget_seconds == 1200
+    assert config.no_container_timeout_seconds == 900
     assert config.cloud_type == "SECURE"
     assert config.enable_profiling is False
 
@@ -41,6 +44,7 @@ def test_shipped_example_config_is_valid() -> None:
     config = load_config(REPO / "pod_config.json", environ={})
     assert config.gpu_type_ids[0] == "NVIDIA GeForce RTX 4090"
     assert len(config.gpu_type_ids) == 3
+    assert config.startup_budget_seconds == 1200  # the shipped file no longer repeats 110 s
 
 
 def test_gpu_type_id_accepts_a_string_or_an_ordered_list() -> None:

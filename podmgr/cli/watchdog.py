@@ -1,9 +1,11 @@
 """`podmgr watchdog|up|shutdown|status|demo`: the watchdog's commands (what cron runs).
 
 `watchdog` is one reconciler pass (manage_pod.py's flags: --shutdown, --dry-run,
---verbose, --refresh-catalog, plus --start and --config); `up` and `shutdown` are the
-same pass with a request; `status` reads the state file without importing the SDK;
-`demo` runs everything against the simulator. Exit codes are those of podmgr.errors.
+--verbose, --refresh-catalog, plus --start and --config); `shutdown` is the same pass
+with a request; `up` runs passes (the first asks for a session) every
+`poll_interval_seconds` until the pod serves, printing each pass's phase line; `status`
+reads the state file without importing the SDK; `demo` runs everything against the
+simulator. Exit codes are those of podmgr.errors.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ def register(subparsers: Any) -> None:
     )
     watchdog.set_defaults(handler=run_watchdog, request=None)
 
-    up = subparsers.add_parser("up", help="start a session now and bring the pod up")
+    up = subparsers.add_parser(
+        "up", help="start a session and run passes until the pod serves (Ctrl-C: cron goes on)"
+    )
     _pass_options(up)
-    up.set_defaults(handler=run_watchdog, request="start", start=True, shutdown=False)
+    up.set_defaults(handler=run_up, request="start", start=True, shutdown=False)
     up.set_defaults(refresh_catalog=False)
 
     down = subparsers.add_parser("shutdown", help="terminate the pod and stop the proxy")
@@ -117,6 +121,39 @@ def run_watchdog(args: argparse.Namespace) -> int:
     result = run_pass(config, config_path, request=request, dry_run=args.dry_run, emit=_say)
     if not args.dry_run:
         _summary(result.state)
+    return 0
+
+
+def run_up(args: argparse.Namespace) -> int:
+    """Passes until the pod serves; Ctrl-C stops watching and leaves everything running."""
+    if args.dry_run:
+        return run_watchdog(args)
+    from podmgr.config import find_config_path, load_config
+    from podmgr.logs import configure_logging
+
+    configure_logging("debug" if args.verbose else "warning")
+    config = load_config(args.config)
+    config.resolved_env()  # refuse a missing env reference before any API call or write
+    config_path = find_config_path(args.config).resolve()
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+    _say(f"podmgr up {stamp} UTC: config {config_path}")
+    budget = config.startup_budget_seconds
+    _say(
+        f"a new pod has {budget:.0f}s to serve; checks every {config.poll_interval_seconds:g}s "
+        f"after the first {config.initial_wait_seconds:g}s"
+    )
+    from podmgr.watchdog.runner import run_until_serving
+
+    try:
+        result = run_until_serving(config, config_path, emit=_say)
+    except KeyboardInterrupt:
+        _say("stopped watching; the pod and the session are left as they are, and cron keeps")
+        _say("watching them (`podmgr status`; `podmgr shutdown` ends them)")
+        return 130
+    _summary(result.state)
+    if result.error is not None:
+        raise result.error
+    _say(f"serving: point your editor at {result.url} (OpenAI-compatible base URL)")
     return 0
 
 

@@ -6,9 +6,10 @@ Modules, one concept each:
   accounting.py              cost so far and last request time (pure)
   actions.py / plan.py       the decisions (pure)
   apply.py                   the side effects, recorded in the state after each action
-  readiness.py               waiting for runtime and vLLM /health
+  readiness.py               a starting pod's phases (runtime, vLLM /health), pure
   proxy_supervisor.py        starting, checking and stopping the local proxy
-  runner.py                  one pass (lock, rounds of observe-plan-apply, dry run)
+  runner.py                  one pass (lock, rounds of observe-plan-apply, dry run), and
+                             `podmgr up`'s loop of passes until the pod serves
   catalog.py, status.py, demo.py   the commands around it
 
 Nothing is imported here, so `podmgr status` pays only for what it uses.

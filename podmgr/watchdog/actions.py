@@ -11,22 +11,24 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "AbandonPod",
     "Action",
     "AdoptPod",
     "CreatePod",
     "EndReason",
     "EndSession",
     "ForgetPod",
+    "MarkReady",
     "Noop",
+    "PodProgress",
     "RestartPod",
     "StartProxy",
     "StartSession",
     "StopProxy",
     "TerminatePod",
-    "WaitReady",
 ]
 
-EndReason = Literal["deadline", "budget", "idle", "shutdown", "crash_loop"]
+EndReason = Literal["deadline", "budget", "idle", "shutdown", "crash_loop", "no_container"]
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,45 @@ class CreatePod:
 
 
 @dataclass(frozen=True)
-class WaitReady:
-    """Poll until the pod's runtime is up and vLLM's /health answers 200."""
+class PodProgress:
+    """The starting pod is not serving yet: record its phase; the pass goes on, never waits."""
 
-    pod_id: str | None  # None: the pod the preceding CreatePod made
+    pod_id: str
+    phase: str  # a readiness.Phase
+    text: str
+    elapsed: float  # since its create or restart
 
     def describe(self) -> str:
-        return f"wait for pod {self.pod_id or '(new)'} to become ready"
+        return f"[{self.elapsed:4.0f}s] pod {self.pod_id}: {self.text}"
+
+
+@dataclass(frozen=True)
+class MarkReady:
+    """vLLM's /health answered 200: the pod serves; the proxy may forward to it."""
+
+    pod_id: str
+    elapsed: float
+
+    def describe(self) -> str:
+        return f"[{self.elapsed:4.0f}s] pod {self.pod_id}: serving"
+
+
+@dataclass(frozen=True)
+class AbandonPod:
+    """A pod that did not serve in time: terminate it and count a restart.
+
+    `replace`: it showed no container (a likely image/CUDA problem on its host) and a
+    fresh create follows in the same plan, which RunPod places anew; otherwise the pass
+    ends with a StartupError naming `reason`.
+    """
+
+    pod_id: str
+    reason: str
+    replace: bool = False
+
+    def describe(self) -> str:
+        then = "; replacing it on another host" if self.replace else ""
+        return f"give up on pod {self.pod_id} ({self.reason}){then}"
 
 
 @dataclass(frozen=True)
@@ -153,7 +187,9 @@ Action = (
     StartSession
     | EndSession
     | CreatePod
-    | WaitReady
+    | PodProgress
+    | MarkReady
+    | AbandonPod
     | RestartPod
     | TerminatePod
     | AdoptPod

@@ -1,14 +1,21 @@
 """`apply`: perform the planned actions, recording each in the state file before the next.
 
-A created pod's id is saved the moment RunPod returns it. Errors that should not stop the
-rest of the pass (the proxy failing to start, a pod that never became ready and was
-terminated, a crash loop) are raised after the remaining actions have run; API errors
-stop the pass at once (the state already holds everything done so far).
+Every mutation is safe to have half-succeeded, because RunPod can make a change and still
+answer an error (runpodctl#45, transformerlab-app#2305; ../shared/RUNPOD_FACTS.md):
+  - create: the pod's name is saved (`pending_create`) before the call, its id the moment
+    RunPod returns it; a lost answer is found again by name (the client's retry, then
+    plan's adopt rule), never answered with a second pod;
+  - restart: counted and saved (phase "restarting") before the stop and start, so a start
+    that answered an error after starting the pod is counted once and the next pass sees
+    a restarting pod, not a ready one;
+  - terminate: a pod already gone counts as terminated.
+Errors that should not stop the rest of the pass (the proxy failing to start, a pod given
+up on, a crash loop) are raised after the remaining actions have run; API errors stop the
+pass at once (the state already holds everything done so far).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,14 +31,14 @@ from podmgr.errors import (
     StartupError,
 )
 from podmgr.logs import get_logger
-from podmgr.runpod_client import PodInfo, PodSpec, RunPodClient
-from podmgr.state import PodRecord, Session, State, StateStore
+from podmgr.runpod_client import PodSpec, RunPodClient
+from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod
 from podmgr.watchdog.clock import Clock
 from podmgr.watchdog.identity import VLLM_KEY_ENV, marker_env, new_pod_name, new_vllm_key
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
-from podmgr.watchdog.readiness import HealthProbe, wait_ready
+from podmgr.watchdog.readiness import HealthProbe
 
 __all__ = ["Applier", "Deps", "pod_spec"]
 
@@ -55,7 +62,7 @@ class Deps:
 
 @dataclass
 class Applier:
-    """Runs one plan; `replan` is set when the world changed under a wait."""
+    """Runs one plan; `replan` is set when the next round should observe again (adopt)."""
 
     deps: Deps
     replan: bool = False
@@ -63,10 +70,11 @@ class Applier:
 
     def run(self, actions: list[act.Action], state: State) -> State:
         for action in actions:
-            self.deps.emit(f"-> {action.describe()}")
+            quiet = isinstance(action, act.PodProgress | act.MarkReady)  # their own line
+            self.deps.emit(action.describe() if quiet else f"-> {action.describe()}")
             log.info("action", action=type(action).__name__, detail=action.describe())
             self._dispatch(action, state)
-            if not isinstance(action, act.Noop):
+            if not isinstance(action, act.Noop | act.PodProgress):  # history stays short
                 state.record(self.deps.clock.now(), type(action).__name__, action.describe())
             self.deps.store.save(state, now=self.deps.clock.now())
             if self.replan:
@@ -86,8 +94,12 @@ class Applier:
                 self._end_session(action, state)
             case act.CreatePod():
                 self._create(action, state)
-            case act.WaitReady():
-                self._wait(action, state)
+            case act.PodProgress():
+                self._progress(action, state)
+            case act.MarkReady():
+                self._mark_ready(state)
+            case act.AbandonPod():
+                self._abandon(action, state)
             case act.RestartPod():
                 self._restart(action, state)
             case act.TerminatePod():
@@ -114,6 +126,8 @@ class Applier:
             state.session.end_reason = action.reason
         if action.reason == "crash_loop":
             self.deferred.append(CrashLoopError(f"crash loop, session ended: {action.detail}"))
+        if action.reason == "no_container":
+            self.deferred.append(StartupError(f"session ended: {action.detail}"))
 
     def _create(self, action: act.CreatePod, state: State) -> None:
         cfg, clock = self.deps.config, self.deps.clock
@@ -123,13 +137,18 @@ class Applier:
             key = new_vllm_key()
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
             spec = pod_spec(cfg, self.deps.cid, name, gpu, key)
+            # Saved before the call: a create answered with an error may have made the pod.
+            state.pending_create = PendingCreate(name=name, gpu_type_id=gpu, at=clock.now())
+            self.deps.store.save(state, now=clock.now())
             try:
                 pod_id = self.deps.client.create_pod(spec)
             except (CapacityError, ConfigError) as error:
+                state.pending_create = None  # refused before anything was made
                 errors.append(f"{gpu}: {error.message}")
                 self.deps.emit(f"   no capacity on {gpu}, trying the next GPU type")
                 continue
             now = clock.now()
+            state.pending_create = None
             state.pod = PodRecord(
                 id=pod_id,
                 name=name,
@@ -142,57 +161,49 @@ class Applier:
             if action.replaces_lost_pod:
                 _count_restart(state, now)
             log.info("pod_created", pod_id=pod_id, gpu=gpu)
+            budget = cfg.startup_budget_seconds
+            self.deps.emit(f"   pod {pod_id} created on {gpu}; it has {budget:.0f}s to serve")
             return
         state.record(clock.now(), "CreatePod failed", "; ".join(errors))
         self.deps.store.save(state, now=clock.now())
         raise CapacityError("no GPU type had capacity: " + "; ".join(errors))
 
-    def _wait(self, action: act.WaitReady, state: State) -> None:
-        cfg, clock, pod = self.deps.config, self.deps.clock, state.pod
-        if pod is None:  # waits for the state's pod, whichever create or restart made it
-            self.replan = True
+    def _progress(self, action: act.PodProgress, state: State) -> None:
+        pod, now = state.pod, self.deps.clock.now()
+        if pod is None or pod.id != action.pod_id:
             return
-        deadline = state.session.deadline if state.session is not None else clock.now()
-        began = pod.last_restart_at if pod.phase == "restarting" else pod.created_at
-        initial_wait = max(0.0, (began or 0.0) + cfg.initial_wait_seconds - clock.now())
-        result = wait_ready(
-            pod.id,
-            cfg.pod_url(pod.id),
-            get_pod=functools.partial(self._get_and_price, state),
-            probe=self.deps.probe,
-            clock=clock,
-            initial_wait=initial_wait,
-            poll_interval=cfg.poll_interval_seconds,
-            max_attempts=cfg.max_startup_attempts,
-            deadline=deadline,
-            progress=self.deps.emit,
-        )
-        if result.outcome == "ready":
-            pod.phase, pod.ready_at, pod.unhealthy_since = "ready", clock.now(), None
-            return
-        if result.outcome == "timeout":
-            self._terminate(state, pod.id)
-            if state.session is not None:
-                _count_restart(state, clock.now())
-            self.deferred.append(
-                StartupError(
-                    f"pod {pod.id} was not ready after {cfg.max_startup_attempts} checks "
-                    f"({result.elapsed:.0f}s) and was terminated"
-                )
-            )
-            return
-        self.replan = True  # deadline, gone or stopped: the next plan decides
+        if pod.progress != action.phase:
+            pod.progress, pod.progress_since = action.phase, now
+        if action.phase in ("loading", "serving") and pod.container_seen_at is None:
+            pod.container_seen_at = now
 
-    def _get_and_price(self, state: State, pod_id: str) -> PodInfo | None:
-        live = self.deps.client.get_pod(pod_id)
-        if live is not None and state.pod is not None and live.cost_per_hr > 0:
-            state.pod.cost_per_hr = live.cost_per_hr
-        return live
+    def _mark_ready(self, state: State) -> None:
+        pod, now = state.pod, self.deps.clock.now()
+        assert pod is not None
+        pod.phase, pod.ready_at, pod.unhealthy_since = "ready", now, None
+        pod.progress, pod.progress_since = "serving", now
+        pod.container_seen_at = pod.container_seen_at or now
+
+    def _abandon(self, action: act.AbandonPod, state: State) -> None:
+        self._terminate(state, action.pod_id)
+        _count_restart(state, self.deps.clock.now())
+        if action.replace and state.session is not None:
+            state.session.no_container_replacements += 1
+            self.deps.emit(f"   {action.reason}")
+            return
+        self.deferred.append(StartupError(f"pod {action.pod_id} terminated: {action.reason}"))
 
     def _restart(self, action: act.RestartPod, state: State) -> None:
         client, clock, pod = self.deps.client, self.deps.clock, state.pod
         assert pod is not None and pod.id == action.pod_id
         live = client.get_pod(pod.id)
+        # Counted and saved first: a start that answers an error after starting the pod
+        # must not be counted again, nor leave a "ready" pod that the next pass restarts.
+        now = clock.now()
+        _count_restart(state, now)
+        pod.phase, pod.restarts, pod.last_restart_at = "restarting", pod.restarts + 1, now
+        pod.ready_at = pod.container_seen_at = pod.progress = pod.progress_since = None
+        self.deps.store.save(state, now=now)
         try:
             if live is not None and live.running:
                 client.stop_pod(pod.id)
@@ -201,12 +212,6 @@ class Applier:
             self.deps.emit(f"   resume failed ({error.message}); recreating the pod")
             self._terminate(state, pod.id)
             self._create(act.CreatePod(tuple(self.deps.config.gpu_type_ids)), state)
-        now = clock.now()
-        _count_restart(state, now)
-        if state.pod is not None:
-            state.pod.phase = "restarting"
-            state.pod.restarts += 1
-            state.pod.last_restart_at = now
 
     def _terminate(self, state: State, pod_id: str) -> None:
         gone_now = self.deps.client.terminate_pod(pod_id)
@@ -222,6 +227,8 @@ class Applier:
         if live is None:
             self.replan = True
             return
+        state.pending_create = None
+        self.replan = True  # the next round observes the adopted pod's phase
         state.pod = PodRecord(
             id=live.id,
             name=live.name,

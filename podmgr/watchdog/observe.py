@@ -1,8 +1,11 @@
 """Gathering one pass's observations: our pods on RunPod, the pod's health, the proxy.
 
-One failed health probe is not a dead vLLM: a ready pod is probed up to
-`health_probe_attempts` times, a short pause apart, and counts as unhealthy only if
-every probe fails.
+The state's pod is read by its id once more after the listing: `get_pod` goes through
+GraphQL and carries `runtime` (REST's `Pod` has none, so a listing may not), which tells
+"no container yet" from "container up" (readiness.py). A pod with a container is probed
+at its URL's /health. One failed health probe is not a dead vLLM: a ready pod is probed
+up to `health_probe_attempts` times, a short pause apart, and counts as unhealthy only if
+every probe fails; a pod still starting is probed once (not 200 = still loading).
 
 If RunPod's pod listing fails (after the adapter's retries), the state's pod is read by its
 id (`pod(input: {podId})` works without `myself.pods`), so that plan can still enforce
@@ -48,19 +51,33 @@ def observe(
     except ApiError as error:
         return _without_listing(state, client, supervisor, error)
     pods = tuple(p for p in listed if is_ours(p, config.pod_name_prefix, cid))
+    pods = _with_runtime(state, pods, client)
     _log_unknown_statuses(pods)
     healthy: bool | None = None
     detail = ""
     pod = state.pod
     live = next((p for p in pods if pod is not None and p.id == pod.id), None)
-    if pod is not None and pod.phase == "ready" and live is not None and live.running:
-        healthy, detail = _probe(config, config.pod_url(pod.id), probe, clock)
+    if pod is not None and live is not None and live.running and live.has_runtime:
+        attempts = config.health_probe_attempts if pod.phase == "ready" else 1
+        healthy, detail = _probe(config, config.pod_url(pod.id), probe, clock, attempts)
     return Observed(
         pods=pods,
         pod_healthy=healthy,
         health_detail=detail,
         proxy=supervisor.view(state.proxy_pid),
     )
+
+
+def _with_runtime(
+    state: State, pods: tuple[PodInfo, ...], client: RunPodClient
+) -> tuple[PodInfo, ...]:
+    """The listing with the state's running pod as `get_pod` reports it (runtime included)."""
+    pod = state.pod
+    listed = next((p for p in pods if pod is not None and p.id == pod.id), None)
+    if listed is None or not listed.running:
+        return pods
+    live = client.get_pod(listed.id)
+    return tuple(p for p in (live if p is listed else p for p in pods) if p is not None)
 
 
 def _without_listing(
@@ -85,9 +102,11 @@ def _log_unknown_statuses(pods: tuple[PodInfo, ...]) -> None:
             log.warning("unknown_pod_status", pod_id=pod.id, status=pod.desired_status)
 
 
-def _probe(config: Config, url: str, probe: HealthProbe, clock: Clock) -> tuple[bool, str]:
+def _probe(
+    config: Config, url: str, probe: HealthProbe, clock: Clock, attempts: int
+) -> tuple[bool, str]:
     detail = ""
-    for attempt in range(config.health_probe_attempts):
+    for attempt in range(attempts):
         if attempt:
             clock.sleep(min(config.poll_interval_seconds, PROBE_PAUSE_CAP_SECONDS))
         status, detail = probe(url)

@@ -30,6 +30,11 @@ class ProxyView:
 class Observed:
     """Our pods on RunPod (prefix + markers), the state pod's health, and the proxy.
 
+    The state's pod, when RUNNING, is the one `get_pod` returned (its `has_runtime` is
+    truthful; a listing may not carry runtime). `pod_healthy` is its /health: None when
+    not probed (no container), else whether it answered 200 (a ready pod: any of
+    `health_probe_attempts` probes; a starting pod: one probe).
+
     `listing_error` is set when RunPod's pod listing failed: `pods` then holds only the
     state's pod, read by its id, and plan() enforces the limits on it and decides nothing
     else (no stray is visible, and a create could not find its own lost pod).

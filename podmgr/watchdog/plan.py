@@ -11,12 +11,21 @@ order and records each in the state before the next. The rules, in the order the
    its id; nothing else is decided (no session starts, no pod is made) until it works.
 4. The proxy: start it when it does not answer its /health.
 5. Strays (ours by prefix and markers, unknown to the state) are terminated, except that
-   a state without a pod adopts the newest running one (its lost pod).
-6. The state's pod: none -> create and wait; gone from RunPod -> forget and recreate;
-   stopped (EXITED ...) -> restart; still starting (CREATED, RESTARTING, or RUNNING without
-   a ready vLLM) or an unknown status -> wait, never a resume; ready but vLLM's /health failing ->
-   restart. Restarts back off exponentially; past `max_restarts` the pod is terminated
-   and the session ends as a crash loop.
+   a state without a pod adopts its lost pod: the one a create whose answer was lost
+   named (`pending_create`; until it shows up in the listing, or `LATE_LISTING_SECONDS`
+   passed, no other pod is created), else the newest running or starting one.
+6. The state's pod, by its phase (readiness.py names them): gone from RunPod -> forget
+   and recreate; stopped (EXITED ...) -> restart; a ready pod that serves -> nothing; a
+   ready pod whose container is gone, or whose vLLM fails /health -> restart. A pod not
+   yet ready: serving -> mark it ready; its container gone after it was seen (a crash) ->
+   restart; no container `no_container_timeout_seconds` after its create or restart ->
+   a likely image/CUDA problem: replace it by a fresh create once per session, end the
+   session the second time; past the startup budget (`initial_wait_seconds +
+   max_startup_attempts * poll_interval_seconds`) -> terminate it, count a restart (the
+   next pass creates another); otherwise record its phase and wait for the next pass
+   (starting: CREATED, RESTARTING or an unknown status is never resumed). Restarts back
+   off exponentially; past `max_restarts` the pod is terminated and the session ends as a
+   crash loop.
 """
 
 from __future__ import annotations
@@ -25,23 +34,31 @@ from podmgr.config import Config
 from podmgr.runpod_models import PodInfo
 from podmgr.state import Session, State
 from podmgr.watchdog.actions import (
+    AbandonPod,
     Action,
     AdoptPod,
     CreatePod,
     EndSession,
     ForgetPod,
+    MarkReady,
     Noop,
+    PodProgress,
     RestartPod,
     StartProxy,
     StartSession,
     StopProxy,
     TerminatePod,
-    WaitReady,
 )
 from podmgr.watchdog.observed import Observed, Request
+from podmgr.watchdog.readiness import Phase, phase_text, pod_phase, startup_began
 from podmgr.watchdog.session import Window, limit_reached, restart_wait, start_reason
 
-__all__ = ["plan"]
+__all__ = ["LATE_LISTING_SECONDS", "plan"]
+
+# A create that RunPod answered with an error may have made a pod that shows up in the
+# listing only later (transformerlab-app#2305; ../shared/RUNPOD_FACTS.md): wait this long
+# for it before creating another, so that no second pod of ours bills.
+LATE_LISTING_SECONDS = 120.0
 
 
 def plan(
@@ -127,7 +144,7 @@ def _pods(
 ) -> list[Action]:
     known = state.pod.id if state.pod is not None else None
     strays = [p for p in observed.pods if p.id != known]
-    adopt = _adoptable(strays) if state.pod is None else None
+    adopt = _adoptable(state, strays) if state.pod is None else None
     actions: list[Action] = [
         TerminatePod(p.id, "stray pod of ours unknown to the state")
         for p in strays
@@ -135,30 +152,82 @@ def _pods(
     ]
     if adopt is not None:
         actions.append(AdoptPod(adopt.id, adopt.name, adopt.uptime_seconds or 0.0))
-        actions.append(WaitReady(adopt.id))
         return actions
     if state.pod is None:
+        pending = state.pending_create
+        if pending is not None and now - pending.at < LATE_LISTING_SECONDS:
+            left = pending.at + LATE_LISTING_SECONDS - now
+            why = f"the create of {pending.name} got no clear answer; waiting {left:.0f}s more"
+            return [*actions, Noop(f"{why} for it to appear before creating another")]
         return actions + _create(config, state, now)
-    pod = state.pod
-    live = observed.pod(pod.id)
-    if live is None:
-        trouble = "gone from RunPod"
-    elif live.stopped:
-        trouble = f"pod is {live.desired_status}"
-    elif not live.running or pod.phase != "ready":  # starting, or a status we do not know
-        return [*actions, WaitReady(pod.id)]
-    elif observed.pod_healthy is False:
-        trouble = f"vLLM not healthy ({observed.health_detail or 'no answer'})"
-    else:
-        left = window.deadline - now
-        return [*actions, Noop(f"pod {pod.id} ready, {left:.0f}s left, ${window.cost_usd:.2f}")]
-    return actions + _restart(config, state, live, trouble, now)
+    return actions + _state_pod(config, state, observed, now, window)
 
 
-def _adoptable(strays: list[PodInfo]) -> PodInfo | None:
-    """The state's lost pod: the newest running (or starting) pod of ours."""
+def _adoptable(state: State, strays: list[PodInfo]) -> PodInfo | None:
+    """The state's lost pod: the one a lost create named, else the newest running one."""
+    pending = state.pending_create
+    named = next((p for p in strays if pending is not None and p.name == pending.name), None)
+    if named is not None and not named.stopped:
+        return named
     running = [p for p in strays if p.running or p.starting]
     return min(running, key=lambda p: p.uptime_seconds or 0.0) if running else None
+
+
+def _state_pod(
+    config: Config, state: State, observed: Observed, now: float, window: Window
+) -> list[Action]:
+    pod = state.pod
+    assert pod is not None
+    live = observed.pod(pod.id)
+    ready = pod.phase == "ready"
+    seen = pod.container_seen_at is not None or ready
+    phase = pod_phase(live, observed.pod_healthy, container_seen=seen)
+    text = phase_text(phase, live, observed.health_detail)
+    if phase in ("gone", "stopped", "failed"):  # failed: a crash, the pod still RUNNING
+        return _restart(config, state, live, text, now)
+    if ready and phase == "loading":  # runtime up, every /health probe of this pass failed
+        trouble = f"vLLM not healthy ({observed.health_detail or 'no answer'})"
+        return _restart(config, state, live, trouble, now)
+    if ready and phase == "serving":
+        left = window.deadline - now
+        return [Noop(f"pod {pod.id} ready, {left:.0f}s left, ${window.cost_usd:.2f}")]
+    elapsed = now - startup_began(pod)
+    if ready:  # RunPod shows it starting again (RESTARTING, unknown status): wait
+        return [PodProgress(pod.id, phase, text, elapsed)]
+    if phase == "serving":
+        return [MarkReady(pod.id, elapsed)]
+    return _not_serving_yet(config, state, phase, text, elapsed)
+
+
+def _not_serving_yet(
+    config: Config, state: State, phase: Phase, text: str, elapsed: float
+) -> list[Action]:
+    """A starting pod: wait for the next pass, or give up on it past its time."""
+    pod, session = state.pod, state.session
+    assert pod is not None
+    no_container = phase in ("starting", "no_container") and pod.container_seen_at is None
+    if no_container and elapsed >= config.no_container_timeout_seconds:
+        reason = _no_container_message(config, pod.id, elapsed)
+        if session is not None and session.no_container_replacements == 0:
+            return [AbandonPod(pod.id, reason, replace=True), CreatePod(tuple(config.gpu_type_ids))]
+        return [TerminatePod(pod.id, "no container, again"), EndSession("no_container", reason)]
+    budget = config.startup_budget_seconds
+    if elapsed >= budget:
+        reason = f"not serving {elapsed:.0f}s after its start, budget {budget:.0f}s; last: {text}"
+        return [AbandonPod(pod.id, reason)]
+    return [PodProgress(pod.id, phase, text, elapsed)]
+
+
+def _no_container_message(config: Config, pod_id: str, elapsed: float) -> str:
+    # RUNNING without a container for this long: the image cannot start on the host, most
+    # often a host CUDA older than the image needs (vllm#18813, dstack#3299; RUNPOD_FACTS.md
+    # "Startup as it really is"). RunPod's pod API does not report the host's CUDA version.
+    return (
+        f"pod {pod_id} showed no container {elapsed:.0f}s after its start "
+        f"(no_container_timeout_seconds {config.no_container_timeout_seconds:g}): likely an "
+        f"image/CUDA problem: image_name {config.image_name} may need a newer CUDA than the "
+        "host's (host CUDA version not reported by RunPod), or its pull fails"
+    )
 
 
 def _restart(
@@ -178,8 +247,8 @@ def _restart(
         return [Noop(f"{trouble}; restart backoff, next try in {wait:.0f}s")]
     if live is None:
         recreate = CreatePod(tuple(config.gpu_type_ids), replaces_lost_pod=True)
-        return [ForgetPod(pod_id, trouble), recreate, WaitReady(None)]
-    return [RestartPod(pod_id, trouble), WaitReady(pod_id)]
+        return [ForgetPod(pod_id, trouble), recreate]
+    return [RestartPod(pod_id, trouble)]
 
 
 def _create(config: Config, state: State, now: float) -> list[Action]:
@@ -191,4 +260,4 @@ def _create(config: Config, state: State, now: float) -> list[Action]:
     wait = restart_wait(config, state, now)
     if wait > 0:
         return [Noop(f"last pod failed; backoff, next create in {wait:.0f}s")]
-    return [CreatePod(tuple(config.gpu_type_ids)), WaitReady(None)]
+    return [CreatePod(tuple(config.gpu_type_ids))]

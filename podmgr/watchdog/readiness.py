@@ -1,36 +1,40 @@
-"""Waiting for a pod to serve: RunPod's `runtime` first, then vLLM's `GET /health` = 200.
+"""Readiness as a state across passes: the phases of a starting pod, named in one place.
 
-`desiredStatus: RUNNING` says nothing about readiness: `runtime` stays null until the
-image is pulled, and the pod URL answers 502 until vLLM has loaded the model. The wait
-treats CREATED and RESTARTING as starting and a status it does not know as not ready
-(never as stopped: a resume would restart a pod that is starting). It honours
-`initial_wait_seconds`, then polls every `poll_interval_seconds` at most
-`max_startup_attempts` times, and stops early at the session's deadline. Each poll
-reports one progress line with the elapsed time and the phase.
+A pass never waits for a pod. It observes the state's pod once and `plan()` decides from
+its phase; `PodRecord` keeps across passes the last phase, since when, and when the
+container was first seen. The phases, from RunPod's pod and the pod URL's `GET /health`:
+
+  starting       CREATED or RESTARTING (RunPod is starting it), or a status RunPod's schema
+                 does not list: wait, never resume (SkyPilot does the same, skypilot#9356)
+  no_container   RUNNING without `runtime`: the image is being pulled (minutes for vLLM)
+  loading        `runtime` with ports, /health not 200: vLLM loads the model; the pod URL
+                 answers 502 until its HTTP server starts after loading
+  serving        /health 200: ready
+  failed         RUNNING, and the container gone after it was seen: a crash (RunPod keeps
+                 `desiredStatus` RUNNING; dstack treats `runtime.ports is None` after start
+                 as "failed to start", commit c9b4412): restart
+  stopped / gone EXITED (and the other stopped statuses) / no longer on RunPod
+
+`runtime` comes from GraphQL through `RunPodClient.get_pod` (REST's `Pod` has no runtime,
+so a listing may not carry it; observe.py reads the state's pod by id); serving comes
+from the pod URL's /health. Facts: ../shared/RUNPOD_FACTS.md, "Pod lifecycle as the API
+shows it" and "Startup as it really is".
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal
 
 import httpx
 
 from podmgr.runpod_models import PodInfo
-from podmgr.watchdog.clock import Clock
+from podmgr.state import PodRecord
 
-__all__ = ["HealthProbe", "ReadyResult", "probe_health", "wait_ready"]
+__all__ = ["HealthProbe", "Phase", "phase_text", "pod_phase", "probe_health", "startup_began"]
 
-Outcome = Literal["ready", "timeout", "gone", "stopped", "deadline"]
+Phase = Literal["starting", "no_container", "loading", "serving", "failed", "stopped", "gone"]
 HealthProbe = Callable[[str], tuple[int | None, str]]
-
-
-@dataclass(frozen=True)
-class ReadyResult:
-    outcome: Outcome
-    elapsed: float
-    detail: str = ""
 
 
 def probe_health(url: str, timeout: float = 10.0) -> tuple[int | None, str]:
@@ -42,52 +46,43 @@ def probe_health(url: str, timeout: float = 10.0) -> tuple[int | None, str]:
     return response.status_code, f"health {response.status_code}"
 
 
-def wait_ready(
-    pod_id: str,
-    url: str,
-    *,
-    get_pod: Callable[[str], PodInfo | None],
-    probe: HealthProbe,
-    clock: Clock,
-    initial_wait: float,
-    poll_interval: float,
-    max_attempts: int,
-    deadline: float,
-    progress: Callable[[str], None],
-) -> ReadyResult:
-    """Poll until ready, gone, stopped, out of attempts, or past the deadline."""
-    started = clock.now()
+def pod_phase(live: PodInfo | None, healthy: bool | None, container_seen: bool) -> Phase:
+    """The phase of the state's pod from what one pass saw (pure)."""
+    if live is None:
+        return "gone"
+    if live.stopped:
+        return "stopped"
+    if not live.running:  # CREATED, RESTARTING, or a status we do not know
+        return "starting"
+    if not live.has_runtime:
+        return "failed" if container_seen else "no_container"
+    return "serving" if healthy else "loading"
 
-    def line(text: str) -> None:
-        progress(f"[{clock.now() - started:5.1f}s] {text}")
 
-    if initial_wait > 0:
-        line(f"pod {pod_id} created or restarted; first check in {initial_wait:.1f}s")
-        clock.sleep(min(initial_wait, max(0.0, deadline - clock.now())))
-    for attempt in range(1, max_attempts + 1):
-        if clock.now() >= deadline:
-            line("session deadline reached while waiting")
-            return ReadyResult("deadline", clock.now() - started)
-        pod = get_pod(pod_id)
-        if pod is None:
-            line("pod is gone from RunPod")
-            return ReadyResult("gone", clock.now() - started)
-        if pod.stopped:
-            line(f"pod is {pod.desired_status}")
-            return ReadyResult("stopped", clock.now() - started, pod.desired_status)
-        if pod.starting:
-            line(f"pod is {pod.desired_status}: RunPod is starting it")
-        elif not pod.running:
-            line(f"pod shows status {pod.desired_status}, unknown to podmgr: not ready")
-        elif not pod.has_runtime:
-            line("waiting for container (runtime not yet reported)")
-        else:
-            status, detail = probe(url)
-            if status == 200:
-                line("ready")
-                return ReadyResult("ready", clock.now() - started)
-            line(f"container up, vLLM loading ({detail})")
-        if attempt < max_attempts:
-            clock.sleep(poll_interval)
-    line(f"not ready after {max_attempts} checks")
-    return ReadyResult("timeout", clock.now() - started)
+def phase_text(phase: Phase, live: PodInfo | None, detail: str = "") -> str:
+    """The phase for people: `container up, model loading (health 502)`."""
+    status = live.desired_status if live is not None else "gone"
+    match phase:
+        case "starting" if live is not None and live.starting:
+            return f"{status}: RunPod is starting it"
+        case "starting":
+            return f"status {status}, unknown to podmgr: not ready, waiting"
+        case "no_container":
+            return "no container yet (image pull)"
+        case "loading":
+            return f"container up, model loading ({detail or 'no answer'})"
+        case "serving":
+            return "serving"
+        case "failed":
+            return "container gone after it was up (crash)"
+        case "stopped":
+            return f"pod is {status}"
+        case "gone":
+            return "gone from RunPod"
+
+
+def startup_began(pod: PodRecord) -> float:
+    """When the pod's current start began: its last restart, or its create."""
+    if pod.phase == "restarting" and pod.last_restart_at is not None:
+        return pod.last_restart_at
+    return pod.created_at

@@ -1,11 +1,13 @@
-"""One watchdog pass: lock, load, then observe -> book -> plan -> apply, in a few rounds.
+"""Watchdog passes: one pass (`run_pass`), and `podmgr up`'s loop of them (`run_until_serving`).
 
-The lock is held for the whole pass (waits included), so a second watchdog started
-meanwhile exits 0 at once (`LockHeldError`). A round ends early when a wait saw the world
-change (deadline reached, pod gone or stopped); the next round observes again and plans
-from there, at most `MAX_ROUNDS` times. `--dry-run` takes no lock, reads the state
-without moving a corrupt file, observes, plans and prints: no mutating API call, no
-state write, no proxy start.
+A pass: lock, load, then observe -> book -> plan -> apply. It never waits for the pod:
+it observes the state's pod once and records its phase (readiness.py); the next pass,
+cron's or `podmgr up`'s, looks again. The lock is held for the whole pass, so a second
+watchdog started meanwhile exits 0 at once (`LockHeldError`). A round ends early when the
+state changed in a way the next round should observe (an adopted pod); the next round
+observes again and plans from there, at most `MAX_ROUNDS` times. `--dry-run` takes no
+lock, reads the state without moving a corrupt file, observes, plans and prints: no
+mutating API call, no state write, no proxy start.
 
 When RunPod's pod listing failed, the round plans on the state's pod alone (limits only,
 see plan.py) and the pass then ends with the listing's error, so its exit code says that
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podmgr.config import Config
-from podmgr.errors import PodmgrError
+from podmgr.errors import LockHeldError, PodmgrError, StartupError, TransientApiError
 from podmgr.runpod_client import RunPodClient
 from podmgr.state import State, StateStore
 from podmgr.watchdog.accounting import book
@@ -27,13 +29,20 @@ from podmgr.watchdog.actions import Action
 from podmgr.watchdog.apply import Applier, Deps
 from podmgr.watchdog.clock import Clock, SystemClock
 from podmgr.watchdog.identity import config_id
-from podmgr.watchdog.observe import observe
+from podmgr.watchdog.observe import PROBE_PAUSE_CAP_SECONDS, observe
 from podmgr.watchdog.observed import Observed, Request
 from podmgr.watchdog.plan import plan
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe, probe_health
 
-__all__ = ["MAX_ROUNDS", "PassResult", "run_pass"]
+__all__ = [
+    "MAX_ROUNDS",
+    "PassResult",
+    "UpResult",
+    "lock_wait_seconds",
+    "run_pass",
+    "run_until_serving",
+]
 
 MAX_ROUNDS = 3
 
@@ -89,13 +98,22 @@ def run_pass(
 def lock_wait_seconds(config: Config, request: Request) -> float:
     """A cron pass gives way at once; `--shutdown` and `--start` wait for the running pass.
 
-    A person's request must not be lost because a cron pass happens to be waiting for a
-    pod: the longest such wait is the readiness loop, so we wait that long plus a minute.
+    A person's request must not be lost because a cron pass happens to hold the lock. A
+    pass no longer waits for a pod, so the longest it can take is its API calls, each
+    retried for up to `api_retry_max_seconds` (a listing, the pod by id, a stop, a resume,
+    a terminate, and a create per GPU type), the proxy's start, and the health probes of a
+    ready pod; we wait that long plus a minute.
     """
     if request == "pass":
         return 0.0
-    per_poll = config.poll_interval_seconds + config.http_timeout_seconds
-    return config.initial_wait_seconds + config.max_startup_attempts * per_poll + 60.0
+    api_calls = 5 + len(config.gpu_type_ids)
+    probes = config.health_probe_attempts * (config.http_timeout_seconds + PROBE_PAUSE_CAP_SECONDS)
+    return (
+        api_calls * config.api_retry_max_seconds
+        + config.proxy_start_timeout_seconds
+        + probes
+        + 60.0
+    )
 
 
 def _observe_and_plan(
@@ -148,3 +166,69 @@ def _dry_run(deps: Deps, request: Request) -> PassResult:
     if observed.listing_error is not None:
         raise observed.listing_error
     return PassResult(actions=actions, state=state)
+
+
+@dataclass(frozen=True)
+class UpResult:
+    """How `podmgr up`'s loop ended: the pod serves (`url` is the proxy's), or it did not."""
+
+    serving: bool
+    url: str
+    state: State
+    error: PodmgrError | None = None
+
+
+def run_until_serving(
+    config: Config,
+    config_path: Path,
+    *,
+    emit: Callable[[str], None] = lambda _line: None,
+    clock: Clock | None = None,
+    pass_once: Callable[[Request], PassResult] | None = None,
+) -> UpResult:
+    """`podmgr up`: passes until the pod serves or the session ends.
+
+    The first pass asks for a session ("start"), the next ones are plain passes, the
+    first of them `initial_wait_seconds` later, then every `poll_interval_seconds`. A pass
+    that finds the lock held (a cron pass is running) or that failed on a transient API
+    error is tried again at the next interval. A pass that gave up on a pod (StartupError)
+    or ended the session ends the loop with its error; Ctrl-C (KeyboardInterrupt) goes to
+    the caller, and leaves pods, session and state as they are for cron to keep watching.
+    """
+    clock = clock or SystemClock()
+
+    def default_pass(request: Request) -> PassResult:
+        return run_pass(config, config_path, request=request, emit=emit, clock=clock)
+
+    one_pass = pass_once or default_pass
+    request: Request = "start"
+    url = config.proxy_url + "/v1"
+    wait, pause = config.initial_wait_seconds, config.poll_interval_seconds
+    while True:
+        try:
+            result = one_pass(request)
+        except LockHeldError:
+            emit(f"a watchdog pass is running (cron); trying again in {pause:g}s")
+            clock.sleep(pause)
+            continue
+        except TransientApiError as error:
+            emit(f"this pass failed ({error.message}); trying again in {pause:g}s")
+            clock.sleep(pause)
+            continue
+        request = "pass"
+        state = result.state
+        ended = _ended(state)
+        if ended is not None:
+            return UpResult(False, url, state, ended)
+        if state.pod is not None and state.pod.phase == "ready":
+            return UpResult(True, url, state)
+        clock.sleep(wait)
+        wait = config.poll_interval_seconds
+
+
+def _ended(state: State) -> PodmgrError | None:
+    session = state.session
+    if session is None or session.active:
+        return None
+    detail = f"the session ended ({session.end_reason}) before the pod served"
+    return StartupError(detail)

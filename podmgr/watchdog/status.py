@@ -62,6 +62,7 @@ def _pod(state: State, now: float) -> dict[str, Any] | None:
         "name": pod.name,
         "gpu_type_id": pod.gpu_type_id,
         "phase": pod.phase,
+        "progress": pod.progress,  # the starting pod's last phase seen (readiness.py)
         "uptime_seconds": max(0.0, now - pod.created_at),
         "ready_at": pod.ready_at,
         "endpoint_url": pod.endpoint_url,
@@ -139,7 +140,9 @@ def format_status(report: dict[str, Any]) -> list[str]:
         lines.append("pod:     none")
     else:
         lines.append(
-            f"pod:     {pod['id']} ({pod['name']}) {pod['phase']}, "
+            f"pod:     {pod['id']} ({pod['name']}) {pod['phase']}"
+            + (f" ({pod['progress']})" if pod.get("progress") else "")
+            + ", "
             f"up {_ago(pod['uptime_seconds'])}, "
             f"{pod['gpu_type_id']} at ${pod['cost_per_hr']:.2f}/h"
         )

@@ -33,6 +33,8 @@ FAULTS: list[dict[str, Any]] = [
     {"fault": "capacity"},
     {"fault": "list_error"},  # issue 10: limits must hold when listing pods fails
     {"fault": "transient_status", "seconds": 0.5},  # issue 10: CREATED/RESTARTING a while
+    {"fault": "container_crash"},  # issue 10: the pod stays RUNNING, its container gone
+    {"fault": "api_error_after_apply"},  # issue 10: the change happens, the answer is 500
 ]
 PASS_TIMEOUT = 120.0  # a hang guard only: a loaded 2-core machine made passes take 8 s+
 CLEAN_PASSES = 25

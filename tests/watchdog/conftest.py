@@ -2,9 +2,11 @@
 
 `wd.run()` is one pass with the real runpod SDK against `podmgr sim`, a stand-in proxy
 (tests/watchdog/standin_proxy.py) on a free port, and the real clock; timings are
-fractions of a second. One simulator serves the whole directory (starting one costs
-~0.7 s); each test gets its own pod name prefix, sees only its own pods in the ledger,
-and at teardown its faults are cleared, its pods terminated and its proxies stopped.
+fractions of a second. A pass never waits for the pod: `wd.up()` is `podmgr up`'s loop
+(runner.run_until_serving) over `wd.run()` passes, for tests that need a serving pod.
+One simulator serves the whole directory (starting one costs ~0.7 s); each test gets its
+own pod name prefix, sees only its own pods in the ledger, and at teardown its faults are
+cleared, its pods terminated and its proxies stopped.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from podmgr.sim.testkit import SimProcess, free_port
 from podmgr.state import State, StateStore
 from podmgr.watchdog.observed import Request
 from podmgr.watchdog.proxy_probe import is_our_proxy, pid_alive
-from podmgr.watchdog.runner import PassResult, run_pass
+from podmgr.watchdog.runner import PassResult, UpResult, run_pass, run_until_serving
 
 STANDIN = Path(__file__).with_name("standin_proxy.py")
 
@@ -88,6 +90,15 @@ class Harness:
             self.proxy_pids.add(result.state.proxy_pid)
         return result
 
+    def up(self) -> UpResult:
+        """`podmgr up`'s loop with this harness's timings; raises what the CLI would exit with."""
+        result = run_until_serving(
+            self.config, self.config_path, emit=self.lines.append, pass_once=self.run
+        )
+        if result.error is not None:
+            raise result.error
+        return result
+
     def ledger(self) -> list[dict[str, Any]]:
         """This test's pods only (the simulator is shared by the directory)."""
         return [p for p in self.sim.ledger() if p["name"].startswith(self.prefix)]
@@ -126,15 +137,22 @@ def shared_sim() -> Iterator[SimProcess]:
 def wd(
     shared_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Harness]:
+    yield from harness_on(shared_sim, tmp_path, monkeypatch)
+
+
+def harness_on(
+    sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Harness]:
+    """A Harness whose runpod SDK talks to `sim`; cleaned up after the test."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("RUNPOD_API_BASE_URL", shared_sim.base_url)
-    monkeypatch.setenv("RUNPOD_API_KEY", shared_sim.api_key)
+    monkeypatch.setenv("RUNPOD_API_BASE_URL", sim.base_url)
+    monkeypatch.setenv("RUNPOD_API_KEY", sim.api_key)
     import runpod
 
-    monkeypatch.setattr(runpod, "api_key", shared_sim.api_key)
-    harness = Harness(shared_sim, tmp_path)
+    monkeypatch.setattr(runpod, "api_key", sim.api_key)
+    harness = Harness(sim, tmp_path)
     try:
         yield harness
     finally:

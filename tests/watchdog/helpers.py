@@ -27,16 +27,21 @@ def config(**values: Any) -> Config:
 
 
 def live(
-    pod_id: str = "p1", status: str = "RUNNING", uptime: float = 600, cost: float = 1.2
+    pod_id: str = "p1",
+    status: str = "RUNNING",
+    uptime: float = 600,
+    cost: float = 1.2,
+    runtime: bool | None = None,
+    name: str | None = None,
 ) -> PodInfo:
     env = {MARKER_MANAGED: "1", MARKER_CONFIG_ID: CID, "VLLM_API_KEY": "k-fake"}
     return PodInfo(
         id=pod_id,
-        name=f"podmgr-{pod_id}",
+        name=name or f"podmgr-{pod_id}",
         desired_status=status,
         cost_per_hr=cost,
         uptime_seconds=uptime,
-        has_runtime=status == "RUNNING",
+        has_runtime=status == "RUNNING" if runtime is None else runtime,
         env=env,
     )
 
@@ -55,13 +60,22 @@ def ended(reason: str = "deadline") -> Session:
     )
 
 
-def record(pod_id: str = "p1", phase: str = "ready", ready_ago: float = 500) -> PodRecord:
+def record(
+    pod_id: str = "p1",
+    phase: str = "ready",
+    ready_ago: float = 500,
+    created_ago: float = 600,
+    container_ago: float | None = None,
+    restart_ago: float | None = None,
+) -> PodRecord:
     return PodRecord(
         id=pod_id,
         name=f"podmgr-{pod_id}",
         gpu_type_id="A",
         cost_per_hr=1.2,
-        created_at=NOW - 600,
+        created_at=NOW - created_ago,
+        container_seen_at=NOW - container_ago if container_ago is not None else None,
+        last_restart_at=NOW - restart_ago if restart_ago is not None else None,
         ready_at=NOW - ready_ago if phase == "ready" else None,
         phase=phase,  # type: ignore[arg-type]
         endpoint_url=f"http://pods/{pod_id}",

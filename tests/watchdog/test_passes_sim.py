@@ -17,16 +17,23 @@ def kinds(result_actions: list[act.Action]) -> list[str]:
     return [type(a).__name__ for a in result_actions]
 
 
-def test_first_pass_creates_a_marked_pod_waits_and_starts_the_proxy(wd: Harness) -> None:
+def test_first_pass_creates_a_marked_pod_and_starts_the_proxy_then_up_sees_it_serve(
+    wd: Harness,
+) -> None:
     result = wd.run()
-    assert kinds(result.actions) == ["StartSession", "StartProxy", "CreatePod", "WaitReady"]
+    assert kinds(result.actions) == ["StartSession", "StartProxy", "CreatePod"]
+    created = wd.state().pod
+    assert created is not None and created.phase == "starting"  # a pass never waits
+    up = wd.up()
+    assert up.serving and up.url == wd.config.proxy_url + "/v1"
     pod = wd.state().pod
-    assert pod is not None and pod.phase == "ready" and pod.ready_at is not None
+    assert pod is not None and pod.id == created.id
+    assert pod.phase == "ready" and pod.ready_at is not None and pod.progress == "serving"
     assert pod.endpoint_url == wd.sim.pod_url(pod.id)
     assert pod.name.startswith(wd.prefix) and pod.vllm_api_key.startswith("pm-")
     [record] = wd.alive()
     assert record["id"] == pod.id and record["gpu_type_id"] == "NVIDIA GeForce RTX 4090"
-    assert any(line.endswith("] ready") for line in wd.lines), wd.lines
+    assert any(line.endswith(f"pod {pod.id}: serving") for line in wd.lines), wd.lines
     health = fetch_health(wd.config.proxy_url)
     assert health is not None and health["pid"] == wd.state().proxy_pid
 
@@ -49,20 +56,13 @@ def test_first_pass_creates_a_marked_pod_waits_and_starts_the_proxy(wd: Harness)
     assert len(wd.ledger()) == 1 and wd.alive() == []
 
 
-def test_pod_record_is_saved_before_the_wait(wd: Harness) -> None:
-    """Never lose a billing pod: the id is on disk while readiness is still polled."""
-    seen_during_wait: list[str | None] = []
-
-    def spy(line: str) -> None:
-        if "waiting" in line or "loading" in line or "ready" in line:
-            state = wd.store.peek()
-            seen_during_wait.append(state.pod.id if state and state.pod else None)
-
-    from podmgr.watchdog.runner import run_pass
-
-    run_pass(wd.config, wd.config_path, emit=spy, proxy_command=wd.command())
+def test_pod_record_is_saved_by_the_pass_that_created_it(wd: Harness) -> None:
+    """Never lose a billing pod: its id is on disk when the creating pass returns."""
+    wd.run()
     [record] = wd.alive()
-    assert seen_during_wait and all(pod_id == record["id"] for pod_id in seen_during_wait)
+    state = wd.state()
+    assert state.pod is not None and state.pod.id == record["id"]
+    assert state.pending_create is None  # the create's answer arrived
     wd.run("shutdown")
 
 
@@ -115,7 +115,7 @@ def test_budget_with_a_margin_of_one_interval(wd: Harness) -> None:
 def test_idle_timeout_uses_the_proxys_last_request(wd: Harness) -> None:
     idle = 2
     wd.configure(idle_timeout_seconds=idle)
-    wd.run()
+    wd.up()  # idleness counts only while the pod serves
     request_at = time.time()
     wd.set_last_request(request_at)  # a request "now": keeps it up for `idle` seconds
     result = wd.run()
@@ -174,7 +174,8 @@ def test_transient_api_failures_are_retried(
 ) -> None:
     wd.sim.set_fault(fault, count=2, **params)
     result = wd.run()
-    assert "WaitReady" in kinds(result.actions)
+    assert "CreatePod" in kinds(result.actions)
+    wd.up()
     assert len(wd.alive()) == 1  # a retried create never makes a second pod
     wd.run("shutdown")
     assert [f["fired"] for f in wd.sim.faults()] == [2]
@@ -182,11 +183,13 @@ def test_transient_api_failures_are_retried(
 
 
 def test_pod_crash_is_restarted_in_the_same_pod(wd: Harness) -> None:
-    wd.run()
+    wd.up()
     pod_id = wd.state().pod.id  # type: ignore[union-attr]
     wd.sim.crash_pod(pod_id)
     result = wd.run()
-    assert kinds(result.actions) == ["RestartPod", "WaitReady"]
+    assert kinds(result.actions) == ["RestartPod"]
+    assert wd.state().pod.phase == "restarting"  # type: ignore[union-attr]
+    wd.up()
     state = wd.state()
     assert state.pod is not None and state.pod.id == pod_id and state.pod.phase == "ready"
     assert state.session is not None and state.session.restarts == 1
@@ -195,12 +198,13 @@ def test_pod_crash_is_restarted_in_the_same_pod(wd: Harness) -> None:
 
 
 def test_pod_crash_fault_is_restarted(wd: Harness) -> None:
-    wd.run()
+    wd.up()
     wd.sim.set_fault("pod_crash", count=1)
     result = wd.run()  # the fault strikes on this pass's first API call
     if "RestartPod" not in kinds(result.actions):
         result = wd.run()
     assert "RestartPod" in kinds(result.actions)
+    wd.up()
     assert wd.state().pod.phase == "ready"  # type: ignore[union-attr]
     assert len(wd.alive()) == 1
     wd.run("shutdown")
@@ -208,7 +212,7 @@ def test_pod_crash_fault_is_restarted(wd: Harness) -> None:
 
 @pytest.mark.parametrize("how", ["control", "fault"])
 def test_dead_vllm_is_restarted(wd: Harness, how: str) -> None:
-    wd.run()
+    wd.up()
     pod_id = wd.state().pod.id  # type: ignore[union-attr]
     if how == "control":
         wd.sim.kill_vllm(pod_id)
@@ -218,17 +222,19 @@ def test_dead_vllm_is_restarted(wd: Harness, how: str) -> None:
     if "RestartPod" not in kinds(result.actions):
         result = wd.run()
     assert "RestartPod" in kinds(result.actions)
+    wd.up()
     assert wd.state().pod.phase == "ready"  # type: ignore[union-attr]
     assert [p["id"] for p in wd.alive()] == [pod_id]
     wd.run("shutdown")
 
 
 def test_resume_without_gpus_recreates_the_pod(wd: Harness) -> None:
-    wd.run()
+    wd.up()
     old = wd.state().pod.id  # type: ignore[union-attr]
     wd.sim.crash_pod(old)
     wd.sim.set_fault("resume_no_gpus", pod_id=old)
     wd.run()
+    wd.up()
     new = wd.state().pod
     assert new is not None and new.id != old and new.phase == "ready"
     status = {p["id"]: p["status"] for p in wd.ledger()}
@@ -238,10 +244,11 @@ def test_resume_without_gpus_recreates_the_pod(wd: Harness) -> None:
 
 def test_crash_loop_is_terminated_and_reported(wd: Harness) -> None:
     wd.configure(max_restarts=1)
-    wd.run()
+    wd.up()
     pod_id = wd.state().pod.id  # type: ignore[union-attr]
     wd.sim.crash_pod(pod_id)
     wd.run()
+    wd.up()
     wd.sim.crash_pod(pod_id)
     with pytest.raises(CrashLoopError):
         wd.run()
@@ -251,7 +258,7 @@ def test_crash_loop_is_terminated_and_reported(wd: Harness) -> None:
 
 
 def test_single_failed_health_probe_is_not_a_restart(wd: Harness) -> None:
-    wd.run()
+    wd.up()
     wd.sim.set_fault("upstream_error", count=1, path_prefix="/health", status=500)
     assert kinds(wd.run().actions) == ["Noop"]
     assert wd.sim.faults()[0]["fired"] == 1
@@ -260,7 +267,7 @@ def test_single_failed_health_probe_is_not_a_restart(wd: Harness) -> None:
 
 @pytest.mark.parametrize("fault", ["upstream_error", "upstream_drop", "upstream_stall"])
 def test_client_facing_faults_do_not_restart_the_pod(wd: Harness, fault: str) -> None:
-    wd.run()
+    wd.up()
     wd.sim.set_fault(fault, **({"seconds": 0.2} if fault == "upstream_stall" else {}))
     assert kinds(wd.run().actions) == ["Noop"]
     assert len(wd.ledger()) == 1
@@ -290,7 +297,7 @@ def test_strays_are_terminated_but_other_checkouts_are_left_alone(wd: Harness) -
 
 
 def test_lost_state_file_adopts_the_pod(wd: Harness) -> None:
-    wd.run()
+    wd.up()
     pod = wd.state().pod
     assert pod is not None
     wd.store.path.unlink()
@@ -318,18 +325,18 @@ def test_corrupt_state_is_moved_aside_and_the_pod_recovered(wd: Harness) -> None
 
 def test_dry_run_changes_nothing(wd: Harness) -> None:
     result = wd.run(dry_run=True)
-    assert kinds(result.actions) == ["StartSession", "StartProxy", "CreatePod", "WaitReady"]
+    assert kinds(result.actions) == ["StartSession", "StartProxy", "CreatePod"]
     assert wd.ledger() == []
     assert not wd.store.path.exists()
     assert fetch_health(wd.config.proxy_url) is None
     assert any(line.startswith("would create a pod") for line in wd.lines)
 
 
-def test_pod_that_never_becomes_ready_is_terminated(wd: Harness) -> None:
+def test_pod_that_never_serves_is_terminated_past_the_startup_budget(wd: Harness) -> None:
     wd.configure(max_startup_attempts=2, poll_interval_seconds=0.01, max_restarts=1)
     wd.sim.set_fault("vllm_die")  # every pod's vLLM dies as soon as it could serve
     with pytest.raises(StartupError):
-        wd.run()
+        wd.up()
     assert wd.alive() == [] and len(wd.ledger()) == 1
     assert wd.state().session.restarts == 1  # type: ignore[union-attr]
     with pytest.raises(CrashLoopError):
@@ -339,17 +346,13 @@ def test_pod_that_never_becomes_ready_is_terminated(wd: Harness) -> None:
     wd.run("shutdown")
 
 
-def test_deadline_is_hard_even_while_waiting_for_readiness(wd: Harness) -> None:
+def test_deadline_is_hard_while_the_pod_starts(wd: Harness) -> None:
     wd.configure(runtime_seconds=1, max_startup_attempts=1000, poll_interval_seconds=0.05)
     wd.sim.set_fault("vllm_die")  # the pod never serves
     started = time.time()
-    result = wd.run()
+    with pytest.raises(StartupError, match="deadline"):
+        wd.up()  # passes until the session ends; the budget (50 s) is never reached
     returned = time.time()
-    # A pass that ignored the deadline would sleep 1000 x 0.05 s = 50 s at the very least;
-    # one that keeps it returns about 1 s after it began. 50 s is far beyond what a loaded
-    # machine adds, and sleeping is a lower bound that no load can shorten.
-    assert returned - started < 1000 * 0.05, "the readiness wait ignored the deadline"
-    assert kinds(result.actions)[-2:] == ["TerminatePod", "EndSession"]
     [record] = wd.ledger()
     assert record["status"] == "TERMINATED"
     assert record["billed_seconds"] <= returned - started  # the simulator bills on our clock
@@ -419,12 +422,13 @@ def test_deadline_holds_when_listing_pods_fails(wd: Harness) -> None:
     wd.run("shutdown")
 
 
-def test_created_status_while_starting_is_waited_out_not_resumed(wd: Harness) -> None:
-    """Issue 10, finding 8: CREATED right after create is "starting", not "stopped"."""
-    wd.sim.set_fault("transient_status", count=1, seconds=1.0)
+def test_created_status_is_waited_out_across_passes_not_resumed(wd: Harness) -> None:
+    """Issue 10, finding 8: CREATED after create is "starting" on every pass, not "stopped"."""
+    wd.sim.set_fault("transient_status", count=1, seconds=2.0)
     result = wd.run()
-    assert kinds(result.actions) == ["StartSession", "StartProxy", "CreatePod", "WaitReady"]
-    assert any("CREATED" in line for line in wd.lines), wd.lines
+    assert kinds(result.actions) == ["StartSession", "StartProxy", "CreatePod"]
+    wd.up()
+    assert any("CREATED: RunPod is starting it" in line for line in wd.lines), wd.lines
     state = wd.state()
     assert state.pod is not None and state.pod.phase == "ready"
     assert state.session is not None and state.session.restarts == 0
@@ -434,13 +438,14 @@ def test_created_status_while_starting_is_waited_out_not_resumed(wd: Harness) ->
 
 def test_restarting_status_after_a_resume_is_not_a_second_restart(wd: Harness) -> None:
     """RESTARTING after our own resume is the restart in progress: counted once."""
-    wd.run()
+    wd.up()
     pod_id = wd.state().pod.id  # type: ignore[union-attr]
     wd.sim.kill_vllm(pod_id)
-    wd.sim.set_fault("transient_status", count=1, seconds=1.0, pod_id=pod_id)
+    wd.sim.set_fault("transient_status", count=1, seconds=2.0, pod_id=pod_id)
     result = wd.run()
     assert kinds(result.actions).count("RestartPod") == 1, kinds(result.actions)
-    assert any("RESTARTING" in line for line in wd.lines), wd.lines
+    wd.up()
+    assert any("RESTARTING: RunPod is starting it" in line for line in wd.lines), wd.lines
     state = wd.state()
     assert state.pod is not None and state.pod.phase == "ready"
     assert state.session is not None and state.session.restarts == 1

@@ -23,8 +23,12 @@ def summary(action: act.Action) -> str:
             return f"{type(action).__name__} {pod_id}"
         case act.ForgetPod(pod_id=pod_id) | act.AdoptPod(pod_id=pod_id):
             return f"{type(action).__name__} {pod_id}"
-        case act.WaitReady(pod_id=pod_id):
-            return f"WaitReady {pod_id or 'new'}"
+        case act.PodProgress(pod_id=pod_id, phase=phase):
+            return f"PodProgress {pod_id} {phase}"
+        case act.MarkReady(pod_id=pod_id):
+            return f"MarkReady {pod_id}"
+        case act.AbandonPod(pod_id=pod_id, replace=replace):
+            return f"AbandonPod {pod_id}" + (" replace" if replace else "")
         case act.EndSession(reason=reason):
             return f"EndSession {reason}"
         case act.CreatePod(replaces_lost_pod=again):
@@ -54,7 +58,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(proxy=PROXY_DOWN),
             "pass",
             {},
-            ["StartSession", "StartProxy", "CreatePod", "WaitReady new"],
+            ["StartSession", "StartProxy", "CreatePod"],
             id="first-run-on-a-fresh-machine-starts-a-session",
         ),
         pytest.param(
@@ -62,7 +66,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(),
             "pass",
             {},
-            ["StartSession", "CreatePod", "WaitReady new"],
+            ["StartSession", "CreatePod"],
             id="first-run-proxy-already-up",
         ),
         pytest.param(
@@ -94,7 +98,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(),
             "start",
             {},
-            ["StartSession", "CreatePod", "WaitReady new"],
+            ["StartSession", "CreatePod"],
             id="up-starts-a-new-session-after-one-ended",
         ),
         pytest.param(
@@ -190,7 +194,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(live()),
             "pass",
             {"idle_timeout_seconds": 1800, "runtime_seconds": 8000},
-            ["WaitReady p1"],
+            ["PodProgress p1 loading"],
             id="idle-not-counted-while-starting",
         ),
         pytest.param(
@@ -206,7 +210,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(live("p2")),
             "pass",
             {},
-            ["AdoptPod p2", "WaitReady p2"],
+            ["AdoptPod p2"],
             id="lost-pod-adopted",
         ),
         pytest.param(
@@ -214,7 +218,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(live("old", uptime=900), live("new", uptime=5)),
             "pass",
             {},
-            ["TerminatePod old", "AdoptPod new", "WaitReady new"],
+            ["TerminatePod old", "AdoptPod new"],
             id="newest-lost-pod-adopted-older-terminated",
         ),
         pytest.param(
@@ -222,7 +226,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(live("p2", status="EXITED")),
             "pass",
             {},
-            ["TerminatePod p2", "CreatePod", "WaitReady new"],
+            ["TerminatePod p2", "CreatePod"],
             id="stopped-stray-not-adopted",
         ),
         pytest.param(
@@ -230,7 +234,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(),
             "pass",
             {},
-            ["ForgetPod p1", "CreatePod again", "WaitReady new"],
+            ["ForgetPod p1", "CreatePod again"],
             id="pod-gone-is-recreated",
         ),
         pytest.param(
@@ -238,7 +242,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(live(status="EXITED")),
             "pass",
             {},
-            ["RestartPod p1", "WaitReady p1"],
+            ["RestartPod p1"],
             id="stopped-pod-restarted",
         ),
         pytest.param(
@@ -246,7 +250,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(live(), healthy=False, detail="health 503"),
             "pass",
             {},
-            ["RestartPod p1", "WaitReady p1"],
+            ["RestartPod p1"],
             id="dead-vllm-restarted",
         ),
         pytest.param(
@@ -278,7 +282,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(live(status="EXITED")),
             "pass",
             {},
-            ["RestartPod p1", "WaitReady p1"],
+            ["RestartPod p1"],
             id="restart-after-backoff",
         ),
         pytest.param(
@@ -302,7 +306,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(live()),
             "pass",
             {},
-            ["WaitReady p1"],
+            ["PodProgress p1 loading"],
             id="still-starting-keeps-waiting",
         ),
         pytest.param(
@@ -342,7 +346,7 @@ NO_HISTORY: tuple[str, ...] = ()
             seen(live("p5", uptime=1000)),
             "pass",
             {},
-            ["StartSession", "AdoptPod p5", "WaitReady p5"],
+            ["StartSession", "AdoptPod p5"],
             id="corrupt-state-recovers-running-pod",
         ),
         pytest.param(
@@ -377,43 +381,43 @@ def test_plan_table(
         pytest.param(
             state(session(), record(phase="starting")),
             seen(live(status="CREATED")),
-            ["WaitReady p1"],
+            ["PodProgress p1 starting"],
             id="created-while-starting-waits",
         ),
         pytest.param(
             state(session(), record()),
             seen(live(status="RESTARTING")),
-            ["WaitReady p1"],
+            ["PodProgress p1 starting"],
             id="restarting-ready-pod-waits-no-resume",
         ),
         pytest.param(
             state(session(), record(phase="restarting")),
             seen(live(status="RESTARTING")),
-            ["WaitReady p1"],
+            ["PodProgress p1 starting"],
             id="restarting-after-our-resume-is-not-another-restart",
         ),
         pytest.param(
             state(session(), record()),
             seen(live(status="PROVISIONING")),
-            ["WaitReady p1"],
+            ["PodProgress p1 starting"],
             id="unknown-status-is-not-ready",
         ),
         pytest.param(
             state(session(), record()),
             seen(live(status="UNKNOWN")),
-            ["WaitReady p1"],
+            ["PodProgress p1 starting"],
             id="missing-status-is-not-ready",
         ),
         pytest.param(
             state(session(), record()),
             seen(live(status="EXITED")),
-            ["RestartPod p1", "WaitReady p1"],
+            ["RestartPod p1"],
             id="exited-is-still-resumed",
         ),
         pytest.param(
             state(session()),
             seen(live("p5", status="CREATED")),
-            ["AdoptPod p5", "WaitReady p5"],
+            ["AdoptPod p5"],
             id="lost-pod-still-created-is-adopted-not-terminated",
         ),
         pytest.param(
@@ -525,7 +529,7 @@ def test_create_uses_the_gpu_list_in_order() -> None:
 
 def test_restarts_do_not_extend_the_deadline() -> None:
     st = state(session(age=3599, left=1, restarts=1, last_restart_at=NOW - 1000), record())
-    assert run(st, seen(live(status="EXITED"))) == ["RestartPod p1", "WaitReady p1"]
+    assert run(st, seen(live(status="EXITED"))) == ["RestartPod p1"]
     st = state(session(age=3600, left=0, restarts=1, last_restart_at=NOW - 1000), record())
     assert run(st, seen(live(status="EXITED"))) == ["TerminatePod p1", "EndSession deadline"]
 
@@ -535,7 +539,9 @@ def test_every_action_describes_itself() -> None:
         act.StartSession(NOW, NOW + 60, "requested"),
         act.EndSession("idle", "no request for 60s"),
         act.CreatePod(("A",), replaces_lost_pod=True),
-        act.WaitReady(None),
+        act.PodProgress("p1", "loading", "container up, model loading (health 502)", 95),
+        act.MarkReady("p1", 120),
+        act.AbandonPod("p1", "no container", replace=True),
         act.RestartPod("p1", "pod is EXITED"),
         act.TerminatePod("p1", "deadline"),
         act.AdoptPod("p1", "podmgr-x", 5.0),

@@ -30,7 +30,7 @@ def supervisor(
 
 
 def test_dead_proxy_is_restarted_by_the_next_pass(wd: Harness) -> None:
-    wd.run()
+    wd.up()
     first = wd.state().proxy_pid
     assert first is not None and is_our_proxy(first, wd.config_path)
     log = wd.config.state_path.parent / "proxy.log"
