@@ -130,6 +130,7 @@ def wd(
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("RUNPOD_API_BASE_URL", shared_sim.base_url)
+    monkeypatch.setenv("RUNPOD_REST_URL", shared_sim.rest_url)
     monkeypatch.setenv("RUNPOD_API_KEY", shared_sim.api_key)
     import runpod
 

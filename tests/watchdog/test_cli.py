@@ -82,7 +82,12 @@ def test_manage_pod_runs_from_any_directory(wd: Harness, standin: subprocess.Pop
 
 def test_invalid_config_exits_2_before_any_api_call(wd: Harness) -> None:
     wd.configure(runtime_seconds=-5)
-    env = {**wd.sim.env(wd.dir / "home"), "RUNPOD_API_BASE_URL": "http://127.0.0.1:9"}
+    nowhere = "http://127.0.0.1:9"
+    env = {
+        **wd.sim.env(wd.dir / "home"),
+        "RUNPOD_API_BASE_URL": nowhere,
+        "RUNPOD_REST_URL": nowhere,
+    }
     run = cli(wd, "watchdog", env=env)
     assert run.returncode == 2
     assert "runtime_seconds" in run.stderr
