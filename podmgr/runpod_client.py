@@ -56,6 +56,9 @@ T = TypeVar("T")
 log = get_logger("runpod")
 
 _POD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# REST's Pod.desiredStatus may say TERMINATED (RunPod OpenAPI v1, Pod); GraphQL's listing
+# drops such pods (RUNPOD_FACTS.md). The watchdog reads a terminated pod as a gone one.
+TERMINATED = "TERMINATED"
 
 
 def classify(error: BaseException) -> PodmgrError:
@@ -229,20 +232,22 @@ class RunPodClient:
 
     # --- pods (REST) -------------------------------------------------------------------
     def list_pods(self) -> list[PodInfo]:
-        """Every pod of the account. The runtime is NOT read (REST's Pod has none): each
-        PodInfo has `runtime_read` False and `has_runtime` False meaning "not read"."""
+        """Every pod of the account but terminated ones. The runtime is NOT read (REST's
+        Pod has none): each PodInfo has `runtime_read` False, `has_runtime` False meaning
+        "not read"."""
         rest = self.rest()
         pods = self.call("list_pods", rest.list_pods)
         now = self._now()
-        return [pod_info(pod, now) for pod in pods]
+        return [pod_info(pod, now) for pod in pods if pod.desired_status != TERMINATED]
 
     def get_pod(self, pod_id: str) -> PodInfo | None:
-        """The pod, or None when RunPod no longer knows it (404). For a RUNNING pod the
-        runtime is read through GraphQL, so `has_runtime` says whether the container is up."""
+        """The pod, or None when RunPod no longer knows it (404) or it is TERMINATED. For a
+        RUNNING pod the runtime is read through GraphQL: `has_runtime` says whether the
+        container is up."""
         rest = self.rest()
         check_pod_id(pod_id)
         pod = self.call("get_pod", lambda: rest.get_pod(pod_id))
-        if pod is None:
+        if pod is None or pod.desired_status == TERMINATED:
             return None
         info = pod_info(pod, self._now())
         if not info.running:
@@ -286,8 +291,7 @@ class RunPodClient:
     def _find_by_name(self, name: str) -> RestPod | None:
         pods = self.rest().list_pods(name=name)
         # The filter is RunPod's; the check is ours (an older RunPod may ignore it).
-        return next((p for p in pods if p.name == name and p.desired_status != "TERMINATED"),
-                    None)  # fmt: skip
+        return next((p for p in pods if p.name == name and p.desired_status != TERMINATED), None)
 
     def stop_pod(self, pod_id: str) -> None:
         rest = self.rest()

@@ -193,9 +193,10 @@ def rest_pod(status: str = "RUNNING", **extra: Any) -> dict[str, Any]:
 def test_list_pods_does_not_read_the_runtime() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         assert request.url.host == "rest.test", "list_pods must not query GraphQL"
-        return httpx.Response(200, json=[rest_pod(), rest_pod("EXITED", id="p2")])
+        pods = [rest_pod(), rest_pod("EXITED", id="p2"), rest_pod("TERMINATED", id="p3")]
+        return httpx.Response(200, json=pods)
 
-    running, stopped = client(handler).list_pods()
+    running, stopped = client(handler).list_pods()  # the terminated pod is left out
     assert running.running and not running.runtime_read and not running.has_runtime
     assert running.uptime_seconds == 30.0 and running.gpu_count == 2
     assert running.env == {"PODMGR_MANAGED": "1"} and running.cost_per_hr == 0.69
@@ -222,6 +223,10 @@ def test_get_pod_reads_the_runtime_of_a_running_pod(runtime: Any, up: bool) -> N
     assert pod is not None and pod.runtime_read and pod.has_runtime is up
     assert pod.uptime_seconds == (12.0 if up else 30.0)
     assert queries[0]["variables"] == {"podId": "abc123"}
+
+
+def test_a_terminated_pod_is_a_gone_one() -> None:
+    assert client(answer(200, rest_pod("TERMINATED"))).get_pod("abc123") is None
 
 
 def test_get_pod_of_a_stopped_pod_asks_rest_only() -> None:
