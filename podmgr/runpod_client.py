@@ -38,7 +38,7 @@ from podmgr.errors import (
 from podmgr.logs import get_logger
 from podmgr.runpod_classify import classify_graphql_message
 from podmgr.runpod_graphql import pod_runtime
-from podmgr.runpod_models import GpuType, PodInfo, PodSpec, gpu_type_from, parse_pod
+from podmgr.runpod_models import GpuType, PodInfo, PodSpec, gpu_type_from, parse_env, parse_pod
 from podmgr.runpod_rest import PodCreateInput, RestApi, RestPod
 
 __all__ = [
@@ -155,7 +155,7 @@ def pod_info(pod: RestPod, now: float) -> PodInfo:
         cost_per_hr=float(pod.cost_per_hr or 0.0),
         uptime_seconds=uptime,
         gpu_count=(pod.gpu.count if pod.gpu and pod.gpu.count else 1),
-        env=dict(pod.env or {}),
+        env=parse_env(pod.env),
     )
 
 

@@ -99,13 +99,14 @@ class RestPod(_Model):
     cost_per_hr: float | None = None
     adjusted_cost_per_hr: float | None = None
     last_started_at: str | None = None  # ISO 8601, e.g. "2024-07-12T19:14:40.144Z"
-    env: dict[str, str] | None = None
+    # An object in the document; GraphQL's ["KEY=VALUE"] list is accepted too (parse_env).
+    env: dict[str, str] | list[str] | None = None
     gpu: RestGpu | None = None
     image: str | None = None
     interruptible: bool | None = None
     machine_id: str | None = None
-    port_mappings: dict[str, int] | None = None
-    public_ip: str | None = None
+    port_mappings: Any = None  # read by nobody yet: never a reason to refuse an answer
+    public_ip: Any = None
 
     def started_at(self) -> float | None:
         """`lastStartedAt` as an epoch, or None when absent or unreadable."""

@@ -1,0 +1,31 @@
+"""Watchdog passes whose outcome depends on how RunPod's REST errors are read (issue 10)."""
+
+from __future__ import annotations
+
+import pytest
+
+from podmgr.errors import ApiError, AuthError
+
+from .conftest import Harness
+
+
+def test_an_unknown_template_ends_the_pass_naming_it_not_as_a_gone_pod(wd: Harness) -> None:
+    """Finding 3/5: "Template not found" read as "pod gone" (exit 5) or "no capacity"."""
+    wd.configure(template_id="no-such-template")
+    with pytest.raises(ApiError) as caught:
+        wd.run()
+    assert type(caught.value) is ApiError and caught.value.exit_code == 1
+    assert "emplate" in caught.value.message
+    assert wd.alive() == []
+
+
+def test_http_403_ends_the_pass_with_exit_3_at_once(wd: Harness) -> None:
+    """Finding 5: HTTP 403 was retried for a minute, then reported as "unreachable"."""
+    wd.configure(api_retry_max_seconds=30)
+    wd.sim.set_fault("api_error", status=403)
+    before = wd.sim.rest_requests()
+    with pytest.raises(AuthError) as caught:
+        wd.run()
+    assert caught.value.exit_code == 3 and "403" in caught.value.message
+    assert wd.sim.rest_requests() - before == 1  # the listing, once: no retries
+    assert wd.ledger() == []
