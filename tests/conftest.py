@@ -22,13 +22,15 @@ def sim() -> Iterator[SimProcess]:
 def runpod_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sim: SimProcess) -> SimProcess:
     """Point the runpod SDK (and child processes) at `sim`, with HOME in a temp dir.
 
-    Sets HOME, RUNPOD_API_BASE_URL and RUNPOD_API_KEY; if `runpod` is already imported its
-    `api_key` global is set too (the SDK reads the key from there, not from the env).
+    Sets HOME, RUNPOD_API_BASE_URL, RUNPOD_REST_URL and RUNPOD_API_KEY; if `runpod` is
+    already imported its `api_key` global is set too (the SDK reads the key from there, not
+    from the env).
     """
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("RUNPOD_API_BASE_URL", sim.base_url)
+    monkeypatch.setenv("RUNPOD_REST_URL", sim.rest_url)
     monkeypatch.setenv("RUNPOD_API_KEY", sim.api_key)
     if "runpod" in sys.modules:
         monkeypatch.setattr(sys.modules["runpod"], "api_key", sim.api_key)

@@ -1,8 +1,9 @@
 """`podmgr sim`: run the local RunPod simulator (API, pod URLs, simulated vLLM) until Ctrl-C.
 
-On start-up it prints two lines for scripts, then serves until SIGINT or SIGTERM (exit 0):
+On start-up it prints three lines for scripts, then serves until SIGINT or SIGTERM (exit 0):
     RUNPOD_API_BASE_URL=http://HOST:PORT
     POD_URL_TEMPLATE=http://HOST:PORT/pods/{pod_id}-{port}
+    RUNPOD_REST_URL=http://HOST:PORT/v1
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ __all__ = ["register"]
 FAULT_HELP = (
     "inject a fault (repeatable): NAME (always), NAME:0.2 (probability), NAME:x3 (next 3 "
     "calls), optional ',key=value' params, or a JSON object. Names: api_error, api_slow, "
-    "api_something_went_wrong, capacity, resume_no_gpus, pod_crash, vllm_die, list_error, "
-    "transient_status, "
+    "api_something_went_wrong, api_error_after_apply, capacity, resume_no_gpus, pod_crash, "
+    "container_crash, vllm_die, list_error, transient_status, unknown_template, "
     "upstream_error, upstream_drop, upstream_stall, upstream_slow"
 )
 
@@ -25,7 +26,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sim",
         help="run the local RunPod simulator",
-        description="A local RunPod: GraphQL API for the runpod SDK, pod URLs, simulated vLLM.",
+        description="A local RunPod: GraphQL API for the runpod SDK, REST API v1, pod URLs, "
+        "simulated vLLM.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
@@ -36,8 +38,18 @@ def register(subparsers: Any) -> None:
         help="a RunPod API key the simulator accepts (repeatable; default sim-key-not-secret)",
     )  # fmt: skip
     parser.add_argument(
+        "--read-only-key", action="append", dest="read_only_keys", default=[], metavar="KEY",
+        help="a read-only API key: it may read; mutations get HTTP 403 (REST) or "
+        "Unauthorized (GraphQL) (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
         "--pull-seconds", type=float, default=2.0, help="image pull time (default %(default)s)"
     )
+    parser.add_argument(
+        "--download-seconds", type=float, default=0.0,
+        help="weights download time, again after each stop unless the weights are on the "
+        "pod's volume (default %(default)s)",
+    )  # fmt: skip
     parser.add_argument(
         "--load-seconds", type=float, default=3.0, help="model load time (default %(default)s)"
     )
@@ -69,7 +81,9 @@ def _settings(args: argparse.Namespace) -> Any:
             faults.append(parse_fault(text))
         except (TypeError, ValueError) as error:
             raise ConfigError(f"{text!r}: {error}", field="--fault") from None
-    for name in ("pull_seconds", "load_seconds", "token_delay", "edge_timeout_seconds"):
+    for name in (
+        "pull_seconds", "download_seconds", "load_seconds", "token_delay", "edge_timeout_seconds"
+    ):  # fmt: skip
         value = getattr(args, name)
         if not math.isfinite(value) or value < 0:  # nan and inf too
             raise ConfigError("must be a number >= 0", field="--" + name.replace("_", "-"))
@@ -79,8 +93,10 @@ def _settings(args: argparse.Namespace) -> Any:
         host=args.host,
         port=args.port,
         api_keys=tuple(args.api_keys or [DEFAULT_API_KEY]),
+        read_only_keys=tuple(args.read_only_keys),
         pull_seconds=args.pull_seconds,
         load_seconds=args.load_seconds,
+        download_seconds=args.download_seconds,
         token_delay=args.token_delay,
         edge_timeout_seconds=args.edge_timeout_seconds,
         faults=tuple(faults),

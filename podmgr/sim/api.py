@@ -1,14 +1,17 @@
 """`POST /graphql`: RunPod's API as the `runpod` SDK sees it, with the API-level faults.
 
 Order of play for one call: the key is checked (HTTP 401 when wrong, as RunPod answers),
-then `api_error` may answer with an HTML error page (the SDK fails decoding it),
-`pod_crash` / `vllm_die` may strike a pod, `api_something_went_wrong` may answer RunPod's
-generic error, `list_error` may fail a request that lists pods (`myself`), then the
-query runs (with `capacity` and `resume_no_gpus` inside the
-resolvers). `api_slow` delays the answer after the query ran: like a slow RunPod, the
-work is done even when the client gave up waiting. The three `api_*` faults take an
-optional `field` parameter: they then match only requests for that root field (e.g.
-`podFindAndDeployOnDemand`, `podTerminate`, `pod`, `myself`, `gpuTypes`).
+then the call-level faults shared with the REST API are drawn
+(podmgr/sim/operations.py `draw_call_faults`: `api_error` may answer with an HTML error
+page, which the SDK fails decoding; `pod_crash` / `vllm_die` may strike a pod;
+`api_something_went_wrong` may answer RunPod's generic error), a read-only key's mutation
+answers `Unauthorized`, then the query runs; its resolvers call the world operations,
+where `list_error`, `capacity`, `resume_no_gpus`, `transient_status` and
+`api_error_after_apply` play. `api_slow` delays the answer after the query ran: like a
+slow RunPod, the work is done even when the client gave up waiting. The three `api_*`
+faults take an optional `field` parameter: they then match only requests for that root
+field (e.g. `podFindAndDeployOnDemand`, `podTerminate`, `pod`, `myself`, `gpuTypes`) or
+operation (`create`, `start`, `stop`, `terminate`, `get`, `list`: the same names on REST).
 
 Malformed or invalid queries get GraphQL errors with HTTP 200 and `data: null`.
 """
@@ -16,7 +19,7 @@ Malformed or invalid queries get GraphQL errors with HTTP 200 and `data: null`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -26,12 +29,20 @@ from graphql import (
     FieldNode,
     GraphQLError,
     OperationDefinitionNode,
+    OperationType,
     execute_sync,
     parse,
     validate,
 )
 
 from podmgr.logs import get_logger
+from podmgr.sim.operations import (
+    GRAPHQL_OPS,
+    SOMETHING_WENT_WRONG,
+    SimApiError,
+    check_access,
+    draw_call_faults,
+)
 from podmgr.sim.reply import cloudflare_page
 from podmgr.sim.resolvers import RootResolvers
 from podmgr.sim.schema import runpod_schema
@@ -39,7 +50,6 @@ from podmgr.sim.world import WORLD, SimWorld
 
 __all__ = ["SOMETHING_WENT_WRONG", "handle_graphql", "run_query"]
 
-SOMETHING_WENT_WRONG = "Something went wrong. Please try again later or contact support."
 _log = get_logger("sim.api")
 
 
@@ -62,26 +72,6 @@ def _api_key(request: web.Request) -> str | None:
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return request.query.get("api_key")
-
-
-def _has_running(world: SimWorld, params: Mapping[str, Any]) -> bool:
-    return world.fleet.pick_running(params.get("pod_id")) is not None
-
-
-def _strike_pods(world: SimWorld) -> None:
-    """Draw `pod_crash` and `vllm_die`: each firing hits one RUNNING pod."""
-    crash = world.faults.draw("pod_crash", lambda p: _has_running(world, p))
-    if crash is not None:
-        pod = world.fleet.pick_running(crash.spec.params.get("pod_id"))
-        if pod is not None:
-            world.fleet.stop(pod)
-            _log.info("fault_fired", fault="pod_crash", pod_id=pod.id)
-    die = world.faults.draw("vllm_die", lambda p: _has_running(world, p))
-    if die is not None:
-        pod = world.fleet.pick_running(die.spec.params.get("pod_id"))
-        if pod is not None:
-            pod.vllm_dead = True
-            _log.info("fault_fired", fault="vllm_die", pod_id=pod.id)
 
 
 def _root_fields(document: DocumentNode | None) -> list[str]:
@@ -107,12 +97,14 @@ def _parse(body: Any) -> DocumentNode | dict[str, Any]:
         return _error_json([error], "GRAPHQL_PARSE_FAILED")
 
 
-def run_query(world: SimWorld, body: dict[str, Any], document: DocumentNode) -> dict[str, Any]:
-    """Validate and execute one parsed GraphQL request."""
+def run_query(
+    world: SimWorld, body: dict[str, Any], document: DocumentNode
+) -> tuple[dict[str, Any], list[GraphQLError]]:
+    """Validate and execute one parsed GraphQL request: the answer and the errors raised."""
     schema = runpod_schema()
     problems = validate(schema, document)
     if problems:
-        return _error_json(problems, "GRAPHQL_VALIDATION_FAILED")
+        return _error_json(problems, "GRAPHQL_VALIDATION_FAILED"), []
     result = execute_sync(
         schema,
         document,
@@ -123,20 +115,44 @@ def run_query(world: SimWorld, body: dict[str, Any], document: DocumentNode) -> 
     answer: dict[str, Any] = {"data": result.data}
     if result.errors:
         answer["errors"] = [error.formatted for error in result.errors]
-    return answer
+    return answer, list(result.errors or [])
 
 
-def _went_wrong(fields: list[str]) -> dict[str, Any]:
-    error: dict[str, Any] = {"message": SOMETHING_WENT_WRONG}
+def _went_wrong(fields: list[str], message: str = SOMETHING_WENT_WRONG) -> dict[str, Any]:
+    error: dict[str, Any] = {"message": message}
     if fields:
         error["path"] = [fields[0]]
     return {"data": dict.fromkeys(fields) or None, "errors": [error]}
 
 
+def _is_mutation(document: DocumentNode) -> bool:
+    return any(
+        isinstance(definition, OperationDefinitionNode)
+        and definition.operation == OperationType.MUTATION
+        for definition in document.definitions
+    )
+
+
+def _page(status: int) -> web.Response:
+    return web.Response(text=cloudflare_page(status), status=status, content_type="text/html")
+
+
+def _page_status(answer: dict[str, Any], errors: Sequence[GraphQLError]) -> int | None:
+    """An operation asked for an HTML error page (e.g. `list_error` with `status`)."""
+    for error in errors:
+        original = error.original_error
+        if isinstance(original, SimApiError) and original.page_status is not None:
+            return original.page_status
+    return None
+
+
 async def handle_graphql(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     world.graphql_requests += 1
-    if _api_key(request) not in world.settings.api_keys:
+    key = _api_key(request)
+    try:
+        check_access(world, key, mutation=False)
+    except SimApiError:
         return _json({"errors": [{"message": "Unauthorized"}]}, status=401)
     try:
         body = orjson.loads(await request.read())
@@ -144,34 +160,24 @@ async def handle_graphql(request: web.Request) -> web.Response:
         return _json({"errors": [{"message": "POST body is not valid JSON"}]}, status=400)
     parsed = _parse(body)
     fields = _root_fields(parsed) if isinstance(parsed, DocumentNode) else []
-
-    def on_field(params: Mapping[str, Any]) -> bool:
-        return not params.get("field") or params["field"] in fields
-
-    api_error = world.faults.draw("api_error", on_field)
-    if api_error is not None:
-        status = int(api_error.spec.params["status"])
-        _log.info("fault_fired", fault="api_error", status=status, fields=fields)
-        return web.Response(text=cloudflare_page(status), status=status, content_type="text/html")
-    slow = world.faults.draw("api_slow", on_field)
-    _strike_pods(world)
-    listing = world.faults.draw("list_error", lambda _p: "myself" in fields)
-    if listing is not None and listing.spec.params.get("status"):
-        status = int(listing.spec.params["status"])
-        _log.info("fault_fired", fault="list_error", status=status)
-        return web.Response(text=cloudflare_page(status), status=status, content_type="text/html")
-    if listing is not None:
-        _log.info("fault_fired", fault="list_error", fields=fields)
+    targets = {*fields, *(GRAPHQL_OPS[f] for f in fields if f in GRAPHQL_OPS)}
+    calls = draw_call_faults(world, targets)
+    if calls.error is not None and calls.error.page_status is not None:
+        return _page(calls.error.page_status)
+    if calls.error is not None:
         answer = _went_wrong(fields)
-    elif world.faults.draw("api_something_went_wrong", on_field) is not None:
-        _log.info("fault_fired", fault="api_something_went_wrong", fields=fields)
-        answer = _went_wrong(fields)
-    elif isinstance(parsed, DocumentNode):
-        answer = run_query(world, body, parsed)
-    else:
+    elif not isinstance(parsed, DocumentNode):
         answer = parsed
-    if slow is not None:
-        seconds = float(slow.spec.params["seconds"])
-        _log.info("fault_fired", fault="api_slow", seconds=seconds, fields=fields)
-        await asyncio.sleep(seconds)
+    elif _is_mutation(parsed) and key in world.settings.read_only_keys:
+        # A valid key without permission: HTTP 200 with message `Unauthorized`
+        # (RUNPOD_FACTS.md, "Errors as they arrive").
+        answer = _went_wrong(fields, "Unauthorized")
+    else:
+        answer, errors = run_query(world, body, parsed)
+        status = _page_status(answer, errors)
+        if status is not None:
+            return _page(status)
+    if calls.slow_seconds:
+        _log.info("fault_fired", fault="api_slow", seconds=calls.slow_seconds, fields=fields)
+        await asyncio.sleep(calls.slow_seconds)
     return _json(answer)

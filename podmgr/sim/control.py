@@ -4,11 +4,14 @@ GET    /_sim/ledger                 {"pods": [...], "total_cost_usd": x}
 GET    /_sim/faults                 the faults in force, with remaining and fired counts
 POST   /_sim/faults                 add one: {"fault": NAME, "probability"|"count", params}
 DELETE /_sim/faults                 clear all
-POST   /_sim/pods/{id}/crash        the pod goes to EXITED (billing stops)
+GET    /_sim/pods/{id}              {"id", "status", "phase", "download_seconds",
+                                    "weights_on_volume", "volume_has_weights"}
+POST   /_sim/pods/{id}/crash        RunPod stops the pod: EXITED, billing stops, ended_by runpod
+POST   /_sim/pods/{id}/crash-container  the container dies: RUNNING, no runtime, URL 502
 POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM dies until the pod is stopped+resumed
 GET    /_sim/pods/{id}/requests     what reached the pod's URL (podmgr/sim/traffic.py)
 GET    /_sim/health                 {"ok": true}
-GET    /_sim/requests               {"graphql": n}: POST /graphql requests received so far
+GET    /_sim/requests               {"graphql": n, "rest": m}: API requests received so far
 """
 
 from __future__ import annotations
@@ -66,9 +69,32 @@ def _pod_or_404(request: web.Request) -> SimPod:
 
 async def crash_pod(request: web.Request) -> web.Response:
     pod = _pod_or_404(request)
-    request.app[WORLD].fleet.stop(pod)
+    request.app[WORLD].fleet.stop(pod, by="runpod")
     _log.info("pod_crashed", pod_id=pod.id)
     return _json({"id": pod.id, "status": pod.status})
+
+
+async def pod_phase(request: web.Request) -> web.Response:
+    pod = _pod_or_404(request)
+    world = request.app[WORLD]
+    return _json(
+        {
+            "id": pod.id,
+            "status": pod.status,
+            "phase": pod.phase(world.now(), world.settings.timings),
+            "download_seconds": pod.download_seconds,
+            "weights_on_volume": pod.weights_on_volume,
+            "volume_has_weights": pod.volume_has_weights,
+        }
+    )
+
+
+async def crash_container(request: web.Request) -> web.Response:
+    pod = _pod_or_404(request)
+    if pod.status == "RUNNING":
+        pod.container_crashed = True
+    _log.info("container_crashed", pod_id=pod.id)
+    return _json({"id": pod.id, "status": pod.status, "container_crashed": pod.container_crashed})
 
 
 async def kill_vllm(request: web.Request) -> web.Response:
@@ -92,7 +118,8 @@ async def health(_request: web.Request) -> web.Response:
 
 
 async def requests(request: web.Request) -> web.Response:
-    return _json({"graphql": request.app[WORLD].graphql_requests})
+    world = request.app[WORLD]
+    return _json({"graphql": world.graphql_requests, "rest": world.rest_requests})
 
 
 def control_routes() -> list[web.RouteDef]:
@@ -101,7 +128,9 @@ def control_routes() -> list[web.RouteDef]:
         web.get("/_sim/faults", list_faults),
         web.post("/_sim/faults", add_fault),
         web.delete("/_sim/faults", clear_faults),
+        web.get("/_sim/pods/{pod_id}", pod_phase),
         web.post("/_sim/pods/{pod_id}/crash", crash_pod),
+        web.post("/_sim/pods/{pod_id}/crash-container", crash_container),
         web.post("/_sim/pods/{pod_id}/kill-vllm", kill_vllm),
         web.get("/_sim/pods/{pod_id}/requests", pod_requests),
         web.get("/_sim/health", health),

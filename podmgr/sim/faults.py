@@ -26,7 +26,8 @@ __all__ = ["FAULT_NAMES", "Fault", "FaultBook", "FaultSpec", "fault_from_json", 
 
 API_ERROR_STATUSES = (500, 502, 503, 429)
 
-# name -> {parameter: kind}; kinds: "status", "upstream_status", "seconds", "str", "list"
+# name -> {parameter: kind}; kinds: "status", "upstream_status", "seconds", "str", "list",
+# or "one of a|b" (a choice among the words after "one of").
 FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     "api_error": {"status": "status", "field": "str"},
     "api_slow": {"seconds": "seconds", "field": "str"},
@@ -43,7 +44,30 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     # that SkyPilot sees while pods start and treats as still starting (skypilot#9356,
     # RUNPOD_FACTS.md). Fires on creates and resumes (issue 10, finding 8).
     "transient_status": {"seconds": "seconds", "pod_id": "str"},
+    # RunPod stops the pod on its own (EXITED without the user asking, `ended_by` runpod):
+    # balance at $0 stops every pod (RunPod docs accounts-billing/billing), spot
+    # preemption, maintenance (RUNPOD_FACTS.md). Not a container crash: `container_crash`.
     "pod_crash": {"pod_id": "str"},
+    # The container dies but the pod stays RUNNING: GraphQL runtime null, the pod URL 502,
+    # until the pod is stopped and started (or reset). dstack treats `runtime.ports` None
+    # after start as "failed to start" (dstack commit c9b4412; RUNPOD_FACTS.md).
+    "container_crash": {"pod_id": "str"},
+    # The mutation takes effect, then the answer is an error: GraphQL "Something went wrong"
+    # while the pod starts anyway (runpodctl#45); REST create answering 500 while the pod
+    # is created and billing, and slow to appear in listings (transformerlab-app#2305):
+    # `hide_seconds`. `field`: create|start|stop|terminate|reset (any when unset);
+    # `body`: the REST 500's body, json (RunPod v1's {"message"}) or html (a 500 page).
+    "api_error_after_apply": {
+        "field": "one of create|start|stop|terminate|reset",
+        "pod_id": "str",
+        "hide_seconds": "seconds",
+        "body": "one of json|html",
+    },
+    # A create naming a templateId fails as RunPod did for an unknown template: `message`
+    # misleading (default) answers "There are no longer any instances available with
+    # enough disk space." (runpod-python#297: a template id on create_pod produced it);
+    # not_found answers "Template not found" (RUNPOD_FACTS.md, "not found" errors).
+    "unknown_template": {"message": "one of misleading|not_found"},
     "vllm_die": {"pod_id": "str"},
     "upstream_error": {"status": "upstream_status", "pod_id": "str", "path_prefix": "str"},
     "upstream_drop": {"pod_id": "str", "path_prefix": "str"},
@@ -59,6 +83,8 @@ DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = {
     "api_error": {"status": 502},
     "api_slow": {"seconds": 5.0},
     "transient_status": {"seconds": 2.0},
+    "api_error_after_apply": {"body": "json", "hide_seconds": 0.0},
+    "unknown_template": {"message": "misleading"},
     "upstream_error": {"status": 500},
     "upstream_stall": {"seconds": 5.0},
     "upstream_slow": {"seconds": 0.2},
@@ -158,6 +184,11 @@ def _convert(name: str, key: str, value: Any) -> Any:
         if seconds < 0:
             raise ValueError(f"{name} seconds must be >= 0")
         return seconds
+    if kind.startswith("one of "):
+        options = kind.removeprefix("one of ").split("|")
+        if str(value) not in options:
+            raise ValueError(f"{name} {key} must be one of {', '.join(options)}")
+        return str(value)
     if kind == "list":
         items = value.split("|") if isinstance(value, str) else list(value)
         return [str(item) for item in items if str(item)]

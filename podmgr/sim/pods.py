@@ -1,12 +1,25 @@
 """Simulated pods: their lifecycle on a clock, and the billing ledger that outlives them.
 
-A pod's phase is computed from the clock, never from timers: after create or resume it is
-RUNNING with no runtime for `pull_seconds` ("pulling"), then has runtime ports while vLLM
-loads for `load_seconds` ("loading"), then serves ("serving") until it is stopped, crashes,
-or its vLLM dies ("dead"). The fault `transient_status` makes a created or resumed pod
-show CREATED or RESTARTING for a while, without a container. Billing runs while the pod is
-RUNNING; stopped (EXITED) and terminated time is not billed. Terminated pods leave `live`
-but keep their ledger record.
+A pod's phase is computed from the clock, never from timers: after create, resume or reset
+its container starts afresh. It is RUNNING with no runtime for `pull_seconds` ("pulling";
+the GraphQL runtime appears when the container starts, RUNPOD_FACTS.md "Pod lifecycle as
+the API shows it"), then has runtime ports while the weights download for
+`download_seconds` ("downloading") and while vLLM loads for `load_seconds` ("loading"),
+the pod URL answering 502 meanwhile, then serves ("serving") until it is stopped, its
+container crashes ("crashed": RUNNING without runtime) or its vLLM dies ("dead").
+
+Where the weights go: onto the pod's volume when vLLM's Hugging Face cache is on it (env
+`HF_HOME` under `volume_mount_path`, or `--download-dir` under it in the start command)
+and `volume_in_gb > 0`; else onto the container disk. Stopping a pod wipes its container
+disk ("any data that is only stored on container storage will be lost", RunPod docs
+pods/maintenance-and-outages; "The data on the container disk is wiped when the Pod
+restarts", RunPod OpenAPI v1, Pod.containerDiskInGb): the next container downloads again,
+unless the weights finished downloading onto the volume, which keeps them.
+
+The fault `transient_status` makes a created or resumed pod show CREATED or RESTARTING
+for a while, without a container. Billing runs while the pod is RUNNING; stopped (EXITED)
+and terminated time is not billed. Terminated pods leave `live` but keep their ledger
+record.
 """
 
 from __future__ import annotations
@@ -20,7 +33,9 @@ from typing import Any, Literal
 
 __all__ = ["Phase", "PodFleet", "PodSpec", "PortSpec", "SimPod", "Timings"]
 
-Phase = Literal["pulling", "loading", "serving", "dead", "stopped", "terminated"]
+Phase = Literal[
+    "pulling", "downloading", "loading", "serving", "dead", "crashed", "stopped", "terminated"
+]
 Status = Literal["RUNNING", "EXITED", "TERMINATED"]
 
 DEFAULT_MODEL = "sim-model"
@@ -30,10 +45,11 @@ _ID_ALPHABET = string.ascii_lowercase + string.digits
 
 @dataclass(frozen=True)
 class Timings:
-    """How long a (re)started pod pulls its image and loads its model, in seconds."""
+    """How long a (re)started pod pulls its image, downloads the weights and loads them."""
 
     pull_seconds: float = 0.1
     load_seconds: float = 0.1
+    download_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +93,15 @@ class PodSpec:
     start_ssh: bool = False
     memory_in_gb: int = 62
     vcpu_count: int = 16
+    # REST v1 create fields (RunPod OpenAPI v1, PodCreateInput): stored and shown; the
+    # simulator does not act on them yet.
+    interruptible: bool = False
+    docker_entrypoint: tuple[str, ...] = ()
+    docker_start_cmd: tuple[str, ...] = ()
+    allowed_cuda_versions: tuple[str, ...] = ()
+    data_center_ids: tuple[str, ...] = ()
+    network_volume_id: str | None = None
+    gpu_type_priority: str = "availability"
 
 
 @dataclass
@@ -97,6 +122,21 @@ class SimPod:
     # Fault `transient_status`: a status shown instead of RUNNING until `transient_until`.
     transient_status: str | None = None
     transient_until: float = 0.0
+    # Fault `api_error_after_apply` with `hide_seconds`: left out of listings until then.
+    hidden_until: float = 0.0
+    # Who last stopped or terminated the pod: "user" (the account's key) or "runpod".
+    ended_by: str | None = None
+    # Closed billing intervals (start, end) for GET /v1/billing/pods buckets.
+    billed_intervals: list[tuple[float, float]] = field(default_factory=list)
+    last_started_at: float = 0.0
+    # When the current container started (create, start, reset): the phases count from it.
+    container_started_at: float = 0.0
+    # This container's weights download (0 when the volume already holds them).
+    download_seconds: float = 0.0
+    # The weights finished downloading onto the pod's volume (kept across stops).
+    volume_has_weights: bool = False
+    # Fault `container_crash`: RUNNING, no runtime, URL 502, until stopped and started.
+    container_crashed: bool = False
 
     def shown_status(self, now: float) -> str:
         """The status the API reports: RUNNING shows as CREATED/RESTARTING for a while."""
@@ -126,6 +166,16 @@ class SimPod:
         """The key vLLM requires on /v1/*: env VLLM_API_KEY, or `--api-key` in the args."""
         return self.spec.env.get("VLLM_API_KEY") or _arg_value(self.spec.docker_args, "--api-key")
 
+    @property
+    def weights_on_volume(self) -> bool:
+        """vLLM's HF cache is on the pod's volume: HF_HOME or --download-dir under its mount."""
+        spec = self.spec
+        if spec.volume_in_gb <= 0:
+            return False
+        mount = spec.volume_mount_path.rstrip("/") + "/"
+        places = (spec.env.get("HF_HOME"), _arg_value(spec.docker_args, "--download-dir"))
+        return any(place and (place + "/").startswith(mount) for place in places)
+
     def billed_seconds(self, now: float) -> float:
         running = now - self.run_started_at if self.run_started_at is not None else 0.0
         return self.closed_billed_seconds + max(0.0, running)
@@ -136,7 +186,10 @@ class SimPod:
             return None
         if self.shown_status(now) != self.status:
             return None  # still shown as CREATED/RESTARTING: no container yet
-        up = now - max(self.run_started_at + timings.pull_seconds, self.transient_until)
+        if self.container_crashed:
+            return None
+        started = max(self.run_started_at, self.container_started_at)
+        up = now - max(started + timings.pull_seconds, self.transient_until)
         return up if up >= 0 else None
 
     def phase(self, now: float, timings: Timings) -> Phase:
@@ -144,12 +197,33 @@ class SimPod:
             return "terminated"
         if self.status == "EXITED" or self.run_started_at is None:
             return "stopped"
+        if self.container_crashed:
+            return "crashed"
         up = self.uptime(now, timings)
         if up is None:
             return "pulling"
-        if up < timings.load_seconds:
+        if up < self.download_seconds:
+            return "downloading"
+        if up < self.download_seconds + timings.load_seconds:
             return "loading"
         return "dead" if self.vllm_dead else "serving"
+
+    def keep_downloaded_weights(self, now: float, timings: Timings) -> None:
+        """Before the container goes: weights fully downloaded onto the volume stay there."""
+        if not self.weights_on_volume or self.volume_has_weights:
+            return
+        up = self.uptime(now, timings)
+        if up is not None and up >= self.download_seconds:
+            self.volume_has_weights = True
+
+    def start_container(self, now: float, timings: Timings) -> None:
+        """A fresh container: pull, download (unless the volume holds the weights), load."""
+        self.container_started_at = now
+        self.last_started_at = now
+        self.vllm_dead = False
+        self.container_crashed = False
+        kept = self.weights_on_volume and self.volume_has_weights
+        self.download_seconds = 0.0 if kept else timings.download_seconds
 
     def ledger_record(self, now: float) -> dict[str, Any]:
         billed = self.billed_seconds(now)
@@ -170,7 +244,15 @@ class SimPod:
             "ports": ",".join(f"{p.number}/{p.type}" for p in self.spec.ports),
             "support_public_ip": self.spec.support_public_ip,
             "start_ssh": self.spec.start_ssh,
+            "interruptible": self.spec.interruptible,
+            "ended_by": self.ended_by,
         }
+
+    def run_intervals(self, now: float) -> list[tuple[float, float]]:
+        """Every billed interval, the open one ending `now`."""
+        if self.run_started_at is None:
+            return list(self.billed_intervals)
+        return [*self.billed_intervals, (self.run_started_at, now)]
 
 
 def _arg_value(args: str, flag: str) -> str | None:
@@ -212,6 +294,7 @@ class PodFleet:
             run_started_at=now,
             last_status_change=now,
         )
+        pod.start_container(now, self.timings)
         self._pods[pod.id] = pod
         return pod
 
@@ -229,15 +312,18 @@ class PodFleet:
     def _close_billing(self, pod: SimPod, now: float) -> None:
         if pod.run_started_at is not None:
             pod.closed_billed_seconds += max(0.0, now - pod.run_started_at)
+            pod.billed_intervals.append((pod.run_started_at, now))
             pod.run_started_at = None
 
-    def stop(self, pod: SimPod) -> None:
-        """Stop (or crash): EXITED, no runtime, billing paused. Idempotent."""
+    def stop(self, pod: SimPod, by: str = "user") -> None:
+        """Stop: EXITED, no runtime, billing paused; `by` who stopped it. Idempotent."""
         if pod.status == "RUNNING":
             now = self.clock()
+            pod.keep_downloaded_weights(now, self.timings)
             self._close_billing(pod, now)
             pod.status = "EXITED"
             pod.last_status_change = now
+            pod.ended_by = by
 
     def resume(self, pod: SimPod, gpu_count: int) -> None:
         """Start again from the image pull; a fresh vLLM. No-op for a RUNNING pod."""
@@ -247,14 +333,23 @@ class PodFleet:
             pod.gpu_count = gpu_count
             pod.run_started_at = now
             pod.last_status_change = now
-            pod.vllm_dead = False
+            pod.transient_status = None  # a status shown after create ends with the stop
+            pod.start_container(now, self.timings)
 
-    def terminate(self, pod: SimPod) -> None:
+    def reset(self, pod: SimPod) -> None:
+        """A RUNNING pod's container starts afresh (container disk wiped); billing runs on."""
+        if pod.status == "RUNNING":
+            now = self.clock()
+            pod.keep_downloaded_weights(now, self.timings)
+            pod.start_container(now, self.timings)
+
+    def terminate(self, pod: SimPod, by: str = "user") -> None:
         now = self.clock()
         self._close_billing(pod, now)
         pod.status = "TERMINATED"
         pod.terminated_at = now
         pod.last_status_change = now
+        pod.ended_by = by
 
     def pick_running(self, pod_id: str | None) -> SimPod | None:
         """The given pod if RUNNING, or (no id) a random RUNNING pod."""

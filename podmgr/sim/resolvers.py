@@ -11,7 +11,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from podmgr.sim.catalog import GPU_TYPES, find_gpu_type, price_per_gpu
+from podmgr.sim import operations
+from podmgr.sim.catalog import GPU_TYPES
+from podmgr.sim.operations import (
+    CAPACITY_MESSAGE,
+    NOT_FOUND_TO_TERMINATE,
+    RESUME_NO_GPUS_MESSAGE,
+    CreateOrder,
+)
 from podmgr.sim.pods import PodSpec, PortSpec, SimPod, Timings
 from podmgr.sim.world import SimWorld
 
@@ -23,13 +30,6 @@ __all__ = [
     "RunPodError",
     "pod_to_graphql",
 ]
-
-CAPACITY_MESSAGE = (
-    "There are no longer any instances available with the requested specifications. "
-    "Please refresh and try again."
-)
-RESUME_NO_GPUS_MESSAGE = "There are not enough free GPUs on the host machine to start this pod."
-NOT_FOUND_TO_TERMINATE = "pod not found to terminate"
 
 
 class RunPodError(Exception):
@@ -138,8 +138,8 @@ class RootResolvers:
         return None if pod is None else self._pod_json(pod)
 
     def myself(self, _info: Any) -> dict[str, Any]:
-        fleet = self.world.fleet
-        running = [p for p in fleet.live() if p.status == "RUNNING"]
+        pods = operations.list_pods(self.world)
+        running = [p for p in self.world.fleet.live() if p.status == "RUNNING"]
         return {
             "id": "user_sim",
             "email": "sim@example.invalid",
@@ -147,106 +147,53 @@ class RootResolvers:
             "clientBalance": 100.0,
             "currentSpendPerHr": sum(p.cost_per_hr for p in running),
             "networkVolumes": [],
-            "pods": [self._pod_json(pod) for pod in fleet.live()],
+            "pods": [self._pod_json(pod) for pod in pods],
         }
 
     # --- mutations ----------------------------------------------------------------------
     def podFindAndDeployOnDemand(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        spec = self._deploy_spec(input or {})
-        capacity = self.world.faults.draw(
-            "capacity",
-            lambda params: (
-                not params.get("gpu_type_ids") or spec.gpu_type_id in params["gpu_type_ids"]
-            ),
-        )
-        if capacity is not None:
-            self.log.info("fault_fired", fault="capacity", gpu_type_id=spec.gpu_type_id)
-            raise RunPodError(CAPACITY_MESSAGE)
-        pod = self.world.fleet.create(spec)
-        self.log.info("pod_created", pod_id=pod.id, name=spec.name, gpu=spec.gpu_type_id)
-        self._maybe_transient(pod, "CREATED")
+        pod = operations.create(self.world, _deploy_order(input or {}))
         return self._pod_json(pod)
-
-    def _maybe_transient(self, pod: SimPod, status: str) -> None:
-        """Fault `transient_status`: the pod shows `status` for a while (see faults.py)."""
-        fault = self.world.faults.draw(
-            "transient_status", lambda params: params.get("pod_id") in (None, pod.id)
-        )
-        if fault is not None:
-            seconds = float(fault.spec.params["seconds"])
-            pod.show_transient(status, self.world.now(), seconds)
-            self.log.info("fault_fired", fault="transient_status", pod_id=pod.id, status=status)
-
-    def _deploy_spec(self, data: dict[str, Any]) -> PodSpec:
-        gpu_type_id = data.get("gpuTypeId") or next(iter(data.get("gpuTypeIdList") or []), None)
-        gpu = find_gpu_type(gpu_type_id or "")
-        if gpu is None:
-            raise RunPodError(f"Invalid GPU type id: {gpu_type_id}")
-        cloud_type = data.get("cloudType") or "ALL"
-        if (cloud_type == "SECURE" and gpu.secure_price is None) or (
-            cloud_type == "COMMUNITY" and gpu.community_price is None
-        ):
-            raise RunPodError(CAPACITY_MESSAGE)
-        gpu_count = int(data.get("gpuCount") or 1)
-        if not 1 <= gpu_count <= gpu.max_gpu_count:
-            raise RunPodError(f"gpuCount must be between 1 and {gpu.max_gpu_count}")
-        if not data.get("imageName") and not data.get("templateId"):
-            raise RunPodError("Either imageName or templateId is required")
-        try:
-            ports = tuple(PortSpec.parse_list(data.get("ports")))
-        except ValueError:
-            raise RunPodError(f"Invalid ports: {data.get('ports')}") from None
-        return PodSpec(
-            name=data.get("name") or "",
-            image_name=data.get("imageName") or "",
-            gpu_type_id=gpu.id,
-            gpu_display_name=gpu.display_name,
-            gpu_count=gpu_count,
-            cloud_type=cloud_type,
-            cost_per_hr=round(price_per_gpu(gpu, cloud_type) * gpu_count, 6),
-            docker_args=data.get("dockerArgs") or "",
-            env={item["key"]: item["value"] for item in data.get("env") or [] if item},
-            ports=ports,
-            container_disk_in_gb=int(data.get("containerDiskInGb") or 10),
-            volume_in_gb=int(data.get("volumeInGb") or 0),
-            volume_mount_path=data.get("volumeMountPath") or "/runpod-volume",
-            template_id=data.get("templateId"),
-            support_public_ip=bool(data.get("supportPublicIp")),
-            start_ssh=bool(data.get("startSsh")),
-            memory_in_gb=max(int(data.get("minMemoryInGb") or 0), 31 * gpu_count),
-            vcpu_count=max(int(data.get("minVcpuCount") or 0), 8 * gpu_count),
-        )
 
     def podStop(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        pod = self._existing(input["podId"])
-        self.world.fleet.stop(pod)
-        self.log.info("pod_stopped", pod_id=pod.id)
-        return self._pod_json(pod)
+        return self._pod_json(operations.stop(self.world, input["podId"]))
 
     def podResume(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
-        pod = self._existing(input["podId"])
-        gpu_count = int(input["gpuCount"])
-        if pod.status == "EXITED":
-            fault = self.world.faults.draw(
-                "resume_no_gpus", lambda params: params.get("pod_id") in (None, pod.id)
-            )
-            if fault is not None:
-                self.log.info("fault_fired", fault="resume_no_gpus", pod_id=pod.id)
-                raise RunPodError(RESUME_NO_GPUS_MESSAGE)
-            self.world.fleet.resume(pod, gpu_count)
-            self.log.info("pod_resumed", pod_id=pod.id)
-            self._maybe_transient(pod, "RESTARTING")
+        pod = operations.start(self.world, input["podId"], int(input["gpuCount"]))
         return self._pod_json(pod)
 
     def podTerminate(self, _info: Any, input: dict[str, Any]) -> None:
-        pod = self.world.fleet.get(input["podId"])
-        if pod is None:
-            raise RunPodError(NOT_FOUND_TO_TERMINATE)
-        self.world.fleet.terminate(pod)
-        self.log.info("pod_terminated", pod_id=pod.id)
+        operations.terminate(self.world, input["podId"], NOT_FOUND_TO_TERMINATE)
 
-    def _existing(self, pod_id: str) -> SimPod:
-        pod = self.world.fleet.get(pod_id)
-        if pod is None:
-            raise RunPodError("Pod not found.")
-        return pod
+
+def _deploy_order(data: dict[str, Any]) -> CreateOrder:
+    """podFindAndDeployOnDemand's input as a create order (one GPU type, or a list)."""
+    gpu_type_id = data.get("gpuTypeId") or next(iter(data.get("gpuTypeIdList") or []), None)
+    try:
+        ports = tuple(PortSpec.parse_list(data.get("ports")))
+    except ValueError:
+        raise RunPodError(f"Invalid ports: {data.get('ports')}") from None
+    spec = PodSpec(
+        name=data.get("name") or "",
+        image_name=data.get("imageName") or "",
+        gpu_type_id="",
+        gpu_display_name="",
+        gpu_count=int(data.get("gpuCount") or 1),
+        cloud_type=data.get("cloudType") or "ALL",
+        cost_per_hr=0.0,
+        docker_args=data.get("dockerArgs") or "",
+        env={item["key"]: item["value"] for item in data.get("env") or [] if item},
+        ports=ports,
+        container_disk_in_gb=int(data.get("containerDiskInGb") or 10),
+        volume_in_gb=int(data.get("volumeInGb") or 0),
+        volume_mount_path=data.get("volumeMountPath") or "/runpod-volume",
+        template_id=data.get("templateId"),
+        support_public_ip=bool(data.get("supportPublicIp")),
+        start_ssh=bool(data.get("startSsh")),
+    )
+    return CreateOrder(
+        spec,
+        (gpu_type_id or "",),
+        min_memory_in_gb=int(data.get("minMemoryInGb") or 0),
+        min_vcpu_count=int(data.get("minVcpuCount") or 0),
+    )

@@ -1,9 +1,9 @@
 """The simulator process: one aiohttp app on one asyncio loop, serving every route.
 
-`build_app(world)` composes the GraphQL API, the pod URLs and the control routes;
-`serve(settings, announce)` binds the socket (port 0 picks a free one), calls `announce`
-with the two lines scripts read (`RUNPOD_API_BASE_URL=...`, `POD_URL_TEMPLATE=...`), and
-runs until SIGINT or SIGTERM.
+`build_app(world)` composes the GraphQL API, the REST API v1 (under `/v1`), the pod URLs
+and the control routes; `serve(settings, announce)` binds the socket (port 0 picks a free
+one), calls `announce` with the three lines scripts read (`RUNPOD_API_BASE_URL=...`,
+`POD_URL_TEMPLATE=...`, `RUNPOD_REST_URL=...`), and runs until SIGINT or SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from podmgr.logs import get_logger
 from podmgr.sim.api import handle_graphql
 from podmgr.sim.control import control_routes
 from podmgr.sim.edge import handle_pod_url
+from podmgr.sim.rest import rest_routes
 from podmgr.sim.world import WORLD, SimSettings, SimWorld
 
 __all__ = ["announce_lines", "build_app", "serve"]
@@ -34,6 +35,7 @@ def build_app(world: SimWorld) -> web.Application:
             web.post("/graphql", handle_graphql),
             web.route("*", "/pods/{target}", handle_pod_url),
             web.route("*", "/pods/{target}/{tail:.*}", handle_pod_url),
+            *rest_routes(),
             *control_routes(),
         ]
     )
@@ -43,7 +45,11 @@ def build_app(world: SimWorld) -> web.Application:
 def announce_lines(host: str, port: int) -> list[str]:
     """The lines printed on start-up, for scripts and the test kit."""
     base = f"http://{host}:{port}"
-    return [f"RUNPOD_API_BASE_URL={base}", f"POD_URL_TEMPLATE={base}/pods/{{pod_id}}-{{port}}"]
+    return [
+        f"RUNPOD_API_BASE_URL={base}",
+        f"POD_URL_TEMPLATE={base}/pods/{{pod_id}}-{{port}}",
+        f"RUNPOD_REST_URL={base}/v1",
+    ]
 
 
 def _bind(host: str, port: int) -> socket.socket:

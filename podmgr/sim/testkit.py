@@ -212,6 +212,10 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+# The start-up lines of `podmgr sim` (podmgr/sim/server.py announce_lines).
+_ANNOUNCED = ("RUNPOD_API_BASE_URL", "POD_URL_TEMPLATE", "RUNPOD_REST_URL")
+
+
 class SimStartError(RuntimeError):
     """The simulator did not print its start-up lines in time; the message holds its stderr."""
 
@@ -221,6 +225,7 @@ class SimProcess:
 
     base_url: str
     pod_url_template: str
+    rest_url: str
     api_key: str
 
     def __init__(
@@ -228,9 +233,11 @@ class SimProcess:
         *,
         pull_seconds: float = 0.1,
         load_seconds: float = 0.1,
+        download_seconds: float = 0.0,
         token_delay: float = 0.0,
         edge_timeout_seconds: float = 100.0,
         api_keys: Sequence[str] = ("test-runpod-key-not-real",),
+        read_only_keys: Sequence[str] = (),
         faults: Sequence[str] = (),
         extra_args: Sequence[str] = (),
         start_timeout: float = START_TIMEOUT_SECONDS,
@@ -240,14 +247,18 @@ class SimProcess:
         self.api_key = api_keys[0]
         self.base_url = ""
         self.pod_url_template = ""
+        self.rest_url = ""
         self.startup_seconds: float | None = None
         args = [
             sys.executable, "-m", "podmgr", "sim", "--host", "127.0.0.1", "--port", "0",
             "--pull-seconds", str(pull_seconds), "--load-seconds", str(load_seconds),
+            "--download-seconds", str(download_seconds),
             "--token-delay", str(token_delay), "--edge-timeout-seconds", str(edge_timeout_seconds),
         ]  # fmt: skip
         for key in api_keys:
             args += ["--api-key", key]
+        for key in read_only_keys:
+            args += ["--read-only-key", key]
         for fault in faults:
             args += ["--fault", fault]
         self._args = [*args, *extra_args]
@@ -257,7 +268,7 @@ class SimProcess:
 
     # --- process ------------------------------------------------------------------------
     def start(self) -> SimProcess:
-        """Spawn the simulator and wait for its two start-up lines."""
+        """Spawn the simulator and wait for its three start-up lines."""
         # Lives as long as the process; closed by stop().
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         started = time.monotonic()
@@ -272,6 +283,7 @@ class SimProcess:
         self.startup_seconds = time.monotonic() - started
         self.base_url = values["RUNPOD_API_BASE_URL"]
         self.pod_url_template = values["POD_URL_TEMPLATE"]
+        self.rest_url = values["RUNPOD_REST_URL"]
         return self
 
     def _read_announcement(self, deadline: float) -> dict[str, str]:
@@ -281,7 +293,7 @@ class SimProcess:
         buffer = b""
         with selectors.DefaultSelector() as selector:
             selector.register(stdout, selectors.EVENT_READ)
-            while len(values) < 2:
+            while len(values) < len(_ANNOUNCED):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise SimStartError(f"simulator did not start in time:\n{self.stderr_text()}")
@@ -297,7 +309,7 @@ class SimProcess:
                 *lines, buffer = buffer.split(b"\n")
                 for line in lines:
                     name, sep, value = line.decode().strip().partition("=")
-                    if sep and name in ("RUNPOD_API_BASE_URL", "POD_URL_TEMPLATE"):
+                    if sep and name in _ANNOUNCED:
                         values[name] = value
         return values
 
@@ -342,10 +354,11 @@ class SimProcess:
 
     # --- helpers for tests and scripts --------------------------------------------------
     def env(self, home: str | os.PathLike[str]) -> dict[str, str]:
-        """os.environ plus RUNPOD_API_BASE_URL, RUNPOD_API_KEY and HOME=home (SDK isolation)."""
+        """os.environ plus RUNPOD_API_BASE_URL, RUNPOD_REST_URL, RUNPOD_API_KEY and HOME=home."""
         return {
             **os.environ,
             "RUNPOD_API_BASE_URL": self.base_url,
+            "RUNPOD_REST_URL": self.rest_url,
             "RUNPOD_API_KEY": self.api_key,
             "HOME": os.fspath(home),
         }
@@ -378,6 +391,15 @@ class SimProcess:
         """POST /graphql requests the simulator received so far (see GET /_sim/requests)."""
         return int(self._call("GET", "/_sim/requests")["graphql"])
 
+    def pod_phase(self, pod_id: str) -> dict[str, Any]:
+        """The pod's start-up phase and weights (see GET /_sim/pods/{id})."""
+        answer: dict[str, Any] = self._call("GET", f"/_sim/pods/{pod_id}")
+        return answer
+
+    def rest_requests(self) -> int:
+        """Requests to the REST API (/v1/...) so far, any key."""
+        return int(self._call("GET", "/_sim/requests")["rest"])
+
     def total_cost(self) -> float:
         return float(self._call("GET", "/_sim/ledger")["total_cost_usd"])
 
@@ -403,6 +425,10 @@ class SimProcess:
 
     def crash_pod(self, pod_id: str) -> None:
         self._call("POST", f"/_sim/pods/{pod_id}/crash")
+
+    def crash_container(self, pod_id: str) -> None:
+        """The pod's container dies; the pod stays RUNNING (see POST /_sim/pods/{id}/...)."""
+        self._call("POST", f"/_sim/pods/{pod_id}/crash-container")
 
     def kill_vllm(self, pod_id: str) -> None:
         self._call("POST", f"/_sim/pods/{pod_id}/kill-vllm")

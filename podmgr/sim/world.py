@@ -29,8 +29,11 @@ class SimSettings:
     host: str = "127.0.0.1"
     port: int = 0
     api_keys: tuple[str, ...] = (DEFAULT_API_KEY,)
+    # Keys with RunPod's "Read Only" permission (docs: get-started/api-keys.mdx).
+    read_only_keys: tuple[str, ...] = ()
     pull_seconds: float = 0.1
     load_seconds: float = 0.1
+    download_seconds: float = 0.0
     token_delay: float = 0.0
     edge_timeout_seconds: float = 100.0
     faults: tuple[FaultSpec, ...] = ()
@@ -38,7 +41,7 @@ class SimSettings:
 
     @property
     def timings(self) -> Timings:
-        return Timings(self.pull_seconds, self.load_seconds)
+        return Timings(self.pull_seconds, self.load_seconds, self.download_seconds)
 
 
 @dataclass
@@ -51,6 +54,8 @@ class SimWorld:
     rng: random.Random = field(default_factory=random.Random)
     # POST /graphql requests received (any key, any body): tests prove "no API call" with it.
     graphql_requests: int = 0
+    # Requests to the REST API under /v1 (any key).
+    rest_requests: int = 0
     # What reached each pod's URL, by pod id (podmgr/sim/traffic.py; for tests).
     traffic: dict[str, PodTraffic] = field(default_factory=dict)
 

@@ -30,9 +30,12 @@ def test_exits_zero_on_signal(signum: int) -> None:
     assert process.stdout is not None
     first = process.stdout.readline()
     second = process.stdout.readline()
+    third = process.stdout.readline()
     assert first.startswith("RUNPOD_API_BASE_URL=http://127.0.0.1:")
     assert second.startswith("POD_URL_TEMPLATE=http://127.0.0.1:")
     assert second.rstrip().endswith("/pods/{pod_id}-{port}")
+    base = first.rstrip().partition("=")[2]
+    assert third.rstrip() == f"RUNPOD_REST_URL={base}/v1"
     process.send_signal(signum)
     assert process.wait(timeout=10) == 0
     process.stdout.close()

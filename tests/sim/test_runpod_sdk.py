@@ -42,11 +42,11 @@ def create(**overrides: Any) -> dict[str, Any]:
 def test_create_records_public_ip_ssh_template_and_ports(sim: SimProcess) -> None:
     """The ledger shows what a create asked for (the SDK asks for a public IP and SSH)."""
     create()
-    create(support_public_ip=False, start_ssh=False, template_id="t-1")
+    create(support_public_ip=False, start_ssh=False, template_id="runpod-torch-v21")
     default, lean = sim.ledger()
     assert (default["support_public_ip"], default["start_ssh"]) == (True, True)
     assert (lean["support_public_ip"], lean["start_ssh"]) == (False, False)
-    assert (default["template_id"], lean["template_id"]) == (None, "t-1")
+    assert (default["template_id"], lean["template_id"]) == (None, "runpod-torch-v21")
     assert default["ports"] == "8000/http" and default["image_name"] == "vllm/vllm-openai:latest"
 
 
