@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from podmgr.errors import ApiError, AuthError
+from podmgr.errors import ApiError
 
 from .conftest import Harness
 
@@ -17,15 +17,3 @@ def test_an_unknown_template_ends_the_pass_naming_it_not_as_a_gone_pod(wd: Harne
     assert type(caught.value) is ApiError and caught.value.exit_code == 1
     assert "emplate" in caught.value.message
     assert wd.alive() == []
-
-
-def test_http_403_ends_the_pass_with_exit_3_at_once(wd: Harness) -> None:
-    """Finding 5: HTTP 403 was retried for a minute, then reported as "unreachable"."""
-    wd.configure(api_retry_max_seconds=30)
-    wd.sim.set_fault("api_error", status=403)
-    before = wd.sim.rest_requests()
-    with pytest.raises(AuthError) as caught:
-        wd.run()
-    assert caught.value.exit_code == 3 and "403" in caught.value.message
-    assert wd.sim.rest_requests() - before == 1  # the listing, once: no retries
-    assert wd.ledger() == []

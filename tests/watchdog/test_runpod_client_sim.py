@@ -7,6 +7,9 @@ see the report of the branch for how that was checked.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ import pytest
 from podmgr.errors import ApiError, AuthError, CapacityError, PodGoneError
 from podmgr.runpod_client import RunPodClient
 from podmgr.runpod_models import PodSpec
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimProcess, free_port
 
 READ_ONLY_KEY = "test-read-only-key-not-real"
 GPU = "NVIDIA GeForce RTX 4090"
@@ -118,6 +121,29 @@ def test_a_read_only_key_is_an_auth_error_not_retries(sim_env: SimProcess) -> No
         read_only.create_pod(wanted)
     assert caught.value.exit_code == 3 and sleeps == []
     assert alive(sim_env, wanted.name) == []
+
+
+def test_up_with_a_read_only_key_exits_3_without_retrying(
+    sim_env: SimProcess, tmp_path: Path
+) -> None:
+    """Finding 5, as a person meets it: `podmgr up` with a key that may only read."""
+    config = tmp_path / "pod_config.json"
+    values = {"endpoint_url_template": sim_env.pod_url_template, "state_file": "state.json"}
+    config.write_text(json.dumps({**values, "proxy_port": free_port()}))
+    env = {**sim_env.env(tmp_path / "home"), "RUNPOD_API_KEY": READ_ONLY_KEY}
+    podmgr = [sys.executable, "-m", "podmgr"]
+    before = sim_env.rest_requests()
+    run = subprocess.run([*podmgr, "up", "--config", str(config)],
+                         env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    requests = sim_env.rest_requests() - before
+    # `up` started the proxy before the create was refused; a full key stops it again.
+    full_key = sim_env.env(tmp_path / "home")
+    subprocess.run([*podmgr, "shutdown", "--config", str(config)], env=full_key,
+                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    assert run.returncode == 3, run.stdout + run.stderr
+    assert "403" in run.stderr and READ_ONLY_KEY not in run.stdout + run.stderr
+    assert requests == 2, run.stdout  # counted, not timed: the listing, the refused create
+    assert [p for p in sim_env.ledger() if p["status"] != "TERMINATED"] == []
 
 
 def test_an_unknown_template_is_not_a_gone_pod(sim_env: SimProcess) -> None:
