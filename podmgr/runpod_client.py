@@ -59,6 +59,9 @@ _POD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # REST's Pod.desiredStatus may say TERMINATED (RunPod OpenAPI v1, Pod); GraphQL's listing
 # drops such pods (RUNPOD_FACTS.md). The watchdog reads a terminated pod as a gone one.
 TERMINATED = "TERMINATED"
+# A pod created by a create that answered 500 was "slow to appear in listings"
+# (transformerlab-app#2305; RUNPOD_FACTS.md); how slow is not documented.
+LISTING_LAG_SECONDS = 10.0
 
 
 def classify(error: BaseException) -> PodmgrError:
@@ -170,6 +173,7 @@ class RunPodClient:
         sleep: Callable[[float], None] | None = None,
         transport: httpx.BaseTransport | None = None,
         clock: Callable[[], float] = time.time,
+        listing_lag_seconds: float = LISTING_LAG_SECONDS,
     ) -> None:
         self._api_key = api_key if api_key is not None else os.environ.get("RUNPOD_API_KEY", "")
         self._initial = retry_initial_seconds
@@ -177,6 +181,9 @@ class RunPodClient:
         self._sleep = sleep
         self._transport = transport
         self._now = clock
+        # How long a retried create looks for the failed attempt's pod before it creates
+        # again; at most half the retry budget, so the retry itself still gets its turn.
+        self._listing_lag = min(listing_lag_seconds, retry_max_seconds / 2)
         self._rest: RestApi | None = None
         self._sdk: Any = None
 
@@ -271,22 +278,41 @@ class RunPodClient:
         """Create one pod; returns its id. CapacityError means: try another GPU type.
 
         A create whose answer was lost (timeout, 5xx after the fact) may still have made a
-        pod, so before each retry we look for our (unique) name and return that pod instead.
+        pod, so before each retry we look for our (unique) name, for up to
+        `listing_lag_seconds` after the failure, and return that pod instead.
         """
         rest = self.rest()
         body = create_input(spec)
-        tries: list[int] = []
+        failed_at: list[float] = []
 
         def create() -> str:
-            if tries:  # a retry: the failed attempt may have made the pod after all
-                existing = self._find_by_name(spec.name)
+            if failed_at:  # a retry: the failed attempt may have made the pod after all
+                until = failed_at[-1] + self._listing_lag
+                existing = self._await_by_name(spec.name, until)
                 if existing is not None:
                     log.info("create_found_after_error", pod_id=existing.id, name=spec.name)
                     return existing.id
-            tries.append(1)
-            return rest.create_pod(body).id
+            try:
+                return rest.create_pod(body).id
+            except TransientApiError:
+                failed_at.append(time.monotonic())
+                raise
 
         return self.call("create_pod", create)
+
+    def _await_by_name(self, name: str, until: float) -> RestPod | None:
+        """Our pod by its unique name, looked for until `until` (time.monotonic): a pod made
+        by a create that answered an error can be slow to appear in listings
+        (transformerlab-app#2305)."""
+        poll = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda pod: pod is None),
+            stop=tenacity.stop_after_delay(max(0.0, until - time.monotonic())),
+            wait=tenacity.wait_fixed(min(1.0, max(0.05, self._listing_lag / 5))),
+            sleep=self._sleep or time.sleep,
+            retry_error_callback=lambda _state: None,
+        )
+        found: RestPod | None = poll(self._find_by_name, name)
+        return found
 
     def _find_by_name(self, name: str) -> RestPod | None:
         pods = self.rest().list_pods(name=name)

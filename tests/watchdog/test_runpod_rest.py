@@ -278,3 +278,20 @@ def test_billing_records_are_read_with_their_filters() -> None:
 
     records = client(handler).rest().pod_billing(bucket_size="hour", pod_id="abc123")
     assert records[0].amount == 0.5 and records[0].time_billed_ms == 3_600_000
+
+
+def test_a_retried_create_waits_for_a_pod_slow_to_appear_in_listings() -> None:
+    """transformerlab-app#2305: the pod of a create answered 500 showed up in listings late."""
+    posts: list[int] = []
+    lists: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts.append(1)
+            return httpx.Response(500, json={"message": "Something went wrong"})
+        lists.append(1)
+        visible = len(lists) > 2
+        return httpx.Response(200, json=[rest_pod(name=spec().name)] if visible else [])
+
+    assert client(handler).create_pod(spec()) == "abc123"
+    assert posts == [1] and len(lists) == 3
