@@ -34,15 +34,16 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     "api_something_went_wrong": {"field": "str"},
     "capacity": {"gpu_type_ids": "list"},
     "resume_no_gpus": {"pod_id": "str"},
-    # Listing pods (`myself { pods }`) fails while a single pod's query (`pod(input:
-    # {podId})`) still answers: RunPod's intermittent "Something went wrong" (runpodctl#45)
-    # and 5xx pages (RUNPOD_FACTS.md, "Errors as they arrive") strike calls one by one, and
-    # the listing is the heaviest. With `status`, an HTML error page instead (issue 10, #7).
+    # Listing pods (`myself { pods }`, REST `GET /v1/pods`) fails while a single pod's query
+    # (`pod(input: {podId})`, `GET /v1/pods/{podId}`) still answers: RunPod's intermittent
+    # "Something went wrong" (runpodctl#45) and 5xx pages (RUNPOD_FACTS.md, "Errors as they
+    # arrive") strike calls one by one, and the listing is the heaviest. With `status`, an
+    # HTML error page instead (issue 10, #7).
     "list_error": {"status": "status"},
     # A created or resumed pod shows CREATED (after create) or RESTARTING (after resume)
     # for `seconds` before RUNNING, with no runtime meanwhile: statuses in RunPod's schema
     # that SkyPilot sees while pods start and treats as still starting (skypilot#9356,
-    # RUNPOD_FACTS.md). Fires on creates and resumes (issue 10, finding 8).
+    # RUNPOD_FACTS.md). Fires on creates and resumes, GraphQL and REST (issue 10, finding 8).
     "transient_status": {"seconds": "seconds", "pod_id": "str"},
     # RunPod stops the pod on its own (EXITED without the user asking, `ended_by` runpod):
     # balance at $0 stops every pod (RunPod docs accounts-billing/billing), spot

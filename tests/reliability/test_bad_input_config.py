@@ -264,6 +264,7 @@ BAD_COMMAND_LINES: list[tuple[list[str], str]] = [
     (["demo", "--interval", "nan"], "--interval"),
     (["demo", "--duration", "-1"], "--duration"),
     (["sim", "--token-delay", "nan", "--port", "0"], "--token-delay"),
+    (["sim", "--download-seconds", "-1", "--port", "0"], "--download-seconds"),
     (["sim", "--fault", "no_such_fault", "--port", "0"], "--fault"),
 ]
 
