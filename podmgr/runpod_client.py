@@ -37,7 +37,7 @@ from podmgr.errors import (
 )
 from podmgr.logs import get_logger
 from podmgr.runpod_classify import classify_graphql_message
-from podmgr.runpod_graphql import pod_runtime
+from podmgr.runpod_graphql import GraphqlApi
 from podmgr.runpod_models import GpuType, PodInfo, PodSpec, gpu_type_from, parse_env, parse_pod
 from podmgr.runpod_rest import PodCreateInput, RestApi, RestPod
 
@@ -185,6 +185,7 @@ class RunPodClient:
         # again; at most half the retry budget, so the retry itself still gets its turn.
         self._listing_lag = min(listing_lag_seconds, retry_max_seconds / 2)
         self._rest: RestApi | None = None
+        self._graphql: GraphqlApi | None = None
         self._sdk: Any = None
 
     # --- plumbing ----------------------------------------------------------------------
@@ -193,6 +194,12 @@ class RunPodClient:
         if self._rest is None:
             self._rest = RestApi(self._api_key, transport=self._transport)
         return self._rest
+
+    def graphql(self) -> GraphqlApi:
+        """The GraphQL client for the runtime query, made on first use."""
+        if self._graphql is None:
+            self._graphql = GraphqlApi(self._api_key, transport=self._transport)
+        return self._graphql
 
     def sdk(self) -> Any:
         """The runpod module, imported on first use, with our key set (catalog only)."""
@@ -259,8 +266,8 @@ class RunPodClient:
         info = pod_info(pod, self._now())
         if not info.running:
             return info
-        key, transport = self._api_key, self._transport
-        runtime = self.call("pod_runtime", lambda: pod_runtime(key, pod_id, transport=transport))
+        graphql = self.graphql()
+        runtime = self.call("pod_runtime", lambda: graphql.pod_runtime(pod_id))
         uptime = runtime.uptime_seconds
         return PodInfo(
             id=info.id,

@@ -23,7 +23,7 @@ import httpx
 from podmgr.errors import ApiError, AuthError, TransientApiError
 from podmgr.runpod_classify import classify_graphql_message, classify_status, error_message
 
-__all__ = ["DEFAULT_GRAPHQL_BASE", "PodRuntime", "graphql_url", "pod_runtime"]
+__all__ = ["DEFAULT_GRAPHQL_BASE", "GraphqlApi", "PodRuntime", "graphql_url"]
 
 DEFAULT_GRAPHQL_BASE = "https://api.runpod.io"
 TIMEOUT_SECONDS = 30.0
@@ -49,55 +49,54 @@ def graphql_url() -> str:
     return os.environ.get("RUNPOD_API_BASE_URL", DEFAULT_GRAPHQL_BASE).rstrip("/") + "/graphql"
 
 
-def pod_runtime(
-    api_key: str, pod_id: str, *, transport: httpx.BaseTransport | None = None
-) -> PodRuntime:
-    """The pod's runtime: the container is up when it lists ports (dstack, c9b4412)."""
-    data = run_query(api_key, _RUNTIME_QUERY, {"podId": pod_id}, transport=transport)
-    pod = data.get("pod") if isinstance(data, dict) else None
-    if not isinstance(pod, dict):
-        return PodRuntime(exists=False)
-    runtime = pod.get("runtime") or {}
-    uptime = runtime.get("uptimeInSeconds")
-    return PodRuntime(
-        exists=True,
-        container_up=bool(runtime.get("ports")),
-        uptime_seconds=float(uptime) if uptime is not None else None,
-    )
+class GraphqlApi:
+    """One httpx client for RunPod's GraphQL endpoint (kept across a pass's readiness
+    polls, so each poll does not pay a new TLS handshake); no retries."""
 
+    def __init__(self, api_key: str, *, transport: httpx.BaseTransport | None = None) -> None:
+        if not api_key:
+            raise AuthError("RUNPOD_API_KEY is not set; export it (cron: see crontab.example)")
+        self._http = httpx.Client(
+            timeout=TIMEOUT_SECONDS,
+            transport=transport,
+            headers={"Authorization": f"Bearer {api_key}"},
+        )
 
-def run_query(
-    api_key: str,
-    query: str,
-    variables: dict[str, Any],
-    *,
-    transport: httpx.BaseTransport | None = None,
-) -> Any:
-    """POST one query; its `data`, or a PodmgrError."""
-    if not api_key:
-        raise AuthError("RUNPOD_API_KEY is not set; export it (cron: see crontab.example)")
-    what = "GraphQL pod runtime query"
-    try:
-        with httpx.Client(timeout=TIMEOUT_SECONDS, transport=transport) as http:
-            response = http.post(
-                graphql_url(),
-                json={"query": query, "variables": variables},
-                headers={"Authorization": f"Bearer {api_key}"},
-            )
-    except httpx.TimeoutException as error:
-        raise TransientApiError(f"RunPod did not answer the {what} in time: {error}") from error
-    except httpx.RequestError as error:
-        raise TransientApiError(f"RunPod unreachable for the {what}: {error!r}") from error
-    try:
-        body = response.json()
-    except ValueError:
-        body = response.text
-    if not response.is_success:
-        message = error_message(body, f"HTTP {response.status_code} {response.reason_phrase}")
-        raise classify_status(response.status_code, message, what=what, pod_resource=False)
-    if not isinstance(body, dict):
-        raise ApiError(f"RunPod answered the {what} with something other than JSON")
-    errors = body.get("errors")
-    if errors:
-        raise classify_graphql_message(error_message(body, "unknown error"), what=what)
-    return body.get("data")
+    def close(self) -> None:
+        self._http.close()
+
+    def pod_runtime(self, pod_id: str) -> PodRuntime:
+        """The pod's runtime: the container is up when it lists ports (dstack, c9b4412)."""
+        data = self.run_query(_RUNTIME_QUERY, {"podId": pod_id}, what="the pod runtime query")
+        pod = data.get("pod") if isinstance(data, dict) else None
+        if not isinstance(pod, dict):
+            return PodRuntime(exists=False)
+        runtime = pod.get("runtime") or {}
+        uptime = runtime.get("uptimeInSeconds")
+        return PodRuntime(
+            exists=True,
+            container_up=bool(runtime.get("ports")),
+            uptime_seconds=float(uptime) if uptime is not None else None,
+        )
+
+    def run_query(self, query: str, variables: dict[str, Any], *, what: str) -> Any:
+        """POST one query; its `data`, or a PodmgrError."""
+        try:
+            response = self._http.post(graphql_url(), json={"query": query, "variables": variables})
+        except httpx.TimeoutException as error:
+            raise TransientApiError(f"RunPod did not answer {what} in time: {error}") from error
+        except httpx.RequestError as error:
+            raise TransientApiError(f"RunPod unreachable for {what}: {error!r}") from error
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        if not response.is_success:
+            fallback = f"HTTP {response.status_code} {response.reason_phrase}"
+            message = error_message(body, fallback)
+            raise classify_status(response.status_code, message, what=what, pod_resource=False)
+        if not isinstance(body, dict):
+            raise ApiError(f"RunPod answered {what} with something other than JSON")
+        if body.get("errors"):
+            raise classify_graphql_message(error_message(body, "unknown error"), what=what)
+        return body.get("data")

@@ -295,3 +295,17 @@ def test_a_retried_create_waits_for_a_pod_slow_to_appear_in_listings() -> None:
 
     assert client(handler).create_pod(spec()) == "abc123"
     assert posts == [1] and len(lists) == 3
+
+
+@pytest.mark.parametrize(("status", "expected"), [
+    (403, AuthError), (502, TransientApiError), (400, ApiError),
+])  # fmt: skip
+def test_the_runtime_query_is_classified_by_status(status: int, expected: type[Exception]) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "graphql.test":
+            return httpx.Response(status, text="<html>error page</html>")
+        return httpx.Response(200, json=rest_pod())
+
+    with pytest.raises(expected) as caught:
+        client(handler, retry_max_seconds=0).get_pod("abc123")
+    assert type(caught.value) is expected and str(status) in str(caught.value)
