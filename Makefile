@@ -29,6 +29,7 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.noop_pass
 
 RUNS ?= 50
 chaos: $(STAMP)

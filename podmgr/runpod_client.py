@@ -1,97 +1,165 @@
-"""The RunPod adapter: the only module that imports `runpod`, and podmgr's edge to it.
+"""The RunPod adapter the watchdog uses: pods over REST v1, the GPU catalog over the SDK.
 
-`import runpod` costs ~1.5 s, so it happens on the first API call, never at import time.
-The SDK reads the module global `runpod.api_key` and `RUNPOD_API_BASE_URL` on every call;
-this adapter sets the key from `RUNPOD_API_KEY` (the SDK itself only reads a config file).
+Pods go through RunPod's REST API v1 (runpod_rest.py, httpx), plus one small GraphQL query
+for a RUNNING pod's runtime in `get_pod` (runpod_graphql.py, httpx; REST's Pod has none).
+Only the GPU catalog (`gpu_catalog`, `get_gpu`, `list_gpus`: prices and stock exist only in
+GraphQL) uses the `runpod` SDK, imported on first use there: a watchdog pass never
+imports it (~1.5 s, RUNPOD_FACTS.md). The SDK reads the module global `runpod.api_key`,
+which is set here from `RUNPOD_API_KEY`.
 
-Every SDK failure is translated into the project's exception tree (`classify`): auth
-errors are never retried; network errors, timeouts, 5xx/429 pages and RunPod's generic
-"Something went wrong" are retried with exponential backoff and jitter (tenacity) for at
-most `retry_max_seconds` in total. The SDK builds GraphQL by string interpolation, so every
-value it interpolates is checked here first (`check_graphql_safe`, pod id pattern).
+Every failure reaches the caller as a PodmgrError (runpod_classify.py: by HTTP status and
+RunPod's error body). TransientApiErrors (network, timeouts, 429, 5xx, "Something went
+wrong") are retried with exponential backoff and jitter (tenacity) for at most
+`retry_max_seconds`; key problems (401, 403) never are.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
+import shlex
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, TypeVar
 
+import httpx
 import tenacity
 
 from podmgr.config import check_graphql_safe
 from podmgr.errors import (
     ApiError,
     AuthError,
-    CapacityError,
     ConfigError,
     PodGoneError,
     PodmgrError,
     TransientApiError,
 )
 from podmgr.logs import get_logger
-from podmgr.runpod_models import GpuType, PodInfo, PodSpec, gpu_type_from, parse_pod
+from podmgr.runpod_classify import classify_graphql_message
+from podmgr.runpod_graphql import GraphqlApi
+from podmgr.runpod_models import GpuType, PodInfo, PodSpec, gpu_type_from, parse_env, parse_pod
+from podmgr.runpod_rest import PodCreateInput, RestApi, RestPod
 
-__all__ = ["GpuType", "PodInfo", "PodSpec", "RunPodClient", "classify", "parse_pod"]
+__all__ = [
+    "GpuType",
+    "PodInfo",
+    "PodSpec",
+    "RunPodClient",
+    "classify",
+    "create_input",
+    "parse_pod",
+    "pod_info",
+]
 
 T = TypeVar("T")
 log = get_logger("runpod")
 
 _POD_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_CAPACITY_MARKERS = (
-    "no longer any instances available",
-    "not enough free gpus",
-    "no instances available",
-)
-_GONE_MARKERS = ("not found", "does not exist")
-_TRANSIENT_MARKERS = ("something went wrong", "try again later", "rate limit", "too many requests")
-_AUTH_MARKERS = ("unauthorized", "api key", "forbidden")
-
-
-def _message_has(message: str, markers: Sequence[str]) -> bool:
-    lowered = message.lower()
-    return any(marker in lowered for marker in markers)
+# REST's Pod.desiredStatus may say TERMINATED (RunPod OpenAPI v1, Pod); GraphQL's listing
+# drops such pods (RUNPOD_FACTS.md). The watchdog reads a terminated pod as a gone one.
+TERMINATED = "TERMINATED"
+# A pod created by a create that answered 500 was "slow to appear in listings"
+# (transformerlab-app#2305; RUNPOD_FACTS.md); how slow is not documented.
+LISTING_LAG_SECONDS = 10.0
 
 
 def classify(error: BaseException) -> PodmgrError:
-    """Map an SDK, requests or JSON failure to the project's exception tree."""
-    import requests
-    from runpod import error as rp_error
+    """Map a failure of the `runpod` SDK (catalog calls only) to the exception tree.
 
+    The SDK hides HTTP statuses except 401 (runpod/api/graphql.py): a non-JSON answer (an
+    HTML 403/429/5xx page) surfaces as a JSON decoding error, retried as transient.
+    """
     if isinstance(error, PodmgrError):
         return error
     text = str(error) or type(error).__name__
+    if isinstance(error, httpx.RequestError):
+        return TransientApiError(f"RunPod API unreachable: {text}")
+    if "runpod" not in sys.modules:  # then it is not the SDK's: do not import it for this
+        return ApiError(f"RunPod API call failed: {type(error).__name__}: {text}")
+    import requests
+    from runpod import error as rp_error
+
     if isinstance(error, rp_error.AuthenticationError):
         return AuthError(f"RunPod rejected the API key (RUNPOD_API_KEY): {text}")
     if isinstance(error, rp_error.QueryError):
-        if _message_has(text, _CAPACITY_MARKERS):
-            return CapacityError(text)
-        if _message_has(text, _TRANSIENT_MARKERS):
-            return TransientApiError(text)
-        if _message_has(text, _AUTH_MARKERS):
-            return AuthError(f"RunPod refused the request ({text}); check RUNPOD_API_KEY")
-        if _message_has(text, _GONE_MARKERS):
-            return PodGoneError(text)
-        return ApiError(f"RunPod API error: {text}")
-    if isinstance(error, (requests.RequestException, json.JSONDecodeError)):
-        # JSONDecodeError: an HTML 429/5xx page where the SDK expected JSON.
+        return classify_graphql_message(text, what="a GPU catalog query")
+    if _no_gpu(error):
+        return ConfigError(f"RunPod does not know this GPU type: {text}", field="gpu_type_id")
+    if isinstance(error, (requests.RequestException, ValueError)):
+        # ValueError covers json.JSONDecodeError: an HTML 403/429/5xx page, not JSON.
         return TransientApiError(f"RunPod API unreachable or not answering JSON: {text}")
     if isinstance(error, (KeyError, TypeError)):
         # The SDK indexes ["data"][...]: a 5xx JSON body without data lands here.
         return TransientApiError(f"RunPod API answered without data: {text}")
-    if isinstance(error, ValueError) and "No GPU found" in text:
-        return ConfigError(f"RunPod does not know this GPU type: {text}", field="gpu_type_id")
     return ApiError(f"RunPod API call failed: {type(error).__name__}: {text}")
 
 
+def _no_gpu(error: BaseException) -> bool:
+    """The SDK's own ValueError for an unknown GPU id (runpod/api/ctl_commands.py)."""
+    return type(error) is ValueError and str(error).startswith("No GPU found")
+
+
 def check_pod_id(pod_id: str) -> str:
-    """Pod ids go into GraphQL strings: allow only the characters RunPod ids use."""
+    """Pod ids go into URL paths: allow only the characters RunPod ids use."""
     if not _POD_ID.fullmatch(pod_id):
         raise ApiError(f"refusing pod id {pod_id!r}: unexpected characters")
     return pod_id
+
+
+def create_input(spec: PodSpec) -> PodCreateInput:
+    """PodSpec -> RunPod OpenAPI v1, PodCreateInput.
+
+    `docker_args` becomes `dockerStartCmd` (the image's CMD, split as a shell would);
+    `gpuTypeIds` holds the one GPU type of this attempt; no public IP unless asked (issue
+    10, finding 9); `templateId` only when set (finding 3).
+    """
+    if spec.cloud_type not in ("SECURE", "COMMUNITY"):
+        raise ConfigError(
+            f"{spec.cloud_type!r}: RunPod's REST API v1 takes SECURE or COMMUNITY "
+            "(RunPod OpenAPI v1, PodCreateInput.cloudType)",
+            field="cloud_type",
+        )
+    try:
+        start_cmd = shlex.split(spec.docker_args)
+    except ValueError as error:
+        raise ConfigError(
+            f"cannot split {spec.docker_args!r}: {error}", field="docker_args"
+        ) from None
+    return PodCreateInput(
+        name=spec.name,
+        image_name=spec.image_name,
+        gpu_type_ids=[spec.gpu_type_id],
+        gpu_count=spec.gpu_count,
+        cloud_type=spec.cloud_type,  # type: ignore[arg-type]  # checked above
+        container_disk_in_gb=spec.container_disk_in_gb,
+        volume_in_gb=spec.volume_in_gb,
+        volume_mount_path=spec.volume_mount_path,
+        ports=[port.strip() for port in spec.ports.split(",") if port.strip()],
+        env=dict(spec.env),
+        docker_start_cmd=start_cmd or None,
+        support_public_ip=spec.support_public_ip,
+        template_id=spec.template_id or None,
+    )
+
+
+def pod_info(pod: RestPod, now: float) -> PodInfo:
+    """A REST Pod as a PodInfo; the runtime is not read (`runtime_read` False).
+
+    REST has no uptime: a RUNNING pod's uptime is counted from `lastStartedAt`.
+    """
+    started = pod.started_at()
+    running = pod.desired_status == "RUNNING"
+    uptime = max(0.0, now - started) if running and started is not None else None
+    return PodInfo(
+        id=pod.id,
+        name=pod.name or "",
+        desired_status=pod.desired_status or "UNKNOWN",
+        cost_per_hr=float(pod.cost_per_hr or 0.0),
+        uptime_seconds=uptime,
+        gpu_count=(pod.gpu.count if pod.gpu and pod.gpu.count else 1),
+        env=parse_env(pod.env),
+    )
 
 
 class RunPodClient:
@@ -103,16 +171,38 @@ class RunPodClient:
         retry_initial_seconds: float = 1.0,
         retry_max_seconds: float = 60.0,
         sleep: Callable[[float], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
+        listing_lag_seconds: float = LISTING_LAG_SECONDS,
     ) -> None:
         self._api_key = api_key if api_key is not None else os.environ.get("RUNPOD_API_KEY", "")
         self._initial = retry_initial_seconds
         self._max_total = retry_max_seconds
         self._sleep = sleep
+        self._transport = transport
+        self._now = clock
+        # How long a retried create looks for the failed attempt's pod before it creates
+        # again; at most half the retry budget, so the retry itself still gets its turn.
+        self._listing_lag = min(listing_lag_seconds, retry_max_seconds / 2)
+        self._rest: RestApi | None = None
+        self._graphql: GraphqlApi | None = None
         self._sdk: Any = None
 
     # --- plumbing ----------------------------------------------------------------------
+    def rest(self) -> RestApi:
+        """The REST client, made on first use (reads RUNPOD_REST_URL then)."""
+        if self._rest is None:
+            self._rest = RestApi(self._api_key, transport=self._transport)
+        return self._rest
+
+    def graphql(self) -> GraphqlApi:
+        """The GraphQL client for the runtime query, made on first use."""
+        if self._graphql is None:
+            self._graphql = GraphqlApi(self._api_key, transport=self._transport)
+        return self._graphql
+
     def sdk(self) -> Any:
-        """The runpod module, imported on first use, with our key set."""
+        """The runpod module, imported on first use, with our key set (catalog only)."""
         if self._sdk is None:
             if not self._api_key:
                 raise AuthError("RUNPOD_API_KEY is not set; export it (cron: see crontab.example)")
@@ -127,7 +217,7 @@ class RunPodClient:
         return self._sdk
 
     def call(self, what: str, fn: Callable[[], T]) -> T:
-        """Run one SDK call, retrying transient failures, raising PodmgrErrors only."""
+        """Run one API call, retrying transient failures, raising PodmgrErrors only."""
 
         def attempt() -> T:
             try:
@@ -154,22 +244,111 @@ class RunPodClient:
         )
         return retrying(attempt)
 
-    # --- queries -----------------------------------------------------------------------
+    # --- pods (REST) -------------------------------------------------------------------
     def list_pods(self) -> list[PodInfo]:
-        sdk = self.sdk()
-        raw = self.call("get_pods", lambda: sdk.get_pods())
-        return [parse_pod(item) for item in raw or ()]
+        """Every pod of the account but terminated ones. The runtime is NOT read (REST's
+        Pod has none): each PodInfo has `runtime_read` False, `has_runtime` False meaning
+        "not read"."""
+        rest = self.rest()
+        pods = self.call("list_pods", rest.list_pods)
+        now = self._now()
+        return [pod_info(pod, now) for pod in pods if pod.desired_status != TERMINATED]
 
     def get_pod(self, pod_id: str) -> PodInfo | None:
-        """The pod, or None when RunPod no longer knows it."""
-        sdk = self.sdk()
+        """The pod, or None when RunPod no longer knows it (404) or it is TERMINATED. For a
+        RUNNING pod the runtime is read through GraphQL: `has_runtime` says whether the
+        container is up."""
+        rest = self.rest()
+        check_pod_id(pod_id)
+        pod = self.call("get_pod", lambda: rest.get_pod(pod_id))
+        if pod is None or pod.desired_status == TERMINATED:
+            return None
+        info = pod_info(pod, self._now())
+        if not info.running:
+            return info
+        graphql = self.graphql()
+        runtime = self.call("pod_runtime", lambda: graphql.pod_runtime(pod_id))
+        uptime = runtime.uptime_seconds
+        return PodInfo(
+            id=info.id,
+            name=info.name,
+            desired_status=info.desired_status,
+            cost_per_hr=info.cost_per_hr,
+            uptime_seconds=uptime if uptime is not None else info.uptime_seconds,
+            has_runtime=runtime.container_up,
+            gpu_count=info.gpu_count,
+            env=info.env,
+            runtime_read=True,
+        )
+
+    def create_pod(self, spec: PodSpec) -> str:
+        """Create one pod; returns its id. CapacityError means: try another GPU type.
+
+        A create whose answer was lost (timeout, 5xx after the fact) may still have made a
+        pod, so before each retry we look for our (unique) name, for up to
+        `listing_lag_seconds` after the failure, and return that pod instead.
+        """
+        rest = self.rest()
+        body = create_input(spec)
+        failed_at: list[float] = []
+
+        def create() -> str:
+            if failed_at:  # a retry: the failed attempt may have made the pod after all
+                until = failed_at[-1] + self._listing_lag
+                existing = self._await_by_name(spec.name, until)
+                if existing is not None:
+                    log.info("create_found_after_error", pod_id=existing.id, name=spec.name)
+                    return existing.id
+            try:
+                return rest.create_pod(body).id
+            except TransientApiError:
+                failed_at.append(time.monotonic())
+                raise
+
+        return self.call("create_pod", create)
+
+    def _await_by_name(self, name: str, until: float) -> RestPod | None:
+        """Our pod by its unique name, looked for until `until` (time.monotonic): a pod made
+        by a create that answered an error can be slow to appear in listings
+        (transformerlab-app#2305)."""
+        poll = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda pod: pod is None),
+            stop=tenacity.stop_after_delay(max(0.0, until - time.monotonic())),
+            wait=tenacity.wait_fixed(min(1.0, max(0.05, self._listing_lag / 5))),
+            sleep=self._sleep or time.sleep,
+            retry_error_callback=lambda _state: None,
+        )
+        found: RestPod | None = poll(self._find_by_name, name)
+        return found
+
+    def _find_by_name(self, name: str) -> RestPod | None:
+        pods = self.rest().list_pods(name=name)
+        # The filter is RunPod's; the check is ours (an older RunPod may ignore it).
+        return next((p for p in pods if p.name == name and p.desired_status != TERMINATED), None)
+
+    def stop_pod(self, pod_id: str) -> None:
+        rest = self.rest()
+        check_pod_id(pod_id)
+        self.call("stop_pod", lambda: rest.stop_pod(pod_id))
+
+    def resume_pod(self, pod_id: str, gpu_count: int) -> None:
+        """`POST /pods/{podId}/start`; REST takes no GPU count: the pod keeps its own."""
+        del gpu_count
+        rest = self.rest()
+        check_pod_id(pod_id)
+        self.call("resume_pod", lambda: rest.start_pod(pod_id))
+
+    def terminate_pod(self, pod_id: str) -> bool:
+        """Terminate; True if it was terminated now, False if it was already gone."""
+        rest = self.rest()
         check_pod_id(pod_id)
         try:
-            raw = self.call("get_pod", lambda: sdk.get_pod(pod_id))
+            self.call("terminate_pod", lambda: rest.delete_pod(pod_id))
         except PodGoneError:
-            return None
-        return parse_pod(raw) if raw else None
+            return False
+        return True
 
+    # --- GPU catalog (GraphQL through the runpod SDK) ----------------------------------
     def list_gpus(self) -> list[GpuType]:
         sdk = self.sdk()
         raw = self.call("get_gpus", lambda: sdk.get_gpus())
@@ -186,83 +365,12 @@ class RunPodClient:
 
     def gpu_catalog(self, gpu_count: int = 1) -> list[GpuType]:
         """Every GPU type with prices and stock, in one query (the SDK has no such call)."""
-        sdk = self.sdk()
+        self.sdk()
         from runpod.api.graphql import run_graphql_query
 
         query = _CATALOG_QUERY.replace("GPU_COUNT", str(int(gpu_count)))
         raw = self.call("gpu_catalog", lambda: run_graphql_query(query)["data"]["gpuTypes"])
-        del sdk
         return [gpu_type_from(g) for g in raw or ()]
-
-    # --- mutations ---------------------------------------------------------------------
-    def create_pod(self, spec: PodSpec) -> str:
-        """Create one pod; returns its id. CapacityError means: try another GPU type.
-
-        A create whose answer was lost (timeout, 5xx after the fact) may still have made a
-        pod, so before each retry we look for our (unique) name and return that pod instead.
-        """
-        sdk = self.sdk()
-        _check_spec(spec)
-
-        tries: list[int] = []
-
-        def create() -> str:
-            if tries:  # a retry: the failed attempt may have made the pod after all
-                existing = self._find_by_name(spec.name)
-                if existing is not None:
-                    return existing.id
-            tries.append(1)
-            result = sdk.create_pod(
-                name=spec.name,
-                image_name=spec.image_name,
-                gpu_type_id=spec.gpu_type_id,
-                cloud_type=spec.cloud_type,
-                gpu_count=spec.gpu_count,
-                volume_in_gb=spec.volume_in_gb,
-                container_disk_in_gb=spec.container_disk_in_gb,
-                docker_args=spec.docker_args,
-                ports=spec.ports,
-                volume_mount_path=spec.volume_mount_path,
-                env=dict(spec.env),
-                template_id=spec.template_id,
-                # The SDK asks for a public IP and SSH unless told not to (finding 9 of
-                # issue 10): podmgr reaches vLLM through RunPod's HTTP proxy only.
-                support_public_ip=spec.support_public_ip,
-                start_ssh=False,
-            )
-            if not result or not result.get("id"):
-                raise TransientApiError("RunPod returned no pod id for create")
-            return str(result["id"])
-
-        return self.call("create_pod", create)
-
-    def _find_by_name(self, name: str) -> PodInfo | None:
-        sdk = self.sdk()
-        try:
-            pods = [parse_pod(p) for p in sdk.get_pods() or ()]
-        except Exception as error:
-            raise classify(error) from error
-        return next((p for p in pods if p.name == name), None)
-
-    def stop_pod(self, pod_id: str) -> None:
-        sdk = self.sdk()
-        check_pod_id(pod_id)
-        self.call("stop_pod", lambda: sdk.stop_pod(pod_id))
-
-    def resume_pod(self, pod_id: str, gpu_count: int) -> None:
-        sdk = self.sdk()
-        check_pod_id(pod_id)
-        self.call("resume_pod", lambda: sdk.resume_pod(pod_id, gpu_count))
-
-    def terminate_pod(self, pod_id: str) -> bool:
-        """Terminate; True if it was terminated now, False if it was already gone."""
-        sdk = self.sdk()
-        check_pod_id(pod_id)
-        try:
-            self.call("terminate_pod", lambda: sdk.terminate_pod(pod_id))
-        except PodGoneError:
-            return False
-        return True
 
 
 _CATALOG_QUERY = """
@@ -273,24 +381,3 @@ query GpuCatalog {
   }
 }
 """
-
-
-def _check_spec(spec: PodSpec) -> None:
-    """Refuse any value that would break the SDK's string-built GraphQL mutation."""
-    try:
-        for what, value in (
-            ("name", spec.name),
-            ("image_name", spec.image_name),
-            ("gpu_type_id", spec.gpu_type_id),
-            ("docker_args", spec.docker_args),
-            ("ports", spec.ports),
-            ("volume_mount_path", spec.volume_mount_path),
-            ("template_id", spec.template_id or ""),
-            *((f"env.{k}", v) for k, v in spec.env.items()),
-            *((f"env name {k}", k) for k in spec.env),
-        ):
-            check_graphql_safe(value, what)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    if spec.cloud_type not in ("SECURE", "COMMUNITY", "ALL"):
-        raise ConfigError(f"unknown cloud type {spec.cloud_type}", field="cloud_type")

@@ -42,6 +42,9 @@ class PodInfo:
     has_runtime: bool = False
     gpu_count: int = 1
     env: Mapping[str, str] = field(default_factory=dict)
+    # False: nobody asked RunPod for the runtime (REST's Pod has none; `list_pods` does
+    # not read it), so `has_runtime` False then means "not read", not "no container".
+    runtime_read: bool = False
 
     @property
     def running(self) -> bool:
@@ -110,7 +113,8 @@ def parse_env(raw: Any) -> dict[str, str]:
 
 
 def parse_pod(raw: Mapping[str, Any]) -> PodInfo:
-    """Turn the SDK's pod dict into a PodInfo (missing fields get safe defaults)."""
+    """Turn a GraphQL pod dict (the SDK's shape) into a PodInfo (missing fields get safe
+    defaults); `runtime_read` when the dict carries a `runtime` key, even null."""
     runtime = raw.get("runtime") or {}
     uptime = raw.get("uptimeSeconds")
     if runtime.get("uptimeInSeconds") is not None:
@@ -124,6 +128,7 @@ def parse_pod(raw: Mapping[str, Any]) -> PodInfo:
         has_runtime=bool(runtime.get("ports")),
         gpu_count=int(raw.get("gpuCount") or 1),
         env=parse_env(raw.get("env")),
+        runtime_read="runtime" in raw,
     )
 
 

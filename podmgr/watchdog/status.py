@@ -84,7 +84,7 @@ def _proxy(config: Config, state: State) -> dict[str, Any]:
 
 
 def live_pod(config: Config, report: dict[str, Any]) -> dict[str, Any] | None:
-    """What RunPod says about the state's pod (imports the SDK; for `--live`)."""
+    """What RunPod says about the state's pod (REST and one GraphQL query; for `--live`)."""
     from podmgr.runpod_client import RunPodClient
 
     pod = report.get("pod")

@@ -148,6 +148,7 @@ def harness_on(
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("RUNPOD_API_BASE_URL", sim.base_url)
+    monkeypatch.setenv("RUNPOD_REST_URL", sim.rest_url)
     monkeypatch.setenv("RUNPOD_API_KEY", sim.api_key)
     import runpod
 

@@ -82,7 +82,12 @@ def test_manage_pod_runs_from_any_directory(wd: Harness, standin: subprocess.Pop
 
 def test_invalid_config_exits_2_before_any_api_call(wd: Harness) -> None:
     wd.configure(runtime_seconds=-5)
-    env = {**wd.sim.env(wd.dir / "home"), "RUNPOD_API_BASE_URL": "http://127.0.0.1:9"}
+    nowhere = "http://127.0.0.1:9"
+    env = {
+        **wd.sim.env(wd.dir / "home"),
+        "RUNPOD_API_BASE_URL": nowhere,
+        "RUNPOD_REST_URL": nowhere,
+    }
     run = cli(wd, "watchdog", env=env)
     assert run.returncode == 2
     assert "runtime_seconds" in run.stderr
@@ -91,12 +96,12 @@ def test_invalid_config_exits_2_before_any_api_call(wd: Harness) -> None:
 
 def test_rejected_key_exits_3_without_retrying(wd: Harness) -> None:
     env = {**wd.sim.env(wd.dir / "home"), "RUNPOD_API_KEY": "test-wrong-key-not-real"}
-    before = wd.sim.graphql_requests()
+    before = wd.sim.rest_requests(), wd.sim.graphql_requests()
     run = cli(wd, "up", env=env)
     assert run.returncode == 3, run.stderr
     assert "RUNPOD_API_KEY" in run.stderr and "test-wrong-key" not in run.stderr
     # Counted, not timed: the one rejected call is the last (a loaded machine made time useless).
-    assert wd.sim.graphql_requests() - before == 1
+    assert (wd.sim.rest_requests(), wd.sim.graphql_requests()) == (before[0] + 1, before[1])
     assert wd.ledger() == []
 
 

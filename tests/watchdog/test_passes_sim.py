@@ -164,9 +164,9 @@ def test_no_capacity_anywhere_creates_nothing(wd: Harness) -> None:
         ("api_error", {"status": 429}),
         ("api_something_went_wrong", {}),
         ("api_slow", {"seconds": 0.3}),
-        ("api_error", {"status": 503, "field": "podFindAndDeployOnDemand"}),
-        ("api_something_went_wrong", {"field": "podFindAndDeployOnDemand"}),
-        ("api_error", {"status": 502, "field": "podTerminate"}),
+        ("api_error", {"status": 503, "field": "create"}),
+        ("api_something_went_wrong", {"field": "create"}),
+        ("api_error", {"status": 502, "field": "terminate"}),
     ],
 )
 def test_transient_api_failures_are_retried(
