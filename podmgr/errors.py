@@ -6,7 +6,9 @@
     ├── LockHeldError (0)           another watchdog holds the lock; not a failure
     ├── ApiError (1)                RunPod answered something we could not use
     │   ├── TransientApiError (6)   network error, timeout, 5xx, 429, "Something went wrong":
-    │   │                           retried with backoff, raised when retries run out
+    │   │   │                       retried with backoff, raised when retries run out
+    │   │   └── UnconfirmedCreateError (6)  a create failed in a way that may have made the
+    │   │                           pod, which did not show up: never re-sent in the pass
     │   ├── AuthError (3)           bad or missing RUNPOD_API_KEY: never retried
     │   ├── CapacityError (4)       no instances of this GPU type: try the next one
     │   └── PodGoneError (5)        the pod no longer exists
@@ -33,6 +35,7 @@ __all__ = [
     "StartupError",
     "StateError",
     "TransientApiError",
+    "UnconfirmedCreateError",
 ]
 
 MAX_MESSAGE_CHARS = 500
@@ -80,9 +83,25 @@ class ApiError(PodmgrError):
 
 
 class TransientApiError(ApiError):
-    """A failure worth retrying: network, timeout, 5xx, 429, RunPod's generic error."""
+    """A failure worth retrying: network, timeout, 5xx, 429, RunPod's generic error.
+
+    `may_have_applied` is False only when the request surely did nothing (no connection,
+    429): a mutation answered with any other failure may have taken effect on RunPod
+    (runpodctl#45, transformerlab-app#2305; ../shared/RUNPOD_FACTS.md).
+    """
 
     exit_code = 6
+
+    def __init__(self, message: str, *, may_have_applied: bool = True) -> None:
+        super().__init__(message)
+        self.may_have_applied = may_have_applied
+
+
+class UnconfirmedCreateError(TransientApiError):
+    """A create answered with an error that may have made the pod, and the pod did not
+    show up in the listing in time. Sending the create again could make a second pod, so
+    the pass ends here; the next pass adopts the pod by its name (state.pending_create) or,
+    once it has waited long enough, creates another."""
 
 
 class AuthError(ApiError):

@@ -90,7 +90,9 @@ def classify_status(status: int, message: str, *, what: str, pod_resource: bool)
         )
     if is_capacity(message):
         return CapacityError(message)
-    if status == 429 or status >= 500:
+    if status == 429:  # rate limited: refused before it did anything
+        return TransientApiError(detail, may_have_applied=False)
+    if status >= 500:
         return TransientApiError(detail)
     if status == 404 and pod_resource:
         return PodGoneError(detail)

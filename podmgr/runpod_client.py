@@ -34,6 +34,7 @@ from podmgr.errors import (
     PodGoneError,
     PodmgrError,
     TransientApiError,
+    UnconfirmedCreateError,
 )
 from podmgr.logs import get_logger
 from podmgr.runpod_classify import classify_graphql_message
@@ -233,7 +234,7 @@ class RunPodClient:
             )
 
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TransientApiError),
+            retry=tenacity.retry_if_exception(_worth_retrying),
             wait=tenacity.wait_exponential_jitter(
                 initial=self._initial, max=30, jitter=min(1.0, self._initial)
             ),
@@ -284,25 +285,34 @@ class RunPodClient:
     def create_pod(self, spec: PodSpec) -> str:
         """Create one pod; returns its id. CapacityError means: try another GPU type.
 
-        A create whose answer was lost (timeout, 5xx after the fact) may still have made a
-        pod, so before each retry we look for our (unique) name, for up to
-        `listing_lag_seconds` after the failure, and return that pod instead.
+        A create answered with a failure that may have applied (a 5xx, a timeout, RunPod's
+        generic error; runpodctl#45) may still have made a pod, and RunPod's listing can
+        show it late (transformerlab-app#2305). So the create is sent again only after a
+        failure that surely did nothing (no connection, 429). After any other, we look for
+        our (unique) name for up to `listing_lag_seconds` and return that pod; if it has
+        not shown up, `UnconfirmedCreateError` ends the pass without a second create: the
+        next pass adopts the pod by name or, once it has waited long enough, creates again.
         """
         rest = self.rest()
         body = create_input(spec)
         failed_at: list[float] = []
 
         def create() -> str:
-            if failed_at:  # a retry: the failed attempt may have made the pod after all
+            if failed_at:  # the failed attempt may have made the pod after all
                 until = failed_at[-1] + self._listing_lag
                 existing = self._await_by_name(spec.name, until)
                 if existing is not None:
                     log.info("create_found_after_error", pod_id=existing.id, name=spec.name)
                     return existing.id
+                raise UnconfirmedCreateError(
+                    f"the create of {spec.name} failed in a way that may have made the pod, "
+                    f"which did not show up in {self._listing_lag:.0f}s; not sending it again"
+                )
             try:
                 return rest.create_pod(body).id
-            except TransientApiError:
-                failed_at.append(time.monotonic())
+            except TransientApiError as error:
+                if error.may_have_applied:
+                    failed_at.append(time.monotonic())
                 raise
 
         return self.call("create_pod", create)
@@ -381,3 +391,8 @@ query GpuCatalog {
   }
 }
 """
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    """Transient failures, except a create that must not be sent again."""
+    return isinstance(error, TransientApiError) and not isinstance(error, UnconfirmedCreateError)

@@ -216,6 +216,11 @@ class RestApi:
         what = f"{method} {path}"
         try:
             response = self._http.request(method, path, params=params, json=json)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            # No connection: the request never reached RunPod, so it did nothing.
+            raise TransientApiError(
+                f"RunPod unreachable for {what}: {error!r}", may_have_applied=False
+            ) from error
         except httpx.TimeoutException as error:
             raise TransientApiError(f"RunPod did not answer {what} in time: {error}") from error
         except httpx.RequestError as error:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.errors import PodmgrError
+from podmgr.errors import PodmgrError, UnconfirmedCreateError
 from podmgr.sim.testkit import SimProcess
 
 from .conftest import Harness, harness_on
@@ -127,15 +127,20 @@ def test_a_terminate_answering_an_error_after_it_ended_the_pod_is_done(wd: Harne
     assert state.session.end_reason == "shutdown"
 
 
-@pytest.mark.xfail(
-    strict=False,  # whether the adapter's retries outlast the hiding is a matter of timing
-    reason="RunPodClient.create_pod retries a create whose answer was an error by looking "
-    "for the pod's name in the listing; a pod slow to appear there (transformerlab-app#2305) "
-    "is created a second time. The fix belongs in runpod_client.py (not this branch's): "
-    "raise instead of re-creating, and the watchdog's pending_create rule waits for it",
-)
 def test_a_created_pod_slow_to_appear_in_listings_is_not_created_twice(wd: Harness) -> None:
-    wd.sim.set_fault("api_error_after_apply", count=1, field="create", hide_seconds=2)
-    with contextlib.suppress(PodmgrError):
+    """The create answered 500 after making the pod, which the listing hides for longer
+    than the adapter looks for it (transformerlab-app#2305): the pass ends without a second
+    create, and a later pass adopts the pod by its name."""
+    hidden = 2 * wd.config.api_retry_max_seconds  # beyond the adapter's look-up window
+    wd.sim.set_fault("api_error_after_apply", count=1, field="create", hide_seconds=hidden)
+    with pytest.raises(UnconfirmedCreateError):
         wd.run()
     assert len(wd.ledger()) == 1, wd.ledger()
+    [record] = wd.ledger()
+    assert wd.state().pod is None and wd.state().pending_create is not None
+    wd.up()  # passes wait for the named pod (LATE_LISTING_SECONDS), then adopt it
+    assert len(wd.ledger()) == 1, wd.ledger()
+    state = wd.state()
+    assert state.pod is not None and state.pod.id == record["id"] and state.pod.phase == "ready"
+    assert state.session is not None and state.session.restarts == 0
+    wd.run("shutdown")
