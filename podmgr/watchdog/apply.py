@@ -132,11 +132,11 @@ class Applier:
     def _create(self, action: act.CreatePod, state: State) -> None:
         cfg, clock = self.deps.config, self.deps.clock
         errors: list[str] = []
-        for gpu in action.gpu_type_ids:
+        for gpu, cloud in _offers(action.gpu_type_ids, cfg.cloud_type):
             name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
             key = new_vllm_key()
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
-            spec = pod_spec(cfg, self.deps.cid, name, gpu, key)
+            spec = pod_spec(cfg, self.deps.cid, name, gpu, key, cloud)
             # Saved before the call: a create answered with an error may have made the pod.
             state.pending_create = PendingCreate(name=name, gpu_type_id=gpu, at=clock.now())
             self.deps.store.save(state, now=clock.now())
@@ -144,8 +144,8 @@ class Applier:
                 pod_id = self.deps.client.create_pod(spec)
             except (CapacityError, ConfigError) as error:
                 state.pending_create = None  # refused before anything was made
-                errors.append(f"{gpu}: {error.message}")
-                self.deps.emit(f"   no capacity on {gpu}, trying the next GPU type")
+                errors.append(f"{gpu} ({cloud}): {error.message}")
+                self.deps.emit(f"   no capacity on {gpu} ({cloud}), trying the next offer")
                 continue
             now = clock.now()
             state.pending_create = None
@@ -266,14 +266,25 @@ def _count_restart(state: State, now: float) -> None:
         state.session.last_restart_at = now
 
 
-def pod_spec(config: Config, cid: str, name: str, gpu: str, vllm_key: str) -> PodSpec:
-    """The create request for one GPU type: config, marker env and the pod's vLLM key."""
+def _offers(gpu_type_ids: tuple[str, ...], cloud_type: str) -> list[tuple[str, str]]:
+    """(GPU type, cloud) pairs to try in order. RunPod's REST create takes SECURE or
+    COMMUNITY only (RunPod OpenAPI v1, PodCreateInput.cloudType), so `ALL` tries each GPU
+    type in Secure Cloud first, then in Community Cloud."""
+    clouds = ("SECURE", "COMMUNITY") if cloud_type == "ALL" else (cloud_type,)
+    return [(gpu, cloud) for gpu in gpu_type_ids for cloud in clouds]
+
+
+def pod_spec(
+    config: Config, cid: str, name: str, gpu: str, vllm_key: str, cloud: str | None = None
+) -> PodSpec:
+    """The create request for one GPU type (and cloud, default the config's): config,
+    marker env and the pod's vLLM key."""
     env = {**config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
     return PodSpec(
         name=name,
         image_name=config.image_name,
         gpu_type_id=gpu,
-        cloud_type=config.cloud_type,
+        cloud_type=cloud or config.cloud_type,
         gpu_count=config.gpu_count,
         container_disk_in_gb=config.container_disk_in_gb,
         volume_in_gb=config.volume_in_gb,

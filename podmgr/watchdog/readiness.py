@@ -60,7 +60,7 @@ def pod_phase(live: PodInfo | None, healthy: bool | None, container_seen: bool) 
 
 
 def phase_text(phase: Phase, live: PodInfo | None, detail: str = "") -> str:
-    """The phase for people: `container up, model loading (health 502)`."""
+    """The phase for people: `container up, model download or load (health 502)`."""
     status = live.desired_status if live is not None else "gone"
     match phase:
         case "starting" if live is not None and live.starting:
@@ -70,7 +70,7 @@ def phase_text(phase: Phase, live: PodInfo | None, detail: str = "") -> str:
         case "no_container":
             return "no container yet (image pull)"
         case "loading":
-            return f"container up, model loading ({detail or 'no answer'})"
+            return f"container up, model download or load ({detail or 'no answer'})"
         case "serving":
             return "serving"
         case "failed":

@@ -32,3 +32,16 @@ def test_a_create_answered_500_after_applying_leaves_one_pod(
     assert record["status"] == "RUNNING" and wd.state().pod.id == record["id"]  # type: ignore[union-attr]
     wd.run("shutdown")
     assert wd.alive() == []
+
+
+def test_cloud_type_all_tries_secure_then_community(wd: Harness) -> None:
+    """REST's create takes SECURE or COMMUNITY only (RunPod OpenAPI v1, PodCreateInput):
+    `cloud_type: ALL` tries the GPU type in Secure Cloud, then in Community Cloud."""
+    wd.configure(cloud_type="ALL", gpu_type_id="NVIDIA GeForce RTX 4090")
+    wd.sim.set_fault("capacity", count=1)  # the first create (Secure Cloud) finds none
+    wd.run()
+    [record] = wd.ledger()
+    assert record["cloud_type"] == "COMMUNITY" and record["status"] == "RUNNING"
+    assert any("no capacity on NVIDIA GeForce RTX 4090 (SECURE)" in line for line in wd.lines)
+    wd.run("shutdown")
+    assert wd.alive() == []

@@ -539,7 +539,7 @@ def test_every_action_describes_itself() -> None:
         act.StartSession(NOW, NOW + 60, "requested"),
         act.EndSession("idle", "no request for 60s"),
         act.CreatePod(("A",), replaces_lost_pod=True),
-        act.PodProgress("p1", "loading", "container up, model loading (health 502)", 95),
+        act.PodProgress("p1", "loading", "container up, model download or load (health 502)", 95),
         act.MarkReady("p1", 120),
         act.AbandonPod("p1", "no container", replace=True),
         act.RestartPod("p1", "pod is EXITED"),

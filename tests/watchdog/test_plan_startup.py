@@ -145,7 +145,8 @@ def test_the_default_budget_is_twenty_minutes() -> None:
 
 def test_progress_line_names_phase_and_elapsed_time() -> None:
     [progress] = plan(config(), starting(95, container_ago=5), LOADING, NOW)
-    assert progress.describe() == "[  95s] pod p1: container up, model loading (health 502)"
+    expected = "[  95s] pod p1: container up, model download or load (health 502)"
+    assert progress.describe() == expected
 
 
 def test_no_container_message_names_the_image_and_the_host_cuda() -> None:

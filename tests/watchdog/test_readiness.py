@@ -39,5 +39,5 @@ def test_phase_text_for_people() -> None:
     assert "unknown to podmgr" in phase_text("starting", pod("SOMETHING_NEW"))
     assert phase_text("no_container", pod()) == "no container yet (image pull)"
     loading = phase_text("loading", pod(runtime=True), "health 502")
-    assert loading == "container up, model loading (health 502)"
+    assert loading == "container up, model download or load (health 502)"
     assert "crash" in phase_text("failed", pod())

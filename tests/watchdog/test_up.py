@@ -131,7 +131,8 @@ def test_the_default_timings_scaled_down_let_a_slow_pod_serve(slow_wd: Harness) 
     assert state.session is not None and state.session.restarts == 0
     assert state.pod is not None and state.pod.id == record["id"] and state.pod.phase == "ready"
     assert any("no container yet" in line for line in slow_wd.lines), slow_wd.lines
-    assert any("model loading (health 502)" in line for line in slow_wd.lines), slow_wd.lines
+    loading = "model download or load (health 502)"
+    assert any(loading in line for line in slow_wd.lines), slow_wd.lines
     slow_wd.run("shutdown")
 
 
