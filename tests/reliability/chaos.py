@@ -35,6 +35,11 @@ FAULTS: list[dict[str, Any]] = [
     {"fault": "transient_status", "seconds": 0.5},  # issue 10: CREATED/RESTARTING a while
     {"fault": "container_crash"},  # issue 10: the pod stays RUNNING, its container gone
     {"fault": "api_error_after_apply"},  # issue 10: the change happens, the answer is 500
+    # issue 10: a create answered 500 after it made the pod, which listings show late
+    {"fault": "api_error_after_apply", "field": "create", "hide_seconds": 0.5},
+    # issue 10: a template RunPod does not know, answered with the misleading capacity
+    # wording (runpod-python#297); only creates that name a template (see random_config)
+    {"fault": "unknown_template"},
 ]
 PASS_TIMEOUT = 120.0  # a hang guard only: a loaded 2-core machine made passes take 8 s+
 CLEAN_PASSES = 25
@@ -109,6 +114,8 @@ def random_config(rng: random.Random, sim: SimProcess, prefix: str, port: int) -
         "proxy_start_timeout_seconds": 60,  # a loaded machine took >10 s to start one
         "state_file": "state/state.json",
         "pod_name_prefix": prefix,
+        # A known opaque template id now and then, so that `unknown_template` can fire.
+        "template_id": rng.choice([None, None, "runpod-torch-v21"]),
     }
 
 
@@ -203,8 +210,8 @@ def billing_limit(
 
     The deadline is session start + runtime; the session may start on a clean pass when
     the killed `up` never saved it (a start before this run began would be a lie). A pass
-    takes 2-3 s here (mostly `import runpod`; up to 8 s on a loaded 2-core box), which a
-    2 s interval cannot absorb as a 300 s real one does; so a pass's own duration counts.
+    takes ~0.5 s here (up to several seconds on a loaded 2-core box), which a
+    2 s interval cannot always absorb as a 300 s real one does; so a pass's own duration counts.
     Our cron never overlaps passes: the first pass after the deadline begins one interval
     after it at the latest, or when the pass running across it ends if that is later (a
     loaded machine made passes longer than the interval), then takes at most the longest.
