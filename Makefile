@@ -29,7 +29,7 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
-	$(BIN)/python -m bench.noop_pass
+	$(BIN)/python -m bench.bench_watchdog
 
 RUNS ?= 50
 chaos: $(STAMP)
