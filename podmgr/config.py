@@ -163,6 +163,15 @@ class Config(BaseModel):
         "is a likely image or host-CUDA problem: it is replaced on another host once per "
         "session; the second time ends the session.",
     )
+    # A create RunPod answered with an error may have made a pod that listings show only
+    # later (transformerlab-app#2305; ../shared/RUNPOD_FACTS.md): no other pod is created
+    # for this long, so that a second one never bills beside it.
+    create_confirm_seconds: float = Field(
+        120,
+        ge=0,
+        description="How long a create that got no clear answer is looked for in RunPod's "
+        "listing (and adopted when it shows up) before another pod is created.",
+    )
     watchdog_interval_seconds: int = Field(300, ge=1, description="How often cron runs us.")
     restart_backoff_seconds: float = Field(
         30, ge=0, description="Wait before restart n+1: this times 2**n (capped at 1 hour)."

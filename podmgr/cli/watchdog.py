@@ -13,8 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -144,17 +148,34 @@ def run_up(args: argparse.Namespace) -> int:
     )
     from podmgr.watchdog.runner import run_until_serving
 
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, _stop_after_this_pass(stop))
     try:
-        result = run_until_serving(config, config_path, emit=_say)
+        result = run_until_serving(config, config_path, emit=_say, stop=stop)
     except KeyboardInterrupt:
         _say("stopped watching; the pod and the session are left as they are, and cron keeps")
         _say("watching them (`podmgr status`; `podmgr shutdown` ends them)")
         return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     _summary(result.state)
     if result.error is not None:
         raise result.error
     _say(f"serving: point your editor at {result.url} (OpenAI-compatible base URL)")
     return 0
+
+
+def _stop_after_this_pass(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+    """A SIGINT handler: the first Ctrl-C lets the running pass finish (it may be between
+    a create and the state's save), a second one interrupts at once."""
+
+    def handler(_signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        _say("Ctrl-C: stopping once this pass is done (Ctrl-C again to stop at once)")
+
+    return handler
 
 
 def _request_from_flags(args: argparse.Namespace) -> Request:

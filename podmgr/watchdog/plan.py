@@ -12,7 +12,7 @@ order and records each in the state before the next. The rules, in the order the
 4. The proxy: start it when it does not answer its /health.
 5. Strays (ours by prefix and markers, unknown to the state) are terminated, except that
    a state without a pod adopts its lost pod: the one a create whose answer was lost
-   named (`pending_create`; until it shows up in the listing, or `LATE_LISTING_SECONDS`
+   named (`pending_create`; until it shows up in the listing, or `create_confirm_seconds`
    passed, no other pod is created), else the newest running or starting one.
 6. The state's pod, by its phase (readiness.py names them): gone from RunPod -> forget
    and recreate; stopped (EXITED ...) -> restart; a ready pod that serves -> nothing; a
@@ -53,12 +53,7 @@ from podmgr.watchdog.observed import Observed, Request
 from podmgr.watchdog.readiness import Phase, phase_text, pod_phase, startup_began
 from podmgr.watchdog.session import Window, limit_reached, restart_wait, start_reason
 
-__all__ = ["LATE_LISTING_SECONDS", "plan"]
-
-# A create that RunPod answered with an error may have made a pod that shows up in the
-# listing only later (transformerlab-app#2305; ../shared/RUNPOD_FACTS.md): wait this long
-# for it before creating another, so that no second pod of ours bills.
-LATE_LISTING_SECONDS = 120.0
+__all__ = ["plan"]
 
 
 def plan(
@@ -155,8 +150,8 @@ def _pods(
         return actions
     if state.pod is None:
         pending = state.pending_create
-        if pending is not None and now - pending.at < LATE_LISTING_SECONDS:
-            left = pending.at + LATE_LISTING_SECONDS - now
+        if pending is not None and now - pending.at < config.create_confirm_seconds:
+            left = pending.at + config.create_confirm_seconds - now
             why = f"the create of {pending.name} got no clear answer; waiting {left:.0f}s more"
             return [*actions, Noop(f"{why} for it to appear before creating another")]
         return actions + _create(config, state, now)

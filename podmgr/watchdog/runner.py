@@ -16,6 +16,7 @@ the pass could not do its whole job.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +186,7 @@ def run_until_serving(
     emit: Callable[[str], None] = lambda _line: None,
     clock: Clock | None = None,
     pass_once: Callable[[Request], PassResult] | None = None,
+    stop: threading.Event | None = None,
 ) -> UpResult:
     """`podmgr up`: passes until the pod serves or the session ends.
 
@@ -194,6 +196,9 @@ def run_until_serving(
     error is tried again at the next interval. A pass that gave up on a pod (StartupError)
     or ended the session ends the loop with its error; Ctrl-C (KeyboardInterrupt) goes to
     the caller, and leaves pods, session and state as they are for cron to keep watching.
+    `stop`, when set (the CLI's Ctrl-C handler sets it), ends the loop with
+    KeyboardInterrupt between passes, never inside one: a pass interrupted between a create
+    and the state's save would lose the pod's id.
     """
     clock = clock or SystemClock()
 
@@ -204,16 +209,25 @@ def run_until_serving(
     request: Request = "start"
     url = config.proxy_url + "/v1"
     wait, pause = config.initial_wait_seconds, config.poll_interval_seconds
+
+    def sleep(seconds: float) -> None:
+        if stop is not None and isinstance(clock, SystemClock):
+            stop.wait(seconds)
+        else:
+            clock.sleep(seconds)
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt
+
     while True:
         try:
             result = one_pass(request)
         except LockHeldError:
             emit(f"a watchdog pass is running (cron); trying again in {pause:g}s")
-            clock.sleep(pause)
+            sleep(pause)
             continue
         except TransientApiError as error:
             emit(f"this pass failed ({error.message}); trying again in {pause:g}s")
-            clock.sleep(pause)
+            sleep(pause)
             continue
         request = "pass"
         state = result.state
@@ -222,7 +236,7 @@ def run_until_serving(
             return UpResult(False, url, state, ended)
         if state.pod is not None and state.pod.phase == "ready":
             return UpResult(True, url, state)
-        clock.sleep(wait)
+        sleep(wait)
         wait = config.poll_interval_seconds
 
 

@@ -138,7 +138,7 @@ def test_a_created_pod_slow_to_appear_in_listings_is_not_created_twice(wd: Harne
     assert len(wd.ledger()) == 1, wd.ledger()
     [record] = wd.ledger()
     assert wd.state().pod is None and wd.state().pending_create is not None
-    wd.up()  # passes wait for the named pod (LATE_LISTING_SECONDS), then adopt it
+    wd.up()  # passes wait for the named pod (create_confirm_seconds), then adopt it
     assert len(wd.ledger()) == 1, wd.ledger()
     state = wd.state()
     assert state.pod is not None and state.pod.id == record["id"] and state.pod.phase == "ready"

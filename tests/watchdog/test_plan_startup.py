@@ -13,7 +13,7 @@ import pytest
 from podmgr.state import PendingCreate, State
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.observed import Observed
-from podmgr.watchdog.plan import LATE_LISTING_SECONDS, plan
+from podmgr.watchdog.plan import plan
 
 from .helpers import NOW, config, live, record, seen, session, state
 from .test_plan import run
@@ -179,7 +179,7 @@ def with_pending(at_ago: float) -> State:
             id="the-named-pod-is-adopted-not-the-newest",
         ),
         pytest.param(
-            with_pending(LATE_LISTING_SECONDS),
+            with_pending(config().create_confirm_seconds),
             seen(),
             ["CreatePod"],
             id="never-listed-after-the-grace-creates",
