@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from podmgr.cuda import DEFAULT_CUDA_FLOOR, RUNPOD_CUDA_VERSIONS, cuda_key, image_cuda_floor
+from podmgr.cuda import versions_from as cuda_versions_from
 from podmgr.errors import ConfigError
 
 __all__ = [
@@ -108,6 +110,14 @@ class Config(BaseModel):
     # host the container never starts while the pod bills (v0.9.0 needs cuda>=12.8,
     # vllm#18813). v0.8.5 is the last release line built on CUDA 12.4 (vllm#5635).
     image_name: str = Field(DEFAULT_IMAGE, description="Container image (a pinned vLLM release).")
+    # RunPod places the pod only on hosts with one of these CUDA versions (RunPod OpenAPI v1,
+    # PodCreateInput.allowedCudaVersions); without them a pod can land on a host too old for
+    # the image, never start and bill (podmgr/cuda.py).
+    allowed_cuda_versions: list[str] = Field(
+        default_factory=lambda: cuda_versions_from(DEFAULT_CUDA_FLOOR),
+        description="Host CUDA versions the pod may be placed on (sent on every create); "
+        "default 12.8 and newer. Must not go below what a known vLLM image tag needs.",
+    )
     support_public_ip: bool = Field(
         False,
         description="Ask RunPod for a public IP. podmgr never uses it (nor SSH, which it "
@@ -263,6 +273,20 @@ class Config(BaseModel):
             check_graphql_safe(item, f"env {key}")
         return value
 
+    @field_validator("allowed_cuda_versions")
+    @classmethod
+    def _cuda_known(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(
+                "needs at least one CUDA version; an empty list would let RunPod place the "
+                "pod on any host, also one too old for the image"
+            )
+        for version in value:
+            if version not in RUNPOD_CUDA_VERSIONS:
+                known = ", ".join(RUNPOD_CUDA_VERSIONS)
+                raise ValueError(f"{version!r} is not a CUDA version RunPod knows ({known})")
+        return value
+
     @field_validator("endpoint_url_template")
     @classmethod
     def _template_has_pod_id(cls, value: str) -> str:
@@ -279,13 +303,31 @@ class Config(BaseModel):
                 f"proxy_host {self.proxy_host} is not loopback: set proxy_api_keys so that "
                 "the proxy requires a key"
             )
+        self._check_cuda_floor()
         return self
+
+    def _check_cuda_floor(self) -> None:
+        needed = image_cuda_floor(self.image_name)
+        if needed is None:
+            return
+        too_old = [v for v in self.allowed_cuda_versions if cuda_key(v) < cuda_key(needed)]
+        if too_old:
+            raise ConfigError(
+                f"{', '.join(too_old)} below CUDA {needed}, which image {self.image_name} "
+                "needs: a pod on such a host never starts and bills (vllm#18813)",
+                field="allowed_cuda_versions",
+            )
 
     # --- derived values ----------------------------------------------------------------
     @property
     def startup_budget_seconds(self) -> float:
         """How long a pod has from its create or restart to serve."""
         return self.initial_wait_seconds + self.max_startup_attempts * self.poll_interval_seconds
+
+    @property
+    def cuda_floor(self) -> str:
+        """The oldest host CUDA version the pod may land on."""
+        return min(self.allowed_cuda_versions, key=cuda_key)
 
     @property
     def gpu_type_ids(self) -> list[str]:

@@ -113,7 +113,8 @@ def create_input(spec: PodSpec) -> PodCreateInput:
 
     `docker_args` becomes `dockerStartCmd` (the image's CMD, split as a shell would);
     `gpuTypeIds` holds the one GPU type of this attempt; no public IP unless asked (issue
-    10, finding 9); `templateId` only when set (finding 3).
+    10, finding 9); `templateId` only when set (finding 3); `allowedCudaVersions`, the
+    host CUDA floor (podmgr/cuda.py), whenever the spec has one.
     """
     if spec.cloud_type not in ("SECURE", "COMMUNITY"):
         raise ConfigError(
@@ -141,6 +142,7 @@ def create_input(spec: PodSpec) -> PodCreateInput:
         docker_start_cmd=start_cmd or None,
         support_public_ip=spec.support_public_ip,
         template_id=spec.template_id or None,
+        allowed_cuda_versions=list(spec.allowed_cuda_versions) or None,
     )
 
 

@@ -82,6 +82,8 @@ class PodSpec:
     env: Mapping[str, str]
     template_id: str | None
     support_public_ip: bool = False
+    # Host CUDA versions RunPod may place the pod on (podmgr/cuda.py); empty sends none.
+    allowed_cuda_versions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

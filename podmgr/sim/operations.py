@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from podmgr.logs import get_logger
 from podmgr.sim.catalog import find_gpu_type, price_per_gpu
+from podmgr.sim.hosts import image_starts_on, place_on_host
 from podmgr.sim.pods import PodSpec, SimPod
 from podmgr.sim.world import SimWorld
 
@@ -354,10 +355,13 @@ def create(world: SimWorld, order: CreateOrder) -> SimPod:
                 raise
             failure = error
             continue
-        if _capacity_fault(world, spec.gpu_type_id):
+        host_cuda = place_on_host(world.settings.host_cuda, spec.allowed_cuda_versions)
+        if host_cuda is None or _capacity_fault(world, spec.gpu_type_id):
             failure = SimApiError("capacity", CAPACITY_MESSAGE)
             continue
         pod = world.fleet.create(spec)
+        pod.host_cuda = host_cuda
+        pod.image_starts = image_starts_on(host_cuda, world.settings.image_min_cuda)
         _log.info("pod_created", pod_id=pod.id, name=spec.name, gpu=spec.gpu_type_id)
         _maybe_transient(world, pod, "CREATED")
         _after_apply(world, "create", pod)

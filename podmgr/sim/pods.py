@@ -137,6 +137,10 @@ class SimPod:
     volume_has_weights: bool = False
     # Fault `container_crash`: RUNNING, no runtime, URL 502, until stopped and started.
     container_crashed: bool = False
+    # The host's CUDA version, and whether the image starts on it (podmgr/sim/hosts.py):
+    # if not, the pod stays RUNNING without a container for as long as it lives.
+    host_cuda: str | None = None
+    image_starts: bool = True
 
     def shown_status(self, now: float) -> str:
         """The status the API reports: RUNNING shows as CREATED/RESTARTING for a while."""
@@ -186,7 +190,7 @@ class SimPod:
             return None
         if self.shown_status(now) != self.status:
             return None  # still shown as CREATED/RESTARTING: no container yet
-        if self.container_crashed:
+        if self.container_crashed or not self.image_starts:
             return None
         started = max(self.run_started_at, self.container_started_at)
         up = now - max(started + timings.pull_seconds, self.transient_until)
@@ -246,6 +250,8 @@ class SimPod:
             "start_ssh": self.spec.start_ssh,
             "interruptible": self.spec.interruptible,
             "ended_by": self.ended_by,
+            "host_cuda": self.host_cuda,
+            "allowed_cuda_versions": list(self.spec.allowed_cuda_versions),
         }
 
     def run_intervals(self, now: float) -> list[tuple[float, float]]:

@@ -37,6 +37,9 @@ class SimSettings:
     token_delay: float = 0.0
     edge_timeout_seconds: float = 100.0
     faults: tuple[FaultSpec, ...] = ()
+    # CUDA versions of the hosts, and the one the image needs (podmgr/sim/hosts.py).
+    host_cuda: tuple[str, ...] = ()
+    image_min_cuda: str | None = None
     seed: int | None = None
 
     @property

@@ -294,4 +294,5 @@ def pod_spec(
         env=env,
         template_id=config.template_id,
         support_public_ip=config.support_public_ip,
+        allowed_cuda_versions=tuple(config.allowed_cuda_versions),
     )

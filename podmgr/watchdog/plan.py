@@ -226,7 +226,8 @@ def _no_container_message(config: Config, pod_id: str, elapsed: float) -> str:
         f"pod {pod_id} showed no container {elapsed:.0f}s after its start "
         f"(no_container_timeout_seconds {config.no_container_timeout_seconds:g}): likely an "
         f"image/CUDA problem: image_name {config.image_name} may need a newer CUDA than the "
-        "host's (host CUDA version not reported by RunPod), or its pull fails"
+        "host's (host CUDA version not reported by RunPod; allowed_cuda_versions starts at "
+        f"{config.cuda_floor}: raise it), or its pull fails"
     )
 
 
