@@ -22,6 +22,12 @@ from podmgr.logs import get_logger
 from podmgr.sim.catalog import find_gpu_type, price_per_gpu
 from podmgr.sim.hosts import image_starts_on, place_on_host
 from podmgr.sim.pods import PodSpec, SimPod
+from podmgr.sim.runpod_stops import (
+    BALANCE_MESSAGE,
+    PAYMENT_REQUIRED,
+    balance_at_zero,
+    strike_runpod_stops,
+)
 from podmgr.sim.world import SimWorld
 
 __all__ = [
@@ -217,6 +223,7 @@ def strike_pods(world: SimWorld) -> None:
         if pod is not None:
             pod.container_crashed = True
             _log.info("fault_fired", fault="container_crash", pod_id=pod.id)
+    strike_runpod_stops(world)
     die = world.faults.draw("vllm_die", lambda p: _has_running(world, p))
     if die is not None:
         pod = world.fleet.pick_running(die.spec.params.get("pod_id"))
@@ -334,6 +341,12 @@ def _check_template(world: SimWorld, template_id: str | None) -> None:
         raise SimApiError("bad_request", TEMPLATE_NOT_FOUND)
 
 
+def _check_balance(world: SimWorld) -> None:
+    """At $0 RunPod deploys and starts nothing (podmgr/sim/runpod_stops.py)."""
+    if balance_at_zero(world):
+        raise SimApiError("bad_request", BALANCE_MESSAGE, rest_status=PAYMENT_REQUIRED)
+
+
 def create(world: SimWorld, order: CreateOrder) -> SimPod:
     """Place the pod on the first GPU type of `order.gpu_type_ids` that has capacity.
 
@@ -345,6 +358,7 @@ def create(world: SimWorld, order: CreateOrder) -> SimPod:
         raise SimApiError("bad_request", "gpuTypeIds must name at least one GPU type")
     if not order.spec.image_name and not order.spec.template_id:
         raise SimApiError("bad_request", "Either imageName or templateId is required")
+    _check_balance(world)
     _check_template(world, order.spec.template_id)
     failure: SimApiError | None = None
     for gpu_type_id in order.gpu_type_ids:
@@ -373,6 +387,7 @@ def start(world: SimWorld, pod_id: str, gpu_count: int | None = None) -> SimPod:
     """Resume an EXITED pod (no-op when RUNNING); `resume_no_gpus` may refuse it."""
     pod = get(world, pod_id)
     if pod.status == "EXITED":
+        _check_balance(world)
         fault = world.faults.draw(
             "resume_no_gpus", lambda params: params.get("pod_id") in (None, pod.id)
         )

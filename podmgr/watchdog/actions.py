@@ -28,7 +28,9 @@ __all__ = [
     "TerminatePod",
 ]
 
-EndReason = Literal["deadline", "budget", "idle", "shutdown", "crash_loop", "no_container"]
+EndReason = Literal[
+    "deadline", "budget", "idle", "shutdown", "crash_loop", "no_container", "balance_zero"
+]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import assert_never
 
 from podmgr.config import Config
 from podmgr.errors import (
+    BalanceError,
     CapacityError,
     ConfigError,
     CrashLoopError,
@@ -73,13 +74,34 @@ class Applier:
             quiet = isinstance(action, act.PodProgress | act.MarkReady)  # their own line
             self.deps.emit(action.describe() if quiet else f"-> {action.describe()}")
             log.info("action", action=type(action).__name__, detail=action.describe())
-            self._dispatch(action, state)
+            try:
+                self._dispatch(action, state)
+            except BalanceError:
+                self._balance_at_zero(state)
+                raise
             if not isinstance(action, act.Noop | act.PodProgress):  # history stays short
                 state.record(self.deps.clock.now(), type(action).__name__, action.describe())
             self.deps.store.save(state, now=self.deps.clock.now())
             if self.replan:
                 break
         return state
+
+    def _balance_at_zero(self, state: State) -> None:
+        """RunPod refused a create or start for the balance at $0: no retry, resume or
+        recreate can help, so the session ends now (reason `balance_zero`, exit code 11)
+        and the pod, stopped by RunPod, is terminated so nothing of ours is left."""
+        now = self.deps.clock.now()
+        state.pending_create = None
+        if state.session is not None and state.session.active:
+            state.session.ended_at, state.session.end_reason = now, "balance_zero"
+        if state.pod is not None:
+            try:
+                self._terminate(state, state.pod.id)
+            except PodmgrError as error:  # the next pass, session ended, terminates it
+                log.warning("terminate_failed", pod_id=state.pod.id, error=error.message)
+        state.record(now, "EndSession", "balance_zero: RunPod refused to start a pod")
+        self.deps.store.save(state, now=now)
+        self.deps.emit("   the account's balance is at $0: the session ended; add funds")
 
     def raise_deferred(self) -> None:
         if self.deferred:

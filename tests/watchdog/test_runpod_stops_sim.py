@@ -1,0 +1,45 @@
+"""The watchdog and the stops RunPod makes (issue 11): the balance at $0 ends the session
+at once with its own exit code, after one start attempt at most; no resume loop."""
+
+from __future__ import annotations
+
+import pytest
+
+from podmgr.errors import BalanceError
+
+from .conftest import Harness
+
+
+def test_balance_zero_ends_the_session_with_exit_code_11_after_one_start_attempt(
+    wd: Harness,
+) -> None:
+    wd.up()
+    first = wd.ledger()[0]["id"]
+    wd.sim.set_fault("balance_zero", count=1)
+    with pytest.raises(BalanceError) as raised:
+        wd.run()
+    assert raised.value.exit_code == 11
+    assert "balance is at $0" in raised.value.message, raised.value.message
+    state = wd.state()
+    assert state.session is not None and state.session.end_reason == "balance_zero"
+    assert state.pod is None and state.pending_create is None
+    pods = wd.ledger()
+    assert [p["id"] for p in pods] == [first], pods  # the one create attempt made nothing
+    assert pods[0]["ended_by"] == "runpod" and pods[0]["status"] == "TERMINATED"
+    requests = wd.sim.rest_requests()
+    wd.run()  # the next pass: the session has ended, no create, no start
+    assert wd.ledger() == pods
+    assert wd.sim.rest_requests() - requests <= 2, "only reads after the session ended"
+    assert any("balance is at $0" in line for line in wd.lines), wd.lines
+
+
+def test_balance_zero_on_a_stopped_pod_is_one_start_attempt(wd: Harness) -> None:
+    wd.up()
+    pod_id = wd.ledger()[0]["id"]
+    wd.sim.crash_pod(pod_id)  # RunPod stopped it (EXITED): the watchdog will resume it
+    wd.sim.set_fault("balance_zero")
+    with pytest.raises(BalanceError):
+        wd.run()
+    state = wd.state()
+    assert state.session is not None and state.session.end_reason == "balance_zero"
+    assert wd.alive() == [] and len(wd.ledger()) == 1
