@@ -118,6 +118,19 @@ class Config(BaseModel):
         description="Host CUDA versions the pod may be placed on (sent on every create); "
         "default 12.8 and newer. Must not go below what a known vLLM image tag needs.",
     )
+    # Spot pods: about half the price, and RunPod may stop them at any time to give the GPU
+    # to another pod (RunPod OpenAPI v1, PodCreateInput.interruptible).
+    interruptible: bool = Field(
+        False,
+        description="Create spot (interruptible) pods; a preempted pod is resumed, or "
+        "recreated when its host has no GPU free.",
+    )
+    max_preemptions: int = Field(
+        2,
+        ge=0,
+        description="Preemptions per session on spot pods; at this many the session "
+        "continues on an on-demand pod.",
+    )
     support_public_ip: bool = Field(
         False,
         description="Ask RunPod for a public IP. podmgr never uses it (nor SSH, which it "

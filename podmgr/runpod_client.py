@@ -143,6 +143,7 @@ def create_input(spec: PodSpec) -> PodCreateInput:
         support_public_ip=spec.support_public_ip,
         template_id=spec.template_id or None,
         allowed_cuda_versions=list(spec.allowed_cuda_versions) or None,
+        interruptible=spec.interruptible or None,
     )
 
 

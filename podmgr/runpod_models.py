@@ -84,6 +84,8 @@ class PodSpec:
     support_public_ip: bool = False
     # Host CUDA versions RunPod may place the pod on (podmgr/cuda.py); empty sends none.
     allowed_cuda_versions: tuple[str, ...] = ()
+    # A spot pod (RunPod OpenAPI v1, PodCreateInput.interruptible).
+    interruptible: bool = False
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from podmgr.logs import get_logger
-from podmgr.sim.catalog import find_gpu_type, price_per_gpu
+from podmgr.sim.catalog import find_gpu_type, price_per_gpu, spot_price
 from podmgr.sim.hosts import image_starts_on, place_on_host
 from podmgr.sim.pods import PodSpec, SimPod
 from podmgr.sim.runpod_stops import (
@@ -302,11 +302,17 @@ def _placed_spec(order: CreateOrder, gpu_type_id: str) -> PodSpec:
         spec.cloud_type == "COMMUNITY" and gpu.community_price is None
     ):
         raise SimApiError("capacity", CAPACITY_MESSAGE)
+    price = price_per_gpu(gpu, spec.cloud_type)
+    if spec.interruptible:  # spot: its own price, and not offered on every GPU type
+        spot = spot_price(gpu, spec.cloud_type)
+        if spot is None:
+            raise SimApiError("capacity", CAPACITY_MESSAGE)
+        price = spot
     return dataclasses.replace(
         spec,
         gpu_type_id=gpu.id,
         gpu_display_name=gpu.display_name,
-        cost_per_hr=round(price_per_gpu(gpu, spec.cloud_type) * spec.gpu_count, 6),
+        cost_per_hr=round(price * spec.gpu_count, 6),
         memory_in_gb=max(order.min_memory_in_gb, 31 * spec.gpu_count),
         vcpu_count=max(order.min_vcpu_count, 8 * spec.gpu_count),
     )

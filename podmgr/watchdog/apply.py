@@ -124,6 +124,8 @@ class Applier:
                 self._abandon(action, state)
             case act.RestartPod():
                 self._restart(action, state)
+            case act.ResumePreempted():
+                self._resume_preempted(action, state)
             case act.TerminatePod():
                 self._terminate(state, action.pod_id)
             case act.AdoptPod():
@@ -158,7 +160,7 @@ class Applier:
             name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
             key = new_vllm_key()
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
-            spec = pod_spec(cfg, self.deps.cid, name, gpu, key, cloud)
+            spec = pod_spec(cfg, self.deps.cid, name, gpu, key, cloud, action.spot)
             # Saved before the call: a create answered with an error may have made the pod.
             state.pending_create = PendingCreate(name=name, gpu_type_id=gpu, at=clock.now())
             self.deps.store.save(state, now=clock.now())
@@ -179,6 +181,7 @@ class Applier:
                 phase="starting",
                 endpoint_url=cfg.pod_url(pod_id),
                 vllm_api_key=key,
+                interruptible=action.spot,
             )
             if action.replaces_lost_pod:
                 _count_restart(state, now)
@@ -233,7 +236,31 @@ class Applier:
         except CapacityError as error:
             self.deps.emit(f"   resume failed ({error.message}); recreating the pod")
             self._terminate(state, pod.id)
-            self._create(act.CreatePod(tuple(self.deps.config.gpu_type_ids)), state)
+            gpus = tuple(self.deps.config.gpu_type_ids)
+            self._create(act.CreatePod(gpus, spot=pod.interruptible), state)
+
+    def _resume_preempted(self, action: act.ResumePreempted, state: State) -> None:
+        """Count the preemption (saved first), then resume the spot pod, or replace it by
+        an on-demand pod; a host without a free GPU means a fresh create."""
+        clock, pod, session = self.deps.clock, state.pod, state.session
+        assert pod is not None and pod.id == action.pod_id
+        now = clock.now()
+        if session is not None:
+            session.preemptions = action.preemption
+        gpus = tuple(self.deps.config.gpu_type_ids)
+        if action.on_demand:
+            self._terminate(state, pod.id)
+            self._create(act.CreatePod(gpus, spot=False), state)
+            return
+        pod.phase, pod.last_restart_at = "restarting", now
+        pod.ready_at = pod.container_seen_at = pod.progress = pod.progress_since = None
+        self.deps.store.save(state, now=now)
+        try:
+            self.deps.client.resume_pod(pod.id, self.deps.config.gpu_count)
+        except CapacityError as error:
+            self.deps.emit(f"   resume failed ({error.message}); creating another spot pod")
+            self._terminate(state, pod.id)
+            self._create(act.CreatePod(gpus, spot=True), state)
 
     def _terminate(self, state: State, pod_id: str) -> None:
         gone_now = self.deps.client.terminate_pod(pod_id)
@@ -297,10 +324,16 @@ def _offers(gpu_type_ids: tuple[str, ...], cloud_type: str) -> list[tuple[str, s
 
 
 def pod_spec(
-    config: Config, cid: str, name: str, gpu: str, vllm_key: str, cloud: str | None = None
+    config: Config,
+    cid: str,
+    name: str,
+    gpu: str,
+    vllm_key: str,
+    cloud: str | None = None,
+    spot: bool = False,
 ) -> PodSpec:
     """The create request for one GPU type (and cloud, default the config's): config,
-    marker env and the pod's vLLM key."""
+    marker env and the pod's vLLM key; `spot`: an interruptible pod."""
     env = {**config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
     return PodSpec(
         name=name,
@@ -317,4 +350,5 @@ def pod_spec(
         template_id=config.template_id,
         support_public_ip=config.support_public_ip,
         allowed_cuda_versions=tuple(config.allowed_cuda_versions),
+        interruptible=spot,
     )

@@ -44,6 +44,7 @@ from podmgr.watchdog.actions import (
     Noop,
     PodProgress,
     RestartPod,
+    ResumePreempted,
     StartProxy,
     StartSession,
     StopProxy,
@@ -183,6 +184,8 @@ def _state_pod(
     seen = pod.container_seen_at is not None or ready
     phase = pod_phase(live, observed.pod_healthy, container_seen=seen)
     text = phase_text(phase, live, observed.health_detail)
+    if phase == "stopped" and pod.interruptible:  # RunPod took the spot pod's GPU back
+        return [_preempted(config, state)]
     if phase in ("gone", "stopped", "failed"):  # failed: a crash, the pod still RUNNING
         return _restart(config, state, live, text, now)
     if ready and phase == "loading":  # runtime up, every /health probe of this pass failed
@@ -209,7 +212,8 @@ def _not_serving_yet(
     if no_container and elapsed >= config.no_container_timeout_seconds:
         reason = _no_container_message(config, pod.id, elapsed)
         if session is not None and session.no_container_replacements == 0:
-            return [AbandonPod(pod.id, reason, replace=True), CreatePod(tuple(config.gpu_type_ids))]
+            create = CreatePod(tuple(config.gpu_type_ids), spot=_spot(config, state))
+            return [AbandonPod(pod.id, reason, replace=True), create]
         return [TerminatePod(pod.id, "no container, again"), EndSession("no_container", reason)]
     budget = config.startup_budget_seconds
     if elapsed >= budget:
@@ -247,9 +251,24 @@ def _restart(
     if wait > 0:
         return [Noop(f"{trouble}; restart backoff, next try in {wait:.0f}s")]
     if live is None:
-        recreate = CreatePod(tuple(config.gpu_type_ids), replaces_lost_pod=True)
+        spot = _spot(config, state)
+        recreate = CreatePod(tuple(config.gpu_type_ids), replaces_lost_pod=True, spot=spot)
         return [ForgetPod(pod_id, trouble), recreate]
     return [RestartPod(pod_id, trouble)]
+
+
+def _preempted(config: Config, state: State) -> Action:
+    """A stopped spot pod: RunPod stopped it (we never stop ours without terminating it),
+    so it is a preemption, not a crash. From `max_preemptions` on, on-demand."""
+    assert state.pod is not None
+    count = (state.session.preemptions if state.session is not None else 0) + 1
+    return ResumePreempted(state.pod.id, count, on_demand=count >= config.max_preemptions)
+
+
+def _spot(config: Config, state: State) -> bool:
+    """Create spot pods while the session has had fewer than `max_preemptions`."""
+    used = state.session.preemptions if state.session is not None else 0
+    return config.interruptible and used < config.max_preemptions
 
 
 def _create(config: Config, state: State, now: float) -> list[Action]:
@@ -261,4 +280,4 @@ def _create(config: Config, state: State, now: float) -> list[Action]:
     wait = restart_wait(config, state, now)
     if wait > 0:
         return [Noop(f"last pod failed; backoff, next create in {wait:.0f}s")]
-    return [CreatePod(tuple(config.gpu_type_ids))]
+    return [CreatePod(tuple(config.gpu_type_ids), spot=_spot(config, state))]
