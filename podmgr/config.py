@@ -44,6 +44,7 @@ RUNPOD_PROXY_TEMPLATE = "https://{pod_id}-{port}.proxy.runpod.net"
 
 # Characters that would break or change a GraphQL string the SDK builds by interpolation.
 _UNSAFE_GRAPHQL = re.compile(r'["\\\x00-\x1f\x7f]')
+_DATA_CENTER = re.compile(r"^[A-Z]{2,4}-[A-Z]{2,4}-[0-9]{1,2}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -144,6 +145,24 @@ class Config(BaseModel):
     container_disk_in_gb: int = Field(50, ge=1)
     volume_in_gb: int = Field(0, ge=0)
     volume_mount_path: str = "/workspace"
+    # Stopping a pod wipes its container disk: without a volume every restart downloads the
+    # model again (RUNPOD_FACTS.md "Startup as it really is"). A network volume persists
+    # independently of pods and pins the pod to its data center (RunPod docs,
+    # storage/network-volumes.mdx); vLLM's HF cache (HF_HOME) is put on the mount path.
+    network_volume_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="RunPod network volume to mount at volume_mount_path; the weights are "
+        "downloaded once per volume (HF_HOME on it). Secure Cloud only.",
+    )
+    data_center_ids: list[str] | None = Field(
+        None,
+        description="Data centers the pod may be placed in (e.g. EU-RO-1); with a network "
+        "volume, must include the volume's.",
+    )
+    min_download_mbps: float | None = Field(
+        None, gt=0, description="Only hosts with at least this download speed (Mbit/s)."
+    )
     env: dict[str, str] = Field(
         default_factory=dict,
         description="Extra pod env; a value '${NAME}' is read from this machine's env var NAME.",
@@ -300,6 +319,16 @@ class Config(BaseModel):
                 raise ValueError(f"{version!r} is not a CUDA version RunPod knows ({known})")
         return value
 
+    @field_validator("data_center_ids")
+    @classmethod
+    def _data_centers(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("needs at least one data center id, or null for any")
+        for item in value or ():
+            if not _DATA_CENTER.match(item):
+                raise ValueError(f"{item!r} does not look like a RunPod data center id (EU-RO-1)")
+        return value
+
     @field_validator("endpoint_url_template")
     @classmethod
     def _template_has_pod_id(cls, value: str) -> str:
@@ -317,6 +346,12 @@ class Config(BaseModel):
                 "the proxy requires a key"
             )
         self._check_cuda_floor()
+        if self.network_volume_id and self.cloud_type != "SECURE":
+            raise ConfigError(
+                f"is {self.cloud_type}, but network volumes exist only in Secure Cloud "
+                "(RunPod docs, storage/network-volumes): use SECURE with network_volume_id",
+                field="cloud_type",
+            )
         return self
 
     def _check_cuda_floor(self) -> None:
@@ -341,6 +376,16 @@ class Config(BaseModel):
     def cuda_floor(self) -> str:
         """The oldest host CUDA version the pod may land on."""
         return min(self.allowed_cuda_versions, key=cuda_key)
+
+    @property
+    def weights_on_volume(self) -> bool:
+        """A network volume or a pod volume is mounted: vLLM's HF cache goes there."""
+        return bool(self.network_volume_id) or self.volume_in_gb > 0
+
+    @property
+    def hf_home(self) -> str:
+        """vLLM's Hugging Face cache on the volume's mount path."""
+        return self.volume_mount_path.rstrip("/") + "/huggingface"
 
     @property
     def gpu_type_ids(self) -> list[str]:

@@ -144,6 +144,9 @@ def create_input(spec: PodSpec) -> PodCreateInput:
         template_id=spec.template_id or None,
         allowed_cuda_versions=list(spec.allowed_cuda_versions) or None,
         interruptible=spec.interruptible or None,
+        network_volume_id=spec.network_volume_id,
+        data_center_ids=list(spec.data_center_ids) or None,
+        min_download_mbps=spec.min_download_mbps,
     )
 
 
@@ -338,6 +341,19 @@ class RunPodClient:
         pods = self.rest().list_pods(name=name)
         # The filter is RunPod's; the check is ours (an older RunPod may ignore it).
         return next((p for p in pods if p.name == name and p.desired_status != TERMINATED), None)
+
+    def network_volume_data_center(self, volume_id: str) -> str | None:
+        """The data center of the network volume; ConfigError when RunPod has no such
+        volume (field network_volume_id)."""
+        rest = self.rest()
+        check_pod_id(volume_id)
+        volume = self.call("get_network_volume", lambda: rest.get_network_volume(volume_id))
+        if volume is None:
+            raise ConfigError(
+                f"RunPod has no network volume {volume_id} (create one: see the README)",
+                field="network_volume_id",
+            )
+        return volume.data_center_id
 
     def stop_pod(self, pod_id: str) -> None:
         rest = self.rest()

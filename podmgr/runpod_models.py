@@ -86,6 +86,9 @@ class PodSpec:
     allowed_cuda_versions: tuple[str, ...] = ()
     # A spot pod (RunPod OpenAPI v1, PodCreateInput.interruptible).
     interruptible: bool = False
+    network_volume_id: str | None = None
+    data_center_ids: tuple[str, ...] = ()
+    min_download_mbps: float | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from podmgr.sim.runpod_stops import (
     balance_at_zero,
     strike_runpod_stops,
 )
+from podmgr.sim.volumes import VolumeError, place_with_volume
 from podmgr.sim.world import SimWorld
 
 __all__ = [
@@ -379,7 +380,11 @@ def create(world: SimWorld, order: CreateOrder) -> SimPod:
         if host_cuda is None or _capacity_fault(world, spec.gpu_type_id):
             failure = SimApiError("capacity", CAPACITY_MESSAGE)
             continue
-        pod = world.fleet.create(spec)
+        try:
+            spec, volume = place_with_volume(world.volumes, spec)
+        except VolumeError as error:
+            raise SimApiError("bad_request", str(error)) from None
+        pod = world.fleet.create(spec, volume)
         pod.host_cuda = host_cuda
         pod.image_starts = image_starts_on(host_cuda, world.settings.image_min_cuda)
         _log.info("pod_created", pod_id=pod.id, name=spec.name, gpu=spec.gpu_type_id)

@@ -153,8 +153,22 @@ class Applier:
         if action.reason == "no_container":
             self.deferred.append(StartupError(f"session ended: {action.detail}"))
 
+    def _check_network_volume(self) -> None:
+        """The volume exists and lies in one of `data_center_ids` (else exit 2)."""
+        cfg = self.deps.config
+        if not cfg.network_volume_id:
+            return
+        where = self.deps.client.network_volume_data_center(cfg.network_volume_id)
+        if cfg.data_center_ids and where not in cfg.data_center_ids:
+            raise ConfigError(
+                f"{', '.join(cfg.data_center_ids)} does not include {where}, the data center "
+                f"of network volume {cfg.network_volume_id}; a pod with it runs only there",
+                field="data_center_ids",
+            )
+
     def _create(self, action: act.CreatePod, state: State) -> None:
         cfg, clock = self.deps.config, self.deps.clock
+        self._check_network_volume()
         errors: list[str] = []
         for gpu, cloud in _offers(action.gpu_type_ids, cfg.cloud_type):
             name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
@@ -334,7 +348,9 @@ def pod_spec(
 ) -> PodSpec:
     """The create request for one GPU type (and cloud, default the config's): config,
     marker env and the pod's vLLM key; `spot`: an interruptible pod."""
-    env = {**config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
+    # The weights on the volume survive a stop (network volume: every pod that mounts it).
+    volume_env = {"HF_HOME": config.hf_home} if config.weights_on_volume else {}
+    env = {**volume_env, **config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
     return PodSpec(
         name=name,
         image_name=config.image_name,
@@ -351,4 +367,7 @@ def pod_spec(
         support_public_ip=config.support_public_ip,
         allowed_cuda_versions=tuple(config.allowed_cuda_versions),
         interruptible=spot,
+        network_volume_id=config.network_volume_id,
+        data_center_ids=tuple(config.data_center_ids or ()),
+        min_download_mbps=config.min_download_mbps,
     )

@@ -42,7 +42,8 @@ def ledger_of(sim: SimProcess, pod_id: str) -> dict[str, Any]:
 def test_balance_zero_stops_volume_pods_terminates_others_and_refuses_starts(
     sim: SimProcess, rest: httpx.Client
 ) -> None:
-    kept = create(rest, name="with-volume", networkVolumeId="vol1").json()["id"]
+    volume = rest.post("/networkvolumes", json={"name": "w", "size": 50, "dataCenterId": "EU-RO-1"})
+    kept = create(rest, name="with-volume", networkVolumeId=volume.json()["id"]).json()["id"]
     lost = create(rest, name="no-volume").json()["id"]
     sim.set_fault("balance_zero", count=1)
     rest.get("/pods")  # any call: the balance reaches $0
@@ -85,3 +86,24 @@ def test_balance_refusals_classify_as_balance_error(status: int, message: str) -
     assert "balance is at $0" in error.message
     graphql = classify_graphql_message("Insufficient balance.", what="podResume")
     assert isinstance(graphql, BalanceError)
+
+
+def test_network_volumes_create_list_get_delete(rest: httpx.Client) -> None:
+    made = rest.post("/networkvolumes", json={"name": "w", "size": 50, "dataCenterId": "US-TX-3"})
+    assert made.status_code == 200, made.text
+    volume = made.json()
+    assert volume["size"] == 50 and volume["dataCenterId"] == "US-TX-3"
+    assert volume in rest.get("/networkvolumes").json()
+    assert rest.get(f"/networkvolumes/{volume['id']}").json() == volume
+    pod = create(rest, networkVolumeId=volume["id"]).json()
+    assert pod["machine"]["dataCenterId"] == "US-TX-3"  # pinned to the volume's data center
+    elsewhere = create(rest, networkVolumeId=volume["id"], dataCenterIds=["EU-RO-1"])
+    assert elsewhere.status_code == 400 and "US-TX-3" in elsewhere.json()["message"]
+    community = create(rest, networkVolumeId=volume["id"], cloudType="COMMUNITY")
+    assert community.status_code == 400
+    assert create(rest, networkVolumeId="nosuch").json()["message"] == "Network volume not found"
+    assert rest.delete(f"/networkvolumes/{volume['id']}").status_code == 400  # attached
+    assert rest.delete(f"/pods/{pod['id']}").status_code == 204
+    assert rest.delete(f"/networkvolumes/{volume['id']}").status_code == 204
+    assert rest.get(f"/networkvolumes/{volume['id']}").status_code == 404
+    assert rest.post("/networkvolumes", json={"name": "w", "size": 5000}).status_code == 400
