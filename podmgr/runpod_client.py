@@ -406,6 +406,7 @@ _CATALOG_QUERY = """
 query GpuCatalog {
   gpuTypes {
     id displayName memoryInGb secureCloud communityCloud securePrice communityPrice
+    secureSpotPrice communitySpotPrice
     lowestPrice(input: {gpuCount: GPU_COUNT}) { uninterruptablePrice stockStatus }
   }
 }

@@ -100,6 +100,9 @@ class GpuType:
     memory_gb: float | None = None
     secure_price: float | None = None
     community_price: float | None = None
+    # Spot (interruptible) prices; None: no spot offer in that cloud.
+    secure_spot_price: float | None = None
+    community_spot_price: float | None = None
     secure_cloud: bool | None = None
     community_cloud: bool | None = None
     stock_status: str | None = None
@@ -147,6 +150,8 @@ def gpu_type_from(g: Mapping[str, Any]) -> GpuType:
         memory_gb=g.get("memoryInGb"),
         secure_price=g.get("securePrice"),
         community_price=g.get("communityPrice"),
+        secure_spot_price=g.get("secureSpotPrice"),
+        community_spot_price=g.get("communitySpotPrice"),
         secure_cloud=g.get("secureCloud"),
         community_cloud=g.get("communityCloud"),
         stock_status=lowest.get("stockStatus"),
