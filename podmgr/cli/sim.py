@@ -18,6 +18,7 @@ FAULT_HELP = (
     "calls), optional ',key=value' params, or a JSON object. Names: api_error, api_slow, "
     "api_something_went_wrong, api_error_after_apply, capacity, resume_no_gpus, pod_crash, "
     "container_crash, vllm_die, list_error, transient_status, unknown_template, "
+    "preempt, balance_zero, "
     "upstream_error, upstream_drop, upstream_stall, upstream_slow"
 )
 
