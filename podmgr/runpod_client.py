@@ -166,6 +166,7 @@ def pod_info(pod: RestPod, now: float) -> PodInfo:
         uptime_seconds=uptime,
         gpu_count=(pod.gpu.count if pod.gpu and pod.gpu.count else 1),
         env=parse_env(pod.env),
+        interruptible=bool(pod.interruptible),
     )
 
 
@@ -286,6 +287,7 @@ class RunPodClient:
             gpu_count=info.gpu_count,
             env=info.env,
             runtime_read=True,
+            interruptible=info.interruptible,
         )
 
     def create_pod(self, spec: PodSpec) -> str:

@@ -45,6 +45,8 @@ class PodInfo:
     # False: nobody asked RunPod for the runtime (REST's Pod has none; `list_pods` does
     # not read it), so `has_runtime` False then means "not read", not "no container".
     runtime_read: bool = False
+    # A spot pod (RunPod OpenAPI v1, Pod.interruptible): RunPod may stop it.
+    interruptible: bool = False
 
     @property
     def running(self) -> bool:

@@ -301,6 +301,7 @@ class Applier:
             phase="starting",
             endpoint_url=cfg.pod_url(live.id),
             vllm_api_key=live.env.get(VLLM_KEY_ENV, ""),
+            interruptible=live.interruptible,
         )
 
     def _forget(self, action: act.ForgetPod, state: State) -> None:

@@ -15,10 +15,13 @@ order and records each in the state before the next. The rules, in the order the
    named (`pending_create`; until it shows up in the listing, or `LATE_LISTING_SECONDS`
    passed, no other pod is created), else the newest running or starting one.
 6. The state's pod, by its phase (readiness.py names them): gone from RunPod -> forget
-   and recreate; stopped (EXITED ...) -> restart; a ready pod that serves -> nothing; a
-   ready pod whose container is gone, or whose vLLM fails /health -> restart. A pod not
-   yet ready: serving -> mark it ready; its container gone after it was seen (a crash) ->
-   restart; no container `no_container_timeout_seconds` after its create or restart ->
+   and recreate; a stopped spot pod (ours or RunPod's `interruptible`) -> RunPod preempted
+   it: resume it, no restart counted, or from the `max_preemptions`-th preemption on,
+   replace it by an on-demand pod (a balance at $0 shows in the start's answer: apply
+   ends the session, exit 11); stopped (EXITED ...) -> restart; a ready pod that serves
+   -> nothing; a ready pod whose container is gone, or whose vLLM fails /health ->
+   restart. A pod not yet ready: serving -> mark it ready; its container gone after it
+   was seen (a crash) -> restart; no container `no_container_timeout_seconds` after its create or restart ->
    a likely image/CUDA problem: replace it by a fresh create once per session, end the
    session the second time; past the startup budget (`initial_wait_seconds +
    max_startup_attempts * poll_interval_seconds`) -> terminate it, count a restart (the
@@ -184,7 +187,8 @@ def _state_pod(
     seen = pod.container_seen_at is not None or ready
     phase = pod_phase(live, observed.pod_healthy, container_seen=seen)
     text = phase_text(phase, live, observed.health_detail)
-    if phase == "stopped" and pod.interruptible:  # RunPod took the spot pod's GPU back
+    spot = pod.interruptible or (live is not None and live.interruptible)
+    if phase == "stopped" and spot:  # RunPod took the spot pod's GPU back
         return [_preempted(config, state)]
     if phase in ("gone", "stopped", "failed"):  # failed: a crash, the pod still RUNNING
         return _restart(config, state, live, text, now)
