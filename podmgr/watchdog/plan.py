@@ -14,21 +14,20 @@ order and records each in the state before the next. The rules, in the order the
    a state without a pod adopts its lost pod: the one a create whose answer was lost
    named (`pending_create`; until it shows up in the listing, or `LATE_LISTING_SECONDS`
    passed, no other pod is created), else the newest running or starting one.
-6. The state's pod, by its phase (readiness.py names them): gone from RunPod -> forget
-   and recreate; a stopped spot pod (ours or RunPod's `interruptible`) -> RunPod preempted
-   it: resume it, no restart counted, or from the `max_preemptions`-th preemption on,
-   replace it by an on-demand pod (a balance at $0 shows in the start's answer: apply
-   ends the session, exit 11); stopped (EXITED ...) -> restart; a ready pod that serves
-   -> nothing; a ready pod whose container is gone, or whose vLLM fails /health ->
-   restart. A pod not yet ready: serving -> mark it ready; its container gone after it
-   was seen (a crash) -> restart; no container `no_container_timeout_seconds` after its create or restart ->
-   a likely image/CUDA problem: replace it by a fresh create once per session, end the
-   session the second time; past the startup budget (`initial_wait_seconds +
-   max_startup_attempts * poll_interval_seconds`) -> terminate it, count a restart (the
-   next pass creates another); otherwise record its phase and wait for the next pass
-   (starting: CREATED, RESTARTING or an unknown status is never resumed). Restarts back
-   off exponentially; past `max_restarts` the pod is terminated and the session ends as a
-   crash loop.
+6. The state's pod, by its phase (readiness.py names them): gone from RunPod -> forget and
+   recreate; a stopped spot pod (ours or RunPod's `interruptible`) -> RunPod preempted it:
+   resume it, no restart counted, or from the `max_preemptions`-th preemption on, replace it
+   by an on-demand pod (a balance at $0 shows in the start's answer: apply ends the session,
+   exit 11); stopped (EXITED ...) -> restart; a ready pod that serves -> nothing; a ready
+   pod whose container is gone, or whose vLLM fails /health -> restart. A pod not yet ready:
+   serving -> mark it ready; its container gone after it was seen (a crash) -> restart; no
+   container `no_container_timeout_seconds` after its create or restart -> a likely
+   image/CUDA problem: replace it by a fresh create once per session, end the session the
+   second time; past the startup budget (`initial_wait_seconds + max_startup_attempts *
+   poll_interval_seconds`) -> terminate it, count a restart (the next pass creates another);
+   otherwise record its phase and wait for the next pass (starting: CREATED, RESTARTING or
+   an unknown status is never resumed). Restarts back off exponentially; past `max_restarts`
+   the pod is terminated and the session ends as a crash loop.
 """
 
 from __future__ import annotations
