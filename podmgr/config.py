@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from podmgr.cuda import DEFAULT_CUDA_FLOOR, RUNPOD_CUDA_VERSIONS, cuda_key, image_cuda_floor
+from podmgr.cuda import versions_from as cuda_versions_from
 from podmgr.errors import ConfigError
 
 __all__ = [
@@ -42,6 +44,7 @@ RUNPOD_PROXY_TEMPLATE = "https://{pod_id}-{port}.proxy.runpod.net"
 
 # Characters that would break or change a GraphQL string the SDK builds by interpolation.
 _UNSAFE_GRAPHQL = re.compile(r'["\\\x00-\x1f\x7f]')
+_DATA_CENTER = re.compile(r"^[A-Z]{2,4}-[A-Z]{2,4}-[0-9]{1,2}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -108,6 +111,27 @@ class Config(BaseModel):
     # host the container never starts while the pod bills (v0.9.0 needs cuda>=12.8,
     # vllm#18813). v0.8.5 is the last release line built on CUDA 12.4 (vllm#5635).
     image_name: str = Field(DEFAULT_IMAGE, description="Container image (a pinned vLLM release).")
+    # RunPod places the pod only on hosts with one of these CUDA versions (RunPod OpenAPI v1,
+    # PodCreateInput.allowedCudaVersions); without them a pod can land on a host too old for
+    # the image, never start and bill (podmgr/cuda.py).
+    allowed_cuda_versions: list[str] = Field(
+        default_factory=lambda: cuda_versions_from(DEFAULT_CUDA_FLOOR),
+        description="Host CUDA versions the pod may be placed on (sent on every create); "
+        "default 12.8 and newer. Must not go below what a known vLLM image tag needs.",
+    )
+    # Spot pods: about half the price, and RunPod may stop them at any time to give the GPU
+    # to another pod (RunPod OpenAPI v1, PodCreateInput.interruptible).
+    interruptible: bool = Field(
+        False,
+        description="Create spot (interruptible) pods; a preempted pod is resumed, or "
+        "recreated when its host has no GPU free.",
+    )
+    max_preemptions: int = Field(
+        2,
+        ge=0,
+        description="Preemptions per session on spot pods; at this many the session "
+        "continues on an on-demand pod.",
+    )
     support_public_ip: bool = Field(
         False,
         description="Ask RunPod for a public IP. podmgr never uses it (nor SSH, which it "
@@ -121,6 +145,24 @@ class Config(BaseModel):
     container_disk_in_gb: int = Field(50, ge=1)
     volume_in_gb: int = Field(0, ge=0)
     volume_mount_path: str = "/workspace"
+    # Stopping a pod wipes its container disk: without a volume every restart downloads the
+    # model again (RUNPOD_FACTS.md "Startup as it really is"). A network volume persists
+    # independently of pods and pins the pod to its data center (RunPod docs,
+    # storage/network-volumes.mdx); vLLM's HF cache (HF_HOME) is put on the mount path.
+    network_volume_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="RunPod network volume to mount at volume_mount_path; the weights are "
+        "downloaded once per volume (HF_HOME on it). Secure Cloud only.",
+    )
+    data_center_ids: list[str] | None = Field(
+        None,
+        description="Data centers the pod may be placed in (e.g. EU-RO-1); with a network "
+        "volume, must include the volume's.",
+    )
+    min_download_mbps: float | None = Field(
+        None, gt=0, description="Only hosts with at least this download speed (Mbit/s)."
+    )
     env: dict[str, str] = Field(
         default_factory=dict,
         description="Extra pod env; a value '${NAME}' is read from this machine's env var NAME.",
@@ -272,6 +314,30 @@ class Config(BaseModel):
             check_graphql_safe(item, f"env {key}")
         return value
 
+    @field_validator("allowed_cuda_versions")
+    @classmethod
+    def _cuda_known(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError(
+                "needs at least one CUDA version; an empty list would let RunPod place the "
+                "pod on any host, also one too old for the image"
+            )
+        for version in value:
+            if version not in RUNPOD_CUDA_VERSIONS:
+                known = ", ".join(RUNPOD_CUDA_VERSIONS)
+                raise ValueError(f"{version!r} is not a CUDA version RunPod knows ({known})")
+        return value
+
+    @field_validator("data_center_ids")
+    @classmethod
+    def _data_centers(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("needs at least one data center id, or null for any")
+        for item in value or ():
+            if not _DATA_CENTER.match(item):
+                raise ValueError(f"{item!r} does not look like a RunPod data center id (EU-RO-1)")
+        return value
+
     @field_validator("endpoint_url_template")
     @classmethod
     def _template_has_pod_id(cls, value: str) -> str:
@@ -288,13 +354,47 @@ class Config(BaseModel):
                 f"proxy_host {self.proxy_host} is not loopback: set proxy_api_keys so that "
                 "the proxy requires a key"
             )
+        self._check_cuda_floor()
+        if self.network_volume_id and self.cloud_type != "SECURE":
+            raise ConfigError(
+                f"is {self.cloud_type}, but network volumes exist only in Secure Cloud "
+                "(RunPod docs, storage/network-volumes): use SECURE with network_volume_id",
+                field="cloud_type",
+            )
         return self
+
+    def _check_cuda_floor(self) -> None:
+        needed = image_cuda_floor(self.image_name)
+        if needed is None:
+            return
+        too_old = [v for v in self.allowed_cuda_versions if cuda_key(v) < cuda_key(needed)]
+        if too_old:
+            raise ConfigError(
+                f"{', '.join(too_old)} below CUDA {needed}, which image {self.image_name} "
+                "needs: a pod on such a host never starts and bills (vllm#18813)",
+                field="allowed_cuda_versions",
+            )
 
     # --- derived values ----------------------------------------------------------------
     @property
     def startup_budget_seconds(self) -> float:
         """How long a pod has from its create or restart to serve."""
         return self.initial_wait_seconds + self.max_startup_attempts * self.poll_interval_seconds
+
+    @property
+    def cuda_floor(self) -> str:
+        """The oldest host CUDA version the pod may land on."""
+        return min(self.allowed_cuda_versions, key=cuda_key)
+
+    @property
+    def weights_on_volume(self) -> bool:
+        """A network volume or a pod volume is mounted: vLLM's HF cache goes there."""
+        return bool(self.network_volume_id) or self.volume_in_gb > 0
+
+    @property
+    def hf_home(self) -> str:
+        """vLLM's Hugging Face cache on the volume's mount path."""
+        return self.volume_mount_path.rstrip("/") + "/huggingface"
 
     @property
     def gpu_type_ids(self) -> list[str]:

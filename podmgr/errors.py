@@ -11,6 +11,8 @@
     │   │                           pod, which did not show up: never re-sent in the pass
     │   ├── AuthError (3)           bad or missing RUNPOD_API_KEY: never retried
     │   ├── CapacityError (4)       no instances of this GPU type: try the next one
+    │   ├── BalanceError (11)       the account's balance is at $0: RunPod stopped its pods
+    │   │                           and starts none; the session ends, add funds
     │   └── PodGoneError (5)        the pod no longer exists
     ├── StartupError (7)            a pod never became ready and was terminated
     ├── CrashLoopError (8)          a pod kept dying past max_restarts and was terminated
@@ -25,6 +27,7 @@ from __future__ import annotations
 __all__ = [
     "ApiError",
     "AuthError",
+    "BalanceError",
     "CapacityError",
     "ConfigError",
     "CrashLoopError",
@@ -114,6 +117,15 @@ class CapacityError(ApiError):
     """RunPod has no instance of the requested GPU type right now."""
 
     exit_code = 4
+
+
+class BalanceError(ApiError):
+    """The account's balance is at $0: RunPod stops every pod then ("When your balance
+    reaches $0, Runpod automatically stops all of your running Pods", RunPod docs
+    accounts-billing/billing.mdx) and deploys none ("your account must have at least one
+    hour's worth of credits", same page). No retry or resume can help: add funds."""
+
+    exit_code = 11
 
 
 class PodGoneError(ApiError):

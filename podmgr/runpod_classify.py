@@ -7,6 +7,7 @@ texts matched are RunPod's own capacity wordings, its generic GraphQL error and 
 GraphQL permission error, each cited in ../shared/RUNPOD_FACTS.md:
 
     401, 403                      -> AuthError (dstack treats 403 as bad credentials too)
+    402, "insufficient balance"   -> BalanceError (the account is at $0)
     a capacity wording            -> CapacityError (whatever the status: try the next GPU)
     429, 5xx, network, timeout    -> TransientApiError (retried)
     404 on /pods/{podId}...       -> PodGoneError
@@ -21,6 +22,7 @@ from typing import Any
 from podmgr.errors import (
     ApiError,
     AuthError,
+    BalanceError,
     CapacityError,
     PodGoneError,
     PodmgrError,
@@ -33,6 +35,7 @@ __all__ = [
     "classify_graphql_message",
     "classify_status",
     "error_message",
+    "is_balance",
     "is_capacity",
 ]
 
@@ -50,6 +53,23 @@ GRAPHQL_GENERIC_ERROR = "Something went wrong. Please try again later or contact
 GRAPHQL_UNAUTHORIZED = "Unauthorized"
 
 _HTTP_MESSAGE_CHARS = 300
+
+# An account at $0: RunPod's API v2 documents HTTP 402 "Insufficient balance. Stop; no
+# candidate will succeed." for a create (RunPod docs, api-reference-v2/openapi.json,
+# CreatePod). v1 documents no status or wording for it (RunPod OpenAPI v1; the billing
+# page, accounts-billing/billing.mdx, only says what happens): podmgr takes 402, or that
+# wording under any status, as the sign.
+_BALANCE_WORDING = "insufficient balance"
+PAYMENT_REQUIRED = 402
+_BALANCE_ADVICE = (
+    "the RunPod account's balance is at $0: RunPod stops every pod then and starts none "
+    "(RunPod docs, accounts-billing/billing); add funds or enable auto-pay, then `podmgr up`"
+)
+
+
+def is_balance(message: str) -> bool:
+    """True for RunPod's insufficient-balance wording."""
+    return _BALANCE_WORDING in message.lower()
 
 
 def is_capacity(message: str) -> bool:
@@ -88,6 +108,8 @@ def classify_status(status: int, message: str, *, what: str, pod_resource: bool)
             f"{detail}; the API key (RUNPOD_API_KEY) may not do this "
             "(a read-only key?): give it read/write permission"
         )
+    if status == PAYMENT_REQUIRED or is_balance(message):
+        return BalanceError(f"{detail}; {_BALANCE_ADVICE}")
     if is_capacity(message):
         return CapacityError(message)
     if status == 429:  # rate limited: refused before it did anything
@@ -105,6 +127,8 @@ def classify_graphql_message(message: str, *, what: str) -> PodmgrError:
         return AuthError(
             f"RunPod refused {what} ({message}): the API key (RUNPOD_API_KEY) lacks permission"
         )
+    if is_balance(message):
+        return BalanceError(f"RunPod refused {what}: {message}; {_BALANCE_ADVICE}")
     if is_capacity(message):
         return CapacityError(message)
     if message.startswith(GRAPHQL_GENERIC_ERROR[:20]):

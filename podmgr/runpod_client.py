@@ -113,7 +113,8 @@ def create_input(spec: PodSpec) -> PodCreateInput:
 
     `docker_args` becomes `dockerStartCmd` (the image's CMD, split as a shell would);
     `gpuTypeIds` holds the one GPU type of this attempt; no public IP unless asked (issue
-    10, finding 9); `templateId` only when set (finding 3).
+    10, finding 9); `templateId` only when set (finding 3); `allowedCudaVersions`, the
+    host CUDA floor (podmgr/cuda.py), whenever the spec has one.
     """
     if spec.cloud_type not in ("SECURE", "COMMUNITY"):
         raise ConfigError(
@@ -141,6 +142,11 @@ def create_input(spec: PodSpec) -> PodCreateInput:
         docker_start_cmd=start_cmd or None,
         support_public_ip=spec.support_public_ip,
         template_id=spec.template_id or None,
+        allowed_cuda_versions=list(spec.allowed_cuda_versions) or None,
+        interruptible=spec.interruptible or None,
+        network_volume_id=spec.network_volume_id,
+        data_center_ids=list(spec.data_center_ids) or None,
+        min_download_mbps=spec.min_download_mbps,
     )
 
 
@@ -160,6 +166,7 @@ def pod_info(pod: RestPod, now: float) -> PodInfo:
         uptime_seconds=uptime,
         gpu_count=(pod.gpu.count if pod.gpu and pod.gpu.count else 1),
         env=parse_env(pod.env),
+        interruptible=bool(pod.interruptible),
     )
 
 
@@ -280,6 +287,7 @@ class RunPodClient:
             gpu_count=info.gpu_count,
             env=info.env,
             runtime_read=True,
+            interruptible=info.interruptible,
         )
 
     def create_pod(self, spec: PodSpec) -> str:
@@ -336,6 +344,19 @@ class RunPodClient:
         # The filter is RunPod's; the check is ours (an older RunPod may ignore it).
         return next((p for p in pods if p.name == name and p.desired_status != TERMINATED), None)
 
+    def network_volume_data_center(self, volume_id: str) -> str | None:
+        """The data center of the network volume; ConfigError when RunPod has no such
+        volume (field network_volume_id)."""
+        rest = self.rest()
+        check_pod_id(volume_id)
+        volume = self.call("get_network_volume", lambda: rest.get_network_volume(volume_id))
+        if volume is None:
+            raise ConfigError(
+                f"RunPod has no network volume {volume_id} (create one: see the README)",
+                field="network_volume_id",
+            )
+        return volume.data_center_id
+
     def stop_pod(self, pod_id: str) -> None:
         rest = self.rest()
         check_pod_id(pod_id)
@@ -387,6 +408,7 @@ _CATALOG_QUERY = """
 query GpuCatalog {
   gpuTypes {
     id displayName memoryInGb secureCloud communityCloud securePrice communityPrice
+    secureSpotPrice communitySpotPrice
     lowestPrice(input: {gpuCount: GPU_COUNT}) { uninterruptablePrice stockStatus }
   }
 }

@@ -45,6 +45,8 @@ class PodInfo:
     # False: nobody asked RunPod for the runtime (REST's Pod has none; `list_pods` does
     # not read it), so `has_runtime` False then means "not read", not "no container".
     runtime_read: bool = False
+    # A spot pod (RunPod OpenAPI v1, Pod.interruptible): RunPod may stop it.
+    interruptible: bool = False
 
     @property
     def running(self) -> bool:
@@ -82,6 +84,13 @@ class PodSpec:
     env: Mapping[str, str]
     template_id: str | None
     support_public_ip: bool = False
+    # Host CUDA versions RunPod may place the pod on (podmgr/cuda.py); empty sends none.
+    allowed_cuda_versions: tuple[str, ...] = ()
+    # A spot pod (RunPod OpenAPI v1, PodCreateInput.interruptible).
+    interruptible: bool = False
+    network_volume_id: str | None = None
+    data_center_ids: tuple[str, ...] = ()
+    min_download_mbps: float | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,9 @@ class GpuType:
     memory_gb: float | None = None
     secure_price: float | None = None
     community_price: float | None = None
+    # Spot (interruptible) prices; None: no spot offer in that cloud.
+    secure_spot_price: float | None = None
+    community_spot_price: float | None = None
     secure_cloud: bool | None = None
     community_cloud: bool | None = None
     stock_status: str | None = None
@@ -140,6 +152,8 @@ def gpu_type_from(g: Mapping[str, Any]) -> GpuType:
         memory_gb=g.get("memoryInGb"),
         secure_price=g.get("securePrice"),
         community_price=g.get("communityPrice"),
+        secure_spot_price=g.get("secureSpotPrice"),
+        community_spot_price=g.get("communitySpotPrice"),
         secure_cloud=g.get("secureCloud"),
         community_cloud=g.get("communityCloud"),
         stock_status=lowest.get("stockStatus"),

@@ -77,6 +77,7 @@ class PodCreateInput(_Model):
     allowed_cuda_versions: list[str] | None = None
     data_center_ids: list[str] | None = None
     network_volume_id: str | None = None
+    min_download_mbps: float | None = None
 
     def body(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True)
@@ -116,6 +117,15 @@ class RestPod(_Model):
             return datetime.fromisoformat(self.last_started_at).timestamp()
         except ValueError:
             return None
+
+
+class NetworkVolume(_Model):
+    """RunPod OpenAPI v1, NetworkVolume."""
+
+    id: str
+    name: str | None = None
+    size: int | None = None
+    data_center_id: str | None = None
 
 
 class BillingRecord(_Model):
@@ -179,6 +189,16 @@ class RestApi:
     def delete_pod(self, pod_id: str) -> None:
         """`DELETE /pods/{podId}` (204); PodGoneError when RunPod answers 404."""
         self._request("DELETE", f"/pods/{pod_id}", pod_id=pod_id)
+
+    # --- network volumes -----------------------------------------------------------
+    def get_network_volume(self, volume_id: str) -> NetworkVolume | None:
+        """`GET /networkvolumes/{networkVolumeId}`; None when RunPod answers 404."""
+        what = "GET /networkvolumes/{networkVolumeId}"
+        try:
+            answer = self._request("GET", f"/networkvolumes/{volume_id}", pod_id=volume_id)
+        except PodGoneError:  # a 404 on this resource's own path: no such volume
+            return None
+        return _parse(NetworkVolume, answer, what)
 
     # --- billing -------------------------------------------------------------------
     def pod_billing(

@@ -72,6 +72,7 @@ class PodRecord(BaseModel):
     progress: str | None = None
     progress_since: float | None = None
     container_seen_at: float | None = None
+    interruptible: bool = Field(default=False, description="A spot pod: RunPod may stop it.")
     billed_until: float | None = Field(
         default=None, description="Time up to which this pod's cost is already in session.cost_usd."
     )
@@ -90,6 +91,7 @@ class Session(BaseModel):
     no_container_replacements: int = Field(
         default=0, description="Pods replaced for showing no container (once per session)."
     )
+    preemptions: int = Field(default=0, description="Spot pods RunPod stopped this session.")
 
     @property
     def active(self) -> bool:

@@ -34,9 +34,18 @@ def run_validate(args: argparse.Namespace) -> int:
     source = str(where) if where.exists() else "defaults (no config file found)"
     print(f"ok: {source}")
     print(f"  gpu types: {', '.join(config.gpu_type_ids)}  cloud: {config.cloud_type}")
+    print(_cuda_line(config))
     print(f"  runtime: {config.runtime_seconds}s  budget: {config.max_cost_usd or 'none'}")
     print(f"  state: {config.state_path}  cache: {config.cache_path}")
     return 0
+
+
+def _cuda_line(config: Any) -> str:
+    from podmgr.cuda import image_cuda_floor
+
+    needed = image_cuda_floor(config.image_name)
+    why = f"{config.image_name} needs {needed}" if needed else f"{config.image_name}: not known"
+    return f"  host CUDA: {config.cuda_floor} and newer ({why})"
 
 
 def run_schema(_args: argparse.Namespace) -> int:

@@ -18,6 +18,7 @@ FAULT_HELP = (
     "calls), optional ',key=value' params, or a JSON object. Names: api_error, api_slow, "
     "api_something_went_wrong, api_error_after_apply, capacity, resume_no_gpus, pod_crash, "
     "container_crash, vllm_die, list_error, transient_status, unknown_template, "
+    "preempt, balance_zero, "
     "upstream_error, upstream_drop, upstream_stall, upstream_slow"
 )
 
@@ -63,6 +64,17 @@ def register(subparsers: Any) -> None:
         "--edge-timeout-seconds", type=float, default=100.0,
         help="answers not started within this get HTML 524, as on RunPod (default %(default)s)",
     )  # fmt: skip
+    parser.add_argument(
+        "--host-cuda", default="", metavar="VERSIONS",
+        help="CUDA versions of the hosts, e.g. 12.4,12.8: each GPU type's stock is spread "
+        "over them; a create without allowedCudaVersions lands on the oldest (default: "
+        "every host is new enough)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--image-min-cuda", default=None, metavar="VERSION",
+        help="CUDA version every image needs: a pod on an older host stays RUNNING and "
+        "never gets a container (default: none)",
+    )  # fmt: skip
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC", help=FAULT_HELP)
     parser.add_argument("--seed", type=int, default=None, help="seed for ids and fault draws")
     parser.set_defaults(handler=run)
@@ -87,6 +99,7 @@ def _settings(args: argparse.Namespace) -> Any:
         value = getattr(args, name)
         if not math.isfinite(value) or value < 0:  # nan and inf too
             raise ConfigError("must be a number >= 0", field="--" + name.replace("_", "-"))
+    host_cuda, image_min_cuda = _cuda_settings(args)
     if not 0 <= args.port <= 65535:
         raise ConfigError("must be 0..65535", field="--port")
     return SimSettings(
@@ -101,7 +114,26 @@ def _settings(args: argparse.Namespace) -> Any:
         edge_timeout_seconds=args.edge_timeout_seconds,
         faults=tuple(faults),
         seed=args.seed,
+        host_cuda=host_cuda,
+        image_min_cuda=image_min_cuda,
     )
+
+
+def _cuda_settings(args: argparse.Namespace) -> tuple[tuple[str, ...], str | None]:
+    from podmgr.errors import ConfigError
+    from podmgr.sim.hosts import parse_cuda_list
+
+    host_cuda: tuple[str, ...] = ()
+    try:
+        if args.host_cuda:
+            host_cuda = parse_cuda_list(args.host_cuda)
+    except ValueError as error:
+        raise ConfigError(str(error), field="--host-cuda") from None
+    try:
+        image = parse_cuda_list(args.image_min_cuda)[0] if args.image_min_cuda else None
+    except ValueError as error:
+        raise ConfigError(str(error), field="--image-min-cuda") from None
+    return host_cuda, image
 
 
 def _announce(lines: list[str]) -> None:

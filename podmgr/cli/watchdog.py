@@ -197,10 +197,10 @@ def _summary(state: Any) -> None:
 
 
 def _refresh_catalog(config: Any) -> int:
-    from podmgr.watchdog.catalog import refresh_catalog
+    from podmgr.watchdog.catalog import HEADER, refresh_catalog
 
     rows, problems = refresh_catalog(config)
-    _say(f"{'GPU type':<32} {'memory':>7} {'secure $/h':>10} {'community $/h':>13}  available")
+    _say(HEADER)
     for row in rows:
         _say(row)
     for problem in problems:

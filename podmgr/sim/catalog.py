@@ -9,7 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GPU_TYPES", "GpuType", "find_gpu_type", "price_per_gpu"]
+__all__ = ["GPU_TYPES", "SPOT_FACTOR", "GpuType", "find_gpu_type", "price_per_gpu", "spot_price"]
+
+# Spot (interruptible) pods cost about half of on-demand (issue 11); RunPod's catalog has
+# `secureSpotPrice` and `communitySpotPrice` per GPU type (RunPod OpenAPI v1, Pod.machine
+# .gpuType). The simulator's spot price is this share of the on-demand one.
+SPOT_FACTOR = 0.6
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,8 @@ class GpuType:
     community_price: float | None
     cuda_cores: int
     max_gpu_count: int = 8
+    # False: no spot offer for this GPU type (its spot prices are null).
+    spot: bool = True
 
     def lowest_price(self, gpu_count: int) -> dict[str, Any]:
         """RunPod's `LowestPrice` for `gpu_count` GPUs (a price list, not a capacity signal)."""
@@ -59,8 +66,8 @@ class GpuType:
             "oneMonthPrice": _discount(self.secure_price, 0.9),
             "threeMonthPrice": _discount(self.secure_price, 0.85),
             "oneWeekPrice": _discount(self.secure_price, 0.95),
-            "communitySpotPrice": _discount(self.community_price, 0.6),
-            "secureSpotPrice": _discount(self.secure_price, 0.6),
+            "communitySpotPrice": spot_price(self, "COMMUNITY"),
+            "secureSpotPrice": spot_price(self, "SECURE"),
             "maxGpuCount": self.max_gpu_count,
             "maxGpuCountSecureCloud": self.max_gpu_count if self.secure_price else 0,
             "maxGpuCountCommunityCloud": self.max_gpu_count if self.community_price else 0,
@@ -77,7 +84,7 @@ GPU_TYPES: tuple[GpuType, ...] = (
     GpuType("NVIDIA RTX A6000", "RTX A6000", 48, 0.76, 0.33, 10752),
     GpuType("NVIDIA L40S", "L40S", 48, 0.86, 0.79, 18176),
     GpuType("NVIDIA A100 80GB PCIe", "A100 PCIe", 80, 1.64, 1.19, 6912),
-    GpuType("NVIDIA H100 80GB HBM3", "H100 SXM", 80, 2.99, None, 16896),
+    GpuType("NVIDIA H100 80GB HBM3", "H100 SXM", 80, 2.99, None, 16896, spot=False),
 )
 
 
@@ -94,3 +101,9 @@ def price_per_gpu(gpu: GpuType, cloud_type: str) -> float:
         return gpu.community_price
     prices = [p for p in (gpu.secure_price, gpu.community_price) if p is not None]
     return min(prices)
+
+
+def spot_price(gpu: GpuType, cloud_type: str) -> float | None:
+    """Hourly spot price of one GPU in that cloud, or None where there is no spot offer."""
+    price = gpu.secure_price if cloud_type == "SECURE" else gpu.community_price
+    return _discount(price, SPOT_FACTOR) if gpu.spot else None

@@ -69,6 +69,11 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     # enough disk space." (runpod-python#297: a template id on create_pod produced it);
     # not_found answers "Template not found" (RUNPOD_FACTS.md, "not found" errors).
     "unknown_template": {"message": "one of misleading|not_found"},
+    # RunPod's own stops (podmgr/sim/runpod_stops.py): the balance at $0 (every running
+    # pod stopped, or terminated without a network volume; creates and starts refused
+    # until the faults are cleared), and an interruptible (spot) pod preempted.
+    "balance_zero": {},
+    "preempt": {"pod_id": "str"},
     "vllm_die": {"pod_id": "str"},
     "upstream_error": {"status": "upstream_status", "pod_id": "str", "path_prefix": "str"},
     "upstream_drop": {"pod_id": "str", "path_prefix": "str"},
@@ -140,6 +145,10 @@ class FaultBook:
         self._next_id += 1
         self._faults.append(fault)
         return fault
+
+    def has_fired(self, name: str) -> bool:
+        """A fault named `name` in the book has fired at least once."""
+        return any(f.spec.name == name and f.fired > 0 for f in self._faults)
 
     def clear(self) -> None:
         self._faults.clear()

@@ -19,8 +19,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from podmgr.logs import get_logger
-from podmgr.sim.catalog import find_gpu_type, price_per_gpu
+from podmgr.sim.catalog import find_gpu_type, price_per_gpu, spot_price
+from podmgr.sim.hosts import image_starts_on, place_on_host
 from podmgr.sim.pods import PodSpec, SimPod
+from podmgr.sim.runpod_stops import (
+    BALANCE_MESSAGE,
+    PAYMENT_REQUIRED,
+    balance_at_zero,
+    strike_runpod_stops,
+)
+from podmgr.sim.volumes import VolumeError, place_with_volume
 from podmgr.sim.world import SimWorld
 
 __all__ = [
@@ -216,6 +224,7 @@ def strike_pods(world: SimWorld) -> None:
         if pod is not None:
             pod.container_crashed = True
             _log.info("fault_fired", fault="container_crash", pod_id=pod.id)
+    strike_runpod_stops(world)
     die = world.faults.draw("vllm_die", lambda p: _has_running(world, p))
     if die is not None:
         pod = world.fleet.pick_running(die.spec.params.get("pod_id"))
@@ -294,11 +303,17 @@ def _placed_spec(order: CreateOrder, gpu_type_id: str) -> PodSpec:
         spec.cloud_type == "COMMUNITY" and gpu.community_price is None
     ):
         raise SimApiError("capacity", CAPACITY_MESSAGE)
+    price = price_per_gpu(gpu, spec.cloud_type)
+    if spec.interruptible:  # spot: its own price, and not offered on every GPU type
+        spot = spot_price(gpu, spec.cloud_type)
+        if spot is None:
+            raise SimApiError("capacity", CAPACITY_MESSAGE)
+        price = spot
     return dataclasses.replace(
         spec,
         gpu_type_id=gpu.id,
         gpu_display_name=gpu.display_name,
-        cost_per_hr=round(price_per_gpu(gpu, spec.cloud_type) * spec.gpu_count, 6),
+        cost_per_hr=round(price * spec.gpu_count, 6),
         memory_in_gb=max(order.min_memory_in_gb, 31 * spec.gpu_count),
         vcpu_count=max(order.min_vcpu_count, 8 * spec.gpu_count),
     )
@@ -333,6 +348,12 @@ def _check_template(world: SimWorld, template_id: str | None) -> None:
         raise SimApiError("bad_request", TEMPLATE_NOT_FOUND)
 
 
+def _check_balance(world: SimWorld) -> None:
+    """At $0 RunPod deploys and starts nothing (podmgr/sim/runpod_stops.py)."""
+    if balance_at_zero(world):
+        raise SimApiError("bad_request", BALANCE_MESSAGE, rest_status=PAYMENT_REQUIRED)
+
+
 def create(world: SimWorld, order: CreateOrder) -> SimPod:
     """Place the pod on the first GPU type of `order.gpu_type_ids` that has capacity.
 
@@ -344,6 +365,7 @@ def create(world: SimWorld, order: CreateOrder) -> SimPod:
         raise SimApiError("bad_request", "gpuTypeIds must name at least one GPU type")
     if not order.spec.image_name and not order.spec.template_id:
         raise SimApiError("bad_request", "Either imageName or templateId is required")
+    _check_balance(world)
     _check_template(world, order.spec.template_id)
     failure: SimApiError | None = None
     for gpu_type_id in order.gpu_type_ids:
@@ -354,10 +376,17 @@ def create(world: SimWorld, order: CreateOrder) -> SimPod:
                 raise
             failure = error
             continue
-        if _capacity_fault(world, spec.gpu_type_id):
+        host_cuda = place_on_host(world.settings.host_cuda, spec.allowed_cuda_versions)
+        if host_cuda is None or _capacity_fault(world, spec.gpu_type_id):
             failure = SimApiError("capacity", CAPACITY_MESSAGE)
             continue
-        pod = world.fleet.create(spec)
+        try:
+            spec, volume = place_with_volume(world.volumes, spec)
+        except VolumeError as error:
+            raise SimApiError("bad_request", str(error)) from None
+        pod = world.fleet.create(spec, volume)
+        pod.host_cuda = host_cuda
+        pod.image_starts = image_starts_on(host_cuda, world.settings.image_min_cuda)
         _log.info("pod_created", pod_id=pod.id, name=spec.name, gpu=spec.gpu_type_id)
         _maybe_transient(world, pod, "CREATED")
         _after_apply(world, "create", pod)
@@ -369,6 +398,7 @@ def start(world: SimWorld, pod_id: str, gpu_count: int | None = None) -> SimPod:
     """Resume an EXITED pod (no-op when RUNNING); `resume_no_gpus` may refuse it."""
     pod = get(world, pod_id)
     if pod.status == "EXITED":
+        _check_balance(world)
         fault = world.faults.draw(
             "resume_no_gpus", lambda params: params.get("pod_id") in (None, pod.id)
         )

@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from podmgr.sim.volumes import SimVolume
+
 __all__ = ["Phase", "PodFleet", "PodSpec", "PortSpec", "SimPod", "Timings"]
 
 Phase = Literal[
@@ -137,6 +139,13 @@ class SimPod:
     volume_has_weights: bool = False
     # Fault `container_crash`: RUNNING, no runtime, URL 502, until stopped and started.
     container_crashed: bool = False
+    # The host's CUDA version, and whether the image starts on it (podmgr/sim/hosts.py):
+    # if not, the pod stays RUNNING without a container for as long as it lives.
+    host_cuda: str | None = None
+    image_starts: bool = True
+    # The network volume attached at create (podmgr/sim/volumes.py): it replaces the pod
+    # volume at `volume_mount_path` and keeps the weights for every pod that mounts it.
+    network_volume: SimVolume | None = None
 
     def shown_status(self, now: float) -> str:
         """The status the API reports: RUNNING shows as CREATED/RESTARTING for a while."""
@@ -170,7 +179,7 @@ class SimPod:
     def weights_on_volume(self) -> bool:
         """vLLM's HF cache is on the pod's volume: HF_HOME or --download-dir under its mount."""
         spec = self.spec
-        if spec.volume_in_gb <= 0:
+        if spec.volume_in_gb <= 0 and self.network_volume is None:
             return False
         mount = spec.volume_mount_path.rstrip("/") + "/"
         places = (spec.env.get("HF_HOME"), _arg_value(spec.docker_args, "--download-dir"))
@@ -186,7 +195,7 @@ class SimPod:
             return None
         if self.shown_status(now) != self.status:
             return None  # still shown as CREATED/RESTARTING: no container yet
-        if self.container_crashed:
+        if self.container_crashed or not self.image_starts:
             return None
         started = max(self.run_started_at, self.container_started_at)
         up = now - max(started + timings.pull_seconds, self.transient_until)
@@ -210,11 +219,20 @@ class SimPod:
 
     def keep_downloaded_weights(self, now: float, timings: Timings) -> None:
         """Before the container goes: weights fully downloaded onto the volume stay there."""
-        if not self.weights_on_volume or self.volume_has_weights:
+        if not self.weights_on_volume or self.weights_kept:
             return
         up = self.uptime(now, timings)
         if up is not None and up >= self.download_seconds:
             self.volume_has_weights = True
+            if self.network_volume is not None:
+                self.network_volume.has_weights = True
+
+    @property
+    def weights_kept(self) -> bool:
+        """The volume (network or pod) already holds the weights."""
+        if self.network_volume is not None:
+            return self.network_volume.has_weights
+        return self.volume_has_weights
 
     def start_container(self, now: float, timings: Timings) -> None:
         """A fresh container: pull, download (unless the volume holds the weights), load."""
@@ -222,7 +240,7 @@ class SimPod:
         self.last_started_at = now
         self.vllm_dead = False
         self.container_crashed = False
-        kept = self.weights_on_volume and self.volume_has_weights
+        kept = self.weights_on_volume and self.weights_kept
         self.download_seconds = 0.0 if kept else timings.download_seconds
 
     def ledger_record(self, now: float) -> dict[str, Any]:
@@ -246,6 +264,10 @@ class SimPod:
             "start_ssh": self.spec.start_ssh,
             "interruptible": self.spec.interruptible,
             "ended_by": self.ended_by,
+            "host_cuda": self.host_cuda,
+            "network_volume_id": self.spec.network_volume_id,
+            "data_center_id": self.spec.data_center_ids[0] if self.spec.data_center_ids else None,
+            "allowed_cuda_versions": list(self.spec.allowed_cuda_versions),
         }
 
     def run_intervals(self, now: float) -> list[tuple[float, float]]:
@@ -283,7 +305,7 @@ class PodFleet:
             if pod_id not in self._pods:
                 return pod_id
 
-    def create(self, spec: PodSpec) -> SimPod:
+    def create(self, spec: PodSpec, network_volume: SimVolume | None = None) -> SimPod:
         now = self.clock()
         pod = SimPod(
             id=self._new_id(),
@@ -293,6 +315,7 @@ class PodFleet:
             gpu_count=spec.gpu_count,
             run_started_at=now,
             last_status_change=now,
+            network_volume=network_volume,
         )
         pod.start_container(now, self.timings)
         self._pods[pod.id] = pod
@@ -345,6 +368,8 @@ class PodFleet:
 
     def terminate(self, pod: SimPod, by: str = "user") -> None:
         now = self.clock()
+        if pod.status == "RUNNING":  # a network volume outlives the pod, weights and all
+            pod.keep_downloaded_weights(now, self.timings)
         self._close_billing(pod, now)
         pod.status = "TERMINATED"
         pod.terminated_at = now

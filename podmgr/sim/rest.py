@@ -41,6 +41,7 @@ from podmgr.sim.catalog import find_gpu_type
 from podmgr.sim.operations import CreateOrder, SimApiError
 from podmgr.sim.pods import PodSpec, PortSpec, SimPod
 from podmgr.sim.reply import cloudflare_page
+from podmgr.sim.volume_routes import network_volume_routes
 from podmgr.sim.world import WORLD, SimWorld
 
 __all__ = ["pod_to_rest", "rest_routes"]
@@ -368,4 +369,5 @@ def rest_routes() -> list[web.RouteDef]:
         web.post("/v1/pods/{pod_id}/restart", _route("restart", True, restart_pod)),
         web.post("/v1/pods/{pod_id}/reset", _route("reset", True, reset_pod)),
         web.get("/v1/billing/pods", _route("billing", False, billing_pods)),
+        *network_volume_routes(_route),
     ]

@@ -16,6 +16,7 @@ from aiohttp import web
 from podmgr.sim.faults import FaultBook, FaultSpec
 from podmgr.sim.pods import PodFleet, Timings
 from podmgr.sim.traffic import PodTraffic
+from podmgr.sim.volumes import SimVolume
 
 __all__ = ["DEFAULT_API_KEY", "WORLD", "SimSettings", "SimWorld"]
 
@@ -37,6 +38,9 @@ class SimSettings:
     token_delay: float = 0.0
     edge_timeout_seconds: float = 100.0
     faults: tuple[FaultSpec, ...] = ()
+    # CUDA versions of the hosts, and the one the image needs (podmgr/sim/hosts.py).
+    host_cuda: tuple[str, ...] = ()
+    image_min_cuda: str | None = None
     seed: int | None = None
 
     @property
@@ -56,6 +60,8 @@ class SimWorld:
     graphql_requests: int = 0
     # Requests to the REST API under /v1 (any key).
     rest_requests: int = 0
+    # Network volumes by id (podmgr/sim/volumes.py; objects of SimVolume).
+    volumes: dict[str, SimVolume] = field(default_factory=dict)
     # What reached each pod's URL, by pod id (podmgr/sim/traffic.py; for tests).
     traffic: dict[str, PodTraffic] = field(default_factory=dict)
 

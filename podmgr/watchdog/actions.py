@@ -22,13 +22,16 @@ __all__ = [
     "Noop",
     "PodProgress",
     "RestartPod",
+    "ResumePreempted",
     "StartProxy",
     "StartSession",
     "StopProxy",
     "TerminatePod",
 ]
 
-EndReason = Literal["deadline", "budget", "idle", "shutdown", "crash_loop", "no_container"]
+EndReason = Literal[
+    "deadline", "budget", "idle", "shutdown", "crash_loop", "no_container", "balance_zero"
+]
 
 
 @dataclass(frozen=True)
@@ -60,10 +63,12 @@ class CreatePod:
 
     gpu_type_ids: tuple[str, ...]
     replaces_lost_pod: bool = False
+    spot: bool = False  # an interruptible pod (config `interruptible`)
 
     def describe(self) -> str:
         again = " (counts as a restart)" if self.replaces_lost_pod else ""
-        return f"create a pod on {' / '.join(self.gpu_type_ids)}{again}"
+        kind = "spot pod" if self.spot else "pod"
+        return f"create a {kind} on {' / '.join(self.gpu_type_ids)}{again}"
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,21 @@ class RestartPod:
 
     def describe(self) -> str:
         return f"restart pod {self.pod_id} ({self.reason})"
+
+
+@dataclass(frozen=True)
+class ResumePreempted:
+    """A spot pod RunPod stopped: count the preemption, then resume it (recreate when its
+    host has no GPU free), or, `on_demand`, replace it by an on-demand pod. Not a crash:
+    no restart is counted and no backoff applies."""
+
+    pod_id: str
+    preemption: int
+    on_demand: bool
+
+    def describe(self) -> str:
+        then = "replacing it by an on-demand pod" if self.on_demand else "resuming it"
+        return f"spot pod {self.pod_id} preempted by RunPod (#{self.preemption}); {then}"
 
 
 @dataclass(frozen=True)
@@ -191,6 +211,7 @@ Action = (
     | MarkReady
     | AbandonPod
     | RestartPod
+    | ResumePreempted
     | TerminatePod
     | AdoptPod
     | ForgetPod

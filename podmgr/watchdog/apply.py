@@ -23,6 +23,7 @@ from typing import assert_never
 
 from podmgr.config import Config
 from podmgr.errors import (
+    BalanceError,
     CapacityError,
     ConfigError,
     CrashLoopError,
@@ -73,13 +74,34 @@ class Applier:
             quiet = isinstance(action, act.PodProgress | act.MarkReady)  # their own line
             self.deps.emit(action.describe() if quiet else f"-> {action.describe()}")
             log.info("action", action=type(action).__name__, detail=action.describe())
-            self._dispatch(action, state)
+            try:
+                self._dispatch(action, state)
+            except BalanceError:
+                self._balance_at_zero(state)
+                raise
             if not isinstance(action, act.Noop | act.PodProgress):  # history stays short
                 state.record(self.deps.clock.now(), type(action).__name__, action.describe())
             self.deps.store.save(state, now=self.deps.clock.now())
             if self.replan:
                 break
         return state
+
+    def _balance_at_zero(self, state: State) -> None:
+        """RunPod refused a create or start for the balance at $0: no retry, resume or
+        recreate can help, so the session ends now (reason `balance_zero`, exit code 11)
+        and the pod, stopped by RunPod, is terminated so nothing of ours is left."""
+        now = self.deps.clock.now()
+        state.pending_create = None
+        if state.session is not None and state.session.active:
+            state.session.ended_at, state.session.end_reason = now, "balance_zero"
+        if state.pod is not None:
+            try:
+                self._terminate(state, state.pod.id)
+            except PodmgrError as error:  # the next pass, session ended, terminates it
+                log.warning("terminate_failed", pod_id=state.pod.id, error=error.message)
+        state.record(now, "EndSession", "balance_zero: RunPod refused to start a pod")
+        self.deps.store.save(state, now=now)
+        self.deps.emit("   the account's balance is at $0: the session ended; add funds")
 
     def raise_deferred(self) -> None:
         if self.deferred:
@@ -102,6 +124,8 @@ class Applier:
                 self._abandon(action, state)
             case act.RestartPod():
                 self._restart(action, state)
+            case act.ResumePreempted():
+                self._resume_preempted(action, state)
             case act.TerminatePod():
                 self._terminate(state, action.pod_id)
             case act.AdoptPod():
@@ -129,14 +153,28 @@ class Applier:
         if action.reason == "no_container":
             self.deferred.append(StartupError(f"session ended: {action.detail}"))
 
+    def _check_network_volume(self) -> None:
+        """The volume exists and lies in one of `data_center_ids` (else exit 2)."""
+        cfg = self.deps.config
+        if not cfg.network_volume_id:
+            return
+        where = self.deps.client.network_volume_data_center(cfg.network_volume_id)
+        if cfg.data_center_ids and where not in cfg.data_center_ids:
+            raise ConfigError(
+                f"{', '.join(cfg.data_center_ids)} does not include {where}, the data center "
+                f"of network volume {cfg.network_volume_id}; a pod with it runs only there",
+                field="data_center_ids",
+            )
+
     def _create(self, action: act.CreatePod, state: State) -> None:
         cfg, clock = self.deps.config, self.deps.clock
+        self._check_network_volume()
         errors: list[str] = []
         for gpu, cloud in _offers(action.gpu_type_ids, cfg.cloud_type):
             name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
             key = new_vllm_key()
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
-            spec = pod_spec(cfg, self.deps.cid, name, gpu, key, cloud)
+            spec = pod_spec(cfg, self.deps.cid, name, gpu, key, cloud, action.spot)
             # Saved before the call: a create answered with an error may have made the pod.
             state.pending_create = PendingCreate(name=name, gpu_type_id=gpu, at=clock.now())
             self.deps.store.save(state, now=clock.now())
@@ -157,6 +195,7 @@ class Applier:
                 phase="starting",
                 endpoint_url=cfg.pod_url(pod_id),
                 vllm_api_key=key,
+                interruptible=action.spot,
             )
             if action.replaces_lost_pod:
                 _count_restart(state, now)
@@ -211,7 +250,31 @@ class Applier:
         except CapacityError as error:
             self.deps.emit(f"   resume failed ({error.message}); recreating the pod")
             self._terminate(state, pod.id)
-            self._create(act.CreatePod(tuple(self.deps.config.gpu_type_ids)), state)
+            gpus = tuple(self.deps.config.gpu_type_ids)
+            self._create(act.CreatePod(gpus, spot=pod.interruptible), state)
+
+    def _resume_preempted(self, action: act.ResumePreempted, state: State) -> None:
+        """Count the preemption (saved first), then resume the spot pod, or replace it by
+        an on-demand pod; a host without a free GPU means a fresh create."""
+        clock, pod, session = self.deps.clock, state.pod, state.session
+        assert pod is not None and pod.id == action.pod_id
+        now = clock.now()
+        if session is not None:
+            session.preemptions = action.preemption
+        gpus = tuple(self.deps.config.gpu_type_ids)
+        if action.on_demand:
+            self._terminate(state, pod.id)
+            self._create(act.CreatePod(gpus, spot=False), state)
+            return
+        pod.phase, pod.last_restart_at = "restarting", now
+        pod.ready_at = pod.container_seen_at = pod.progress = pod.progress_since = None
+        self.deps.store.save(state, now=now)
+        try:
+            self.deps.client.resume_pod(pod.id, self.deps.config.gpu_count)
+        except CapacityError as error:
+            self.deps.emit(f"   resume failed ({error.message}); creating another spot pod")
+            self._terminate(state, pod.id)
+            self._create(act.CreatePod(gpus, spot=True), state)
 
     def _terminate(self, state: State, pod_id: str) -> None:
         gone_now = self.deps.client.terminate_pod(pod_id)
@@ -238,6 +301,7 @@ class Applier:
             phase="starting",
             endpoint_url=cfg.pod_url(live.id),
             vllm_api_key=live.env.get(VLLM_KEY_ENV, ""),
+            interruptible=live.interruptible,
         )
 
     def _forget(self, action: act.ForgetPod, state: State) -> None:
@@ -275,11 +339,19 @@ def _offers(gpu_type_ids: tuple[str, ...], cloud_type: str) -> list[tuple[str, s
 
 
 def pod_spec(
-    config: Config, cid: str, name: str, gpu: str, vllm_key: str, cloud: str | None = None
+    config: Config,
+    cid: str,
+    name: str,
+    gpu: str,
+    vllm_key: str,
+    cloud: str | None = None,
+    spot: bool = False,
 ) -> PodSpec:
     """The create request for one GPU type (and cloud, default the config's): config,
-    marker env and the pod's vLLM key."""
-    env = {**config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
+    marker env and the pod's vLLM key; `spot`: an interruptible pod."""
+    # The weights on the volume survive a stop (network volume: every pod that mounts it).
+    volume_env = {"HF_HOME": config.hf_home} if config.weights_on_volume else {}
+    env = {**volume_env, **config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
     return PodSpec(
         name=name,
         image_name=config.image_name,
@@ -294,4 +366,9 @@ def pod_spec(
         env=env,
         template_id=config.template_id,
         support_public_ip=config.support_public_ip,
+        allowed_cuda_versions=tuple(config.allowed_cuda_versions),
+        interruptible=spot,
+        network_volume_id=config.network_volume_id,
+        data_center_ids=tuple(config.data_center_ids or ()),
+        min_download_mbps=config.min_download_mbps,
     )

@@ -2,7 +2,8 @@
 
 The table is also saved as `catalog.json` beside the state file (for people and scripts).
 A GPU id in the config that RunPod does not list, or that is not offered in the config's
-cloud type, is reported as a problem (the command then exits 2).
+cloud type, or (with `interruptible`) that has no spot price there, is reported as a
+problem (the command then exits 2).
 """
 
 from __future__ import annotations
@@ -15,19 +16,36 @@ from pathlib import Path
 from podmgr.config import Config
 from podmgr.runpod_client import GpuType, RunPodClient
 
-__all__ = ["check_choices", "format_row", "refresh_catalog"]
+__all__ = ["HEADER", "check_choices", "format_row", "refresh_catalog", "spot_price"]
+
+HEADER = (
+    f"{'GPU type':<32} {'memory':>7} {'secure $/h':>10} {'community $/h':>13} "
+    f"{'spot S/C $/h':>13}  available"
+)
 
 
 def _price(value: float | None) -> str:
     return f"{value:.2f}" if value else "-"
 
 
+def spot_price(gpu: GpuType, cloud_type: str) -> float | None:
+    """The spot price in that cloud (ALL: the cheaper of the two), None: no spot offer."""
+    secure, community = gpu.secure_spot_price, gpu.community_spot_price
+    if cloud_type == "SECURE":
+        return secure
+    if cloud_type == "COMMUNITY":
+        return community
+    prices = [p for p in (secure, community) if p]
+    return min(prices) if prices else None
+
+
 def format_row(gpu: GpuType, chosen: bool) -> str:
     mark = "*" if chosen else " "
     memory = f"{gpu.memory_gb:g}GB" if gpu.memory_gb else "-"
+    spot = f"{_price(gpu.secure_spot_price)}/{_price(gpu.community_spot_price)}"
     return (
         f"{mark}{gpu.id[:31]:<31} {memory:>7} {_price(gpu.secure_price):>10} "
-        f"{_price(gpu.community_price):>13}  {gpu.stock_status or 'unknown'}"
+        f"{_price(gpu.community_price):>13} {spot:>13}  {gpu.stock_status or 'unknown'}"
     )
 
 
@@ -43,6 +61,11 @@ def check_choices(config: Config, catalog: list[GpuType]) -> list[str]:
             problems.append(f"{gpu_id} is not offered in the SECURE cloud")
         elif config.cloud_type == "COMMUNITY" and gpu.community_cloud is False:
             problems.append(f"{gpu_id} is not offered in the COMMUNITY cloud")
+        elif config.interruptible and not spot_price(gpu, config.cloud_type):
+            problems.append(
+                f"interruptible: {gpu_id} has no spot price in the {config.cloud_type} cloud; "
+                "drop it from gpu_type_id or set interruptible false"
+            )
     return problems
 
 

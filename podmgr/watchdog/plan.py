@@ -14,18 +14,20 @@ order and records each in the state before the next. The rules, in the order the
    a state without a pod adopts its lost pod: the one a create whose answer was lost
    named (`pending_create`; until it shows up in the listing, or `create_confirm_seconds`
    passed, no other pod is created), else the newest running or starting one.
-6. The state's pod, by its phase (readiness.py names them): gone from RunPod -> forget
-   and recreate; stopped (EXITED ...) -> restart; a ready pod that serves -> nothing; a
-   ready pod whose container is gone, or whose vLLM fails /health -> restart. A pod not
-   yet ready: serving -> mark it ready; its container gone after it was seen (a crash) ->
-   restart; no container `no_container_timeout_seconds` after its create or restart ->
-   a likely image/CUDA problem: replace it by a fresh create once per session, end the
-   session the second time; past the startup budget (`initial_wait_seconds +
-   max_startup_attempts * poll_interval_seconds`) -> terminate it, count a restart (the
-   next pass creates another); otherwise record its phase and wait for the next pass
-   (starting: CREATED, RESTARTING or an unknown status is never resumed). Restarts back
-   off exponentially; past `max_restarts` the pod is terminated and the session ends as a
-   crash loop.
+6. The state's pod, by its phase (readiness.py names them): gone from RunPod -> forget and
+   recreate; a stopped spot pod (ours or RunPod's `interruptible`) -> RunPod preempted it:
+   resume it, no restart counted, or from the `max_preemptions`-th preemption on, replace it
+   by an on-demand pod (a balance at $0 shows in the start's answer: apply ends the session,
+   exit 11); stopped (EXITED ...) -> restart; a ready pod that serves -> nothing; a ready
+   pod whose container is gone, or whose vLLM fails /health -> restart. A pod not yet ready:
+   serving -> mark it ready; its container gone after it was seen (a crash) -> restart; no
+   container `no_container_timeout_seconds` after its create or restart -> a likely
+   image/CUDA problem: replace it by a fresh create once per session, end the session the
+   second time; past the startup budget (`initial_wait_seconds + max_startup_attempts *
+   poll_interval_seconds`) -> terminate it, count a restart (the next pass creates another);
+   otherwise record its phase and wait for the next pass (starting: CREATED, RESTARTING or
+   an unknown status is never resumed). Restarts back off exponentially; past `max_restarts`
+   the pod is terminated and the session ends as a crash loop.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from podmgr.watchdog.actions import (
     Noop,
     PodProgress,
     RestartPod,
+    ResumePreempted,
     StartProxy,
     StartSession,
     StopProxy,
@@ -178,6 +181,9 @@ def _state_pod(
     seen = pod.container_seen_at is not None or ready
     phase = pod_phase(live, observed.pod_healthy, container_seen=seen)
     text = phase_text(phase, live, observed.health_detail)
+    spot = pod.interruptible or (live is not None and live.interruptible)
+    if phase == "stopped" and spot:  # RunPod took the spot pod's GPU back
+        return [_preempted(config, state)]
     if phase in ("gone", "stopped", "failed"):  # failed: a crash, the pod still RUNNING
         return _restart(config, state, live, text, now)
     if ready and phase == "loading":  # runtime up, every /health probe of this pass failed
@@ -204,7 +210,8 @@ def _not_serving_yet(
     if no_container and elapsed >= config.no_container_timeout_seconds:
         reason = _no_container_message(config, pod.id, elapsed)
         if session is not None and session.no_container_replacements == 0:
-            return [AbandonPod(pod.id, reason, replace=True), CreatePod(tuple(config.gpu_type_ids))]
+            create = CreatePod(tuple(config.gpu_type_ids), spot=_spot(config, state))
+            return [AbandonPod(pod.id, reason, replace=True), create]
         return [TerminatePod(pod.id, "no container, again"), EndSession("no_container", reason)]
     budget = config.startup_budget_seconds
     if elapsed >= budget:
@@ -221,7 +228,8 @@ def _no_container_message(config: Config, pod_id: str, elapsed: float) -> str:
         f"pod {pod_id} showed no container {elapsed:.0f}s after its start "
         f"(no_container_timeout_seconds {config.no_container_timeout_seconds:g}): likely an "
         f"image/CUDA problem: image_name {config.image_name} may need a newer CUDA than the "
-        "host's (host CUDA version not reported by RunPod), or its pull fails"
+        "host's (host CUDA version not reported by RunPod; allowed_cuda_versions starts at "
+        f"{config.cuda_floor}: raise it), or its pull fails"
     )
 
 
@@ -241,9 +249,24 @@ def _restart(
     if wait > 0:
         return [Noop(f"{trouble}; restart backoff, next try in {wait:.0f}s")]
     if live is None:
-        recreate = CreatePod(tuple(config.gpu_type_ids), replaces_lost_pod=True)
+        spot = _spot(config, state)
+        recreate = CreatePod(tuple(config.gpu_type_ids), replaces_lost_pod=True, spot=spot)
         return [ForgetPod(pod_id, trouble), recreate]
     return [RestartPod(pod_id, trouble)]
+
+
+def _preempted(config: Config, state: State) -> Action:
+    """A stopped spot pod: RunPod stopped it (we never stop ours without terminating it),
+    so it is a preemption, not a crash. From `max_preemptions` on, on-demand."""
+    assert state.pod is not None
+    count = (state.session.preemptions if state.session is not None else 0) + 1
+    return ResumePreempted(state.pod.id, count, on_demand=count >= config.max_preemptions)
+
+
+def _spot(config: Config, state: State) -> bool:
+    """Create spot pods while the session has had fewer than `max_preemptions`."""
+    used = state.session.preemptions if state.session is not None else 0
+    return config.interruptible and used < config.max_preemptions
 
 
 def _create(config: Config, state: State, now: float) -> list[Action]:
@@ -255,4 +278,4 @@ def _create(config: Config, state: State, now: float) -> list[Action]:
     wait = restart_wait(config, state, now)
     if wait > 0:
         return [Noop(f"last pod failed; backoff, next create in {wait:.0f}s")]
-    return [CreatePod(tuple(config.gpu_type_ids))]
+    return [CreatePod(tuple(config.gpu_type_ids), spot=_spot(config, state))]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podmgr.config import Config
-from podmgr.errors import LockHeldError, PodmgrError, StartupError, TransientApiError
+from podmgr.errors import BalanceError, LockHeldError, PodmgrError, StartupError, TransientApiError
 from podmgr.runpod_client import RunPodClient
 from podmgr.state import State, StateStore
 from podmgr.watchdog.accounting import book
@@ -245,4 +245,6 @@ def _ended(state: State) -> PodmgrError | None:
     if session is None or session.active:
         return None
     detail = f"the session ended ({session.end_reason}) before the pod served"
+    if session.end_reason == "balance_zero":
+        return BalanceError(f"{detail}: the RunPod account's balance is at $0; add funds")
     return StartupError(detail)

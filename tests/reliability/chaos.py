@@ -40,6 +40,10 @@ FAULTS: list[dict[str, Any]] = [
     # issue 10: a template RunPod does not know, answered with the misleading capacity
     # wording (runpod-python#297); only creates that name a template (see random_config)
     {"fault": "unknown_template"},
+    # issue 11: RunPod stops a spot pod (only configs with `interruptible` make one), and
+    # the balance at $0 (every pod stopped or terminated, starts refused until cleared)
+    {"fault": "preempt"},
+    {"fault": "balance_zero"},
 ]
 PASS_TIMEOUT = 120.0  # a hang guard only: a loaded 2-core machine made passes take 8 s+
 CLEAN_PASSES = 25
@@ -58,6 +62,8 @@ class Tally:
     # measured against deadline + interval alone, without the pass's own run time
     worst_past_interval: float = float("-inf")
     longest_pass: float = 0.0
+    # firings of RunPod's own stops (preempt, balance_zero): proof that the mix played them
+    runpod_stops: int = 0
     notes: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -66,7 +72,7 @@ class Tally:
             f"orphans={self.orphans} overbilled_seconds={self.overbilled_seconds:.1f} "
             f"state_errors={self.state_errors} "
             f"worst_end_vs_deadline_plus_interval={self.worst_past_interval:+.1f}s "
-            f"longest_pass={self.longest_pass:.1f}s"
+            f"longest_pass={self.longest_pass:.1f}s runpod_stops={self.runpod_stops}"
         )
 
     @property
@@ -116,6 +122,9 @@ def random_config(rng: random.Random, sim: SimProcess, prefix: str, port: int) -
         "pod_name_prefix": prefix,
         # A known opaque template id now and then, so that `unknown_template` can fire.
         "template_id": rng.choice([None, None, "runpod-torch-v21"]),
+        # Spot pods now and then (issue 11), so that `preempt` can fire.
+        "interruptible": rng.choice([False, True]),
+        "max_preemptions": rng.randint(0, 2),
     }
 
 
@@ -184,6 +193,9 @@ def one_run(sim: SimProcess, base: Path, rng: random.Random, port: int, tally: T
     try:
         inject_faults(sim, rng, tally)
         kill_at_random(podmgr(["up"], config, env), watch, rng, tally)
+        tally.runpod_stops += sum(
+            f["fired"] for f in sim.faults() if f["fault"] in ("preempt", "balance_zero")
+        )
         sim.clear_faults()
         hurt_pod(sim, watch, rng, tally)
         past_deadline = rng.random() < 0.5  # then the watchdog itself must end the pod

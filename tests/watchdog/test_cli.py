@@ -209,3 +209,18 @@ def test_a_reader_that_left_gets_no_traceback(wd: Harness, args: tuple[str, ...]
         os.close(write_end)
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 0, done.stderr
+
+
+def test_refresh_catalog_shows_spot_prices_and_refuses_spot_without_one(wd: Harness) -> None:
+    run = cli(wd, "watchdog", "--refresh-catalog")
+    assert run.returncode == 0, run.stderr
+    assert "spot S/C $/h" in run.stdout
+    row = next(line for line in run.stdout.splitlines() if "RTX 4090" in line)
+    assert "0.69" in row and "0.41/0.20" in row and "High" in row, row  # on-demand, spot
+    wd.configure(
+        interruptible=True, gpu_type_id=["NVIDIA GeForce RTX 4090", "NVIDIA H100 80GB HBM3"]
+    )
+    bad = cli(wd, "watchdog", "--refresh-catalog")
+    assert bad.returncode == 2, bad.stdout
+    assert "interruptible: NVIDIA H100 80GB HBM3 has no spot price" in bad.stdout
+    assert wd.ledger() == []

@@ -1,0 +1,45 @@
+"""Simulated hosts' CUDA versions: where a pod is placed, and whether its image starts there.
+
+`--host-cuda 12.4,12.8` spreads each GPU type's stock over hosts with those CUDA versions.
+A create with `allowedCudaVersions` is placed only on a host with one of them (RunPod
+OpenAPI v1, PodCreateInput.allowedCudaVersions; none fits: RunPod's capacity error);
+without it, on the oldest host, the worst case (RunPod does not say how it picks, and a
+test must fail the same way every time). `--image-min-cuda 12.8`: a pod on an older host
+stays RUNNING and never gets a container, as a vLLM image on a too-old host does
+(vllm#18813; RUNPOD_FACTS.md "Startup as it really is").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from podmgr.cuda import RUNPOD_CUDA_VERSIONS, cuda_key
+
+__all__ = ["image_starts_on", "parse_cuda_list", "place_on_host"]
+
+
+def parse_cuda_list(text: str) -> tuple[str, ...]:
+    """ "12.4,12.8" -> ("12.4", "12.8"); ValueError names a version RunPod does not know."""
+    versions = tuple(v.strip() for v in text.split(",") if v.strip())
+    if not versions:
+        raise ValueError("needs at least one CUDA version")
+    for version in versions:
+        if version not in RUNPOD_CUDA_VERSIONS:
+            raise ValueError(f"{version!r} is not one of {', '.join(RUNPOD_CUDA_VERSIONS)}")
+    return versions
+
+
+def place_on_host(hosts: Sequence[str], allowed: Sequence[str]) -> str | None:
+    """The host CUDA version a create lands on (see the module docstring); None: no host
+    of the allowed versions exists. No hosts configured: a host with the newest CUDA."""
+    if not hosts:
+        return RUNPOD_CUDA_VERSIONS[-1] if not allowed else max(allowed, key=cuda_key)
+    fitting = [h for h in hosts if not allowed or h in allowed]
+    return min(fitting, key=cuda_key) if fitting else None
+
+
+def image_starts_on(host_cuda: str | None, image_min_cuda: str | None) -> bool:
+    """False when the image needs a newer CUDA than the host has."""
+    if host_cuda is None or image_min_cuda is None:
+        return True
+    return cuda_key(host_cuda) >= cuda_key(image_min_cuda)
