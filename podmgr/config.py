@@ -137,6 +137,15 @@ class Config(BaseModel):
         None, ge=1, description="End the session after this long without a request."
     )
     max_restarts: int = Field(3, ge=0)
+    # The pod's own guard (podmgr/guard): the limits above hold when this machine sleeps.
+    guard: bool = Field(
+        True,
+        description="Run the guard in the pod: it terminates its own pod at the deadline, "
+        "budget or idle timeout when no watchdog pass comes (README, 'The pod guards itself').",
+    )
+    guard_interval_seconds: float = Field(
+        10, gt=0, description="How often the guard in the pod checks its limits."
+    )
     # A real vLLM pod takes minutes to serve (image pull, weights download, load); dstack
     # waits 20 minutes for a pod (dstack commit 0c5f83732; ../shared/RUNPOD_FACTS.md,
     # "Startup as it really is"). These three add up to the startup budget: 60 + 114 x 10
@@ -345,7 +354,7 @@ def _check_env_name_free(key: str) -> None:
         )
     if key.startswith(RUNPOD_ENV_PREFIX) or key in RUNPOD_SET_ENV:
         raise ValueError(f"env {key} is set by RunPod inside the pod; remove it")
-    if key in PODMGR_SET_ENV:
+    if key in PODMGR_SET_ENV or key.startswith("PODMGR_GUARD_"):
         raise ValueError(f"env {key} is set by podmgr itself on every pod; remove it")
 
 

@@ -82,6 +82,7 @@ class PodSpec:
     env: Mapping[str, str]
     template_id: str | None
     support_public_ip: bool = False
+    docker_entrypoint: tuple[str, ...] = ()  # the pod's guard (podmgr/guard/launch.py)
 
 
 @dataclass(frozen=True)

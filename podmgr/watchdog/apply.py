@@ -16,6 +16,7 @@ pass at once (the state already holds everything done so far).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,7 @@ from podmgr.errors import (
     ProxyError,
     StartupError,
 )
+from podmgr.guard.launch import guard_entrypoint, guard_env, guard_problem
 from podmgr.logs import get_logger
 from podmgr.runpod_client import PodSpec, RunPodClient
 from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
@@ -136,7 +138,7 @@ class Applier:
             name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
             key = new_vllm_key()
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
-            spec = pod_spec(cfg, self.deps.cid, name, gpu, key, cloud)
+            spec = pod_spec(cfg, self.deps.cid, name, gpu, key, cloud, state.session, clock.now())
             # Saved before the call: a create answered with an error may have made the pod.
             state.pending_create = PendingCreate(name=name, gpu_type_id=gpu, at=clock.now())
             self.deps.store.save(state, now=clock.now())
@@ -275,11 +277,23 @@ def _offers(gpu_type_ids: tuple[str, ...], cloud_type: str) -> list[tuple[str, s
 
 
 def pod_spec(
-    config: Config, cid: str, name: str, gpu: str, vllm_key: str, cloud: str | None = None
+    config: Config,
+    cid: str,
+    name: str,
+    gpu: str,
+    vllm_key: str,
+    cloud: str | None = None,
+    session: Session | None = None,
+    now: float | None = None,
 ) -> PodSpec:
     """The create request for one GPU type (and cloud, default the config's): config,
-    marker env and the pod's vLLM key."""
+    marker env, the pod's vLLM key and, when the config allows, the pod's guard with the
+    session's limits (podmgr/guard/launch.py)."""
     env = {**config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
+    command, entrypoint = config.container_command(), tuple[str, ...]()
+    if guard_problem(config) is None:
+        env.update(guard_env(config, session, time.time() if now is None else now))
+        command, entrypoint = f"vllm serve {command}", tuple(guard_entrypoint())
     return PodSpec(
         name=name,
         image_name=config.image_name,
@@ -289,9 +303,10 @@ def pod_spec(
         container_disk_in_gb=config.container_disk_in_gb,
         volume_in_gb=config.volume_in_gb,
         volume_mount_path=config.volume_mount_path,
-        docker_args=config.container_command(),
+        docker_args=command,
         ports=f"{config.vllm_port}/http",
         env=env,
         template_id=config.template_id,
         support_public_ip=config.support_public_ip,
+        docker_entrypoint=entrypoint,
     )
