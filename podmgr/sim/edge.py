@@ -104,6 +104,8 @@ async def handle_pod_url(request: web.Request) -> web.StreamResponse:
     traffic = world.traffic_of(pod.id)
     record = traffic.receive(request.method, path, request.query_string, _authorized(pod, request))
     phase = pod.phase(world.now(), world.settings.timings)
+    if world.container_down(pod.id):  # a guard-run pod whose process is not up (podproc.py)
+        phase = "pulling"
     if phase == "dead" and path == "/health":
         traffic.answered(record, 503, "not_serving")
         return web.Response(status=503)

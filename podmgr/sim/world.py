@@ -38,6 +38,8 @@ class SimSettings:
     edge_timeout_seconds: float = 100.0
     faults: tuple[FaultSpec, ...] = ()
     seed: int | None = None
+    # Run each pod's guard start command as a real process (podmgr/sim/podproc.py).
+    run_guards: bool = False
 
     @property
     def timings(self) -> Timings:
@@ -58,6 +60,11 @@ class SimWorld:
     rest_requests: int = 0
     # What reached each pod's URL, by pod id (podmgr/sim/traffic.py; for tests).
     traffic: dict[str, PodTraffic] = field(default_factory=dict)
+    # Pod-scoped API keys -> their pod id (podmgr/sim/podkeys.py).
+    pod_keys: dict[str, str] = field(default_factory=dict)
+    # True while a pod run by a real process (podmgr/sim/podproc.py) has none running:
+    # its URL then answers 502 as a container without vLLM would.
+    container_down: Callable[[str], bool] = lambda _pod_id: False
 
     @classmethod
     def create(cls, settings: SimSettings, clock: Callable[[], float] = time.time) -> SimWorld:
