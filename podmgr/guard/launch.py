@@ -16,6 +16,8 @@ or the `vllm` CLI) or `docker_args` is a whole command rather than vLLM's argume
 from __future__ import annotations
 
 import os
+import time
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 
@@ -26,6 +28,8 @@ __all__ = [
     "GUARD_ENV_PREFIX",
     "guard_entrypoint",
     "guard_env",
+    "guard_limits",
+    "guard_line",
     "guard_problem",
     "guard_source",
     "is_guard_entrypoint",
@@ -96,3 +100,31 @@ def guard_env(
     if api != DEFAULT_REST_URL:
         values["API_URL"] = api  # a simulator's REST API; RunPod's is the guard's default
     return {GUARD_ENV_PREFIX + key: value for key, value in values.items()}
+
+
+def guard_limits(env: Mapping[str, str]) -> dict[str, str] | None:
+    """The guard's limits in a pod's env (lower-case names), None when it has no guard."""
+    limits = {
+        key.removeprefix(GUARD_ENV_PREFIX).lower(): value
+        for key, value in env.items()
+        if key.startswith(GUARD_ENV_PREFIX) and key != GUARD_ENV_PREFIX + "API_URL"
+    }
+    return limits or None
+
+
+def guard_line(limits: Mapping[str, str] | None, config: Config) -> str:
+    """`podmgr status`'s line about the pod's guard."""
+    if not limits:
+        why = guard_problem(config) or "the pod was created without one"
+        return f"none in this pod ({why}): limits hold only while watchdog passes run"
+    parts = []
+    if "deadline" in limits:
+        stamp = time.strftime("%H:%M:%S UTC", time.gmtime(float(limits["deadline"])))
+        parts.append(f"deadline {stamp}")
+    if "max_cost_usd" in limits:
+        spent = float(limits.get("spent_usd", "0"))
+        parts.append(f"budget ${float(limits['max_cost_usd']):.2f} (${spent:.2f} spent before)")
+    if "idle_seconds" in limits:
+        parts.append(f"idle {limits['idle_seconds']}s")
+    parts.append(f"checks every {limits.get('interval_seconds', '?')}s")
+    return "armed in the pod: " + ", ".join(parts)

@@ -31,7 +31,7 @@ from podmgr.errors import (
     ProxyError,
     StartupError,
 )
-from podmgr.guard.launch import guard_entrypoint, guard_env, guard_problem
+from podmgr.guard.launch import guard_entrypoint, guard_env, guard_limits, guard_problem
 from podmgr.logs import get_logger
 from podmgr.runpod_client import PodSpec, RunPodClient
 from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
@@ -159,6 +159,7 @@ class Applier:
                 phase="starting",
                 endpoint_url=cfg.pod_url(pod_id),
                 vllm_api_key=key,
+                guard=guard_limits(spec.env),
             )
             if action.replaces_lost_pod:
                 _count_restart(state, now)
@@ -240,6 +241,7 @@ class Applier:
             phase="starting",
             endpoint_url=cfg.pod_url(live.id),
             vllm_api_key=live.env.get(VLLM_KEY_ENV, ""),
+            guard=guard_limits(live.env),
         )
 
     def _forget(self, action: act.ForgetPod, state: State) -> None:
