@@ -1,0 +1,85 @@
+"""Done-when of issue 12: the laptop closes after `podmgr up`, and the pod still ends.
+
+`podmgr up` (runner.run_until_serving, through the watchdog harness) brings a guarded pod
+up in `podmgr sim --run-guards`; then the proxy is SIGKILLed and no pass ever runs again.
+Only the guard inside the pod can end it. Timings as the issue states them (runtime 60 s,
+idle 30 s) with the default guard interval (10 s); the budget is scaled to run out in ~20 s
+at the simulated RTX 4090 price. Bounds are on the ledger's own times and costs.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from podmgr.sim.testkit import SimProcess, wait_until
+from tests.guard.guardkit import PRICE, guard_log, guard_sim
+from tests.watchdog.conftest import Harness, harness_on
+
+INTERVAL = 10.0  # guard_interval_seconds' default
+
+
+@pytest.fixture(scope="module")
+def guarded_sim() -> Iterator[SimProcess]:
+    with guard_sim() as sim:
+        yield sim
+
+
+@pytest.fixture
+def wd(
+    guarded_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Harness]:
+    yield from harness_on(guarded_sim, tmp_path, monkeypatch)
+
+
+def close_the_laptop(wd: Harness, **limits: Any) -> dict[str, Any]:
+    """`podmgr up`, then SIGKILL the proxy; no pass runs after this. The pod's record."""
+    wd.configure(gpu_type_id="NVIDIA GeForce RTX 4090", model="sim-model", **limits)
+    wd.up()
+    state = wd.state()
+    assert state.pod is not None and state.pod.guard is not None, "the pod should be guarded"
+    assert state.proxy_pid is not None
+    os.kill(state.proxy_pid, signal.SIGKILL)
+    (pod,) = wd.alive()
+    return {**pod, "deadline": state.session.deadline if state.session else None}
+
+
+def wait_terminated(wd: Harness, pod_id: str, timeout: float) -> dict[str, Any]:
+    def gone() -> dict[str, Any] | None:
+        rec = next(p for p in wd.ledger() if p["id"] == pod_id)
+        return rec if rec["status"] == "TERMINATED" else None
+
+    try:
+        return wait_until(gone, f"pod {pod_id} terminated by its guard", timeout=timeout)
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}\nguard log:\n{guard_log(wd.sim, pod_id)}") from None
+
+
+def test_laptop_closed_deadline(wd: Harness) -> None:
+    pod = close_the_laptop(wd, runtime_seconds=60)
+    rec = wait_terminated(wd, pod["id"], timeout=60 + 30 + 60)
+    assert rec["ended_by"] == "pod"
+    assert pod["deadline"] <= rec["terminated_at"] <= pod["deadline"] + 30
+
+
+def test_laptop_closed_idle(wd: Harness) -> None:
+    pod = close_the_laptop(wd, runtime_seconds=3600, idle_timeout_seconds=30)
+    served_at = time.time()  # the pod serves from here; no request comes after
+    rec = wait_terminated(wd, pod["id"], timeout=30 + INTERVAL + 90)
+    assert rec["ended_by"] == "pod"
+    assert "idle: no request" in guard_log(wd.sim, pod["id"])
+    assert rec["terminated_at"] <= served_at + 30 + INTERVAL + 30  # + API and start-up slack
+
+
+def test_laptop_closed_budget(wd: Harness) -> None:
+    budget = PRICE * 20 / 3600
+    pod = close_the_laptop(wd, runtime_seconds=3600, max_cost_usd=budget)
+    rec = wait_terminated(wd, pod["id"], timeout=20 + 90)
+    assert rec["ended_by"] == "pod"
+    assert rec["cost_usd"] <= budget + PRICE * INTERVAL / 3600, guard_log(wd.sim, pod["id"])
