@@ -16,7 +16,14 @@ OpenAPI v1) with the pod-scoped `RUNPOD_API_KEY` RunPod injects into every pod
               stopped time, which errs towards ending early);
   - idle:     vLLM's `/metrics` request counters (finished requests, running and waiting
               gauges) unchanged and nothing in flight for PODMGR_GUARD_IDLE_SECONDS, counted
-              from the first answer of `/metrics` (model loading is not idleness).
+              from the first answer of `/metrics` (model loading is not idleness);
+  - lease:    (optional) the watchdog has not renewed its lease for
+              PODMGR_GUARD_LEASE_SECONDS, counted from the guard's start. The lease endpoint
+              `POST /podmgr/lease` lives inside vLLM's own app on vLLM's port, as an ASGI
+              middleware (`LEASE_MIDDLEWARE`, written to a file and passed with vLLM's
+              `--middleware` option): no second port, no proxy in front of vLLM, and the
+              same key as vLLM's (`VLLM_API_KEY`); it touches PODMGR_GUARD_LEASE_FILE,
+              whose mtime the guard reads.
 
 Every decision and every failed API call is one line on stdout (RunPod's container log).
 A terminate that fails is retried with exponential backoff (1 s doubling, at most 60 s
@@ -41,6 +48,7 @@ from typing import Any
 
 DEFAULT_API_URL = "https://rest.runpod.io/v1"
 DEFAULT_INTERVAL = 10.0
+DEFAULT_LEASE_FILE = "/tmp/podmgr-guard/lease"
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 60.0
 HTTP_TIMEOUT = 10.0
@@ -66,6 +74,7 @@ class Limits:
     created_at: float = 0.0
     idle_seconds: float | None = None
     interval: float = DEFAULT_INTERVAL
+    lease_seconds: float | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Limits:
@@ -80,6 +89,7 @@ class Limits:
             created_at=number("CREATED_AT") or time.time(),
             idle_seconds=number("IDLE_SECONDS"),
             interval=number("INTERVAL_SECONDS") or DEFAULT_INTERVAL,
+            lease_seconds=number("LEASE_SECONDS"),
         )
 
 
@@ -123,7 +133,13 @@ def projected_cost(limits: Limits, cost_per_hr: float, now: float) -> float:
     return limits.spent_usd + cost_per_hr * hours
 
 
-def decide(limits: Limits, now: float, cost_per_hr: float | None, activity: Activity) -> str | None:
+def decide(
+    limits: Limits,
+    now: float,
+    cost_per_hr: float | None,
+    activity: Activity,
+    lease_renewed_at: float | None = None,
+) -> str | None:
     """Why the pod must end now, or None. Pure: no clock, no network."""
     if limits.deadline is not None and now >= limits.deadline:
         return f"deadline passed ({now - limits.deadline:.0f}s ago)"
@@ -135,6 +151,10 @@ def decide(limits: Limits, now: float, cost_per_hr: float | None, activity: Acti
         idle = now - activity.last_active
         if idle >= limits.idle_seconds:
             return f"idle: no request for {idle:.0f}s"
+    if limits.lease_seconds is not None and lease_renewed_at is not None:
+        silent = now - lease_renewed_at
+        if silent >= limits.lease_seconds:
+            return f"lease: the watchdog has not renewed it for {silent:.0f}s"
     return None
 
 
@@ -209,6 +229,59 @@ def _port(argv: list[str]) -> str:
     return "8000"
 
 
+LEASE_MODULE = "podmgr_lease"
+LEASE_MIDDLEWARE = """\
+\"\"\"podmgr's lease endpoint inside vLLM's app, written by podmgr's guard (podmgr/guard).\"\"\"
+import hmac
+import os
+import time
+
+from starlette.responses import JSONResponse
+
+
+async def renew(request, call_next):
+    if request.url.path != "/podmgr/lease":
+        return await call_next(request)
+    key = os.environ.get("VLLM_API_KEY", "")
+    given = request.headers.get("authorization", "")
+    if not key or not hmac.compare_digest(given.encode(), ("Bearer " + key).encode()):
+        return JSONResponse({"error": "Unauthorized"}, status_code=401)
+    if request.method != "POST":
+        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
+    path = os.environ["PODMGR_GUARD_LEASE_FILE"]
+    with open(path, "a"):
+        pass
+    os.utime(path)
+    return JSONResponse({"renewed_at": time.time()})
+"""
+
+
+def with_lease(
+    command: list[str], env: Mapping[str, str], lease_file: str
+) -> tuple[list[str], dict[str, str]]:
+    """vLLM's command and env with the lease middleware: its module is written beside the
+    lease file, which is touched now (the lease counts from the guard's start)."""
+    folder = os.path.dirname(lease_file) or "."
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, LEASE_MODULE + ".py"), "w", encoding="utf-8") as module:
+        module.write(LEASE_MIDDLEWARE)
+    with open(lease_file, "a", encoding="utf-8"):
+        pass
+    os.utime(lease_file)
+    path = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH", "")) if p)
+    child_env = {**env, "PYTHONPATH": path, "PODMGR_GUARD_LEASE_FILE": lease_file}
+    return [*command, "--middleware", f"{LEASE_MODULE}.renew"], child_env
+
+
+def lease_renewed_at(lease_file: str | None) -> float | None:
+    if lease_file is None:
+        return None
+    try:
+        return os.stat(lease_file).st_mtime
+    except OSError:
+        return None
+
+
 @dataclass
 class Guard:
     """One guard's loop state; `tick` runs one check."""
@@ -221,12 +294,14 @@ class Guard:
     backoff: Backoff = Backoff()
     reason: str | None = None
     done: str | None = None
+    lease_file: str | None = None
 
     def tick(self, now: float) -> None:
         self.activity = observe_activity(self.activity, read_metrics(self.metrics), now)
         if self.cost_per_hr is None and self.limits.max_cost_usd is not None:
             self._read_cost()
-        reason = decide(self.limits, now, self.cost_per_hr, self.activity)
+        lease = lease_renewed_at(self.lease_file)
+        reason = decide(self.limits, now, self.cost_per_hr, self.activity, lease)
         if reason is not None and self.reason is None:
             self.reason = reason
             log("terminate_decided", reason=reason, pod_id=self.api.pod_id)
@@ -275,10 +350,14 @@ def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
         env.get("RUNPOD_API_KEY", ""),
     )
     guard = Guard(limits, api, metrics_url(env, command))
+    child_env = dict(env)
+    if limits.lease_seconds is not None:
+        guard.lease_file = env.get("PODMGR_GUARD_LEASE_FILE") or DEFAULT_LEASE_FILE
+        command, child_env = with_lease(command, env, guard.lease_file)
     log("armed", pod_id=api.pod_id, api=api.base, command=command[:2], **_shown(limits))
     if not api.pod_id or not api.key:
         log("unarmed", error="RUNPOD_POD_ID or RUNPOD_API_KEY missing: cannot end the pod")
-    child = subprocess.Popen(command)
+    child = subprocess.Popen(command, env=child_env)
     _forward_signals(child)
     while True:
         if api.pod_id and api.key:

@@ -96,6 +96,8 @@ def guard_env(
         values["MAX_COST_USD"] = f"{config.max_cost_usd:g}"
     if config.idle_timeout_seconds is not None:
         values["IDLE_SECONDS"] = str(config.idle_timeout_seconds)
+    if config.guard_lease_seconds is not None:
+        values["LEASE_SECONDS"] = f"{config.guard_lease_seconds:g}"
     api = (env.get("RUNPOD_REST_URL") or DEFAULT_REST_URL).rstrip("/")
     if api != DEFAULT_REST_URL:
         values["API_URL"] = api  # a simulator's REST API; RunPod's is the guard's default
@@ -126,5 +128,7 @@ def guard_line(limits: Mapping[str, str] | None, config: Config) -> str:
         parts.append(f"budget ${float(limits['max_cost_usd']):.2f} (${spent:.2f} spent before)")
     if "idle_seconds" in limits:
         parts.append(f"idle {limits['idle_seconds']}s")
+    if "lease_seconds" in limits:
+        parts.append(f"lease {limits['lease_seconds']}s")
     parts.append(f"checks every {limits.get('interval_seconds', '?')}s")
     return "armed in the pod: " + ", ".join(parts)

@@ -88,6 +88,7 @@ class PodProcesses:
         self._runs: dict[str, _Run] = {}
         self._logs: dict[str, IO[bytes]] = {}
         world.container_down = self.container_down
+        world.local_vllm_url = self.local_vllm_url
 
     # --- queries ------------------------------------------------------------------------
     def container_down(self, pod_id: str) -> bool:
@@ -96,6 +97,12 @@ class PodProcesses:
         if pod is None or not is_guard_entrypoint(pod.spec.docker_entrypoint):
             return False
         return run is None or run.process is None or run.process.poll() is not None
+
+    def local_vllm_url(self, pod_id: str) -> str | None:
+        """Where the pod's stand-in vllm listens, while its process runs."""
+        if self.container_down(pod_id) or pod_id not in self._runs:
+            return None
+        return f"http://127.0.0.1:{self._runs[pod_id].vllm_port}"
 
     def describe(self, pod_id: str) -> dict[str, object]:
         run = self._runs.get(pod_id)
@@ -164,6 +171,7 @@ class PodProcesses:
             "PODMGR_GUARD_VLLM_URL": vllm_url,
             "SIM_VLLM_PORT": str(run.vllm_port),
             "SIM_CONTROL_URL": self._base,
+            "PODMGR_GUARD_LEASE_FILE": str(self._dir / pod.id / "lease"),
         }
         entry = pod.spec.docker_entrypoint
         argv = [sys.executable, *entry[1:], *pod.spec.docker_start_cmd]

@@ -11,6 +11,7 @@ process (podmgr/sim/vllm.py): the pod URL answers them while this process runs.
 
 from __future__ import annotations
 
+import hmac
 import os
 import sys
 import urllib.request
@@ -21,6 +22,25 @@ __all__ = ["main"]
 
 class _Handler(BaseHTTPRequestHandler):
     metrics_url = ""
+    lease = False  # started with `--middleware podmgr_lease.renew` (the guard's lease)
+
+    def do_POST(self) -> None:
+        """The guard's lease middleware, as podmgr/guard/guard.py LEASE_MIDDLEWARE does it."""
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        if self.path != "/podmgr/lease" or not self.lease:
+            self._send(404, b'{"detail":"Not Found"}', "application/json")
+            return
+        key = os.environ.get("VLLM_API_KEY", "")
+        given = self.headers.get("Authorization", "")
+        if not key or not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
+            self._send(401, b'{"error":"Unauthorized"}', "application/json")
+            return
+        path = os.environ["PODMGR_GUARD_LEASE_FILE"]
+        with open(path, "a", encoding="utf-8"):
+            pass
+        os.utime(path)
+        self._send(200, b'{"renewed":true}', "application/json")
 
     def do_GET(self) -> None:
         if self.path == "/health":
@@ -54,6 +74,7 @@ def main(argv: list[str]) -> int:
     port = int(os.environ["SIM_VLLM_PORT"])
     control, pod_id = os.environ["SIM_CONTROL_URL"], os.environ["RUNPOD_POD_ID"]
     _Handler.metrics_url = f"{control}/_sim/pods/{pod_id}/metrics"
+    _Handler.lease = "podmgr_lease.renew" in argv
     server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
     sys.stdout.write(f"stand-in vllm serving on 127.0.0.1:{port}\n")
     sys.stdout.flush()
