@@ -46,6 +46,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+# How the simulator (podmgr/sim/podproc.py) knows a start command is this guard.
+MARKER = "podmgr-guard/1"
 DEFAULT_API_URL = "https://rest.runpod.io/v1"
 DEFAULT_INTERVAL = 10.0
 DEFAULT_LEASE_FILE = "/tmp/podmgr-guard/lease"

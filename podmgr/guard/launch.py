@@ -22,6 +22,7 @@ from functools import cache
 from pathlib import Path
 
 from podmgr.config import Config
+from podmgr.guard.guard import MARKER as GUARD_MARKER
 from podmgr.state import Session
 
 __all__ = [
@@ -55,8 +56,7 @@ def is_guard_entrypoint(entrypoint: tuple[str, ...] | list[str]) -> bool:
     return (
         len(entrypoint) == 3
         and entrypoint[1] == "-c"
-        and "PODMGR_GUARD_DEADLINE" in entrypoint[2]
-        and "def main(" in entrypoint[2]
+        and GUARD_MARKER in entrypoint[2]
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -52,11 +53,12 @@ def test_no_secret_travels_with_the_guard(monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_the_guard_is_standard_library_only() -> None:
     """It runs with the image's python3: any import outside the standard library fails."""
-    imports = {
-        line.split()[1].split(".")[0]
-        for line in guard_source().splitlines()
-        if line.startswith(("import ", "from "))
-    }
+    imports: set[str] = set()
+    for node in ast.walk(ast.parse(guard_source())):
+        if isinstance(node, ast.Import):
+            imports.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imports.add(node.module.split(".")[0])
     assert imports <= set(sys.stdlib_module_names) | {"__future__"}, imports
 
 

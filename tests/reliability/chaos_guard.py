@@ -21,6 +21,7 @@ import signal
 import subprocess
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,8 @@ def close_the_laptop(store: StateStore) -> None:
 
 def laptop_closed_run(
     sim: SimProcess, base: Path, rng: random.Random, port: int, tally: Tally
-) -> int:
-    """One run; returns how many of its pods their guard ended."""
+) -> Counter[str]:
+    """One run; returns who ended each of its pods ("pod": its guard), for the summary."""
     prefix = f"g{uuid.uuid4().hex[:8]}-"
     run_dir = base / prefix.rstrip("-")
     (run_dir / "home").mkdir(parents=True)
@@ -105,7 +106,7 @@ def laptop_closed_run(
         sim.clear_faults()
     tally.runs += 1
     _judge(watch, deadline, tally, prefix)
-    return sum(1 for pod in watch.pods() if pod["ended_by"] == "pod")
+    return Counter(str(pod["ended_by"]) for pod in watch.pods())
 
 
 def _deadline(store: StateStore, started: float, runtime: float) -> float:

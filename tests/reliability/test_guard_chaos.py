@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,9 +27,12 @@ def guard_chaos_sim() -> Iterator[SimProcess]:
 
 def run_laptop_closed(sim: SimProcess, base: Path, runs: int, seed: int) -> Tally:
     rng, tally, port = random.Random(seed), Tally(), free_port()
-    by_guard = sum(laptop_closed_run(sim, base, rng, port, tally) for _ in range(runs))
-    print(tally.line().replace("chaos:", "chaos (laptop closed):"), f"ended_by_pod={by_guard}")
-    assert by_guard > 0, "no pod was left to its guard: the runs proved nothing"
+    ended: Counter[str] = Counter()
+    for _ in range(runs):
+        ended += laptop_closed_run(sim, base, rng, port, tally)
+    line = tally.line().replace("chaos:", "chaos (laptop closed):")
+    print(line, "ended_by=" + ",".join(f"{k}:{v}" for k, v in sorted(ended.items())))
+    assert ended["pod"] > 0, "no pod was left to its guard: the runs proved nothing"
     assert tally.violations == 0, "\n".join([tally.line(), *tally.notes])
     assert tally.runs == runs
     return tally
