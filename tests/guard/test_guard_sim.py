@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from podmgr.guard.guard import Api
 from podmgr.sim.testkit import SimProcess, wait_until
 from tests.guard.guardkit import (
     PRICE,
@@ -163,3 +164,18 @@ def test_sigkilled_guard_restarts_with_its_container(
     rec = wait_ended(sim, pod["id"])
     assert rec["ended_by"] == "pod"
     assert rec["terminated_at"] <= pod["deadline"] + 30
+
+
+def test_a_pod_already_gone_is_harmless_to_the_guard(
+    sim: SimProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watchdog ended the pod first: the guard's terminate reads 404 as already gone."""
+    pod = create_guarded(sim, monkeypatch)
+    key = wait_guard_running(sim, pod["id"])["pod_key"]
+    request = urllib.request.Request(
+        f"{sim.rest_url}/pods/{pod['id']}", method="DELETE",
+        headers={"Authorization": f"Bearer {sim.api_key}"},
+    )  # fmt: skip
+    urllib.request.urlopen(request, timeout=30).close()
+    assert record(sim, pod["id"])["ended_by"] == "user"
+    assert Api(sim.rest_url, pod["id"], key).terminate() == "already gone"

@@ -66,6 +66,10 @@ def test_laptop_closed_deadline(wd: Harness) -> None:
     rec = wait_terminated(wd, pod["id"], timeout=60 + 30 + 60)
     assert rec["ended_by"] == "pod"
     assert pod["deadline"] <= rec["terminated_at"] <= pod["deadline"] + 30
+    # The laptop opens: the next pass finds the pod gone and ends the session, no new pod.
+    state = wd.run().state
+    assert state.pod is None and state.session is not None and not state.session.active
+    assert wd.alive() == []
 
 
 def test_laptop_closed_idle(wd: Harness) -> None:

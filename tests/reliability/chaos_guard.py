@@ -34,6 +34,10 @@ GUARD_INTERVAL = 1.0
 # The guard's DELETE and the simulator's bookkeeping after its check; a loaded 2-core
 # machine delays a process's wake-up by a fraction of a second.
 SLACK = 2.0
+# GPU types the simulator's catalog has: chaos.py's GPUS also names "NVIDIA A40" and
+# "NVIDIA L4", which the simulator refuses ("Invalid GPU type id"), so that a run trying
+# one of them first makes no pod, and a laptop-closed run without a pod proves nothing.
+KNOWN_GPUS = ["NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000", "NVIDIA L40S"]
 GUARD_FAULTS = [f for f in FAULTS if f["fault"] not in ("container_crash", "unknown_template")]
 
 
@@ -80,6 +84,7 @@ def laptop_closed_run(
     values: dict[str, Any] = {
         **random_config(rng, sim, prefix, port),
         "template_id": None,
+        "gpu_type_id": rng.sample(KNOWN_GPUS, rng.randint(1, 2)),
         "guard_interval_seconds": GUARD_INTERVAL,
     }
     config = run_dir / "pod_config.json"
