@@ -33,6 +33,7 @@ so (2xx, or 404: already gone). Nothing here holds a secret: the key comes from 
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -191,6 +192,8 @@ class Api:
                 return int(response.status), response.read()
         except urllib.error.HTTPError as error:
             return int(error.code), error.read()[:300]
+        except http.client.HTTPException as error:  # a cut answer: not an OSError
+            raise OSError(f"{type(error).__name__}: {error}") from error
 
     def cost_per_hr(self) -> float:
         status, body = self._call("GET")
@@ -212,7 +215,7 @@ def read_metrics(url: str) -> tuple[float, float, float] | None:
     try:
         with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:
             return parse_metrics(response.read().decode(errors="replace"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         return None
 
 
@@ -320,7 +323,7 @@ class Guard:
     def _terminate(self, now: float) -> None:
         try:
             self.done = self.api.terminate()
-        except OSError as error:
+        except Exception as error:  # whatever failed, billing may go on: try again later
             self.backoff = self.backoff.failed(now)
             log("terminate_failed", error=str(error)[:300], retry_in=self.backoff.next_at - now)
             return
@@ -352,24 +355,59 @@ def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
         env.get("RUNPOD_API_KEY", ""),
     )
     guard = Guard(limits, api, metrics_url(env, command))
-    child_env = dict(env)
-    if limits.lease_seconds is not None:
-        guard.lease_file = env.get("PODMGR_GUARD_LEASE_FILE") or DEFAULT_LEASE_FILE
-        command, child_env = with_lease(command, env, guard.lease_file)
+    command, child_env = _arm_lease(guard, command, env)
     log("armed", pod_id=api.pod_id, api=api.base, command=command[:2], **_shown(limits))
     if not api.pod_id or not api.key:
         log("unarmed", error="RUNPOD_POD_ID or RUNPOD_API_KEY missing: cannot end the pod")
-    child = subprocess.Popen(command, env=child_env)
-    _forward_signals(child)
+    child = _start(command, child_env)
     while True:
         if api.pod_id and api.key:
-            guard.tick(time.time())
+            _tick(guard)
+        pause = guard.sleep_for(time.time())
+        if child is None:  # no vLLM, yet the pod bills: keep enforcing the limits
+            time.sleep(pause)
+            continue
         try:
-            code = child.wait(timeout=guard.sleep_for(time.time()))
+            code = child.wait(timeout=pause)
         except subprocess.TimeoutExpired:
             continue
         log("child_exited", code=code)
         return code if code >= 0 else 128 - code
+
+
+def _tick(guard: Guard) -> None:
+    """One check; nothing may end the loop (the guard is the container's PID 1)."""
+    try:
+        guard.tick(time.time())
+    except Exception as error:  # logged; the next tick tries again
+        log("tick_failed", error=f"{type(error).__name__}: {error}"[:300])
+
+
+def _start(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes] | None:
+    """vLLM as the child, signals forwarded; None (logged) when it cannot start."""
+    try:
+        child = subprocess.Popen(command, env=dict(env))
+    except OSError as error:
+        log("child_failed_to_start", command=command[:2], error=str(error)[:300])
+        return None
+    _forward_signals(child)
+    return child
+
+
+def _arm_lease(
+    guard: Guard, command: list[str], env: Mapping[str, str]
+) -> tuple[list[str], Mapping[str, str]]:
+    """The command with the lease middleware when a lease is set and can be armed."""
+    if guard.limits.lease_seconds is None:
+        return command, env
+    lease_file = env.get("PODMGR_GUARD_LEASE_FILE") or DEFAULT_LEASE_FILE
+    try:
+        armed = with_lease(command, env, lease_file)
+    except OSError as error:
+        log("lease_unavailable", error=str(error)[:300], note="no lease: other limits hold")
+        return command, env
+    guard.lease_file = lease_file
+    return armed
 
 
 def _shown(limits: Limits) -> dict[str, Any]:

@@ -53,11 +53,7 @@ def guard_entrypoint() -> list[str]:
 
 def is_guard_entrypoint(entrypoint: tuple[str, ...] | list[str]) -> bool:
     """A pod's entrypoint is a podmgr guard (the simulator runs those)."""
-    return (
-        len(entrypoint) == 3
-        and entrypoint[1] == "-c"
-        and GUARD_MARKER in entrypoint[2]
-    )
+    return len(entrypoint) == 3 and entrypoint[1] == "-c" and GUARD_MARKER in entrypoint[2]
 
 
 def guard_problem(config: Config) -> str | None:

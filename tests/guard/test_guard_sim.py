@@ -10,15 +10,20 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from podmgr.guard.guard import Api
+from podmgr.guard.launch import guard_source
 from podmgr.sim.testkit import SimProcess, wait_until
 from tests.guard.guardkit import (
     PRICE,
@@ -179,3 +184,29 @@ def test_a_pod_already_gone_is_harmless_to_the_guard(
     urllib.request.urlopen(request, timeout=30).close()
     assert record(sim, pod["id"])["ended_by"] == "user"
     assert Api(sim.rest_url, pod["id"], key).terminate() == "already gone"
+
+
+def test_a_guard_whose_vllm_cannot_start_still_ends_the_pod(
+    sim: SimProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No vLLM (a broken image), yet the pod bills: the guard stays and enforces limits."""
+    pod = create_guarded(sim, monkeypatch)
+    key = wait_guard_running(sim, pod["id"])["pod_key"]
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "RUNPOD_POD_ID": pod["id"],
+        "RUNPOD_API_KEY": key,
+        "PODMGR_GUARD_API_URL": sim.rest_url,
+        "PODMGR_GUARD_DEADLINE": str(time.time() + 1),
+        "PODMGR_GUARD_INTERVAL_SECONDS": "0.5",
+        "PODMGR_GUARD_VLLM_URL": "http://127.0.0.1:9",
+    }
+    command = [sys.executable, "-c", guard_source(), str(tmp_path / "no-such-vllm"), "serve"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as guard:
+        try:
+            rec = wait_ended(sim, pod["id"])
+        finally:
+            guard.kill()
+        out = guard.communicate(timeout=30)[0]
+    assert rec["ended_by"] == "pod"
+    assert '"child_failed_to_start"' in out and '"pod_ended"' in out, out
