@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from podmgr.sim.testkit import SimProcess, wait_until
@@ -87,3 +89,54 @@ def test_laptop_closed_budget(wd: Harness) -> None:
     rec = wait_terminated(wd, pod["id"], timeout=20 + 90)
     assert rec["ended_by"] == "pod"
     assert rec["cost_usd"] <= budget + PRICE * INTERVAL / 3600, guard_log(wd.sim, pod["id"])
+
+
+class RealProxyHarness(Harness):
+    """The harness with the real `podmgr proxy` instead of the stand-in."""
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "podmgr", "proxy", "--config", str(self.config_path)]
+
+
+@pytest.fixture
+def real_wd(
+    guarded_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Harness]:
+    for harness in harness_on(guarded_sim, tmp_path, monkeypatch):
+        harness.__class__ = RealProxyHarness
+        yield harness
+
+
+def _complete(url: str, prompt: str) -> httpx.Response:
+    body = {"model": "sim-model", "prompt": prompt, "max_tokens": 2}
+    return httpx.post(url, json=body, timeout=60)
+
+
+def test_cron_stopped_requests_through_the_proxy_keep_the_pod_until_its_deadline(
+    real_wd: Harness,
+) -> None:
+    """No pass after `up`, the proxy stays: a request every 3 s (idle timeout 30 s) keeps
+    the pod up, and it ends at the deadline, not as idle. Each prompt differs, so none is a
+    cache hit (a cache hit never reaches vLLM, so the guard cannot count it)."""
+    wd = real_wd
+    wd.configure(
+        gpu_type_id="NVIDIA GeForce RTX 4090", model="sim-model", runtime_seconds=60,
+        idle_timeout_seconds=30,
+    )  # fmt: skip
+    wd.up()
+    state = wd.state()
+    assert state.pod is not None and state.session is not None
+    deadline, pod_id = state.session.deadline, state.pod.id
+    url = wd.config.proxy_url + "/v1/completions"
+    wait_until(lambda: _complete(url, "ping").status_code == 200, "the proxy to serve the pod")
+    sent = 0
+    while time.time() < deadline - 1:
+        answer = _complete(url, f"request {sent}")
+        assert answer.status_code == 200, answer.text
+        sent += 1
+        time.sleep(3)
+    rec = wait_terminated(wd, pod_id, timeout=90)
+    assert rec["ended_by"] == "pod"
+    assert deadline <= rec["terminated_at"] <= deadline + 30
+    log = guard_log(wd.sim, pod_id)
+    assert "deadline passed" in log and "idle:" not in log, log

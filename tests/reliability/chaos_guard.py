@@ -109,9 +109,26 @@ def laptop_closed_run(
         watch.stop_event.set()
         watch.join()
         sim.clear_faults()
+        _kill_proxies_of(config)
     tally.runs += 1
     _judge(watch, deadline, tally, prefix)
     return Counter(str(pod["ended_by"]) for pod in watch.pods())
+
+
+def _kill_proxies_of(config: Path) -> None:
+    """SIGKILL this run's proxies: one started by an `up` killed before it saved the pid is
+    in no state file (the machine "woke up" long ago in real life)."""
+    wanted = str(config).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            words = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"proxy" in words and wanted in words:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _deadline(store: StateStore, started: float, runtime: float) -> float:
