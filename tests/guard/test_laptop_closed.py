@@ -81,6 +81,9 @@ def test_laptop_closed_idle(wd: Harness) -> None:
     assert rec["ended_by"] == "pod"
     assert "idle: no request" in guard_log(wd.sim, pod["id"])
     assert rec["terminated_at"] <= served_at + 30 + INTERVAL + 30  # + API and start-up slack
+    # The laptop opens: the next pass must not replace a pod its guard ended as idle.
+    state = wd.run().state
+    assert wd.alive() == [], state.history[-3:]
 
 
 def test_laptop_closed_budget(wd: Harness) -> None:
@@ -89,6 +92,9 @@ def test_laptop_closed_budget(wd: Harness) -> None:
     rec = wait_terminated(wd, pod["id"], timeout=20 + 90)
     assert rec["ended_by"] == "pod"
     assert rec["cost_usd"] <= budget + PRICE * INTERVAL / 3600, guard_log(wd.sim, pod["id"])
+    # The laptop opens: the next pass must not replace a pod its guard ended for the budget.
+    state = wd.run().state
+    assert wd.alive() == [], state.history[-3:]
 
 
 class RealProxyHarness(Harness):
