@@ -179,6 +179,22 @@ class Config(BaseModel):
         None, ge=1, description="End the session after this long without a request."
     )
     max_restarts: int = Field(3, ge=0)
+    # The pod's own guard (podmgr/guard): the limits above hold when this machine sleeps.
+    guard: bool = Field(
+        True,
+        description="Run the guard in the pod: it terminates its own pod at the deadline, "
+        "budget or idle timeout when no watchdog pass comes (README, 'The pod guards itself').",
+    )
+    guard_interval_seconds: float = Field(
+        10, gt=0, description="How often the guard in the pod checks its limits."
+    )
+    guard_lease_seconds: float | None = Field(
+        None,
+        ge=1,
+        description="Off by default. The guard ends its pod when no watchdog pass renewed "
+        "its lease for this long, counted from the guard's start (so longer than the "
+        "startup budget); catches a cron job removed while a pod runs.",
+    )
     # A real vLLM pod takes minutes to serve (image pull, weights download, load); dstack
     # waits 20 minutes for a pod (dstack commit 0c5f83732; ../shared/RUNPOD_FACTS.md,
     # "Startup as it really is"). These three add up to the startup budget: 60 + 114 x 10
@@ -347,6 +363,12 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
+        lease = self.guard_lease_seconds
+        if lease is not None and lease < 2 * self.watchdog_interval_seconds:
+            raise ValueError(
+                "guard_lease_seconds must be at least twice watchdog_interval_seconds: "
+                "one late pass must not end the pod"
+            )
         if self.use_https and not (self.ssl_cert and self.ssl_key):
             raise ValueError("use_https needs ssl_cert and ssl_key")
         if not _is_loopback(self.proxy_host) and not self.proxy_api_keys:
@@ -454,7 +476,7 @@ def _check_env_name_free(key: str) -> None:
         )
     if key.startswith(RUNPOD_ENV_PREFIX) or key in RUNPOD_SET_ENV:
         raise ValueError(f"env {key} is set by RunPod inside the pod; remove it")
-    if key in PODMGR_SET_ENV:
+    if key in PODMGR_SET_ENV or key.startswith("PODMGR_GUARD_"):
         raise ValueError(f"env {key} is set by podmgr itself on every pod; remove it")
 
 

@@ -140,6 +140,7 @@ def create_input(spec: PodSpec) -> PodCreateInput:
         ports=[port.strip() for port in spec.ports.split(",") if port.strip()],
         env=dict(spec.env),
         docker_start_cmd=start_cmd or None,
+        docker_entrypoint=list(spec.docker_entrypoint) or None,
         support_public_ip=spec.support_public_ip,
         template_id=spec.template_id or None,
         allowed_cuda_versions=list(spec.allowed_cuda_versions) or None,

@@ -91,6 +91,7 @@ class PodSpec:
     network_volume_id: str | None = None
     data_center_ids: tuple[str, ...] = ()
     min_download_mbps: float | None = None
+    docker_entrypoint: tuple[str, ...] = ()  # the pod's guard (podmgr/guard/launch.py)
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,10 @@ class PodRecord(BaseModel):
     progress_since: float | None = None
     container_seen_at: float | None = None
     interruptible: bool = Field(default=False, description="A spot pod: RunPod may stop it.")
+    guard: dict[str, str] | None = Field(
+        default=None,
+        description="The limits the pod's guard was created with (podmgr/guard), or None.",
+    )
     billed_until: float | None = Field(
         default=None, description="Time up to which this pod's cost is already in session.cost_usd."
     )

@@ -26,6 +26,7 @@ def register(subparsers: Any) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     from podmgr.config import find_config_path, load_config
+    from podmgr.guard.launch import guard_problem
 
     path = args.path or args.config
     config = load_config(path)
@@ -37,6 +38,13 @@ def run_validate(args: argparse.Namespace) -> int:
     print(_cuda_line(config))
     print(f"  runtime: {config.runtime_seconds}s  budget: {config.max_cost_usd or 'none'}")
     print(f"  state: {config.state_path}  cache: {config.cache_path}")
+    why = guard_problem(config)
+    if why is None:
+        print(f"  guard: armed in each pod, checks every {config.guard_interval_seconds:g}s")
+    elif config.guard:
+        print(f"warning: no guard in the pod ({why}); the limits hold only while passes run")
+    else:
+        print("  guard: off (guard: false); the limits hold only while passes run")
     return 0
 
 

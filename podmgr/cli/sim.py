@@ -77,6 +77,11 @@ def register(subparsers: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--fault", action="append", default=[], metavar="SPEC", help=FAULT_HELP)
     parser.add_argument("--seed", type=int, default=None, help="seed for ids and fault draws")
+    parser.add_argument(
+        "--run-guards", action="store_true",
+        help="run each pod's guard start command as a real process, with a pod-scoped key "
+        "and a stand-in vllm (podmgr/sim/podproc.py)",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -116,6 +121,7 @@ def _settings(args: argparse.Namespace) -> Any:
         seed=args.seed,
         host_cuda=host_cuda,
         image_min_cuda=image_min_cuda,
+        run_guards=args.run_guards,
     )
 
 

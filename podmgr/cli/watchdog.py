@@ -197,6 +197,7 @@ def _summary(state: Any) -> None:
 
 
 def _refresh_catalog(config: Any) -> int:
+    from podmgr.guard.launch import guard_problem
     from podmgr.watchdog.catalog import HEADER, refresh_catalog
 
     rows, problems = refresh_catalog(config)
@@ -205,6 +206,8 @@ def _refresh_catalog(config: Any) -> int:
         _say(row)
     for problem in problems:
         _say(f"config: {problem}")
+    if config.guard and (why := guard_problem(config)) is not None:
+        _say(f"warning: no guard in the pod ({why}); the limits hold only while passes run")
     return 2 if problems else 0
 
 
@@ -219,7 +222,7 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        for line in format_status(report):
+        for line in format_status(report, config):
             print(line)
     return 0
 

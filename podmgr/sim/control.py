@@ -10,6 +10,9 @@ POST   /_sim/pods/{id}/crash        RunPod stops the pod: EXITED, billing stops,
 POST   /_sim/pods/{id}/crash-container  the container dies: RUNNING, no runtime, URL 502
 POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM dies until the pod is stopped+resumed
 GET    /_sim/pods/{id}/requests     what reached the pod's URL (podmgr/sim/traffic.py)
+GET    /_sim/pods/{id}/metrics      the pod's vLLM /metrics text (podmgr/sim/vllm_metrics.py)
+GET    /_sim/pods/{id}/process      {"running", "starts", "pid"} of its real process (--run-guards)
+GET    /_sim/pods/{id}/log          its real process's output (--run-guards)
 GET    /_sim/health                 {"ok": true}
 GET    /_sim/requests               {"graphql": n, "rest": m}: API requests received so far
 """
@@ -23,7 +26,9 @@ from aiohttp import web
 
 from podmgr.logs import get_logger
 from podmgr.sim.faults import fault_from_json
+from podmgr.sim.podproc import PROCESSES
 from podmgr.sim.pods import SimPod
+from podmgr.sim.vllm_metrics import render_metrics
 from podmgr.sim.world import WORLD
 
 __all__ = ["control_routes"]
@@ -122,6 +127,32 @@ async def requests(request: web.Request) -> web.Response:
     return _json({"graphql": world.graphql_requests, "rest": world.rest_requests})
 
 
+def _any_pod(request: web.Request) -> SimPod | None:
+    pod_id = request.match_info["pod_id"]
+    return next((pod for pod in request.app[WORLD].fleet.all() if pod.id == pod_id), None)
+
+
+async def pod_metrics(request: web.Request) -> web.Response:
+    pod = _any_pod(request)
+    if pod is None:
+        return _json({"error": "no such pod"}, status=404)
+    text = render_metrics(pod, request.app[WORLD].traffic_of(pod.id))
+    return web.Response(text=text, content_type="text/plain")
+
+
+async def pod_process(request: web.Request) -> web.Response:
+    processes = request.app.get(PROCESSES)
+    if processes is None:
+        return _json({"error": "pods run no processes: start with --run-guards"}, status=404)
+    return _json(processes.describe(request.match_info["pod_id"]))
+
+
+async def pod_log(request: web.Request) -> web.Response:
+    processes = request.app.get(PROCESSES)
+    text = "" if processes is None else processes.log_text(request.match_info["pod_id"])
+    return web.Response(text=text, content_type="text/plain")
+
+
 def control_routes() -> list[web.RouteDef]:
     return [
         web.get("/_sim/ledger", ledger),
@@ -133,6 +164,9 @@ def control_routes() -> list[web.RouteDef]:
         web.post("/_sim/pods/{pod_id}/crash-container", crash_container),
         web.post("/_sim/pods/{pod_id}/kill-vllm", kill_vllm),
         web.get("/_sim/pods/{pod_id}/requests", pod_requests),
+        web.get("/_sim/pods/{pod_id}/metrics", pod_metrics),
+        web.get("/_sim/pods/{pod_id}/process", pod_process),
+        web.get("/_sim/pods/{pod_id}/log", pod_log),
         web.get("/_sim/health", health),
         web.get("/_sim/requests", requests),
     ]

@@ -23,6 +23,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from podmgr.logs import get_logger
@@ -36,6 +37,8 @@ from podmgr.sim.world import WORLD, SimWorld
 __all__ = ["handle_pod_url"]
 
 _DROP_AFTER_EVENTS = 2
+# Paths a guard-run pod's own process answers (the guard's lease, podmgr/guard/guard.py).
+LOCAL_PATHS = frozenset({"/podmgr/lease"})
 # How often a pending answer checks whether its client is still connected.
 _HANG_UP_POLL_SECONDS = 0.02
 _log = get_logger("sim.edge")
@@ -104,6 +107,8 @@ async def handle_pod_url(request: web.Request) -> web.StreamResponse:
     traffic = world.traffic_of(pod.id)
     record = traffic.receive(request.method, path, request.query_string, _authorized(pod, request))
     phase = pod.phase(world.now(), world.settings.timings)
+    if world.container_down(pod.id):  # a guard-run pod whose process is not up (podproc.py)
+        phase = "pulling"
     if phase == "dead" and path == "/health":
         traffic.answered(record, 503, "not_serving")
         return web.Response(status=503)
@@ -112,6 +117,11 @@ async def handle_pod_url(request: web.Request) -> web.StreamResponse:
         return _html(502)
     body = await request.read()
     record.body = body_text(body)
+    local = world.local_vllm_url(pod.id)
+    if local is not None and path in LOCAL_PATHS:  # served by the pod's own process
+        answer = await _from_local(local, request, path, body)
+        traffic.answered(record, answer.status)
+        return answer
     error = _upstream_fault(world, "upstream_error", pod, path)
     stall = _upstream_fault(world, "upstream_stall", pod, path)
     drop = _upstream_fault(world, "upstream_drop", pod, path)
@@ -146,6 +156,22 @@ async def handle_pod_url(request: web.Request) -> web.StreamResponse:
             headers=reply.headers,
         )  # fmt: skip
     return await _send_stream(request, reply, traffic, record)
+
+
+async def _from_local(local: str, request: web.Request, path: str, body: bytes) -> web.Response:
+    """Pass a request on to the pod's real process (podmgr/sim/podproc.py)."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.request(request.method, local + path, data=body, headers=headers) as answer,
+        ):
+            return web.Response(
+                body=await answer.read(), status=answer.status,
+                content_type=answer.content_type,
+            )  # fmt: skip
+    except aiohttp.ClientError:
+        return _html(502)
 
 
 async def _send_stream(

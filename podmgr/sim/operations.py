@@ -427,23 +427,26 @@ def reset(world: SimWorld, pod_id: str) -> SimPod:
     return pod
 
 
-def stop(world: SimWorld, pod_id: str) -> SimPod:
-    """The account stops its pod: EXITED, billing paused."""
+def stop(world: SimWorld, pod_id: str, by: str = "user") -> SimPod:
+    """The account (or the pod's own key: `by` "pod") stops its pod: EXITED, billing paused."""
     pod = get(world, pod_id)
     was_running = pod.status == "RUNNING"
-    world.fleet.stop(pod, by="user")
+    world.fleet.stop(pod, by=by)
     _log.info("pod_stopped", pod_id=pod.id)
     if was_running:
         _after_apply(world, "stop", pod)
     return pod
 
 
-def terminate(world: SimWorld, pod_id: str, missing_message: str = POD_NOT_FOUND) -> SimPod:
-    """The account terminates its pod; an unknown or terminated one is not_found."""
+def terminate(
+    world: SimWorld, pod_id: str, missing_message: str = POD_NOT_FOUND, by: str = "user"
+) -> SimPod:
+    """The account (or the pod's own key: `by` "pod") terminates its pod; an unknown or
+    terminated one is not_found."""
     pod = world.fleet.get(pod_id)
     if pod is None:
         raise SimApiError("not_found", missing_message)
-    world.fleet.terminate(pod, by="user")
+    world.fleet.terminate(pod, by=by)
     _log.info("pod_terminated", pod_id=pod.id)
     _after_apply(world, "terminate", pod)
     return pod

@@ -126,7 +126,8 @@ class SimPod:
     transient_until: float = 0.0
     # Fault `api_error_after_apply` with `hide_seconds`: left out of listings until then.
     hidden_until: float = 0.0
-    # Who last stopped or terminated the pod: "user" (the account's key) or "runpod".
+    # Who last stopped or terminated the pod: "user" (the account's key), "pod" (the
+    # pod-scoped key, i.e. the pod's guard) or "runpod".
     ended_by: str | None = None
     # Closed billing intervals (start, end) for GET /v1/billing/pods buckets.
     billed_intervals: list[tuple[float, float]] = field(default_factory=list)

@@ -35,7 +35,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from podmgr.logs import get_logger
-from podmgr.sim import operations
+from podmgr.sim import operations, podkeys
 from podmgr.sim.billing import billing_records
 from podmgr.sim.catalog import find_gpu_type
 from podmgr.sim.operations import CreateOrder, SimApiError
@@ -198,7 +198,11 @@ def _route(op: str, mutation: bool, work: Handler) -> Handler:
         world = request.app[WORLD]
         world.rest_requests += 1
         try:
-            operations.check_access(world, _api_key(request), mutation)
+            key = _api_key(request)
+            if key is not None and key in world.pod_keys:
+                podkeys.check_pod_key(world, key, op, request.match_info.get("pod_id"))
+            else:
+                operations.check_access(world, key, mutation)
             calls = operations.draw_call_faults(world, {op})
             if calls.error is not None:
                 raise calls.error
@@ -324,7 +328,9 @@ async def get_pod(request: web.Request) -> web.Response:
 
 
 async def delete_pod(request: web.Request) -> web.Response:
-    operations.terminate(request.app[WORLD], request.match_info["pod_id"])
+    world = request.app[WORLD]
+    by = podkeys.ended_by(world, _api_key(request))
+    operations.terminate(world, request.match_info["pod_id"], by=by)
     return web.Response(status=204)
 
 
@@ -335,7 +341,8 @@ async def start_pod(request: web.Request) -> web.Response:
 
 async def stop_pod(request: web.Request) -> web.Response:
     world = request.app[WORLD]
-    return _json(pod_to_rest(operations.stop(world, request.match_info["pod_id"]), world))
+    by = podkeys.ended_by(world, _api_key(request))
+    return _json(pod_to_rest(operations.stop(world, request.match_info["pod_id"], by), world))
 
 
 async def restart_pod(request: web.Request) -> web.Response:

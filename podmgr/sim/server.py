@@ -19,6 +19,7 @@ from podmgr.logs import get_logger
 from podmgr.sim.api import handle_graphql
 from podmgr.sim.control import control_routes
 from podmgr.sim.edge import handle_pod_url
+from podmgr.sim.podproc import PROCESSES, PodProcesses
 from podmgr.sim.rest import rest_routes
 from podmgr.sim.world import WORLD, SimSettings, SimWorld
 
@@ -67,9 +68,9 @@ async def serve(settings: SimSettings, announce: Callable[[list[str]], None]) ->
     world = SimWorld.create(settings)
     sock = _bind(settings.host, settings.port)
     port = int(sock.getsockname()[1])
-    runner = web.AppRunner(
-        build_app(world), access_log=None, handle_signals=False, shutdown_timeout=1.0
-    )
+    app = build_app(world)
+    processes = _pod_processes(app, world, settings, port)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     await web.SockSite(runner, sock).start()
     stop = asyncio.Event()
@@ -79,8 +80,24 @@ async def serve(settings: SimSettings, announce: Callable[[list[str]], None]) ->
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     _log.info("sim_started", host=settings.host, port=port, faults=len(settings.faults))
     announce(announce_lines(host, port))
+    loop_task = asyncio.create_task(processes.run_forever()) if processes else None
     try:
         await stop.wait()
     finally:
         _log.info("sim_stopping", total_cost_usd=world.fleet.ledger()["total_cost_usd"])
+        if loop_task is not None and processes is not None:
+            loop_task.cancel()
+            processes.close()
         await runner.cleanup()
+
+
+def _pod_processes(
+    app: web.Application, world: SimWorld, settings: SimSettings, port: int
+) -> PodProcesses | None:
+    """With --run-guards: real processes for guard-run pods (podmgr/sim/podproc.py)."""
+    if not settings.run_guards:
+        return None
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    processes = PodProcesses(world, f"http://{host}:{port}")
+    app[PROCESSES] = processes
+    return processes

@@ -42,6 +42,8 @@ class SimSettings:
     host_cuda: tuple[str, ...] = ()
     image_min_cuda: str | None = None
     seed: int | None = None
+    # Run each pod's guard start command as a real process (podmgr/sim/podproc.py).
+    run_guards: bool = False
 
     @property
     def timings(self) -> Timings:
@@ -64,6 +66,13 @@ class SimWorld:
     volumes: dict[str, SimVolume] = field(default_factory=dict)
     # What reached each pod's URL, by pod id (podmgr/sim/traffic.py; for tests).
     traffic: dict[str, PodTraffic] = field(default_factory=dict)
+    # Pod-scoped API keys -> their pod id (podmgr/sim/podkeys.py).
+    pod_keys: dict[str, str] = field(default_factory=dict)
+    # True while a pod run by a real process (podmgr/sim/podproc.py) has none running:
+    # its URL then answers 502 as a container without vLLM would.
+    container_down: Callable[[str], bool] = lambda _pod_id: False
+    # The local URL of such a pod's stand-in vllm, for the routes it serves itself.
+    local_vllm_url: Callable[[str], str | None] = lambda _pod_id: None
 
     @classmethod
     def create(cls, settings: SimSettings, clock: Callable[[], float] = time.time) -> SimWorld:

@@ -40,4 +40,19 @@ def book(state: State, observed: Observed, now: float) -> State:
         pod.cost_per_hr = live.cost_per_hr
     if new.session is not None and live is not None:
         accrue_pod(new.session, pod, now)
+    elif new.session is not None and pod.guard is not None:
+        _accrue_vanished_guarded(new.session, pod, now)
     return new
+
+
+def _accrue_vanished_guarded(session: Session, pod: PodRecord, now: float) -> None:
+    """A guarded pod gone from RunPod may have run until now: its guard ends it by the
+    session's limits, not at our last pass (issue 12: the laptop was closed). Count it up
+    to now, but beyond the budget its guard enforced never: over-counting is this module's
+    side to err on, and a pass after the guard's end must see the budget as spent."""
+    assert pod.guard is not None
+    before = session.cost_usd
+    accrue_pod(session, pod, now)
+    cap = pod.guard.get("max_cost_usd")
+    if cap is not None:
+        session.cost_usd = max(before, min(session.cost_usd, float(cap)))

@@ -16,6 +16,7 @@ pass at once (the state already holds everything done so far).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from podmgr.errors import (
     ProxyError,
     StartupError,
 )
+from podmgr.guard.launch import guard_entrypoint, guard_env, guard_limits, guard_problem
 from podmgr.logs import get_logger
 from podmgr.runpod_client import PodSpec, RunPodClient
 from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
@@ -174,7 +176,10 @@ class Applier:
             name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
             key = new_vllm_key()
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
-            spec = pod_spec(cfg, self.deps.cid, name, gpu, key, cloud, action.spot)
+            spec = pod_spec(
+                cfg, self.deps.cid, name, gpu, key, cloud,
+                spot=action.spot, session=state.session, now=clock.now(),
+            )  # fmt: skip
             # Saved before the call: a create answered with an error may have made the pod.
             state.pending_create = PendingCreate(name=name, gpu_type_id=gpu, at=clock.now())
             self.deps.store.save(state, now=clock.now())
@@ -196,6 +201,7 @@ class Applier:
                 endpoint_url=cfg.pod_url(pod_id),
                 vllm_api_key=key,
                 interruptible=action.spot,
+                guard=guard_limits(spec.env),
             )
             if action.replaces_lost_pod:
                 _count_restart(state, now)
@@ -302,6 +308,7 @@ class Applier:
             endpoint_url=cfg.pod_url(live.id),
             vllm_api_key=live.env.get(VLLM_KEY_ENV, ""),
             interruptible=live.interruptible,
+            guard=guard_limits(live.env),
         )
 
     def _forget(self, action: act.ForgetPod, state: State) -> None:
@@ -345,13 +352,21 @@ def pod_spec(
     gpu: str,
     vllm_key: str,
     cloud: str | None = None,
+    *,
     spot: bool = False,
+    session: Session | None = None,
+    now: float | None = None,
 ) -> PodSpec:
     """The create request for one GPU type (and cloud, default the config's): config,
-    marker env and the pod's vLLM key; `spot`: an interruptible pod."""
+    marker env, the pod's vLLM key and, when the config allows, the pod's guard with the
+    session's limits (podmgr/guard/launch.py); `spot`: an interruptible pod."""
     # The weights on the volume survive a stop (network volume: every pod that mounts it).
     volume_env = {"HF_HOME": config.hf_home} if config.weights_on_volume else {}
     env = {**volume_env, **config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
+    command, entrypoint = config.container_command(), tuple[str, ...]()
+    if guard_problem(config) is None:
+        env.update(guard_env(config, session, time.time() if now is None else now))
+        command, entrypoint = f"vllm serve {command}", tuple(guard_entrypoint())
     return PodSpec(
         name=name,
         image_name=config.image_name,
@@ -361,7 +376,7 @@ def pod_spec(
         container_disk_in_gb=config.container_disk_in_gb,
         volume_in_gb=config.volume_in_gb,
         volume_mount_path=config.volume_mount_path,
-        docker_args=config.container_command(),
+        docker_args=command,
         ports=f"{config.vllm_port}/http",
         env=env,
         template_id=config.template_id,
@@ -371,4 +386,5 @@ def pod_spec(
         network_volume_id=config.network_volume_id,
         data_center_ids=tuple(config.data_center_ids or ()),
         min_download_mbps=config.min_download_mbps,
+        docker_entrypoint=entrypoint,
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from podmgr.config import Config
 from podmgr.errors import BalanceError, LockHeldError, PodmgrError, StartupError, TransientApiError
+from podmgr.guard.lease import renew_lease
 from podmgr.runpod_client import RunPodClient
 from podmgr.state import State, StateStore
 from podmgr.watchdog.accounting import book
@@ -149,6 +150,7 @@ def _reconcile(deps: Deps, request: Request) -> PassResult:
         applier.replan = False
     deps.store.save(state, now=deps.clock.now())
     result.state = state
+    renew_lease(deps.config, state)  # the guard's lease, when on (podmgr/guard/lease.py)
     applier.raise_deferred()
     if listing_error is not None:
         raise listing_error

@@ -8,8 +8,9 @@ A session starts only when a person asks for one:
 A session ends at the first of:
   - its deadline: `runtime_seconds` after it started (restarts inside it do not extend it);
     enforced on the first pass at or after the deadline;
-  - its budget: when cost so far plus one more watchdog interval at the pod's price would
-    pass `max_cost_usd`;
+  - its budget: when cost so far plus one more watchdog interval (or guard interval, if
+    longer and the pod's guard is on) at the pod's price would pass `max_cost_usd`: the
+    guard ends its pod by that rule, and a pass after it must not replace the pod;
   - idleness: `idle_timeout_seconds` since the latest of (last client request seen by the
     proxy, pod ready time, session start), counted only while the pod is ready;
   - a crash loop: the pod died again after `max_restarts` restarts;
@@ -64,7 +65,10 @@ def limit_reached(
         return "deadline", f"runtime {config.runtime_seconds}s reached"
     price = state.pod.cost_per_hr if state.pod is not None else 0.0
     if config.max_cost_usd is not None:
-        projected = window.cost_usd + price * config.watchdog_interval_seconds / 3600
+        margin: float = config.watchdog_interval_seconds
+        if config.guard:  # podmgr/guard: it ends the pod one of its intervals early
+            margin = max(margin, config.guard_interval_seconds)
+        projected = window.cost_usd + price * margin / 3600
         if projected > config.max_cost_usd:
             return "budget", f"${window.cost_usd:.2f} spent of ${config.max_cost_usd:.2f}"
     pod = state.pod

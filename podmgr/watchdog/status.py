@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from podmgr.config import Config
+from podmgr.guard.launch import guard_line
 from podmgr.state import State, StateStore
 from podmgr.watchdog.proxy_probe import fetch_proxy_health, pid_alive
 
@@ -68,6 +69,7 @@ def _pod(state: State, now: float) -> dict[str, Any] | None:
         "endpoint_url": pod.endpoint_url,
         "cost_per_hr": pod.cost_per_hr,
         "restarts": pod.restarts,
+        "guard": pod.guard,  # the guard's limits as sent at create (podmgr/guard)
     }
 
 
@@ -116,8 +118,9 @@ def _clock(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else "-"
 
 
-def format_status(report: dict[str, Any]) -> list[str]:
-    """Human lines for the report."""
+def format_status(report: dict[str, Any], config: Config | None = None) -> list[str]:
+    """Human lines for the report (`config` says why a pod has no guard)."""
+    config = config or Config.model_validate({})
     lines = [
         f"state:   {report['state_file']}" + ("" if report["state_readable"] else " (UNREADABLE)")
     ]
@@ -147,6 +150,7 @@ def format_status(report: dict[str, Any]) -> list[str]:
             f"{pod['gpu_type_id']} at ${pod['cost_per_hr']:.2f}/h"
         )
         lines.append(f"endpoint: {pod['endpoint_url']}")
+        lines.append(f"guard:   {guard_line(pod.get('guard'), config)}")
     if "live" in report:
         live = report["live"]
         lines.append(f"runpod:  {live if live is None else _live_line(live)}")

@@ -1,0 +1,418 @@
+"""The guard: PID 1 of the pod's container, parent of vLLM, terminator of its own pod.
+
+Python standard library only, no podmgr import: this file is sent verbatim as
+`python3 -c <this file>` in the pod's `dockerEntrypoint` (podmgr/guard/launch.py) and runs
+with the image's own interpreter. It starts `argv` (vLLM) as its child, forwards SIGTERM,
+SIGINT and SIGHUP to it, exits with the child's status, and every check interval decides
+whether to terminate its own pod through RunPod's REST API (`DELETE /pods/{podId}`, RunPod
+OpenAPI v1) with the pod-scoped `RUNPOD_API_KEY` RunPod injects into every pod
+(RUNPOD_FACTS.md, "Pod lifecycle as the API shows it"). Reasons, first match wins:
+
+  - deadline: now >= PODMGR_GUARD_DEADLINE (fixed when the session started);
+  - budget:   spent + costPerHr x (now + interval - created_at) / 3600 >= max cost, i.e.
+              the budget would be passed before the next check (PODMGR_GUARD_SPENT_USD is
+              the session's cost when the pod was created; costPerHr is read from
+              `GET /pods/{podId}`; time since PODMGR_GUARD_CREATED_AT over-counts any
+              stopped time, which errs towards ending early);
+  - idle:     vLLM's `/metrics` request counters (finished requests, running and waiting
+              gauges) unchanged and nothing in flight for PODMGR_GUARD_IDLE_SECONDS, counted
+              from the first answer of `/metrics` (model loading is not idleness);
+  - lease:    (optional) the watchdog has not renewed its lease for
+              PODMGR_GUARD_LEASE_SECONDS, counted from the guard's start. The lease endpoint
+              `POST /podmgr/lease` lives inside vLLM's own app on vLLM's port, as an ASGI
+              middleware (`LEASE_MIDDLEWARE`, written to a file and passed with vLLM's
+              `--middleware` option): no second port, no proxy in front of vLLM, and the
+              same key as vLLM's (`VLLM_API_KEY`); it touches PODMGR_GUARD_LEASE_FILE,
+              whose mtime the guard reads.
+
+Every decision and every failed API call is one line on stdout (RunPod's container log).
+A terminate that fails is retried with exponential backoff (1 s doubling, at most 60 s
+apart) for as long as the guard lives: it never assumes billing stopped before RunPod said
+so (2xx, or 404: already gone). Nothing here holds a secret: the key comes from the env.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+# How the simulator (podmgr/sim/podproc.py) knows a start command is this guard.
+MARKER = "podmgr-guard/1"
+DEFAULT_API_URL = "https://rest.runpod.io/v1"
+DEFAULT_INTERVAL = 10.0
+DEFAULT_LEASE_FILE = "/tmp/podmgr-guard/lease"
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 60.0
+HTTP_TIMEOUT = 10.0
+_SAMPLE = re.compile(r"^(vllm:[a-z_]+)(\{[^}]*\})?\s+([0-9.eE+-]+|NaN)\s*$")
+_ACTIVITY = ("vllm:request_success_total", "vllm:num_requests_running", "vllm:num_requests_waiting")
+
+
+def log(event: str, **fields: Any) -> None:
+    """One decision as one JSON line on stdout: the container log is all a pod keeps."""
+    line = json.dumps({"at": round(time.time(), 3), "guard": event, **fields}, default=str)
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+# --- limits and decisions (pure) --------------------------------------------------------
+@dataclass(frozen=True)
+class Limits:
+    """What the pod was created with (env PODMGR_GUARD_*); None means no such limit."""
+
+    deadline: float | None = None
+    max_cost_usd: float | None = None
+    spent_usd: float = 0.0
+    created_at: float = 0.0
+    idle_seconds: float | None = None
+    interval: float = DEFAULT_INTERVAL
+    lease_seconds: float | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Limits:
+        def number(name: str) -> float | None:
+            raw = env.get("PODMGR_GUARD_" + name, "").strip()
+            return float(raw) if raw else None
+
+        return cls(
+            deadline=number("DEADLINE"),
+            max_cost_usd=number("MAX_COST_USD"),
+            spent_usd=number("SPENT_USD") or 0.0,
+            created_at=number("CREATED_AT") or time.time(),
+            idle_seconds=number("IDLE_SECONDS"),
+            interval=number("INTERVAL_SECONDS") or DEFAULT_INTERVAL,
+            lease_seconds=number("LEASE_SECONDS"),
+        )
+
+
+@dataclass(frozen=True)
+class Activity:
+    """vLLM's request counters as last seen, and when they last moved."""
+
+    signature: tuple[float, float, float] | None = None
+    last_active: float | None = None  # None until /metrics first answered
+
+
+def parse_metrics(text: str) -> tuple[float, float, float]:
+    """(finished requests, running, waiting) summed over labels from vLLM's /metrics."""
+    totals = dict.fromkeys(_ACTIVITY, 0.0)
+    for line in text.splitlines():
+        match = _SAMPLE.match(line.strip())
+        if match and match.group(1) in totals and match.group(3) != "NaN":
+            totals[match.group(1)] += float(match.group(3))
+    return (totals[_ACTIVITY[0]], totals[_ACTIVITY[1]], totals[_ACTIVITY[2]])
+
+
+def observe_activity(
+    before: Activity, sample: tuple[float, float, float] | None, now: float
+) -> Activity:
+    """The idle clock after one /metrics read (None: no answer, nothing changes).
+
+    It restarts when the first answer arrives, when the finished count moves, and while any
+    request runs or waits (a long generation is not idleness).
+    """
+    if sample is None:
+        return before
+    busy = sample[1] > 0 or sample[2] > 0
+    if before.last_active is None or busy or sample != before.signature:
+        return Activity(sample, now)
+    return before
+
+
+def projected_cost(limits: Limits, cost_per_hr: float, now: float) -> float:
+    """The session's cost at the next check if the pod runs until then."""
+    hours = max(0.0, now + limits.interval - limits.created_at) / 3600.0
+    return limits.spent_usd + cost_per_hr * hours
+
+
+def decide(
+    limits: Limits,
+    now: float,
+    cost_per_hr: float | None,
+    activity: Activity,
+    lease_renewed_at: float | None = None,
+) -> str | None:
+    """Why the pod must end now, or None. Pure: no clock, no network."""
+    if limits.deadline is not None and now >= limits.deadline:
+        return f"deadline passed ({now - limits.deadline:.0f}s ago)"
+    if limits.max_cost_usd is not None and cost_per_hr is not None:
+        cost = projected_cost(limits, cost_per_hr, now)
+        if cost >= limits.max_cost_usd:
+            return f"budget: ${cost:.4f} by the next check >= ${limits.max_cost_usd:.4f}"
+    if limits.idle_seconds is not None and activity.last_active is not None:
+        idle = now - activity.last_active
+        if idle >= limits.idle_seconds:
+            return f"idle: no request for {idle:.0f}s"
+    if limits.lease_seconds is not None and lease_renewed_at is not None:
+        silent = now - lease_renewed_at
+        if silent >= limits.lease_seconds:
+            return f"lease: the watchdog has not renewed it for {silent:.0f}s"
+    return None
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """When the next terminate attempt may go, and the wait after it fails."""
+
+    next_at: float = 0.0
+    delay: float = BACKOFF_FIRST
+
+    def failed(self, now: float) -> Backoff:
+        return Backoff(now + self.delay, min(self.delay * 2, BACKOFF_MAX))
+
+
+# --- effects ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Api:
+    """RunPod's REST API as the pod sees it: its own pod, its own key."""
+
+    base: str
+    pod_id: str
+    key: str
+
+    def _call(self, method: str, path: str = "") -> tuple[int, bytes]:
+        request = urllib.request.Request(
+            f"{self.base}/pods/{self.pod_id}{path}",
+            method=method,
+            headers={"Authorization": f"Bearer {self.key}", "Accept": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
+                return int(response.status), response.read()
+        except urllib.error.HTTPError as error:
+            return int(error.code), error.read()[:300]
+        except http.client.HTTPException as error:  # a cut answer: not an OSError
+            raise OSError(f"{type(error).__name__}: {error}") from error
+
+    def cost_per_hr(self) -> float:
+        status, body = self._call("GET")
+        if status != 200:
+            raise OSError(f"GET pod answered {status}: {body[:200]!r}")
+        return float(json.loads(body)["costPerHr"])
+
+    def terminate(self) -> str:
+        """'terminated' or 'already gone'; OSError when billing may not have stopped."""
+        status, body = self._call("DELETE")
+        if 200 <= status < 300:
+            return "terminated"
+        if status == 404:
+            return "already gone"
+        raise OSError(f"DELETE pod answered {status}: {body[:200]!r}")
+
+
+def read_metrics(url: str) -> tuple[float, float, float] | None:
+    try:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:
+            return parse_metrics(response.read().decode(errors="replace"))
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+
+
+def metrics_url(env: Mapping[str, str], argv: list[str]) -> str:
+    """PODMGR_GUARD_VLLM_URL, else localhost on vLLM's `--port` (default 8000)."""
+    base = env.get("PODMGR_GUARD_VLLM_URL") or f"http://127.0.0.1:{_port(argv)}"
+    return base.rstrip("/") + "/metrics"
+
+
+def _port(argv: list[str]) -> str:
+    for index, word in enumerate(argv):
+        if word == "--port" and index + 1 < len(argv):
+            return argv[index + 1]
+        if word.startswith("--port="):
+            return word.split("=", 1)[1]
+    return "8000"
+
+
+LEASE_MODULE = "podmgr_lease"
+LEASE_MIDDLEWARE = """\
+\"\"\"podmgr's lease endpoint inside vLLM's app, written by podmgr's guard (podmgr/guard).\"\"\"
+import hmac
+import os
+import time
+
+from starlette.responses import JSONResponse
+
+
+async def renew(request, call_next):
+    if request.url.path != "/podmgr/lease":
+        return await call_next(request)
+    key = os.environ.get("VLLM_API_KEY", "")
+    given = request.headers.get("authorization", "")
+    if not key or not hmac.compare_digest(given.encode(), ("Bearer " + key).encode()):
+        return JSONResponse({"error": "Unauthorized"}, status_code=401)
+    if request.method != "POST":
+        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
+    path = os.environ["PODMGR_GUARD_LEASE_FILE"]
+    with open(path, "a"):
+        pass
+    os.utime(path)
+    return JSONResponse({"renewed_at": time.time()})
+"""
+
+
+def with_lease(
+    command: list[str], env: Mapping[str, str], lease_file: str
+) -> tuple[list[str], dict[str, str]]:
+    """vLLM's command and env with the lease middleware: its module is written beside the
+    lease file, which is touched now (the lease counts from the guard's start)."""
+    folder = os.path.dirname(lease_file) or "."
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, LEASE_MODULE + ".py"), "w", encoding="utf-8") as module:
+        module.write(LEASE_MIDDLEWARE)
+    with open(lease_file, "a", encoding="utf-8"):
+        pass
+    os.utime(lease_file)
+    path = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH", "")) if p)
+    child_env = {**env, "PYTHONPATH": path, "PODMGR_GUARD_LEASE_FILE": lease_file}
+    return [*command, "--middleware", f"{LEASE_MODULE}.renew"], child_env
+
+
+def lease_renewed_at(lease_file: str | None) -> float | None:
+    if lease_file is None:
+        return None
+    try:
+        return os.stat(lease_file).st_mtime
+    except OSError:
+        return None
+
+
+@dataclass
+class Guard:
+    """One guard's loop state; `tick` runs one check."""
+
+    limits: Limits
+    api: Api
+    metrics: str
+    activity: Activity = Activity()
+    cost_per_hr: float | None = None
+    backoff: Backoff = Backoff()
+    reason: str | None = None
+    done: str | None = None
+    lease_file: str | None = None
+
+    def tick(self, now: float) -> None:
+        self.activity = observe_activity(self.activity, read_metrics(self.metrics), now)
+        if self.cost_per_hr is None and self.limits.max_cost_usd is not None:
+            self._read_cost()
+        lease = lease_renewed_at(self.lease_file)
+        reason = decide(self.limits, now, self.cost_per_hr, self.activity, lease)
+        if reason is not None and self.reason is None:
+            self.reason = reason
+            log("terminate_decided", reason=reason, pod_id=self.api.pod_id)
+        if self.reason is not None and self.done is None and now >= self.backoff.next_at:
+            self._terminate(now)
+
+    def _read_cost(self) -> None:
+        try:
+            self.cost_per_hr = self.api.cost_per_hr()
+            log("cost_read", cost_per_hr=self.cost_per_hr)
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            log("cost_unknown", error=str(error)[:300], note="budget unchecked until read")
+
+    def _terminate(self, now: float) -> None:
+        try:
+            self.done = self.api.terminate()
+        except Exception as error:  # whatever failed, billing may go on: try again later
+            self.backoff = self.backoff.failed(now)
+            log("terminate_failed", error=str(error)[:300], retry_in=self.backoff.next_at - now)
+            return
+        log("pod_ended", outcome=self.done, reason=self.reason)
+
+    def sleep_for(self, now: float) -> float:
+        if self.reason is not None and self.done is None:
+            return max(0.05, min(self.limits.interval, self.backoff.next_at - now))
+        return self.limits.interval
+
+
+def _forward_signals(child: subprocess.Popen[bytes]) -> None:
+    def forward(signum: int, _frame: object) -> None:
+        log("signal_forwarded", signal=signum)
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+
+
+def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
+    env = os.environ if env is None else env
+    command = argv or ["vllm", "serve"]
+    limits = Limits.from_env(env)
+    api = Api(
+        env.get("PODMGR_GUARD_API_URL") or DEFAULT_API_URL,
+        env.get("RUNPOD_POD_ID", ""),
+        env.get("RUNPOD_API_KEY", ""),
+    )
+    guard = Guard(limits, api, metrics_url(env, command))
+    command, child_env = _arm_lease(guard, command, env)
+    log("armed", pod_id=api.pod_id, api=api.base, command=command[:2], **_shown(limits))
+    if not api.pod_id or not api.key:
+        log("unarmed", error="RUNPOD_POD_ID or RUNPOD_API_KEY missing: cannot end the pod")
+    child = _start(command, child_env)
+    while True:
+        if api.pod_id and api.key:
+            _tick(guard)
+        pause = guard.sleep_for(time.time())
+        if child is None:  # no vLLM, yet the pod bills: keep enforcing the limits
+            time.sleep(pause)
+            continue
+        try:
+            code = child.wait(timeout=pause)
+        except subprocess.TimeoutExpired:
+            continue
+        log("child_exited", code=code)
+        return code if code >= 0 else 128 - code
+
+
+def _tick(guard: Guard) -> None:
+    """One check; nothing may end the loop (the guard is the container's PID 1)."""
+    try:
+        guard.tick(time.time())
+    except Exception as error:  # logged; the next tick tries again
+        log("tick_failed", error=f"{type(error).__name__}: {error}"[:300])
+
+
+def _start(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes] | None:
+    """vLLM as the child, signals forwarded; None (logged) when it cannot start."""
+    try:
+        child = subprocess.Popen(command, env=dict(env))
+    except OSError as error:
+        log("child_failed_to_start", command=command[:2], error=str(error)[:300])
+        return None
+    _forward_signals(child)
+    return child
+
+
+def _arm_lease(
+    guard: Guard, command: list[str], env: Mapping[str, str]
+) -> tuple[list[str], Mapping[str, str]]:
+    """The command with the lease middleware when a lease is set and can be armed."""
+    if guard.limits.lease_seconds is None:
+        return command, env
+    lease_file = env.get("PODMGR_GUARD_LEASE_FILE") or DEFAULT_LEASE_FILE
+    try:
+        armed = with_lease(command, env, lease_file)
+    except OSError as error:
+        log("lease_unavailable", error=str(error)[:300], note="no lease: other limits hold")
+        return command, env
+    guard.lease_file = lease_file
+    return armed
+
+
+def _shown(limits: Limits) -> dict[str, Any]:
+    return {k: v for k, v in vars(replace(limits)).items() if v is not None}
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

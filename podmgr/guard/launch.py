@@ -1,0 +1,130 @@
+"""How the guard travels: the pod's `dockerEntrypoint`, `dockerStartCmd` and env.
+
+The guard's source goes as `["python3", "-c", <podmgr/guard/guard.py>]` in the create's
+`dockerEntrypoint` (RunPod OpenAPI v1, PodCreateInput: it overrides the image's
+ENTRYPOINT), and vLLM's command as `dockerStartCmd` (`vllm serve <args>`, the CLI the
+vllm/vllm-openai image ships; `vllm serve` takes `--model` since its model tag became
+optional). No image of ours, no download. The limits go as `PODMGR_GUARD_*` env values;
+none is a secret (the start command and env are visible in RunPod's console). The key the
+guard uses is the pod-scoped `RUNPOD_API_KEY` RunPod injects, never sent by podmgr.
+
+The guard is impossible when the image is not vLLM's official one (it may lack `python3`
+or the `vllm` CLI) or `docker_args` is a whole command rather than vLLM's arguments:
+`guard_problem` says why, and `podmgr config validate` / `--refresh-catalog` print it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
+
+from podmgr.config import Config
+from podmgr.guard.guard import MARKER as GUARD_MARKER
+from podmgr.state import Session
+
+__all__ = [
+    "GUARD_ENV_PREFIX",
+    "guard_entrypoint",
+    "guard_env",
+    "guard_limits",
+    "guard_line",
+    "guard_problem",
+    "guard_source",
+    "is_guard_entrypoint",
+]
+
+GUARD_ENV_PREFIX = "PODMGR_GUARD_"
+VLLM_IMAGE = "vllm/vllm-openai"
+DEFAULT_REST_URL = "https://rest.runpod.io/v1"
+
+
+@cache
+def guard_source() -> str:
+    """The guard's program text, as it goes into the start command."""
+    return (Path(__file__).parent / "guard.py").read_text(encoding="utf-8")
+
+
+def guard_entrypoint() -> list[str]:
+    return ["python3", "-c", guard_source()]
+
+
+def is_guard_entrypoint(entrypoint: tuple[str, ...] | list[str]) -> bool:
+    """A pod's entrypoint is a podmgr guard (the simulator runs those)."""
+    return len(entrypoint) == 3 and entrypoint[1] == "-c" and GUARD_MARKER in entrypoint[2]
+
+
+def guard_problem(config: Config) -> str | None:
+    """Why the guard cannot run in this config's pods, or None when it can."""
+    if not config.guard:
+        return "guard is off in the config (guard: false)"
+    if config.template_id:
+        return f"template {config.template_id} may bring its own command; the guard is left out"
+    if not config.image_name.startswith(VLLM_IMAGE + ":"):
+        return (
+            f"image {config.image_name} is not {VLLM_IMAGE}: it may have no python3 or no "
+            "vllm CLI, so the guard is left out"
+        )
+    command = config.container_command().strip()
+    if command and not command.startswith("-"):
+        return (
+            "docker_args is a whole command, not vLLM's arguments: the guard cannot wrap it "
+            "and is left out"
+        )
+    return None
+
+
+def guard_env(
+    config: Config, session: Session | None, now: float, environ: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The limits for a pod created at `now` in `session`, as env values."""
+    env = os.environ if environ is None else environ
+    values: dict[str, str] = {
+        "CREATED_AT": f"{now:.3f}",
+        "INTERVAL_SECONDS": f"{config.guard_interval_seconds:g}",
+    }
+    if session is not None:
+        values["DEADLINE"] = f"{session.deadline:.3f}"
+        values["SPENT_USD"] = f"{session.cost_usd:.6f}"
+    if config.max_cost_usd is not None:
+        values["MAX_COST_USD"] = f"{config.max_cost_usd:g}"
+    if config.idle_timeout_seconds is not None:
+        values["IDLE_SECONDS"] = str(config.idle_timeout_seconds)
+    if config.guard_lease_seconds is not None:
+        values["LEASE_SECONDS"] = f"{config.guard_lease_seconds:g}"
+    api = (env.get("RUNPOD_REST_URL") or DEFAULT_REST_URL).rstrip("/")
+    if api != DEFAULT_REST_URL:
+        values["API_URL"] = api  # a simulator's REST API; RunPod's is the guard's default
+    return {GUARD_ENV_PREFIX + key: value for key, value in values.items()}
+
+
+def guard_limits(env: Mapping[str, str]) -> dict[str, str] | None:
+    """The guard's limits in a pod's env (lower-case names), None when it has no guard."""
+    limits = {
+        key.removeprefix(GUARD_ENV_PREFIX).lower(): value
+        for key, value in env.items()
+        if key.startswith(GUARD_ENV_PREFIX) and key != GUARD_ENV_PREFIX + "API_URL"
+    }
+    return limits or None
+
+
+def guard_line(limits: Mapping[str, str] | None, config: Config) -> str:
+    """`podmgr status`'s line about the pod's guard."""
+    if not limits:
+        why = guard_problem(config) or "the pod was created without one"
+        return f"none in this pod ({why}): limits hold only while watchdog passes run"
+    parts = []
+    if "deadline" in limits:
+        stamp = time.strftime("%H:%M:%S UTC", time.gmtime(float(limits["deadline"])))
+        parts.append(f"deadline {stamp}")
+    if "max_cost_usd" in limits:
+        spent = float(limits.get("spent_usd", "0"))
+        parts.append(f"budget ${float(limits['max_cost_usd']):.2f} (${spent:.2f} spent before)")
+    if "idle_seconds" in limits:
+        parts.append(f"idle {limits['idle_seconds']}s")
+    if "lease_seconds" in limits:
+        parts.append(f"lease {limits['lease_seconds']}s")
+    parts.append(f"checks every {limits.get('interval_seconds', '?')}s")
+    return "armed in the pod: " + ", ".join(parts)
