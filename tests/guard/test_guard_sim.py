@@ -202,11 +202,19 @@ def test_a_guard_whose_vllm_cannot_start_still_ends_the_pod(
         "PODMGR_GUARD_VLLM_URL": "http://127.0.0.1:9",
     }
     command = [sys.executable, "-c", guard_source(), str(tmp_path / "no-such-vllm"), "serve"]
+    lines: list[str] = []
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True) as guard:
+        assert guard.stdout is not None
+        reader = threading.Thread(target=lambda: lines.extend(guard.stdout or ()), daemon=True)
+        reader.start()
         try:
             rec = wait_ended(sim, pod["id"])
+            # The pod can show as ended before the guard has written that it ended it.
+            wait_until(lambda: any('"pod_ended"' in line for line in lines), "pod_ended logged")
         finally:
             guard.kill()
-        out = guard.communicate(timeout=30)[0]
+            guard.wait(timeout=30)
+            reader.join(timeout=30)
+    out = "".join(lines)
     assert rec["ended_by"] == "pod"
     assert '"child_failed_to_start"' in out and '"pod_ended"' in out, out
