@@ -40,7 +40,9 @@ from podmgr.proxy.prewarm import prewarm
 from podmgr.proxy.upstream.aiohttp_transport import AiohttpTransport
 from podmgr.proxy.upstream.client import UpstreamClient
 from podmgr.proxy.upstream.resolver import UpstreamResolver
+from podmgr.proxy.upstream.router import Router, build_router
 from podmgr.proxy.upstream.transport import Transport
+from podmgr.upstreams import UpstreamSpec, resolve_key
 
 __all__ = ["ProxyApp", "create_app"]
 
@@ -87,6 +89,8 @@ class _Parts:
 
     config: Config
     client: Transport
+    transports: tuple[Transport, ...]
+    router: Router
     resolver: UpstreamResolver
     cache: CacheStore
     stats: RecentStats
@@ -98,11 +102,30 @@ class _Parts:
 def create_app(config: Config, client: Transport | None = None) -> ProxyApp:
     """A proxy app for `config` that sends upstream through `client` (by default the
     transport `config.upstream_client` names: the proxy's own `UpstreamClient`, or
-    `AiohttpTransport`). The lifespan opens the cache and runs the background
-    loop; the client, the cache and the rest exist before it."""
-    if client is None:
-        client = _transport(config)
+    `AiohttpTransport`; one per configured upstream, with its timeouts). The lifespan
+    opens the cache and runs the background loop; the client, the cache and the rest
+    exist before it."""
+    given = client
+    transports: list[Transport] = []
+
+    def make_transport(spec: UpstreamSpec | None) -> Transport:
+        made = given or _transport(config, spec)
+        if made not in transports:
+            transports.append(made)
+        return made
+
     resolver = UpstreamResolver(config.state_path, config.upstream_url, config.upstream_api_key)
+    specs = config.upstreams
+    router = build_router(
+        specs,
+        resolver,
+        make_transport,
+        {spec.name: resolve_key(spec) for spec in specs or []},
+        config.upstream_allowed_fails,
+        config.upstream_cooldown_seconds,
+        legacy_name="upstream" if config.upstream_url else "pod",
+    )
+    client = router.routes[0].client
     cache = CacheStore(
         config.cache_path,
         config.max_cache_size,
@@ -122,11 +145,13 @@ def create_app(config: Config, client: Transport | None = None) -> ProxyApp:
     parts = _Parts(
         config=config,
         client=client,
+        transports=tuple(transports),
+        router=router,
         resolver=resolver,
         cache=cache,
         stats=RecentStats(),
         metrics=metrics,
-        coalescer=Coalescer(client, cache, metrics),
+        coalescer=Coalescer(client, cache, metrics, router.count_usage),
         api_keys=tuple(key.encode() for key in config.proxy_api_keys),
     )
     app = ProxyApp(
@@ -137,14 +162,14 @@ def create_app(config: Config, client: Transport | None = None) -> ProxyApp:
         lifespan=lambda _app: _lifespan(parts),
     )
     v1 = V1Handler(
-        client=client,
-        resolver=resolver,
+        router=router,
         cache=cache,
         coalescer=parts.coalescer,
         recorder=Recorder(metrics, parts.stats),
         api_keys=parts.api_keys,
         max_body_bytes=config.max_body_bytes,
         cache_mode=config.cache_mode,
+        cache_fallbacks=config.cache_fallback_answers,
     )
     app.mount_raw("/v1", v1)
     _add_routes(app, parts)
@@ -178,14 +203,18 @@ async def _background(parts: _Parts) -> None:
             )
 
 
-def _transport(config: Config) -> Transport:
-    """The client to the model server that `config.upstream_client` names."""
+def _transport(config: Config, spec: UpstreamSpec | None = None) -> Transport:
+    """The client to one upstream (`spec`; None: the pod) that `config.upstream_client`
+    names, with the upstream's own timeouts."""
     kind = AiohttpTransport if config.upstream_client == "aiohttp" else UpstreamClient
     # Waiting for a free connection is bounded like waiting for data: past 256 concurrent
     # upstream calls, a request queues rather than failing at once.
+    read_timeout = config.upstream_timeout_seconds
+    if spec is not None and spec.read_timeout_seconds is not None:
+        read_timeout = spec.read_timeout_seconds
     transport: Transport = kind(
-        connect_timeout=10,
-        read_timeout=config.upstream_timeout_seconds,
+        connect_timeout=spec.connect_timeout_seconds if spec is not None else 10,
+        read_timeout=read_timeout,
         pool_timeout=config.upstream_timeout_seconds,
     )
     return transport
@@ -208,7 +237,8 @@ async def _lifespan(parts: _Parts) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await parts.coalescer.close()
-        await parts.client.close()
+        for transport in parts.transports:
+            await transport.close()
         await parts.cache.close()
 
 
@@ -238,6 +268,7 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
     async def health() -> Response:
         return _json(
             health_payload(config, parts.resolver, parts.cache, parts.stats, len(parts.coalescer))
+            | {"upstreams": parts.router.view()}
         )
 
     @app.get("/metrics")
