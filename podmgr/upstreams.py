@@ -165,7 +165,8 @@ def resolve_key(spec: UpstreamSpec, environ: Mapping[str, str] | None = None) ->
     try:
         return resolve_env_value(spec.api_key, environ)
     except ConfigError as error:
-        raise ConfigError(error.message, field=f"upstreams.{spec.name}.api_key") from None
+        message = str(error).removeprefix(f"{error.field}: ")
+        raise ConfigError(message, field=f"upstreams.{spec.name}.api_key") from None
 
 
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")

@@ -254,3 +254,42 @@ def test_models_union_and_model_routing(
         return [answer.model for answer in answers]
 
     assert len(asyncio.run(both())) == 2
+
+
+# --- podmgr upstreams test -----------------------------------------------------------------
+def _upstreams_test(tmp_path: Path, upstreams: list[dict[str, Any]], *args: str) -> Any:
+    path = tmp_path / "pod_config.json"
+    path.write_text(json.dumps({"upstreams": upstreams, "state_file": "state.json"}))
+    return subprocess.run(
+        [sys.executable, "-m", "podmgr", "upstreams", "test", "--config", str(path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env() | {"WRONG_KEY": "wrong-key-not-real"},
+    )
+
+
+def test_upstreams_test_exit_codes(tmp_path: Path, pods: tuple[SimUpstream, SimUpstream]) -> None:
+    pod, local = pods
+    live = _local(local.url)
+    wrong = {**_local(local.url), "name": "wrong", "api_key": "${WRONG_KEY}"}
+    closed = {"name": "closed", "kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}"}
+    done = _upstreams_test(tmp_path, [live])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("ok    local") and MODEL in done.stdout
+    done = _upstreams_test(tmp_path, [live, wrong])
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "rejected" in done.stdout
+    done = _upstreams_test(tmp_path, [live, closed])
+    assert done.returncode == 6, done.stdout + done.stderr
+    assert "unreachable" in done.stdout
+    done = _upstreams_test(tmp_path, [live, closed], "local", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)[0]["models"] == [MODEL]
+    # The pod: its URL and key from the state file; none serving is the reason.
+    done = _upstreams_test(tmp_path, [{"name": "pod", "kind": "pod"}])
+    assert done.returncode == 6 and "no GPU pod" in done.stdout
+    pod.write_state(tmp_path / "state.json")
+    assert _upstreams_test(tmp_path, [{"name": "pod", "kind": "pod"}]).returncode == 0
+    for done in (_upstreams_test(tmp_path, [wrong]),):
+        assert LOCAL_KEY not in done.stdout + done.stderr
+        assert "wrong-key-not-real" not in done.stdout + done.stderr
