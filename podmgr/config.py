@@ -316,6 +316,8 @@ class Config(BaseModel):
             )
         if self.upstreams is not None and self.upstream_url is not None:
             raise ValueError("upstream_url and upstreams exclude each other: list it in upstreams")
+        if self.wake_on_request and not any(s.kind == "pod" for s in self.effective_upstreams):
+            raise ValueError("wake_on_request needs the pod among the upstreams (kind 'pod')")
         return self
 
     # --- derived values ----------------------------------------------------------------

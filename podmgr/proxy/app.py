@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from fastapi import FastAPI, Request
@@ -42,6 +43,7 @@ from podmgr.proxy.upstream.client import UpstreamClient
 from podmgr.proxy.upstream.resolver import UpstreamResolver
 from podmgr.proxy.upstream.router import Router, build_router
 from podmgr.proxy.upstream.transport import Transport
+from podmgr.proxy.wake import Waker
 from podmgr.upstreams import UpstreamSpec, resolve_key
 
 __all__ = ["ProxyApp", "create_app"]
@@ -91,6 +93,7 @@ class _Parts:
     client: Transport
     transports: tuple[Transport, ...]
     router: Router
+    waker: Waker
     resolver: UpstreamResolver
     cache: CacheStore
     stats: RecentStats
@@ -99,12 +102,15 @@ class _Parts:
     api_keys: tuple[bytes, ...]
 
 
-def create_app(config: Config, client: Transport | None = None) -> ProxyApp:
+def create_app(
+    config: Config, client: Transport | None = None, config_path: Path | None = None
+) -> ProxyApp:
     """A proxy app for `config` that sends upstream through `client` (by default the
     transport `config.upstream_client` names: the proxy's own `UpstreamClient`, or
     `AiohttpTransport`; one per configured upstream, with its timeouts). The lifespan
     opens the cache and runs the background loop; the client, the cache and the rest
-    exist before it."""
+    exist before it. `config_path` (the file the proxy was started with) is what a wake
+    on request hands to `podmgr up`."""
     given = client
     transports: list[Transport] = []
 
@@ -126,6 +132,7 @@ def create_app(config: Config, client: Transport | None = None) -> ProxyApp:
         legacy_name="upstream" if config.upstream_url else "pod",
     )
     client = router.routes[0].client
+    waker = Waker(config, config_path, lambda: resolver.state)
     cache = CacheStore(
         config.cache_path,
         config.max_cache_size,
@@ -147,6 +154,7 @@ def create_app(config: Config, client: Transport | None = None) -> ProxyApp:
         client=client,
         transports=tuple(transports),
         router=router,
+        waker=waker,
         resolver=resolver,
         cache=cache,
         stats=RecentStats(),
@@ -170,6 +178,7 @@ def create_app(config: Config, client: Transport | None = None) -> ProxyApp:
         max_body_bytes=config.max_body_bytes,
         cache_mode=config.cache_mode,
         cache_fallbacks=config.cache_fallback_answers,
+        waker=waker,
     )
     app.mount_raw("/v1", v1)
     _add_routes(app, parts)
@@ -187,6 +196,7 @@ async def _background(parts: _Parts) -> None:
         ticks += 1
         try:
             await asyncio.to_thread(resolver.refresh)
+            parts.waker.close()  # reap a finished wake
             if ticks % round(CACHE_SYNC_SECONDS / REFRESH_SECONDS) == 0:
                 await parts.cache.sync()
         except Exception:
@@ -268,7 +278,7 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
     async def health() -> Response:
         return _json(
             health_payload(config, parts.resolver, parts.cache, parts.stats, len(parts.coalescer))
-            | {"upstreams": parts.router.view()}
+            | {"upstreams": parts.router.view(), "wake": parts.waker.view()}
         )
 
     @app.get("/metrics")

@@ -39,6 +39,7 @@ from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.upstream.outgoing import upstream_body, upstream_headers
 from podmgr.proxy.upstream.resolver import Upstream
 from podmgr.proxy.upstream.router import Route, Router, retryable
+from podmgr.proxy.wake import Waker
 
 __all__ = ["V1Handler"]
 
@@ -68,8 +69,10 @@ class V1Handler:
         max_body_bytes: int,
         cache_mode: CacheMode,
         cache_fallbacks: bool = True,
+        waker: Waker | None = None,
     ) -> None:
         self.router = router
+        self.waker = waker if waker is not None and waker.enabled else None
         self.cache_fallbacks = cache_fallbacks
         self.cache = cache
         self.coalescer = coalescer
@@ -156,9 +159,10 @@ class V1Handler:
         if not self.router.legacy and method == "GET" and path.rstrip("/") == "/v1/models":
             await models_union(self.router, scope, out)
             return
+        blocked = self._wake()
         candidates = self.router.candidates(None)
         if not candidates:
-            await out.fail(self.router.unavailable(None))
+            await out.fail(self._nowhere(None, blocked))
             return
         route, upstream = candidates[0]
         if upstream.base_url is None:
@@ -185,9 +189,10 @@ class V1Handler:
     ) -> None:
         model = body.get("model")
         model = model if isinstance(model, str) else None
+        blocked = self._wake()
         candidates = self.router.candidates(model)
         if not candidates:
-            await out.fail(self.router.unavailable(model))
+            await out.fail(self._nowhere(model, blocked))
             return
         out.watch_disconnect(receive)
         last = len(candidates) - 1
@@ -268,6 +273,20 @@ class V1Handler:
             outcome.waited = time.perf_counter() - begin
         self._settle(upstream_route, flight.failure if status != 200 else None, outcome.waited)
         return True
+
+    def _wake(self) -> str | None:
+        """With wake on request: start a session if none is active (wake.py); returns why
+        a wake is blocked, if it is."""
+        if self.waker is None or self.router.resolver.current.ready:
+            return None
+        return self.waker.on_request()
+
+    def _nowhere(self, model: str | None, blocked: str | None) -> ProxyFailure:
+        """The answer when no upstream can take the request now."""
+        failure = self.router.unavailable(model)
+        if self.waker is not None and failure.status == 503:
+            return self.waker.starting_failure(blocked) or failure
+        return failure
 
     def _named(self, route: Route) -> list[tuple[bytes, bytes]]:
         return [(b"x-upstream", route.name.encode())]
