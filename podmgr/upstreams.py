@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -27,6 +27,7 @@ __all__ = [
     "in_wake_hours",
     "parse_window",
     "resolve_key",
+    "upstream_line",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$")
@@ -196,3 +197,19 @@ def in_wake_hours(windows: list[str] | None, minute_of_day: int) -> bool:
         if inside:
             return True
     return False
+
+
+def upstream_line(view: dict[str, Any]) -> str:
+    """One upstream in words: state, calls, errors, latency, tokens, money."""
+    if view["available"]:
+        state = "available"
+    elif view["cooling_down_seconds"]:
+        state = f"cooling down {view['cooling_down_seconds']:.0f}s"
+    else:
+        state = "not ready"
+    latency = view["mean_latency_seconds"]
+    mean = f"{latency * 1000:.0f} ms mean" if latency is not None else "- ms"
+    return (
+        f"{state}, {view['requests']} calls, {view['errors']} errors, {mean}, "
+        f"{view['prompt_tokens']}+{view['completion_tokens']} tokens, ${view['cost_usd']:.4f}"
+    )

@@ -36,6 +36,7 @@ from podmgr.proxy.observe.health import health_payload
 from podmgr.proxy.observe.metrics import ProxyMetrics, Snapshot
 from podmgr.proxy.observe.outcome import Recorder
 from podmgr.proxy.observe.stats import RecentStats
+from podmgr.proxy.observe.upstreams import UpstreamCollector, upstream_rows
 from podmgr.proxy.openai_errors import error_body
 from podmgr.proxy.prewarm import prewarm
 from podmgr.proxy.upstream.aiohttp_transport import AiohttpTransport
@@ -149,6 +150,7 @@ def create_app(
         )
 
     metrics = ProxyMetrics(snapshot)
+    metrics.registry.register(UpstreamCollector(router))
     parts = _Parts(
         config=config,
         client=client,
@@ -294,6 +296,7 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
         if denied is not None:
             return denied
         view = build_view(config, parts.resolver, parts.cache, parts.stats)
+        view.rows.extend(upstream_rows(parts.router))
         if "text/html" in request.headers.get("accept", ""):
             return HTMLResponse(render_html(view))
         return PlainTextResponse(render_text(view))

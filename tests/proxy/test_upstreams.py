@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -293,3 +294,44 @@ def test_upstreams_test_exit_codes(tmp_path: Path, pods: tuple[SimUpstream, SimU
     for done in (_upstreams_test(tmp_path, [wrong]),):
         assert LOCAL_KEY not in done.stdout + done.stderr
         assert "wrong-key-not-real" not in done.stdout + done.stderr
+
+
+# --- usage, money and what is shown ---------------------------------------------------------
+def _text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return str(response.read().decode())
+
+
+def test_usage_and_money_per_upstream_shown_without_keys(
+    make_proxy: Any, pods: tuple[SimUpstream, SimUpstream], tmp_path: Path
+) -> None:
+    _, local = pods
+    priced = _local(local.url, price_input_per_million=1000.0, price_output_per_million=2000.0)
+    proxy = _proxy(make_proxy, [{"name": "pod", "kind": "pod"}, priced], cache_mode="off")
+    client = _client(proxy)
+    chunks = list(
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "u"}], max_tokens=5, stream=True
+        )
+    )
+    # The proxy asked for usage; the client did not, so it never sees the extra chunk.
+    assert chunks and all(chunk.usage is None and chunk.choices for chunk in chunks)
+    _ask(client, f"q {uuid.uuid4().hex}")
+    view = {v["name"]: v for v in proxy.health()["upstreams"]}["local"]
+    assert view["prompt_tokens"] > 0 and view["completion_tokens"] > 0 and view["cost_usd"] > 0
+    assert view["requests"] == 2 and view["errors"] == 0
+
+    metrics = _text(proxy.url + "/metrics")
+    assert 'podmgr_upstream_cost_usd{upstream="local"}' in metrics
+    assert 'podmgr_upstream_requests_total{upstream="local"} 2.0' in metrics
+    dashboard = _text(proxy.url + "/dashboard")
+    assert "Upstream local" in dashboard and "Upstream pod" in dashboard
+    status = subprocess.run(
+        [sys.executable, "-m", "podmgr", "status", "--config", str(proxy.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "upstream local: available, 2 calls" in status.stdout, status.stdout + status.stderr
+    for shown in (metrics, dashboard, status.stdout, json.dumps(proxy.health()), proxy.log_text()):
+        assert LOCAL_KEY not in shown
