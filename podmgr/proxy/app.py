@@ -211,6 +211,7 @@ async def _background(parts: _Parts) -> None:
                     cache=parts.cache,
                     coalescer=parts.coalescer,
                     cache_mode=config.cache_mode,
+                    route=parts.router.pod_route,
                 )
             )
 

@@ -335,3 +335,24 @@ def test_usage_and_money_per_upstream_shown_without_keys(
     assert "upstream local: available, 2 calls" in status.stdout, status.stdout + status.stderr
     for shown in (metrics, dashboard, status.stdout, json.dumps(proxy.health()), proxy.log_text()):
         assert LOCAL_KEY not in shown
+
+
+def test_prewarm_fills_the_pods_keys(
+    make_proxy: Any, pods: tuple[SimUpstream, SimUpstream], tmp_path: Path
+) -> None:
+    pod, local = pods
+    prompt = f"warm {uuid.uuid4().hex}"
+    body = {
+        "model": MODEL,
+        "messages": [{"role": "user", "content": prompt}],
+        "max_tokens": 8,
+        "temperature": 0,
+    }
+    prewarm = tmp_path / "prewarm.jsonl"
+    prewarm.write_text(json.dumps({"path": "/v1/chat/completions", "body": body}) + "\n")
+    proxy = _proxy(
+        make_proxy, [{"name": "pod", "kind": "pod"}, _local(local.url)], prewarm_cache=str(prewarm)
+    )
+    pod.write_state(proxy.state_path)
+    wait_until(lambda: proxy.health()["cache"]["entries"] >= 1, "prewarm to store the answer")
+    assert _ask(_client(proxy), prompt)[1:] == ("pod", "HIT")

@@ -127,6 +127,11 @@ class Router:
         self.by_name = {route.name: route for route in routes}
 
     @property
+    def pod_route(self) -> Route | None:
+        """The managed pod's route (the legacy route too), if there is one."""
+        return next((route for route in self.routes if route.is_pod), None)
+
+    @property
     def legacy(self) -> bool:
         return len(self.routes) == 1 and self.routes[0].legacy
 
