@@ -30,6 +30,7 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.noop_pass
+	$(BIN)/python -m bench.routing
 
 RUNS ?= 50
 chaos: $(STAMP)
