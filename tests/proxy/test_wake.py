@@ -147,6 +147,59 @@ def test_pod_wakes_on_request_serves_goes_idle_and_wakes_again(
     assert first["terminated_at"] <= second["created_at"], "two pods at once"
 
 
+def test_without_fallbacks_503_names_the_phase_and_shutdown_leaves_the_proxy_to_wake(
+    make_proxy: Any, slow_sim: tuple[SimProcess, SimUpstream], tmp_path: Path
+) -> None:
+    sim, _ = slow_sim
+    prefix = f"v{uuid.uuid4().hex[:8]}-"
+    proxy: ProxyProcess = make_proxy(
+        start=False,
+        model=MODEL,
+        pod_name_prefix=prefix,
+        endpoint_url_template=sim.pod_url_template,
+        gpu_type_id="NVIDIA GeForce RTX 4090",
+        initial_wait_seconds=0,
+        poll_interval_seconds=0.2,
+        max_startup_attempts=300,
+        restart_backoff_seconds=0,
+        api_retry_initial_seconds=0.01,
+        api_retry_max_seconds=2,
+        wake_on_request=True,
+    )
+    env = sim.env(tmp_path / "home")
+    proxy.start(env=env)
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0, timeout=30)
+    with pytest.raises(openai.APIStatusError) as caught:
+        _ask(client)
+    answer = caught.value.response
+    assert answer.status_code == 503 and int(answer.headers["retry-after"]) > 0
+    assert "starting" in caught.value.message and "so far" in caught.value.message
+    wait_until(lambda: _try_pod(client), "the woken pod to answer", timeout=120)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "podmgr", "shutdown", "--config", str(proxy.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not _alive(sim, prefix)
+    assert proxy.health()["status"] == "ok", "shutdown stopped the proxy despite wake_on_request"
+    wait_until(lambda: proxy.health()["session"]["end_reason"] == "shutdown", "the session to end")
+    wait_until(lambda: _try_pod(client), "a request to wake a new session", timeout=120)
+    assert proxy.health()["wake"]["wakes"] == 2 and len(_ours(sim, prefix)) == 2
+    assert len(_alive(sim, prefix)) == 1
+
+
+def _try_pod(client: openai.OpenAI) -> bool:
+    try:
+        return _ask(client)[1] == "pod"
+    except openai.APIStatusError as error:
+        assert error.status_code == 503, error
+        return False
+
+
 # --- what blocks a wake (unit) ---------------------------------------------------------------
 def _waker(tmp_path: Path, state: State | None, **fields: Any) -> Waker:
     config = build_config({"wake_on_request": True, **fields}, base_dir=tmp_path, environ={})
