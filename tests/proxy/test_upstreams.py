@@ -356,3 +356,20 @@ def test_prewarm_fills_the_pods_keys(
     pod.write_state(proxy.state_path)
     wait_until(lambda: proxy.health()["cache"]["entries"] >= 1, "prewarm to store the answer")
     assert _ask(_client(proxy), prompt)[1:] == ("pod", "HIT")
+
+
+def test_client_authorization_never_reaches_an_upstream_without_a_key(
+    make_proxy: Any, pods: tuple[SimUpstream, SimUpstream]
+) -> None:
+    _, local = pods
+    keyless = {"name": "keyless", "kind": "openai", "base_url": local.url}
+    proxy = _proxy(make_proxy, [keyless], cache_mode="off")
+    # The client even sends local's real key: forwarded, local would accept it.
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=LOCAL_KEY, max_retries=0)
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "k"}], max_tokens=2
+        )
+    assert caught.value.response.headers["x-upstream"] == "keyless"
+    seen = [r for r in local.traffic()["recent"] if r["path"].endswith("/chat/completions")]
+    assert seen and seen[-1]["authorized"] is False

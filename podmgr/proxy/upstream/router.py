@@ -8,8 +8,9 @@ tries them in that order and moves on only while nothing has reached the client.
 
 Cool-down (LiteLLM's `allowed_fails` / `cooldown_time` are the anchor): an upstream that
 failed `allowed_fails` times within `cooldown_seconds` is skipped for `cooldown_seconds`.
-The last available upstream is never skipped for a cool-down of its own: a request with
-nowhere else to go tries it rather than failing without a call.
+When every upstream serving the model is cooling down (and the pod is not ready), the
+first of them is tried anyway: a request with nowhere else to go gets a real attempt
+rather than failing without a call.
 
 A config without `upstreams` (today's) gets one route, `legacy`: the resolver's upstream
 (the pod, or `upstream_url`), with no cool-down and cache keys exactly as before.
