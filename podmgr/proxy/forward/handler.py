@@ -159,7 +159,7 @@ class V1Handler:
         if not self.router.legacy and method == "GET" and path.rstrip("/") == "/v1/models":
             await models_union(self.router, scope, out)
             return
-        blocked = self._wake()
+        blocked = self._wake(None)
         candidates = self.router.candidates(None)
         if not candidates:
             await out.fail(self._nowhere(None, blocked))
@@ -189,7 +189,7 @@ class V1Handler:
     ) -> None:
         model = body.get("model")
         model = model if isinstance(model, str) else None
-        blocked = self._wake()
+        blocked = self._wake(model)
         candidates = self.router.candidates(model)
         if not candidates:
             await out.fail(self._nowhere(model, blocked))
@@ -274,10 +274,13 @@ class V1Handler:
         self._settle(upstream_route, flight.failure if status != 200 else None, outcome.waited)
         return True
 
-    def _wake(self) -> str | None:
-        """With wake on request: start a session if none is active (wake.py); returns why
-        a wake is blocked, if it is."""
+    def _wake(self, model: str | None) -> str | None:
+        """With wake on request: start a session if none is active and the pod serves
+        `model` (wake.py); returns why a wake is blocked, if it is."""
         if self.waker is None or self.router.resolver.current.ready:
+            return None
+        pod = self.router.pod_route
+        if pod is None or not pod.spec.serves(model):
             return None
         return self.waker.on_request()
 
