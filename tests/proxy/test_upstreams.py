@@ -218,6 +218,12 @@ def test_5xx_fails_over_and_mid_stream_failure_is_not_retried(
             pass
     assert local.traffic()["received"] == before, "a stream that began was retried elsewhere"
 
+    def first_errors() -> int:
+        return int({v["name"]: v for v in proxy.health()["upstreams"]}["first"]["errors"])
+
+    # The 503 before the first byte, then the stream that broke off: both count.
+    wait_until(lambda: first_errors() == 2, "the broken stream to count as first's error")
+
 
 def test_models_union_and_model_routing(
     make_proxy: Any, pods: tuple[SimUpstream, SimUpstream]

@@ -267,11 +267,12 @@ class V1Handler:
                         "upstream_failover", upstream=upstream_route.name, failure=failure.kind
                     )
                     return False
-            status = await serve_flight(flight, out, client_stream, include_usage, extra)
+            await serve_flight(flight, out, client_stream, include_usage, extra)
         finally:
             self.coalescer.leave(flight)
             outcome.waited = time.perf_counter() - begin
-        self._settle(upstream_route, flight.failure if status != 200 else None, outcome.waited)
+        # A stream that broke off answered 200 and still counts as this upstream's failure.
+        self._settle(upstream_route, flight.failure, outcome.waited)
         return True
 
     def _wake(self, model: str | None) -> str | None:

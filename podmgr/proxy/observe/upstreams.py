@@ -1,8 +1,9 @@
 """Per-upstream numbers for /metrics, /dashboard and `podmgr status` (from `Router.view()`).
 
-Requests, errors and mean latency count calls that went to an upstream (a cache hit goes
-to none); tokens come from the usage each answer carried (the proxy asks for it on every
-stream: `stream_options.include_usage`, stripped again for a client that did not ask);
+Requests, errors and mean latency count the answers each upstream gave clients (a cache
+hit is nobody's; a stream that broke off is an error); tokens come from the usage each
+answer carried (the proxy asks for it on every stream: `stream_options.include_usage`,
+stripped again for a client that did not ask);
 money is those tokens at the upstream's optional price per million. No key or URL path
 appears: an upstream is its name and host.
 """
