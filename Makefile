@@ -30,6 +30,7 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.bench_watchdog
+	$(BIN)/python -m bench.routing
 
 RUNS ?= 50
 chaos: $(STAMP)

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from podmgr.cuda import DEFAULT_CUDA_FLOOR, RUNPOD_CUDA_VERSIONS, cuda_key, image_cuda_floor
 from podmgr.cuda import versions_from as cuda_versions_from
 from podmgr.errors import ConfigError
+from podmgr.upstreams import UpstreamSpec, check_upstream_list, check_wake_hours
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -282,6 +283,26 @@ class Config(BaseModel):
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
+    # --- several upstreams and wake on request (podmgr/upstreams.py; README "Upstreams") --
+    upstreams: list[UpstreamSpec] | None = Field(
+        None, description="Ordered upstreams (pod and OpenAI-compatible fallbacks)."
+    )
+    cache_fallback_answers: bool = Field(
+        True, description="Cache answers of upstreams other than the pod too."
+    )
+    upstream_allowed_fails: int = Field(
+        3, ge=1, description="Failures within the cool-down window before an upstream rests."
+    )
+    upstream_cooldown_seconds: float = Field(
+        60, gt=0, description="How long a failing upstream is skipped (LiteLLM cooldown_time)."
+    )
+    wake_on_request: bool = Field(
+        False, description="A request with no active session starts one, as `podmgr up`."
+    )
+    wake_hours: list[str] | None = Field(
+        None, description='Local time windows a request may wake the pod in, e.g. ["08:00-20:00"].'
+    )
+
     # Where the file was read from; relative paths resolve against it. Not part of the file.
     base_dir: str = Field(".", exclude=True, description="(internal) directory of the file")
 
@@ -354,6 +375,20 @@ class Config(BaseModel):
                 raise ValueError(f"{item!r} does not look like a RunPod data center id (EU-RO-1)")
         return value
 
+    @field_validator("upstreams")
+    @classmethod
+    def _upstreams_ok(cls, value: list[UpstreamSpec] | None) -> list[UpstreamSpec] | None:
+        if value is not None:
+            check_upstream_list(value)
+        return value
+
+    @field_validator("wake_hours")
+    @classmethod
+    def _wake_hours_ok(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            check_wake_hours(value)
+        return value
+
     @field_validator("endpoint_url_template")
     @classmethod
     def _template_has_pod_id(cls, value: str) -> str:
@@ -383,6 +418,10 @@ class Config(BaseModel):
                 "(RunPod docs, storage/network-volumes): use SECURE with network_volume_id",
                 field="cloud_type",
             )
+        if self.upstreams is not None and self.upstream_url is not None:
+            raise ValueError("upstream_url and upstreams exclude each other: list it in upstreams")
+        if self.wake_on_request and not any(s.kind == "pod" for s in self.effective_upstreams):
+            raise ValueError("wake_on_request needs the pod among the upstreams (kind 'pod')")
         return self
 
     def _check_cuda_floor(self) -> None:
@@ -422,6 +461,16 @@ class Config(BaseModel):
     def gpu_type_ids(self) -> list[str]:
         """The GPU types to try, in order."""
         return [self.gpu_type_id] if isinstance(self.gpu_type_id, str) else list(self.gpu_type_id)
+
+    @property
+    def effective_upstreams(self) -> list[UpstreamSpec]:
+        """`upstreams`, or the one upstream of a config without it (pod or upstream_url)."""
+        if self.upstreams is not None:
+            return list(self.upstreams)
+        if self.upstream_url is not None:
+            spec = {"name": "upstream", "kind": "openai", "base_url": self.upstream_url}
+            return [UpstreamSpec.model_validate(spec)]
+        return [UpstreamSpec.model_validate({"name": "pod", "kind": "pod"})]
 
     def resolve_path(self, value: str) -> Path:
         """A path from the config, absolute, relative ones taken from the file's directory."""

@@ -21,7 +21,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from podmgr.config import load_config
+    from podmgr.config import find_config_path, load_config
     from podmgr.errors import ConfigError
     from podmgr.proxy import run_proxy
 
@@ -34,4 +34,4 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as error:
         message = error.errors()[0]["msg"].removeprefix("Value error, ")
         raise ConfigError(message, field="--host/--port") from None
-    return run_proxy(config)
+    return run_proxy(config, find_config_path(args.config).resolve())

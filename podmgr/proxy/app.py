@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 from fastapi import FastAPI, Request
@@ -35,12 +36,16 @@ from podmgr.proxy.observe.health import health_payload
 from podmgr.proxy.observe.metrics import ProxyMetrics, Snapshot
 from podmgr.proxy.observe.outcome import Recorder
 from podmgr.proxy.observe.stats import RecentStats
+from podmgr.proxy.observe.upstreams import UpstreamCollector, upstream_rows
 from podmgr.proxy.openai_errors import error_body
 from podmgr.proxy.prewarm import prewarm
 from podmgr.proxy.upstream.aiohttp_transport import AiohttpTransport
 from podmgr.proxy.upstream.client import UpstreamClient
 from podmgr.proxy.upstream.resolver import UpstreamResolver
+from podmgr.proxy.upstream.router import Router, build_router
 from podmgr.proxy.upstream.transport import Transport
+from podmgr.proxy.wake import Waker
+from podmgr.upstreams import UpstreamSpec, resolve_key
 
 __all__ = ["ProxyApp", "create_app"]
 
@@ -87,6 +92,9 @@ class _Parts:
 
     config: Config
     client: Transport
+    transports: tuple[Transport, ...]
+    router: Router
+    waker: Waker
     resolver: UpstreamResolver
     cache: CacheStore
     stats: RecentStats
@@ -95,14 +103,37 @@ class _Parts:
     api_keys: tuple[bytes, ...]
 
 
-def create_app(config: Config, client: Transport | None = None) -> ProxyApp:
+def create_app(
+    config: Config, client: Transport | None = None, config_path: Path | None = None
+) -> ProxyApp:
     """A proxy app for `config` that sends upstream through `client` (by default the
     transport `config.upstream_client` names: the proxy's own `UpstreamClient`, or
-    `AiohttpTransport`). The lifespan opens the cache and runs the background
-    loop; the client, the cache and the rest exist before it."""
-    if client is None:
-        client = _transport(config)
+    `AiohttpTransport`; one per configured upstream, with its timeouts). The lifespan
+    opens the cache and runs the background loop; the client, the cache and the rest
+    exist before it. `config_path` (the file the proxy was started with) is what a wake
+    on request hands to `podmgr up`."""
+    given = client
+    transports: list[Transport] = []
+
+    def make_transport(spec: UpstreamSpec | None) -> Transport:
+        made = given or _transport(config, spec)
+        if made not in transports:
+            transports.append(made)
+        return made
+
     resolver = UpstreamResolver(config.state_path, config.upstream_url, config.upstream_api_key)
+    specs = config.upstreams
+    router = build_router(
+        specs,
+        resolver,
+        make_transport,
+        {spec.name: resolve_key(spec) for spec in specs or []},
+        config.upstream_allowed_fails,
+        config.upstream_cooldown_seconds,
+        legacy_name="upstream" if config.upstream_url else "pod",
+    )
+    client = router.routes[0].client
+    waker = Waker(config, config_path, lambda: resolver.state)
     cache = CacheStore(
         config.cache_path,
         config.max_cache_size,
@@ -119,14 +150,18 @@ def create_app(config: Config, client: Transport | None = None) -> ProxyApp:
         )
 
     metrics = ProxyMetrics(snapshot)
+    metrics.registry.register(UpstreamCollector(router))
     parts = _Parts(
         config=config,
         client=client,
+        transports=tuple(transports),
+        router=router,
+        waker=waker,
         resolver=resolver,
         cache=cache,
         stats=RecentStats(),
         metrics=metrics,
-        coalescer=Coalescer(client, cache, metrics),
+        coalescer=Coalescer(client, cache, metrics, router.count_usage),
         api_keys=tuple(key.encode() for key in config.proxy_api_keys),
     )
     app = ProxyApp(
@@ -137,14 +172,15 @@ def create_app(config: Config, client: Transport | None = None) -> ProxyApp:
         lifespan=lambda _app: _lifespan(parts),
     )
     v1 = V1Handler(
-        client=client,
-        resolver=resolver,
+        router=router,
         cache=cache,
         coalescer=parts.coalescer,
         recorder=Recorder(metrics, parts.stats),
         api_keys=parts.api_keys,
         max_body_bytes=config.max_body_bytes,
         cache_mode=config.cache_mode,
+        cache_fallbacks=config.cache_fallback_answers,
+        waker=waker,
     )
     app.mount_raw("/v1", v1)
     _add_routes(app, parts)
@@ -162,6 +198,7 @@ async def _background(parts: _Parts) -> None:
         ticks += 1
         try:
             await asyncio.to_thread(resolver.refresh)
+            parts.waker.close()  # reap a finished wake
             if ticks % round(CACHE_SYNC_SECONDS / REFRESH_SECONDS) == 0:
                 await parts.cache.sync()
         except Exception:
@@ -174,18 +211,23 @@ async def _background(parts: _Parts) -> None:
                     cache=parts.cache,
                     coalescer=parts.coalescer,
                     cache_mode=config.cache_mode,
+                    route=parts.router.pod_route,
                 )
             )
 
 
-def _transport(config: Config) -> Transport:
-    """The client to the model server that `config.upstream_client` names."""
+def _transport(config: Config, spec: UpstreamSpec | None = None) -> Transport:
+    """The client to one upstream (`spec`; None: the pod) that `config.upstream_client`
+    names, with the upstream's own timeouts."""
     kind = AiohttpTransport if config.upstream_client == "aiohttp" else UpstreamClient
     # Waiting for a free connection is bounded like waiting for data: past 256 concurrent
     # upstream calls, a request queues rather than failing at once.
+    read_timeout = config.upstream_timeout_seconds
+    if spec is not None and spec.read_timeout_seconds is not None:
+        read_timeout = spec.read_timeout_seconds
     transport: Transport = kind(
-        connect_timeout=10,
-        read_timeout=config.upstream_timeout_seconds,
+        connect_timeout=spec.connect_timeout_seconds if spec is not None else 10,
+        read_timeout=read_timeout,
         pool_timeout=config.upstream_timeout_seconds,
     )
     return transport
@@ -208,7 +250,8 @@ async def _lifespan(parts: _Parts) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await parts.coalescer.close()
-        await parts.client.close()
+        for transport in parts.transports:
+            await transport.close()
         await parts.cache.close()
 
 
@@ -238,6 +281,7 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
     async def health() -> Response:
         return _json(
             health_payload(config, parts.resolver, parts.cache, parts.stats, len(parts.coalescer))
+            | {"upstreams": parts.router.view(), "wake": parts.waker.view()}
         )
 
     @app.get("/metrics")
@@ -253,6 +297,7 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
         if denied is not None:
             return denied
         view = build_view(config, parts.resolver, parts.cache, parts.stats)
+        view.rows.extend(upstream_rows(parts.router))
         if "text/html" in request.headers.get("accept", ""):
             return HTMLResponse(render_html(view))
         return PlainTextResponse(render_text(view))

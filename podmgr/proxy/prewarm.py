@@ -22,6 +22,7 @@ from podmgr.proxy.forward.coalescer import Coalescer
 from podmgr.proxy.forward.flight import FlightState, UpstreamCall
 from podmgr.proxy.upstream.outgoing import upstream_body
 from podmgr.proxy.upstream.resolver import UpstreamResolver
+from podmgr.proxy.upstream.router import Route
 
 __all__ = ["PrewarmResult", "parse_prewarm_file", "prewarm"]
 
@@ -64,16 +65,20 @@ async def prewarm(
     cache: CacheStore,
     coalescer: Coalescer,
     cache_mode: CacheMode,
+    route: Route | None = None,
 ) -> PrewarmResult:
-    """Replay `path` into the cache; stops early if the upstream goes away."""
+    """Replay `path` into the cache; stops early if the upstream goes away. With several
+    upstreams, `route` is the pod's: its cache keys, transport and name."""
     result = PrewarmResult()
     try:
         requests, result.skipped = await asyncio.to_thread(parse_prewarm_file, path)
     except OSError as error:
         log.warning("prewarm_unreadable", path=str(path), error=str(error))
         return result
-    for route, body in requests:
-        decision = decide(route, body, None, cache_mode)
+    for path_route, body in requests:
+        model = body.get("model")
+        scope = route.cache_scope(model if isinstance(model, str) else None) if route else None
+        decision = decide(path_route, body, None, cache_mode, scope)
         if not decision.store:
             result.skipped += 1
             continue
@@ -86,9 +91,11 @@ async def prewarm(
         headers = {"content-type": "application/json"}
         if upstream.auth_header is not None:
             headers["authorization"] = upstream.auth_header.decode("latin-1")
-        url = f"{upstream.base_url}/v1/{route}"
-        call = UpstreamCall(route, url, upstream_body(route, body), headers)
-        flight = coalescer.start(call, decision, share=False)
+        url = f"{upstream.base_url}/v1/{path_route}"
+        name = route.name if route else ""
+        call = UpstreamCall(path_route, url, upstream_body(path_route, body), headers, name)
+        client = route.client if route else None
+        flight = coalescer.start(call, decision, share=False, client=client)
         await flight.task
         if flight.state is FlightState.COMPLETE:
             result.stored += 1

@@ -8,6 +8,7 @@ the server to stop (and which uvicorn then restores and "re-raises" harmlessly).
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -21,7 +22,7 @@ __all__ = ["run_proxy"]
 log = get_logger("proxy.server")
 
 
-def _uvicorn_config(config: Config) -> uvicorn.Config:
+def _uvicorn_config(config: Config, config_path: Path | None = None) -> uvicorn.Config:
     ssl: dict[str, str] = {}
     if config.use_https and config.ssl_cert and config.ssl_key:
         ssl = {
@@ -29,7 +30,7 @@ def _uvicorn_config(config: Config) -> uvicorn.Config:
             "ssl_keyfile": str(config.resolve_path(config.ssl_key)),
         }
     return uvicorn.Config(
-        create_app(config),
+        create_app(config, config_path=config_path),
         host=config.proxy_host,
         port=config.proxy_port,
         loop="uvloop",
@@ -44,10 +45,11 @@ def _uvicorn_config(config: Config) -> uvicorn.Config:
     )
 
 
-def run_proxy(config: Config) -> int:
-    """Serve until SIGTERM or SIGINT; 0 on a clean stop."""
+def run_proxy(config: Config, config_path: Path | None = None) -> int:
+    """Serve until SIGTERM or SIGINT; 0 on a clean stop. `config_path`: the config file,
+    for a wake on request's `podmgr up`."""
     configure_logging(config.log_level)
-    server = uvicorn.Server(_uvicorn_config(config))
+    server = uvicorn.Server(_uvicorn_config(config, config_path))
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         server.should_exit = True

@@ -3,9 +3,11 @@
 Purely computational: no I/O, no clock, no randomness. `apply` performs the actions in
 order and records each in the state before the next. The rules, in the order they apply:
 
-1. `shutdown`: terminate every pod of ours, end the session, stop our proxy.
+1. `shutdown`: terminate every pod of ours, end the session, stop our proxy (with
+   `wake_on_request` the proxy keeps running: a later request may wake a new session).
 2. No active session: start one if a person asked (see `session.py`); otherwise keep our
-   pods down (terminate any still alive) and say that the session has ended.
+   pods down (terminate any still alive) and say that the session has ended; with
+   `wake_on_request`, start the proxy if it is not running (it wakes the next session).
 3. Limits (deadline, budget, idle): terminate every pod of ours and end the session.
    When RunPod's pod listing failed, the limits still hold on the state's pod, read by
    its id; nothing else is decided (no session starts, no pod is made) until it works.
@@ -64,7 +66,7 @@ def plan(
 ) -> list[Action]:
     """Decide this pass's actions; see the module docstring for the rules."""
     if request == "shutdown":
-        return _shutdown(state, observed)
+        return _shutdown(state, observed, keep_proxy=config.wake_on_request)
     if observed.listing_error is not None:
         return _without_listing(config, state, observed, now)
     actions: list[Action] = []
@@ -74,7 +76,7 @@ def plan(
     else:
         start = start_reason(state, observed, request)
         if start is None:
-            return _keep_down(state, observed)
+            return [*_keep_down(state, observed), *_waking_proxy(config, observed)]
         why, age = start
         window = Window(now - age, now - age + config.runtime_seconds, 0.0)
         actions.append(StartSession(window.started_at, window.deadline, why))
@@ -92,11 +94,18 @@ def plan(
     return actions
 
 
-def _shutdown(state: State, observed: Observed) -> list[Action]:
+def _waking_proxy(config: Config, observed: Observed) -> list[Action]:
+    """With wake_on_request, the proxy runs between sessions too (it starts the next one)."""
+    if not config.wake_on_request or observed.proxy.healthy:
+        return []
+    return [StartProxy("wake_on_request: the proxy wakes the pod on the next request")]
+
+
+def _shutdown(state: State, observed: Observed, keep_proxy: bool = False) -> list[Action]:
     actions: list[Action] = _terminate_all(state, observed, "shutdown requested")
     if state.session is not None and state.session.active:
         actions.append(EndSession("shutdown", "requested"))
-    if observed.proxy.pid is not None:
+    if observed.proxy.pid is not None and not keep_proxy:
         actions.append(StopProxy(observed.proxy.pid))
     return actions or [Noop("no pod and no proxy: already shut down")]
 

@@ -82,7 +82,9 @@ class ProxySupervisor:
             )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}
+        # The proxy needs no RunPod key, unless it wakes the pod itself (`podmgr up`).
+        keep_key = self.config.wake_on_request
+        env = {k: v for k, v in os.environ.items() if keep_key or k != "RUNPOD_API_KEY"}
         try:
             process = subprocess.Popen(
                 self.command,

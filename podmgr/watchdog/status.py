@@ -82,6 +82,7 @@ def _proxy(config: Config, state: State) -> dict[str, Any]:
         "running": bool(pid and pid_alive(pid)),
         "healthy": health is not None,
         "last_request_at": (health or {}).get("last_request_at", state.last_request_at),
+        "upstreams": (health or {}).get("upstreams") or [],
     }
 
 
@@ -164,9 +165,19 @@ def format_status(report: dict[str, Any], config: Config | None = None) -> list[
     lines.append(
         f"proxy:   {proxy['url']} pid {proxy['pid'] or '-'} {state}; last request {_clock(last)}"
     )
+    lines.extend(_upstream_lines(proxy.get("upstreams") or []))
     for entry in report["history"]:
         lines.append(f"  {_clock(entry['at'])}  {entry['action']}: {entry['detail']}")
     return lines
+
+
+def _upstream_lines(views: list[dict[str, Any]]) -> list[str]:
+    """One line per configured upstream, from the proxy's /health (several upstreams only)."""
+    if len(views) < 2:
+        return []
+    from podmgr.upstreams import upstream_line
+
+    return [f"  upstream {view['name']}: {upstream_line(view)}" for view in views]
 
 
 def _live_line(live: dict[str, Any]) -> str:

@@ -49,9 +49,12 @@ class CacheDecision:
         return not self.lookup
 
 
-def cache_key(route: str, body: dict[str, Any]) -> str:
-    """32 hex characters naming the answer to `body` on `route`."""
+def cache_key(route: str, body: dict[str, Any], scope: str | None = None) -> str:
+    """32 hex characters naming the answer to `body` on `route`; `scope` (when several
+    upstreams are configured: who answers, and its model) is part of the key."""
     canonical = {name: value for name, value in body.items() if name not in _NOT_IN_KEY}
+    if scope is not None:
+        canonical["__upstream__"] = scope
     controls = body.get("cache")
     if isinstance(controls, dict) and controls.get("namespace"):
         canonical["__namespace__"] = str(controls["namespace"])
@@ -78,10 +81,14 @@ def _header_directives(cache_control: str | None) -> set[str]:
 
 
 def decide(
-    route: str, body: dict[str, Any], cache_control: str | None, mode: CacheMode
+    route: str,
+    body: dict[str, Any],
+    cache_control: str | None,
+    mode: CacheMode,
+    scope: str | None = None,
 ) -> CacheDecision:
-    """The cache's decision for one request; see the module docstring."""
-    key = cache_key(route, body)
+    """The cache's decision for one request; see the module docstring (`scope`: `cache_key`)."""
+    key = cache_key(route, body, scope)
     if mode == "off" or route not in CACHEABLE_ROUTES:
         return CacheDecision(key, lookup=False, store=False)
     if mode == "deterministic" and not is_deterministic(route, body):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 from podmgr.proxy.cache.entry import CachedAnswer
 from podmgr.proxy.cache.key import CacheDecision
@@ -28,8 +29,15 @@ __all__ = ["Coalescer"]
 class Coalescer:
     """Starts flights, lets clients join them, and settles them when they end."""
 
-    def __init__(self, client: Transport, cache: CacheStore, metrics: ProxyMetrics) -> None:
+    def __init__(
+        self,
+        client: Transport,
+        cache: CacheStore,
+        metrics: ProxyMetrics,
+        usage_sink: Callable[[str, int, int], None] | None = None,
+    ) -> None:
         self._client = client
+        self._usage_sink = usage_sink  # (upstream name, prompt, completion tokens)
         self._cache = cache
         self._metrics = metrics
         self._shared: dict[str, Flight] = {}  # joinable flights by cache key
@@ -46,10 +54,18 @@ class Coalescer:
         """The flight a client with this cache key may join, if any."""
         return self._shared.get(key)
 
-    def start(self, call: UpstreamCall, decision: CacheDecision, *, share: bool) -> Flight:
-        """Send `call` upstream; its answer is stored if `decision.store`, and other clients
-        with the same key may join it while it runs if `share`."""
-        flight = Flight(self._client, call, self._done)
+    def start(
+        self,
+        call: UpstreamCall,
+        decision: CacheDecision,
+        *,
+        share: bool,
+        client: Transport | None = None,
+    ) -> Flight:
+        """Send `call` upstream (through `client`, by default the coalescer's); its answer is
+        stored if `decision.store`, and other clients with the same key may join it while
+        it runs if `share`."""
+        flight = Flight(client or self._client, call, self._done)
         self._all.add(flight)
         self._decisions[flight] = decision
         if share:
@@ -97,6 +113,8 @@ class Coalescer:
             metrics.prompt_tokens.inc(prompt)
         if completion:
             metrics.completion_tokens.inc(completion)
+        if self._usage_sink is not None and (prompt or completion):
+            self._usage_sink(flight.call.upstream, prompt, completion)
         if flight.first_event_seconds is not None:
             metrics.ttft.labels(route).observe(flight.first_event_seconds)
         if flight.cancelled:

@@ -57,12 +57,14 @@ class FlightState(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class UpstreamCall:
-    """What a flight sends: a POST of `body` to `url` (route is the metric label)."""
+    """What a flight sends: a POST of `body` to `url` (route is the metric label; upstream
+    names the configured upstream, for its own counters)."""
 
     route: str
     url: str
     body: bytes
     headers: dict[str, str]
+    upstream: str = ""
 
 
 class Flight:

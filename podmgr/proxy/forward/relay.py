@@ -78,6 +78,7 @@ async def pass_through(
     url: str,
     body: bytes,
     headers: dict[str, str],
+    extra: list[tuple[bytes, bytes]] | None = None,
 ) -> ProxyFailure | None:
     """Forward one request as it is and stream the answer back; returns the upstream's
     failure, if any (the caller counts it), after answering the client.
@@ -90,7 +91,7 @@ async def pass_through(
             if response.status >= 400:
                 data = await response.read(64 * 1024)
                 failure = errors.upstream_status_failure(response.status, data)
-                await out.fail(failure)
+                await out.fail(failure, extra)
                 return failure
             relayed = [
                 (name.encode("latin-1"), value.encode("latin-1"))
@@ -98,7 +99,7 @@ async def pass_through(
                 if name in _RELAYED_HEADERS
             ]
             out.sse = response.content_type == "text/event-stream"
-            await out.start(response.status, relayed)
+            await out.start(response.status, [*relayed, *(extra or [])])
             async for piece in response.chunks():
                 await out.body(piece)
             await out.end()
@@ -106,7 +107,7 @@ async def pass_through(
     except errors.TRANSPORT_ERRORS as error:
         failure = errors.transport_failure(error)
         if not out.started:
-            await out.fail(failure)
+            await out.fail(failure, extra)
         else:
             # Headers are out: a stream gets an error event, other bodies just end short.
             await out.end(failure.sse_event() if out.sse else b"")

@@ -1,0 +1,83 @@
+"""`GET /v1/models` with several upstreams: the union of what each available one serves.
+
+Each available upstream is asked at once (through its own transport, with its key); an
+upstream with an explicit `models` list contributes those names (what a client may ask
+for), one with `models: "*"` the ids it lists itself. The first upstream to name a model
+wins; an upstream that fails is left out, and only when every one fails does the client
+get the first failure. `X-Upstream` names the upstreams that answered, comma-separated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from starlette.types import Scope
+
+from podmgr.proxy import openai_errors as errors
+from podmgr.proxy.forward.asgi import Responder
+from podmgr.proxy.forward.relay import JSON_HEADERS
+from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.proxy.upstream.outgoing import upstream_headers
+from podmgr.proxy.upstream.resolver import Upstream
+from podmgr.proxy.upstream.router import Route, Router
+
+__all__ = ["models_union"]
+
+_LIMIT = 8 * 1024 * 1024
+
+
+async def _listed(
+    route: Route, upstream: Upstream, scope: Scope
+) -> list[dict[str, Any]] | ProxyFailure:
+    """The models `route` offers, or why it could not say."""
+    if upstream.base_url is None:
+        return upstream.failure or errors.UNREACHABLE
+    headers = route.headers(upstream_headers(scope, upstream))
+    try:
+        async with route.client.request(
+            "GET", f"{upstream.base_url}/v1/models", b"", headers
+        ) as response:
+            data = await response.read(_LIMIT)
+            if response.status != 200:
+                return errors.upstream_status_failure(response.status, data)
+    except errors.TRANSPORT_ERRORS as error:
+        return errors.transport_failure(error)
+    try:
+        listed = orjson.loads(data).get("data")
+    except (orjson.JSONDecodeError, AttributeError):
+        listed = None
+    if not isinstance(listed, list):
+        return errors.DROPPED
+    entries = [item for item in listed if isinstance(item, dict) and "id" in item]
+    if route.spec.models == "*":
+        return entries
+    return [{"id": name, "object": "model", "owned_by": route.name} for name in route.spec.models]
+
+
+async def models_union(router: Router, scope: Scope, out: Responder) -> None:
+    """Answer `GET /v1/models` from every available upstream (module docstring)."""
+    candidates = router.candidates(None)
+    if not candidates:
+        await out.fail(router.unavailable(None))
+        return
+    results = await asyncio.gather(*(_listed(r, u, scope) for r, u in candidates))
+    seen: set[str] = set()
+    merged: list[dict[str, Any]] = []
+    answered: list[str] = []
+    first_failure: ProxyFailure | None = None
+    for (route, _), result in zip(candidates, results, strict=True):
+        if isinstance(result, ProxyFailure):
+            first_failure = first_failure or result
+            continue
+        answered.append(route.name)
+        for entry in result:
+            if entry["id"] not in seen:
+                seen.add(entry["id"])
+                merged.append(entry)
+    if not answered:
+        await out.fail(first_failure or errors.UNREACHABLE)
+        return
+    body = orjson.dumps({"object": "list", "data": merged})
+    await out.complete(200, body, [*JSON_HEADERS, (b"x-upstream", ",".join(answered).encode())])

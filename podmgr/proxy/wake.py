@@ -1,0 +1,197 @@
+"""Wake on request: a request that finds no active session starts one, as `podmgr up` would.
+
+With `wake_on_request: true`, the proxy runs `python -m podmgr up --config <its config>`
+as a child process of its own when a request arrives and the watchdog's state shows no
+active session. That is exactly a person's `podmgr up`: the same passes, under the same
+watchdog lock (a cron pass running meanwhile makes it wait, never start twice), the same
+limits. At most one wake runs at a time: while its process lives, or the state shows a
+session starting, requests do not trigger another.
+
+What blocks a wake (`blocked()` says which, and the 503 a client gets names it):
+- the last session ended for `budget`, `crash_loop` or `no_container` (a pod that never
+  got a container twice): a person decides with `podmgr up`; a wake never repeats them.
+  Sessions ended for `idle`, `deadline` or `shutdown` may be woken again;
+- outside `wake_hours` (local time windows);
+- a wake that failed (its `podmgr up` exited non-zero) rests for `FAILED_WAKE_REST_SECONDS`
+  so a stream of requests cannot loop RunPod calls.
+
+While the pod starts, requests go to the fallbacks; with none, `starting_failure()` is a
+503 with Retry-After naming the phase and the time so far.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from podmgr.config import Config
+from podmgr.logs import get_logger
+from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.state import State
+from podmgr.upstreams import in_wake_hours
+
+__all__ = ["BLOCKING_END_REASONS", "Waker"]
+
+log = get_logger("proxy.wake")
+
+BLOCKING_END_REASONS = frozenset({"budget", "crash_loop", "no_container"})
+FAILED_WAKE_REST_SECONDS = 60.0
+RETRY_AFTER_SECONDS = 10
+
+
+def _minute_of_day(now: float) -> int:
+    local = time.localtime(now)
+    return local.tm_hour * 60 + local.tm_min
+
+
+class Waker:
+    """Starts `podmgr up` for the proxy (see the module docstring)."""
+
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path | None,
+        state: Callable[[], State | None],
+        command: Sequence[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.enabled = config.wake_on_request and config_path is not None
+        self._state = state
+        path = str(config_path) if config_path is not None else ""
+        self.command = list(command or [sys.executable, "-m", "podmgr", "up", "--config", path])
+        self.log_path = config.state_path.parent / "wake.log"
+        self._clock = clock
+        self._process: subprocess.Popen[bytes] | None = None
+        self.started_at: float | None = None
+        self.wakes = 0
+        self.last_exit: int | None = None
+        self._failed_at: float | None = None
+
+    # --- decisions -----------------------------------------------------------------------
+    def running(self) -> bool:
+        """A wake's `podmgr up` is still running."""
+        process = self._process
+        if process is None:
+            return False
+        code = process.poll()
+        if code is None:
+            return True
+        self._process = None
+        self.last_exit = code
+        if code != 0:
+            self._failed_at = self._clock()
+            log.warning("wake_failed", exit_code=code, log=str(self.log_path))
+        return False
+
+    def blocked(self) -> str | None:
+        """Why a request may not wake the pod now, or None."""
+        state = self._state()
+        session = state.session if state else None
+        if session is not None and session.active:
+            return None
+        reason = session.end_reason if session is not None else None
+        if reason in BLOCKING_END_REASONS:
+            return (
+                f"the last session ended for {reason}; a request does not start another "
+                "(run `podmgr up`)"
+            )
+        now = self._clock()
+        if not in_wake_hours(self.config.wake_hours, _minute_of_day(now)):
+            hours = ", ".join(self.config.wake_hours or [])
+            return f"outside wake_hours ({hours}); no pod is started now"
+        if self._failed_at is not None and now - self._failed_at < FAILED_WAKE_REST_SECONDS:
+            return f"the last wake failed (podmgr up exit {self.last_exit}); see {self.log_path}"
+        return None
+
+    def needs_wake(self) -> bool:
+        """No session is active and none is being started."""
+        if self.running():
+            return False
+        state = self._state()
+        session = state.session if state else None
+        return session is None or not session.active
+
+    # --- acting --------------------------------------------------------------------------
+    def on_request(self) -> str | None:
+        """A request could not be answered by the pod: wake it if allowed. Returns why
+        not when a wake is blocked (None: waking, or nothing to do)."""
+        if not self.enabled or not self.needs_wake():
+            return None
+        why = self.blocked()
+        if why is not None:
+            return why
+        self._spawn()
+        return None
+
+    def _spawn(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            self._process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                start_new_session=True,  # a stopping proxy does not take a start down
+                close_fds=True,
+            )
+        except OSError as error:
+            self._failed_at = self._clock()
+            log.error("wake_not_started", error=str(error))
+            return
+        finally:
+            os.close(log_fd)
+        self.started_at = self._clock()
+        self.wakes += 1
+        self._failed_at = None
+        log.info("wake_started", pid=self._process.pid, wakes=self.wakes)
+
+    def close(self) -> None:
+        """Reap a finished child; a running `podmgr up` is left to finish its start."""
+        self.running()
+
+    # --- what clients and /health see ----------------------------------------------------
+    def starting_failure(self, blocked: str | None) -> ProxyFailure | None:
+        """The 503 for a request nobody could answer while the pod starts (or why it will
+        not), None when wake on request is off."""
+        if not self.enabled:
+            return None
+        if blocked is not None:
+            return ProxyFailure(
+                503, blocked, "service_unavailable", "wake_blocked", "no_upstream", retry_after=60
+            )
+        state = self._state()
+        pod = state.pod if state else None
+        session = state.session if state else None
+        phase = pod.phase if pod is not None else "starting a session"
+        began = [t for t in (self.started_at, session.started_at if session else None) if t]
+        so_far = self._clock() - max(began) if began else 0.0
+        message = (
+            f"the GPU pod is starting (phase: {phase}, {so_far:.0f} s so far); "
+            f"retry in {RETRY_AFTER_SECONDS} s"
+        )
+        return ProxyFailure(
+            503,
+            message,
+            "service_unavailable",
+            "pod_starting",
+            "no_upstream",
+            retry_after=RETRY_AFTER_SECONDS,
+        )
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "enabled": self.enabled,
+            "running": self.running(),
+            "wakes": self.wakes,
+            "started_at": self.started_at,
+            "last_exit": self.last_exit,
+            "blocked": self.blocked() if self.enabled else None,
+            "wake_hours": self.config.wake_hours,
+        }

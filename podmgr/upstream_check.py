@@ -1,0 +1,137 @@
+"""`podmgr upstreams test`: is each configured upstream there, does it take our key, what
+does it serve? One `GET /models` per upstream with its key, as the tools this product grew
+from "test a connection".
+
+Each check ends in a `CheckResult`: ok with the HTTP status, latency and model ids, or the
+reason it failed, in words a person can act on (a rejected key, unreachable, a TLS
+problem, a timeout, not OpenAI-compatible). The pod is checked at the URL and with the key
+the watchdog's state file names; with no pod serving, that is the reason. Keys never
+appear in a result.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from podmgr.config import Config
+from podmgr.proxy.upstream.resolver import root_url, upstream_from_state
+from podmgr.state import StateStore
+from podmgr.upstreams import UpstreamSpec, resolve_key
+
+__all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_UNREACHABLE", "CheckResult", "check_all", "exit_code"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_REJECTED = 3
+EXIT_UNREACHABLE = 6
+
+
+@dataclass
+class CheckResult:
+    """What one upstream's `GET /models` showed."""
+
+    name: str
+    kind: str
+    url_host: str | None
+    ok: bool
+    status: int | None = None
+    latency_seconds: float | None = None
+    models: list[str] = field(default_factory=list)
+    reason: str | None = None
+    exit_code: int = EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "url_host": self.url_host,
+            "ok": self.ok,
+            "status": self.status,
+            "latency_seconds": self.latency_seconds,
+            "models": self.models,
+            "reason": self.reason,
+        }
+
+
+def _target(config: Config, spec: UpstreamSpec) -> tuple[str | None, str | None, str | None]:
+    """(server root, key, why there is none) for `spec`."""
+    if spec.kind == "pod":
+        upstream = upstream_from_state(StateStore(config.state_path).peek())
+        if upstream.base_url is None:
+            failure = upstream.failure
+            return None, None, failure.message if failure else "no pod is serving"
+        auth = upstream.auth_header.decode() if upstream.auth_header else None
+        return upstream.base_url, auth.removeprefix("Bearer ") if auth else None, None
+    assert spec.base_url is not None
+    key = resolve_key(spec) if config.upstreams is not None else config.upstream_api_key
+    return root_url(spec.base_url), key, None
+
+
+def _failed(result: CheckResult, reason: str, code: int) -> CheckResult:
+    result.ok, result.reason, result.exit_code = False, reason, code
+    return result
+
+
+def _read(result: CheckResult, response: httpx.Response) -> CheckResult:
+    result.status = response.status_code
+    if response.status_code in (401, 403):
+        return _failed(result, f"the key was rejected (HTTP {response.status_code})", 3)
+    if response.status_code != 200:
+        return _failed(result, f"GET /v1/models answered HTTP {response.status_code}", 1)
+    try:
+        listed = response.json().get("data")
+    except (ValueError, AttributeError):
+        listed = None
+    if not isinstance(listed, list):
+        return _failed(result, "not OpenAI-compatible: /v1/models is not a model list", 1)
+    result.models = [str(item["id"]) for item in listed if isinstance(item, dict) and "id" in item]
+    return result
+
+
+def check_one(config: Config, spec: UpstreamSpec, timeout: float = 10.0) -> CheckResult:
+    """`GET {root}/v1/models` for one upstream (see the module docstring)."""
+    root, key, why = _target(config, spec)
+    host = httpx.URL(root).host if root else None
+    result = CheckResult(spec.name, spec.kind, host, ok=True)
+    if root is None:
+        return _failed(result, why or "no URL", EXIT_UNREACHABLE)
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    headers.update(spec.headers)
+    started = time.perf_counter()
+    try:
+        with httpx.Client(timeout=timeout) as client:
+            response = client.get(root + "/v1/models", headers=headers)
+    except httpx.TimeoutException:
+        return _failed(result, f"no answer within {timeout:g} s", EXIT_UNREACHABLE)
+    except httpx.ConnectError as error:
+        if isinstance(error.__context__, ssl.SSLError) or "SSL" in str(error):
+            return _failed(result, "TLS failed (certificate or protocol)", EXIT_UNREACHABLE)
+        return _failed(result, "unreachable (connection refused or no route)", EXIT_UNREACHABLE)
+    except httpx.HTTPError as error:
+        return _failed(result, f"the connection failed ({type(error).__name__})", 6)
+    result.latency_seconds = round(time.perf_counter() - started, 4)
+    return _read(result, response)
+
+
+def check_all(config: Config, name: str | None = None) -> list[CheckResult]:
+    """Check every configured upstream, or the one called `name` (KeyError if none is)."""
+    specs = config.effective_upstreams
+    if name is not None:
+        specs = [spec for spec in specs if spec.name == name]
+        if not specs:
+            raise KeyError(name)
+    return [check_one(config, spec) for spec in specs]
+
+
+def exit_code(results: list[CheckResult]) -> int:
+    """0 when all passed; 3 if a key was rejected; else 6 if one was unreachable; else 1."""
+    codes = {result.exit_code for result in results}
+    for code in (EXIT_REJECTED, EXIT_UNREACHABLE, EXIT_FAILED):
+        if code in codes:
+            return code
+    return EXIT_OK

@@ -1,0 +1,260 @@
+"""Wake on request (issue 13): the proxy starts a session itself, fallbacks answer meanwhile.
+
+The scenario of the issue's "done when", on the simulator, scaled in time: a pod takes
+about 4 s to serve here (pull 2 s + load 2 s) instead of ~30 s, and `idle_timeout_seconds`
+is 3 s. Upstreams `[pod, local]`: `local` is a second simulated pod, not ours (its name
+lacks the watchdog's prefix), named by URL. Cron is played by running
+`podmgr watchdog` passes from the test. Unit tests cover what blocks a wake.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from podmgr.config import build_config
+from podmgr.proxy.wake import Waker
+from podmgr.sim.testkit import SimProcess, SimUpstream, start_pod, wait_until
+from podmgr.state import Session, State
+from podmgr.upstreams import in_wake_hours
+
+from .proxykit import ProxyProcess
+
+LOCAL_KEY = "test-local-key-not-real"
+MODEL = "m"
+IDLE_SECONDS = 3
+
+
+@pytest.fixture(scope="module")
+def slow_sim() -> Iterator[tuple[SimProcess, SimUpstream]]:
+    """A simulator whose pods take ~4 s to serve, and `local`: one of its pods, serving."""
+    with SimProcess(pull_seconds=2.0, load_seconds=2.0) as sim:
+        yield sim, start_pod(sim, api_key=LOCAL_KEY, model=MODEL)
+
+
+def _ours(sim: SimProcess, prefix: str) -> list[dict[str, Any]]:
+    return [pod for pod in sim.ledger() if pod["name"].startswith(prefix)]
+
+
+def _alive(sim: SimProcess, prefix: str) -> list[dict[str, Any]]:
+    return [pod for pod in _ours(sim, prefix) if pod["terminated_at"] is None]
+
+
+def _ask(client: openai.OpenAI) -> tuple[str, str]:
+    raw = client.chat.completions.with_raw_response.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": f"hi {uuid.uuid4().hex}"}],
+        max_tokens=6,
+    )
+    return raw.parse().choices[0].message.content or "", raw.headers["x-upstream"]
+
+
+def _pass(proxy: ProxyProcess, env: dict[str, str]) -> None:
+    """One cron pass."""
+    done = subprocess.run(
+        [sys.executable, "-m", "podmgr", "watchdog", "--config", str(proxy.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_pod_wakes_on_request_serves_goes_idle_and_wakes_again(
+    make_proxy: Any, slow_sim: tuple[SimProcess, SimUpstream], tmp_path: Path
+) -> None:
+    sim, local = slow_sim
+    prefix = f"w{uuid.uuid4().hex[:8]}-"
+    proxy: ProxyProcess = make_proxy(
+        start=False,
+        model=MODEL,
+        pod_name_prefix=prefix,
+        endpoint_url_template=sim.pod_url_template,
+        gpu_type_id="NVIDIA GeForce RTX 4090",
+        initial_wait_seconds=0,
+        poll_interval_seconds=0.2,
+        max_startup_attempts=300,
+        watchdog_interval_seconds=1,
+        restart_backoff_seconds=0,
+        api_retry_initial_seconds=0.01,
+        api_retry_max_seconds=2,
+        idle_timeout_seconds=IDLE_SECONDS,
+        wake_on_request=True,
+        cache_mode="off",
+        upstreams=[
+            {"name": "pod", "kind": "pod"},
+            {"name": "local", "kind": "openai", "base_url": local.url, "api_key": "${LOCAL_KEY}"},
+        ],
+    )
+    env = sim.env(tmp_path / "home") | {"LOCAL_KEY": LOCAL_KEY}
+    proxy.start(env=env)
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0, timeout=30)
+    direct = openai.OpenAI(base_url=local.url + "/v1", api_key=LOCAL_KEY, max_retries=0)
+
+    for round_ in (1, 2):
+        # No session: the first request is local's (the same text as asking local), and wakes.
+        prompt = [{"role": "user", "content": f"same {uuid.uuid4().hex}"}]
+        raw = client.chat.completions.with_raw_response.create(
+            model=MODEL,
+            messages=prompt,
+            max_tokens=6,
+            temperature=0,  # type: ignore[arg-type]
+        )
+        assert raw.headers["x-upstream"] == "local"
+        mine = raw.parse().choices[0].message.content
+        theirs = direct.chat.completions.create(
+            model=MODEL,
+            messages=prompt,
+            max_tokens=6,
+            temperature=0,  # type: ignore[arg-type]
+        )
+        assert mine == theirs.choices[0].message.content
+        wait_until(lambda n=round_: proxy.health()["wake"]["wakes"] == n, f"wake number {round_}")
+
+        # While it starts: fallbacks answer, no second wake; then the pod takes over.
+        def pod_answers() -> bool:
+            assert len(_alive(sim, prefix)) <= 1, _ours(sim, prefix)
+            return _ask(client)[1] == "pod"
+
+        wait_until(pod_answers, "the woken pod to answer (X-Upstream: pod)", timeout=120)
+        assert proxy.health()["wake"]["wakes"] == round_
+        assert len(_alive(sim, prefix)) == 1
+
+        # Idle: cron passes end the session and terminate the pod; the proxy keeps running.
+        time.sleep(IDLE_SECONDS + 0.5)
+
+        def terminated() -> bool:
+            _pass(proxy, env)
+            return not _alive(sim, prefix)
+
+        wait_until(terminated, "an idle pass to terminate the pod", timeout=60)
+        session = proxy.health()["session"]
+        wait_until(
+            lambda: proxy.health()["session"]["end_reason"] == "idle",
+            f"the proxy to see the session ended for idle (was {session})",
+        )
+    assert len(_ours(sim, prefix)) == 2
+    first, second = sorted(_ours(sim, prefix), key=lambda pod: pod["created_at"])
+    assert first["terminated_at"] <= second["created_at"], "two pods at once"
+
+
+def test_without_fallbacks_503_names_the_phase_and_shutdown_leaves_the_proxy_to_wake(
+    make_proxy: Any, slow_sim: tuple[SimProcess, SimUpstream], tmp_path: Path
+) -> None:
+    sim, _ = slow_sim
+    prefix = f"v{uuid.uuid4().hex[:8]}-"
+    proxy: ProxyProcess = make_proxy(
+        start=False,
+        model=MODEL,
+        pod_name_prefix=prefix,
+        endpoint_url_template=sim.pod_url_template,
+        gpu_type_id="NVIDIA GeForce RTX 4090",
+        initial_wait_seconds=0,
+        poll_interval_seconds=0.2,
+        max_startup_attempts=300,
+        restart_backoff_seconds=0,
+        api_retry_initial_seconds=0.01,
+        api_retry_max_seconds=2,
+        wake_on_request=True,
+    )
+    env = sim.env(tmp_path / "home")
+    proxy.start(env=env)
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0, timeout=30)
+    with pytest.raises(openai.APIStatusError) as caught:
+        _ask(client)
+    answer = caught.value.response
+    assert answer.status_code == 503 and int(answer.headers["retry-after"]) > 0
+    assert "starting" in caught.value.message and "so far" in caught.value.message
+    wait_until(lambda: _try_pod(client), "the woken pod to answer", timeout=120)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "podmgr", "shutdown", "--config", str(proxy.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not _alive(sim, prefix)
+    assert proxy.health()["status"] == "ok", "shutdown stopped the proxy despite wake_on_request"
+    wait_until(lambda: proxy.health()["session"]["end_reason"] == "shutdown", "the session to end")
+    wait_until(lambda: _try_pod(client), "a request to wake a new session", timeout=120)
+    assert proxy.health()["wake"]["wakes"] == 2 and len(_ours(sim, prefix)) == 2
+    assert len(_alive(sim, prefix)) == 1
+
+
+def _try_pod(client: openai.OpenAI) -> bool:
+    try:
+        return _ask(client)[1] == "pod"
+    except openai.APIStatusError as error:
+        assert error.status_code == 503, error
+        return False
+
+
+# --- what blocks a wake (unit) ---------------------------------------------------------------
+def _waker(tmp_path: Path, state: State | None, **fields: Any) -> Waker:
+    config = build_config({"wake_on_request": True, **fields}, base_dir=tmp_path, environ={})
+    return Waker(config, tmp_path / "pod_config.json", lambda: state, command=["true"])
+
+
+def _ended(reason: str) -> State:
+    now = time.time()
+    session = Session(started_at=now - 60, deadline=now + 60, ended_at=now, end_reason=reason)
+    return State(session=session)
+
+
+@pytest.mark.parametrize("reason", ["budget", "crash_loop", "no_container"])
+def test_a_session_ended_by_a_limit_blocks_a_wake(tmp_path: Path, reason: str) -> None:
+    waker = _waker(tmp_path, _ended(reason))
+    why = waker.on_request()
+    assert why is not None and reason in why and waker.wakes == 0
+    failure = waker.starting_failure(why)
+    assert failure is not None and failure.status == 503 and failure.retry_after
+
+
+@pytest.mark.parametrize("reason", ["idle", "deadline", "shutdown"])
+def test_a_session_ended_otherwise_is_woken_once(tmp_path: Path, reason: str) -> None:
+    waker = _waker(tmp_path, _ended(reason), wake_hours=["00:00-24:00"])
+    waker.command = [sys.executable, "-c", "import time; time.sleep(2)"]
+    assert waker.on_request() is None and waker.wakes == 1
+    assert waker.on_request() is None and waker.wakes == 1  # not re-triggered while it runs
+    failure = waker.starting_failure(None)
+    assert failure is not None and "starting" in failure.message and failure.retry_after
+
+
+def test_outside_wake_hours_blocks(tmp_path: Path) -> None:
+    now = time.localtime()
+    minute = now.tm_hour * 60 + now.tm_min
+    start = (minute + 120) % 1440
+    window = (
+        f"{start // 60:02d}:{start % 60:02d}-{(start + 1) // 60 % 24:02d}:{(start + 1) % 60:02d}"
+    )
+    waker = _waker(tmp_path, None, wake_hours=[window])
+    why = waker.on_request()
+    assert why is not None and "wake_hours" in why and waker.wakes == 0
+
+
+def test_wake_hours_windows() -> None:
+    assert in_wake_hours(["08:00-20:00"], 8 * 60) and not in_wake_hours(["08:00-20:00"], 20 * 60)
+    assert in_wake_hours(["22:00-06:00"], 23 * 60) and in_wake_hours(["22:00-06:00"], 60)
+    assert not in_wake_hours(["22:00-06:00"], 12 * 60) and in_wake_hours(None, 0)
+
+
+def test_wake_needs_the_pod_upstream() -> None:
+    with pytest.raises(Exception, match="wake_on_request"):
+        build_config({"wake_on_request": True, "upstream_url": "http://127.0.0.1:9"}, environ={})
+
+
+def test_waker_is_off_without_the_setting(tmp_path: Path) -> None:
+    config = build_config({}, base_dir=tmp_path, environ={})
+    waker = Waker(config, tmp_path / "c.json", lambda: None, command=["false"])
+    assert waker.on_request() is None and waker.wakes == 0 and waker.starting_failure(None) is None
