@@ -23,7 +23,7 @@ from typing import Any
 from podmgr.sim.testkit import SimProcess
 from podmgr.state import StateStore
 
-GPUS = ["NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000", "NVIDIA A40", "NVIDIA L4"]
+GPUS = ["NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000", "NVIDIA L40S", "NVIDIA A100 80GB PCIe"]
 FAULTS: list[dict[str, Any]] = [
     {"fault": "api_error", "status": 500},
     {"fault": "api_error", "status": 502},
