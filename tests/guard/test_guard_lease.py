@@ -13,13 +13,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
+from watchdog.conftest import Harness, harness_on
 
+from guard.guardkit import create_guarded, guard_log, guard_sim, wait_ended
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
 from podmgr.guard.guard import LEASE_MODULE, Activity, Limits, decide, with_lease
 from podmgr.sim.testkit import SimProcess, wait_until
-from tests.guard.guardkit import create_guarded, guard_log, guard_sim, wait_ended
-from tests.watchdog.conftest import Harness, harness_on
 
 T0 = 1_000_000.0
 

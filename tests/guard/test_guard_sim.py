@@ -22,10 +22,7 @@ from typing import Any
 
 import pytest
 
-from podmgr.guard.guard import Api
-from podmgr.guard.launch import guard_source
-from podmgr.sim.testkit import SimProcess, wait_until
-from tests.guard.guardkit import (
+from guard.guardkit import (
     PRICE,
     create_guarded,
     guard_log,
@@ -36,6 +33,9 @@ from tests.guard.guardkit import (
     wait_ended,
     wait_guard_running,
 )
+from podmgr.guard.guard import Api
+from podmgr.guard.launch import guard_source
+from podmgr.sim.testkit import SimProcess, wait_until
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from watchdog.helpers import NOW, config, record, seen, session, state
 
 from podmgr.watchdog.accounting import book
 from podmgr.watchdog.plan import plan
-from tests.watchdog.helpers import NOW, config, record, seen, session, state
 
 GUARD = {"max_cost_usd": "2.5", "interval_seconds": "10"}
 

@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
+from watchdog.conftest import Harness, harness_on
 
+from guard.guardkit import PRICE, guard_log, guard_sim
 from podmgr.sim.testkit import SimProcess, wait_until
-from tests.guard.guardkit import PRICE, guard_log, guard_sim
-from tests.watchdog.conftest import Harness, harness_on
 
 INTERVAL = 10.0  # guard_interval_seconds' default
 
