@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import stat
+import time
 from pathlib import Path
 
+import pytest
+
+from podmgr.cli import main
 from podmgr.history import (
     SessionRecord,
     append_record,
@@ -63,3 +68,23 @@ def test_rotation_bounds_the_files_and_keeps_order(tmp_path: Path) -> None:
     assert starts == sorted(starts) and starts[-1] == 19
     since, _ = read_history(path, since=18.0, keep=2)
     assert [r.started_at for r in since] == [18.0, 19.0]
+
+
+def test_history_command_lists_sessions_and_reports_bad_lines(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "pod_config.json"
+    config.write_text(json.dumps({"state_file": str(tmp_path / "state.json")}))
+    now = time.time()
+    path = tmp_path / "history.jsonl"
+    append_record(path, SessionRecord(started_at=now - 100, ended_at=now - 10, cost_usd=0.25))
+    with path.open("a") as handle:
+        handle.write("garbage\n")
+    assert main(["history", "--config", str(config), "--json"]) == 0
+    out, err = capsys.readouterr()
+    answer = json.loads(out)
+    assert answer["total_usd"] == 0.25 and len(answer["sessions"]) == 1
+    assert "history.jsonl:2: skipped" in err
+    assert main(["history", "--config", str(config), "--since", "5s"]) == 0
+    assert "0 sessions" in capsys.readouterr().out
+    assert main(["history", "--config", str(config), "--since", "week"]) == 2
