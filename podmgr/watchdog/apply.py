@@ -33,6 +33,7 @@ from podmgr.errors import (
     StartupError,
 )
 from podmgr.guard.launch import guard_entrypoint, guard_env, guard_limits, guard_problem
+from podmgr.history import record_session_end
 from podmgr.logs import get_logger
 from podmgr.runpod_client import PodSpec, RunPodClient
 from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
@@ -70,6 +71,8 @@ class Applier:
     deps: Deps
     replan: bool = False
     deferred: list[PodmgrError] = field(default_factory=list)
+    # Pods terminated in this pass: a shutdown terminates before it ends the session.
+    terminated: list[PodRecord] = field(default_factory=list)
 
     def run(self, actions: list[act.Action], state: State) -> State:
         for action in actions:
@@ -96,6 +99,7 @@ class Applier:
         state.pending_create = None
         if state.session is not None and state.session.active:
             state.session.ended_at, state.session.end_reason = now, "balance_zero"
+            self._to_history(state)
         if state.pod is not None:
             try:
                 self._terminate(state, state.pod.id)
@@ -104,6 +108,14 @@ class Applier:
         state.record(now, "EndSession", "balance_zero: RunPod refused to start a pod")
         self.deps.store.save(state, now=now)
         self.deps.emit("   the account's balance is at $0: the session ended; add funds")
+
+    def _to_history(self, state: State) -> None:
+        """Append the session that just ended to the history (podmgr/history.py); a
+        history that cannot be written is logged, never a reason to fail the pass."""
+        try:
+            record_session_end(self.deps.store.path, state, self.deps.clock.now(), self.terminated)
+        except OSError as error:
+            log.warning("history_not_written", error=str(error))
 
     def raise_deferred(self) -> None:
         if self.deferred:
@@ -150,6 +162,7 @@ class Applier:
         if state.session is not None and state.session.active:
             state.session.ended_at = self.deps.clock.now()
             state.session.end_reason = action.reason
+            self._to_history(state)
         if action.reason == "crash_loop":
             self.deferred.append(CrashLoopError(f"crash loop, session ended: {action.detail}"))
         if action.reason == "no_container":
@@ -287,6 +300,7 @@ class Applier:
         if state.pod is not None and state.pod.id == pod_id:
             if state.session is not None:
                 accrue_pod(state.session, state.pod, self.deps.clock.now())
+            self.terminated.append(state.pod.model_copy())
             state.pod = None
         log.info("pod_terminated", pod_id=pod_id, already_gone=not gone_now)
 

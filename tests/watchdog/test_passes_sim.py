@@ -13,6 +13,7 @@ from podmgr.errors import (
     StartupError,
     UnconfirmedCreateError,
 )
+from podmgr.history import history_path, read_history
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.proxy_probe import fetch_health, pid_alive
 
@@ -56,6 +57,10 @@ def test_first_pass_creates_a_marked_pod_and_starts_the_proxy_then_up_sees_it_se
         state.pod is None and state.session is not None and state.session.end_reason == "shutdown"
     )
     assert state.session.cost_usd > 0
+    records, problems = read_history(history_path(wd.store.path))
+    assert problems == [] and len(records) == 1, records
+    assert records[0].end_reason == "shutdown" and records[0].pods[0].id == pod.id
+    assert records[0].cost_usd == state.session.cost_usd and records[0].startup_seconds is not None
 
     later = wd.run()
     assert kinds(later.actions) == ["Noop"] and "session ended" in later.actions[0].describe()
