@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from podmgr.state import PodRecord, State
+from podmgr.state import PodRecord, Session, State
 
 __all__ = [
     "DEFAULT_KEEP",
@@ -39,7 +39,8 @@ DEFAULT_KEEP = 3
 
 
 class PodSummary(BaseModel):
-    """One pod of an ended session, as the state knew it."""
+    """One pod of an ended session, as the state knew it, with the cost podmgr booked for
+    it (None in records written before pods were costed one by one)."""
 
     id: str
     gpu_type_id: str
@@ -47,6 +48,7 @@ class PodSummary(BaseModel):
     created_at: float
     ready_at: float | None = None
     interruptible: bool = False
+    cost_usd: float | None = None
 
 
 class SessionRecord(BaseModel):
@@ -83,7 +85,7 @@ def session_record(
         return None
     ended = session.ended_at if session.ended_at is not None else now
     known = [*terminated, *([state.pod] if state.pod is not None else [])]
-    pods = [_pod_summary(pod) for pod in known]
+    pods = _pod_summaries(session, known)
     startup = serving = None
     last = known[-1] if known else None
     if last is not None and last.ready_at is not None:
@@ -103,6 +105,21 @@ def session_record(
         restarts=session.restarts,
         preemptions=session.preemptions,
     )
+
+
+def _pod_summaries(session: Session, known: Sequence[PodRecord]) -> list[PodSummary]:
+    """Every pod the session booked (with its cost), then any pod it never booked."""
+    pods = [PodSummary(**pod.model_dump()) for pod in session.pods]
+    seen = {pod.id for pod in pods}
+    for pod in known:
+        if pod.id not in seen:
+            seen.add(pod.id)
+            pods.append(_pod_summary(pod))
+    for summary in pods:  # the state's record has the latest readiness time
+        latest = next((pod for pod in known if pod.id == summary.id), None)
+        if latest is not None and latest.ready_at is not None:
+            summary.ready_at = latest.ready_at
+    return pods
 
 
 def _pod_summary(pod: PodRecord) -> PodSummary:

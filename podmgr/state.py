@@ -33,6 +33,7 @@ __all__ = [
     "PodPhase",
     "PodRecord",
     "Session",
+    "SessionPod",
     "State",
     "StateStore",
 ]
@@ -82,6 +83,21 @@ class PodRecord(BaseModel):
     )
 
 
+class SessionPod(BaseModel):
+    """One pod a session had, and what podmgr booked for it (for the history's records)."""
+
+    id: str
+    gpu_type_id: str
+    cost_per_hr: float = 0.0
+    created_at: float
+    ready_at: float | None = None
+    interruptible: bool = False
+    cost_usd: float = 0.0
+
+
+SESSION_PODS_LIMIT = 50
+
+
 class Session(BaseModel):
     """A span of wanted uptime that a person started; ends at the first limit reached."""
 
@@ -96,10 +112,36 @@ class Session(BaseModel):
         default=0, description="Pods replaced for showing no container (once per session)."
     )
     preemptions: int = Field(default=0, description="Spot pods RunPod stopped this session.")
+    pods: list[SessionPod] = Field(
+        default_factory=list,
+        description="Every pod of the session with its booked cost (newest 50 kept).",
+    )
 
     @property
     def active(self) -> bool:
         return self.ended_at is None
+
+    def book_pod(self, pod: PodRecord, cost_usd: float) -> None:
+        """Note the pod (added or refreshed) and add `cost_usd` to it and to the session."""
+        self.cost_usd = self.cost_usd + cost_usd
+        for known in self.pods:
+            if known.id == pod.id:
+                known.cost_per_hr = pod.cost_per_hr or known.cost_per_hr
+                known.ready_at = pod.ready_at or known.ready_at
+                known.cost_usd = known.cost_usd + cost_usd
+                return
+        self.pods.append(
+            SessionPod(
+                id=pod.id,
+                gpu_type_id=pod.gpu_type_id,
+                cost_per_hr=pod.cost_per_hr,
+                created_at=pod.created_at,
+                ready_at=pod.ready_at,
+                interruptible=pod.interruptible,
+                cost_usd=cost_usd,
+            )
+        )
+        del self.pods[:-SESSION_PODS_LIMIT]
 
 
 class PendingCreate(BaseModel):

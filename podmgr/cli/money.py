@@ -1,7 +1,9 @@
-"""`podmgr history`: the sessions that ended, from the history file beside the state.
+"""`podmgr history` and `podmgr cost`: what the sessions cost, from the history file.
 
-The records are written by the watchdog (podmgr/history.py); this module only reads and
-prints them. Lines of the file that do not parse are reported on stderr, never fatal.
+The records are written by the watchdog (podmgr/history.py); this module reads them, reads
+RunPod's `GET /billing/pods` for `cost` where it can, and prints; the report itself is
+decided in podmgr/costs.py. Lines of the file that do not parse are reported on stderr,
+never fatal. `podmgr cost simulate` lives in podmgr/cli/cost_simulate.py.
 """
 
 from __future__ import annotations
@@ -11,9 +13,14 @@ import json
 import re
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["parse_since", "register"]
+
+if TYPE_CHECKING:
+    from podmgr.config import Config
+    from podmgr.costs import CostReport
+    from podmgr.history import SessionRecord
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -24,6 +31,27 @@ def register(subparsers: Any) -> None:
     history.add_argument("--since", default="7d", help="how far back: 90s, 30m, 12h, 7d")
     history.add_argument("--json", action="store_true", help="one JSON object")
     history.set_defaults(handler=run_history)
+
+    cost = subparsers.add_parser(
+        "cost",
+        help="what the sessions cost, beside RunPod's own billing",
+        description=(
+            "Sum the sessions of the history (and the running one) by UTC day, GPU type or "
+            "session. With RUNPOD_API_KEY set, RunPod's GET /billing/pods for the same pods is "
+            "shown beside podmgr's figure, with the difference."
+        ),
+    )
+    cost.add_argument("--config", help="path to pod_config.json")
+    cost.add_argument("--since", default="30d", help="how far back: 90s, 30m, 12h, 30d")
+    cost.add_argument("--by", choices=("day", "gpu", "session"), default="day")
+    cost.add_argument("--json", action="store_true", help="one JSON object")
+    cost.add_argument(
+        "--no-runpod", action="store_true", help="do not read RunPod's billing (offline)"
+    )
+    cost.set_defaults(handler=run_cost)
+    from podmgr.cli import cost_simulate
+
+    cost_simulate.register(cost.add_subparsers(dest="cost_command", metavar="{simulate}"))
 
 
 def parse_since(text: str) -> float:
@@ -57,3 +85,105 @@ def run_history(args: argparse.Namespace) -> int:
         print(f"{start}  {hours:6.2f} h  ${record.cost_usd:8.4f}  {record.end_reason}  {gpus}")
     print(f"{len(records)} sessions, ${sum(r.cost_usd for r in records):.4f}")
     return 0
+
+
+def run_cost(args: argparse.Namespace) -> int:
+    from podmgr.config import load_config
+    from podmgr.costs import build_report
+    from podmgr.history import history_path, read_history
+
+    now = time.time()
+    since = now - parse_since(args.since)
+    config = load_config(args.config)
+    path = history_path(config.state_path)
+    everything, problems = read_history(path)
+    for problem in problems:
+        print(f"podmgr: history: {problem}", file=sys.stderr)
+    records = [record for record in everything if record.ended_at >= since]
+    running = _running_session(config, now)
+    if running is not None:
+        records.append(running)
+    known = {pod.id for record in everything for pod in record.pods}
+    runpod, error = (
+        (None, "not read (--no-runpod)") if args.no_runpod else _runpod_billing(records, since)
+    )
+    report = build_report(
+        records,
+        args.by,
+        runpod=runpod,
+        known_pods=known,
+        runpod_error=error,
+        running=running is not None,
+    )
+    if args.json:
+        print(json.dumps(report.as_json(since), indent=2))
+    else:
+        _print_report(report, since)
+    return 0
+
+
+def _running_session(config: Config, now: float) -> SessionRecord | None:
+    """The state's session, if it is still running, as a record up to now."""
+    from podmgr.history import session_record
+    from podmgr.state import StateStore
+
+    state = StateStore(config.state_path).peek()
+    if state is None or state.session is None or not state.session.active:
+        return None
+    return session_record(state, now)
+
+
+def _runpod_billing(
+    records: list[SessionRecord], since: float
+) -> tuple[dict[str, float] | None, str | None]:
+    """RunPod's amount per pod since the earliest session start, or why it is missing."""
+    import datetime as dt
+    import os
+
+    from podmgr.costs import runpod_by_pod
+    from podmgr.errors import PodmgrError
+    from podmgr.runpod_rest import RestApi
+
+    key = os.environ.get("RUNPOD_API_KEY", "")
+    if not key:
+        return None, "RUNPOD_API_KEY is not set"
+    start = min([since, *(record.started_at for record in records)])
+    iso = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    api = RestApi(key)
+    try:
+        billed = api.pod_billing(bucket_size="day", grouping="podId", start_time=iso)
+    except PodmgrError as error:
+        return None, error.message
+    finally:
+        api.close()
+    return runpod_by_pod((record.pod_id, record.amount) for record in billed), None
+
+
+def _money(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
+def _print_report(report: CostReport, since: float) -> None:
+    day = time.strftime("%Y-%m-%d %H:%M", time.gmtime(since))
+    print(
+        f"since {day} UTC, by {report.by}"
+        + (" (includes the running session)" if report.running else "")
+    )
+    print(f"{'':20}  {'podmgr':>10}  {'RunPod':>10}  {'difference':>10}  sessions")
+    for group in report.groups:
+        diff = None if group.runpod_usd is None else group.podmgr_usd - group.runpod_usd
+        print(
+            f"{group.key:20}  {_money(group.podmgr_usd):>10}  {_money(group.runpod_usd):>10}  "
+            f"{_money(diff):>10}  {len(group.sessions)}"
+        )
+    total_diff = (
+        None if report.runpod_total_usd is None else report.total_usd - report.runpod_total_usd
+    )
+    print(
+        f"{'total':20}  {_money(report.total_usd):>10}  {_money(report.runpod_total_usd):>10}  "
+        f"{_money(total_diff):>10}"
+    )
+    if report.runpod_error is not None:
+        print(f"RunPod's billing: {report.runpod_error}")
+    for pod_id, amount in report.runpod_other_pods.items():
+        print(f"RunPod also bills pod {pod_id} ({_money(amount)}), not one of podmgr's sessions")

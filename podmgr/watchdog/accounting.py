@@ -17,12 +17,15 @@ __all__ = ["accrue_pod", "book"]
 
 
 def accrue_pod(session: Session, pod: PodRecord, now: float) -> None:
-    """Add the pod's cost since `billed_until` to the session (in place, on copies)."""
+    """Add the pod's cost since `billed_until` to the session and to the session's entry
+    for the pod (in place, on copies)."""
     if pod.cost_per_hr <= 0:
+        session.book_pod(pod, 0.0)
         return  # price not known yet: keep billed_until so the time is counted once it is
     since = pod.billed_until if pod.billed_until is not None else pod.created_at
+    cost = pod.cost_per_hr * (now - since) / 3600 if now > since else 0.0
+    session.book_pod(pod, cost)
     if now > since:
-        session.cost_usd = session.cost_usd + pod.cost_per_hr * (now - since) / 3600
         pod.billed_until = now
 
 
@@ -55,4 +58,6 @@ def _accrue_vanished_guarded(session: Session, pod: PodRecord, now: float) -> No
     accrue_pod(session, pod, now)
     cap = pod.guard.get("max_cost_usd")
     if cap is not None:
-        session.cost_usd = max(before, min(session.cost_usd, float(cap)))
+        capped = max(before, min(session.cost_usd, float(cap)))
+        if session.cost_usd > capped:
+            session.book_pod(pod, capped - session.cost_usd)  # the pod's entry too
