@@ -1,0 +1,378 @@
+"""Replay a request trace through the real `plan()` on a virtual clock (issue 14, what-if).
+
+Each watchdog pass is the real one's decision part: `book()` (podmgr/watchdog/accounting)
+then `plan()` (podmgr/watchdog/plan), on what the RunPod model (runpod_model.py) shows at
+that virtual time. Their actions are applied to an in-memory State with the transitions
+podmgr/watchdog/apply.py makes (each handler below names its counterpart), without I/O.
+Pods are created with the real `pod_spec`, so their guards carry the real limits.
+
+Passes run when the real ones would: cron every `watchdog_interval_seconds` (aligned as
+cron aligns them), and `podmgr up`'s loop every `poll_interval_seconds` from a session's
+start until the pod serves (runner.run_until_serving).
+
+How sessions start:
+- `wake_on_request: true`: a request that finds no active session starts one (the proxy's
+  wake, podmgr/proxy/wake.py), outside `wake_hours` not (UTC in the replay);
+- otherwise a person runs `podmgr up` at their first request after the pod went down (the
+  modelled person notices at once and waits like the request does).
+Either way, after a session ended for budget, crash loop or no container (wake.py's
+BLOCKING_END_REASONS), nothing starts another until the next UTC day: the wake does not,
+and the person is modelled as respecting the limit for the day.
+
+A request is served by the pod when the state says it is ready; else by the first
+fallback upstream (`kind: openai`) serving its model, paid by its tokens; else it waits for
+the pod to be marked ready (that wait is reported), or, if its session ends first, it
+goes unserved.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import dataclass, field
+
+from podmgr.config import Config
+from podmgr.guard.launch import guard_limits
+from podmgr.proxy.wake import BLOCKING_END_REASONS
+from podmgr.state import PodRecord, Session, State
+from podmgr.upstreams import UpstreamSpec, in_wake_hours
+from podmgr.watchdog import actions as act
+from podmgr.watchdog.accounting import accrue_pod, book
+from podmgr.watchdog.apply import pod_spec
+from podmgr.watchdog.observed import Observed, ProxyView, Request
+from podmgr.watchdog.plan import plan
+from podmgr.whatif.runpod_model import RunPodModel, StartupPace
+from podmgr.whatif.trace import TraceRequest
+
+__all__ = ["Prices", "ReplayResult", "SessionResult", "always_on", "replay"]
+
+DAY = 86400.0
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Hourly price of one pod per GPU type, on-demand and spot."""
+
+    on_demand: dict[str, float]
+    spot: dict[str, float]
+    source: str
+
+    def of(self, gpu: str, spot: bool) -> float:
+        table = self.spot if spot and gpu in self.spot else self.on_demand
+        return table.get(gpu, 0.0)
+
+
+@dataclass
+class SessionResult:
+    started_at: float
+    ended_at: float | None = None
+    end_reason: str | None = None
+    deadline: float = 0.0
+    cost_usd: float = 0.0
+    last_request_at: float | None = None
+
+
+@dataclass
+class ReplayResult:
+    """What one config would have cost on the trace."""
+
+    billed_seconds: float = 0.0
+    pod_cost_usd: float = 0.0
+    fallback_cost_usd: float = 0.0
+    sessions: list[SessionResult] = field(default_factory=list)
+    cold_starts: int = 0
+    preemptions: int = 0
+    waits: list[float] = field(default_factory=list)
+    pod_requests: int = 0
+    fallback_requests: int = 0
+    unserved_requests: int = 0
+    pod_ends: list[tuple[float, str | None]] = field(default_factory=list)
+    passes: int = 0
+
+    @property
+    def cost_usd(self) -> float:
+        return self.pod_cost_usd + self.fallback_cost_usd
+
+
+def _percentile(values: list[float], point: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(point * len(ordered)) - 1)]
+
+
+def wait_percentiles(result: ReplayResult) -> tuple[float | None, float | None]:
+    return _percentile(result.waits, 0.5), _percentile(result.waits, 0.95)
+
+
+def always_on(requests: list[TraceRequest], price_per_hour: float) -> tuple[float, float]:
+    """(billed hours, dollars) of one pod up from the first request to the last."""
+    hours = (requests[-1].at - requests[0].at) / 3600
+    return hours, hours * price_per_hour
+
+
+class _Replay:
+    """The loop's state: the watchdog's State, the model, the waiting requests."""
+
+    def __init__(
+        self, config: Config, prices: Prices, model: RunPodModel, fallbacks: list[UpstreamSpec]
+    ) -> None:
+        self.config = config
+        self.prices = prices
+        self.model = model
+        self.fallbacks = fallbacks
+        self.state = State()
+        self.result = ReplayResult()
+        self.last_request_at: float | None = None
+        self.waiting: list[float] = []
+        self.in_up_loop = False
+        self.names = 0
+        self.queue: list[tuple[float, int, str]] = []
+        self.sequence = 0
+
+    # --- events ----------------------------------------------------------------------------
+    def schedule(self, at: float, kind: str) -> None:
+        self.sequence += 1
+        heapq.heappush(self.queue, (at, self.sequence, kind))
+
+    def session_active(self) -> bool:
+        return self.state.session is not None and self.state.session.active
+
+    def pod_ready(self, now: float) -> bool:
+        pod = self.state.pod
+        if pod is None or pod.phase != "ready":
+            return False
+        live = self.model.pods.get(pod.id)
+        return live is not None and live.serving(now)
+
+    def on_request(self, request: TraceRequest) -> None:
+        now = request.at
+        self.model.settle(now, self.last_request_at)
+        self.last_request_at = now
+        session = self.current_session()
+        if session is not None:
+            session.last_request_at = now
+        if self.session_active() and self.pod_ready(now):
+            self.result.pod_requests += 1
+            return
+        if not self.session_active() and self.may_start(now):
+            self.run_pass(now, "start")
+            if self.session_active() and self.pod_ready(now):
+                self.result.pod_requests += 1
+                return
+        fallback = next((u for u in self.fallbacks if u.serves(request.model)), None)
+        if fallback is not None:
+            self.result.fallback_requests += 1
+            self.result.fallback_cost_usd += _token_cost(fallback, request)
+        elif self.session_active():
+            self.waiting.append(now)
+        else:
+            self.result.unserved_requests += 1
+
+    def may_start(self, now: float) -> bool:
+        """A wake (or the modelled person) may start a session now (module docstring)."""
+        session = self.state.session
+        if session is not None and session.end_reason in BLOCKING_END_REASONS:
+            ended = session.ended_at or now
+            if math.floor(ended / DAY) == math.floor(now / DAY):
+                return False
+        if self.config.wake_on_request:
+            minute = int(now % DAY // 60)
+            return in_wake_hours(self.config.wake_hours, minute)
+        return True
+
+    def current_session(self) -> SessionResult | None:
+        if self.result.sessions and self.result.sessions[-1].ended_at is None:
+            return self.result.sessions[-1]
+        return None
+
+    # --- one pass ---------------------------------------------------------------------------
+    def observe(self, now: float) -> Observed:
+        pods = self.model.listing(now)
+        pod = self.state.pod
+        healthy: bool | None = None
+        if pod is not None:
+            live = self.model.pods.get(pod.id)
+            if live is not None and live.status(now) == "RUNNING" and now >= live.container_at:
+                healthy = live.serving(now)
+        proxy = ProxyView(pid=1, healthy=True, last_request_at=self.last_request_at)
+        return Observed(pods=pods, pod_healthy=healthy, proxy=proxy)
+
+    def run_pass(self, now: float, request: Request = "pass") -> None:
+        self.model.settle(now, self.last_request_at)
+        observed = self.observe(now)
+        self.state = book(self.state, observed, now)
+        self.result.passes += 1
+        for action in plan(self.config, self.state, observed, now, request):
+            self.apply(action, now)
+        if self.session_active() and self.pod_ready(now):
+            self.serve_waiting(now)
+        if request == "start" and self.session_active():
+            self.in_up_loop = True
+        if self.in_up_loop:
+            if self.session_active() and not self.pod_ready(now):
+                self.schedule(now + self.config.poll_interval_seconds, "poll")
+            else:
+                self.in_up_loop = False
+
+    def serve_waiting(self, now: float) -> None:
+        for arrived in self.waiting:
+            self.result.waits.append(now - arrived)
+            self.result.pod_requests += 1
+        self.waiting.clear()
+
+    # --- actions (apply.py's transitions, no I/O) --------------------------------------------
+    def apply(self, action: act.Action, now: float) -> None:
+        state = self.state
+        if isinstance(action, act.StartSession):  # Applier._start_session
+            state.session = Session(started_at=action.started_at, deadline=action.deadline)
+            self.result.sessions.append(
+                SessionResult(started_at=action.started_at, deadline=action.deadline)
+            )
+        elif isinstance(action, act.CreatePod):  # Applier._create (first GPU type has room)
+            self.create(action, now)
+        elif isinstance(action, act.PodProgress):  # Applier._progress
+            pod = state.pod
+            if pod is not None and pod.id == action.pod_id:
+                if pod.progress != action.phase:
+                    pod.progress, pod.progress_since = action.phase, now
+                if action.phase in ("loading", "serving") and pod.container_seen_at is None:
+                    pod.container_seen_at = now
+        elif isinstance(action, act.MarkReady) and state.pod is not None:  # _mark_ready
+            pod = state.pod
+            pod.phase, pod.ready_at, pod.unhealthy_since = "ready", now, None
+            pod.progress, pod.progress_since = "serving", now
+            pod.container_seen_at = pod.container_seen_at or now
+        elif isinstance(action, act.TerminatePod):  # Applier._terminate
+            self.terminate(action.pod_id, now)
+        elif isinstance(action, act.AbandonPod):  # Applier._abandon
+            self.terminate(action.pod_id, now)
+            self.count_restart(now)
+            if action.replace and state.session is not None:
+                state.session.no_container_replacements += 1
+        elif isinstance(action, act.ForgetPod):
+            state.pod = None
+        elif isinstance(action, act.RestartPod | act.ResumePreempted):
+            self.start_again(action, now)
+        elif isinstance(action, act.EndSession):  # Applier._end_session
+            self.end_session(action, now)
+        # StartProxy, StopProxy, Noop: the proxy is always up in the replay. AdoptPod: a
+        # create here never gets lost, so there is no stray to adopt.
+
+    def create(self, action: act.CreatePod, now: float) -> None:
+        gpu = action.gpu_type_ids[0]
+        self.names += 1
+        name = f"{self.config.pod_name_prefix}whatif-{self.names}"
+        spec = pod_spec(
+            self.config, "whatif", name, gpu, "sk-whatif", spot=action.spot,
+            session=self.state.session, now=now,
+        )  # fmt: skip
+        guard = guard_limits(spec.env)
+        price = self.prices.of(gpu, action.spot)
+        live = self.model.create(name, gpu, price, action.spot, now, guard)
+        self.state.pod = PodRecord(
+            id=live.id, name=name, gpu_type_id=gpu, created_at=now, phase="starting",
+            vllm_api_key="sk-whatif", interruptible=action.spot, guard=guard,
+        )  # fmt: skip
+        self.result.cold_starts += 1
+        if action.replaces_lost_pod:
+            self.count_restart(now)
+
+    def start_again(self, action: act.RestartPod | act.ResumePreempted, now: float) -> None:
+        """Applier._restart and _resume_preempted: the same pod starts again."""
+        state, pod = self.state, self.state.pod
+        assert pod is not None
+        if isinstance(action, act.ResumePreempted):
+            if state.session is not None:
+                state.session.preemptions = action.preemption
+            if action.on_demand:
+                self.terminate(pod.id, now)
+                self.create(act.CreatePod(tuple(self.config.gpu_type_ids), spot=False), now)
+                return
+        else:
+            self.count_restart(now)
+            pod.restarts += 1
+        pod.phase, pod.last_restart_at = "restarting", now
+        pod.ready_at = pod.container_seen_at = pod.progress = pod.progress_since = None
+        self.model.start_again(pod.id, now)
+        self.result.cold_starts += 1
+
+    def count_restart(self, now: float) -> None:
+        if self.state.session is not None:
+            self.state.session.restarts += 1
+            self.state.session.last_restart_at = now
+
+    def terminate(self, pod_id: str, now: float) -> None:
+        self.model.terminate(pod_id, now)
+        pod = self.state.pod
+        if pod is not None and pod.id == pod_id:
+            if self.state.session is not None:
+                accrue_pod(self.state.session, pod, now)
+            self.state.pod = None
+
+    def end_session(self, action: act.EndSession, now: float) -> None:
+        session = self.state.session
+        if session is None or not session.active:
+            return
+        session.ended_at, session.end_reason = now, action.reason
+        current = self.current_session()
+        if current is not None:
+            current.ended_at, current.end_reason = now, action.reason
+            current.cost_usd = session.cost_usd
+        self.result.unserved_requests += len(self.waiting)
+        self.waiting.clear()
+        self.in_up_loop = False
+
+
+def _token_cost(upstream: UpstreamSpec, request: TraceRequest) -> float:
+    price_in = upstream.price_input_per_million or 0.0
+    price_out = upstream.price_output_per_million or 0.0
+    return (request.prompt_tokens * price_in + request.completion_tokens * price_out) / 1e6
+
+
+def replay(
+    config: Config,
+    requests: list[TraceRequest],
+    prices: Prices,
+    *,
+    pace: StartupPace,
+    preemptions_per_hour: float = 0.0,
+    seed: int = 1,
+) -> ReplayResult:
+    """What `config` would have done and cost on `requests` (sorted by time)."""
+    model = RunPodModel(
+        pace,
+        preemptions_per_hour=preemptions_per_hour,
+        seed=seed,
+        volume=config.network_volume_id is not None,
+    )
+    fallbacks = [u for u in config.upstreams or [] if u.kind != "pod"]
+    run = _Replay(config, prices, model, fallbacks)
+    # Not a first run on this machine: a first pass with no history would start a session.
+    run.state.record(requests[0].at, "whatif", "replay start")
+    interval = float(config.watchdog_interval_seconds)
+    first_cron = math.floor(requests[0].at / interval) * interval + interval
+    run.schedule(first_cron, "cron")
+    for index, request in enumerate(requests):
+        run.schedule(request.at, f"request:{index}")
+    end_of_trace = requests[-1].at
+    while run.queue:
+        at, _, kind = heapq.heappop(run.queue)
+        if kind.startswith("request:"):
+            run.on_request(requests[int(kind.split(":")[1])])
+        elif kind == "poll":
+            if run.in_up_loop:
+                run.run_pass(at)
+        else:  # cron: keeps running while the trace lasts or anything is up
+            if run.session_active() or run.state.pod is not None or model.listing(at):
+                run.run_pass(at)
+            if at < end_of_trace or run.session_active() or model.listing(at):
+                run.schedule(at + interval, "cron")
+    end = max(at for at in [end_of_trace, *(p.ended_at or 0.0 for p in model.pods.values())])
+    result = run.result
+    result.billed_seconds = model.billed_seconds(end)
+    result.pod_cost_usd = model.cost_usd(end)
+    result.preemptions = model.preemptions
+    result.unserved_requests += len(run.waiting)
+    result.pod_ends = [(p.ended_at or end, p.ended_by) for p in model.pods.values()]
+    return result

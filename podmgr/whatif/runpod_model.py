@@ -1,0 +1,205 @@
+"""A model of RunPod for `podmgr cost simulate`: pods that start, bill, get preempted, and
+are ended by their guard, on a virtual clock.
+
+What it claims, and where from:
+- Start-up: no container for `pull_seconds` (image pull), then the container is up and
+  vLLM downloads (`download_seconds`) and loads (`load_seconds`) the model before /health
+  answers 200. Defaults 150 + 40 + 60 s: the pace `make acceptance` uses for a real pod
+  (../shared/RUNPOD_FACTS.md, "Startup as it really is": pulls of vllm-openai take minutes).
+  A pod with a network volume keeps the weights after its first download (RunPod docs
+  storage/network-volumes); a resumed or restarted pod pulls nothing but downloads again
+  without one (its container disk is wiped: docs pods/manage-pods, stop).
+- Billing: per second from creation to termination, nothing while stopped (RunPod docs
+  accounts-billing/billing; GPU only: the model leaves storage out).
+- Spot: RunPod may stop an interruptible pod at any time (docs pods/pricing, spot); here
+  at exponentially distributed times, `preemptions_per_hour`, from a seeded generator, so a
+  run is reproducible.
+- The pod's guard (podmgr/guard/guard.py) ends its own pod at the session deadline, when the
+  budget would pass before its next check, and after `idle_seconds` without requests, as
+  its limits in the create request say (the same `pod_spec` the watchdog sends).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from podmgr.runpod_models import PodInfo
+
+__all__ = ["RunPodModel", "StartupPace", "VirtualPod"]
+
+
+@dataclass(frozen=True)
+class StartupPace:
+    """Seconds of each start-up phase of a fresh pod."""
+
+    pull_seconds: float = 150.0
+    download_seconds: float = 40.0
+    load_seconds: float = 60.0
+
+
+@dataclass
+class VirtualPod:
+    """One pod on the model's clock, with its billed intervals."""
+
+    id: str
+    name: str
+    gpu_type_id: str
+    cost_per_hr: float
+    interruptible: bool
+    created_at: float
+    container_at: float
+    ready_at: float
+    guard: dict[str, str] | None = None
+    preempt_at: float | None = None
+    ended_at: float | None = None  # terminated (by podmgr or its guard)
+    ended_by: str | None = None
+    stopped_at: float | None = None
+    intervals: list[list[float]] = field(default_factory=list)
+    last_served_at: float | None = None
+
+    def status(self, now: float) -> str:
+        if self.ended_at is not None and now >= self.ended_at:
+            return "TERMINATED"
+        if self.stopped_at is not None and now >= self.stopped_at:
+            return "EXITED"
+        return "RUNNING"
+
+    def serving(self, now: float) -> bool:
+        return self.status(now) == "RUNNING" and now >= self.ready_at
+
+    def billed_seconds(self, upto: float) -> float:
+        return sum(max(0.0, min(end, upto) - start) for start, end in self.intervals)
+
+
+class RunPodModel:
+    """The pods of one replay; `settle(now)` plays what happened to them up to `now`."""
+
+    def __init__(
+        self,
+        pace: StartupPace,
+        *,
+        preemptions_per_hour: float = 0.0,
+        seed: int = 1,
+        volume: bool = False,
+    ) -> None:
+        self.pace = pace
+        self.preemptions_per_hour = preemptions_per_hour
+        self.rng = random.Random(seed)
+        self.volume = volume
+        self.pods: dict[str, VirtualPod] = {}
+        self.weights_on_volume = False
+        self.preemptions = 0
+
+    # --- the API's side ------------------------------------------------------------------
+    def create(
+        self,
+        name: str,
+        gpu: str,
+        price: float,
+        spot: bool,
+        now: float,
+        guard: dict[str, str] | None,
+    ) -> VirtualPod:
+        container_at = now + self.pace.pull_seconds
+        pod = VirtualPod(
+            id=f"whatif{len(self.pods) + 1:04d}",
+            name=name,
+            gpu_type_id=gpu,
+            cost_per_hr=price,
+            interruptible=spot,
+            created_at=now,
+            container_at=container_at,
+            ready_at=container_at + self._download() + self.pace.load_seconds,
+            guard=guard,
+            intervals=[[now, float("inf")]],
+        )
+        pod.preempt_at = self._next_preemption(pod, now)
+        self.pods[pod.id] = pod
+        return pod
+
+    def start_again(self, pod_id: str, now: float) -> None:
+        """A stopped pod resumed, or a running one stopped and started (restart)."""
+        pod = self.pods[pod_id]
+        if pod.stopped_at is None:
+            pod.intervals[-1][1] = now
+        pod.stopped_at = None
+        pod.container_at = now
+        pod.ready_at = now + self._download() + self.pace.load_seconds
+        pod.intervals.append([now, float("inf")])
+        pod.preempt_at = self._next_preemption(pod, now)
+
+    def terminate(self, pod_id: str, now: float, by: str = "user") -> None:
+        pod = self.pods[pod_id]
+        if pod.ended_at is not None:
+            return
+        pod.ended_at, pod.ended_by = now, by
+        if pod.stopped_at is None:
+            pod.intervals[-1][1] = now
+
+    def listing(self, now: float) -> tuple[PodInfo, ...]:
+        """Our pods as `GET /pods` shows them now (terminated ones are gone)."""
+        return tuple(
+            PodInfo(
+                id=pod.id,
+                name=pod.name,
+                desired_status=pod.status(now),
+                cost_per_hr=pod.cost_per_hr,
+                uptime_seconds=max(0.0, now - pod.container_at),
+                has_runtime=pod.status(now) == "RUNNING" and now >= pod.container_at,
+                runtime_read=True,
+                interruptible=pod.interruptible,
+            )
+            for pod in self.pods.values()
+            if pod.status(now) != "TERMINATED"
+        )
+
+    # --- what happens on its own -----------------------------------------------------------
+    def settle(self, now: float, last_request_at: float | None) -> None:
+        """Preemptions and guard ends that happened by `now`, in the order they happened."""
+        for pod in self.pods.values():
+            if pod.ended_at is not None:
+                continue
+            if pod.stopped_at is None and pod.preempt_at is not None and pod.preempt_at <= now:
+                pod.stopped_at = pod.preempt_at
+                pod.intervals[-1][1] = pod.preempt_at
+                self.preemptions += 1
+            if pod.stopped_at is None:
+                end = self._guard_end(pod, last_request_at)
+                if end is not None and end <= now:
+                    self.terminate(pod.id, end, by="pod")
+
+    def _guard_end(self, pod: VirtualPod, last_request_at: float | None) -> float | None:
+        """When the pod's guard ends it (podmgr/guard/guard.py's three rules), if it has one."""
+        limits = pod.guard
+        if not limits:
+            return None
+        ends = []
+        if "deadline" in limits:
+            ends.append(float(limits["deadline"]))
+        if "max_cost_usd" in limits and pod.cost_per_hr > 0:
+            spent = float(limits.get("spent_usd", "0"))
+            interval = float(limits.get("interval_seconds", "10"))
+            hours_left = (float(limits["max_cost_usd"]) - spent) / pod.cost_per_hr
+            ends.append(pod.intervals[0][0] + hours_left * 3600 - interval)
+        if "idle_seconds" in limits:
+            marks = [pod.ready_at, *([last_request_at] if last_request_at is not None else [])]
+            ends.append(max(marks) + float(limits["idle_seconds"]))
+        return min(ends) if ends else None
+
+    def _download(self) -> float:
+        if self.volume and self.weights_on_volume:
+            return 0.0
+        self.weights_on_volume = self.volume
+        return self.pace.download_seconds
+
+    def _next_preemption(self, pod: VirtualPod, now: float) -> float | None:
+        if not pod.interruptible or self.preemptions_per_hour <= 0:
+            return None
+        return now + self.rng.expovariate(self.preemptions_per_hour / 3600)
+
+    def billed_seconds(self, upto: float) -> float:
+        return sum(pod.billed_seconds(upto) for pod in self.pods.values())
+
+    def cost_usd(self, upto: float) -> float:
+        return sum(pod.billed_seconds(upto) * pod.cost_per_hr / 3600 for pod in self.pods.values())
