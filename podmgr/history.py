@@ -25,6 +25,7 @@ from podmgr.state import PodRecord, Session, State
 __all__ = [
     "DEFAULT_KEEP",
     "DEFAULT_MAX_BYTES",
+    "CachedHistory",
     "PodSummary",
     "SessionRecord",
     "append_record",
@@ -202,3 +203,29 @@ def read_history(
             if since is None or record.ended_at >= since:
                 records.append(record)
     return records, problems
+
+
+class CachedHistory:
+    """`read_history` for a long-running reader (the proxy's /metrics, the dashboard's
+    history page): the files are parsed again only when the newest one changed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[int, int] | None = None
+        self._records: list[SessionRecord] = []
+        self._problems: list[str] = []
+
+    def read(self) -> tuple[list[SessionRecord], list[str]]:
+        try:
+            info = self.path.stat()
+            seen: tuple[int, int] | None = (info.st_mtime_ns, info.st_size)
+        except FileNotFoundError:
+            seen = None
+        if seen != self._seen or seen is None:
+            self._records, self._problems = read_history(self.path)
+            self._seen = seen
+        return self._records, self._problems
+
+    def pod_count(self) -> int:
+        """Pods of all ended sessions in the files."""
+        return sum(len(record.pods) for record in self.read()[0])

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podmgr.config import Config
+from podmgr.history import CachedHistory, history_path
 from podmgr.logs import get_logger
 from podmgr.proxy.cache.store import CacheStore
 from podmgr.proxy.forward.auth import UNAUTHORIZED, authorize
@@ -141,12 +142,16 @@ def create_app(
         config.cache_memory_bytes,
     )
 
+    history = CachedHistory(history_path(config.state_path))
+
     def snapshot() -> Snapshot:
         return Snapshot(
             cache_entries=cache.entries,
             cache_bytes=cache.bytes,
             state=resolver.state,
             upstream_ready=resolver.current.ready,
+            budget_usd=config.max_cost_usd,
+            pods_in_history=history.pod_count(),
         )
 
     metrics = ProxyMetrics(snapshot)

@@ -77,6 +77,35 @@ def test_metrics_parse_and_count(sim_proxy: ProxyProcess, sim_pod: SimUpstream) 
     assert samples["podmgr_proxy_upstream_ready"][0].value == 1.0
 
 
+def test_money_metrics_show_budget_deadline_and_cold_starts(
+    make_proxy: Any, sim_pod: SimUpstream
+) -> None:
+    from podmgr.history import PodSummary, SessionRecord, append_record, history_path
+
+    proxy = make_proxy(start=False, max_cost_usd=2.5)
+    sim_pod.write_state(proxy.state_path)
+    store = StateStore(proxy.state_path)
+    state = store.load()
+    assert state.session is not None and state.pod is not None
+    state.session.book_pod(state.pod, 0.01)
+    store.save(state)
+    for started in (1000.0, 2000.0):  # two ended sessions: one pod, then two pods
+        pods = [PodSummary(id=f"p{started}-{n}", gpu_type_id="g", created_at=started)
+                for n in range(int(started // 1000))]  # fmt: skip
+        append_record(
+            history_path(proxy.state_path),
+            SessionRecord(started_at=started, ended_at=started + 10, pods=pods),
+        )
+    proxy.start()
+    samples = _samples(httpx.get(proxy.url + "/metrics").text)
+    assert samples["podmgr_session_budget_usd"][0].value == 2.5
+    assert samples["podmgr_session_deadline_timestamp_seconds"][0].value == state.session.deadline
+    assert 3000 < samples["podmgr_session_seconds_left"][0].value <= 3600
+    assert samples["podmgr_session_cost_usd"][0].value >= 0.05
+    assert samples["podmgr_cold_starts_total"][0].value == 1 + 2 + 1
+    assert samples["podmgr_fallback_requests_total"][0].value == 0
+
+
 def test_metrics_count_upstream_errors_by_kind(
     sim_proxy: ProxyProcess, sim_pod: SimUpstream
 ) -> None:

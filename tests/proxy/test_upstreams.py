@@ -330,6 +330,7 @@ def test_usage_and_money_per_upstream_shown_without_keys(
     metrics = _text(proxy.url + "/metrics")
     assert 'podmgr_upstream_cost_usd{upstream="local"}' in metrics
     assert 'podmgr_upstream_requests_total{upstream="local"} 2.0' in metrics
+    assert "podmgr_fallback_requests_total 2.0" in metrics  # the pod is not ready: local
     dashboard = _text(proxy.url + "/dashboard")
     assert "Upstream local" in dashboard and "Upstream pod" in dashboard
     status = subprocess.run(

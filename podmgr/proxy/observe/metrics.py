@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from podmgr.state import State
@@ -78,13 +78,15 @@ class Snapshot:
     cache_bytes: int
     state: State | None
     upstream_ready: bool
+    budget_usd: float | None = None
+    pods_in_history: int = 0
 
 
 class _LiveCollector(Collector):
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         self._snapshot = snapshot
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         snap = self._snapshot()
         yield GaugeMetricFamily(
             "podmgr_proxy_cache_entries", "Entries in the answer cache.", snap.cache_entries
@@ -105,11 +107,54 @@ class _LiveCollector(Collector):
         for name in PHASES:
             phase.add_metric([name], 1.0 if name == current else 0.0)
         yield phase
+        now = time.time()
         yield GaugeMetricFamily(
             "podmgr_session_cost_usd",
             "Cost of the current session so far (USD).",
-            session_cost(snap.state, time.time()),
+            session_cost(snap.state, now),
         )
+        yield from _session_limits(snap, now)
+        yield CounterMetricFamily(
+            "podmgr_cold_starts",
+            "Pods created for sessions (each loads its model from scratch): those of the ended "
+            "sessions in the history file plus the current session's. Resumes of a stopped pod "
+            "are not counted.",
+            snap.pods_in_history + _current_session_pods(snap.state),
+        )
+
+
+def _session_limits(snap: Snapshot, now: float) -> Iterator[GaugeMetricFamily]:
+    """Budget and deadline of the active session (absent without one)."""
+    session = snap.state.session if snap.state else None
+    if session is None or not session.active:
+        return
+    if snap.budget_usd is not None:
+        yield GaugeMetricFamily(
+            "podmgr_session_budget_usd",
+            "The session's budget, max_cost_usd (USD).",
+            snap.budget_usd,
+        )
+    yield GaugeMetricFamily(
+        "podmgr_session_deadline_timestamp_seconds",
+        "When the session ends at the latest (Unix time).",
+        session.deadline,
+    )
+    yield GaugeMetricFamily(
+        "podmgr_session_seconds_left",
+        "Seconds until the session's deadline.",
+        max(0.0, session.deadline - now),
+    )
+
+
+def _current_session_pods(state: State | None) -> int:
+    """Pods of the active session (an ended one is in the history already)."""
+    session = state.session if state else None
+    if state is None or session is None or not session.active:
+        return 0
+    ids = {pod.id for pod in session.pods}
+    if state.pod is not None:
+        ids.add(state.pod.id)
+    return len(ids)
 
 
 def session_cost(state: State | None, now: float) -> float:

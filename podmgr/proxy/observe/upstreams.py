@@ -44,6 +44,14 @@ class UpstreamCollector(Collector):
         available = GaugeMetricFamily(
             "podmgr_upstream_available", "1 if the upstream may be chosen now.", labels=["upstream"]
         )
+        fallback = CounterMetricFamily(
+            "podmgr_fallback_requests",
+            "Requests answered by an upstream other than the pod (kind openai), since the proxy "
+            "started.",
+        )
+        fallback.add_metric(
+            [], sum(v["requests"] - v["errors"] for v in views if v["kind"] != "pod")
+        )
         for view in views:
             name = view["name"]
             requests.add_metric([name], view["requests"])
@@ -52,7 +60,7 @@ class UpstreamCollector(Collector):
             tokens.add_metric([name, "completion"], view["completion_tokens"])
             cost.add_metric([name], view["cost_usd"])
             available.add_metric([name], 1.0 if view["available"] else 0.0)
-        yield from (requests, errors, tokens, cost, available)
+        yield from (requests, errors, tokens, cost, available, fallback)
 
 
 def upstream_rows(router: Router) -> list[tuple[str, str]]:
