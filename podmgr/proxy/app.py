@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import orjson
@@ -32,8 +33,15 @@ from podmgr.proxy.cache.store import CacheStore
 from podmgr.proxy.forward.auth import UNAUTHORIZED, authorize
 from podmgr.proxy.forward.coalescer import Coalescer
 from podmgr.proxy.forward.handler import V1Handler
-from podmgr.proxy.observe.dashboard import build_view, render_html, render_text
+from podmgr.proxy.observe.dashboard import (
+    DASHBOARD_STYLE,
+    build_view,
+    chart_panels,
+    render_html,
+    render_text,
+)
 from podmgr.proxy.observe.health import health_payload
+from podmgr.proxy.observe.history_page import render_history_html, render_history_text
 from podmgr.proxy.observe.metrics import ProxyMetrics, Snapshot
 from podmgr.proxy.observe.outcome import Recorder
 from podmgr.proxy.observe.stats import RecentStats
@@ -99,6 +107,7 @@ class _Parts:
     resolver: UpstreamResolver
     cache: CacheStore
     stats: RecentStats
+    history: CachedHistory
     metrics: ProxyMetrics
     coalescer: Coalescer
     api_keys: tuple[bytes, ...]
@@ -165,6 +174,7 @@ def create_app(
         resolver=resolver,
         cache=cache,
         stats=RecentStats(),
+        history=history,
         metrics=metrics,
         coalescer=Coalescer(client, cache, metrics, router.count_usage),
         api_keys=tuple(key.encode() for key in config.proxy_api_keys),
@@ -301,11 +311,39 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
         denied = _denied(keys, request)
         if denied is not None:
             return denied
+        range_name = request.query_params.get("range", "hour")
+        if range_name not in ("hour", "session"):
+            body = error_body(
+                f"range {range_name!r}: expected hour or session", "invalid_request_error",
+                "invalid_range",
+            )  # fmt: skip
+            return Response(body, status_code=400, media_type="application/json")
         view = build_view(config, parts.resolver, parts.cache, parts.stats)
         view.rows.extend(upstream_rows(parts.router))
         if "text/html" in request.headers.get("accept", ""):
-            return HTMLResponse(render_html(view))
+            stats = parts.stats
+            view.charts.extend(
+                chart_panels(
+                    stats.series,
+                    parts.resolver.state,
+                    config,
+                    time.time(),
+                    range_name,
+                    stats.started_at,
+                )
+            )
+            return HTMLResponse(render_html(replace(view, range_name=range_name)))
         return PlainTextResponse(render_text(view))
+
+    @app.get("/dashboard/history")
+    async def history_page(request: Request) -> Response:
+        denied = _denied(keys, request)
+        if denied is not None:
+            return denied
+        records, problems = await asyncio.to_thread(parts.history.read)
+        if "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(render_history_html(records, problems, DASHBOARD_STYLE))
+        return PlainTextResponse(render_history_text(records, problems))
 
     if config.enable_profiling:
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import time
@@ -16,6 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from podmgr.sim.testkit import SimUpstream, wait_until
 from podmgr.state import Session, State, StateStore
 
+from .pngkit import colour_counts
 from .proxykit import VLLM_KEY, ProxyProcess
 
 
@@ -175,6 +177,11 @@ def test_dashboard_in_a_browser(
         _chat(sim_proxy)  # one recent error to show
     finally:
         sim_pod.sim.clear_faults()
+    _chat(sim_proxy, stream=True)  # a time to first token
+    for _ in range(3):  # a miss, then hits
+        httpx.post(sim_proxy.url + "/v1/chat/completions", json={
+            "model": "sim-model", "messages": [{"role": "user", "content": "chart"}],
+            "max_tokens": 3}, timeout=10)  # fmt: skip
     page = httpx.get(sim_proxy.url + "/dashboard", headers={"accept": "text/html"})
     assert page.headers["content-type"].startswith("text/html")
     assert 'http-equiv="refresh"' in page.text and VLLM_KEY not in page.text
@@ -190,13 +197,27 @@ def test_dashboard_in_a_browser(
     )  # fmt: skip
     assert "Cache hit rate" in dom.stdout and sim_pod.pod_id in dom.stdout
     assert "upstream ready" in dom.stdout and "HTTP 500" in dom.stdout
+    found = re.findall(
+        r'<svg class="chart[^"]*"[^>]*data-points="(\d+)"[^>]*aria-label="([^"]+)"', dom.stdout
+    )
+    points = {label: int(count) for count, label in found}
+    for label in ("Requests per minute", "Latency", "Time to first token, streams",
+                  "Cache hit rate", "Who answered", "Time used of the session"):  # fmt: skip
+        assert points.get(label, 0) > 0, (label, points)
+    assert "Spend in this session" in points  # 0 points: this proxy's config has no budget
     subprocess.run(
         [
-            browser, "--headless", "--no-sandbox", "--disable-gpu",
+            browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-            f"--screenshot={shot}", "--window-size=1200,900", sim_proxy.url + "/dashboard",
+            f"--screenshot={shot}", "--window-size=1180,1250", sim_proxy.url + "/dashboard",
         ],
         capture_output=True, timeout=60, check=False,
     )  # fmt: skip
     assert shot.exists() and shot.stat().st_size > 5000
+    colours = colour_counts(shot)
+    # Bars of requests per minute and of "who answered" are drawn in the palette's blue and
+    # orange, solid; a page without drawn data has only the legends' 10x10 keys of them (at
+    # most 3 blue and 2 orange: 300 and 200 pixels). Seen with data: 2510 and 1262.
+    assert colours[(0x2F, 0x6F, 0xDF)] > 600, colours.most_common(8)
+    assert colours[(0xE0, 0x7B, 0x00)] > 400, colours.most_common(8)

@@ -177,6 +177,7 @@ class V1Handler:
         )
         outcome.upstream_failure = failure
         outcome.waited = time.perf_counter() - begin
+        outcome.upstream = route.name
         self._settle(route, failure, outcome.waited)
 
     async def _cacheable(
@@ -271,6 +272,9 @@ class V1Handler:
         finally:
             self.coalescer.leave(flight)
             outcome.waited = time.perf_counter() - begin
+        outcome.upstream = upstream_route.name
+        if client_stream:
+            outcome.ttft = flight.first_event_seconds
         # A stream that broke off answered 200 and still counts as this upstream's failure.
         self._settle(upstream_route, flight.failure, outcome.waited)
         return True

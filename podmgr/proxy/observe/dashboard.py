@@ -2,7 +2,10 @@
 
 Plain text for curl (any Accept that is not text/html), an HTML page that refreshes itself
 every 5 s for a browser. Both come from one `DashboardView`, so they always agree. Nothing
-secret is shown: the pod's key and the upstream URL's path stay out.
+secret is shown: the pod's key and the upstream URL's path stay out. The HTML page adds
+charts (observe/charts.py, inline SVG) of the last hour, or since the session started
+(`?range=session`): requests per minute, latency and time to first token, cache hit rate,
+which upstream answered, spend against the budget and time left against the deadline.
 """
 
 from __future__ import annotations
@@ -13,11 +16,21 @@ from dataclasses import dataclass, field
 
 from podmgr.config import Config
 from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.observe import charts
 from podmgr.proxy.observe.metrics import session_cost
+from podmgr.proxy.observe.series import MinuteSeries, Point
 from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.upstream.resolver import UpstreamResolver
+from podmgr.state import State
 
-__all__ = ["DashboardView", "build_view", "render_html", "render_text"]
+__all__ = [
+    "DASHBOARD_STYLE",
+    "DashboardView",
+    "build_view",
+    "chart_panels",
+    "render_html",
+    "render_text",
+]
 
 REFRESH_SECONDS = 5
 
@@ -33,11 +46,13 @@ def _duration(seconds: float | None) -> str:
 
 @dataclass(frozen=True)
 class DashboardView:
-    """The dashboard's rows, already formatted."""
+    """The dashboard's rows, already formatted (and the charts, for the HTML page)."""
 
     rows: list[tuple[str, str]]
     errors: list[tuple[str, str, str, str]] = field(default_factory=list)
     healthy: bool = True
+    charts: list[str] = field(default_factory=list)
+    range_name: str = "hour"
 
 
 def _upstream_text(resolver: UpstreamResolver) -> str:
@@ -93,11 +108,14 @@ def render_text(view: DashboardView) -> str:
     return "\n".join(lines) + "\n"
 
 
-_STYLE = """
+DASHBOARD_STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;background:#f6f7f9;color:#1d232b}
 h1{font-size:1.4rem;margin:0 0 1rem}
 .badge{display:inline-block;padding:.15rem .6rem;border-radius:1rem;font-size:.9rem;color:#fff}
 .ok{background:#1f8a4c}.bad{background:#b3261e}
+.charts{display:grid;grid-template-columns:repeat(auto-fill,minmax(530px,1fr));gap:.6rem;
+margin-bottom:1.5rem}.charts svg{box-shadow:0 1px 3px #0002}
+nav a{margin-right:1rem}
 table{border-collapse:collapse;background:#fff;box-shadow:0 1px 3px #0002;margin-bottom:1.5rem}
 th,td{padding:.45rem 1rem;text-align:left;border-bottom:1px solid #e3e6ea}
 th{color:#56606b;font-weight:600}
@@ -132,8 +150,114 @@ def render_html(view: DashboardView) -> str:
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
         f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
-        f"<title>podmgr proxy</title><style>{_STYLE}</style></head><body>"
-        f"<h1>podmgr proxy {badge}</h1><table>{rows}</table>"
+        f"<title>podmgr proxy</title><style>{DASHBOARD_STYLE}</style></head><body>"
+        f"<h1>podmgr proxy {badge}</h1>{_nav(view.range_name)}<table>{rows}</table>"
+        f'<div class="charts">{"".join(view.charts)}</div>'
         f"<h2>Recent errors</h2>{_error_table(view)}"
         f"<footer>Refreshes every {REFRESH_SECONDS} s.</footer></body></html>"
     )
+
+
+def _nav(range_name: str) -> str:
+    links = [("hour", "last hour"), ("session", "since the session started")]
+    parts = [
+        f"<b>{label}</b>" if name == range_name else f'<a href="?range={name}">{label}</a>'
+        for name, label in links
+    ]
+    return f'<nav>{" ".join(parts)} <a href="/dashboard/history">history</a></nav>'
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _window(
+    state: State | None, series_start: float, now: float, range_name: str
+) -> tuple[float, int]:
+    """Start of the charts' span and how many slots: the last hour by minute, or since the
+    session (or the proxy, without one) started in at most 120 slots."""
+    if range_name == "session":
+        session = state.session if state else None
+        start = session.started_at if session is not None else series_start
+        return min(start, now - 60), 120
+    return now - 3600, 60
+
+
+def chart_panels(
+    series: MinuteSeries,
+    state: State | None,
+    config: Config,
+    now: float,
+    range_name: str,
+    series_start: float,
+) -> list[str]:
+    """The dashboard's charts, as inline SVG."""
+    start, slots = _window(state, series_start, now, range_name)
+    points = series.window(start, now, slots)
+    slot = points[0].minutes * 60.0 if points else 60.0
+    mid = [p.start + slot / 2 for p in points]
+    return [
+        _spend_gauge(state, config, now),
+        _time_gauge(state, now),
+        charts.bar_chart(
+            "Requests per minute",
+            "req/min",
+            start,
+            now,
+            slot,
+            [(p.start, p.per_minute) for p in points],
+        ),
+        _latency_chart("Latency", start, now, points, mid, "latency"),
+        _latency_chart("Time to first token, streams", start, now, points, mid, "ttft"),
+        charts.line_chart(
+            "Cache hit rate",
+            "%",
+            start,
+            now,
+            [
+                (
+                    "hit rate",
+                    charts.PALETTE[2],
+                    [
+                        (x, None if p.hit_rate is None else p.hit_rate * 100)
+                        for x, p in zip(mid, points, strict=True)
+                    ],
+                )
+            ],
+            top=100,
+        ),
+        charts.stacked_bars(
+            "Who answered", "requests", start, now, slot, [(p.start, p.upstreams) for p in points]
+        ),
+    ]
+
+
+def _latency_chart(
+    title: str, start: float, now: float, points: list[Point], mid: list[float], which: str
+) -> str:
+    lines: list[charts.Line] = []
+    for label, point, colour in (("p50", 0.5, charts.PALETTE[0]), ("p90", 0.9, charts.PALETTE[1])):
+        values = [
+            (x, _ms(getattr(p, which).percentile(point))) for x, p in zip(mid, points, strict=True)
+        ]
+        lines.append((label, colour, values))
+    return charts.line_chart(title, "ms", start, now, lines)
+
+
+def _spend_gauge(state: State | None, config: Config, now: float) -> str:
+    session = state.session if state else None
+    spent = session_cost(state, now) if session is not None else 0.0
+    budget = config.max_cost_usd
+    limit = f"budget ${budget:.2f}" if budget is not None else "no budget set (max_cost_usd)"
+    return charts.gauge("Spend in this session", spent, budget, f"${spent:.4f} spent", limit)
+
+
+def _time_gauge(state: State | None, now: float) -> str:
+    session = state.session if state else None
+    if session is None or not session.active:
+        return charts.gauge("Time left", 0.0, None, "no active session", "")
+    length = session.deadline - session.started_at
+    used = min(length, max(0.0, now - session.started_at))
+    left = _duration(session.deadline - now)
+    return charts.gauge("Time used of the session", used, length, f"{left} left",
+                        f"deadline after {_duration(length)}")  # fmt: skip

@@ -43,6 +43,8 @@ class Outcome:
     coalesced: bool = False  # joined a flight another client started
     failure: ProxyFailure | None = None  # what the client was told, if it was an error
     upstream_failure: ProxyFailure | None = None  # a pass-through's upstream error
+    upstream: str | None = None  # the upstream that answered (None: the cache, or nobody)
+    ttft: float | None = None  # a stream's time to its first event from the upstream
 
 
 class Recorder:
@@ -76,6 +78,15 @@ class Recorder:
         elif outcome.cache is CacheResult.BYPASS:
             metrics.bypass.inc()
             stats.bypasses += 1
+        hit = outcome.cache is CacheResult.HIT
+        stats.series.record(
+            outcome.at,
+            elapsed,
+            ttft=outcome.ttft,
+            cache_hit=hit if outcome.cache in (CacheResult.HIT, CacheResult.MISS) else None,
+            upstream="cache" if hit else outcome.upstream,
+            error=outcome.status >= 400,
+        )
         if outcome.coalesced:
             metrics.coalesced.inc()
         if outcome.upstream_failure is not None:

@@ -11,6 +11,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from podmgr.proxy.observe.series import MinuteSeries
+
 __all__ = ["RecentError", "RecentStats"]
 
 WINDOW_SECONDS = 60.0
@@ -36,6 +38,7 @@ class RecentStats:
         self._times: deque[float] = deque(maxlen=size)
         self._latencies: deque[float] = deque(maxlen=size)
         self.errors: deque[RecentError] = deque(maxlen=errors)
+        self.series = MinuteSeries()  # minute by minute, for the dashboard's charts
 
     def record(self, now: float, latency: float) -> None:
         self._times.append(now)
