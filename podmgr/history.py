@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
-from podmgr.state import PodRecord, Session, State
+from podmgr.state import PodRecord, Session, SessionPod, State
 
 __all__ = [
     "DEFAULT_KEEP",
@@ -39,17 +39,11 @@ DEFAULT_MAX_BYTES = 1_000_000
 DEFAULT_KEEP = 3
 
 
-class PodSummary(BaseModel):
+class PodSummary(SessionPod):
     """One pod of an ended session, as the state knew it, with the cost podmgr booked for
     it (None in records written before pods were costed one by one)."""
 
-    id: str
-    gpu_type_id: str
-    cost_per_hr: float = 0.0
-    created_at: float
-    ready_at: float | None = None
-    interruptible: bool = False
-    cost_usd: float | None = None
+    cost_usd: float | None = None  # type: ignore[assignment]
 
 
 class SessionRecord(BaseModel):

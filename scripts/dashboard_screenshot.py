@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 
 from openai import OpenAI
 
@@ -25,10 +26,11 @@ def send_traffic(base_url: str, seconds: float, seed: int) -> int:
     client = OpenAI(base_url=base_url + "/v1", api_key="sk-local-demo", max_retries=0)
     model = client.models.list().data[0].id
     rng = random.Random(seed)
+    run = uuid.uuid4().hex[:8]  # new questions each run, so some miss the cache
     topics = [f"explain function {n}" for n in range(12)]
     sent, deadline = 0, time.monotonic() + seconds
     while time.monotonic() < deadline and sent < 2000:
-        prompt = rng.choice(topics) if rng.random() < 0.4 else f"refactor {rng.random():.6f}"
+        prompt = rng.choice(topics) if rng.random() < 0.4 else f"refactor {run} {rng.random():.6f}"
         messages = [{"role": "user", "content": prompt}]
         if rng.random() < 0.3:
             for _ in client.chat.completions.create(

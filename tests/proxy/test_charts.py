@@ -82,3 +82,20 @@ def test_an_unknown_range_is_an_openai_shaped_400(make_proxy: Any) -> None:
     page = httpx.get(proxy.url + "/dashboard?range=session", headers={"accept": "text/html"})
     assert page.status_code == 200 and page.text.count('<svg class="chart') == 7
     assert len(page.content) < 60_000
+
+
+def test_the_gauges_read_the_session_at_now_not_at_the_charts_edge() -> None:
+    from podmgr.config import Config
+    from podmgr.proxy.observe.dashboard import chart_panels
+    from podmgr.proxy.observe.metrics import session_cost
+    from podmgr.state import PodRecord, Session, State
+
+    now = 1_800_000_030.0  # half a minute into a minute: the last slot ends 30 s later
+    pod = PodRecord(id="p", name="n", gpu_type_id="g", cost_per_hr=36.0, created_at=now - 600,
+                    vllm_api_key="sk-fake")  # fmt: skip
+    state = State(session=Session(started_at=now - 600, deadline=now + 600), pod=pod)
+    spend, time_used, *_ = chart_panels(
+        MinuteSeries(), state, Config(max_cost_usd=50), now, "hour", now - 600
+    )
+    assert f"${session_cost(state, now):.4f} spent" in spend  # $6.0000, not $6.3000
+    assert "10m 00s left" in time_used

@@ -194,26 +194,27 @@ def chart_panels(
     """The dashboard's charts, as inline SVG."""
     start, slots = _window(state, series_start, now, range_name)
     points = series.window(start, now, slots)
-    slot = points[0].minutes * 60.0 if points else 60.0
+    slot = points[0].minutes * 60.0
     mid = [p.start + slot / 2 for p in points]
+    x0, x1 = points[0].start, points[-1].start + slot  # the axis spans whole slots
     return [
         _spend_gauge(state, config, now),
         _time_gauge(state, now),
         charts.bar_chart(
             "Requests per minute",
             "req/min",
-            start,
-            now,
+            x0,
+            x1,
             slot,
             [(p.start, p.per_minute) for p in points],
         ),
-        _latency_chart("Latency", start, now, points, mid, "latency"),
-        _latency_chart("Time to first token, streams", start, now, points, mid, "ttft"),
+        _latency_chart("Latency", x0, x1, points, mid, "latency"),
+        _latency_chart("Time to first token, streams", x0, x1, points, mid, "ttft"),
         charts.line_chart(
             "Cache hit rate",
             "%",
-            start,
-            now,
+            x0,
+            x1,
             [
                 (
                     "hit rate",
@@ -227,7 +228,7 @@ def chart_panels(
             top=100,
         ),
         charts.stacked_bars(
-            "Who answered", "requests", start, now, slot, [(p.start, p.upstreams) for p in points]
+            "Who answered", "requests", x0, x1, slot, [(p.start, p.upstreams) for p in points]
         ),
     ]
 
