@@ -16,16 +16,16 @@ run: $(STAMP)
 	$(BIN)/podmgr demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check podmgr tests bench manage_pod.py proxy_fastapi.py
-	$(BIN)/ruff format --check podmgr tests bench manage_pod.py proxy_fastapi.py
+	$(BIN)/ruff check podmgr tests bench scripts manage_pod.py proxy_fastapi.py
+	$(BIN)/ruff format --check podmgr tests bench scripts manage_pod.py proxy_fastapi.py
 	$(BIN)/mypy podmgr
 
 test: lint
 	$(BIN)/pytest -q
 
 fmt: $(STAMP)
-	$(BIN)/ruff check --fix podmgr tests bench manage_pod.py proxy_fastapi.py
-	$(BIN)/ruff format podmgr tests bench manage_pod.py proxy_fastapi.py
+	$(BIN)/ruff check --fix podmgr tests bench scripts manage_pod.py proxy_fastapi.py
+	$(BIN)/ruff format podmgr tests bench scripts manage_pod.py proxy_fastapi.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench
