@@ -139,9 +139,8 @@ def build_report(
     ours: set[str] = set()
     for record in records:
         for pod, cost in pod_costs(record):
-            group = groups.setdefault(
-                group_key(by, record, pod), CostGroup(group_key(by, record, pod))
-            )
+            key = group_key(by, record, pod)
+            group = groups.setdefault(key, CostGroup(key))
             group.podmgr_usd += cost
             group.sessions.add(record.started_at)
             if pod.id != "-" and pod.id not in group.pods:

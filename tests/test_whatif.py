@@ -126,6 +126,19 @@ def test_fallback_serves_while_the_pod_wakes_and_costs_its_tokens(
         row["pod_cost_usd"] + row["fallback_cost_usd"], abs=1e-3
     )
     assert row["pod_requests"] + row["fallback_requests"] + row["unserved_requests"] == 2087
+    assert row["fallback_requests_without_tokens"] == 0  # the shipped trace has them all
+
+
+def test_fallback_requests_without_token_counts_are_said_to_cost_nothing(tmp_path: Path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("timestamp\n1795424400\n1795424401\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "podmgr", "cost", "simulate", "--trace", str(trace),
+         "--config", str(CONFIGS / "wake-fallback.json")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "note: 2 fallback requests had no token counts" in done.stdout
 
 
 def test_spot_preemptions_are_reproducible_by_seed(capsys: pytest.CaptureFixture[str]) -> None:

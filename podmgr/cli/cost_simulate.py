@@ -143,6 +143,7 @@ def _row(
         "wait_p95_seconds": _round(p95, 1),
         "pod_requests": result.pod_requests,
         "fallback_requests": result.fallback_requests,
+        "fallback_requests_without_tokens": result.fallback_without_tokens,
         "unserved_requests": result.unserved_requests,
         "session_ends": _end_counts(result),
         "always_on": {"billed_hours": _round(on_hours), "cost_usd": _round(on_cost)},
@@ -182,6 +183,11 @@ def _print_table(summary: dict[str, Any]) -> None:
             f"{_seconds(row['wait_p50_seconds'])}, p95 {_seconds(row['wait_p95_seconds'])}; "
             f"{row['fallback_requests']} served by a fallback, {row['unserved_requests']} unserved"
         )
+        if row["fallback_requests_without_tokens"]:
+            print(
+                f"  note: {row['fallback_requests_without_tokens']} fallback requests had no "
+                "token counts in the trace; their cost counts as $0"
+            )
         always = row["always_on"]
         print(
             f"  always-on pod for comparison: {always['billed_hours']:.2f} h, "

@@ -44,7 +44,14 @@ from podmgr.watchdog.plan import plan
 from podmgr.whatif.runpod_model import RunPodModel, StartupPace
 from podmgr.whatif.trace import TraceRequest
 
-__all__ = ["Prices", "ReplayResult", "SessionResult", "always_on", "replay"]
+__all__ = [
+    "Prices",
+    "ReplayResult",
+    "SessionResult",
+    "always_on",
+    "replay",
+    "wait_percentiles",
+]
 
 DAY = 86400.0
 
@@ -85,6 +92,7 @@ class ReplayResult:
     waits: list[float] = field(default_factory=list)
     pod_requests: int = 0
     fallback_requests: int = 0
+    fallback_without_tokens: int = 0  # served by a fallback, no token counts in the trace
     unserved_requests: int = 0
     pod_ends: list[tuple[float, str | None]] = field(default_factory=list)
     passes: int = 0
@@ -164,6 +172,8 @@ class _Replay:
         if fallback is not None:
             self.result.fallback_requests += 1
             self.result.fallback_cost_usd += _token_cost(fallback, request)
+            if not request.tokens_known:
+                self.result.fallback_without_tokens += 1
         elif self.session_active():
             self.waiting.append(now)
         else:

@@ -75,10 +75,7 @@ def _request(row: dict[str, Any]) -> TraceRequest:
     model = row.get("model") or None
     prompt = _tokens(row.get("prompt_tokens"), "prompt_tokens")
     completion = _tokens(row.get("completion_tokens"), "completion_tokens")
-    known = row.get("prompt_tokens") not in (None, "") or row.get("completion_tokens") not in (
-        None,
-        "",
-    )
+    known = any(row.get(key) not in (None, "") for key in ("prompt_tokens", "completion_tokens"))
     return TraceRequest(at, None if model is None else str(model), prompt, completion, known)
 
 

@@ -99,7 +99,13 @@ def test_cost_matches_the_ledger_and_runpod_billing_to_the_cent(
         assert abs(cost - billed[pod_id]) < 0.01
         assert abs(billed[pod_id] - ledger[pod_id]["cost_usd"]) < 1e-5
 
+    worst = max(abs((ours[pod] or 0.0) - billed[pod]) for pod in ours)
     report = cost_json(wd, capsys, "--by", "session")
+    with capsys.disabled():
+        print(
+            f"\npodmgr ${report['total_usd']:.6f}, RunPod ${report['runpod_total_usd']:.6f}, "
+            f"ledger ${sum(p['cost_usd'] for p in ledger.values()):.6f}; worst pod ${worst:.6f}"
+        )
     assert report["runpod_error"] is None
     assert len(report["groups"]) == 3
     assert report["total_usd"] == pytest.approx(sum(r.cost_usd for r in records), abs=1e-5)
