@@ -26,7 +26,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from podmgr.cuda import DEFAULT_CUDA_FLOOR, RUNPOD_CUDA_VERSIONS, cuda_key, image_cuda_floor
-from podmgr.cuda import versions_from as cuda_versions_from
 from podmgr.errors import ConfigError
 from podmgr.upstreams import UpstreamSpec, check_upstream_list, check_wake_hours
 
@@ -112,13 +111,20 @@ class Config(BaseModel):
     # host the container never starts while the pod bills (v0.9.0 needs cuda>=12.8,
     # vllm#18813). v0.8.5 is the last release line built on CUDA 12.4 (vllm#5635).
     image_name: str = Field(DEFAULT_IMAGE, description="Container image (a pinned vLLM release).")
-    # RunPod places the pod only on hosts with one of these CUDA versions (RunPod OpenAPI v1,
-    # PodCreateInput.allowedCudaVersions); without them a pod can land on a host too old for
-    # the image, never start and bill (podmgr/cuda.py).
-    allowed_cuda_versions: list[str] = Field(
-        default_factory=lambda: cuda_versions_from(DEFAULT_CUDA_FLOOR),
-        description="Host CUDA versions the pod may be placed on (sent on every create); "
-        "default 12.8 and newer. Must not go below what a known vLLM image tag needs.",
+    # The host CUDA constraint (RunPod OpenAPI v2, CreateGpuConfig): a floor sent as
+    # `gpu.minCudaVersion` (by default what the pinned image needs: v0.8.5 runs from 12.4),
+    # or an exact set as `gpu.allowedCudaVersions`; never both, as the document says. Without
+    # one a pod can land on a host too old for the image, never start and bill (cuda.py).
+    min_cuda_version: str | None = Field(
+        None,
+        description="Lowest host CUDA version the pod may be placed on (sent as "
+        "gpu.minCudaVersion); null: what the image tag needs (12.4 for v0.8.5; 12.8 for an "
+        "image podmgr does not know).",
+    )
+    allowed_cuda_versions: list[str] | None = Field(
+        None,
+        description="An exact set of host CUDA versions instead of a floor (sent as "
+        "gpu.allowedCudaVersions); excludes min_cuda_version.",
     )
     # Spot pods: about half the price, and RunPod may stop them at any time to give the GPU
     # to another pod (RunPod OpenAPI v1, PodCreateInput.interruptible).
@@ -351,9 +357,19 @@ class Config(BaseModel):
             check_graphql_safe(item, f"env {key}")
         return value
 
+    @field_validator("min_cuda_version")
+    @classmethod
+    def _cuda_floor_known(cls, value: str | None) -> str | None:
+        if value is not None and value not in RUNPOD_CUDA_VERSIONS:
+            known = ", ".join(RUNPOD_CUDA_VERSIONS)
+            raise ValueError(f"{value!r} is not a CUDA version RunPod knows ({known})")
+        return value
+
     @field_validator("allowed_cuda_versions")
     @classmethod
-    def _cuda_known(cls, value: list[str]) -> list[str]:
+    def _cuda_known(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
         if not value:
             raise ValueError(
                 "needs at least one CUDA version; an empty list would let RunPod place the "
@@ -425,15 +441,25 @@ class Config(BaseModel):
         return self
 
     def _check_cuda_floor(self) -> None:
+        if self.min_cuda_version is not None and self.allowed_cuda_versions is not None:
+            raise ConfigError(
+                "min_cuda_version and allowed_cuda_versions exclude each other (RunPod OpenAPI "
+                "v2, CreateGpuConfig: 400 if both are sent): keep one",
+                field="allowed_cuda_versions",
+            )
         needed = image_cuda_floor(self.image_name)
         if needed is None:
             return
-        too_old = [v for v in self.allowed_cuda_versions if cuda_key(v) < cuda_key(needed)]
+        given = self.allowed_cuda_versions or (
+            [self.min_cuda_version] if self.min_cuda_version else []
+        )
+        too_old = [v for v in given if cuda_key(v) < cuda_key(needed)]
         if too_old:
+            field = "allowed_cuda_versions" if self.allowed_cuda_versions else "min_cuda_version"
             raise ConfigError(
                 f"{', '.join(too_old)} below CUDA {needed}, which image {self.image_name} "
                 "needs: a pod on such a host never starts and bills (vllm#18813)",
-                field="allowed_cuda_versions",
+                field=field,
             )
 
     # --- derived values ----------------------------------------------------------------
@@ -445,7 +471,9 @@ class Config(BaseModel):
     @property
     def cuda_floor(self) -> str:
         """The oldest host CUDA version the pod may land on."""
-        return min(self.allowed_cuda_versions, key=cuda_key)
+        if self.allowed_cuda_versions:
+            return min(self.allowed_cuda_versions, key=cuda_key)
+        return self.min_cuda_version or image_cuda_floor(self.image_name) or DEFAULT_CUDA_FLOOR
 
     @property
     def weights_on_volume(self) -> bool:

@@ -1,13 +1,14 @@
 """What the sessions cost, grouped, and RunPod's own figure for the same pods beside it.
 
 `podmgr cost` reads the history (podmgr/history.py) and, where it can, RunPod's
-`GET /billing/pods` (RunPod OpenAPI v1, PodBilling: per pod and UTC day bucket, `amount` in
-dollars). This module only decides: it turns records and billing records into a report;
-reading files and calling RunPod is the CLI's part (podmgr/cli/money.py).
+`GET /billing/pods` (RunPod OpenAPI v2, listPodBilling: per pod and UTC day bucket,
+`totalAmount` in dollars; podmgr/runpod/billing.py). This module only decides: it turns
+records and billing records into a report; reading files and calling RunPod is the CLI's
+part (podmgr/cli/money.py).
 
 podmgr's figure is its own account (podmgr/watchdog/accounting.py): each pod from its
-creation to its termination at its `costPerHr`, booked at each watchdog pass. RunPod bills
-the pod from its creation to its termination, per second (docs accounts-billing/billing),
+creation to its termination at its billed rate (the pod's `cost`), booked at each
+watchdog pass. RunPod bills the pod from its creation to its termination, per second (docs accounts-billing/billing),
 so the two agree to well under a cent per pod-hour; what can remain: the seconds between
 podmgr's last booking and RunPod's record of the termination, a pod stopped for a restart
 (podmgr books that time, RunPod does not bill a stopped pod's GPU), and storage of a

@@ -1,11 +1,11 @@
 """Host CUDA versions: which ones RunPod knows, and which a pinned vLLM image needs.
 
 A vLLM image built on CUDA X does not start on a host whose driver supports less: the
-container never comes up, the pod stays RUNNING and bills (vllm#18813 `unsatisfied
-condition: cuda>=12.8`; RUNPOD_FACTS.md "Startup as it really is"). RunPod places a pod
-only on hosts whose CUDA version is in the create's `allowedCudaVersions` (RunPod OpenAPI
-v1, PodCreateInput.allowedCudaVersions: "If not set, any CUDA version is acceptable"), so
-podmgr always sends a floor, as dstack does (dstack#3299, PR #3304).
+container never comes up and the pod bills (vllm#18813 `unsatisfied condition:
+cuda>=12.8`; RUNPOD_FACTS.md "Startup as it really is"). RunPod places a pod only on hosts
+at or above the create's `gpu.minCudaVersion`, or in its `gpu.allowedCudaVersions` (RunPod
+OpenAPI v2, CreateGpuConfig: "Omit to accept any version"), so podmgr always sends a
+floor, as dstack does (dstack#3299, PR #3304).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ __all__ = [
     "versions_from",
 ]
 
-# The values RunPod's create accepts (RunPod OpenAPI v1, PodCreateInput.allowedCudaVersions
-# enum), oldest first.
+# The CUDA versions RunPod's hosts report (v1's allowedCudaVersions enum; v2 takes any
+# `major.minor`, CreateGpuConfig), oldest first: a typo in the config is caught early.
 RUNPOD_CUDA_VERSIONS: tuple[str, ...] = (
     "11.8", "12.0", "12.1", "12.2", "12.3", "12.4", "12.5", "12.6", "12.7", "12.8", "12.9",
     "13.0",
@@ -38,10 +38,9 @@ _VLLM_FLOORS: tuple[tuple[tuple[int, int], str], ...] = (
 )
 _VLLM_TAG = re.compile(r"^(?:docker\.io/)?vllm/vllm-openai:v?(\d+)\.(\d+)(?:[.\-].*)?$")
 
-# The default floor: 12.8. The default image (v0.8.5) itself runs from 12.4, but every vLLM
-# release since v0.9.0 needs 12.8 (vllm#18813), so this floor still holds after a bump of
-# the pinned image to v0.9..v0.13; `config validate` refuses a floor below what a known
-# image tag needs. Widen it (["12.4", ...]) for more hosts with the v0.8 line.
+# The floor for an image podmgr does not know (another image, `:latest`): 12.8, what every
+# vLLM release since v0.9.0 needs (vllm#18813). A known vLLM tag gets its own need (v0.8.5:
+# 12.4, so more hosts qualify); `config validate` refuses a floor below it.
 DEFAULT_CUDA_FLOOR = "12.8"
 
 

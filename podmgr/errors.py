@@ -11,6 +11,11 @@
     │   │                           pod, which did not show up: never re-sent in the pass
     │   ├── AuthError (3)           bad or missing RUNPOD_API_KEY: never retried
     │   ├── CapacityError (4)       no instances of this GPU type: try the next one
+    │   │   └── PlacementError (4)  a create answered 400 (not placed) or 403 (no access
+    │   │                           to that pool): try the next candidate
+    │   ├── ContractError (1)       RunPod answered 422: podmgr's body broke the API
+    │   │                           document (a podmgr bug): never retried
+    │   ├── ConflictError (1)       409: the action is not valid for the pod's status
     │   ├── BalanceError (11)       the account's balance is at $0: RunPod stopped its pods
     │   │                           and starts none; the session ends, add funds
     │   └── PodGoneError (5)        the pod no longer exists
@@ -30,8 +35,11 @@ __all__ = [
     "BalanceError",
     "CapacityError",
     "ConfigError",
+    "ConflictError",
+    "ContractError",
     "CrashLoopError",
     "LockHeldError",
+    "PlacementError",
     "PodGoneError",
     "PodmgrError",
     "ProxyError",
@@ -95,9 +103,13 @@ class TransientApiError(ApiError):
 
     exit_code = 6
 
-    def __init__(self, message: str, *, may_have_applied: bool = True) -> None:
+    def __init__(
+        self, message: str, *, may_have_applied: bool = True, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.may_have_applied = may_have_applied
+        # Seconds RunPod asked us to wait (`Retry-After` on a 429 or 503), or None.
+        self.retry_after = retry_after
 
 
 class UnconfirmedCreateError(TransientApiError):
@@ -117,6 +129,26 @@ class CapacityError(ApiError):
     """RunPod has no instance of the requested GPU type right now."""
 
     exit_code = 4
+
+
+class PlacementError(CapacityError):
+    """A create was refused for this candidate: 400 ("the combination could not be placed":
+    capacity carries no code of its own) or 403 (no access to that pool). RunPod OpenAPI
+    v2, createPod: try the next candidate. `status` is the answer's."""
+
+    def __init__(self, message: str, *, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class ContractError(ApiError):
+    """RunPod answered 422: the body podmgr sent breaks the API document. Retrying cannot
+    help; it is a podmgr bug (RunPod OpenAPI v2, createPod: "never retry")."""
+
+
+class ConflictError(ApiError):
+    """RunPod answered 409: the action is not valid for the pod's current status
+    (RunPod OpenAPI v2, podAction). The caller reads the pod to see where it is."""
 
 
 class BalanceError(ApiError):

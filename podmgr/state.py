@@ -81,6 +81,15 @@ class PodRecord(BaseModel):
     billed_until: float | None = Field(
         default=None, description="Time up to which this pod's cost is already in session.cost_usd."
     )
+    guard_confirmed: bool | None = Field(
+        default=None,
+        description="The pod's log showed its guard armed (True), or RunPod passed the "
+        "start-command JSON literally (False); None: not seen yet (watchdog/guard_check.py).",
+    )
+    guard_why: str | None = None
+    log_cursor: str | None = Field(
+        default=None, description="The last log event id read (Last-Event-ID for the next read)."
+    )
 
 
 class SessionPod(BaseModel):
@@ -173,6 +182,11 @@ class State(BaseModel):
         description="Latest client request the proxy reported (survives proxy restarts).",
     )
     updated_at: float | None = None
+    start_command_json: bool | None = Field(
+        default=None,
+        description="Whether RunPod honours the start-command JSON in `args` (the guard's "
+        "way into the pod), as a pod's log showed; None: not known yet. Kept across sessions.",
+    )
     history: list[HistoryEntry] = Field(default_factory=list)
 
     def record(self, now: float, action: str, detail: str = "") -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
-from podmgr.runpod_client import create_input
+from podmgr.runpod.client import create_input
 from podmgr.watchdog.apply import pod_spec
 
 

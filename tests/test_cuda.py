@@ -8,7 +8,7 @@ import pytest
 from podmgr.config import build_config
 from podmgr.cuda import image_cuda_floor, versions_from
 from podmgr.errors import ConfigError
-from podmgr.runpod_client import create_input
+from podmgr.runpod.client import create_input
 from podmgr.sim.hosts import image_starts_on, parse_cuda_list, place_on_host
 from podmgr.watchdog.apply import pod_spec
 

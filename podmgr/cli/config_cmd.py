@@ -45,12 +45,18 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"warning: no guard in the pod ({why}); the limits hold only while passes run")
     else:
         print("  guard: off (guard: false); the limits hold only while passes run")
+    if config.interruptible:
+        from podmgr.runpod.spot import GRAPHQL_RETIREMENT
+
+        print(f"warning: {GRAPHQL_RETIREMENT}")
     return 0
 
 
 def _cuda_line(config: Any) -> str:
     from podmgr.cuda import image_cuda_floor
 
+    if config.allowed_cuda_versions:
+        return f"  host CUDA: exactly {', '.join(config.allowed_cuda_versions)}"
     needed = image_cuda_floor(config.image_name)
     why = f"{config.image_name} needs {needed}" if needed else f"{config.image_name}: not known"
     return f"  host CUDA: {config.cuda_floor} and newer ({why})"

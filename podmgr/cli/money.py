@@ -137,26 +137,9 @@ def _runpod_billing(
     records: list[SessionRecord], since: float
 ) -> tuple[dict[str, float] | None, str | None]:
     """RunPod's amount per pod since the earliest session start, or why it is missing."""
-    import datetime as dt
-    import os
+    from podmgr.runpod.billing import billed_by_pod
 
-    from podmgr.costs import runpod_by_pod
-    from podmgr.errors import PodmgrError
-    from podmgr.runpod_rest import RestApi
-
-    key = os.environ.get("RUNPOD_API_KEY", "")
-    if not key:
-        return None, "RUNPOD_API_KEY is not set"
-    start = min([since, *(record.started_at for record in records)])
-    iso = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    api = RestApi(key)
-    try:
-        billed = api.pod_billing(bucket_size="day", grouping="podId", start_time=iso)
-    except PodmgrError as error:
-        return None, error.message
-    finally:
-        api.close()
-    return runpod_by_pod((record.pod_id, record.amount) for record in billed), None
+    return billed_by_pod(min([since, *(record.started_at for record in records)]))
 
 
 def _money(value: float | None) -> str:

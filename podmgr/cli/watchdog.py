@@ -200,14 +200,20 @@ def _refresh_catalog(config: Any) -> int:
     from podmgr.guard.launch import guard_problem
     from podmgr.watchdog.catalog import HEADER, refresh_catalog
 
-    rows, problems = refresh_catalog(config)
+    rows, problems, notes = refresh_catalog(config)
     _say(HEADER)
     for row in rows:
         _say(row)
+    for note in notes:
+        _say(f"note: {note}")
     for problem in problems:
         _say(f"config: {problem}")
     if config.guard and (why := guard_problem(config)) is not None:
         _say(f"warning: no guard in the pod ({why}); the limits hold only while passes run")
+    if config.interruptible:
+        from podmgr.runpod.spot import GRAPHQL_RETIREMENT
+
+        _say(f"warning: {GRAPHQL_RETIREMENT}")
     return 2 if problems else 0
 
 

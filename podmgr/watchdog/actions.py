@@ -20,6 +20,7 @@ __all__ = [
     "ForgetPod",
     "MarkReady",
     "Noop",
+    "NoteGuard",
     "PodProgress",
     "RestartPod",
     "ResumePreempted",
@@ -69,6 +70,23 @@ class CreatePod:
         again = " (counts as a restart)" if self.replaces_lost_pod else ""
         kind = "spot pod" if self.spot else "pod"
         return f"create a {kind} on {' / '.join(self.gpu_type_ids)}{again}"
+
+
+@dataclass(frozen=True)
+class NoteGuard:
+    """What the pod's log said of its guard (podmgr/watchdog/guard_check.py): `confirmed`
+    True or False, or None (not yet seen), and where the log was read up to."""
+
+    pod_id: str
+    confirmed: bool | None
+    why: str
+    cursor: str | None
+
+    def describe(self) -> str:
+        if self.confirmed is None:
+            return f"pod {self.pod_id}: guard not seen in its log yet"
+        said = "confirmed" if self.confirmed else "NOT running"
+        return f"pod {self.pod_id}: guard {said}: {self.why}"
 
 
 @dataclass(frozen=True)
@@ -209,6 +227,7 @@ Action = (
     | CreatePod
     | PodProgress
     | MarkReady
+    | NoteGuard
     | AbandonPod
     | RestartPod
     | ResumePreempted

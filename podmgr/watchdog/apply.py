@@ -24,9 +24,12 @@ from typing import assert_never
 
 from podmgr.config import Config
 from podmgr.errors import (
+    ApiError,
+    AuthError,
     BalanceError,
     CapacityError,
     ConfigError,
+    ContractError,
     CrashLoopError,
     PodmgrError,
     ProxyError,
@@ -35,7 +38,8 @@ from podmgr.errors import (
 from podmgr.guard.launch import guard_entrypoint, guard_env, guard_limits, guard_problem
 from podmgr.history import record_session_end
 from podmgr.logs import get_logger
-from podmgr.runpod_client import PodSpec, RunPodClient
+from podmgr.runpod.client import PodSpec, RunPodClient
+from podmgr.runpod.placement import Candidate, Placement, clouds_of, place
 from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod
@@ -76,7 +80,7 @@ class Applier:
 
     def run(self, actions: list[act.Action], state: State) -> State:
         for action in actions:
-            quiet = isinstance(action, act.PodProgress | act.MarkReady)  # their own line
+            quiet = isinstance(action, act.PodProgress | act.MarkReady | act.NoteGuard)
             self.deps.emit(action.describe() if quiet else f"-> {action.describe()}")
             log.info("action", action=type(action).__name__, detail=action.describe())
             try:
@@ -134,6 +138,8 @@ class Applier:
                 self._progress(action, state)
             case act.MarkReady():
                 self._mark_ready(state)
+            case act.NoteGuard():
+                self._note_guard(action, state)
             case act.AbandonPod():
                 self._abandon(action, state)
             case act.RestartPod():
@@ -182,49 +188,102 @@ class Applier:
             )
 
     def _create(self, action: act.CreatePod, state: State) -> None:
+        """Try the placement's candidates in order (podmgr/runpod/placement.py): a refusal
+        of one (400, 403, no spot offer) moves to the next; 402 and 422 stop at once."""
         cfg, clock = self.deps.config, self.deps.clock
         self._check_network_volume()
-        errors: list[str] = []
-        for gpu, cloud in _offers(action.gpu_type_ids, cfg.cloud_type):
+        placement = self._placement(action.gpu_type_ids)
+        errors = list(placement.skipped)
+        for candidate in placement.candidates:
+            gpu, cloud = candidate.gpu_type_id, candidate.cloud
             name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
             key = new_vllm_key()
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
             spec = pod_spec(
                 cfg, self.deps.cid, name, gpu, key, cloud,
                 spot=action.spot, session=state.session, now=clock.now(),
+                guard=state.start_command_json is not False,
             )  # fmt: skip
             # Saved before the call: a create answered with an error may have made the pod.
             state.pending_create = PendingCreate(name=name, gpu_type_id=gpu, at=clock.now())
             self.deps.store.save(state, now=clock.now())
             try:
                 pod_id = self.deps.client.create_pod(spec)
-            except (CapacityError, ConfigError) as error:
+            except CapacityError as error:  # PlacementError (400/403) or no spot offer
                 state.pending_create = None  # refused before anything was made
                 errors.append(f"{gpu} ({cloud}): {error.message}")
-                self.deps.emit(f"   no capacity on {gpu} ({cloud}), trying the next offer")
+                self.deps.emit(f"   {gpu} ({cloud}) refused: {error.message}; trying the next")
                 continue
-            now = clock.now()
-            state.pending_create = None
-            state.pod = PodRecord(
-                id=pod_id,
-                name=name,
-                gpu_type_id=gpu,
-                created_at=now,
-                phase="starting",
-                endpoint_url=cfg.pod_url(pod_id),
-                vllm_api_key=key,
-                interruptible=action.spot,
-                guard=guard_limits(spec.env),
-            )
-            if action.replaces_lost_pod:
-                _count_restart(state, now)
-            log.info("pod_created", pod_id=pod_id, gpu=gpu)
-            budget = cfg.startup_budget_seconds
-            self.deps.emit(f"   pod {pod_id} created on {gpu}; it has {budget:.0f}s to serve")
+            except (BalanceError, ContractError, ConfigError):
+                state.pending_create = None  # refused before anything was made
+                raise
+            self._created(action, state, spec, pod_id, candidate)
             return
         state.record(clock.now(), "CreatePod failed", "; ".join(errors))
         self.deps.store.save(state, now=clock.now())
-        raise CapacityError("no GPU type had capacity: " + "; ".join(errors))
+        raise CapacityError("no GPU type could be placed: " + "; ".join(errors))
+
+    def _placement(self, gpu_type_ids: tuple[str, ...]) -> Placement:
+        """The candidates from RunPod's catalog; every configured pair when it cannot be
+        read (a create must not wait on the catalog)."""
+        cfg = self.deps.config
+        exact = tuple(cfg.allowed_cuda_versions or ())
+        floor = None if exact else cfg.cuda_floor
+        try:
+            catalog = self.deps.client.gpu_catalog(
+                cfg.gpu_count, min_cuda=floor, clouds=clouds_of(cfg.cloud_type)
+            )
+        except (AuthError, BalanceError):
+            raise
+        except ApiError as error:
+            log.warning("catalog_unread", error=error.message)
+            catalog = None
+        return place(gpu_type_ids, cfg.cloud_type, catalog, min_cuda=floor, exact_cuda=exact)
+
+    def _created(
+        self,
+        action: act.CreatePod,
+        state: State,
+        spec: PodSpec,
+        pod_id: str,
+        candidate: Candidate,
+    ) -> None:
+        cfg, now = self.deps.config, self.deps.clock.now()
+        state.pending_create = None
+        state.pod = PodRecord(
+            id=pod_id,
+            name=spec.name,
+            gpu_type_id=candidate.gpu_type_id,
+            created_at=now,
+            phase="starting",
+            endpoint_url=cfg.pod_url(pod_id),
+            vllm_api_key=spec.env.get(VLLM_KEY_ENV, ""),
+            interruptible=action.spot,
+            guard=guard_limits(spec.env),
+        )
+        if action.replaces_lost_pod:
+            _count_restart(state, now)
+        log.info("pod_created", pod_id=pod_id, gpu=candidate.gpu_type_id, cloud=candidate.cloud)
+        price = f" at ${candidate.price * cfg.gpu_count:.2f}/h" if candidate.price else ""
+        budget = cfg.startup_budget_seconds
+        self.deps.emit(
+            f"   pod {pod_id} created on {candidate.gpu_type_id} ({candidate.cloud}){price}; "
+            f"it has {budget:.0f}s to serve"
+        )
+
+    def _note_guard(self, action: act.NoteGuard, state: State) -> None:
+        """Record what the pod's log said of its guard; a finding holds for later pods."""
+        pod = state.pod
+        if pod is None or pod.id != action.pod_id:
+            return
+        pod.log_cursor = action.cursor
+        if action.confirmed is None:
+            return
+        pod.guard_confirmed, pod.guard_why = action.confirmed, action.why
+        state.start_command_json = action.confirmed
+        self.deps.emit(f"-> {action.describe()}")
+        if not action.confirmed:
+            self.deps.emit("   later pods are made without the guard (the finding is kept)")
 
     def _progress(self, action: act.PodProgress, state: State) -> None:
         pod, now = state.pod, self.deps.clock.now()
@@ -351,14 +410,6 @@ def _count_restart(state: State, now: float) -> None:
         state.session.last_restart_at = now
 
 
-def _offers(gpu_type_ids: tuple[str, ...], cloud_type: str) -> list[tuple[str, str]]:
-    """(GPU type, cloud) pairs to try in order. RunPod's REST create takes SECURE or
-    COMMUNITY only (RunPod OpenAPI v1, PodCreateInput.cloudType), so `ALL` tries each GPU
-    type in Secure Cloud first, then in Community Cloud."""
-    clouds = ("SECURE", "COMMUNITY") if cloud_type == "ALL" else (cloud_type,)
-    return [(gpu, cloud) for gpu in gpu_type_ids for cloud in clouds]
-
-
 def pod_spec(
     config: Config,
     cid: str,
@@ -370,15 +421,17 @@ def pod_spec(
     spot: bool = False,
     session: Session | None = None,
     now: float | None = None,
+    guard: bool = True,
 ) -> PodSpec:
     """The create request for one GPU type (and cloud, default the config's): config,
-    marker env, the pod's vLLM key and, when the config allows, the pod's guard with the
-    session's limits (podmgr/guard/launch.py); `spot`: an interruptible pod."""
+    marker env, the pod's vLLM key and, when the config allows and `guard` (RunPod was
+    not seen passing the start command literally), the pod's guard with the session's
+    limits (podmgr/guard/launch.py); `spot`: an interruptible pod."""
     # The weights on the volume survive a stop (network volume: every pod that mounts it).
     volume_env = {"HF_HOME": config.hf_home} if config.weights_on_volume else {}
     env = {**volume_env, **config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
     command, entrypoint = config.container_command(), tuple[str, ...]()
-    if guard_problem(config) is None:
+    if guard and guard_problem(config) is None:
         env.update(guard_env(config, session, time.time() if now is None else now))
         command, entrypoint = f"vllm serve {command}", tuple(guard_entrypoint())
     return PodSpec(
@@ -395,7 +448,8 @@ def pod_spec(
         env=env,
         template_id=config.template_id,
         support_public_ip=config.support_public_ip,
-        allowed_cuda_versions=tuple(config.allowed_cuda_versions),
+        allowed_cuda_versions=tuple(config.allowed_cuda_versions or ()),
+        min_cuda_version=None if config.allowed_cuda_versions else config.cuda_floor,
         interruptible=spot,
         network_volume_id=config.network_volume_id,
         data_center_ids=tuple(config.data_center_ids or ()),

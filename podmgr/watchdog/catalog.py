@@ -1,9 +1,11 @@
-"""`--refresh-catalog`: RunPod's GPU types with prices and stock, and a check of the config.
+"""`--refresh-catalog`: RunPod's GPU types with prices, VRAM, stock and CUDA, and a check.
 
-The table is also saved as `catalog.json` beside the state file (for people and scripts).
-A GPU id in the config that RunPod does not list, or that is not offered in the config's
-cloud type, or (with `interruptible`) that has no spot price there, is reported as a
-problem (the command then exits 2).
+Read from REST v2 alone (`GET /catalog/gpus?include=AVAILABILITY&product=POD`, once per
+cloud: podmgr/runpod/client.py `gpu_catalog`), scoped by the config's CUDA floor. The table
+is also saved as `catalog.json` beside the state file (for people, scripts and the
+what-if's prices). A GPU id in the config that RunPod does not list, or that is not
+offered in the config's cloud, is a problem (the command then exits 2); a type with no
+stock or no usable CUDA version now is only noted: stock changes by the minute.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import os
 from pathlib import Path
 
 from podmgr.config import Config
-from podmgr.runpod_client import GpuType, RunPodClient
+from podmgr.runpod.client import GpuType, RunPodClient
+from podmgr.runpod.placement import clouds_of, cuda_usable
 
-__all__ = ["HEADER", "check_choices", "format_row", "refresh_catalog", "spot_price"]
+__all__ = ["HEADER", "check_choices", "format_row", "refresh_catalog"]
 
 HEADER = (
-    f"{'GPU type':<32} {'memory':>7} {'secure $/h':>10} {'community $/h':>13} "
-    f"{'spot S/C $/h':>13}  available"
+    f"{'GPU type':<32} {'VRAM':>5} {'secure $/h':>10} {'community $/h':>13} "
+    f"{'stock S/C':>13}  CUDA with free machines (S | C)"
 )
 
 
@@ -28,45 +31,44 @@ def _price(value: float | None) -> str:
     return f"{value:.2f}" if value else "-"
 
 
-def spot_price(gpu: GpuType, cloud_type: str) -> float | None:
-    """The spot price in that cloud (ALL: the cheaper of the two), None: no spot offer."""
-    secure, community = gpu.secure_spot_price, gpu.community_spot_price
-    if cloud_type == "SECURE":
-        return secure
-    if cloud_type == "COMMUNITY":
-        return community
-    prices = [p for p in (secure, community) if p]
-    return min(prices) if prices else None
-
-
 def format_row(gpu: GpuType, chosen: bool) -> str:
     mark = "*" if chosen else " "
     memory = f"{gpu.memory_gb:g}GB" if gpu.memory_gb else "-"
-    spot = f"{_price(gpu.secure_spot_price)}/{_price(gpu.community_spot_price)}"
+    stock = f"{gpu.secure_stock or '-'}/{gpu.community_stock or '-'}"
+    cuda = f"{' '.join(gpu.secure_cuda) or '-'} | {' '.join(gpu.community_cuda) or '-'}"
     return (
-        f"{mark}{gpu.id[:31]:<31} {memory:>7} {_price(gpu.secure_price):>10} "
-        f"{_price(gpu.community_price):>13} {spot:>13}  {gpu.stock_status or 'unknown'}"
+        f"{mark}{gpu.id[:31]:<31} {memory:>5} {_price(gpu.secure_price):>10} "
+        f"{_price(gpu.community_price):>13} {stock:>13}  {cuda}"
     )
 
 
-def check_choices(config: Config, catalog: list[GpuType]) -> list[str]:
-    """Problems with the config's GPU list against the catalog (empty: all good)."""
+def check_choices(config: Config, catalog: list[GpuType]) -> tuple[list[str], list[str]]:
+    """(problems, notes) of the config's GPU list against the catalog."""
     known = {gpu.id: gpu for gpu in catalog}
-    problems = []
+    by_name = {gpu.display_name: gpu.id for gpu in catalog}
+    exact = tuple(config.allowed_cuda_versions or ())
+    floor = None if exact else config.cuda_floor
+    problems: list[str] = []
+    notes: list[str] = []
     for gpu_id in config.gpu_type_ids:
         gpu = known.get(gpu_id)
         if gpu is None:
-            problems.append(f"gpu_type_id {gpu_id!r} is not a RunPod GPU type")
-        elif config.cloud_type == "SECURE" and gpu.secure_cloud is False:
-            problems.append(f"{gpu_id} is not offered in the SECURE cloud")
-        elif config.cloud_type == "COMMUNITY" and gpu.community_cloud is False:
-            problems.append(f"{gpu_id} is not offered in the COMMUNITY cloud")
-        elif config.interruptible and not spot_price(gpu, config.cloud_type):
-            problems.append(
-                f"interruptible: {gpu_id} has no spot price in the {config.cloud_type} cloud; "
-                "drop it from gpu_type_id or set interruptible false"
-            )
-    return problems
+            hint = f" (did you mean {by_name[gpu_id]!r}?)" if gpu_id in by_name else ""
+            problems.append(f"gpu_type_id {gpu_id!r} is not a RunPod GPU type{hint}")
+            continue
+        clouds = clouds_of(config.cloud_type)
+        if not any(gpu.offered(cloud) is not False for cloud in clouds):
+            problems.append(f"{gpu_id} is not offered in the {config.cloud_type} cloud")
+            continue
+        for cloud in clouds:
+            if gpu.stock(cloud) == "NONE":
+                notes.append(f"{gpu_id} ({cloud}): stock NONE now; a create skips it")
+            elif not cuda_usable(gpu.cuda_available(cloud), floor, exact):
+                notes.append(
+                    f"{gpu_id} ({cloud}): no free machine on CUDA {floor or exact} now; "
+                    "a create skips it"
+                )
+    return problems, notes
 
 
 def _save(path: Path, catalog: list[GpuType]) -> None:
@@ -78,14 +80,16 @@ def _save(path: Path, catalog: list[GpuType]) -> None:
 
 def refresh_catalog(
     config: Config, client: RunPodClient | None = None
-) -> tuple[list[str], list[str]]:
-    """Table rows (chosen GPU types marked *) and problems with the config's choices."""
+) -> tuple[list[str], list[str], list[str]]:
+    """Table rows (chosen GPU types marked *), problems and notes about the config."""
     client = client or RunPodClient(
         retry_initial_seconds=config.api_retry_initial_seconds,
         retry_max_seconds=config.api_retry_max_seconds,
     )
-    catalog = client.gpu_catalog(config.gpu_count)
+    exact = config.allowed_cuda_versions
+    catalog = client.gpu_catalog(config.gpu_count, min_cuda=None if exact else config.cuda_floor)
     _save(config.state_path.parent / "catalog.json", catalog)
     chosen = set(config.gpu_type_ids)
     ordered = sorted(catalog, key=lambda g: (g.id not in chosen, g.secure_price or 1e9))
-    return [format_row(g, g.id in chosen) for g in ordered], check_choices(config, catalog)
+    problems, notes = check_choices(config, catalog)
+    return [format_row(g, g.id in chosen) for g in ordered], problems, notes

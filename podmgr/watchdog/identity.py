@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from pathlib import Path
 
-from podmgr.runpod_models import PodInfo
+from podmgr.runpod.values import PodInfo
 
 __all__ = [
     "MARKER_CONFIG_ID",

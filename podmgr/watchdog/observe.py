@@ -1,14 +1,16 @@
 """Gathering one pass's observations: our pods on RunPod, the pod's health, the proxy.
 
-The state's pod is read by its id once more after the listing: `get_pod` goes through
-GraphQL and carries `runtime` (REST's `Pod` has none, so a listing may not), which tells
-"no container yet" from "container up" (readiness.py). A pod with a container is probed
+Every pod in REST v2's listing carries its `runtime`, which tells "no container yet" from
+"container up" (readiness.py): one call sees them all. A pod with a container is probed
 at its URL's /health. One failed health probe is not a dead vLLM: a ready pod is probed
 up to `health_probe_attempts` times, a short pause apart, and counts as unhealthy only if
 every probe fails; a pod still starting is probed once (not 200 = still loading).
 
+While the state pod's guard is not confirmed, its new container log lines are read (one
+short `GET /pods/{id}/logs` from the last event id: guard_check.py says what they mean).
+
 If RunPod's pod listing fails (after the adapter's retries), the state's pod is read by its
-id (`pod(input: {podId})` works without `myself.pods`), so that plan can still enforce
+id (`GET /pods/{id}` works without the listing), so that plan can still enforce
 the deadline and the budget on it (issue 10, finding 7); the listing's error is kept in
 `Observed.listing_error` and ends the pass once the limits were applied. A pod in a
 status RunPod's schema does not list is logged here and treated as not ready.
@@ -19,11 +21,12 @@ from __future__ import annotations
 from podmgr.config import Config
 from podmgr.errors import ApiError, AuthError
 from podmgr.logs import get_logger
-from podmgr.runpod_client import PodInfo, RunPodClient
+from podmgr.runpod.client import PodInfo, RunPodClient
 from podmgr.state import State
 from podmgr.watchdog.clock import Clock
+from podmgr.watchdog.guard_check import guard_finding
 from podmgr.watchdog.identity import is_ours
-from podmgr.watchdog.observed import Observed
+from podmgr.watchdog.observed import GuardLog, Observed
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe
 
@@ -51,7 +54,6 @@ def observe(
     except ApiError as error:
         return _without_listing(state, client, supervisor, error)
     pods = tuple(p for p in listed if is_ours(p, config.pod_name_prefix, cid))
-    pods = _with_runtime(state, pods, client)
     _log_unknown_statuses(pods)
     healthy: bool | None = None
     detail = ""
@@ -65,19 +67,27 @@ def observe(
         pod_healthy=healthy,
         health_detail=detail,
         proxy=supervisor.view(state.proxy_pid),
+        guard_log=_guard_log(state, live, client),
     )
 
 
-def _with_runtime(
-    state: State, pods: tuple[PodInfo, ...], client: RunPodClient
-) -> tuple[PodInfo, ...]:
-    """The listing with the state's running pod as `get_pod` reports it (runtime included)."""
+def _guard_log(state: State, live: PodInfo | None, client: RunPodClient) -> GuardLog | None:
+    """The state pod's new container lines while its guard is unconfirmed (the container
+    runs: RUNNING); None when there is nothing to read or the read failed (logged: the
+    next pass reads again from the same cursor)."""
     pod = state.pod
-    listed = next((p for p in pods if pod is not None and p.id == pod.id), None)
-    if listed is None or not listed.running:
-        return pods
-    live = client.get_pod(listed.id)
-    return tuple(p for p in (live if p is listed else p for p in pods) if p is not None)
+    if pod is None or pod.guard is None or pod.guard_confirmed is not None:
+        return None
+    if live is None or not live.running:
+        return None
+    try:
+        lines = client.pod_logs(pod.id, after=pod.log_cursor)
+    except ApiError as error:
+        log.warning("pod_log_unread", pod_id=pod.id, error=error.message)
+        return None
+    container = [line.line for line in lines if line.source == "container"]
+    cursor = lines[-1].id if lines else pod.log_cursor
+    return GuardLog(guard_finding(container), cursor)
 
 
 def _without_listing(
@@ -99,7 +109,7 @@ def _without_listing(
 def _log_unknown_statuses(pods: tuple[PodInfo, ...]) -> None:
     for pod in pods:
         if not pod.status_known:
-            log.warning("unknown_pod_status", pod_id=pod.id, status=pod.desired_status)
+            log.warning("unknown_pod_status", pod_id=pod.id, status=pod.status)
 
 
 def _probe(

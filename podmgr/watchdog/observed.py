@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from podmgr.errors import PodmgrError
-from podmgr.runpod_models import PodInfo
+from podmgr.runpod.values import PodInfo
+from podmgr.watchdog.guard_check import GuardFinding
 
-__all__ = ["Observed", "ProxyView", "Request"]
+__all__ = ["GuardLog", "Observed", "ProxyView", "Request"]
 
 Request = Literal["pass", "start", "shutdown"]
 
@@ -27,11 +28,19 @@ class ProxyView:
 
 
 @dataclass(frozen=True)
+class GuardLog:
+    """The state pod's new log lines, read while its guard is unconfirmed: what they said
+    of the guard (None: nothing decisive) and the last event id read."""
+
+    finding: GuardFinding | None
+    cursor: str | None
+
+
+@dataclass(frozen=True)
 class Observed:
     """Our pods on RunPod (prefix + markers), the state pod's health, and the proxy.
 
-    The state's pod, when RUNNING, is the one `get_pod` returned (its `has_runtime` is
-    truthful; a listing may not carry runtime). `pod_healthy` is its /health: None when
+    Each pod carries its runtime (REST v2's Pod has it). `pod_healthy` is its /health: None when
     not probed (no container), else whether it answered 200 (a ready pod: any of
     `health_probe_attempts` probes; a starting pod: one probe).
 
@@ -45,6 +54,7 @@ class Observed:
     health_detail: str = ""
     proxy: ProxyView = field(default_factory=ProxyView)
     listing_error: PodmgrError | None = None
+    guard_log: GuardLog | None = None
 
     def pod(self, pod_id: str | None) -> PodInfo | None:
         return next((p for p in self.pods if p.id == pod_id), None) if pod_id else None

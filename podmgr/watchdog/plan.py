@@ -27,15 +27,22 @@ order and records each in the state before the next. The rules, in the order the
    image/CUDA problem: replace it by a fresh create once per session, end the session the
    second time; past the startup budget (`initial_wait_seconds + max_startup_attempts *
    poll_interval_seconds`) -> terminate it, count a restart (the next pass creates another);
-   otherwise record its phase and wait for the next pass (starting: CREATED, RESTARTING or
-   an unknown status is never resumed). Restarts back off exponentially; past `max_restarts`
-   the pod is terminated and the session ends as a crash loop.
+   otherwise record its phase and wait for the next pass (starting: PROVISIONING, STARTING
+   or an unknown status is never started again). ERROR is a status to start from (RunPod
+   OpenAPI v2, podAction), counted as a restart like a crash, so only repeated errors make
+   a crash loop. Restarts back off exponentially; past `max_restarts` the pod is
+   terminated and the session ends as a crash loop.
+7. Before its phase: the pod's guard, read from its log while unconfirmed
+   (guard_check.py): confirmed -> recorded; RunPod passed the start-command JSON to vLLM
+   literally -> recorded (later pods are made without the guard), the pod terminated and
+   replaced at once. A RUNNING pod with zero GPUs (a start may give none: RunPod docs,
+   pods/manage-pods.mdx) is terminated and replaced at once, counted as a restart.
 """
 
 from __future__ import annotations
 
 from podmgr.config import Config
-from podmgr.runpod_models import PodInfo
+from podmgr.runpod.values import PodInfo
 from podmgr.state import Session, State
 from podmgr.watchdog.actions import (
     AbandonPod,
@@ -46,6 +53,7 @@ from podmgr.watchdog.actions import (
     ForgetPod,
     MarkReady,
     Noop,
+    NoteGuard,
     PodProgress,
     RestartPod,
     ResumePreempted,
@@ -181,6 +189,38 @@ def _adoptable(state: State, strays: list[PodInfo]) -> PodInfo | None:
 
 
 def _state_pod(
+    config: Config, state: State, observed: Observed, now: float, window: Window
+) -> list[Action]:
+    pod = state.pod
+    assert pod is not None
+    live = observed.pod(pod.id)
+    noted = _guard_note(state, observed)
+    if noted and noted[0].confirmed is False:  # vLLM got the JSON: replace, guard off
+        spot = _spot(config, state)
+        why = "the start command reached vLLM literally"
+        return [*noted, TerminatePod(pod.id, why), CreatePod(tuple(config.gpu_type_ids), spot=spot)]
+    if live is not None and live.running and live.gpu_count == 0:
+        # "You may be allocated zero GPUs" on a start (RunPod docs, pods/manage-pods.mdx):
+        # vLLM cannot run there; waiting out the start-up budget would bill for nothing.
+        spot = _spot(config, state)
+        create = CreatePod(tuple(config.gpu_type_ids), replaces_lost_pod=True, spot=spot)
+        return [*noted, TerminatePod(pod.id, "RunPod started it with zero GPUs"), create]
+    return [*noted, *_state_pod_phase(config, state, observed, now, window)]
+
+
+def _guard_note(state: State, observed: Observed) -> list[NoteGuard]:
+    """The guard's finding (or just the log's new cursor) for apply to record."""
+    pod, seen = state.pod, observed.guard_log
+    if pod is None or seen is None:
+        return []
+    if seen.finding is None:
+        if seen.cursor == pod.log_cursor:
+            return []
+        return [NoteGuard(pod.id, None, "", seen.cursor)]
+    return [NoteGuard(pod.id, seen.finding.confirmed, seen.finding.why, seen.cursor)]
+
+
+def _state_pod_phase(
     config: Config, state: State, observed: Observed, now: float, window: Window
 ) -> list[Action]:
     pod = state.pod

@@ -2,23 +2,24 @@
 
 A pass never waits for a pod. It observes the state's pod once and `plan()` decides from
 its phase; `PodRecord` keeps across passes the last phase, since when, and when the
-container was first seen. The phases, from RunPod's pod and the pod URL's `GET /health`:
+container was first seen. The phases, from RunPod's pod (REST v2: `status` and `runtime`)
+and the pod URL's `GET /health`:
 
-  starting       CREATED or RESTARTING (RunPod is starting it), or a status RunPod's schema
-                 does not list: wait, never resume (SkyPilot does the same, skypilot#9356)
-  no_container   RUNNING without `runtime`: the image is being pulled (minutes for vLLM)
+  starting       PROVISIONING or STARTING (RunPod is allocating it or pulling its image),
+                 or a status RunPod's document does not list: wait, never start it again
+                 (SkyPilot does the same, skypilot#9356)
+  no_container   RUNNING without `runtime` ports (RunPod documents runtime for every RUNNING
+                 pod; a container not up is treated as still starting)
   loading        `runtime` with ports, /health not 200: vLLM loads the model; the pod URL
                  answers 502 until its HTTP server starts after loading
   serving        /health 200: ready
-  failed         RUNNING, and the container gone after it was seen: a crash (RunPod keeps
-                 `desiredStatus` RUNNING; dstack treats `runtime.ports is None` after start
-                 as "failed to start", commit c9b4412): restart
+  failed         ERROR ("container is in an unrecoverable error state": start it again,
+                 podAction), or RUNNING with the container gone after it was seen (dstack
+                 treats `runtime.ports is None` after start as "failed to start", c9b4412)
   stopped / gone EXITED (and the other stopped statuses) / no longer on RunPod
 
-`runtime` comes from GraphQL through `RunPodClient.get_pod` (REST's `Pod` has no runtime,
-so a listing may not carry it; observe.py reads the state's pod by id); serving comes
-from the pod URL's /health. Facts: ../shared/RUNPOD_FACTS.md, "Pod lifecycle as the API
-shows it" and "Startup as it really is".
+Facts: RunPod OpenAPI v2 (PodStatus, Pod.runtime); ../shared/RUNPOD_FACTS.md, "Pod
+lifecycle as the API shows it" and "Startup as it really is".
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Literal
 
 import httpx
 
-from podmgr.runpod_models import PodInfo
+from podmgr.runpod.values import PodInfo
 from podmgr.state import PodRecord
 
 __all__ = ["HealthProbe", "Phase", "phase_text", "pod_phase", "probe_health", "startup_began"]
@@ -50,9 +51,11 @@ def pod_phase(live: PodInfo | None, healthy: bool | None, container_seen: bool) 
     """The phase of the state's pod from what one pass saw (pure)."""
     if live is None:
         return "gone"
+    if live.errored:
+        return "failed"
     if live.stopped:
         return "stopped"
-    if not live.running:  # CREATED, RESTARTING, or a status we do not know
+    if not live.running:  # PROVISIONING, STARTING, or a status we do not know
         return "starting"
     if not live.has_runtime:
         return "failed" if container_seen else "no_container"
@@ -61,7 +64,7 @@ def pod_phase(live: PodInfo | None, healthy: bool | None, container_seen: bool) 
 
 def phase_text(phase: Phase, live: PodInfo | None, detail: str = "") -> str:
     """The phase for people: `container up, model download or load (health 502)`."""
-    status = live.desired_status if live is not None else "gone"
+    status = live.status if live is not None else "gone"
     match phase:
         case "starting" if live is not None and live.starting:
             return f"{status}: RunPod is starting it"
@@ -73,6 +76,8 @@ def phase_text(phase: Phase, live: PodInfo | None, detail: str = "") -> str:
             return f"container up, model download or load ({detail or 'no answer'})"
         case "serving":
             return "serving"
+        case "failed" if live is not None and live.errored:
+            return "ERROR: the container failed (RunPod's status)"
         case "failed":
             return "container gone after it was up (crash)"
         case "stopped":

@@ -24,7 +24,7 @@ from pathlib import Path
 from podmgr.config import Config
 from podmgr.errors import BalanceError, LockHeldError, PodmgrError, StartupError, TransientApiError
 from podmgr.guard.lease import renew_lease
-from podmgr.runpod_client import RunPodClient
+from podmgr.runpod.client import RunPodClient
 from podmgr.state import State, StateStore
 from podmgr.watchdog.accounting import book
 from podmgr.watchdog.actions import Action

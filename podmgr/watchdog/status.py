@@ -88,7 +88,7 @@ def _proxy(config: Config, state: State) -> dict[str, Any]:
 
 def live_pod(config: Config, report: dict[str, Any]) -> dict[str, Any] | None:
     """What RunPod says about the state's pod (REST and one GraphQL query; for `--live`)."""
-    from podmgr.runpod_client import RunPodClient
+    from podmgr.runpod.client import RunPodClient
 
     pod = report.get("pod")
     if not pod:
@@ -102,7 +102,7 @@ def live_pod(config: Config, report: dict[str, Any]) -> dict[str, Any] | None:
         return {"exists": False}
     return {
         "exists": True,
-        "desired_status": info.desired_status,
+        "status": info.status,
         "uptime_seconds": info.uptime_seconds,
         "cost_per_hr": info.cost_per_hr,
         "runtime_up": info.has_runtime,
@@ -185,6 +185,6 @@ def _live_line(live: dict[str, Any]) -> str:
         return "pod not found on RunPod"
     uptime = live.get("uptime_seconds")
     return (
-        f"{live['desired_status']}, runtime {'up' if live['runtime_up'] else 'not up'}, "
+        f"{live['status']}, runtime {'up' if live['runtime_up'] else 'not up'}, "
         f"uptime {_ago(uptime) if uptime is not None else '-'}"
     )

@@ -24,7 +24,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from podmgr.runpod_models import PodInfo
+from podmgr.runpod.values import PodInfo
 
 __all__ = ["RunPodModel", "StartupPace", "VirtualPod"]
 
@@ -143,11 +143,10 @@ class RunPodModel:
             PodInfo(
                 id=pod.id,
                 name=pod.name,
-                desired_status=pod.status(now),
+                status=pod.status(now),
                 cost_per_hr=pod.cost_per_hr,
                 uptime_seconds=max(0.0, now - pod.container_at),
                 has_runtime=pod.status(now) == "RUNNING" and now >= pod.container_at,
-                runtime_read=True,
                 interruptible=pod.interruptible,
             )
             for pod in self.pods.values()

@@ -9,7 +9,7 @@ import urllib.request
 from typing import Any
 
 from podmgr.config import build_config
-from podmgr.runpod_client import create_input
+from podmgr.runpod.client import create_input
 from podmgr.sim.testkit import SimProcess, wait_until
 from podmgr.state import Session
 from podmgr.watchdog.apply import pod_spec

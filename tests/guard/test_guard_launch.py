@@ -14,7 +14,7 @@ import pytest
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
 from podmgr.guard.launch import guard_line, guard_problem, guard_source, is_guard_entrypoint
-from podmgr.runpod_client import create_input
+from podmgr.runpod.client import create_input
 from podmgr.state import PodRecord, Session
 from podmgr.watchdog.apply import pod_spec
 from podmgr.watchdog.status import format_status

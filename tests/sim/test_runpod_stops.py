@@ -79,7 +79,7 @@ def test_preempt_stops_only_interruptible_pods(sim: SimProcess, rest: httpx.Clie
 )
 def test_balance_refusals_classify_as_balance_error(status: int, message: str) -> None:
     from podmgr.errors import BalanceError
-    from podmgr.runpod_classify import classify_graphql_message, classify_status
+    from podmgr.runpod.problems import classify_graphql_message, classify_status
 
     error = classify_status(status, message, what="POST /pods", pod_resource=False)
     assert isinstance(error, BalanceError) and error.exit_code == 11

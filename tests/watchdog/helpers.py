@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from podmgr.config import Config, build_config
-from podmgr.runpod_models import PodInfo
+from podmgr.runpod.values import PodInfo
 from podmgr.state import HistoryEntry, PodRecord, Session, State
 from podmgr.watchdog.identity import MARKER_CONFIG_ID, MARKER_MANAGED
 from podmgr.watchdog.observed import Observed, ProxyView
@@ -38,7 +38,7 @@ def live(
     return PodInfo(
         id=pod_id,
         name=name or f"podmgr-{pod_id}",
-        desired_status=status,
+        status=status,
         cost_per_hr=cost,
         uptime_seconds=uptime,
         has_runtime=status == "RUNNING" if runtime is None else runtime,

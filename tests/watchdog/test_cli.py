@@ -63,7 +63,7 @@ def test_manage_pod_runs_from_any_directory(wd: Harness, standin: subprocess.Pop
     human = cli(wd, "status")
     assert record["id"] in human.stdout and "left" in human.stdout
     live = json.loads(cli(wd, "status", "--live", "--json").stdout)["live"]
-    assert live["exists"] and live["desired_status"] == "RUNNING" and live["runtime_up"]
+    assert live["exists"] and live["status"] == "RUNNING" and live["runtime_up"]
 
     verbose = cli(wd, "watchdog", "--verbose")
     assert verbose.returncode == 0 and '"action"' in verbose.stderr

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 import pytest
 
 from podmgr.errors import TransientApiError
-from podmgr.runpod_models import PodInfo, PodSpec
+from podmgr.runpod.values import PodInfo, PodSpec
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.runner import PassResult, run_pass
 
@@ -45,18 +45,18 @@ class FakeRunPod:
         self.creates += 1
         pod_id = f"fake{self.creates}"
         self.pods[pod_id] = PodInfo(
-            id=pod_id, name=spec.name, desired_status="RUNNING", cost_per_hr=0.69,
+            id=pod_id, name=spec.name, status="RUNNING", cost_per_hr=0.69,
             uptime_seconds=0.0, env=dict(spec.env),
         )  # fmt: skip
         self._after("create")
         return pod_id
 
     def stop_pod(self, pod_id: str) -> None:
-        self.set(pod_id, desired_status="EXITED", has_runtime=False)
+        self.set(pod_id, status="EXITED", has_runtime=False)
         self._after("stop")
 
     def resume_pod(self, pod_id: str, gpu_count: int) -> None:
-        self.set(pod_id, desired_status="RUNNING", has_runtime=False)
+        self.set(pod_id, status="RUNNING", has_runtime=False)
         self._after("resume")
 
     def terminate_pod(self, pod_id: str) -> bool:
@@ -103,7 +103,7 @@ def test_a_start_that_answered_an_error_after_starting_is_counted_once(wd: Harne
     fake.fail_after.add("resume")
     with pytest.raises(TransientApiError):
         one_pass(wd, fake, health)
-    assert fake.pods[pod_id].desired_status == "RUNNING"  # the start did happen
+    assert fake.pods[pod_id].status == "RUNNING"  # the start did happen
     state = wd.state()
     assert state.pod is not None and state.pod.phase == "restarting"
     assert state.session is not None and state.session.restarts == 1

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from podmgr.errors import AuthError, TransientApiError
-from podmgr.runpod_models import PodInfo
+from podmgr.runpod.values import PodInfo
 from podmgr.watchdog import observe as observe_module
 from podmgr.watchdog.observe import observe
 from podmgr.watchdog.observed import ProxyView
@@ -98,7 +98,7 @@ class Recorder:
 
 def test_unknown_status_is_logged_and_not_probed(monkeypatch: pytest.MonkeyPatch) -> None:
     odd = PodInfo(
-        id="p1", name="podmgr-p1", desired_status="PROVISIONING", env=live().env, has_runtime=True
+        id="p1", name="podmgr-p1", status="PROVISIONING", env=live().env, has_runtime=True
     )
     recorder = Recorder()
     monkeypatch.setattr(observe_module, "log", recorder)

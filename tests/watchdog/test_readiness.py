@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from podmgr.runpod_models import PodInfo
+from podmgr.runpod.values import PodInfo
 from podmgr.watchdog.readiness import Phase, phase_text, pod_phase
 
 
 def pod(status: str = "RUNNING", runtime: bool = False) -> PodInfo:
-    return PodInfo(id="p1", name="podmgr-p1", desired_status=status, has_runtime=runtime)
+    return PodInfo(id="p1", name="podmgr-p1", status=status, has_runtime=runtime)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from podmgr.errors import (
     ConfigError,
     TransientApiError,
 )
-from podmgr.runpod_client import RunPodClient, check_pod_id, classify, parse_pod
+from podmgr.runpod.client import RunPodClient, check_pod_id, classify, parse_pod
 
 CAPACITY = (
     "There are no longer any instances available with the requested specifications. "

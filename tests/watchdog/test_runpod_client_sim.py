@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from podmgr.errors import ApiError, AuthError, CapacityError, PodGoneError
-from podmgr.runpod_client import RunPodClient
-from podmgr.runpod_models import PodSpec
+from podmgr.runpod.client import RunPodClient
+from podmgr.runpod.values import PodSpec
 from podmgr.sim.testkit import SimProcess, free_port
 
 READ_ONLY_KEY = "test-read-only-key-not-real"
@@ -46,7 +46,7 @@ def sim_env(
         rest_sim.clear_faults()
         cleaner = RunPodClient(api_key=rest_sim.api_key, retry_max_seconds=5)
         for pod in cleaner.list_pods():
-            if pod.desired_status != "TERMINATED":
+            if pod.status != "TERMINATED":
                 cleaner.terminate_pod(pod.id)
 
 

@@ -21,8 +21,8 @@ from podmgr.errors import (
     PodGoneError,
     TransientApiError,
 )
-from podmgr.runpod_client import RunPodClient, create_input
-from podmgr.runpod_models import PodSpec
+from podmgr.runpod.client import RunPodClient, create_input
+from podmgr.runpod.values import PodSpec
 
 KEY = "test-runpod-key-not-real"
 REST = "http://rest.test/v1"
