@@ -139,10 +139,12 @@ class Config(BaseModel):
         description="Preemptions per session on spot pods; at this many the session "
         "continues on an on-demand pod.",
     )
+    # RunPod OpenAPI v2's CreatePodRequest has no public-IP switch and no download-speed
+    # filter (v1 had both); the fields stay so that an older config gets a clear error.
     support_public_ip: bool = Field(
         False,
-        description="Ask RunPod for a public IP. podmgr never uses it (nor SSH, which it "
-        "never asks for) and it shrinks Community Cloud capacity.",
+        description="Must be false: RunPod's REST API v2 has no public-IP switch (podmgr "
+        "never uses a public IP).",
     )
     docker_args: str | None = Field(
         None, description="Container command; null builds one from model and vllm_args."
@@ -168,7 +170,7 @@ class Config(BaseModel):
         "volume, must include the volume's.",
     )
     min_download_mbps: float | None = Field(
-        None, gt=0, description="Only hosts with at least this download speed (Mbit/s)."
+        None, description="Must be null: RunPod's REST API v2 has no download-speed filter."
     )
     env: dict[str, str] = Field(
         default_factory=dict,
@@ -403,6 +405,26 @@ class Config(BaseModel):
     def _wake_hours_ok(cls, value: list[str] | None) -> list[str] | None:
         if value is not None:
             check_wake_hours(value)
+        return value
+
+    @field_validator("support_public_ip", "min_download_mbps")
+    @classmethod
+    def _not_in_v2(cls, value: bool | float | None) -> bool | float | None:
+        if value:
+            raise ValueError(
+                "RunPod's REST API v2 has no such create field (v1 had it; v1 was retired on "
+                "2026-11-15): remove it from the config"
+            )
+        return value
+
+    @field_validator("volume_in_gb")
+    @classmethod
+    def _volume_floor(cls, value: int) -> int:
+        if 0 < value < 10:
+            raise ValueError(
+                "a pod volume is at least 10 GB (RunPod OpenAPI v2, PersistentMount.size); "
+                "0 means none"
+            )
         return value
 
     @field_validator("endpoint_url_template")

@@ -8,11 +8,12 @@ part (podmgr/cli/money.py).
 
 podmgr's figure is its own account (podmgr/watchdog/accounting.py): each pod from its
 creation to its termination at its billed rate (the pod's `cost`), booked at each
-watchdog pass. RunPod bills the pod from its creation to its termination, per second (docs accounts-billing/billing),
-so the two agree to well under a cent per pod-hour; what can remain: the seconds between
-podmgr's last booking and RunPod's record of the termination, a pod stopped for a restart
-(podmgr books that time, RunPod does not bill a stopped pod's GPU), and storage of a
-stopped pod, which RunPod bills and podmgr does not count.
+watchdog pass. RunPod bills the pod from its creation to its termination, per second
+(docs accounts-billing/billing), so the two agree to well under a cent per pod-hour;
+what can remain: the seconds between podmgr's last booking and RunPod's record of the
+termination, a pod stopped for a restart (podmgr books that time, RunPod does not bill a
+stopped pod's GPU), and storage of a stopped pod, which RunPod bills and podmgr does not
+count.
 
 Groups: `day` is the UTC day the session started on (RunPod's buckets are UTC), `gpu` the
 pod's GPU type, `session` the session's start time. A pod belongs to exactly one group,

@@ -1,19 +1,23 @@
 """The guard: PID 1 of the pod's container, parent of vLLM, terminator of its own pod.
 
 Python standard library only, no podmgr import: this file is sent verbatim as
-`python3 -c <this file>` in the pod's `dockerEntrypoint` (podmgr/guard/launch.py) and runs
-with the image's own interpreter. It starts `argv` (vLLM) as its child, forwards SIGTERM,
-SIGINT and SIGHUP to it, exits with the child's status, and every check interval decides
-whether to terminate its own pod through RunPod's REST API (`DELETE /pods/{podId}`, RunPod
-OpenAPI v1) with the pod-scoped `RUNPOD_API_KEY` RunPod injects into every pod
-(RUNPOD_FACTS.md, "Pod lifecycle as the API shows it"). Reasons, first match wins:
+`python3 -c <this file>`, the `entrypoint` of the start-command JSON in the create's `args`
+(podmgr/guard/launch.py), and runs with the image's own interpreter. It starts `argv`
+(vLLM) as its child, forwards SIGTERM, SIGINT and SIGHUP to it, exits with the child's
+status, and every check interval decides whether to terminate its own pod through RunPod's
+REST API v2 (`DELETE /pods/{id}` -> 204, RunPod OpenAPI v2 deletePod) at the base
+PODMGR_GUARD_API_URL (default https://api.runpod.io/v2), with the pod-scoped
+`RUNPOD_API_KEY` RunPod injects into every pod (RUNPOD_FACTS.md, "Pod lifecycle as the API
+shows it"). Its first line, `{"guard": "armed", ...}`, is how the watchdog knows it runs
+(podmgr/watchdog/guard_check.py). Reasons, first match wins:
 
   - deadline: now >= PODMGR_GUARD_DEADLINE (fixed when the session started);
-  - budget:   spent + costPerHr x (now + interval - created_at) / 3600 >= max cost, i.e.
+  - budget:   spent + cost x (now + interval - created_at) / 3600 >= max cost, i.e.
               the budget would be passed before the next check (PODMGR_GUARD_SPENT_USD is
-              the session's cost when the pod was created; costPerHr is read from
-              `GET /pods/{podId}`; time since PODMGR_GUARD_CREATED_AT over-counts any
-              stopped time, which errs towards ending early);
+              the session's cost when the pod was created; the rate is the pod's
+              `cost` from `GET /pods/{id}` (v2 Pod.cost, USD/h billed); time since
+              PODMGR_GUARD_CREATED_AT over-counts any stopped time, which errs towards
+              ending early);
   - idle:     vLLM's `/metrics` request counters (finished requests, running and waiting
               gauges) unchanged and nothing in flight for PODMGR_GUARD_IDLE_SECONDS, counted
               from the first answer of `/metrics` (model loading is not idleness);
@@ -49,7 +53,7 @@ from typing import Any
 
 # How the simulator (podmgr/sim/podproc.py) knows a start command is this guard.
 MARKER = "podmgr-guard/1"
-DEFAULT_API_URL = "https://rest.runpod.io/v1"
+DEFAULT_API_URL = "https://api.runpod.io/v2"
 DEFAULT_INTERVAL = 10.0
 DEFAULT_LEASE_FILE = "/tmp/podmgr-guard/lease"
 BACKOFF_FIRST = 1.0
@@ -175,7 +179,7 @@ class Backoff:
 # --- effects ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Api:
-    """RunPod's REST API as the pod sees it: its own pod, its own key."""
+    """RunPod's REST API v2 as the pod sees it: its own pod, its own key."""
 
     base: str
     pod_id: str
@@ -199,7 +203,7 @@ class Api:
         status, body = self._call("GET")
         if status != 200:
             raise OSError(f"GET pod answered {status}: {body[:200]!r}")
-        return float(json.loads(body)["costPerHr"])
+        return float(json.loads(body)["cost"])  # v2 Pod.cost: USD per hour billed
 
     def terminate(self) -> str:
         """'terminated' or 'already gone'; OSError when billing may not have stopped."""

@@ -1,15 +1,19 @@
-"""How the guard travels: the pod's `dockerEntrypoint`, `dockerStartCmd` and env.
+"""How the guard travels: the start-command JSON in the create's `args`, and the pod's env.
 
-The guard's source goes as `["python3", "-c", <podmgr/guard/guard.py>]` in the create's
-`dockerEntrypoint` (RunPod OpenAPI v1, PodCreateInput: it overrides the image's
-ENTRYPOINT), and vLLM's command as `dockerStartCmd` (`vllm serve <args>`, the CLI the
-vllm/vllm-openai image ships; `vllm serve` takes `--model` since its model tag became
-optional). No image of ours, no download. The limits go as `PODMGR_GUARD_*` env values;
-none is a secret (the start command and env are visible in RunPod's console). The key the
-guard uses is the pod-scoped `RUNPOD_API_KEY` RunPod injects, never sent by podmgr.
+REST v2 has no entrypoint field. RunPod's container start command accepts JSON
+`{"entrypoint": [...], "cmd": [...]}` to replace the image's ENTRYPOINT and CMD (RunPod
+docs, pods/templates/manage-templates.mdx), so the create's `args` carries `{"entrypoint":
+["python3", "-c", <podmgr/guard/guard.py>], "cmd": ["vllm", "serve", <vLLM's args>]}`
+(podmgr/runpod/client.py `start_command`; `vllm serve` is the CLI the vllm/vllm-openai
+image ships and takes `--model`). That v2 honours the JSON is not documented: each pod's
+log is checked (podmgr/watchdog/guard_check.py), and once RunPod is seen passing it
+literally, pods are made without the guard. No image of ours, no download. The limits go as
+`PODMGR_GUARD_*` env values; none is a secret (the start command and env are visible in
+RunPod's console). The key the guard uses is the pod-scoped `RUNPOD_API_KEY` RunPod
+injects, never sent by podmgr.
 
-The guard is impossible when the image is not vLLM's official one (it may lack `python3`
-or the `vllm` CLI) or `docker_args` is a whole command rather than vLLM's arguments:
+The guard is impossible when the image is not vLLM's official one (it may lack `python3` or
+the `vllm` CLI) or `docker_args` is a whole command rather than vLLM's arguments:
 `guard_problem` says why, and `podmgr config validate` / `--refresh-catalog` print it.
 """
 
@@ -38,7 +42,7 @@ __all__ = [
 
 GUARD_ENV_PREFIX = "PODMGR_GUARD_"
 VLLM_IMAGE = "vllm/vllm-openai"
-DEFAULT_REST_URL = "https://rest.runpod.io/v1"
+DEFAULT_REST_URL = "https://api.runpod.io/v2"
 
 
 @cache
@@ -96,7 +100,7 @@ def guard_env(
         values["LEASE_SECONDS"] = f"{config.guard_lease_seconds:g}"
     api = (env.get("RUNPOD_REST_URL") or DEFAULT_REST_URL).rstrip("/")
     if api != DEFAULT_REST_URL:
-        values["API_URL"] = api  # a simulator's REST API; RunPod's is the guard's default
+        values["API_URL"] = api  # a simulator's REST API v2; RunPod's is the guard's default
     return {GUARD_ENV_PREFIX + key: value for key, value in values.items()}
 
 

@@ -121,9 +121,7 @@ def create_request(spec: PodSpec) -> wire.CreatePodRequest:
         network = [wire.NetworkMount(volumeId=spec.network_volume_id, path=spec.volume_mount_path)]
         mounts = wire.Mounts(network=network)
     elif spec.volume_in_gb > 0:
-        persistent = wire.PersistentMount(
-            size=max(10, spec.volume_in_gb), path=spec.volume_mount_path
-        )
+        persistent = wire.PersistentMount(size=spec.volume_in_gb, path=spec.volume_mount_path)
         mounts = wire.Mounts(persistent=persistent)
     return wire.CreatePodRequest(
         name=spec.name,

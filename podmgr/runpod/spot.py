@@ -88,7 +88,6 @@ def _mutation(spec: PodSpec, bid: float) -> str:
         "volumeMountPath": spec.volume_mount_path,
         "ports": spec.ports,
         "dockerArgs": start_command(spec) or "",
-        "supportPublicIp": spec.support_public_ip,
     }
     if spec.network_volume_id:
         fields["networkVolumeId"] = spec.network_volume_id

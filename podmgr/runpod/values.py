@@ -90,7 +90,6 @@ class PodSpec:
     ports: str
     env: Mapping[str, str]
     template_id: str | None
-    support_public_ip: bool = False
     # The host CUDA constraint: an exact set, or a floor (never both: CreateGpuConfig).
     allowed_cuda_versions: tuple[str, ...] = ()
     min_cuda_version: str | None = None
@@ -98,7 +97,6 @@ class PodSpec:
     interruptible: bool = False
     network_volume_id: str | None = None
     data_center_ids: tuple[str, ...] = ()
-    min_download_mbps: float | None = None
     docker_entrypoint: tuple[str, ...] = ()  # the pod's guard (podmgr/guard/launch.py)
 
 

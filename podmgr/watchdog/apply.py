@@ -447,12 +447,10 @@ def pod_spec(
         ports=f"{config.vllm_port}/http",
         env=env,
         template_id=config.template_id,
-        support_public_ip=config.support_public_ip,
         allowed_cuda_versions=tuple(config.allowed_cuda_versions or ()),
         min_cuda_version=None if config.allowed_cuda_versions else config.cuda_floor,
         interruptible=spot,
         network_volume_id=config.network_volume_id,
         data_center_ids=tuple(config.data_center_ids or ()),
-        min_download_mbps=config.min_download_mbps,
         docker_entrypoint=entrypoint,
     )

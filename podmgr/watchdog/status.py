@@ -11,8 +11,9 @@ import time
 from typing import Any
 
 from podmgr.config import Config
-from podmgr.guard.launch import guard_line
+from podmgr.guard.launch import guard_line, guard_problem
 from podmgr.state import State, StateStore
+from podmgr.watchdog.guard_check import LITERAL_WHY
 from podmgr.watchdog.proxy_probe import fetch_proxy_health, pid_alive
 
 __all__ = ["format_status", "live_pod", "status_report"]
@@ -32,6 +33,7 @@ def status_report(config: Config, now: float | None = None) -> dict[str, Any]:
         "state_readable": readable,
         "session": _session(state, now),
         "pod": _pod(state, now),
+        "guard": guard_status(config, state),
         "proxy": _proxy(config, state),
         "history": [h.model_dump() for h in state.history[-HISTORY_SHOWN:]],
     }
@@ -73,6 +75,23 @@ def _pod(state: State, now: float) -> dict[str, Any] | None:
     }
 
 
+def guard_status(config: Config, state: State) -> dict[str, Any]:
+    """Whether a guard runs in the pod: `confirmed` True (its armed line is in the pod's
+    log), False (it cannot: said why), None (not seen yet, or no pod)."""
+    pod = state.pod
+    if pod is not None and pod.guard is not None:
+        why = pod.guard_why or "waiting for the guard's armed line in the pod's log"
+        return {"confirmed": pod.guard_confirmed, "why": why}
+    if state.start_command_json is False:
+        return {"confirmed": False, "why": LITERAL_WHY}
+    problem = guard_problem(config)
+    if problem is not None:
+        return {"confirmed": False, "why": f"{problem}: limits hold only while passes run"}
+    if pod is not None:
+        return {"confirmed": False, "why": "the pod was created without one"}
+    return {"confirmed": None, "why": "no pod"}
+
+
 def _proxy(config: Config, state: State) -> dict[str, Any]:
     health = fetch_proxy_health(config, timeout=1.0)
     pid = state.proxy_pid
@@ -87,7 +106,7 @@ def _proxy(config: Config, state: State) -> dict[str, Any]:
 
 
 def live_pod(config: Config, report: dict[str, Any]) -> dict[str, Any] | None:
-    """What RunPod says about the state's pod (REST and one GraphQL query; for `--live`)."""
+    """What RunPod says about the state's pod (`GET /pods/{id}` on REST v2; for `--live`)."""
     from podmgr.runpod.client import RunPodClient
 
     pod = report.get("pod")
@@ -106,6 +125,7 @@ def live_pod(config: Config, report: dict[str, Any]) -> dict[str, Any] | None:
         "uptime_seconds": info.uptime_seconds,
         "cost_per_hr": info.cost_per_hr,
         "runtime_up": info.has_runtime,
+        "gpu_count": info.gpu_count,
     }
 
 
@@ -152,6 +172,7 @@ def format_status(report: dict[str, Any], config: Config | None = None) -> list[
         )
         lines.append(f"endpoint: {pod['endpoint_url']}")
         lines.append(f"guard:   {guard_line(pod.get('guard'), config)}")
+        lines.append(f"         {_guard_seen(report.get('guard') or {})}")
     if "live" in report:
         live = report["live"]
         lines.append(f"runpod:  {live if live is None else _live_line(live)}")
@@ -178,6 +199,12 @@ def _upstream_lines(views: list[dict[str, Any]]) -> list[str]:
     from podmgr.upstreams import upstream_line
 
     return [f"  upstream {view['name']}: {upstream_line(view)}" for view in views]
+
+
+def _guard_seen(guard: dict[str, Any]) -> str:
+    confirmed = guard.get("confirmed")
+    said = {True: "confirmed", False: "NOT running", None: "not confirmed yet"}[confirmed]
+    return f"{said}: {guard.get('why', '')}"
 
 
 def _live_line(live: dict[str, Any]) -> str:
