@@ -84,7 +84,7 @@ class PodRecord(BaseModel):
     guard_confirmed: bool | None = Field(
         default=None,
         description="The pod's log showed its guard armed (True), or RunPod passed the "
-        "start-command JSON literally (False); None: not seen yet (watchdog/guard_check.py).",
+        "start-command JSON literally (False); None: not seen yet (guard/check.py).",
     )
     guard_why: str | None = None
     log_cursor: str | None = Field(

@@ -9,7 +9,7 @@ REST API v2 (`DELETE /pods/{id}` -> 204, RunPod OpenAPI v2 deletePod) at the bas
 PODMGR_GUARD_API_URL (default https://api.runpod.io/v2), with the pod-scoped
 `RUNPOD_API_KEY` RunPod injects into every pod (RUNPOD_FACTS.md, "Pod lifecycle as the API
 shows it"). Its first line, `{"guard": "armed", ...}`, is how the watchdog knows it runs
-(podmgr/watchdog/guard_check.py). Reasons, first match wins:
+(podmgr/guard/check.py). Reasons, first match wins:
 
   - deadline: now >= PODMGR_GUARD_DEADLINE (fixed when the session started);
   - budget:   spent + cost x (now + interval - created_at) / 3600 >= max cost, i.e.

@@ -6,7 +6,7 @@ docs, pods/templates/manage-templates.mdx), so the create's `args` carries `{"en
 ["python3", "-c", <podmgr/guard/guard.py>], "cmd": ["vllm", "serve", <vLLM's args>]}`
 (podmgr/runpod/client.py `start_command`; `vllm serve` is the CLI the vllm/vllm-openai
 image ships and takes `--model`). That v2 honours the JSON is not documented: each pod's
-log is checked (podmgr/watchdog/guard_check.py), and once RunPod is seen passing it
+log is checked (podmgr/guard/check.py), and once RunPod is seen passing it
 literally, pods are made without the guard. No image of ours, no download. The limits go as
 `PODMGR_GUARD_*` env values; none is a secret (the start command and env are visible in
 RunPod's console). The key the guard uses is the pod-scoped `RUNPOD_API_KEY` RunPod

@@ -86,7 +86,7 @@ def start_command(spec: PodSpec) -> str | None:
     """The create's `args`. With the guard: RunPod's start-command JSON
     `{"entrypoint": [...], "cmd": [...]}` (RunPod docs, pods/templates/manage-templates.mdx;
     v2 has no entrypoint field and does not document that `args` honours the JSON: the
-    watchdog checks it on each pod, podmgr/watchdog/guard_check.py). Without: vLLM's
+    watchdog checks it on each pod, podmgr/guard/check.py). Without: vLLM's
     arguments as one string ("arguments passed to the container entrypoint", Pod.args)."""
     if not spec.docker_entrypoint:
         return spec.docker_args or None

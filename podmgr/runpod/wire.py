@@ -61,12 +61,13 @@ def check_strict(model: BaseModel, where: str = "$") -> list[str]:
     problems: list[str] = []
     if isinstance(model, ReadModel):
         problems += [f"{where}.{name}: not in the document" for name in model.model_extra or {}]
-        given = {model.model_fields[name].alias or name for name in model.model_fields_set}
+        fields = type(model).model_fields
+        given = {fields[name].alias or name for name in model.model_fields_set if name in fields}
         problems += [
             f"{where}.{name}: required by the document, missing"
             for name in sorted(model.REQUIRED - given)
         ]
-    for name in model.model_fields_set:
+    for name in model.model_fields_set & set(type(model).model_fields):
         problems += _check_value(getattr(model, name), f"{where}.{name}")
     return problems
 

@@ -74,7 +74,7 @@ class CreatePod:
 
 @dataclass(frozen=True)
 class NoteGuard:
-    """What the pod's log said of its guard (podmgr/watchdog/guard_check.py): `confirmed`
+    """What the pod's log said of its guard (podmgr/guard/check.py): `confirmed`
     True or False, or None (not yet seen), and where the log was read up to."""
 
     pod_id: str

@@ -20,11 +20,11 @@ from __future__ import annotations
 
 from podmgr.config import Config
 from podmgr.errors import ApiError, AuthError
+from podmgr.guard.check import guard_finding
 from podmgr.logs import get_logger
 from podmgr.runpod.client import PodInfo, RunPodClient
 from podmgr.state import State
 from podmgr.watchdog.clock import Clock
-from podmgr.watchdog.guard_check import guard_finding
 from podmgr.watchdog.identity import is_ours
 from podmgr.watchdog.observed import GuardLog, Observed
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor

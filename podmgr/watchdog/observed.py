@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from podmgr.errors import PodmgrError
+from podmgr.guard.check import GuardFinding
 from podmgr.runpod.values import PodInfo
-from podmgr.watchdog.guard_check import GuardFinding
 
 __all__ = ["GuardLog", "Observed", "ProxyView", "Request"]
 

@@ -11,9 +11,9 @@ import time
 from typing import Any
 
 from podmgr.config import Config
-from podmgr.guard.launch import guard_line, guard_problem
+from podmgr.guard.check import guard_status
+from podmgr.guard.launch import guard_line
 from podmgr.state import State, StateStore
-from podmgr.watchdog.guard_check import LITERAL_WHY
 from podmgr.watchdog.proxy_probe import fetch_proxy_health, pid_alive
 
 __all__ = ["format_status", "live_pod", "status_report"]
@@ -73,23 +73,6 @@ def _pod(state: State, now: float) -> dict[str, Any] | None:
         "restarts": pod.restarts,
         "guard": pod.guard,  # the guard's limits as sent at create (podmgr/guard)
     }
-
-
-def guard_status(config: Config, state: State) -> dict[str, Any]:
-    """Whether a guard runs in the pod: `confirmed` True (its armed line is in the pod's
-    log), False (it cannot: said why), None (not seen yet, or no pod)."""
-    pod = state.pod
-    if pod is not None and pod.guard is not None:
-        why = pod.guard_why or "waiting for the guard's armed line in the pod's log"
-        return {"confirmed": pod.guard_confirmed, "why": why}
-    if state.start_command_json is False:
-        return {"confirmed": False, "why": LITERAL_WHY}
-    problem = guard_problem(config)
-    if problem is not None:
-        return {"confirmed": False, "why": f"{problem}: limits hold only while passes run"}
-    if pod is not None:
-        return {"confirmed": False, "why": "the pod was created without one"}
-    return {"confirmed": None, "why": "no pod"}
 
 
 def _proxy(config: Config, state: State) -> dict[str, Any]:

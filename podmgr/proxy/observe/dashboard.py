@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from podmgr.config import Config
+from podmgr.guard.check import guard_status
 from podmgr.proxy.cache.store import CacheStore
 from podmgr.proxy.observe import charts
 from podmgr.proxy.observe.metrics import session_cost
@@ -68,6 +69,15 @@ def _cache_texts(cache: CacheStore, stats: RecentStats, mode: str) -> tuple[str,
     return size, f"{rate * 100:.1f}% ({stats.hits} hits, {stats.misses} misses)"
 
 
+def _guard_text(config: Config, state: State | None) -> str:
+    """Whether the pod's own guard holds the limits (podmgr/guard/check.py), plainly."""
+    if state is None:
+        return "-"
+    seen = guard_status(config, state)
+    said = {True: "running", False: "OFF", None: "not confirmed yet"}[seen["confirmed"]]
+    return f"{said}: {seen['why']}"
+
+
 def build_view(
     config: Config, resolver: UpstreamResolver, cache: CacheStore, stats: RecentStats
 ) -> DashboardView:
@@ -85,6 +95,7 @@ def build_view(
         ("Pod uptime", _duration(uptime)),
         ("Time left", _duration(left) if session else "-"),
         ("Cost so far", f"${session_cost(state, now):.4f}" if session else "-"),
+        ("Guard in the pod", _guard_text(config, state)),
         ("Cache", cache_size),
         ("Cache hit rate", hit_rate),
         ("Request rate", f"{stats.request_rate(now):.2f} req/s (last minute)"),

@@ -1,4 +1,4 @@
-"""Did the guard get into the pod? Read from the pod's container log (pure).
+"""Did the guard get into the pod? Read from the pod's container log, and said (pure).
 
 The guard travels in the create's `args` as RunPod's start-command JSON `{"entrypoint":
 [...], "cmd": [...]}` (RunPod docs, pods/templates/manage-templates.mdx). That REST v2's
@@ -22,8 +22,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["ARMED_WHY", "LITERAL_WHY", "GuardFinding", "guard_finding"]
+from podmgr.config import Config
+from podmgr.guard.launch import guard_problem
+from podmgr.state import State
+
+__all__ = ["ARMED_WHY", "LITERAL_WHY", "GuardFinding", "guard_finding", "guard_status"]
 
 ARMED_WHY = "the guard's armed line is in the pod's log"
 LITERAL_WHY = (
@@ -60,3 +65,20 @@ def _is_armed(line: str) -> bool:
     except ValueError:
         return False
     return isinstance(event, dict) and event.get("guard") == "armed"
+
+
+def guard_status(config: Config, state: State) -> dict[str, Any]:
+    """Whether a guard runs in the pod: `confirmed` True (its armed line is in the pod's
+    log), False (it cannot: said why), None (not seen yet, or no pod)."""
+    pod = state.pod
+    if pod is not None and pod.guard is not None:
+        why = pod.guard_why or "waiting for the guard's armed line in the pod's log"
+        return {"confirmed": pod.guard_confirmed, "why": why}
+    if state.start_command_json is False:
+        return {"confirmed": False, "why": LITERAL_WHY}
+    problem = guard_problem(config)
+    if problem is not None:
+        return {"confirmed": False, "why": f"{problem}: limits hold only while passes run"}
+    if pod is not None:
+        return {"confirmed": False, "why": "the pod was created without one"}
+    return {"confirmed": None, "why": "no pod"}
