@@ -1,5 +1,5 @@
-"""Issue 11's config fields: network volume, data centers, download speed, spot; what the
-create sends for them, and the invalid combinations (exit 2 naming the field)."""
+"""Issue 11's config fields on REST v2: network volume, data centers, spot; what the create
+sends for them (CreatePodRequest), and the invalid combinations (exit 2 naming the field)."""
 
 from __future__ import annotations
 
@@ -9,35 +9,37 @@ import pytest
 
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
-from podmgr.runpod.client import create_input
+from podmgr.runpod.client import create_request
 from podmgr.watchdog.apply import pod_spec
 
 
 def body(values: dict[str, Any], spot: bool = False) -> dict[str, Any]:
     config = build_config(values, environ={})
     spec = pod_spec(config, "cid", "podmgr-x", "NVIDIA GeForce RTX 4090", "k", spot=spot)
-    return create_input(spec).body()
+    return create_request(spec).body()
 
 
 def test_network_volume_fields_are_sent_with_hf_home_on_the_mount() -> None:
-    sent = body({"network_volume_id": "agv6w2qcg7", "data_center_ids": ["EU-RO-1"],
-                 "min_download_mbps": 500})  # fmt: skip
-    assert sent["networkVolumeId"] == "agv6w2qcg7" and sent["dataCenterIds"] == ["EU-RO-1"]
-    assert sent["minDownloadMbps"] == 500 and sent["env"]["HF_HOME"] == "/workspace/huggingface"
+    sent = body({"network_volume_id": "agv6w2qcg7", "data_center_ids": ["EU-RO-1"]})
+    assert sent["mounts"] == {"network": [{"volumeId": "agv6w2qcg7", "path": "/workspace"}]}
+    assert sent["dataCenterIds"] == ["EU-RO-1"]
+    assert sent["env"]["HF_HOME"] == "/workspace/huggingface"
 
 
 def test_a_pod_volume_gets_hf_home_too_and_env_overrides_it() -> None:
     assert body({"volume_in_gb": 80})["env"]["HF_HOME"] == "/workspace/huggingface"
+    assert body({"volume_in_gb": 80})["mounts"] == {
+        "persistent": {"size": 80, "path": "/workspace"}
+    }
     own = body({"volume_in_gb": 80, "env": {"HF_HOME": "/workspace/hf"}})
     assert own["env"]["HF_HOME"] == "/workspace/hf"
 
 
-def test_defaults_send_no_volume_no_data_center_and_no_spot() -> None:
+def test_defaults_send_no_volume_no_data_center_and_no_spot_marker() -> None:
     sent = body({})
-    for key in ("networkVolumeId", "dataCenterIds", "minDownloadMbps", "interruptible"):
+    for key in ("mounts", "dataCenterIds"):
         assert key not in sent
-    assert "HF_HOME" not in sent["env"]
-    assert body({"interruptible": True}, spot=True)["interruptible"] is True
+    assert "HF_HOME" not in sent["env"] and "PODMGR_SPOT" not in sent["env"]
 
 
 @pytest.mark.parametrize(
@@ -50,7 +52,9 @@ def test_defaults_send_no_volume_no_data_center_and_no_spot() -> None:
         pytest.param({"network_volume_id": "bad id"}, "network_volume_id", id="volume-id"),
         pytest.param({"data_center_ids": []}, "data_center_ids", id="no-data-center"),
         pytest.param({"data_center_ids": ["eu ro"]}, "data_center_ids", id="bad-data-center"),
-        pytest.param({"min_download_mbps": 0}, "min_download_mbps", id="download-speed"),
+        pytest.param({"min_download_mbps": 500}, "min_download_mbps", id="download-speed-v1"),
+        pytest.param({"support_public_ip": True}, "support_public_ip", id="public-ip-v1"),
+        pytest.param({"volume_in_gb": 5}, "volume_in_gb", id="volume-under-10gb"),
         pytest.param({"max_preemptions": -1}, "max_preemptions", id="preemptions"),
     ],
 )  # fmt: skip

@@ -14,7 +14,7 @@ import pytest
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
 from podmgr.guard.launch import guard_line, guard_problem, guard_source, is_guard_entrypoint
-from podmgr.runpod.client import create_input
+from podmgr.runpod.client import create_request
 from podmgr.state import PodRecord, Session
 from podmgr.watchdog.apply import pod_spec
 from podmgr.watchdog.status import format_status
@@ -33,9 +33,12 @@ def _spec(monkeypatch: pytest.MonkeyPatch, **config: Any) -> Any:
 
 def test_the_create_carries_the_guard_and_its_limits(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _spec(monkeypatch, idle_timeout_seconds=600)
-    body = create_input(spec).body()
-    assert body["dockerEntrypoint"] == ["python3", "-c", guard_source()]
-    assert body["dockerStartCmd"][:4] == ["vllm", "serve", "--model", spec.docker_args.split()[3]]
+    body = create_request(spec).body()
+    # v2 has no entrypoint field: the start-command JSON rides in `args`
+    # (RunPod docs, pods/templates/manage-templates.mdx).
+    start = json.loads(body["args"])
+    assert start["entrypoint"] == ["python3", "-c", guard_source()]
+    assert start["cmd"][:4] == ["vllm", "serve", "--model", spec.docker_args.split()[3]]
     env = body["env"]
     assert env["PODMGR_GUARD_DEADLINE"] == "4600.000"
     assert env["PODMGR_GUARD_SPENT_USD"] == "0.250000"
@@ -43,12 +46,12 @@ def test_the_create_carries_the_guard_and_its_limits(monkeypatch: pytest.MonkeyP
     assert env["PODMGR_GUARD_IDLE_SECONDS"] == "600"
     assert env["PODMGR_GUARD_CREATED_AT"] == "1200.000"
     assert "PODMGR_GUARD_API_URL" not in env  # RunPod's own base is the guard's default
-    assert is_guard_entrypoint(body["dockerEntrypoint"])
+    assert is_guard_entrypoint(start["entrypoint"])
 
 
 def test_no_secret_travels_with_the_guard(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNPOD_API_KEY", "rpa_fake_account_key_must_not_travel")
-    body = json.dumps(create_input(_spec(monkeypatch)).body())
+    body = json.dumps(create_request(_spec(monkeypatch)).body())
     assert "rpa_fake_account_key_must_not_travel" not in body
     assert "RUNPOD_API_KEY" in guard_source()  # read from the pod's env, RunPod's pod key
 
@@ -82,9 +85,8 @@ def test_guard_problem(config: dict[str, Any], problem: str | None) -> None:
 
 def test_without_a_guard_the_create_is_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     spec = _spec(monkeypatch, image_name="me/custom:1")
-    body = create_input(spec).body()
-    assert "dockerEntrypoint" not in body
-    assert body["dockerStartCmd"][0] == "--model"
+    body = create_request(spec).body()
+    assert body["args"].startswith("--model ")  # vLLM's arguments, as a plain string
     assert not any(key.startswith("PODMGR_GUARD_") for key in body["env"])
 
 
