@@ -3,7 +3,7 @@
 On start-up it prints three lines for scripts, then serves until SIGINT or SIGTERM (exit 0):
     RUNPOD_API_BASE_URL=http://HOST:PORT
     POD_URL_TEMPLATE=http://HOST:PORT/pods/{pod_id}-{port}
-    RUNPOD_REST_URL=http://HOST:PORT/v1
+    RUNPOD_REST_URL=http://HOST:PORT/v2
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ FAULT_HELP = (
     "calls), optional ',key=value' params, or a JSON object. Names: api_error, api_slow, "
     "api_something_went_wrong, api_error_after_apply, capacity, resume_no_gpus, pod_crash, "
     "container_crash, vllm_die, list_error, transient_status, unknown_template, "
-    "preempt, balance_zero, "
+    "preempt, balance_zero, rate_limited, zero_gpus, "
     "upstream_error, upstream_drop, upstream_stall, upstream_slow"
 )
 
@@ -27,8 +27,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "sim",
         help="run the local RunPod simulator",
-        description="A local RunPod: GraphQL API for the runpod SDK, REST API v1, pod URLs, "
-        "simulated vLLM.",
+        description="A local RunPod: REST API v2 (v1 answers 410 Gone), GraphQL API for the "
+        "runpod SDK, pod logs, pod URLs, simulated vLLM.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument(
@@ -82,6 +82,22 @@ def register(subparsers: Any) -> None:
         help="run each pod's guard start command as a real process, with a pod-scoped key "
         "and a stand-in vllm (podmgr/sim/podproc.py)",
     )  # fmt: skip
+    parser.add_argument(
+        "--rate-limit", default="minute=60,hour=3000,day=50000", metavar="POLICY",
+        help="REST v2 requests per window for the account, e.g. minute=60,hour=3000,"
+        "day=50000 (default: the document's example policy, %(default)s)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gpu-stock", action="append", default=[], metavar="'GPU TYPE=LEVEL'",
+        help="a GPU type's availability in the v2 catalog, NONE|LOW|MEDIUM|HIGH (repeatable; "
+        "default HIGH); NONE also makes its creates fail for capacity",
+    )  # fmt: skip
+    parser.add_argument(
+        "--start-command-json", choices=("honour", "ignore"), default="honour",
+        help="whether v2 `args` in RunPod's start-command JSON form ({\"entrypoint\": [...], "
+        "\"cmd\": [...]}) replace the image's ENTRYPOINT/CMD (honour) or reach vLLM's "
+        "entrypoint literally (ignore) (default %(default)s)",
+    )  # fmt: skip
     parser.set_defaults(handler=run)
 
 
@@ -105,6 +121,7 @@ def _settings(args: argparse.Namespace) -> Any:
         if not math.isfinite(value) or value < 0:  # nan and inf too
             raise ConfigError("must be a number >= 0", field="--" + name.replace("_", "-"))
     host_cuda, image_min_cuda = _cuda_settings(args)
+    rate_limit, gpu_stock = _v2_settings(args)
     if not 0 <= args.port <= 65535:
         raise ConfigError("must be 0..65535", field="--port")
     return SimSettings(
@@ -122,7 +139,37 @@ def _settings(args: argparse.Namespace) -> Any:
         host_cuda=host_cuda,
         image_min_cuda=image_min_cuda,
         run_guards=args.run_guards,
+        rate_limit=rate_limit,
+        gpu_stock=gpu_stock,
+        start_command_json=args.start_command_json,
     )
+
+
+def _v2_settings(
+    args: argparse.Namespace,
+) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
+    from podmgr.errors import ConfigError
+    from podmgr.sim.catalog import AVAILABILITY_LEVELS, GPU_TYPES, find_gpu_type
+    from podmgr.sim.v2.ratelimit import parse_policy
+
+    try:
+        rate_limit = parse_policy(args.rate_limit)
+    except ValueError as error:
+        raise ConfigError(str(error), field="--rate-limit") from None
+    stock: dict[str, str] = {}
+    for item in args.gpu_stock:
+        gpu_id, sep, level = item.rpartition("=")
+        if not sep or level.strip().upper() not in AVAILABILITY_LEVELS:
+            raise ConfigError(
+                f"{item!r}: expected 'GPU TYPE=LEVEL', LEVEL one of "
+                f"{', '.join(AVAILABILITY_LEVELS)}", field="--gpu-stock",
+            )  # fmt: skip
+        if find_gpu_type(gpu_id.strip()) is None:
+            known = ", ".join(gpu.id for gpu in GPU_TYPES)
+            message = f"{gpu_id.strip()!r} is not in the catalog ({known})"
+            raise ConfigError(message, field="--gpu-stock")
+        stock[gpu_id.strip()] = level.strip().upper()
+    return rate_limit, tuple(stock.items())
 
 
 def _cuda_settings(args: argparse.Namespace) -> tuple[tuple[str, ...], str | None]:

@@ -9,7 +9,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["GPU_TYPES", "SPOT_FACTOR", "GpuType", "find_gpu_type", "price_per_gpu", "spot_price"]
+__all__ = [
+    "AVAILABILITY_LEVELS",
+    "GPU_TYPES",
+    "SPOT_FACTOR",
+    "GpuType",
+    "find_gpu_type",
+    "price_per_gpu",
+    "spot_price",
+    "stock_of",
+]
+
+# RunPod REST API v2, AvailabilityLevel. `--gpu-stock` sets a type's; unset types are HIGH.
+AVAILABILITY_LEVELS = ("NONE", "LOW", "MEDIUM", "HIGH")
 
 # Spot (interruptible) pods cost about half of on-demand (issue 11); RunPod's catalog has
 # `secureSpotPrice` and `communitySpotPrice` per GPU type (RunPod OpenAPI v1, Pod.machine
@@ -107,3 +119,8 @@ def spot_price(gpu: GpuType, cloud_type: str) -> float | None:
     """Hourly spot price of one GPU in that cloud, or None where there is no spot offer."""
     price = gpu.secure_price if cloud_type == "SECURE" else gpu.community_price
     return _discount(price, SPOT_FACTOR) if gpu.spot else None
+
+
+def stock_of(stock: tuple[tuple[str, str], ...], gpu_type_id: str) -> str:
+    """The availability `--gpu-stock` gave this GPU type, HIGH when it gave none."""
+    return dict(stock).get(gpu_type_id, "HIGH")

@@ -7,14 +7,17 @@ DELETE /_sim/faults                 clear all
 GET    /_sim/pods/{id}              {"id", "status", "phase", "download_seconds",
                                     "weights_on_volume", "volume_has_weights"}
 POST   /_sim/pods/{id}/crash        RunPod stops the pod: EXITED, billing stops, ended_by runpod
-POST   /_sim/pods/{id}/crash-container  the container dies: RUNNING, no runtime, URL 502
+POST   /_sim/pods/{id}/crash-container  the container dies: REST v2 ERROR (GraphQL RUNNING),
+                                    no runtime, URL 502
 POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM dies until the pod is stopped+resumed
 GET    /_sim/pods/{id}/requests     what reached the pod's URL (podmgr/sim/traffic.py)
 GET    /_sim/pods/{id}/metrics      the pod's vLLM /metrics text (podmgr/sim/vllm_metrics.py)
 GET    /_sim/pods/{id}/process      {"running", "starts", "pid"} of its real process (--run-guards)
 GET    /_sim/pods/{id}/log          its real process's output (--run-guards)
 GET    /_sim/health                 {"ok": true}
-GET    /_sim/requests               {"graphql": n, "rest": m}: API requests received so far
+GET    /_sim/requests               {"graphql": n, "rest": m, "v1": k, "v2": m}: API requests
+                                    received so far ("rest" and "v2" both count /v2; "v1"
+                                    the retired /v1 paths, all answered 410)
 """
 
 from __future__ import annotations
@@ -124,7 +127,14 @@ async def health(_request: web.Request) -> web.Response:
 
 async def requests(request: web.Request) -> web.Response:
     world = request.app[WORLD]
-    return _json({"graphql": world.graphql_requests, "rest": world.rest_requests})
+    return _json(
+        {
+            "graphql": world.graphql_requests,
+            "rest": world.rest_requests,
+            "v1": world.v1_requests,
+            "v2": world.rest_requests,
+        }
+    )
 
 
 def _any_pod(request: web.Request) -> SimPod | None:

@@ -56,10 +56,11 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     # The mutation takes effect, then the answer is an error: GraphQL "Something went wrong"
     # while the pod starts anyway (runpodctl#45); REST create answering 500 while the pod
     # is created and billing, and slow to appear in listings (transformerlab-app#2305):
-    # `hide_seconds`. `field`: create|start|stop|terminate|reset (any when unset);
-    # `body`: the REST 500's body, json (RunPod v1's {"message"}) or html (a 500 page).
+    # `hide_seconds`. `field`: create|start|stop|terminate|restart (any when unset; reset
+    # is kept as a name and matches nothing on REST v2, which has no reset);
+    # `body`: the REST 500's body, json (a problem body) or html (a 500 page).
     "api_error_after_apply": {
-        "field": "one of create|start|stop|terminate|reset",
+        "field": "one of create|start|stop|terminate|restart|reset",
         "pod_id": "str",
         "hide_seconds": "seconds",
         "body": "one of json|html",
@@ -73,6 +74,14 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     # pod stopped, or terminated without a network volume; creates and starts refused
     # until the faults are cleared), and an interruptible (spot) pod preempted.
     "balance_zero": {},
+    # REST v2 answers 429 with `Retry-After: seconds` and a problem body, whatever the
+    # counts (RunPod REST API v2, TooManyRequestsError); `field` as the other api faults.
+    # RunPod has limited its APIs in stages since September 17, 2026 (dstack#4167).
+    "rate_limited": {"seconds": "seconds", "field": "str"},
+    # A `start` brings the pod back RUNNING with zero GPUs ("You may be allocated zero
+    # GPUs", RunPod docs pods/manage-pods.mdx, pods/troubleshooting/zero-gpus.mdx): its
+    # vLLM cannot start (podmgr/sim/pods.py, "failing").
+    "zero_gpus": {"pod_id": "str"},
     "preempt": {"pod_id": "str"},
     "vllm_die": {"pod_id": "str"},
     "upstream_error": {"status": "upstream_status", "pod_id": "str", "path_prefix": "str"},
@@ -88,6 +97,7 @@ FAULT_NAMES = frozenset(FAULT_PARAMS)
 DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = {
     "api_error": {"status": 502},
     "api_slow": {"seconds": 5.0},
+    "rate_limited": {"seconds": 2.0},
     "transient_status": {"seconds": 2.0},
     "api_error_after_apply": {"body": "json", "hide_seconds": 0.0},
     "unknown_template": {"message": "misleading"},

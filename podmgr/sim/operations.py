@@ -1,14 +1,14 @@
 """World operations shared by both APIs: create, get, list, start, stop, terminate.
 
-GraphQL resolvers (podmgr/sim/resolvers.py) and REST v1 routes (podmgr/sim/rest.py) call
+GraphQL resolvers (podmgr/sim/resolvers.py) and REST v2 routes (podmgr/sim/v2/) call
 these, so one world of pods is seen through both APIs, as on RunPod, and every API-level
 fault is played by both. A failure is one `SimApiError` with a `kind`; each API renders it
 its own way (GraphQL: an error message with HTTP 200, or an HTML page for `page_status`;
-REST: an HTTP status with RunPod v1's `{"message": ...}` body).
+REST v2: an HTTP status with an RFC 9457 problem body, podmgr/sim/v2/problems.py).
 
 Operation names (`Op`) are what the `field` parameter of the API faults matches, next to
-GraphQL root field names: create, get, list, start, stop, terminate, restart, reset,
-billing, catalog.
+GraphQL root field names: create, get, list, start, stop, terminate, restart, logs,
+billing, catalog, volume_list, volume_get.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from podmgr.logs import get_logger
-from podmgr.sim.catalog import find_gpu_type, price_per_gpu, spot_price
+from podmgr.sim.catalog import find_gpu_type, price_per_gpu, spot_price, stock_of
 from podmgr.sim.hosts import image_starts_on, place_on_host
 from podmgr.sim.pods import PodSpec, SimPod
 from podmgr.sim.runpod_stops import (
@@ -28,7 +28,7 @@ from podmgr.sim.runpod_stops import (
     balance_at_zero,
     strike_runpod_stops,
 )
-from podmgr.sim.volumes import VolumeError, place_with_volume
+from podmgr.sim.volumes import NETWORK_VOLUME_NOT_FOUND, VolumeError, place_with_volume
 from podmgr.sim.world import SimWorld
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "get",
     "list_pods",
     "reset",
+    "restart",
     "start",
     "stop",
     "strike_pods",
@@ -99,7 +100,7 @@ class SimApiError(Exception):
 
     `page_status`: answer an HTML error page with this HTTP status instead (Cloudflare in
     front of RunPod, RUNPOD_FACTS.md "Errors as they arrive"), on either API.
-    `rest_status`: the REST status when it is not the kind's usual one.
+    `rest_status`: the REST status when it is not the kind's usual one (402, 404, 409).
     """
 
     def __init__(
@@ -332,9 +333,8 @@ def _capacity_fault(world: SimWorld, gpu_type_id: str) -> bool:
 def _check_template(world: SimWorld, template_id: str | None) -> None:
     """An unknown template id fails the create; the fault `unknown_template` fails any.
 
-    Without the fault: "Template not found" (RUNPOD_FACTS.md). REST answers it 400, not
-    404: v1's create documents only 201 and 400 ("Invalid input."), and a 404 reads as
-    "the pod is gone" to a client of the /pods/{podId} paths.
+    Without the fault: "Template not found" (RUNPOD_FACTS.md). REST v2 answers it 404
+    ("unknown or inaccessible ID -> 404", RunPod REST API v2, CreatePodRequest.templateId).
     """
     if not template_id:
         return
@@ -342,10 +342,10 @@ def _check_template(world: SimWorld, template_id: str | None) -> None:
     if fault is not None:
         _log.info("fault_fired", fault="unknown_template", template_id=template_id)
         if fault.spec.params.get("message") == "not_found":
-            raise SimApiError("bad_request", TEMPLATE_NOT_FOUND)
+            raise SimApiError("bad_request", TEMPLATE_NOT_FOUND, rest_status=404)
         raise SimApiError("capacity", TEMPLATE_MISLEADING)
     if template_id not in KNOWN_TEMPLATES:
-        raise SimApiError("bad_request", TEMPLATE_NOT_FOUND)
+        raise SimApiError("bad_request", TEMPLATE_NOT_FOUND, rest_status=404)
 
 
 def _check_balance(world: SimWorld) -> None:
@@ -376,14 +376,24 @@ def create(world: SimWorld, order: CreateOrder) -> SimPod:
                 raise
             failure = error
             continue
-        host_cuda = place_on_host(world.settings.host_cuda, spec.allowed_cuda_versions)
-        if host_cuda is None or _capacity_fault(world, spec.gpu_type_id):
+        host_cuda = place_on_host(
+            world.settings.host_cuda, spec.allowed_cuda_versions, spec.min_cuda_version
+        )
+        # A type the catalog shows out of stock places nowhere (`--gpu-stock T=NONE`,
+        # podmgr/sim/v2/catalog.py); the `capacity` fault fails a create the catalog
+        # calls available ("not a reservation", RunPod REST API v2, createPod).
+        out_of_stock = stock_of(world.settings.gpu_stock, spec.gpu_type_id) == "NONE"
+        if host_cuda is None or out_of_stock or _capacity_fault(world, spec.gpu_type_id):
             failure = SimApiError("capacity", CAPACITY_MESSAGE)
             continue
         try:
             spec, volume = place_with_volume(world.volumes, spec)
         except VolumeError as error:
-            raise SimApiError("bad_request", str(error)) from None
+            # REST v2: "unknown template or network volume" is 404 (createPod responses).
+            missing = str(error) == NETWORK_VOLUME_NOT_FOUND
+            raise SimApiError(
+                "bad_request", str(error), rest_status=404 if missing else None
+            ) from None
         pod = world.fleet.create(spec, volume)
         pod.host_cuda = host_cuda
         pod.image_starts = image_starts_on(host_cuda, world.settings.image_min_cuda)
@@ -424,6 +434,16 @@ def reset(world: SimWorld, pod_id: str) -> SimPod:
     world.fleet.reset(pod)
     _log.info("pod_reset", pod_id=pod.id)
     _after_apply(world, "reset", pod)
+    return pod
+
+
+def restart(world: SimWorld, pod_id: str) -> SimPod:
+    """REST v2's `restart`: "restart a RUNNING pod's container in place" (RunPod REST API
+    v2, podAction): a fresh container on the same host, no image pull, billing on."""
+    pod = get(world, pod_id)
+    world.fleet.reset(pod)
+    _log.info("pod_restarted", pod_id=pod.id)
+    _after_apply(world, "restart", pod)
     return pod
 
 

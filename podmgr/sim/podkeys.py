@@ -2,10 +2,13 @@
 
 RunPod sets a pod-scoped `RUNPOD_API_KEY` inside every pod (RunPod docs,
 pods/templates/environment-variables; RUNPOD_FACTS.md). What exactly it may do is not
-documented; the simulator grants what a pod needs to end itself and nothing more: read,
-stop and terminate its own pod over REST. Anything else (another pod, a listing, a
-create, GraphQL) is refused with 403, as RunPod answers a valid key that lacks access
-(migrate-from-v1.mdx). A stop or terminate made with it shows `ended_by: pod` in the ledger.
+documented; the simulator grants what a pod's guard needs to end itself and to read its
+own log, over REST v2, and nothing more: `GET /v2/pods/{own id}`, `DELETE /v2/pods/{own
+id}`, `POST /v2/pods/{own id}/action` (any action) and `GET /v2/pods/{own id}/logs`.
+Anything else (another pod, a listing, a create, the catalog, billing, GraphQL) is refused
+with 403, as RunPod answers a valid key that lacks access (api-reference-v2/migrate-from-
+v1.mdx). It spends the account's rate budget (podmgr/sim/v2/ratelimit.py). A stop or
+terminate made with it shows `ended_by: pod` in the ledger.
 """
 
 from __future__ import annotations
@@ -17,7 +20,8 @@ from podmgr.sim.world import SimWorld
 
 __all__ = ["POD_KEY_OPS", "check_pod_key", "ended_by", "pod_key_for"]
 
-POD_KEY_OPS = frozenset({"get", "stop", "terminate"})
+# Operation names as podmgr/sim/v2/intake.py gives them ("action": an unknown action).
+POD_KEY_OPS = frozenset({"get", "terminate", "start", "stop", "restart", "action", "logs"})
 
 
 def pod_key_for(world: SimWorld, pod_id: str) -> str:
@@ -31,7 +35,7 @@ def pod_key_for(world: SimWorld, pod_id: str) -> str:
 
 
 def check_pod_key(world: SimWorld, key: str, op: str, pod_id: str | None) -> None:
-    """Refuse a pod-scoped key anything but get/stop/terminate of its own pod."""
+    """Refuse a pod-scoped key anything but POD_KEY_OPS on its own pod."""
     owner = world.pod_keys[key]
     if op not in POD_KEY_OPS or pod_id != owner:
         raise SimApiError("forbidden", f"a pod-scoped key may not {op} pod {pod_id or '(none)'}")

@@ -1,13 +1,14 @@
 """Pods that run for real: a guard start command as a process per simulated pod.
 
-With `podmgr sim --run-guards`, a pod whose `dockerEntrypoint` is podmgr's guard
-(podmgr/guard/launch.py) gets a real container process: `python -c <guard> vllm serve ...`
+With `podmgr sim --run-guards`, a pod whose entrypoint is podmgr's guard
+(podmgr/guard/launch.py; over REST v2 it comes as start-command JSON in `args`,
+podmgr/sim/v2/create.py) gets a real container process: `python -c <guard> vllm serve ...`
 (the entrypoint's `python3` is this interpreter), in its own process group, with the env
 RunPod gives a pod: the create's env, `RUNPOD_POD_ID`, a pod-scoped `RUNPOD_API_KEY`
-(podmgr/sim/podkeys.py) and `PODMGR_GUARD_API_URL` set to this simulator's REST API, so a
-pod never reaches real RunPod. Its PATH starts with a directory holding the stand-in
-`vllm` (podmgr/sim/standin_vllm.py), which gets its own localhost port (`SIM_VLLM_PORT`,
-also `PODMGR_GUARD_VLLM_URL`: pods share this machine's localhost).
+(podmgr/sim/podkeys.py) and `PODMGR_GUARD_API_URL` set to this simulator's REST API v2
+(`<base>/v2`), so a pod never reaches real RunPod. Its PATH starts with a directory
+holding the stand-in `vllm` (podmgr/sim/standin_vllm.py), which gets its own localhost
+port (`SIM_VLLM_PORT`, also `PODMGR_GUARD_VLLM_URL`: pods share this machine's localhost).
 
 One reconcile loop (every `TICK_SECONDS`) keeps processes and pods in step:
   - the container starts (the pull is over) -> start the process;
@@ -17,7 +18,10 @@ One reconcile loop (every `TICK_SECONDS`) keeps processes and pods in step:
     group is killed, as the kernel does to a container whose PID 1 dies, and the container
     restarts after `RESTART_SECONDS`, as RunPod restarts an exited container.
 While no process runs, the pod's URL answers 502 (SimWorld.container_down).
-Each process's stdout and stderr go to a log file (GET /_sim/pods/{id}/log).
+Each process's stdout and stderr go to a log file (GET /_sim/pods/{id}/log); every line
+written there becomes a `container` line of the pod's log (GET /v2/pods/{id}/logs), read
+on each tick, and an exit writes the `system` lines "Container exited with code N" and
+"Restarting container" (podmgr/sim/narrator.py lists the wording).
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ class PodProcesses:
         standin.chmod(0o755)
         self._runs: dict[str, _Run] = {}
         self._logs: dict[str, IO[bytes]] = {}
+        # Per pod: how far its log file was read, and an unfinished last line.
+        self._read: dict[str, tuple[int, bytes]] = {}
         world.container_down = self.container_down
         world.local_vllm_url = self.local_vllm_url
 
@@ -137,6 +143,23 @@ class PodProcesses:
         for pod in list(self._world.fleet.all()):
             if is_guard_entrypoint(pod.spec.docker_entrypoint):
                 self._step(pod, now)
+                self._pump(pod.id)
+
+    def _pump(self, pod_id: str) -> None:
+        """New lines of the pod's process output into the pod's log."""
+        path = self._dir / f"{pod_id}.log"
+        if not path.exists():
+            return
+        offset, partial = self._read.get(pod_id, (0, b""))
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            chunk = handle.read()
+        if not chunk:
+            return
+        *lines, partial = (partial + chunk).split(b"\n")
+        self._read[pod_id] = (offset + len(chunk), partial)
+        for line in lines:
+            self._world.logs.container(pod_id, line.decode(errors="replace").rstrip("\r"))
 
     def _step(self, pod: SimPod, now: float) -> None:
         run = self._runs.get(pod.id)
@@ -151,11 +174,15 @@ class PodProcesses:
             self._runs[pod.id] = run = _Run(None, pod.container_started_at)
         if run.process is None:
             if now >= run.restart_at:
+                if run.starts:
+                    self._world.logs.system(pod.id, "Restarting container")
                 self._start(pod, run)
             return
         code = run.process.poll()
         if code is not None:
+            self._pump(pod.id)
             self._kill(pod.id, run, f"container process exited with {code}")
+            self._world.logs.system(pod.id, f"Container exited with code {code}")
             run.restart_at = now + RESTART_SECONDS
 
     def _start(self, pod: SimPod, run: _Run) -> None:
@@ -167,7 +194,7 @@ class PodProcesses:
             **pod.spec.env,
             "RUNPOD_POD_ID": pod.id,
             "RUNPOD_API_KEY": pod_key_for(self._world, pod.id),
-            "PODMGR_GUARD_API_URL": f"{self._base}/v1",
+            "PODMGR_GUARD_API_URL": f"{self._base}/v2",
             "PODMGR_GUARD_VLLM_URL": vllm_url,
             "SIM_VLLM_PORT": str(run.vllm_port),
             "SIM_CONTROL_URL": self._base,

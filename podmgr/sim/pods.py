@@ -17,9 +17,14 @@ restarts", RunPod OpenAPI v1, Pod.containerDiskInGb): the next container downloa
 unless the weights finished downloading onto the volume, which keeps them.
 
 The fault `transient_status` makes a created or resumed pod show CREATED or RESTARTING
-for a while, without a container. Billing runs while the pod is RUNNING; stopped (EXITED)
-and terminated time is not billed. Terminated pods leave `live` but keep their ledger
-record.
+(GraphQL; REST v2 shows PROVISIONING or STARTING) for a while, without a container.
+Billing runs while the pod is RUNNING; stopped (EXITED) and terminated time is not billed.
+Terminated pods leave `live` but keep their ledger record.
+
+A restart in place (REST v2 action `restart`, `PodFleet.reset`) starts a fresh container
+without a new image pull (the image is on the host already). A vLLM that cannot start
+("failing": its arguments are refused, or the pod got zero GPUs) keeps the container
+restarting and the URL at 502 (podmgr/sim/narrator.py writes what it prints).
 """
 
 from __future__ import annotations
@@ -36,7 +41,15 @@ from podmgr.sim.volumes import SimVolume
 __all__ = ["Phase", "PodFleet", "PodSpec", "PortSpec", "SimPod", "Timings"]
 
 Phase = Literal[
-    "pulling", "downloading", "loading", "serving", "dead", "crashed", "stopped", "terminated"
+    "pulling",
+    "downloading",
+    "loading",
+    "serving",
+    "dead",
+    "crashed",
+    "failing",
+    "stopped",
+    "terminated",
 ]
 Status = Literal["RUNNING", "EXITED", "TERMINATED"]
 
@@ -104,6 +117,15 @@ class PodSpec:
     data_center_ids: tuple[str, ...] = ()
     network_volume_id: str | None = None
     gpu_type_priority: str = "availability"
+    # REST v2 create fields (RunPod REST API v2, CreatePodRequest): `args` as given, and
+    # what the Pod body shows back; `min_cuda_version` is a placement floor (hosts.py).
+    args: str = ""
+    registry: str | None = None
+    global_networking: bool = False
+    min_cuda_version: str | None = None
+    # The argument string vLLM's argparse refuses (start-command JSON that reached the
+    # image's entrypoint literally: podmgr/sim/v2/create.py); its vLLM never starts.
+    vllm_arg_error: str | None = None
 
 
 @dataclass
@@ -147,6 +169,11 @@ class SimPod:
     # The network volume attached at create (podmgr/sim/volumes.py): it replaces the pod
     # volume at `volume_mount_path` and keeps the weights for every pod that mounts it.
     network_volume: SimVolume | None = None
+    # This container skipped the image pull (a restart in place: the image is on the host).
+    skip_pull: bool = False
+    # Fault `zero_gpus`: started with zero GPUs ("You may be allocated zero GPUs", RunPod
+    # docs pods/manage-pods.mdx, pods/troubleshooting/zero-gpus.mdx) until the next stop.
+    zero_gpus: bool = False
 
     def shown_status(self, now: float) -> str:
         """The status the API reports: RUNNING shows as CREATED/RESTARTING for a while."""
@@ -186,6 +213,15 @@ class SimPod:
         places = (spec.env.get("HF_HOME"), _arg_value(spec.docker_args, "--download-dir"))
         return any(place and (place + "/").startswith(mount) for place in places)
 
+    @property
+    def vllm_fails(self) -> bool:
+        """vLLM exits on start: no GPU to run on, or arguments it refuses."""
+        return self.zero_gpus or self.spec.vllm_arg_error is not None
+
+    @property
+    def shown_gpu_count(self) -> int:
+        return 0 if self.zero_gpus else self.gpu_count
+
     def billed_seconds(self, now: float) -> float:
         running = now - self.run_started_at if self.run_started_at is not None else 0.0
         return self.closed_billed_seconds + max(0.0, running)
@@ -199,7 +235,8 @@ class SimPod:
         if self.container_crashed or not self.image_starts:
             return None
         started = max(self.run_started_at, self.container_started_at)
-        up = now - max(started + timings.pull_seconds, self.transient_until)
+        pull = 0.0 if self.skip_pull else timings.pull_seconds
+        up = now - max(started + pull, self.transient_until)
         return up if up >= 0 else None
 
     def phase(self, now: float, timings: Timings) -> Phase:
@@ -212,6 +249,8 @@ class SimPod:
         up = self.uptime(now, timings)
         if up is None:
             return "pulling"
+        if self.vllm_fails:
+            return "failing"
         if up < self.download_seconds:
             return "downloading"
         if up < self.download_seconds + timings.load_seconds:
@@ -235,8 +274,9 @@ class SimPod:
             return self.network_volume.has_weights
         return self.volume_has_weights
 
-    def start_container(self, now: float, timings: Timings) -> None:
+    def start_container(self, now: float, timings: Timings, pull: bool = True) -> None:
         """A fresh container: pull, download (unless the volume holds the weights), load."""
+        self.skip_pull = not pull
         self.container_started_at = now
         self.last_started_at = now
         self.vllm_dead = False
@@ -358,14 +398,16 @@ class PodFleet:
             pod.run_started_at = now
             pod.last_status_change = now
             pod.transient_status = None  # a status shown after create ends with the stop
+            pod.zero_gpus = False
             pod.start_container(now, self.timings)
 
     def reset(self, pod: SimPod) -> None:
-        """A RUNNING pod's container starts afresh (container disk wiped); billing runs on."""
+        """A RUNNING pod's container starts afresh without a pull (container disk wiped);
+        billing runs on."""
         if pod.status == "RUNNING":
             now = self.clock()
             pod.keep_downloaded_weights(now, self.timings)
-            pod.start_container(now, self.timings)
+            pod.start_container(now, self.timings, pull=False)
 
     def terminate(self, pod: SimPod, by: str = "user") -> None:
         now = self.clock()

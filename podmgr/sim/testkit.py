@@ -46,6 +46,8 @@ from typing import IO, Any, TypeVar
 from podmgr.state import PodPhase, PodRecord, Session, State, StateStore
 
 __all__ = [
+    "DOCUMENT_RATE_LIMIT",
+    "GENEROUS_RATE_LIMIT",
     "HttpAnswer",
     "SimProcess",
     "SimStartError",
@@ -67,6 +69,11 @@ START_TIMEOUT_SECONDS = WAIT_SECONDS
 STOP_TIMEOUT_SECONDS = 10.0
 CONTROL_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.05
+
+# REST v2 budget of a SimProcess unless told otherwise: the suite's fast passes must not be
+# throttled. `DOCUMENT_RATE_LIMIT` is RunPod's example policy (podmgr/sim/v2/ratelimit.py).
+GENEROUS_RATE_LIMIT = "minute=100000,hour=1000000,day=10000000"
+DOCUMENT_RATE_LIMIT = "minute=60,hour=3000,day=50000"
 
 T = TypeVar("T")
 
@@ -241,6 +248,7 @@ class SimProcess:
         faults: Sequence[str] = (),
         extra_args: Sequence[str] = (),
         start_timeout: float = START_TIMEOUT_SECONDS,
+        rate_limit: str = GENEROUS_RATE_LIMIT,
     ) -> None:
         if not api_keys:
             raise ValueError("api_keys needs at least one key")
@@ -261,6 +269,7 @@ class SimProcess:
             args += ["--read-only-key", key]
         for fault in faults:
             args += ["--fault", fault]
+        args += ["--rate-limit", rate_limit]
         self._args = [*args, *extra_args]
         self._start_timeout = start_timeout
         self._stderr: IO[bytes] | None = None
@@ -397,8 +406,13 @@ class SimProcess:
         return answer
 
     def rest_requests(self) -> int:
-        """Requests to the REST API (/v1/...) so far, any key."""
+        """Requests to the REST API v2 (/v2/...) so far, any key."""
         return int(self._call("GET", "/_sim/requests")["rest"])
+
+    def api_requests(self) -> dict[str, int]:
+        """API requests so far: {"graphql", "rest", "v1", "v2"} (see GET /_sim/requests)."""
+        counts: dict[str, int] = self._call("GET", "/_sim/requests")
+        return counts
 
     def total_cost(self) -> float:
         return float(self._call("GET", "/_sim/ledger")["total_cost_usd"])

@@ -1,14 +1,15 @@
-"""Simulated network volumes: `/v1/networkvolumes`, and where a pod with one is placed.
+"""Simulated network volumes, and where a pod with one is placed.
 
-Shapes follow RunPod OpenAPI v1 (NetworkVolume, NetworkVolumeCreateInput: name, size
-0..4000 GB, dataCenterId; POST answers 200, DELETE 204, an unknown id 404). A network
+Shapes follow RunPod REST API v2 (openapi.json, NetworkVolume: `id name size dataCenter
+type`, type STANDARD|HIGH_PERFORMANCE; routes in podmgr/sim/v2/volumes.py). A network
 volume "persists independently of pods"; attached on create (`networkVolumeId`) it
 "replaces the Pod's default volume disk, typically mounted at /workspace" and pins the pod
 to the volume's data center; network volumes exist only in Secure Cloud (RunPod docs,
-storage/network-volumes.mdx). Weights that vLLM downloaded onto it (HF_HOME under the
-mount path) are there for every later pod: downloaded once per volume (`has_weights`).
-A create naming an unknown volume fails with "Network volume not found" (RUNPOD_FACTS.md,
-"not found" errors that are not "pod gone").
+storage/network-volumes.mdx). A v2 create names it in `mounts.network[0].volumeId`.
+Weights that vLLM downloaded onto it (HF_HOME under the mount path) are there for every
+later pod: downloaded once per volume (`has_weights`). A create naming an unknown volume
+fails with "Network volume not found" (RUNPOD_FACTS.md, "not found" errors that are not
+"pod gone").
 """
 
 from __future__ import annotations
@@ -39,10 +40,12 @@ class SimVolume:
     size: int
     data_center_id: str
     has_weights: bool = False
+    type: str = "STANDARD"
 
     def to_rest(self) -> dict[str, object]:
+        """The REST v2 NetworkVolume."""
         return {"id": self.id, "name": self.name, "size": self.size,
-                "dataCenterId": self.data_center_id}  # fmt: skip
+                "dataCenter": self.data_center_id, "type": self.type}  # fmt: skip
 
 
 def place_with_volume(
@@ -50,8 +53,8 @@ def place_with_volume(
 ) -> tuple[PodSpec, SimVolume | None]:
     """A create with `networkVolumeId`: Secure Cloud, in the volume's data center.
 
-    VolumeError for an unknown volume (answered 400, not 404: a 404 reads as "the pod is
-    gone" to a client of the /pods paths), Community Cloud or another data center.
+    VolumeError for an unknown volume (REST v2 answers it 404, createPod), Community Cloud
+    or another data center (400).
     """
     if not spec.network_volume_id:
         return spec, None

@@ -1,4 +1,4 @@
-"""The simulator's settings and the one shared world its routes act on (pods + faults).
+"""The simulator's settings and the one shared world its routes act on (pods, faults, logs).
 
 Everything runs on one asyncio loop, so the world needs no locks: a handler reads and
 changes it between awaits.
@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from podmgr.sim.faults import FaultBook, FaultSpec
+from podmgr.sim.podlogs import PodLogBook
 from podmgr.sim.pods import PodFleet, Timings
 from podmgr.sim.traffic import PodTraffic
+from podmgr.sim.v2.ratelimit import DEFAULT_POLICY, RateLimiter
 from podmgr.sim.volumes import SimVolume
 
 __all__ = ["DEFAULT_API_KEY", "WORLD", "SimSettings", "SimWorld"]
@@ -44,6 +46,14 @@ class SimSettings:
     seed: int | None = None
     # Run each pod's guard start command as a real process (podmgr/sim/podproc.py).
     run_guards: bool = False
+    # REST v2 request budget per window (podmgr/sim/v2/ratelimit.py).
+    rate_limit: tuple[tuple[str, int], ...] = DEFAULT_POLICY
+    # GPU type id -> availability NONE|LOW|MEDIUM|HIGH (podmgr/sim/v2/catalog.py); others HIGH.
+    gpu_stock: tuple[tuple[str, str], ...] = ()
+    # Whether a v2 create's `args` in RunPod's start-command JSON form replaces the image's
+    # ENTRYPOINT/CMD ("honour") or reaches the entrypoint literally ("ignore")
+    # (podmgr/sim/v2/create.py).
+    start_command_json: str = "honour"
 
     @property
     def timings(self) -> Timings:
@@ -60,8 +70,12 @@ class SimWorld:
     rng: random.Random = field(default_factory=random.Random)
     # POST /graphql requests received (any key, any body): tests prove "no API call" with it.
     graphql_requests: int = 0
-    # Requests to the REST API under /v1 (any key).
+    # Requests to the REST API v2 under /v2 (any key), and to the retired /v1 (all 410).
     rest_requests: int = 0
+    v1_requests: int = 0
+    # Each pod's log (podmgr/sim/podlogs.py), and the account's REST v2 request budget.
+    logs: PodLogBook = field(default_factory=lambda: PodLogBook(time.time))
+    rate: RateLimiter = field(default_factory=RateLimiter)
     # Network volumes by id (podmgr/sim/volumes.py; objects of SimVolume).
     volumes: dict[str, SimVolume] = field(default_factory=dict)
     # What reached each pod's URL, by pod id (podmgr/sim/traffic.py; for tests).
@@ -78,6 +92,8 @@ class SimWorld:
     def create(cls, settings: SimSettings, clock: Callable[[], float] = time.time) -> SimWorld:
         rng = random.Random(settings.seed)
         world = cls(settings, PodFleet(settings.timings, clock, rng), FaultBook(rng), rng)
+        world.logs = PodLogBook(clock)
+        world.rate = RateLimiter(settings.rate_limit)
         world.add_faults(settings.faults)
         return world
 

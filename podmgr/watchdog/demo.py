@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from podmgr.errors import ConfigError
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import DOCUMENT_RATE_LIMIT, SimProcess
 
 __all__ = ["DemoOptions", "demo_config", "run_demo"]
 
@@ -93,7 +93,11 @@ def run_demo(options: DemoOptions, emit: Callable[[str], None], python: str) -> 
     (directory / "state.json").unlink(missing_ok=True)
     emit = _never_raising(emit)
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    sim = SimProcess(pull_seconds=options.pull_seconds, load_seconds=options.load_seconds)
+    sim = SimProcess(
+        pull_seconds=options.pull_seconds,
+        load_seconds=options.load_seconds,
+        rate_limit=DOCUMENT_RATE_LIMIT,  # RunPod's own limits: the demo rehearses real use
+    )
     try:
         try:
             _start_shielded(sim)
