@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,11 @@ from pathlib import Path
 import pytest
 
 from podmgr.sim.testkit import SimProcess
+
+# Every answer of RunPod's API (the simulator's, here) is parsed against the v2 document in
+# strict mode: a field it lacks, or one it requires missing, is an error (podmgr/runpod/wire.py).
+# Set before any test starts a process, so `podmgr` subprocesses are strict too.
+os.environ["PODMGR_RUNPOD_STRICT"] = "1"
 
 
 @pytest.fixture

@@ -194,6 +194,7 @@ class Applier:
         self._check_network_volume()
         placement = self._placement(action.gpu_type_ids)
         errors = list(placement.skipped)
+        refusals: list[int] = []
         for candidate in placement.candidates:
             gpu, cloud = candidate.gpu_type_id, candidate.cloud
             name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
@@ -211,6 +212,7 @@ class Applier:
                 pod_id = self.deps.client.create_pod(spec)
             except CapacityError as error:  # PlacementError (400/403) or no spot offer
                 state.pending_create = None  # refused before anything was made
+                refusals.append(getattr(error, "status", 400))
                 errors.append(f"{gpu} ({cloud}): {error.message}")
                 self.deps.emit(f"   {gpu} ({cloud}) refused: {error.message}; trying the next")
                 continue
@@ -221,6 +223,13 @@ class Applier:
             return
         state.record(clock.now(), "CreatePod failed", "; ".join(errors))
         self.deps.store.save(state, now=clock.now())
+        if refusals and all(status == 403 for status in refusals):
+            raise AuthError(
+                "RunPod answered 403 to every create ("
+                + "; ".join(errors)
+                + "): the API key (RUNPOD_API_KEY) may be read-only or lack access to these "
+                "pools: give it read/write permission"
+            )
         raise CapacityError("no GPU type could be placed: " + "; ".join(errors))
 
     def _placement(self, gpu_type_ids: tuple[str, ...]) -> Placement:

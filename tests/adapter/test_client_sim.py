@@ -1,8 +1,8 @@
-"""The adapter against the real simulator's REST v1 and GraphQL APIs; the ledger is the judge.
+"""The adapter against the real simulator's REST API v2; the ledger is the judge.
 
-Each test names the finding of issue 10 it covers. Run against the adapter of before issue
-10 (everything through the SDK's GraphQL), the ones marked "fails on the SDK adapter" did:
-see the report of the branch for how that was checked.
+Every answer is parsed in strict mode (tests/conftest.py sets PODMGR_RUNPOD_STRICT=1): a
+field the document lacks, or one it requires missing, fails the test. The rows of
+createPod's documented status table each have a test here (issue 19).
 """
 
 from __future__ import annotations
@@ -16,7 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.errors import ApiError, AuthError, CapacityError, PodGoneError
+from podmgr.errors import (
+    ApiError,
+    AuthError,
+    BalanceError,
+    CapacityError,
+    ContractError,
+    PlacementError,
+    PodGoneError,
+)
+from podmgr.runpod import wire
 from podmgr.runpod.client import RunPodClient
 from podmgr.runpod.values import PodSpec
 from podmgr.sim.testkit import SimProcess, free_port
@@ -75,6 +84,7 @@ def spec(gpu: str = GPU, **changes: object) -> PodSpec:
         "ports": "8000/http",
         "env": {"PODMGR_MANAGED": "1"},
         "template_id": None,
+        "min_cuda_version": "12.4",
     }
     values.update(changes)
     return PodSpec(**values)  # type: ignore[arg-type]
@@ -91,13 +101,15 @@ def test_a_pod_through_its_lifecycle(sim_env: SimProcess) -> None:
     [record] = alive(sim_env, wanted.name)
     assert record["id"] == pod_id
     listed = [p for p in rp.list_pods() if p.id == pod_id]
-    assert listed and listed[0].env.get("PODMGR_MANAGED") == "1" and not listed[0].runtime_read
+    assert listed and listed[0].env.get("PODMGR_MANAGED") == "1"
     sim_env.wait_serving(pod_id)
     pod = rp.get_pod(pod_id)
-    assert pod is not None and pod.running and pod.runtime_read and pod.has_runtime
+    assert pod is not None and pod.running and pod.has_runtime and pod.cost_per_hr > 0
+    assert "stop" in pod.actions
     rp.stop_pod(pod_id)
     stopped = rp.get_pod(pod_id)
-    assert stopped is not None and stopped.stopped
+    assert stopped is not None and stopped.stopped and stopped.cost_per_hr == 0.0
+    rp.stop_pod(pod_id)  # 409 from RunPod, read against the pod: already EXITED, fine
     rp.resume_pod(pod_id, 1)
     assert rp.terminate_pod(pod_id) is True
     assert rp.get_pod(pod_id) is None
@@ -111,16 +123,18 @@ def test_a_rejected_key_is_an_auth_error_at_once(sim_env: SimProcess) -> None:
     assert caught.value.exit_code == 3 and sleeps == []
 
 
-def test_a_read_only_key_is_an_auth_error_not_retries(sim_env: SimProcess) -> None:
-    """Finding 5: HTTP 403 was retried for a minute and ended as "unreachable"."""
+def test_a_403_on_create_skips_the_candidate_without_retries(sim_env: SimProcess) -> None:
+    """createPod: 403 "no access to that pool": skip it; never retried."""
     sleeps: list[float] = []
     read_only = client(sim_env, key=READ_ONLY_KEY, sleeps=sleeps)
     assert isinstance(read_only.list_pods(), list)  # reading is allowed
     wanted = spec()
-    with pytest.raises(AuthError, match="403") as caught:
+    with pytest.raises(PlacementError) as caught:
         read_only.create_pod(wanted)
-    assert caught.value.exit_code == 3 and sleeps == []
+    assert caught.value.status == 403 and sleeps == []
     assert alive(sim_env, wanted.name) == []
+    with pytest.raises(AuthError, match="403"):  # elsewhere a 403 is the key's
+        read_only.stop_pod("abc123")
 
 
 def test_up_with_a_read_only_key_exits_3_without_retrying(
@@ -142,23 +156,61 @@ def test_up_with_a_read_only_key_exits_3_without_retrying(
                    capture_output=True, timeout=120, check=True)  # fmt: skip
     assert run.returncode == 3, run.stdout + run.stderr
     assert "403" in run.stderr and READ_ONLY_KEY not in run.stdout + run.stderr
-    assert requests == 2, run.stdout  # counted, not timed: the listing, the refused create
+    # Counted, not timed: the listing, the catalog (Secure), the one refused create.
+    assert requests == 3, run.stdout
     assert [p for p in sim_env.ledger() if p["status"] != "TERMINATED"] == []
 
 
 def test_an_unknown_template_is_not_a_gone_pod(sim_env: SimProcess) -> None:
-    """Finding 5: any "not found" became "pod gone" (exit 5)."""
+    """Finding 5: any "not found" became "pod gone" (exit 5); v2 answers 404 for it."""
     with pytest.raises(ApiError, match=r"[Tt]emplate") as caught:
         client(sim_env).create_pod(spec(template_id="no-such-template"))
     assert not isinstance(caught.value, PodGoneError | CapacityError)
 
 
-def test_no_capacity_is_a_capacity_error(sim_env: SimProcess) -> None:
+def test_no_capacity_is_a_400_placement_error_naming_the_detail(sim_env: SimProcess) -> None:
     sim_env.set_fault("capacity", gpu_type_ids=[GPU])
-    with pytest.raises(CapacityError):
-        client(sim_env).create_pod(spec())
+    sleeps: list[float] = []
+    with pytest.raises(PlacementError) as caught:
+        client(sim_env, sleeps=sleeps).create_pod(spec())
+    assert caught.value.status == 400 and "no longer any instances" in caught.value.message
+    assert sleeps == []
     pod_id = client(sim_env).create_pod(other := spec("NVIDIA RTX A6000"))
     assert [p["id"] for p in alive(sim_env, other.name)] == [pod_id]
+
+
+def test_402_stops_at_once(sim_env: SimProcess) -> None:
+    sim_env.set_fault("balance_zero")
+    before = sim_env.rest_requests()
+    with pytest.raises(BalanceError) as caught:
+        client(sim_env).create_pod(spec())
+    assert caught.value.exit_code == 11 and sim_env.rest_requests() - before == 1
+
+
+def test_429_waits_retry_after_then_succeeds(sim_env: SimProcess) -> None:
+    sim_env.set_fault("rate_limited", count=1, seconds=3, field="create")
+    sleeps: list[float] = []
+    wanted = spec()
+    pod_id = client(sim_env, sleeps=sleeps).create_pod(wanted)
+    assert sleeps == [3.0]  # RunPod's Retry-After, not the backoff's 0.01 s
+    assert [p["id"] for p in alive(sim_env, wanted.name)] == [pod_id]
+
+
+def test_a_body_outside_the_contract_is_a_422_named_as_a_podmgr_bug(
+    sim_env: SimProcess,
+) -> None:
+    rest = client(sim_env).rest()
+    body = wire.CreatePodRequest(name="podmgr-bad", image="i", gpu=wire.CreateGpuConfig(id=GPU))
+    bad = {**body.body(), "disk": "fifty", "bogus": 1}  # what CreatePodRequest would refuse
+    with pytest.raises(ContractError, match="podmgr bug") as caught:
+        rest._request("POST", "/pods", json=bad, create=True)
+    assert "disk" in caught.value.message and "bogus" in caught.value.message
+
+
+def test_the_rate_limit_headers_are_read_on_every_answer(sim_env: SimProcess) -> None:
+    rest = client(sim_env).rest()
+    rest.list_pods()
+    assert {w.name for w in rest.rate_windows} == {"minute", "hour", "day"}
 
 
 def test_a_create_that_failed_after_applying_leaves_one_pod(sim_env: SimProcess) -> None:
