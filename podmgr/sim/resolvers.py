@@ -8,11 +8,12 @@ its own failures (HTTP 200, `data.<field>` null, `errors[0].message`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
 from podmgr.sim import operations
-from podmgr.sim.catalog import GPU_TYPES
+from podmgr.sim.catalog import GPU_TYPES, find_gpu_type, spot_price
 from podmgr.sim.operations import (
     CAPACITY_MESSAGE,
     NOT_FOUND_TO_TERMINATE,
@@ -155,6 +156,26 @@ class RootResolvers:
         pod = operations.create(self.world, _deploy_order(input or {}))
         return self._pod_json(pod)
 
+    def podRentInterruptable(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        """A spot pod: the only create REST v2 lacks (SkyPilot's RunPod backend: "Spot pods
+        have no v2 endpoint yet"); fields as SkyPilot's generate_spot_pod_deployment_mutation
+        sends them (sky/provision/runpod/api/pods.py). A bid under the spot price gets
+        RunPod's capacity wording (the pod would not be placed)."""
+        order = _deploy_order(input or {})
+        spec = dataclasses.replace(
+            order.spec, interruptible=True, **_start(input or {}, self.world)
+        )
+        if input.get("allowedCudaVersions"):
+            spec = dataclasses.replace(
+                spec, allowed_cuda_versions=tuple(input["allowedCudaVersions"])
+            )
+        gpu = find_gpu_type(order.gpu_type_ids[0])
+        price = spot_price(gpu, spec.cloud_type) if gpu is not None else None
+        if price is not None and float(input["bidPerGpu"]) < price:
+            raise RunPodError(CAPACITY_MESSAGE)
+        pod = operations.create(self.world, dataclasses.replace(order, spec=spec))
+        return self._pod_json(pod)
+
     def podStop(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
         return self._pod_json(operations.stop(self.world, input["podId"]))
 
@@ -164,6 +185,14 @@ class RootResolvers:
 
     def podTerminate(self, _info: Any, input: dict[str, Any]) -> None:
         operations.terminate(self.world, input["podId"], NOT_FOUND_TO_TERMINATE)
+
+
+def _start(data: dict[str, Any], world: SimWorld) -> dict[str, Any]:
+    """dockerArgs is RunPod's container start command: the start-command JSON applies to it
+    as to v2's `args` (RunPod docs, pods/templates/manage-templates.mdx; sim/v2/create.py)."""
+    from podmgr.sim.v2.create import start_command_fields
+
+    return start_command_fields(data.get("dockerArgs") or "", world.settings.start_command_json)
 
 
 def _deploy_order(data: dict[str, Any]) -> CreateOrder:

@@ -191,6 +191,33 @@ input PodFindAndDeployOnDemandInput {
   volumeMountPath: String
 }
 
+input PodRentInterruptableInput {
+  allowedCudaVersions: [String]
+  bidPerGpu: Float!
+  cloudType: CloudTypeEnum
+  containerDiskInGb: Int
+  countryCode: String
+  dataCenterId: String
+  dockerArgs: String
+  env: [EnvironmentVariableInput]
+  gpuCount: Int
+  gpuTypeId: String
+  imageName: String
+  minDisk: Int
+  minMemoryInGb: Int
+  minVcpuCount: Int
+  name: String
+  networkVolumeId: String
+  ports: String
+  startJupyter: Boolean
+  startSsh: Boolean
+  supportPublicIp: Boolean
+  templateId: String
+  volumeInGb: Int
+  volumeKey: String
+  volumeMountPath: String
+}
+
 input PodFilter { podId: String! }
 
 input PodStopInput { podId: String! incrementVersion: Boolean }
@@ -207,6 +234,7 @@ type Query {
 
 type Mutation {
   podFindAndDeployOnDemand(input: PodFindAndDeployOnDemandInput): Pod
+  podRentInterruptable(input: PodRentInterruptableInput!): Pod
   podStop(input: PodStopInput!): Pod
   podResume(input: PodResumeInput!): Pod
   podTerminate(input: PodTerminateInput!): Void

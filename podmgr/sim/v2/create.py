@@ -38,7 +38,14 @@ from podmgr.sim.operations import KNOWN_TEMPLATES, CreateOrder, SimApiError
 from podmgr.sim.pods import PodSpec, PortSpec
 from podmgr.sim.v2.bodies import CreatePodRequest, violations
 
-__all__ = ["DEFAULT_DISK_GB", "Unprocessable", "create_order", "read_create", "start_command"]
+__all__ = [
+    "DEFAULT_DISK_GB",
+    "Unprocessable",
+    "create_order",
+    "read_create",
+    "start_command",
+    "start_command_fields",
+]
 
 # The document gives no default for `disk`; v1's containerDiskInGb defaulted to 50 and
 # v2's examples use 50.
@@ -96,7 +103,7 @@ def _split(args: str) -> tuple[str, ...]:
         return tuple(args.split())
 
 
-def _command(args: str, mode: str) -> dict[str, Any]:
+def start_command_fields(args: str, mode: str) -> dict[str, Any]:
     """The PodSpec fields the start command decides (see the module docstring)."""
     parsed = start_command(args)
     if parsed is None:
@@ -178,6 +185,6 @@ def create_order(data: CreatePodRequest, start_command_json: str) -> CreateOrder
         registry=data.registry,
         global_networking=data.globalNetworking,
         **_mounts(data),
-        **_command(data.args, start_command_json),
+        **start_command_fields(data.args, start_command_json),
     )
     return CreateOrder(spec, (gpu.id,))
