@@ -1,6 +1,6 @@
 """A watchdog harness on the simulator: a config in a temp dir, passes run in-process.
 
-`wd.run()` is one pass with the real runpod SDK against `podmgr sim`, a stand-in proxy
+`wd.run()` is one pass with podmgr's REST v2 client against `podmgr sim`, a stand-in proxy
 (tests/watchdog/standin_proxy.py) on a free port, and the real clock; timings are
 fractions of a second. A pass never waits for the pod: `wd.up()` is `podmgr up`'s loop
 (runner.run_until_serving) over `wd.run()` passes, for tests that need a serving pod.
@@ -113,11 +113,12 @@ class Harness:
         import os
         import signal
 
-        import runpod
+        from podmgr.runpod.client import RunPodClient
 
         self.sim.clear_faults()
+        rest = RunPodClient(api_key=self.sim.api_key, retry_max_seconds=5)
         for pod in self.alive():
-            runpod.terminate_pod(pod["id"])
+            rest.terminate_pod(pod["id"])
         state = StateStore(self.dir / "state" / "state.json").peek()
         if state is not None and state.proxy_pid:  # also from passes that raised
             self.proxy_pids.add(state.proxy_pid)
@@ -143,16 +144,15 @@ def wd(
 def harness_on(
     sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Harness]:
-    """A Harness whose runpod SDK talks to `sim`; cleaned up after the test."""
+    """A Harness whose RunPod clients talk to `sim`; cleaned up after the test."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("RUNPOD_API_BASE_URL", sim.base_url)
     monkeypatch.setenv("RUNPOD_REST_URL", sim.rest_url)
     monkeypatch.setenv("RUNPOD_API_KEY", sim.api_key)
-    import runpod
-
-    monkeypatch.setattr(runpod, "api_key", sim.api_key)
+    if "runpod" in sys.modules:  # the SDK (spot creates only) reads its key from a global
+        monkeypatch.setattr(sys.modules["runpod"], "api_key", sim.api_key)
     harness = Harness(sim, tmp_path)
     try:
         yield harness
