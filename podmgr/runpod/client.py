@@ -154,6 +154,7 @@ def pod_info(pod: wire.Pod) -> PodInfo:
         env=dict(pod.env),
         interruptible=pod.env.get(SPOT_ENV) == "1",
         actions=tuple(pod.actions),
+        cuda_version=pod.cuda_version,
     )
 
 

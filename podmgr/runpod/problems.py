@@ -120,6 +120,8 @@ def classify_status(
         return TransientApiError(said, may_have_applied=False, retry_after=retry_after)
     if create and status in (400, 403):
         return PlacementError(detail, status=status)
+    if status == 400 and is_capacity(detail):  # a start whose host has no free GPU
+        return CapacityError(detail)
     if status == 403:
         return AuthError(
             f"{said}; the API key (RUNPOD_API_KEY) may not do this "

@@ -49,6 +49,8 @@ class PodInfo:
     interruptible: bool = False
     # The actions the pod's status allows (RunPod OpenAPI v2, Pod.actions).
     actions: tuple[str, ...] = ()
+    # The host's CUDA version (Pod.cudaVersion; None: not reported).
+    cuda_version: str | None = None
 
     @property
     def running(self) -> bool:

@@ -45,6 +45,7 @@ __all__ = [
     "CreateOrder",
     "ErrorKind",
     "SimApiError",
+    "after_apply",
     "check_access",
     "create",
     "draw_call_faults",
@@ -262,7 +263,7 @@ def list_pods(world: SimWorld) -> list[SimPod]:
 
 
 # --- mutations --------------------------------------------------------------------------
-def _after_apply(world: SimWorld, op: str, pod: SimPod) -> None:
+def after_apply(world: SimWorld, op: str, pod: SimPod) -> None:
     """Fault `api_error_after_apply`: the change is made, then the answer is an error.
 
     runpodctl#45 ("Something went wrong" while the pod starts anyway) and
@@ -399,7 +400,7 @@ def create(world: SimWorld, order: CreateOrder) -> SimPod:
         pod.image_starts = image_starts_on(host_cuda, world.settings.image_min_cuda)
         _log.info("pod_created", pod_id=pod.id, name=spec.name, gpu=spec.gpu_type_id)
         _maybe_transient(world, pod, "CREATED")
-        _after_apply(world, "create", pod)
+        after_apply(world, "create", pod)
         return pod
     raise failure or SimApiError("capacity", CAPACITY_MESSAGE)
 
@@ -418,7 +419,7 @@ def start(world: SimWorld, pod_id: str, gpu_count: int | None = None) -> SimPod:
         world.fleet.resume(pod, gpu_count or pod.gpu_count)
         _log.info("pod_resumed", pod_id=pod.id)
         _maybe_transient(world, pod, "RESTARTING")
-        _after_apply(world, "start", pod)
+        after_apply(world, "start", pod)
     return pod
 
 
@@ -433,7 +434,7 @@ def reset(world: SimWorld, pod_id: str) -> SimPod:
         return start(world, pod_id)
     world.fleet.reset(pod)
     _log.info("pod_reset", pod_id=pod.id)
-    _after_apply(world, "reset", pod)
+    after_apply(world, "reset", pod)
     return pod
 
 
@@ -443,7 +444,7 @@ def restart(world: SimWorld, pod_id: str) -> SimPod:
     pod = get(world, pod_id)
     world.fleet.reset(pod)
     _log.info("pod_restarted", pod_id=pod.id)
-    _after_apply(world, "restart", pod)
+    after_apply(world, "restart", pod)
     return pod
 
 
@@ -454,7 +455,7 @@ def stop(world: SimWorld, pod_id: str, by: str = "user") -> SimPod:
     world.fleet.stop(pod, by=by)
     _log.info("pod_stopped", pod_id=pod.id)
     if was_running:
-        _after_apply(world, "stop", pod)
+        after_apply(world, "stop", pod)
     return pod
 
 
@@ -468,5 +469,5 @@ def terminate(
         raise SimApiError("not_found", missing_message)
     world.fleet.terminate(pod, by=by)
     _log.info("pod_terminated", pod_id=pod.id)
-    _after_apply(world, "terminate", pod)
+    after_apply(world, "terminate", pod)
     return pod

@@ -246,18 +246,19 @@ def _state_pod_phase(
         return [PodProgress(pod.id, phase, text, elapsed)]
     if phase == "serving":
         return [MarkReady(pod.id, elapsed)]
-    return _not_serving_yet(config, state, phase, text, elapsed)
+    host_cuda = live.cuda_version if live is not None else None
+    return _not_serving_yet(config, state, phase, text, elapsed, host_cuda)
 
 
 def _not_serving_yet(
-    config: Config, state: State, phase: Phase, text: str, elapsed: float
+    config: Config, state: State, phase: Phase, text: str, elapsed: float, host_cuda: str | None
 ) -> list[Action]:
     """A starting pod: wait for the next pass, or give up on it past its time."""
     pod, session = state.pod, state.session
     assert pod is not None
     no_container = phase in ("starting", "no_container") and pod.container_seen_at is None
     if no_container and elapsed >= config.no_container_timeout_seconds:
-        reason = _no_container_message(config, pod.id, elapsed)
+        reason = _no_container_message(config, pod.id, elapsed, host_cuda)
         if session is not None and session.no_container_replacements == 0:
             create = CreatePod(tuple(config.gpu_type_ids), spot=_spot(config, state))
             return [AbandonPod(pod.id, reason, replace=True), create]
@@ -269,16 +270,19 @@ def _not_serving_yet(
     return [PodProgress(pod.id, phase, text, elapsed)]
 
 
-def _no_container_message(config: Config, pod_id: str, elapsed: float) -> str:
-    # RUNNING without a container for this long: the image cannot start on the host, most
-    # often a host CUDA older than the image needs (vllm#18813, dstack#3299; RUNPOD_FACTS.md
-    # "Startup as it really is"). RunPod's pod API does not report the host's CUDA version.
+def _no_container_message(
+    config: Config, pod_id: str, elapsed: float, host_cuda: str | None
+) -> str:
+    # No container for this long: the image cannot start on the host, most often a host
+    # CUDA older than the image needs (vllm#18813, dstack#3299; RUNPOD_FACTS.md "Startup as
+    # it really is"). REST v2 reports the host's CUDA (Pod.cudaVersion) when it knows it.
+    host = f"the host's CUDA is {host_cuda}" if host_cuda else "the host's CUDA is not reported"
+    field = "allowed_cuda_versions" if config.allowed_cuda_versions else "min_cuda_version"
     return (
         f"pod {pod_id} showed no container {elapsed:.0f}s after its start "
         f"(no_container_timeout_seconds {config.no_container_timeout_seconds:g}): likely an "
-        f"image/CUDA problem: image_name {config.image_name} may need a newer CUDA than the "
-        "host's (host CUDA version not reported by RunPod; allowed_cuda_versions starts at "
-        f"{config.cuda_floor}: raise it), or its pull fails"
+        f"image/CUDA problem: image_name {config.image_name} may need a newer CUDA ({host}; "
+        f"the CUDA floor sent is {config.cuda_floor}: raise {field}), or its pull fails"
     )
 
 

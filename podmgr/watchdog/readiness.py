@@ -66,6 +66,10 @@ def phase_text(phase: Phase, live: PodInfo | None, detail: str = "") -> str:
     """The phase for people: `container up, model download or load (health 502)`."""
     status = live.status if live is not None else "gone"
     match phase:
+        case "starting" if live is not None and live.status == "STARTING":
+            return "STARTING: RunPod is starting it (image pull, container start)"
+        case "starting" if live is not None and live.status == "PROVISIONING":
+            return "PROVISIONING: RunPod is starting it (placing it on a machine)"
         case "starting" if live is not None and live.starting:
             return f"{status}: RunPod is starting it"
         case "starting":

@@ -50,7 +50,7 @@ def start_reason(state: State, observed: Observed, request: Request) -> tuple[st
     if state.session is None and not state.history:
         return "first run on this machine", 0.0
     recovered = state.session is None and any(h.action == "state_recovered" for h in state.history)
-    running = [p for p in observed.pods if p.running]
+    running = [p for p in observed.pods if p.running or p.starting]
     if recovered and running:
         age = max(p.uptime_seconds or 0.0 for p in running)
         return "rebuilt after the state file was lost", age

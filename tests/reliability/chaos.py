@@ -44,6 +44,10 @@ FAULTS: list[dict[str, Any]] = [
     # the balance at $0 (every pod stopped or terminated, starts refused until cleared)
     {"fault": "preempt"},
     {"fault": "balance_zero"},
+    # issue 19 (REST v2): 429 with Retry-After (the client waits it out), and a start that
+    # gives the pod zero GPUs (RunPod docs, pods/manage-pods.mdx): replaced at once
+    {"fault": "rate_limited", "seconds": 1},
+    {"fault": "zero_gpus"},
 ]
 PASS_TIMEOUT = 120.0  # a hang guard only: a loaded 2-core machine made passes take 8 s+
 CLEAN_PASSES = 25

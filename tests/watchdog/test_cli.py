@@ -211,16 +211,20 @@ def test_a_reader_that_left_gets_no_traceback(wd: Harness, args: tuple[str, ...]
     assert done.returncode == 0, done.stderr
 
 
-def test_refresh_catalog_shows_spot_prices_and_refuses_spot_without_one(wd: Harness) -> None:
+def test_refresh_catalog_shows_price_stock_and_cuda_from_v2_and_warns_for_spot(
+    wd: Harness,
+) -> None:
+    before = wd.sim.api_requests()
     run = cli(wd, "watchdog", "--refresh-catalog")
     assert run.returncode == 0, run.stderr
-    assert "spot S/C $/h" in run.stdout
+    assert "stock S/C" in run.stdout and "CUDA with free machines" in run.stdout
     row = next(line for line in run.stdout.splitlines() if "RTX 4090" in line)
-    assert "0.69" in row and "0.41/0.20" in row and "High" in row, row  # on-demand, spot
-    wd.configure(
-        interruptible=True, gpu_type_id=["NVIDIA GeForce RTX 4090", "NVIDIA H100 80GB HBM3"]
-    )
-    bad = cli(wd, "watchdog", "--refresh-catalog")
-    assert bad.returncode == 2, bad.stdout
-    assert "interruptible: NVIDIA H100 80GB HBM3 has no spot price" in bad.stdout
+    assert "24GB" in row and "0.69" in row and "HIGH/HIGH" in row and "12.4" in row, row
+    after = wd.sim.api_requests()
+    assert after["graphql"] == before["graphql"] and after["v2"] - before["v2"] == 2
+    wd.configure(interruptible=True, gpu_type_id=["RTX 4090"])  # the name, not the id
+    spot = cli(wd, "watchdog", "--refresh-catalog")
+    assert spot.returncode == 2, spot.stdout
+    assert "did you mean 'NVIDIA GeForce RTX 4090'?" in spot.stdout
+    assert "RunPod retires in early 2027" in spot.stdout
     assert wd.ledger() == []

@@ -30,14 +30,14 @@ SECONDS_OF_DRIFT = 10.0
 def billing(wd: Harness) -> dict[str, float]:
     answer = httpx.get(
         f"{wd.sim.rest_url}/billing/pods",
-        params={"grouping": "podId", "bucketSize": "hour"},
+        params={"bucketSize": "hour"},
         headers={"Authorization": f"Bearer {wd.sim.api_key}"},
         timeout=30,
     )
     answer.raise_for_status()
     totals: dict[str, float] = {}
-    for record in answer.json():
-        totals[record["podId"]] = totals.get(record["podId"], 0.0) + record["amount"]
+    for record in answer.json()["records"]:  # RunPod OpenAPI v2, ListPodBillingResponse
+        totals[record["podId"]] = totals.get(record["podId"], 0.0) + record["totalAmount"]
     return totals
 
 

@@ -65,9 +65,9 @@ def restarted_once(wd: Harness, pod_id: str) -> None:
 def test_container_crash_while_loading_is_one_restart(slow_load: Harness) -> None:
     slow_load.configure(restart_backoff_seconds=0, max_startup_attempts=2000)
     pod_id = until_loading(slow_load)
-    slow_load.sim.crash_container(pod_id)  # RUNNING, runtime null, URL 502
+    slow_load.sim.crash_container(pod_id)  # v2: ERROR, runtime null, URL 502
     assert kinds(slow_load) == ["RestartPod"]
-    assert any("container gone after it was up (crash)" in line for line in slow_load.lines)
+    assert any("ERROR: the container failed" in line for line in slow_load.lines)
     restarted_once(slow_load, pod_id)
     slow_load.run("shutdown")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from podmgr.errors import TransientApiError
+from podmgr.errors import ApiError, TransientApiError
 from podmgr.runpod.values import PodInfo, PodSpec
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.runner import PassResult, run_pass
@@ -40,6 +40,9 @@ class FakeRunPod:
 
     def get_pod(self, pod_id: str) -> PodInfo | None:
         return self.pods.get(pod_id)
+
+    def gpu_catalog(self, *_args: object, **_kwargs: object) -> list[object]:
+        raise ApiError("no catalog here: every configured GPU type is tried")
 
     def create_pod(self, spec: PodSpec) -> str:
         self.creates += 1

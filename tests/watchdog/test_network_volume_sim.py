@@ -38,9 +38,9 @@ def vwd(
 
 def new_volume(sim: SimProcess, data_center: str = "EU-RO-1") -> str:
     headers = {"Authorization": f"Bearer {sim.api_key}"}
-    body = {"name": "weights", "size": 50, "dataCenterId": data_center}
-    answer = httpx.post(f"{sim.rest_url}/networkvolumes", json=body, headers=headers)
-    assert answer.status_code == 200, answer.text
+    body = {"name": "weights", "size": 50, "dataCenter": data_center}
+    answer = httpx.post(f"{sim.rest_url}/network-volumes", json=body, headers=headers)
+    assert answer.status_code == 201, answer.text
     return str(answer.json()["id"])
 
 

@@ -47,5 +47,5 @@ def test_no_container_is_replaced_once_then_the_session_ends_naming_image_and_cu
     assert state.session is not None and state.session.end_reason == "no_container"
     assert state.session.no_container_replacements == 1 and state.pod is None
     assert any("replacing it on another host" in line for line in stuck_wd.lines)
-    assert sum("no container yet (image pull)" in line for line in stuck_wd.lines) >= 2
+    assert sum("STARTING: RunPod is starting it" in line for line in stuck_wd.lines) >= 2
     stuck_wd.run("shutdown")

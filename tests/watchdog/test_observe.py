@@ -97,11 +97,9 @@ class Recorder:
 
 
 def test_unknown_status_is_logged_and_not_probed(monkeypatch: pytest.MonkeyPatch) -> None:
-    odd = PodInfo(
-        id="p1", name="podmgr-p1", status="PROVISIONING", env=live().env, has_runtime=True
-    )
+    odd = PodInfo(id="p1", name="podmgr-p1", status="HIBERNATING", env=live().env, has_runtime=True)
     recorder = Recorder()
     monkeypatch.setattr(observe_module, "log", recorder)
     seen = look(StandInClient([odd]), pod_phase="ready")
     assert seen.pod_healthy is None and seen.listing_error is None
-    assert recorder.warnings == [("unknown_pod_status", {"pod_id": "p1", "status": "PROVISIONING"})]
+    assert recorder.warnings == [("unknown_pod_status", {"pod_id": "p1", "status": "HIBERNATING"})]

@@ -35,13 +35,13 @@ def test_a_create_answered_500_after_applying_leaves_one_pod(
 
 
 def test_cloud_type_all_tries_secure_then_community(wd: Harness) -> None:
-    """REST's create takes SECURE or COMMUNITY only (RunPod OpenAPI v1, PodCreateInput):
+    """v2's create takes SECURE or COMMUNITY only (RunPod OpenAPI v2, CreatePodRequest):
     `cloud_type: ALL` tries the GPU type in Secure Cloud, then in Community Cloud."""
     wd.configure(cloud_type="ALL", gpu_type_id="NVIDIA GeForce RTX 4090")
     wd.sim.set_fault("capacity", count=1)  # the first create (Secure Cloud) finds none
     wd.run()
     [record] = wd.ledger()
     assert record["cloud_type"] == "COMMUNITY" and record["status"] == "RUNNING"
-    assert any("no capacity on NVIDIA GeForce RTX 4090 (SECURE)" in line for line in wd.lines)
+    assert any("NVIDIA GeForce RTX 4090 (SECURE) refused" in line for line in wd.lines)
     wd.run("shutdown")
     assert wd.alive() == []

@@ -440,12 +440,13 @@ def test_deadline_holds_when_listing_pods_fails(wd: Harness) -> None:
 
 
 def test_created_status_is_waited_out_across_passes_not_resumed(wd: Harness) -> None:
-    """Issue 10, finding 8: CREATED after create is "starting" on every pass, not "stopped"."""
+    """Issue 10, finding 8: PROVISIONING/STARTING after create is "starting" on every pass,
+    not "stopped" (v2's PodStatus; GraphQL said CREATED)."""
     wd.sim.set_fault("transient_status", count=1, seconds=2.0)
     result = wd.run()
     assert kinds(result.actions) == ["StartSession", "StartProxy", "CreatePod"]
     wd.up()
-    assert any("CREATED: RunPod is starting it" in line for line in wd.lines), wd.lines
+    assert any("RunPod is starting it" in line for line in wd.lines), wd.lines
     state = wd.state()
     assert state.pod is not None and state.pod.phase == "ready"
     assert state.session is not None and state.session.restarts == 0
@@ -454,7 +455,7 @@ def test_created_status_is_waited_out_across_passes_not_resumed(wd: Harness) -> 
 
 
 def test_restarting_status_after_a_resume_is_not_a_second_restart(wd: Harness) -> None:
-    """RESTARTING after our own resume is the restart in progress: counted once."""
+    """STARTING after our own start is the restart in progress: counted once."""
     wd.up()
     pod_id = wd.state().pod.id  # type: ignore[union-attr]
     wd.sim.kill_vllm(pod_id)
@@ -462,7 +463,7 @@ def test_restarting_status_after_a_resume_is_not_a_second_restart(wd: Harness) -
     result = wd.run()
     assert kinds(result.actions).count("RestartPod") == 1, kinds(result.actions)
     wd.up()
-    assert any("RESTARTING: RunPod is starting it" in line for line in wd.lines), wd.lines
+    assert any("RunPod is starting it" in line for line in wd.lines), wd.lines
     state = wd.state()
     assert state.pod is not None and state.pod.phase == "ready"
     assert state.session is not None and state.session.restarts == 1

@@ -78,6 +78,7 @@ def _start(world: SimWorld, pod: SimPod, status: str) -> SimPod:
         if balance_at_zero(world):
             raise SimApiError("bad_request", BALANCE_MESSAGE, rest_status=PAYMENT_REQUIRED)
         world.fleet.reset(pod)
+        operations.after_apply(world, "start", pod)  # runpodctl#45: applied, then an error
         return pod
     pod = operations.start(world, pod.id)
     fault = world.faults.draw("zero_gpus", lambda p: p.get("pod_id") in (None, "", pod.id))
