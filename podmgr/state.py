@@ -90,6 +90,7 @@ class PodRecord(BaseModel):
     log_cursor: str | None = Field(
         default=None, description="The last log event id read (Last-Event-ID for the next read)."
     )
+    log_read_at: float | None = Field(default=None, description="When its log was last read.")
 
 
 class SessionPod(BaseModel):

@@ -38,7 +38,7 @@ __all__ = ["DEFAULT_REST_URL", "LogLine", "RestApi", "rest_url", "strict_from_en
 DEFAULT_REST_URL = "https://api.runpod.io/v2"
 DEFAULT_TIMEOUT_SECONDS = 30.0
 # How long a pass waits for the next line of a followed log stream before it stops reading.
-LOG_IDLE_SECONDS = 0.5
+LOG_IDLE_SECONDS = 0.3
 LOG_MAX_SECONDS = 5.0
 # The document's maximum `tail` (components.parameters.LogTail).
 LOG_TAIL_MAX = 5000

@@ -81,6 +81,7 @@ class NoteGuard:
     confirmed: bool | None
     why: str
     cursor: str | None
+    read_at: float
 
     def describe(self) -> str:
         if self.confirmed is None:

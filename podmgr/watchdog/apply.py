@@ -88,7 +88,7 @@ class Applier:
             except BalanceError:
                 self._balance_at_zero(state)
                 raise
-            if not isinstance(action, act.Noop | act.PodProgress):  # history stays short
+            if _worth_recording(action):  # history stays short
                 state.record(self.deps.clock.now(), type(action).__name__, action.describe())
             self.deps.store.save(state, now=self.deps.clock.now())
             if self.replan:
@@ -285,7 +285,7 @@ class Applier:
         pod = state.pod
         if pod is None or pod.id != action.pod_id:
             return
-        pod.log_cursor = action.cursor
+        pod.log_cursor, pod.log_read_at = action.cursor, action.read_at
         if action.confirmed is None:
             return
         pod.guard_confirmed, pod.guard_why = action.confirmed, action.why
@@ -411,6 +411,13 @@ class Applier:
         self.deps.supervisor.stop(action.pid)
         if state.proxy_pid == action.pid:
             state.proxy_pid = None
+
+
+def _worth_recording(action: act.Action) -> bool:
+    """Progress, no-ops and a guard not seen yet stay out of the state's short history."""
+    if isinstance(action, act.NoteGuard):
+        return action.confirmed is not None
+    return not isinstance(action, act.Noop | act.PodProgress)
 
 
 def _count_restart(state: State, now: float) -> None:

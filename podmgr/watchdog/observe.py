@@ -33,6 +33,8 @@ from podmgr.watchdog.readiness import HealthProbe
 __all__ = ["observe"]
 
 PROBE_PAUSE_CAP_SECONDS = 5.0
+# A pod's log is read at most this often while its guard is unconfirmed.
+LOG_READ_EVERY_SECONDS = 5.0
 log = get_logger("watchdog")
 
 
@@ -67,18 +69,23 @@ def observe(
         pod_healthy=healthy,
         health_detail=detail,
         proxy=supervisor.view(state.proxy_pid),
-        guard_log=_guard_log(state, live, client),
+        guard_log=_guard_log(state, live, client, clock.now()),
     )
 
 
-def _guard_log(state: State, live: PodInfo | None, client: RunPodClient) -> GuardLog | None:
-    """The state pod's new container lines while its guard is unconfirmed (the container
-    runs: RUNNING); None when there is nothing to read or the read failed (logged: the
-    next pass reads again from the same cursor)."""
+def _guard_log(
+    state: State, live: PodInfo | None, client: RunPodClient, now: float
+) -> GuardLog | None:
+    """The state pod's new container lines while its guard is unconfirmed and its container
+    runs (RUNNING), at most every LOG_READ_EVERY_SECONDS (a pass may come every few seconds
+    under `podmgr up`; the rate limit is shared); None when there is nothing to read or the
+    read failed (logged: a later pass reads again from the same cursor)."""
     pod = state.pod
     if pod is None or pod.guard is None or pod.guard_confirmed is not None:
         return None
     if live is None or not live.running:
+        return None
+    if pod.log_read_at is not None and now - pod.log_read_at < LOG_READ_EVERY_SECONDS:
         return None
     try:
         lines = client.pod_logs(pod.id, after=pod.log_cursor)
@@ -87,7 +94,7 @@ def _guard_log(state: State, live: PodInfo | None, client: RunPodClient) -> Guar
         return None
     container = [line.line for line in lines if line.source == "container"]
     cursor = lines[-1].id if lines else pod.log_cursor
-    return GuardLog(guard_finding(container), cursor)
+    return GuardLog(guard_finding(container), cursor, now)
 
 
 def _without_listing(

@@ -34,6 +34,7 @@ class GuardLog:
 
     finding: GuardFinding | None
     cursor: str | None
+    read_at: float
 
 
 @dataclass(frozen=True)

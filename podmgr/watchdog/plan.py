@@ -214,10 +214,9 @@ def _guard_note(state: State, observed: Observed) -> list[NoteGuard]:
     if pod is None or seen is None:
         return []
     if seen.finding is None:
-        if seen.cursor == pod.log_cursor:
-            return []
-        return [NoteGuard(pod.id, None, "", seen.cursor)]
-    return [NoteGuard(pod.id, seen.finding.confirmed, seen.finding.why, seen.cursor)]
+        return [NoteGuard(pod.id, None, "", seen.cursor, seen.read_at)]
+    finding = seen.finding
+    return [NoteGuard(pod.id, finding.confirmed, finding.why, seen.cursor, seen.read_at)]
 
 
 def _state_pod_phase(

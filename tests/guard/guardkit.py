@@ -9,7 +9,7 @@ import urllib.request
 from typing import Any
 
 from podmgr.config import build_config
-from podmgr.runpod.client import create_input
+from podmgr.runpod.client import create_request
 from podmgr.sim.testkit import SimProcess, wait_until
 from podmgr.state import Session
 from podmgr.watchdog.apply import pod_spec
@@ -31,7 +31,7 @@ def create_guarded(
     spent: float = 0.0,
     **config: Any,
 ) -> dict[str, Any]:
-    """Create a pod as the watchdog would (pod_spec -> create_input -> POST /v1/pods)."""
+    """Create a pod as the watchdog would (pod_spec -> create_request -> POST /v2/pods)."""
     monkeypatch.setenv("RUNPOD_REST_URL", sim.rest_url)
     cfg = build_config(
         {"gpu_type_id": GPU, "model": "sim-model", "guard_interval_seconds": 1, **config}
@@ -42,7 +42,7 @@ def create_guarded(
         cfg, "cid", "podmgr-guard-test", GPU, "vllm-key-fake", "SECURE", session=session, now=now
     )
     assert spec.docker_entrypoint, "the guard should be in this config's pods"
-    body = json.dumps(create_input(spec).body()).encode()
+    body = json.dumps(create_request(spec).body()).encode()
     request = urllib.request.Request(
         sim.rest_url + "/pods", data=body, method="POST",
         headers={"Authorization": f"Bearer {sim.api_key}", "Content-Type": "application/json"},

@@ -60,7 +60,7 @@ def test_v2_statuses(pod: object, observed: object, expected: list[str]) -> None
 def test_guard_confirmed_is_noted_and_the_pod_goes_on() -> None:
     obs = dataclasses.replace(
         seen(live(), healthy=False),
-        guard_log=GuardLog(GuardFinding(True, "armed"), "cursor-1"),
+        guard_log=GuardLog(GuardFinding(True, "armed"), "cursor-1", NOW),
     )
     actions = plan(config(), state(session(), guarded()), obs, NOW)  # type: ignore[arg-type]
     note = actions[0]
@@ -71,18 +71,16 @@ def test_guard_confirmed_is_noted_and_the_pod_goes_on() -> None:
 def test_start_command_passed_literally_replaces_the_pod_once_without_counting() -> None:
     obs = dataclasses.replace(
         seen(live(), healthy=False),
-        guard_log=GuardLog(GuardFinding(False, "literal"), "cursor-2"),
+        guard_log=GuardLog(GuardFinding(False, "literal"), "cursor-2", NOW),
     )
     actions = plan(config(), state(session(), guarded()), obs, NOW)  # type: ignore[arg-type]
     assert [summary(a) for a in actions] == ["NoteGuard", "TerminatePod p1", "CreatePod"]
     assert isinstance(actions[0], act.NoteGuard) and actions[0].confirmed is False
 
 
-def test_new_log_lines_without_a_finding_only_move_the_cursor() -> None:
-    obs = dataclasses.replace(seen(live(), healthy=False), guard_log=GuardLog(None, "c3"))
+def test_a_log_read_without_a_finding_only_moves_the_cursor_and_read_time() -> None:
+    obs = dataclasses.replace(seen(live(), healthy=False), guard_log=GuardLog(None, "c3", NOW))
     actions = plan(config(), state(session(), guarded()), obs, NOW)  # type: ignore[arg-type]
     assert [summary(a) for a in actions] == ["NoteGuard", "PodProgress p1 loading"]
-    same = dataclasses.replace(obs, guard_log=GuardLog(None, "c3"))
-    pod = guarded(log_cursor="c3")
-    again = plan(config(), state(session(), pod), same, NOW)  # type: ignore[arg-type]
-    assert [summary(a) for a in again] == ["PodProgress p1 loading"]
+    note = actions[0]
+    assert isinstance(note, act.NoteGuard) and note.confirmed is None and note.read_at == NOW
