@@ -212,12 +212,15 @@ class Doctor:
             "guard",
             False,
             "NOT confirmed: RunPod passed the start-command JSON literally (vLLM: "
-            f"unrecognized arguments); pod {pod.id} terminated, next one without the guard",
+            "unrecognized arguments)",
         )
         with self._failing_as("create"):
             pods.terminate(pod.id)
             second = pods.create(guard=False)
-        self._record("create", True, f"pod {second.id} ({second.name}), without the guard")
+        self._record(
+            "create", True, f"pod {second.id} ({second.name}), without the guard, in place of "
+            f"pod {pod.id} (terminated)",
+        )  # fmt: skip
         return second, False
 
     def _serving(self, pod: DoctorPod) -> bool:
