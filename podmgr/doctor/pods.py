@@ -102,7 +102,12 @@ class DoctorPods:
         Keeps going past a failure or a Ctrl-C, and raises the first one at the end."""
         done: list[str] = []
         first: BaseException | None = None
-        for pod_id in self.meter.alive() + self._pods_by_name():
+        ids = self.meter.alive()
+        try:
+            ids += self._pods_by_name()
+        except PodmgrError as error:  # the known pods are terminated all the same
+            first = error
+        for pod_id in ids:
             try:
                 self.terminate(pod_id)
                 done.append(pod_id)

@@ -258,7 +258,8 @@ class Doctor:
             with self._failing_as("end"):
                 pods.terminate(pod.id)
             if confirmed:
-                self._record("end", False, f"doctor terminated pod {pod.id}: it never answered")
+                untested = "no answer came, so the guard's idle limit is untested"
+                self._record("end", False, f"doctor terminated pod {pod.id}: {untested}")
             else:
                 self._record(
                     "end",

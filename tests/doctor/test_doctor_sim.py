@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.testkit import SimProcess, wait_until
 
 RUN_TIMEOUT = 300.0
 FAST = ["--idle-seconds", "3", "--poll-seconds", "0.5", "--startup-minutes", "2"]
@@ -152,3 +153,29 @@ def test_a_rejected_key_exits_3(guard_sim: SimProcess, tmp_path: Path) -> None:
     assert result.returncode == 3
     assert result.stdout.startswith("FAILED key")
     assert guard_sim.ledger() == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_doctor_leaves_no_pod(
+    guard_sim: SimProcess, tmp_path: Path, signum: int
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    command = [sys.executable, "-m", "podmgr", "doctor", "--yes", "--config"]
+    command += [str(_config(tmp_path, guard_sim)), "--idle-seconds", "600", "--poll-seconds", "0.5"]
+    process = subprocess.Popen(
+        command, env=guard_sim.env(home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: guard_sim.ledger(), "doctor's pod on the simulator")
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=RUN_TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 130, stdout + stderr
+    ledger = guard_sim.ledger()
+    assert len(ledger) == 1
+    assert ledger[0]["status"] == "TERMINATED" and ledger[0]["ended_by"] == "user", ledger
