@@ -18,12 +18,12 @@ import sys
 from collections.abc import Sequence
 
 from podmgr import __version__
-from podmgr.cli import cache, config_cmd, money, proxy, sim, upstreams, watchdog
+from podmgr.cli import cache, config_cmd, doctor, money, proxy, sim, upstreams, watchdog
 from podmgr.errors import PodmgrError
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMAND_MODULES = (watchdog, proxy, sim, config_cmd, cache, upstreams, money)
+SUBCOMMAND_MODULES = (watchdog, proxy, sim, config_cmd, cache, upstreams, money, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -100,6 +100,8 @@ class RestApi:
         self.strict = strict_from_env() if strict is None else strict
         self._sleep = sleep
         self.rate_windows: list[Window] = []
+        # The last `RateLimit-Policy` RunPod sent (quota `q` per window `w`), as given.
+        self.rate_policy: str | None = None
         self.calls = 0
 
     def close(self) -> None:
@@ -253,6 +255,9 @@ class RestApi:
         windows = parse_rate_limit(response.headers.get("RateLimit"))
         if windows:
             self.rate_windows = windows
+        policy = response.headers.get("RateLimit-Policy")
+        if policy:
+            self.rate_policy = policy
 
     def _request(
         self,
