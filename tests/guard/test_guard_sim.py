@@ -120,10 +120,12 @@ def test_pod_key_is_refused_on_another_pod(
     for method, path in [
         ("GET", f"/pods/{other['id']}"),
         ("DELETE", f"/pods/{other['id']}"),
-        ("POST", f"/pods/{other['id']}/stop"),
+        ("POST", f"/pods/{other['id']}/action"),
+        ("GET", f"/pods/{other['id']}/logs"),
         ("GET", "/pods"),
         ("POST", "/pods"),
-        ("POST", f"/pods/{mine['id']}/start"),
+        ("GET", "/catalog/gpus"),
+        ("GET", "/billing/pods"),
     ]:
         assert _status(sim.rest_url + path, method, auth) == 403, (method, path)
     assert record(sim, other["id"])["status"] == "RUNNING"
