@@ -92,3 +92,41 @@ def test_a_whole_session_speaks_v2_only(guard_sim: SimProcess, tmp_path: Path) -
     assert after["v2"] > before["v2"]
     ours = [p for p in guard_sim.ledger() if p["name"].startswith("podmgr-")]
     assert ours and all(p["status"] == "TERMINATED" for p in ours)
+
+
+def test_the_calls_a_session_spends_on_the_rate_limit(
+    guard_sim: SimProcess, tmp_path: Path
+) -> None:
+    """The README's budget, counted (not timed): a pass is 1 call once the guard is
+    confirmed, 2 while its log is read; a create adds the catalog (1 per cloud) and 1 per
+    candidate; the guard spends 1 to read its rate."""
+    config = str(write_config(tmp_path, guard_sim, gpu_type_id="NVIDIA GeForce RTX 4090"))
+    home = tmp_path / "home"
+    home.mkdir()
+    counts: dict[str, int] = {}
+    try:
+        before = guard_sim.rest_requests()
+        up = podmgr(guard_sim, home, "up", "--config", config)
+        assert up.returncode == 0, up.stdout + up.stderr
+        counts["up"] = guard_sim.rest_requests() - before
+
+        def confirmed() -> bool:
+            podmgr(guard_sim, home, "watchdog", "--config", config)
+            run = podmgr(guard_sim, home, "status", "--json", "--config", config)
+            return bool(json.loads(run.stdout)["guard"]["confirmed"])
+
+        wait_until(confirmed, "the guard confirmed", 60)
+        before = guard_sim.rest_requests()
+        for _ in range(3):
+            done = podmgr(guard_sim, home, "watchdog", "--config", config)
+            assert done.returncode == 0, done.stdout + done.stderr
+        counts["3 steady passes"] = guard_sim.rest_requests() - before
+    finally:
+        before = guard_sim.rest_requests()
+        podmgr(guard_sim, home, "shutdown", "--config", config)
+        counts["shutdown"] = guard_sim.rest_requests() - before
+    print(f"v2 calls: {counts}")
+    assert counts["3 steady passes"] == 3  # GET /pods each, nothing else
+    assert counts["shutdown"] == 2  # GET /pods, DELETE /pods/{id}
+    # up: its passes' listings, the catalog, the create, the log reads, the guard's GET
+    assert counts["up"] <= 3 + 2 * up.stdout.count("[") + 2, (counts, up.stdout)
