@@ -44,6 +44,9 @@ class FakeRunPod:
     def gpu_catalog(self, *_args: object, **_kwargs: object) -> list[object]:
         raise ApiError("no catalog here: every configured GPU type is tried")
 
+    def pod_logs(self, pod_id: str, after: str | None = None) -> list[object]:
+        return []  # the guard's log says nothing decisive here
+
     def create_pod(self, spec: PodSpec) -> str:
         self.creates += 1
         pod_id = f"fake{self.creates}"
