@@ -8,6 +8,7 @@ its own failures (HTTP 200, `data.<field>` null, `errors[0].message`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Any
 
@@ -154,6 +155,12 @@ class RootResolvers:
     def podFindAndDeployOnDemand(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
         pod = operations.create(self.world, _deploy_order(input or {}))
         return self._pod_json(pod)
+
+    def podRentInterruptable(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
+        """A spot pod: priced at the spot price, preemptible (runpod_stops.py `preempt`)."""
+        order = _deploy_order(input)
+        spot = dataclasses.replace(order, spec=dataclasses.replace(order.spec, interruptible=True))
+        return self._pod_json(operations.create(self.world, spot))
 
     def podStop(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
         return self._pod_json(operations.stop(self.world, input["podId"]))
