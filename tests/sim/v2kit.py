@@ -126,5 +126,5 @@ def read_events(
                 ended = True
                 break
             text += chunk
-    thread.join(timeout=10.0)
+    thread.join(timeout=1.0)  # a reader blocked on a silent stream ends with the server
     return parse_events(text), ended
