@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import httpx
 
+from podmgr.guard.launch import guard_entrypoint
 from podmgr.sim.operations import CAPACITY_MESSAGE
 from podmgr.sim.podlogs import format_ts, parse_ts
 from podmgr.sim.testkit import SimProcess
@@ -74,12 +78,46 @@ def test_logs_follow_new_lines_and_end_on_terminate(sim: SimProcess, rest: httpx
     assert tail == ["Stopping container", "Pod terminated"]
 
 
-def test_guard_json_args_and_pod_key_scope_on_v2() -> None:
-    """A start-command JSON entrypoint reaches podproc; the pod key may read its own pod."""
-    from podmgr.sim.podkeys import POD_KEY_OPS
+def test_a_guard_pod_runs_from_start_command_json_and_its_key_is_scoped() -> None:
+    """`args` as start-command JSON with the guard as entrypoint: podproc runs it, its
+    output is the pod's container log, and the pod-scoped key reaches only its own pod."""
+    now = time.time()
+    args = json.dumps(
+        {
+            "entrypoint": guard_entrypoint(),
+            "cmd": ["vllm", "serve", "--model", "m", "--port", "8000"],
+        }
+    )
+    env = {"PODMGR_GUARD_CREATED_AT": f"{now:.3f}", "PODMGR_GUARD_DEADLINE": f"{now + 3600:.3f}"}
+    with SimProcess(extra_args=["--run-guards"]) as sim:
+        headers = {"Authorization": f"Bearer {sim.api_key}"}
+        with httpx.Client(base_url=sim.rest_url, headers=headers, timeout=30.0) as rest:
+            other = create(rest, name="other")["id"]
+            pod_id = create(rest, args=args, env=env)["id"]
+            described = wait_for(
+                "the guard process", lambda: _process(sim, pod_id).get("pod_key") or None
+            )
+            key = {"Authorization": f"Bearer {described}"}
+            with httpx.Client(base_url=sim.rest_url, headers=key, timeout=30.0) as pod:
+                own = pod.get(f"/pods/{pod_id}")
+                assert own.status_code == 200 and "RateLimit" in own.headers
+                problem_of(pod.get("/pods"), 403)
+                problem_of(pod.get(f"/pods/{other}"), 403)
+                problem_of(pod.post("/pods", json=create_body()), 403)
+                problem_of(pod.get("/catalog/gpus"), 403)
+                events, _ = read_events(
+                    pod, f"/pods/{pod_id}/logs", params={"source": "container"},
+                    until=lambda seen: bool(seen), timeout=30.0,
+                )  # fmt: skip
+                assert events and all(e["source"] == "container" for e in events)
+                assert act(pod, pod_id, "stop").status_code == 200
+            assert next(r for r in sim.ledger() if r["id"] == pod_id)["ended_by"] == "pod"
 
-    assert {"get", "terminate", "start", "stop", "restart", "logs"} <= POD_KEY_OPS
-    assert "create" not in POD_KEY_OPS and "list" not in POD_KEY_OPS
+
+def _process(sim: SimProcess, pod_id: str) -> dict[str, object]:
+    answer = httpx.get(f"{sim.base_url}/_sim/pods/{pod_id}/process", timeout=30.0)
+    body: dict[str, object] = answer.json()
+    return body if body.get("running") else {}
 
 
 def test_catalog_lists_the_documents_gpu_type_fields(rest: httpx.Client) -> None:
