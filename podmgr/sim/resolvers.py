@@ -159,16 +159,16 @@ class RootResolvers:
     def podRentInterruptable(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
         """A spot pod: the only create REST v2 lacks (SkyPilot's RunPod backend: "Spot pods
         have no v2 endpoint yet"); fields as SkyPilot's generate_spot_pod_deployment_mutation
-        sends them (sky/provision/runpod/api/pods.py). A bid under the spot price gets
-        RunPod's capacity wording (the pod would not be placed)."""
-        order = _deploy_order(input or {})
+        sends them (sky/provision/runpod/api/pods.py). Priced at the spot price, preemptible
+        (runpod_stops.py `preempt`); a bid under the spot price gets RunPod's capacity
+        wording (the pod would not be placed)."""
+        order = _deploy_order(input)
         spec = dataclasses.replace(
-            order.spec, interruptible=True, **_start(input or {}, self.world)
+            order.spec,
+            interruptible=True,
+            allowed_cuda_versions=tuple(input.get("allowedCudaVersions") or ()),
+            **_start(input, self.world),
         )
-        if input.get("allowedCudaVersions"):
-            spec = dataclasses.replace(
-                spec, allowed_cuda_versions=tuple(input["allowedCudaVersions"])
-            )
         gpu = find_gpu_type(order.gpu_type_ids[0])
         price = spot_price(gpu, spec.cloud_type) if gpu is not None else None
         if price is not None and float(input["bidPerGpu"]) < price:

@@ -191,28 +191,41 @@ input PodFindAndDeployOnDemandInput {
   volumeMountPath: String
 }
 
+# Spot pods: RunPod's `podRentInterruptable` (SkyPilot's RunPod backend: "Spot pods have no
+# v2 endpoint yet"); its input is the on-demand one plus the bid per GPU.
 input PodRentInterruptableInput {
-  allowedCudaVersions: [String]
   bidPerGpu: Float!
+  aiApiId: String
+  allowedCudaVersions: [String]
   cloudType: CloudTypeEnum
   containerDiskInGb: Int
   countryCode: String
+  cudaVersion: String
   dataCenterId: String
+  deployCost: Float
   dockerArgs: String
   env: [EnvironmentVariableInput]
+  globalNetwork: Boolean
   gpuCount: Int
   gpuTypeId: String
+  gpuTypeIdList: [String]
   imageName: String
   minDisk: Int
+  minDownload: Int
   minMemoryInGb: Int
+  minUpload: Int
   minVcpuCount: Int
   name: String
   networkVolumeId: String
+  port: Int
   ports: String
+  savingsPlan: String
   startJupyter: Boolean
   startSsh: Boolean
+  stopAfter: String
   supportPublicIp: Boolean
   templateId: String
+  terminateAfter: String
   volumeInGb: Int
   volumeKey: String
   volumeMountPath: String

@@ -1,4 +1,4 @@
-"""Issue 10's faults on both APIs: REST v1 (httpx) and GraphQL (the real `runpod` SDK).
+"""Issue 10's faults on both APIs: REST v2 (httpx) and GraphQL (the real `runpod` SDK).
 
 Each fault plays in the world operations (podmgr/sim/operations.py), so both APIs see it.
 """
@@ -6,7 +6,7 @@ Each fault plays in the world operations (podmgr/sim/operations.py), so both API
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,6 +17,8 @@ from runpod.error import QueryError
 from podmgr.sim.faults import parse_fault
 from podmgr.sim.testkit import SimProcess
 
+from .v2kit import act, create_body, problem_of
+
 RTX_4090 = "NVIDIA GeForce RTX 4090"
 WENT_WRONG = "Something went wrong. Please try again later or contact support."
 MISLEADING = "There are no longer any instances available with enough disk space."
@@ -24,23 +26,8 @@ MISLEADING = "There are no longer any instances available with enough disk space
 pytestmark = pytest.mark.usefixtures("runpod_env")
 
 
-@pytest.fixture
-def rest(sim: SimProcess) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {sim.api_key}"}
-    with httpx.Client(base_url=sim.rest_url, headers=headers, timeout=30.0) as client:
-        yield client
-
-
 def rest_create(rest: httpx.Client, **overrides: Any) -> httpx.Response:
-    body = {
-        "name": "faults",
-        "imageName": "vllm/vllm-openai:v0.11.0",
-        "gpuTypeIds": [RTX_4090],
-        "ports": ["8000/http"],
-        "dockerStartCmd": ["--model", "sim-model"],
-        **overrides,
-    }
-    return rest.post("/pods", json=body)
+    return rest.post("/pods", json=create_body(**{"name": "faults", **overrides}))
 
 
 def rest_pod(rest: httpx.Client, **overrides: Any) -> str:
@@ -81,11 +68,11 @@ def test_rest_create_answers_500_but_the_pod_exists_and_bills(
 ) -> None:
     sim.set_fault("api_error_after_apply", count=1, field="create", hide_seconds=600)
     answer = rest_create(rest)
-    assert answer.status_code == 500 and answer.json() == {"message": WENT_WRONG}
+    assert problem_of(answer, 500)["detail"] == WENT_WRONG
     (record,) = sim.ledger()
     assert record["status"] == "RUNNING"
     wait_for("billing to run", lambda: ledger_of(sim, record["id"])["billed_seconds"] > 0)
-    assert rest.get("/pods").json() == []  # slow to appear in listings
+    assert rest.get("/pods").json() == {"pods": []}  # slow to appear in listings
     assert runpod.get_pods() == []
     assert rest.get(f"/pods/{record['id']}").status_code == 200
 
@@ -114,8 +101,7 @@ def test_stop_start_terminate_take_effect_before_the_error(
     for op, expected in (("stop", "EXITED"), ("start", "RUNNING"), ("terminate", "TERMINATED")):
         sim.set_fault("api_error_after_apply", count=1, field=op)
         if api == "rest":
-            method, path = ("DELETE", "") if op == "terminate" else ("POST", f"/{op}")
-            answer = rest.request(method, f"/pods/{pod_id}{path}")
+            answer = act(rest, pod_id, op)
             assert answer.status_code == 500, (op, answer.text)
         else:
             call = {"stop": runpod.stop_pod, "terminate": runpod.terminate_pod}.get(op)
@@ -127,7 +113,7 @@ def test_stop_start_terminate_take_effect_before_the_error(
 def test_after_apply_field_matches_only_its_operation(sim: SimProcess, rest: httpx.Client) -> None:
     sim.set_fault("api_error_after_apply", count=1, field="terminate")
     pod_id = rest_pod(rest)
-    assert rest.post(f"/pods/{pod_id}/stop").status_code == 200
+    assert act(rest, pod_id, "stop").status_code == 200
     assert sim.faults()[0]["remaining"] == 1
 
 
@@ -138,7 +124,7 @@ def test_list_error_fails_rest_listing_but_not_the_pods_own_get(
     pod_id = rest_pod(rest)
     sim.set_fault("list_error", count=1)
     listing = rest.get("/pods")
-    assert listing.status_code == 500 and listing.json() == {"message": WENT_WRONG}
+    assert problem_of(listing, 500)["detail"] == WENT_WRONG
     sim.set_fault("list_error", count=1, status=503)
     page = rest.get("/pods")
     assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
@@ -155,18 +141,17 @@ def test_container_crash_keeps_running_without_runtime_until_restarted(
     pod_id = rest_pod(rest)
     sim.wait_serving(pod_id)
     sim.set_fault("container_crash", count=1, pod_id=pod_id)
-    if api == "rest":
-        assert rest.get(f"/pods/{pod_id}").json()["desiredStatus"] == "RUNNING"
+    if api == "rest":  # REST v2: the container is in an unrecoverable error state
+        assert rest.get(f"/pods/{pod_id}").json()["status"] == "ERROR"
     else:
         assert runpod.get_pod(pod_id)["desiredStatus"] == "RUNNING"
     seen = runpod.get_pod(pod_id)
     assert (seen["desiredStatus"], seen["runtime"]) == ("RUNNING", None)
-    assert rest.get(f"/pods/{pod_id}").json()["portMappings"] == {}
+    assert rest.get(f"/pods/{pod_id}").json()["runtime"] is None
     assert httpx.get(sim.pod_url(pod_id) + "/health", timeout=30.0).status_code == 502
     assert sim.pod_phase(pod_id)["phase"] == "crashed"
     assert ledger_of(sim, pod_id)["status"] == "RUNNING"
-    rest.post(f"/pods/{pod_id}/stop")
-    rest.post(f"/pods/{pod_id}/start")
+    assert act(rest, pod_id, "start").status_code == 200  # ERROR allows start, not stop
     sim.wait_serving(pod_id)
     assert runpod.get_pod(pod_id)["runtime"] is not None
 
@@ -174,7 +159,7 @@ def test_container_crash_keeps_running_without_runtime_until_restarted(
 def test_pod_crash_is_runpod_stopping_the_pod(sim: SimProcess, rest: httpx.Client) -> None:
     pod_id = rest_pod(rest)
     sim.set_fault("pod_crash", count=1, pod_id=pod_id)
-    assert rest.get(f"/pods/{pod_id}").json()["desiredStatus"] == "EXITED"
+    assert rest.get(f"/pods/{pod_id}").json()["status"] == "EXITED"
     assert ledger_of(sim, pod_id)["ended_by"] == "runpod"
 
 
@@ -182,20 +167,20 @@ def test_pod_crash_is_runpod_stopping_the_pod(sim: SimProcess, rest: httpx.Clien
 def test_transient_status_on_rest_create_and_start(sim: SimProcess, rest: httpx.Client) -> None:
     sim.set_fault("transient_status", count=1, seconds=600)
     created = rest_create(rest)
-    assert created.json()["desiredStatus"] == "CREATED"
+    assert created.json()["status"] == "PROVISIONING"  # GraphQL's CREATED
     pod_id = created.json()["id"]
-    assert rest.get(f"/pods/{pod_id}").json()["desiredStatus"] == "CREATED"
-    rest.post(f"/pods/{pod_id}/stop")
-    assert rest.post(f"/pods/{pod_id}/start").json()["desiredStatus"] == "RUNNING"
-    rest.post(f"/pods/{pod_id}/stop")
+    assert rest.get(f"/pods/{pod_id}").json()["status"] == "PROVISIONING"
+    act(rest, pod_id, "stop")
+    assert act(rest, pod_id, "start").json()["status"] in ("STARTING", "RUNNING")
+    act(rest, pod_id, "stop")
     sim.set_fault("transient_status", count=1, seconds=600, pod_id=pod_id)
-    assert rest.post(f"/pods/{pod_id}/start").json()["desiredStatus"] == "RESTARTING"
+    assert act(rest, pod_id, "start").json()["status"] == "STARTING"  # GraphQL's RESTARTING
 
 
 # --- unknown_template -------------------------------------------------------------------
 def test_unknown_template_without_fault_is_not_found(sim: SimProcess, rest: httpx.Client) -> None:
     answer = rest_create(rest, templateId="vllm")
-    assert answer.status_code == 400 and answer.json() == {"message": "Template not found"}
+    assert problem_of(answer, 404)["detail"] == "Template not found"
     with pytest.raises(QueryError, match=r"^Template not found$"):
         sdk_pod(template_id="vllm")
     assert sim.ledger() == []
@@ -203,16 +188,16 @@ def test_unknown_template_without_fault_is_not_found(sim: SimProcess, rest: http
 
 
 @pytest.mark.parametrize(
-    ("params", "message"),
-    [({}, MISLEADING), ({"message": "not_found"}, "Template not found")],
+    ("params", "message", "status"),
+    [({}, MISLEADING, 400), ({"message": "not_found"}, "Template not found", 404)],
 )
 def test_unknown_template_fault(
-    sim: SimProcess, rest: httpx.Client, params: dict[str, str], message: str
+    sim: SimProcess, rest: httpx.Client, params: dict[str, str], message: str, status: int
 ) -> None:
     sim.set_fault("unknown_template", **params)
     assert rest_pod(rest)  # no template named: the fault does not play
     answer = rest_create(rest, templateId="runpod-torch-v21")
-    assert answer.status_code == 400 and answer.json() == {"message": message}
+    assert problem_of(answer, status)["detail"] == message
     with pytest.raises(QueryError) as caught:
         sdk_pod(template_id="runpod-torch-v21")
     assert str(caught.value) == message
@@ -226,13 +211,17 @@ def test_api_error_and_something_went_wrong_on_rest(sim: SimProcess, rest: httpx
     assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
     sim.set_fault("api_something_went_wrong", count=1, field="create")
     answer = rest_create(rest)
-    assert answer.status_code == 500 and answer.json() == {"message": WENT_WRONG}
+    assert problem_of(answer, 500)["detail"] == WENT_WRONG
     assert sim.ledger() == []
 
 
 # --- ledger -----------------------------------------------------------------------------
 def test_ledger_interruptible_and_ended_by(sim: SimProcess, rest: httpx.Client) -> None:
-    spot = rest_pod(rest, interruptible=True)
+    answer = sim.graphql(
+        'mutation { podRentInterruptable(input: {name: "spot", imageName: "x", '
+        f'gpuTypeId: "{RTX_4090}", gpuCount: 1, bidPerGpu: 0.3}}) {{ id }} }}'
+    )
+    spot = answer["data"]["podRentInterruptable"]["id"]
     plain = sdk_pod()
     assert ledger_of(sim, spot)["interruptible"] is True
     assert ledger_of(sim, plain)["interruptible"] is False
@@ -241,7 +230,7 @@ def test_ledger_interruptible_and_ended_by(sim: SimProcess, rest: httpx.Client) 
     assert ledger_of(sim, plain)["ended_by"] == "user"
     sim.crash_pod(spot)
     assert ledger_of(sim, spot)["ended_by"] == "runpod"
-    rest.post(f"/pods/{spot}/start")
+    act(rest, spot, "start")
     rest.delete(f"/pods/{spot}")
     assert ledger_of(sim, spot)["ended_by"] == "user"
 

@@ -30,16 +30,25 @@ def rest_client(sim: SimProcess) -> httpx.Client:
     return httpx.Client(base_url=sim.rest_url, headers=headers, timeout=30.0)
 
 
-def create(client: httpx.Client, **overrides: Any) -> str:
-    body = {
+def create(
+    client: httpx.Client,
+    *,
+    volume: int = 0,
+    path: str = "/runpod-volume",
+    args: str = "--model sim-model",
+    env: dict[str, str] | None = None,
+) -> str:
+    """A REST v2 create; `volume` GB of persistent mount at `path` (none when 0)."""
+    body: dict[str, Any] = {
         "name": "phases",
-        "imageName": "vllm/vllm-openai:v0.11.0",
-        "gpuTypeIds": [RTX_4090],
-        "volumeInGb": 0,
+        "image": "vllm/vllm-openai:v0.11.0",
+        "gpu": {"id": RTX_4090},
         "ports": ["8000/http"],
-        "dockerStartCmd": ["--model", "sim-model"],
-        **overrides,
+        "args": args,
+        "env": env or {},
     }
+    if volume:
+        body["mounts"] = {"persistent": {"size": volume, "path": path}}
     answer = client.post("/pods", json=body)
     assert answer.status_code == 201, answer.text
     return str(answer.json()["id"])
@@ -62,13 +71,15 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0) -> Any:
 
 
 def restart(client: httpx.Client, pod_id: str) -> None:
-    assert client.post(f"/pods/{pod_id}/stop").status_code == 200
-    assert client.post(f"/pods/{pod_id}/start").status_code == 200
+    """Stop, then start (a new container: the pull again)."""
+    for action in ("stop", "start"):
+        answer = client.post(f"/pods/{pod_id}/action", json={"action": action})
+        assert answer.status_code == 200, answer.text
 
 
 def test_weights_on_the_container_disk_download_again_after_stop(slow_sim: SimProcess) -> None:
     with rest_client(slow_sim) as client:
-        pod_id = create(client, volumeInGb=20, env={"HF_HOME": "/root/.cache/huggingface"})
+        pod_id = create(client, volume=20, env={"HF_HOME": "/root/.cache/huggingface"})
         first = slow_sim.pod_phase(pod_id)
         assert first["weights_on_volume"] is False
         assert first["download_seconds"] == DOWNLOAD_SECONDS
@@ -84,14 +95,14 @@ def test_weights_on_the_container_disk_download_again_after_stop(slow_sim: SimPr
     "overrides",
     [
         {"env": {"HF_HOME": "/workspace/hf"}},
-        {"dockerStartCmd": ["--model", "sim-model", "--download-dir", "/workspace/models"]},
+        {"args": "--model sim-model --download-dir /workspace/models"},
     ],
 )
 def test_weights_on_the_volume_stay_across_stop(
     slow_sim: SimProcess, overrides: dict[str, Any]
 ) -> None:
     with rest_client(slow_sim) as client:
-        pod_id = create(client, volumeInGb=20, volumeMountPath="/workspace", **overrides)
+        pod_id = create(client, volume=20, path="/workspace", **overrides)
         assert slow_sim.pod_phase(pod_id)["weights_on_volume"] is True
         wait_phase(slow_sim, pod_id, "serving")
         restart(client, pod_id)
@@ -102,13 +113,13 @@ def test_weights_on_the_volume_stay_across_stop(
 
 def test_volume_without_size_holds_nothing(slow_sim: SimProcess) -> None:
     with rest_client(slow_sim) as client:
-        pod_id = create(client, volumeInGb=0, env={"HF_HOME": "/workspace/hf"})
+        pod_id = create(client, volume=0, env={"HF_HOME": "/workspace/hf"})
         assert slow_sim.pod_phase(pod_id)["weights_on_volume"] is False
 
 
 def test_a_download_cut_short_by_stop_starts_over() -> None:
     with SimProcess(download_seconds=600.0) as sim, rest_client(sim) as client:
-        pod_id = create(client, volumeInGb=20, env={"HF_HOME": "/workspace/hf"})
+        pod_id = create(client, volume=20, path="/workspace", env={"HF_HOME": "/workspace/hf"})
         wait_phase(sim, pod_id, "downloading")
         restart(client, pod_id)
         again = sim.pod_phase(pod_id)
@@ -128,14 +139,16 @@ def test_runtime_appears_after_the_pull_and_url_answers_502_until_loaded() -> No
         assert httpx.get(sim.pod_url(pod_id) + "/health", timeout=30.0).status_code == 502
 
 
-def test_reset_starts_a_fresh_container(slow_sim: SimProcess) -> None:
-    """A dead vLLM is replaced and the weights (container disk) download again."""
+def test_restart_starts_a_fresh_container(slow_sim: SimProcess) -> None:
+    """v2's `restart`: a dead vLLM is replaced, no image pull, and the weights (container
+    disk) download again."""
     with rest_client(slow_sim) as client:
         pod_id = create(client)
         wait_phase(slow_sim, pod_id, "serving")
         slow_sim.kill_vllm(pod_id)
         assert slow_sim.pod_phase(pod_id)["phase"] == "dead"
-        assert client.post(f"/pods/{pod_id}/reset").status_code == 200
+        answer = client.post(f"/pods/{pod_id}/action", json={"action": "restart"})
+        assert answer.status_code == 200, answer.text
         after = slow_sim.pod_phase(pod_id)
         assert after["phase"] != "dead" and after["download_seconds"] == DOWNLOAD_SECONDS
         wait_phase(slow_sim, pod_id, "serving")

@@ -35,7 +35,7 @@ def test_exits_zero_on_signal(signum: int) -> None:
     assert second.startswith("POD_URL_TEMPLATE=http://127.0.0.1:")
     assert second.rstrip().endswith("/pods/{pod_id}-{port}")
     base = first.rstrip().partition("=")[2]
-    assert third.rstrip() == f"RUNPOD_REST_URL={base}/v1"
+    assert third.rstrip() == f"RUNPOD_REST_URL={base}/v2"
     process.send_signal(signum)
     assert process.wait(timeout=10) == 0
     process.stdout.close()

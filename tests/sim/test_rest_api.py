@@ -1,243 +1,335 @@
-"""The simulator's REST API v1 (`/v1`) with httpx, and one world seen through both APIs.
+"""The simulator's REST API v2 (`/v2`) with plain httpx against a real `podmgr sim`.
 
-Shapes, statuses and error bodies follow RunPod's OpenAPI v1 (see podmgr/sim/rest.py).
+Shapes, statuses and error bodies follow RunPod's REST API v2 document (see
+podmgr/sim/v2/); the world is the one GraphQL acts on.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from typing import Any
+import json
 
 import httpx
 import pytest
-import runpod
 
+from podmgr.sim.operations import CAPACITY_MESSAGE
 from podmgr.sim.testkit import SimProcess
 
-RTX_4090 = "NVIDIA GeForce RTX 4090"
-H100 = "NVIDIA H100 80GB HBM3"
+from .v2kit import (
+    H100,
+    RTX_4090,
+    act,
+    create,
+    create_body,
+    problem_of,
+    read_events,
+    wait_for,
+    wait_status,
+)
+
 READ_ONLY_KEY = "test-read-only-key-not-real"
+POD_FIELDS = {
+    "id", "name", "status", "actions", "image", "args", "disk", "mounts", "ports", "env",
+    "registry", "cloud", "dataCenterId", "cudaVersion", "ssh", "template", "cost", "locked",
+    "runtime", "createdAt", "startedAt", "globalNetworking", "gpu",
+}  # fmt: skip
 
 
-@pytest.fixture
-def rest(sim: SimProcess) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {sim.api_key}"}
-    with httpx.Client(base_url=sim.rest_url, headers=headers, timeout=30.0) as client:
-        yield client
-
-
-def create_body(**overrides: Any) -> dict[str, Any]:
-    return {
-        "name": "podmgr-rest",
-        "imageName": "vllm/vllm-openai:v0.11.0",
-        "gpuTypeIds": [RTX_4090],
-        "cloudType": "SECURE",
-        "gpuCount": 1,
-        "containerDiskInGb": 40,
-        "volumeInGb": 0,
-        "ports": ["8000/http"],
-        "env": {"VLLM_API_KEY": "pod-key-not-real", "PODMGR_MANAGED": "1"},
-        "dockerStartCmd": ["--model", "Qwen/Qwen2.5-0.5B-Instruct", "--port", "8000"],
-        "supportPublicIp": False,
-        "interruptible": False,
-        "allowedCudaVersions": ["12.8", "12.9"],
-        **overrides,
-    }
-
-
-def create_pod(rest: httpx.Client, **overrides: Any) -> dict[str, Any]:
-    answer = rest.post("/pods", json=create_body(**overrides))
-    assert answer.status_code == 201, answer.text
-    pod: dict[str, Any] = answer.json()
-    return pod
-
-
-def wait_for(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"gave up after {timeout} s waiting for {what}")
-
-
-def test_create_answers_201_with_the_documents_pod(rest: httpx.Client) -> None:
-    pod = create_pod(rest)
-    assert pod["desiredStatus"] == "RUNNING"
-    assert "runtime" not in pod
-    assert pod["image"] == "vllm/vllm-openai:v0.11.0"
-    assert pod["gpu"]["id"] == RTX_4090 and pod["gpu"]["count"] == 1
-    assert pod["env"] == {"VLLM_API_KEY": "pod-key-not-real", "PODMGR_MANAGED": "1"}
-    assert pod["ports"] == ["8000/http"]
-    assert pod["dockerStartCmd"] == ["--model", "Qwen/Qwen2.5-0.5B-Instruct", "--port", "8000"]
-    assert pod["interruptible"] is False and pod["containerDiskInGb"] == 40
-    assert pod["costPerHr"] > 0 and pod["lastStartedAt"].endswith("Z")
-
-
-def test_gpu_type_ids_are_tried_in_order_on_capacity(sim: SimProcess, rest: httpx.Client) -> None:
-    sim.set_fault("capacity", count=1, gpu_type_ids=[RTX_4090])
-    pod = create_pod(rest, gpuTypeIds=[RTX_4090, H100])
-    assert pod["gpu"]["id"] == H100
-
-
-def test_capacity_on_every_gpu_type_is_400_with_message(
-    sim: SimProcess, rest: httpx.Client
-) -> None:
-    sim.set_fault("capacity", count=1)
+def test_create_answers_201_with_exactly_the_documents_pod(rest: httpx.Client) -> None:
     answer = rest.post("/pods", json=create_body())
-    assert answer.status_code == 400
-    assert answer.json()["message"].startswith("There are no longer any instances available")
-    assert sim.ledger() == []
+    assert answer.status_code == 201, answer.text
+    pod = answer.json()
+    assert set(pod) == POD_FIELDS
+    assert (pod["status"], pod["runtime"], pod["startedAt"]) == ("STARTING", None, None)
+    assert pod["actions"] == ["stop", "terminate"]
+    assert pod["gpu"] == {"id": RTX_4090, "count": 1}
+    assert pod["args"] == "--model sim-model --port 8000" and pod["disk"] == 40
+    assert pod["env"] == {"VLLM_API_KEY": "pod-key-not-real", "PODMGR_MANAGED": "1"}
+    assert pod["ports"] == ["8000/http"] and pod["mounts"] == {} and pod["cloud"] == "SECURE"
+    assert pod["cost"] > 0 and pod["createdAt"].endswith("Z") and pod["cudaVersion"]
+    assert "RateLimit" in answer.headers and "RateLimit-Policy" in answer.headers
+
+
+def test_running_pod_has_a_runtime_and_shows_in_the_listing(rest: httpx.Client) -> None:
+    pod_id = create(rest)["id"]
+    pod = wait_status(rest, pod_id, "RUNNING")
+    assert pod["actions"] == ["stop", "restart", "terminate"]
+    runtime = pod["runtime"]
+    assert isinstance(runtime["uptime"], int) and len(runtime["gpus"]) == 1
+    assert runtime["ports"] == [{"private": 8000, "public": None, "type": "http", "ip": None}]
+    assert pod["startedAt"].endswith("Z")
+    listing = rest.get("/pods", params={"includeClusterPods": "true"})
+    assert listing.status_code == 200
+    assert [p["id"] for p in listing.json()["pods"]] == [pod_id]
+
+
+def test_actions_follow_the_documents_table(sim: SimProcess, rest: httpx.Client) -> None:
+    pod_id = create(rest)["id"]
+    sim.wait_serving(pod_id)
+    stopped = act(rest, pod_id, "stop")
+    assert stopped.status_code == 200
+    assert stopped.json()["status"] == "EXITED" and stopped.json()["cost"] == 0.0
+    assert stopped.json()["actions"] == ["start", "terminate"]
+    assert "not valid" in problem_of(act(rest, pod_id, "stop"), 409)["detail"]
+    problem_of(act(rest, pod_id, "restart"), 409)
+    assert act(rest, pod_id, "start").json()["status"] in ("STARTING", "RUNNING")
+    sim.wait_serving(pod_id)
+    restarted = act(rest, pod_id, "restart")
+    assert restarted.status_code == 200 and restarted.json()["id"] == pod_id
+    sim.wait_serving(pod_id)
+    problem_of(act(rest, pod_id, "start"), 409)
+    terminated = act(rest, pod_id, "terminate")
+    assert terminated.status_code == 204 and terminated.content == b""
+    problem_of(rest.get(f"/pods/{pod_id}"), 404)
+    assert rest.get("/pods").json() == {"pods": []}
+
+
+def test_delete_is_204_then_404(sim: SimProcess, rest: httpx.Client) -> None:
+    pod_id = create(rest)["id"]
+    assert rest.delete(f"/pods/{pod_id}").status_code == 204
+    problem_of(rest.delete(f"/pods/{pod_id}"), 404)
+    assert sim.ledger()[0]["status"] == "TERMINATED"
+
+
+def test_bad_action_body_is_422(rest: httpx.Client) -> None:
+    pod_id = create(rest)["id"]
+    body = problem_of(rest.post(f"/pods/{pod_id}/action", json={"action": "reset"}), 422)
+    assert body["errors"] and body["errors"][0].startswith("$.action")
+    extra = rest.post(f"/pods/{pod_id}/action", json={"action": "stop", "now": True})
+    assert problem_of(extra, 422)["errors"] == ["$: additional properties 'now' not allowed"]
 
 
 @pytest.mark.parametrize(
-    "overrides",
+    ("body", "error"),
     [
-        {"gpuCount": "one"},
-        {"cloudType": "ALL"},
-        {"ports": "8000/http"},
-        {"env": ["A=1"]},
-        {"gpuTypeIds": ["NVIDIA Imaginary 1"]},
-        {"gpuTypeIds": []},
-        {"imageName": None},
-        {"dockerStartCmd": "--model x"},
+        (
+            create_body(gpu={"id": RTX_4090, "bogus": 1}),
+            "$.gpu: additional properties 'bogus' not allowed",
+        ),
+        (create_body(disk="40"), "$.disk: expected integer"),
+        (create_body(interruptible=True), "$: additional properties 'interruptible' not allowed"),
+        (create_body(env={"A": 1}), "$.env.A: expected string"),
+        ({k: v for k, v in create_body().items() if k != "name"}, "$: missing property 'name'"),
+        ({k: v for k, v in create_body().items() if k != "image"}, "$: missing property 'image'"),
+        (
+            create_body(mounts={"persistent": {"size": 5, "path": "/w"}}),
+            "$.mounts.persistent.size: must be at least 10",
+        ),
     ],
 )
-def test_malformed_create_is_400_with_message(
-    sim: SimProcess, rest: httpx.Client, overrides: dict[str, Any]
+def test_a_body_outside_the_contract_is_422_with_errors(
+    sim: SimProcess, rest: httpx.Client, body: dict[str, object], error: str
 ) -> None:
-    answer = rest.post("/pods", json=create_body(**overrides))
-    assert answer.status_code == 400, answer.text
-    assert isinstance(answer.json()["message"], str)
+    answer = problem_of(rest.post("/pods", json=body), 422)
+    assert error in answer["errors"]
     assert sim.ledger() == []
 
 
-def test_body_that_is_not_json_is_400(rest: httpx.Client) -> None:
-    answer = rest.post("/pods", content=b"{not json", headers={"Content-Type": "text/plain"})
-    assert answer.status_code == 400 and "message" in answer.json()
-
-
-def test_list_filters_by_name_id_and_status(rest: httpx.Client) -> None:
-    first = create_pod(rest, name="alpha")
-    second = create_pod(rest, name="beta")
-    assert rest.post(f"/pods/{second['id']}/stop").status_code == 200
-    by_name = rest.get("/pods", params={"name": "alpha"}).json()
-    assert [pod["id"] for pod in by_name] == [first["id"]]
-    by_id = rest.get("/pods", params={"id": second["id"]}).json()
-    assert [pod["id"] for pod in by_id] == [second["id"]]
-    exited = rest.get("/pods", params={"desiredStatus": "EXITED"}).json()
-    assert [pod["id"] for pod in exited] == [second["id"]]
-    assert len(rest.get("/pods").json()) == 2
-    assert rest.get("/pods", params={"desiredStatus": "ASLEEP"}).status_code == 400
-
-
-def test_stop_start_delete_and_404_after(sim: SimProcess, rest: httpx.Client) -> None:
-    pod_id = create_pod(rest)["id"]
-    stopped = rest.post(f"/pods/{pod_id}/stop")
-    assert stopped.status_code == 200 and stopped.json()["desiredStatus"] == "EXITED"
-    started = rest.post(f"/pods/{pod_id}/start")
-    assert started.status_code == 200 and started.json()["desiredStatus"] == "RUNNING"
-    assert rest.delete(f"/pods/{pod_id}").status_code == 204
-    for method, path in [
-        ("GET", f"/pods/{pod_id}"),
-        ("DELETE", f"/pods/{pod_id}"),
-        ("POST", f"/pods/{pod_id}/start"),
-        ("POST", f"/pods/{pod_id}/stop"),
-        ("POST", f"/pods/{pod_id}/restart"),
-        ("POST", f"/pods/{pod_id}/reset"),
-        ("GET", "/pods/nosuchpod12345"),
-    ]:
-        answer = rest.request(method, path)
-        assert answer.status_code == 404, (method, path, answer.text)
-        assert answer.json() == {"message": "Pod not found"}
-    (record,) = sim.ledger()
-    assert record["status"] == "TERMINATED"
-
-
-def test_restart_does_nothing(rest: httpx.Client) -> None:
-    """runpod-python#450: restart reportedly leaves the pod as it was."""
-    pod_id = create_pod(rest)["id"]
-    rest.post(f"/pods/{pod_id}/stop")
-    answer = rest.post(f"/pods/{pod_id}/restart")
-    assert answer.status_code == 200 and answer.json()["desiredStatus"] == "EXITED"
-
-
-def test_unknown_key_is_401_and_read_only_key_is_403_on_mutations() -> None:
-    with SimProcess(read_only_keys=[READ_ONLY_KEY]) as sim:
-        owner = {"Authorization": f"Bearer {sim.api_key}"}
-        reader = {"Authorization": f"Bearer {READ_ONLY_KEY}"}
-        stranger = {"Authorization": "Bearer not-a-key"}
-        with httpx.Client(base_url=sim.rest_url, timeout=30.0) as client:
-            pod = client.post("/pods", json=create_body(), headers=owner).json()
-            assert client.get("/pods", headers=stranger).status_code == 401
-            assert client.get("/pods").status_code == 401
-            assert client.get("/pods", headers=reader).status_code == 200
-            assert client.get(f"/pods/{pod['id']}", headers=reader).status_code == 200
-            assert client.get("/billing/pods", headers=reader).status_code == 200
-            for method, path in [
-                ("POST", "/pods"),
-                ("DELETE", f"/pods/{pod['id']}"),
-                ("POST", f"/pods/{pod['id']}/stop"),
-                ("POST", f"/pods/{pod['id']}/start"),
-            ]:
-                body = create_body() if path == "/pods" else None
-                answer = client.request(method, path, json=body, headers=reader)
-                assert answer.status_code == 403, (method, path)
-                assert isinstance(answer.json()["message"], str)
-        assert [r["status"] for r in sim.ledger()] == ["RUNNING"]
-
-
-def test_read_only_key_gets_unauthorized_on_graphql_mutations() -> None:
-    with SimProcess(read_only_keys=[READ_ONLY_KEY]) as sim:
-        query = 'mutation { podTerminate(input: {podId: "x"}) }'
-        answer = httpx.post(
-            f"{sim.base_url}/graphql",
-            json={"query": query},
-            headers={"Authorization": f"Bearer {READ_ONLY_KEY}"},
-            timeout=30.0,
-        )
-        assert answer.status_code == 200
-        assert answer.json()["errors"][0]["message"] == "Unauthorized"
-        reads = httpx.post(
-            f"{sim.base_url}/graphql",
-            json={"query": "query { myself { pods { id } } }"},
-            headers={"Authorization": f"Bearer {READ_ONLY_KEY}"},
-            timeout=30.0,
-        )
-        assert reads.json() == {"data": {"myself": {"pods": []}}}
-
-
-@pytest.mark.usefixtures("runpod_env")
-def test_one_world_through_both_apis(rest: httpx.Client) -> None:
-    made_by_rest = create_pod(rest)
-    seen = runpod.get_pod(made_by_rest["id"])
-    assert seen["desiredStatus"] == "RUNNING" and seen["imageName"] == made_by_rest["image"]
-    made_by_sdk = runpod.create_pod(
-        name="sdk-made", image_name="vllm/vllm-openai:v0.11.0", gpu_type_id=RTX_4090
+def test_capacity_and_cross_field_rules_are_400(sim: SimProcess, rest: httpx.Client) -> None:
+    sim.set_fault("capacity", count=1, gpu_type_ids=[RTX_4090])
+    assert problem_of(rest.post("/pods", json=create_body()), 400)["detail"] == CAPACITY_MESSAGE
+    both_cuda = create_body(
+        gpu={"id": RTX_4090, "allowedCudaVersions": ["12.8"], "minCudaVersion": "12.4"}
     )
-    answer = rest.get(f"/pods/{made_by_sdk['id']}")
-    assert answer.status_code == 200 and answer.json()["name"] == "sdk-made"
-    runpod.stop_pod(made_by_rest["id"])
-    assert rest.get(f"/pods/{made_by_rest['id']}").json()["desiredStatus"] == "EXITED"
-    assert rest.delete(f"/pods/{made_by_sdk['id']}").status_code == 204
-    assert runpod.get_pod(made_by_sdk["id"]) is None
+    assert "mutually exclusive" in problem_of(rest.post("/pods", json=both_cuda), 400)["detail"]
+    floor_only = create_body(
+        gpu={"id": RTX_4090, "allowedCudaVersions": [], "minCudaVersion": "12.11"}
+    )
+    assert rest.post("/pods", json=floor_only).status_code == 201
+    too_new = create_body(gpu={"id": RTX_4090, "minCudaVersion": "14.0"})
+    assert problem_of(rest.post("/pods", json=too_new), 400)["detail"] == CAPACITY_MESSAGE
+    mounts = {
+        "persistent": {"size": 20, "path": "/w"},
+        "network": [{"volumeId": "v", "path": "/n"}],
+    }
+    problem_of(rest.post("/pods", json=create_body(mounts=mounts)), 400)
+    problem_of(rest.post("/pods", json=create_body(gpu={"id": H100}, cloud="COMMUNITY")), 400)
+    assert len(sim.ledger()) == 1
 
 
-def test_billing_pods_answers_from_the_ledger(sim: SimProcess, rest: httpx.Client) -> None:
-    pod_id = create_pod(rest)["id"]
-    wait_for("a billed second", lambda: sim.ledger()[0]["billed_seconds"] > 1.0)
-    rest.post(f"/pods/{pod_id}/stop")
+def test_min_cuda_version_places_on_hosts_at_or_above_it() -> None:
+    with SimProcess(extra_args=["--host-cuda", "12.2,12.4,12.8"]) as sim:
+        headers = {"Authorization": f"Bearer {sim.api_key}"}
+        with httpx.Client(base_url=sim.rest_url, headers=headers, timeout=30.0) as rest:
+            pod = create(rest, gpu={"id": RTX_4090, "minCudaVersion": "12.3"})
+            assert pod["cudaVersion"] == "12.4"
+            exact = create(rest, gpu={"id": RTX_4090, "allowedCudaVersions": ["12.8"]})
+            assert exact["cudaVersion"] == "12.8"
+            problem_of(
+                rest.post(
+                    "/pods", json=create_body(gpu={"id": RTX_4090, "minCudaVersion": "12.9"})
+                ),
+                400,
+            )
+
+
+def test_unknown_template_and_network_volume_are_404(sim: SimProcess, rest: httpx.Client) -> None:
+    problem_of(rest.post("/pods", json=create_body(templateId="vllm")), 404)
+    network = {"network": [{"volumeId": "nope", "path": "/runpod-volume"}]}
+    problem_of(rest.post("/pods", json=create_body(mounts=network)), 404)
+    templated = {
+        k: v for k, v in create_body(templateId="runpod-torch-v21").items() if k != "image"
+    }
+    assert create(rest, **templated)["template"] is None
+    assert len(sim.ledger()) == 1
+
+
+def test_balance_at_zero_is_402(sim: SimProcess, rest: httpx.Client) -> None:
+    sim.set_fault("balance_zero", count=1)
+    rest.get("/pods")  # any call: the balance reaches $0
+    body = problem_of(rest.post("/pods", json=create_body()), 402)
+    assert "balance" in body["detail"].lower()
+
+
+def test_keys_401_and_read_only_403() -> None:
+    with SimProcess(read_only_keys=[READ_ONLY_KEY]) as sim:
+        anonymous = httpx.get(sim.rest_url + "/pods", timeout=30.0)
+        assert problem_of(anonymous, 401)["detail"] == "missing bearer token"
+        assert "RateLimit" not in anonymous.headers
+        headers = {"Authorization": f"Bearer {READ_ONLY_KEY}"}
+        with httpx.Client(base_url=sim.rest_url, headers=headers, timeout=30.0) as reader:
+            assert reader.get("/pods").status_code == 200
+            refused = reader.post("/pods", json=create_body())
+            problem_of(refused, 403)
+            assert "RateLimit" in refused.headers
+        assert sim.ledger() == []
+
+
+def test_rate_limited_fault_is_429_with_retry_after(sim: SimProcess, rest: httpx.Client) -> None:
+    sim.set_fault("rate_limited", count=1, seconds=3, field="list")
+    assert rest.get("/catalog/gpus").status_code == 200  # another operation
+    answer = rest.get("/pods")
+    assert problem_of(answer, 429)["title"] == "Too Many Requests"
+    assert answer.headers["Retry-After"] == "3"
+    assert rest.get("/pods").status_code == 200
+
+
+def test_a_tiny_rate_limit_is_counted_per_account() -> None:
+    with SimProcess(rate_limit="minute=3") as sim:
+        headers = {"Authorization": f"Bearer {sim.api_key}"}
+        with httpx.Client(base_url=sim.rest_url, headers=headers, timeout=30.0) as rest:
+            answers = [rest.get("/pods") for _ in range(4)]
+    assert [a.status_code for a in answers[:3]] == [200, 200, 200]
+    assert answers[0].headers["RateLimit-Policy"] == (
+        '"minute";q=3;w=60, "hour";q=3000;w=3600, "day";q=50000;w=86400'
+    )
+    assert answers[0].headers["RateLimit"].startswith('"minute";r=2;t=')
+    refused = answers[3]
+    problem_of(refused, 429)
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit"].startswith('"minute";r=0;t=')
+
+
+def test_v1_is_gone(sim: SimProcess) -> None:
+    for method, path in (("GET", "/v1/pods"), ("POST", "/v1/pods"), ("GET", "/v1/billing/pods")):
+        answer = httpx.request(method, sim.base_url + path, timeout=30.0)
+        body = problem_of(answer, 410)
+        assert body["title"] == "Gone" and "https://api.runpod.io/v2" in body["detail"]
+    counts = sim.api_requests()
+    assert counts["v1"] == 3 and counts["v2"] == 0 and counts["graphql"] == 0
+
+
+def test_a_graphql_spot_pod_shows_in_v2(sim: SimProcess, rest: httpx.Client) -> None:
+    answer = sim.graphql(
+        'mutation { podRentInterruptable(input: {name: "spot", imageName: "x", '
+        f'gpuTypeId: "{RTX_4090}", gpuCount: 1, bidPerGpu: 0.3, cloudType: SECURE}}) {{ id }} }}'
+    )
+    spot = answer["data"]["podRentInterruptable"]["id"]
+    (pod,) = rest.get("/pods").json()["pods"]
+    assert pod["id"] == spot and "interruptible" not in pod
+    assert sim.api_requests()["v2"] == 1
+
+
+def test_container_crash_is_error_and_start_recovers(sim: SimProcess, rest: httpx.Client) -> None:
+    pod_id = create(rest)["id"]
+    sim.wait_serving(pod_id)
+    sim.crash_container(pod_id)
+    pod = rest.get(f"/pods/{pod_id}").json()
+    assert (pod["status"], pod["runtime"], pod["actions"]) == (
+        "ERROR",
+        None,
+        ["start", "terminate"],
+    )
+    assert pod["cost"] > 0  # the GPU is still held
+    problem_of(act(rest, pod_id, "stop"), 409)
+    assert httpx.get(sim.pod_url(pod_id) + "/health", timeout=30.0).status_code == 502
+    assert act(rest, pod_id, "start").status_code == 200
+    sim.wait_serving(pod_id)
+    assert rest.get(f"/pods/{pod_id}").json()["status"] == "RUNNING"
+
+
+def test_zero_gpus_after_start(sim: SimProcess, rest: httpx.Client) -> None:
+    pod_id = create(rest)["id"]
+    sim.wait_serving(pod_id)
+    act(rest, pod_id, "stop")
+    sim.set_fault("zero_gpus", count=1, pod_id=pod_id)
+    assert act(rest, pod_id, "start").json()["gpu"]["count"] == 0
+    pod = wait_status(rest, pod_id, "RUNNING")
+    assert pod["gpu"]["count"] == 0 and pod["runtime"]["gpus"] == []
+    wait_for("vLLM's error", lambda: _log_has(rest, pod_id, "No CUDA GPUs are available"))
+    assert httpx.get(sim.pod_url(pod_id) + "/health", timeout=30.0).status_code == 502
+
+
+def _log_has(rest: httpx.Client, pod_id: str, text: str) -> bool:
+    events, _ended = read_events(
+        rest, f"/pods/{pod_id}/logs", until=lambda seen: any(text in e["line"] for e in seen),
+        timeout=2.0,
+    )  # fmt: skip
+    return any(text in event["line"] for event in events)
+
+
+def test_transient_status_shows_provisioning_then_starting(
+    sim: SimProcess, rest: httpx.Client
+) -> None:
+    sim.set_fault("transient_status", count=1, seconds=600)
+    pod = create(rest)
+    assert (pod["status"], pod["actions"]) == ("PROVISIONING", ["stop", "terminate"])
+    act(rest, pod["id"], "stop")
+    sim.set_fault("transient_status", count=1, seconds=600, pod_id=pod["id"])
+    assert act(rest, pod["id"], "start").json()["status"] == "STARTING"
+
+
+def test_after_apply_500_on_v2_create_and_the_pod_exists(
+    sim: SimProcess, rest: httpx.Client
+) -> None:
+    sim.set_fault("api_error_after_apply", count=1, field="create", hide_seconds=600)
+    answer = rest.post("/pods", json=create_body())
+    assert "Something went wrong" in problem_of(answer, 500)["detail"]
     (record,) = sim.ledger()
-    by_pod = rest.get("/billing/pods", params={"grouping": "podId", "bucketSize": "hour"})
-    assert by_pod.status_code == 200
-    (bucket,) = by_pod.json()
-    assert bucket["podId"] == pod_id and bucket["time"].endswith(":00:00Z")
-    assert bucket["amount"] == pytest.approx(record["cost_usd"], abs=1e-5)
-    assert bucket["timeBilledMs"] == pytest.approx(record["billed_seconds"] * 1000, abs=2)
-    (by_gpu,) = rest.get("/billing/pods").json()
-    assert by_gpu["gpuTypeId"] == RTX_4090 and by_gpu["time"].endswith("T00:00:00Z")
-    assert rest.get("/billing/pods", params={"bucketSize": "decade"}).status_code == 400
-    later = rest.get("/billing/pods", params={"startTime": "2999-01-01T00:00:00Z"})
-    assert later.json() == []
+    assert rest.get("/pods").json() == {"pods": []}  # slow to appear in listings
+    assert rest.get(f"/pods/{record['id']}").status_code == 200
+    sim.set_fault("api_error", count=1, status=503, field="get")
+    page = rest.get(f"/pods/{record['id']}")
+    assert page.status_code == 503 and page.headers["content-type"].startswith("text/html")
+
+
+def test_start_command_json_is_honoured_by_default(sim: SimProcess, rest: httpx.Client) -> None:
+    args = json.dumps({"cmd": ["vllm", "serve", "--model", "org/json-model", "--port", "8000"]})
+    pod = create(rest, args=args)
+    assert pod["args"] == args
+    sim.wait_serving(pod["id"])
+    key = {"Authorization": "Bearer pod-key-not-real"}
+    models = httpx.get(sim.pod_url(pod["id"]) + "/v1/models", headers=key, timeout=30.0)
+    assert models.json()["data"][0]["id"] == "org/json-model"
+
+
+def test_start_command_json_ignored_reaches_vllm_literally() -> None:
+    with SimProcess(extra_args=["--start-command-json", "ignore"]) as sim:
+        headers = {"Authorization": f"Bearer {sim.api_key}"}
+        with httpx.Client(base_url=sim.rest_url, headers=headers, timeout=30.0) as rest:
+            args = json.dumps({"entrypoint": ["python3", "-c", "print(1)"], "cmd": ["x"]})
+            pod_id = create(rest, args=args)["id"]
+            wait_status(rest, pod_id, "RUNNING")
+            wait_for("argparse's error", lambda: _log_has(rest, pod_id, "exited with code 2"))
+            text = _log_lines(rest, pod_id)
+            assert any(line.startswith("usage: api_server.py [-h]") for line in text)
+            assert any(
+                line.startswith('api_server.py: error: unrecognized arguments: {"entrypoint"')
+                for line in text
+            )
+            url = sim.pod_url(pod_id) + "/health"
+            assert httpx.get(url, timeout=30.0).status_code == 502
+
+
+def _log_lines(rest: httpx.Client, pod_id: str) -> list[str]:
+    events, _ended = read_events(rest, f"/pods/{pod_id}/logs", timeout=1.0)
+    return [event["line"] for event in events]

@@ -1,12 +1,12 @@
-"""Stops RunPod makes (issue 11): the balance at $0 and spot preemption, on the REST API.
+"""Stops RunPod makes (issue 11): the balance at $0 and spot preemption, on REST API v2.
 
 Facts in podmgr/sim/runpod_stops.py: at $0 pods with a network volume are stopped, the
-others terminated; creates and starts are refused until the faults are cleared.
+others terminated; creates and starts are refused (402) until the faults are cleared.
+Spot pods exist only in GraphQL (`podRentInterruptable`) and show in v2 like any pod.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,25 +14,23 @@ import pytest
 
 from podmgr.sim.testkit import SimProcess
 
-RTX_4090 = "NVIDIA GeForce RTX 4090"
-
-
-@pytest.fixture
-def rest(sim: SimProcess) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {sim.api_key}"}
-    with httpx.Client(base_url=sim.rest_url, headers=headers, timeout=30.0) as client:
-        yield client
+from .v2kit import RTX_4090, act, create_body, problem_of
 
 
 def create(rest: httpx.Client, **overrides: Any) -> httpx.Response:
-    body = {
-        "name": "stops",
-        "imageName": "vllm/vllm-openai:v0.8.5",
-        "gpuTypeIds": [RTX_4090],
-        "ports": ["8000/http"],
-        **overrides,
-    }
-    return rest.post("/pods", json=body)
+    return rest.post("/pods", json=create_body(**{"name": "stops", **overrides}))
+
+
+def network(volume_id: str) -> dict[str, Any]:
+    return {"network": [{"volumeId": volume_id, "path": "/runpod-volume"}]}
+
+
+def spot_pod(sim: SimProcess) -> str:
+    answer = sim.graphql(
+        'mutation { podRentInterruptable(input: {name: "spot", imageName: "x", '
+        f'gpuTypeId: "{RTX_4090}", gpuCount: 1, bidPerGpu: 0.3}}) {{ id }} }}'
+    )
+    return str(answer["data"]["podRentInterruptable"]["id"])
 
 
 def ledger_of(sim: SimProcess, pod_id: str) -> dict[str, Any]:
@@ -42,32 +40,32 @@ def ledger_of(sim: SimProcess, pod_id: str) -> dict[str, Any]:
 def test_balance_zero_stops_volume_pods_terminates_others_and_refuses_starts(
     sim: SimProcess, rest: httpx.Client
 ) -> None:
-    volume = rest.post("/networkvolumes", json={"name": "w", "size": 50, "dataCenterId": "EU-RO-1"})
-    kept = create(rest, name="with-volume", networkVolumeId=volume.json()["id"]).json()["id"]
+    volume = rest.post("/network-volumes", json={"name": "w", "size": 50, "dataCenter": "EU-RO-1"})
+    kept = create(rest, name="with-volume", mounts=network(volume.json()["id"])).json()["id"]
     lost = create(rest, name="no-volume").json()["id"]
     sim.set_fault("balance_zero", count=1)
     rest.get("/pods")  # any call: the balance reaches $0
     assert ledger_of(sim, kept)["status"] == "EXITED"
     assert ledger_of(sim, lost)["status"] == "TERMINATED"
     assert {ledger_of(sim, i)["ended_by"] for i in (kept, lost)} == {"runpod"}
-    refused = rest.post(f"/pods/{kept}/start")
-    assert refused.status_code == 402, refused.text
-    assert "Insufficient balance" in refused.json()["message"]
+    refused = act(rest, kept, "start")
+    assert "Insufficient balance" in problem_of(refused, 402)["detail"]
     assert create(rest, name="another").status_code == 402  # the count is spent: still $0
     assert ledger_of(sim, kept)["status"] == "EXITED"
     sim.clear_faults()  # funds added
-    assert rest.post(f"/pods/{kept}/start").json()["desiredStatus"] == "RUNNING"
+    assert act(rest, kept, "start").json()["status"] in ("STARTING", "RUNNING")
 
 
 def test_preempt_stops_only_interruptible_pods(sim: SimProcess, rest: httpx.Client) -> None:
     reserved = create(rest, name="reserved").json()["id"]
-    spot = create(rest, name="spot", interruptible=True).json()["id"]
+    spot = spot_pod(sim)
     sim.set_fault("preempt", count=1)
     rest.get("/pods")
     assert ledger_of(sim, reserved)["status"] == "RUNNING"
     record = ledger_of(sim, spot)
     assert record["status"] == "EXITED" and record["ended_by"] == "runpod", record
-    assert rest.post(f"/pods/{spot}/start").json()["desiredStatus"] == "RUNNING"
+    assert record["interruptible"] is True
+    assert act(rest, spot, "start").json()["status"] in ("STARTING", "RUNNING")
 
 
 @pytest.mark.parametrize(
@@ -88,22 +86,13 @@ def test_balance_refusals_classify_as_balance_error(status: int, message: str) -
     assert isinstance(graphql, BalanceError)
 
 
-def test_network_volumes_create_list_get_delete(rest: httpx.Client) -> None:
-    made = rest.post("/networkvolumes", json={"name": "w", "size": 50, "dataCenterId": "US-TX-3"})
-    assert made.status_code == 200, made.text
+def test_network_volume_placement_rules(rest: httpx.Client) -> None:
+    made = rest.post("/network-volumes", json={"name": "w", "size": 50, "dataCenter": "US-TX-3"})
     volume = made.json()
-    assert volume["size"] == 50 and volume["dataCenterId"] == "US-TX-3"
-    assert volume in rest.get("/networkvolumes").json()
-    assert rest.get(f"/networkvolumes/{volume['id']}").json() == volume
-    pod = create(rest, networkVolumeId=volume["id"]).json()
-    assert pod["machine"]["dataCenterId"] == "US-TX-3"  # pinned to the volume's data center
-    elsewhere = create(rest, networkVolumeId=volume["id"], dataCenterIds=["EU-RO-1"])
-    assert elsewhere.status_code == 400 and "US-TX-3" in elsewhere.json()["message"]
-    community = create(rest, networkVolumeId=volume["id"], cloudType="COMMUNITY")
-    assert community.status_code == 400
-    assert create(rest, networkVolumeId="nosuch").json()["message"] == "Network volume not found"
-    assert rest.delete(f"/networkvolumes/{volume['id']}").status_code == 400  # attached
-    assert rest.delete(f"/pods/{pod['id']}").status_code == 204
-    assert rest.delete(f"/networkvolumes/{volume['id']}").status_code == 204
-    assert rest.get(f"/networkvolumes/{volume['id']}").status_code == 404
-    assert rest.post("/networkvolumes", json={"name": "w", "size": 5000}).status_code == 400
+    pod = create(rest, mounts=network(volume["id"])).json()
+    assert pod["dataCenterId"] == "US-TX-3"  # pinned to the volume's data center
+    elsewhere = create(rest, mounts=network(volume["id"]), dataCenterIds=["EU-RO-1"])
+    assert "US-TX-3" in problem_of(elsewhere, 400)["detail"]
+    problem_of(create(rest, mounts=network(volume["id"]), cloud="COMMUNITY"), 400)
+    missing = create(rest, mounts=network("nosuch"))
+    assert problem_of(missing, 404)["detail"] == "Network volume not found"
