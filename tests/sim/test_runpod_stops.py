@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-import pytest
 
 from podmgr.sim.testkit import SimProcess
 
@@ -68,18 +67,13 @@ def test_preempt_stops_only_interruptible_pods(sim: SimProcess, rest: httpx.Clie
     assert act(rest, spot, "start").json()["status"] in ("STARTING", "RUNNING")
 
 
-@pytest.mark.parametrize(
-    ("status", "message"),
-    [
-        pytest.param(402, "Payment Required", id="rest-402"),
-        pytest.param(400, "Insufficient balance: add funds", id="wording-under-400"),
-    ],
-)
-def test_balance_refusals_classify_as_balance_error(status: int, message: str) -> None:
+def test_balance_refusals_classify_as_balance_error() -> None:
+    """v2 says it with the status (createPod: 402); GraphQL (spot) with its wording."""
     from podmgr.errors import BalanceError
     from podmgr.runpod.problems import classify_graphql_message, classify_status
 
-    error = classify_status(status, message, what="POST /pods", pod_resource=False)
+    body = {"title": "Payment Required", "status": 402, "detail": "Insufficient balance."}
+    error = classify_status(402, body, what="POST /pods", fallback="HTTP 402", create=True)
     assert isinstance(error, BalanceError) and error.exit_code == 11
     assert "balance is at $0" in error.message
     graphql = classify_graphql_message("Insufficient balance.", what="podResume")
