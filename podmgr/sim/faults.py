@@ -34,8 +34,8 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     "api_something_went_wrong": {"field": "str"},
     "capacity": {"gpu_type_ids": "list"},
     "resume_no_gpus": {"pod_id": "str"},
-    # Listing pods (`myself { pods }`, REST `GET /v1/pods`) fails while a single pod's query
-    # (`pod(input: {podId})`, `GET /v1/pods/{podId}`) still answers: RunPod's intermittent
+    # Listing pods (`myself { pods }`, REST `GET /v2/pods`) fails while a single pod's query
+    # (`pod(input: {podId})`, `GET /v2/pods/{id}`) still answers: RunPod's intermittent
     # "Something went wrong" (runpodctl#45) and 5xx pages (RUNPOD_FACTS.md, "Errors as they
     # arrive") strike calls one by one, and the listing is the heaviest. With `status`, an
     # HTML error page instead (issue 10, #7).

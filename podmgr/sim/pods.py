@@ -108,8 +108,8 @@ class PodSpec:
     start_ssh: bool = False
     memory_in_gb: int = 62
     vcpu_count: int = 16
-    # REST v1 create fields (RunPod OpenAPI v1, PodCreateInput): stored and shown; the
-    # simulator does not act on them yet.
+    # What the create asked for beyond the pod itself (v2's CreatePodRequest, or GraphQL's
+    # spot create): stored and shown in the ledger.
     interruptible: bool = False
     docker_entrypoint: tuple[str, ...] = ()
     docker_start_cmd: tuple[str, ...] = ()
