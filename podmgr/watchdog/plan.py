@@ -199,7 +199,7 @@ def _state_pod(
         spot = _spot(config, state)
         why = "the start command reached vLLM literally"
         return [*noted, TerminatePod(pod.id, why), CreatePod(tuple(config.gpu_type_ids), spot=spot)]
-    if live is not None and live.running and live.gpu_count == 0:
+    if live is not None and (live.running or live.starting) and live.gpu_count == 0:
         # "You may be allocated zero GPUs" on a start (RunPod docs, pods/manage-pods.mdx):
         # vLLM cannot run there; waiting out the start-up budget would bill for nothing.
         spot = _spot(config, state)
