@@ -161,6 +161,7 @@ def run_up(args: argparse.Namespace) -> int:
     _summary(result.state)
     if result.error is not None:
         raise result.error
+    _say(_guard_said(config, result.state))
     _say(f"serving: point your editor at {result.url} (OpenAI-compatible base URL)")
     return 0
 
@@ -184,6 +185,18 @@ def _request_from_flags(args: argparse.Namespace) -> Request:
     if args.start and args.shutdown:
         raise ConfigError("--start and --shutdown exclude each other")
     return "shutdown" if args.shutdown else "start" if args.start else "pass"
+
+
+def _guard_said(config: Any, state: Any) -> str:
+    """Whether the pod's own guard holds the limits (podmgr/guard/check.py), plainly."""
+    from podmgr.guard.check import guard_status
+
+    seen = guard_status(config, state)
+    if seen["confirmed"] is False:
+        return f"guard: OFF in this pod: {seen['why']}"
+    if seen["confirmed"]:
+        return "guard: running in the pod (its armed line is in the pod's log)"
+    return f"guard: not confirmed yet ({seen['why']}); the next passes read the pod's log"
 
 
 def _summary(state: Any) -> None:

@@ -7,6 +7,7 @@ podmgr/sim/v2/); the world is the one GraphQL acts on.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -228,12 +229,18 @@ def test_v1_is_gone(sim: SimProcess) -> None:
     assert counts["v1"] == 3 and counts["v2"] == 0 and counts["graphql"] == 0
 
 
-def test_a_graphql_spot_pod_shows_in_v2(sim: SimProcess, rest: httpx.Client) -> None:
-    answer = sim.graphql(
+def spot_create(sim: SimProcess, bid: float) -> dict[str, Any]:
+    return sim.graphql(
         'mutation { podRentInterruptable(input: {name: "spot", imageName: "x", '
-        f'gpuTypeId: "{RTX_4090}", gpuCount: 1, bidPerGpu: 0.3, cloudType: SECURE}}) {{ id }} }}'
+        f'gpuTypeId: "{RTX_4090}", gpuCount: 1, bidPerGpu: {bid}, cloudType: SECURE}}) '
+        "{ id } }"
     )
-    spot = answer["data"]["podRentInterruptable"]["id"]
+
+
+def test_a_graphql_spot_pod_shows_in_v2(sim: SimProcess, rest: httpx.Client) -> None:
+    low = spot_create(sim, 0.3)  # under the RTX 4090's secure spot price (0.414)
+    assert "no longer any instances available" in low["errors"][0]["message"]
+    spot = spot_create(sim, 0.42)["data"]["podRentInterruptable"]["id"]
     (pod,) = rest.get("/pods").json()["pods"]
     assert pod["id"] == spot and "interruptible" not in pod
     assert sim.api_requests()["v2"] == 1
