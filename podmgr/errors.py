@@ -19,7 +19,11 @@
     │   ├── BalanceError (11)       the account's balance is at $0: RunPod stopped its pods
     │   │                           and starts none; the session ends, add funds
     │   └── PodGoneError (5)        the pod no longer exists
-    ├── StartupError (7)            a pod never became ready and was terminated
+    ├── StartupError (7)            a pod never became ready and was terminated; or its
+    │                               host could not run the image, twice
+    ├── PodFailedError (12)         the pod's log showed a failure of the configuration
+    │                               (memory, a gated or unknown model, vLLM's arguments,
+    │                               an architecture): terminated at once, session ended
     ├── CrashLoopError (8)          a pod kept dying past max_restarts and was terminated
     └── ProxyError (10)             the local proxy could not be started or stopped
 
@@ -40,6 +44,7 @@ __all__ = [
     "CrashLoopError",
     "LockHeldError",
     "PlacementError",
+    "PodFailedError",
     "PodGoneError",
     "PodmgrError",
     "ProxyError",
@@ -170,6 +175,15 @@ class StartupError(PodmgrError):
     """A pod never became ready within max_startup_attempts; it was terminated."""
 
     exit_code = 7
+
+
+class PodFailedError(PodmgrError):
+    """The pod's own log showed a failure no other pod of this config would escape (out of
+    GPU memory, a gated or misspelt model, a bad vLLM argument, an unsupported architecture:
+    podmgr/watchdog/podlog.py): the pod was terminated and the session ended. Change the
+    configuration, then `podmgr up`."""
+
+    exit_code = 12
 
 
 class CrashLoopError(PodmgrError):

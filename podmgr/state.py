@@ -72,6 +72,7 @@ class PodRecord(BaseModel):
     # since the last create or restart (a container gone after that is a crash).
     progress: str | None = None
     progress_since: float | None = None
+    progress_text: str | None = None  # the line last shown for it (one line per change)
     container_seen_at: float | None = None
     interruptible: bool = Field(default=False, description="A spot pod: RunPod may stop it.")
     guard: dict[str, str] | None = Field(
@@ -91,6 +92,9 @@ class PodRecord(BaseModel):
         default=None, description="The last log event id read (Last-Event-ID for the next read)."
     )
     log_read_at: float | None = Field(default=None, description="When its log was last read.")
+    log_phase: str | None = Field(
+        default=None, description="The latest phase its log showed (watchdog/podlog.py)."
+    )
 
 
 class SessionPod(BaseModel):

@@ -20,7 +20,7 @@ __all__ = [
     "ForgetPod",
     "MarkReady",
     "Noop",
-    "NoteGuard",
+    "NoteLog",
     "PodProgress",
     "RestartPod",
     "ResumePreempted",
@@ -31,7 +31,14 @@ __all__ = [
 ]
 
 EndReason = Literal[
-    "deadline", "budget", "idle", "shutdown", "crash_loop", "no_container", "balance_zero"
+    "deadline",
+    "budget",
+    "idle",
+    "shutdown",
+    "crash_loop",
+    "no_container",
+    "balance_zero",
+    "pod_failed",  # the pod's log showed a failure no other pod would escape (podlog.py)
 ]
 
 
@@ -73,19 +80,21 @@ class CreatePod:
 
 
 @dataclass(frozen=True)
-class NoteGuard:
-    """What the pod's log said of its guard (podmgr/guard/check.py): `confirmed`
-    True or False, or None (not yet seen), and where the log was read up to."""
+class NoteLog:
+    """What the pod's new log lines said: of its guard (podmgr/guard/check.py: `confirmed`
+    True or False, None when not seen), its phase (podmgr/watchdog/podlog.py), and where
+    the log was read up to and when."""
 
     pod_id: str
     confirmed: bool | None
     why: str
+    phase: str | None
     cursor: str | None
     read_at: float
 
     def describe(self) -> str:
         if self.confirmed is None:
-            return f"pod {self.pod_id}: guard not seen in its log yet"
+            return f"pod {self.pod_id}: log read ({self.phase or 'no new phase'})"
         said = "confirmed" if self.confirmed else "NOT running"
         return f"pod {self.pod_id}: guard {said}: {self.why}"
 
@@ -228,7 +237,7 @@ Action = (
     | CreatePod
     | PodProgress
     | MarkReady
-    | NoteGuard
+    | NoteLog
     | AbandonPod
     | RestartPod
     | ResumePreempted

@@ -31,6 +31,7 @@ from podmgr.errors import (
     ConfigError,
     ContractError,
     CrashLoopError,
+    PodFailedError,
     PodmgrError,
     ProxyError,
     StartupError,
@@ -80,8 +81,9 @@ class Applier:
 
     def run(self, actions: list[act.Action], state: State) -> State:
         for action in actions:
-            quiet = isinstance(action, act.PodProgress | act.MarkReady | act.NoteGuard)
-            self.deps.emit(action.describe() if quiet else f"-> {action.describe()}")
+            line = _line(action, state)
+            if line is not None:
+                self.deps.emit(line)
             log.info("action", action=type(action).__name__, detail=action.describe())
             try:
                 self._dispatch(action, state)
@@ -138,7 +140,7 @@ class Applier:
                 self._progress(action, state)
             case act.MarkReady():
                 self._mark_ready(state)
-            case act.NoteGuard():
+            case act.NoteLog():
                 self._note_guard(action, state)
             case act.AbandonPod():
                 self._abandon(action, state)
@@ -173,6 +175,8 @@ class Applier:
             self.deferred.append(CrashLoopError(f"crash loop, session ended: {action.detail}"))
         if action.reason == "no_container":
             self.deferred.append(StartupError(f"session ended: {action.detail}"))
+        if action.reason == "pod_failed":
+            self.deferred.append(PodFailedError(f"session ended: {action.detail}"))
 
     def _check_network_volume(self) -> None:
         """The volume exists and lies in one of `data_center_ids` (else exit 2)."""
@@ -280,12 +284,13 @@ class Applier:
             f"it has {budget:.0f}s to serve"
         )
 
-    def _note_guard(self, action: act.NoteGuard, state: State) -> None:
+    def _note_guard(self, action: act.NoteLog, state: State) -> None:
         """Record what the pod's log said of its guard; a finding holds for later pods."""
         pod = state.pod
         if pod is None or pod.id != action.pod_id:
             return
         pod.log_cursor, pod.log_read_at = action.cursor, action.read_at
+        pod.log_phase = action.phase or pod.log_phase
         if action.confirmed is None:
             return
         pod.guard_confirmed, pod.guard_why = action.confirmed, action.why
@@ -300,6 +305,7 @@ class Applier:
             return
         if pod.progress != action.phase:
             pod.progress, pod.progress_since = action.phase, now
+        pod.progress_text = action.text
         if action.phase in ("loading", "serving") and pod.container_seen_at is None:
             pod.container_seen_at = now
 
@@ -329,6 +335,7 @@ class Applier:
         _count_restart(state, now)
         pod.phase, pod.restarts, pod.last_restart_at = "restarting", pod.restarts + 1, now
         pod.ready_at = pod.container_seen_at = pod.progress = pod.progress_since = None
+        pod.progress_text = pod.log_phase = None
         self.deps.store.save(state, now=now)
         try:
             if live is not None and live.running:
@@ -355,6 +362,7 @@ class Applier:
             return
         pod.phase, pod.last_restart_at = "restarting", now
         pod.ready_at = pod.container_seen_at = pod.progress = pod.progress_since = None
+        pod.progress_text = pod.log_phase = None
         self.deps.store.save(state, now=now)
         try:
             self.deps.client.resume_pod(pod.id, self.deps.config.gpu_count)
@@ -413,9 +421,25 @@ class Applier:
             state.proxy_pid = None
 
 
+def _line(action: act.Action, state: State) -> str | None:
+    """What a person sees of an action: one line per change of a starting pod's phase
+    (`[  35s] pod X: weights loaded ...`), nothing for the log's bookkeeping (apply says a
+    guard finding itself), `-> ...` for every decision."""
+    match action:
+        case act.NoteLog():
+            return None
+        case act.PodProgress():
+            pod = state.pod
+            same = pod is not None and pod.id == action.pod_id and pod.progress_text == action.text
+            return None if same else action.describe()
+        case act.MarkReady():
+            return action.describe()
+    return f"-> {action.describe()}"
+
+
 def _worth_recording(action: act.Action) -> bool:
     """Progress, no-ops and a guard not seen yet stay out of the state's short history."""
-    if isinstance(action, act.NoteGuard):
+    if isinstance(action, act.NoteLog):
         return action.confirmed is not None
     return not isinstance(action, act.Noop | act.PodProgress)
 

@@ -6,8 +6,10 @@ at its URL's /health. One failed health probe is not a dead vLLM: a ready pod is
 up to `health_probe_attempts` times, a short pause apart, and counts as unhealthy only if
 every probe fails; a pod still starting is probed once (not 200 = still loading).
 
-While the state pod's guard is not confirmed, its new container log lines are read (one
-short `GET /pods/{id}/logs` from the last event id: guard_check.py says what they mean).
+While the state pod starts, or its guard is not confirmed, its new log lines are read (one
+short `GET /pods/{id}/logs` from the last event id, at most every 5 s): podmgr/guard/check.py
+says what they mean for the guard, podmgr/watchdog/podlog.py for the pod's phase and
+failures that are final.
 
 If RunPod's pod listing fails (after the adapter's retries), the state's pod is read by its
 id (`GET /pods/{id}` works without the listing), so that plan can still enforce
@@ -23,10 +25,12 @@ from podmgr.errors import ApiError, AuthError
 from podmgr.guard.check import guard_finding
 from podmgr.logs import get_logger
 from podmgr.runpod.client import PodInfo, RunPodClient
+from podmgr.runpod.placement import clouds_of
 from podmgr.state import State
 from podmgr.watchdog.clock import Clock
 from podmgr.watchdog.identity import is_ours
-from podmgr.watchdog.observed import GuardLog, Observed
+from podmgr.watchdog.observed import Observed, PodLog
+from podmgr.watchdog.podlog import read_log
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe
 
@@ -69,21 +73,22 @@ def observe(
         pod_healthy=healthy,
         health_detail=detail,
         proxy=supervisor.view(state.proxy_pid),
-        guard_log=_guard_log(state, live, client, clock.now()),
+        pod_log=_pod_log(config, state, live, client, clock.now()),
     )
 
 
-def _guard_log(
-    state: State, live: PodInfo | None, client: RunPodClient, now: float
-) -> GuardLog | None:
-    """The state pod's new container lines while its guard is unconfirmed and its container
-    runs (RUNNING), at most every LOG_READ_EVERY_SECONDS (a pass may come every few seconds
+def _pod_log(
+    config: Config, state: State, live: PodInfo | None, client: RunPodClient, now: float
+) -> PodLog | None:
+    """The state pod's new log lines while it starts (not ready yet) or its guard is
+    unconfirmed, at most every LOG_READ_EVERY_SECONDS (a pass may come every few seconds
     under `podmgr up`; the rate limit is shared); None when there is nothing to read or the
     read failed (logged: a later pass reads again from the same cursor)."""
     pod = state.pod
-    if pod is None or pod.guard is None or pod.guard_confirmed is not None:
+    if pod is None or live is None or not (live.running or live.starting):
         return None
-    if live is None or not live.running:
+    guard_unknown = pod.guard is not None and pod.guard_confirmed is None
+    if pod.phase == "ready" and not guard_unknown:
         return None
     if pod.log_read_at is not None and now - pod.log_read_at < LOG_READ_EVERY_SECONDS:
         return None
@@ -93,8 +98,37 @@ def _guard_log(
         log.warning("pod_log_unread", pod_id=pod.id, error=error.message)
         return None
     container = [line.line for line in lines if line.source == "container"]
+    guard = guard_finding(container) if guard_unknown else None
+    reading = read_log(line.line for line in lines)
     cursor = lines[-1].id if lines else pod.log_cursor
-    return GuardLog(guard_finding(container), cursor, now)
+    bigger = None
+    if reading.fatal is not None and reading.fatal.signature.name == "out_of_memory":
+        bigger = _bigger_gpu(config, client, pod.gpu_type_id)
+    return PodLog(guard, reading, cursor, now, bigger)
+
+
+def _bigger_gpu(config: Config, client: RunPodClient, gpu_type_id: str) -> str | None:
+    """The cheapest GPU type in RunPod's catalog with more memory than this one and stock
+    (in the config's clouds), for the out-of-memory advice; None when unknown."""
+    try:
+        catalog = client.gpu_catalog(config.gpu_count, clouds=clouds_of(config.cloud_type))
+    except ApiError as error:
+        log.warning("catalog_unread", error=error.message)
+        return None
+    current = next((g for g in catalog if g.id == gpu_type_id), None)
+    if current is None or current.memory_gb is None:
+        return None
+    clouds = clouds_of(config.cloud_type)
+    bigger = [
+        (g.price(cloud) or 1e9, g)
+        for g in catalog
+        for cloud in clouds
+        if (g.memory_gb or 0) > current.memory_gb and g.stock(cloud) not in (None, "NONE")
+    ]
+    if not bigger:
+        return None
+    price, gpu = min(bigger, key=lambda pair: pair[0])
+    return f"{gpu.id}, {gpu.memory_gb:g} GB" + (f" at ${price:.2f}/h" if price < 1e9 else "")
 
 
 def _without_listing(

@@ -12,8 +12,9 @@ from typing import Literal
 from podmgr.errors import PodmgrError
 from podmgr.guard.check import GuardFinding
 from podmgr.runpod.values import PodInfo
+from podmgr.watchdog.podlog import LogReading
 
-__all__ = ["GuardLog", "Observed", "ProxyView", "Request"]
+__all__ = ["Observed", "PodLog", "ProxyView", "Request"]
 
 Request = Literal["pass", "start", "shutdown"]
 
@@ -28,13 +29,17 @@ class ProxyView:
 
 
 @dataclass(frozen=True)
-class GuardLog:
-    """The state pod's new log lines, read while its guard is unconfirmed: what they said
-    of the guard (None: nothing decisive) and the last event id read."""
+class PodLog:
+    """The state pod's new log lines, read while it starts or its guard is unconfirmed:
+    what they said of the guard (None: nothing decisive), its phase and any fatal line
+    (podmgr/watchdog/podlog.py), the last event id read, and, after running out of GPU
+    memory, a GPU type with more of it from RunPod's catalog."""
 
-    finding: GuardFinding | None
+    guard: GuardFinding | None
+    reading: LogReading
     cursor: str | None
     read_at: float
+    bigger_gpu: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +60,7 @@ class Observed:
     health_detail: str = ""
     proxy: ProxyView = field(default_factory=ProxyView)
     listing_error: PodmgrError | None = None
-    guard_log: GuardLog | None = None
+    pod_log: PodLog | None = None
 
     def pod(self, pod_id: str | None) -> PodInfo | None:
         return next((p for p in self.pods if p.id == pod_id), None) if pod_id else None

@@ -53,7 +53,7 @@ from podmgr.watchdog.actions import (
     ForgetPod,
     MarkReady,
     Noop,
-    NoteGuard,
+    NoteLog,
     PodProgress,
     RestartPod,
     ResumePreempted,
@@ -63,6 +63,7 @@ from podmgr.watchdog.actions import (
     TerminatePod,
 )
 from podmgr.watchdog.observed import Observed, Request
+from podmgr.watchdog.podlog import Fatal
 from podmgr.watchdog.readiness import Phase, phase_text, pod_phase, startup_began
 from podmgr.watchdog.session import Window, limit_reached, restart_wait, start_reason
 
@@ -194,11 +195,15 @@ def _state_pod(
     pod = state.pod
     assert pod is not None
     live = observed.pod(pod.id)
-    noted = _guard_note(state, observed)
+    noted = _log_note(state, observed)
     if noted and noted[0].confirmed is False:  # vLLM got the JSON: replace, guard off
         spot = _spot(config, state)
         why = "the start command reached vLLM literally"
         return [*noted, TerminatePod(pod.id, why), CreatePod(tuple(config.gpu_type_ids), spot=spot)]
+    fatal = observed.pod_log.reading.fatal if observed.pod_log is not None else None
+    if fatal is not None and pod.phase != "ready":
+        bigger = observed.pod_log.bigger_gpu if observed.pod_log is not None else None
+        return [*noted, *_fatal(config, state, fatal, now, bigger)]
     if live is not None and (live.running or live.starting) and live.gpu_count == 0:
         # "You may be allocated zero GPUs" on a start (RunPod docs, pods/manage-pods.mdx):
         # vLLM cannot run there; waiting out the start-up budget would bill for nothing.
@@ -208,15 +213,34 @@ def _state_pod(
     return [*noted, *_state_pod_phase(config, state, observed, now, window)]
 
 
-def _guard_note(state: State, observed: Observed) -> list[NoteGuard]:
-    """The guard's finding (or just the log's new cursor) for apply to record."""
-    pod, seen = state.pod, observed.guard_log
+def _log_note(state: State, observed: Observed) -> list[NoteLog]:
+    """What the pod's new log lines said (guard, phase, cursor) for apply to record."""
+    pod, seen = state.pod, observed.pod_log
     if pod is None or seen is None:
         return []
-    if seen.finding is None:
-        return [NoteGuard(pod.id, None, "", seen.cursor, seen.read_at)]
-    finding = seen.finding
-    return [NoteGuard(pod.id, finding.confirmed, finding.why, seen.cursor, seen.read_at)]
+    confirmed, why = (seen.guard.confirmed, seen.guard.why) if seen.guard else (None, "")
+    return [NoteLog(pod.id, confirmed, why, seen.reading.phase, seen.cursor, seen.read_at)]
+
+
+def _fatal(
+    config: Config, state: State, fatal: Fatal, now: float, bigger: str | None
+) -> list[Action]:
+    """A failure in the pod's log that waiting cannot cure (podlog.py): the pod goes at once.
+    A host's failure is tried on another host once per session; a configuration's ends the
+    session (a person must change the config)."""
+    pod, session = state.pod, state.session
+    assert pod is not None
+    elapsed = now - startup_began(pod)
+    said = f"pod {pod.id}, {elapsed:.0f}s after its start: {fatal.message(bigger)}"
+    if fatal.signature.scope == "host":
+        if session is not None and session.no_container_replacements == 0:
+            create = CreatePod(tuple(config.gpu_type_ids), spot=_spot(config, state))
+            return [
+                AbandonPod(pod.id, f"{said}; replacing it on another host", replace=True),
+                create,
+            ]
+        return [TerminatePod(pod.id, fatal.signature.name), EndSession("no_container", said)]
+    return [TerminatePod(pod.id, fatal.signature.name), EndSession("pod_failed", said)]
 
 
 def _state_pod_phase(
@@ -229,6 +253,8 @@ def _state_pod_phase(
     seen = pod.container_seen_at is not None or ready
     phase = pod_phase(live, observed.pod_healthy, container_seen=seen)
     text = phase_text(phase, live, observed.health_detail)
+    if phase in ("starting", "no_container", "loading") and not ready:
+        text = _with_log_phase(text, observed, pod.log_phase)
     spot = pod.interruptible or (live is not None and live.interruptible)
     if phase == "stopped" and spot:  # RunPod took the spot pod's GPU back
         return [_preempted(config, state)]
@@ -247,6 +273,13 @@ def _state_pod_phase(
         return [MarkReady(pod.id, elapsed)]
     host_cuda = live.cuda_version if live is not None else None
     return _not_serving_yet(config, state, phase, text, elapsed, host_cuda)
+
+
+def _with_log_phase(text: str, observed: Observed, last: str | None) -> str:
+    """The phase read from the pod's own log, when it has said one (podlog.py)."""
+    seen = observed.pod_log.reading.phase if observed.pod_log is not None else None
+    phase = seen or last
+    return f"{phase} (from the pod's log)" if phase else text
 
 
 def _not_serving_yet(

@@ -92,7 +92,7 @@ def one_pass(wd: Harness, fake: FakeRunPod, health: dict[str, int]) -> PassResul
 
 
 def kinds(result: PassResult) -> list[str]:
-    quiet = act.StartProxy | act.NoteGuard  # the proxy, and the guard's log bookkeeping
+    quiet = act.StartProxy | act.NoteLog  # the proxy, and the guard's log bookkeeping
     return [type(a).__name__ for a in result.actions if not isinstance(a, quiet)]
 
 

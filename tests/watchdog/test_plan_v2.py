@@ -64,7 +64,7 @@ def test_guard_confirmed_is_noted_and_the_pod_goes_on() -> None:
     )
     actions = plan(config(), state(session(), guarded()), obs, NOW)  # type: ignore[arg-type]
     note = actions[0]
-    assert isinstance(note, act.NoteGuard) and note.confirmed is True and note.cursor == "cursor-1"
+    assert isinstance(note, act.NoteLog) and note.confirmed is True and note.cursor == "cursor-1"
     assert [summary(a) for a in actions[1:]] == ["PodProgress p1 loading"]
 
 
@@ -74,13 +74,13 @@ def test_start_command_passed_literally_replaces_the_pod_once_without_counting()
         guard_log=GuardLog(GuardFinding(False, "literal"), "cursor-2", NOW),
     )
     actions = plan(config(), state(session(), guarded()), obs, NOW)  # type: ignore[arg-type]
-    assert [summary(a) for a in actions] == ["NoteGuard", "TerminatePod p1", "CreatePod"]
-    assert isinstance(actions[0], act.NoteGuard) and actions[0].confirmed is False
+    assert [summary(a) for a in actions] == ["NoteLog", "TerminatePod p1", "CreatePod"]
+    assert isinstance(actions[0], act.NoteLog) and actions[0].confirmed is False
 
 
 def test_a_log_read_without_a_finding_only_moves_the_cursor_and_read_time() -> None:
     obs = dataclasses.replace(seen(live(), healthy=False), guard_log=GuardLog(None, "c3", NOW))
     actions = plan(config(), state(session(), guarded()), obs, NOW)  # type: ignore[arg-type]
-    assert [summary(a) for a in actions] == ["NoteGuard", "PodProgress p1 loading"]
+    assert [summary(a) for a in actions] == ["NoteLog", "PodProgress p1 loading"]
     note = actions[0]
-    assert isinstance(note, act.NoteGuard) and note.confirmed is None and note.read_at == NOW
+    assert isinstance(note, act.NoteLog) and note.confirmed is None and note.read_at == NOW
