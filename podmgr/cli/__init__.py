@@ -8,7 +8,8 @@ package import only the standard library at import time, so `podmgr status` stay
 Exit codes come from `podmgr.errors`: 0 ok (also "another watchdog is running"),
 1 unexpected, 2 bad config or input, 3 RunPod auth, 4 no capacity, 5 pod gone,
 6 RunPod unreachable after retries, 7 pod never became ready, 8 crash loop,
-9 state file, 10 proxy, 130 interrupted.
+9 state file, 10 proxy, 11 balance at $0, 12 the pod's log showed a configuration that
+cannot serve, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -18,12 +19,22 @@ import sys
 from collections.abc import Sequence
 
 from podmgr import __version__
-from podmgr.cli import cache, config_cmd, doctor, money, proxy, sim, upstreams, watchdog
+from podmgr.cli import (
+    cache,
+    config_cmd,
+    doctor,
+    logs,
+    money,
+    proxy,
+    sim,
+    upstreams,
+    watchdog,
+)
 from podmgr.errors import PodmgrError
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMAND_MODULES = (watchdog, proxy, sim, config_cmd, cache, upstreams, money, doctor)
+SUBCOMMAND_MODULES = (watchdog, logs, proxy, sim, config_cmd, cache, upstreams, money, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -146,12 +146,14 @@ def run_up(args: argparse.Namespace) -> int:
         f"a new pod has {budget:.0f}s to serve; checks every {config.poll_interval_seconds:g}s "
         f"after the first {config.initial_wait_seconds:g}s"
     )
+    from podmgr.watchdog.proxy_probe import proxy_serves
+    from podmgr.watchdog.readiness import probe_health
     from podmgr.watchdog.runner import run_until_serving
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, _stop_after_this_pass(stop))
     try:
-        result = run_until_serving(config, config_path, emit=_say, stop=stop)
+        result = run_until_serving(config, config_path, emit=_say, stop=stop, probe=probe_health)
     except KeyboardInterrupt:
         _say("stopped watching; the pod and the session are left as they are, and cron keeps")
         _say("watching them (`podmgr status`; `podmgr shutdown` ends them)")
@@ -162,6 +164,9 @@ def run_up(args: argparse.Namespace) -> int:
     if result.error is not None:
         raise result.error
     _say(_guard_said(config, result.state))
+    pod = result.state.pod
+    if pod is not None and not proxy_serves(config, pod.id, PROXY_CATCH_UP_SECONDS):
+        _say(f"the proxy has not picked up pod {pod.id} yet; `podmgr status` shows when")
     _say(f"serving: point your editor at {result.url} (OpenAI-compatible base URL)")
     return 0
 
@@ -185,6 +190,9 @@ def _request_from_flags(args: argparse.Namespace) -> Request:
     if args.start and args.shutdown:
         raise ConfigError("--start and --shutdown exclude each other")
     return "shutdown" if args.shutdown else "start" if args.start else "pass"
+
+
+PROXY_CATCH_UP_SECONDS = 15.0
 
 
 def _guard_said(config: Any, state: Any) -> str:

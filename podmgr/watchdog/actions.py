@@ -88,9 +88,14 @@ class NoteLog:
     pod_id: str
     confirmed: bool | None
     why: str
-    phase: str | None
+    phases: tuple[str, ...]
     cursor: str | None
     read_at: float
+    elapsed: float = 0.0  # since the pod's create or restart
+
+    @property
+    def phase(self) -> str | None:
+        return self.phases[-1] if self.phases else None
 
     def describe(self) -> str:
         if self.confirmed is None:

@@ -426,6 +426,11 @@ def _line(action: act.Action, state: State) -> str | None:
     (`[  35s] pod X: weights loaded ...`), nothing for the log's bookkeeping (apply says a
     guard finding itself), `-> ...` for every decision."""
     match action:
+        case act.NoteLog(phases=phases) if len(phases) > 1:  # the last one: PodProgress's
+            return "\n".join(
+                f"[{action.elapsed:4.0f}s] pod {action.pod_id}: {p} (from the pod's log)"
+                for p in phases[:-1]
+            )
         case act.NoteLog():
             return None
         case act.PodProgress():

@@ -219,7 +219,9 @@ def _log_note(state: State, observed: Observed) -> list[NoteLog]:
     if pod is None or seen is None:
         return []
     confirmed, why = (seen.guard.confirmed, seen.guard.why) if seen.guard else (None, "")
-    return [NoteLog(pod.id, confirmed, why, seen.reading.phase, seen.cursor, seen.read_at)]
+    elapsed = seen.read_at - startup_began(pod)
+    phases = seen.reading.phases
+    return [NoteLog(pod.id, confirmed, why, phases, seen.cursor, seen.read_at, elapsed)]
 
 
 def _fatal(

@@ -137,21 +137,29 @@ class Fatal:
 
 @dataclass(frozen=True)
 class LogReading:
-    """What new lines said: the latest phase (with its figure) and the first fatal line."""
+    """What new lines said: the phases they entered, in order (with their figures), and
+    the first fatal line."""
 
-    phase: str | None = None
+    phases: tuple[str, ...] = ()
     fatal: Fatal | None = None
+
+    @property
+    def phase(self) -> str | None:
+        """The latest phase the lines showed."""
+        return self.phases[-1] if self.phases else None
 
 
 def read_log(lines: Iterable[str]) -> LogReading:
-    """The latest phase and the first fatal signature among `lines` (oldest first)."""
-    phase: str | None = None
+    """The phases and the first fatal signature among `lines` (oldest first)."""
+    phases: list[str] = []
     for line in lines:
         for signature in SIGNATURES:
             if signature.pattern.search(line) and not _is_guard_literal(line):
-                return LogReading(phase, Fatal(signature, line.strip()))
-        phase = _phase_of(line) or phase
-    return LogReading(phase)
+                return LogReading(tuple(phases), Fatal(signature, line.strip()))
+        phase = _phase_of(line)
+        if phase is not None:
+            phases.append(phase)
+    return LogReading(tuple(phases))
 
 
 def _phase_of(line: str) -> str | None:

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import ssl
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -56,6 +57,22 @@ def fetch_proxy_health(config: Config, timeout: float = 2.0) -> dict[str, Any] |
     """/health of the proxy this config runs, trusting the certificate it serves."""
     cafile = config.resolve_path(config.ssl_cert) if config.use_https and config.ssl_cert else None
     return fetch_health(config.proxy_url, timeout=timeout, cafile=cafile)
+
+
+def proxy_serves(config: Config, pod_id: str, timeout: float) -> bool:
+    """Wait (up to `timeout`) until the proxy's /health says it forwards to `pod_id`: the
+    proxy reads the state on its own schedule, and "serving" must mean that the user's
+    first request reaches the pod (not 503 "the GPU pod is starting")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        health = fetch_proxy_health(config, timeout=2.0)
+        pod = (health or {}).get("pod") or {}
+        upstream = (health or {}).get("upstream") or {}
+        if pod.get("id") == pod_id and pod.get("phase") == "ready" and upstream.get("ready"):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
 
 
 def _proc_state(pid: int) -> str | None:

@@ -8,8 +8,9 @@ import pytest
 
 from podmgr.guard.check import GuardFinding
 from podmgr.watchdog import actions as act
-from podmgr.watchdog.observed import GuardLog
+from podmgr.watchdog.observed import PodLog
 from podmgr.watchdog.plan import plan
+from podmgr.watchdog.podlog import LogReading
 
 from .helpers import NOW, config, live, record, seen, session, state
 from .test_plan import summary
@@ -60,7 +61,7 @@ def test_v2_statuses(pod: object, observed: object, expected: list[str]) -> None
 def test_guard_confirmed_is_noted_and_the_pod_goes_on() -> None:
     obs = dataclasses.replace(
         seen(live(), healthy=False),
-        guard_log=GuardLog(GuardFinding(True, "armed"), "cursor-1", NOW),
+        pod_log=PodLog(GuardFinding(True, "armed"), LogReading(), "cursor-1", NOW),
     )
     actions = plan(config(), state(session(), guarded()), obs, NOW)  # type: ignore[arg-type]
     note = actions[0]
@@ -71,7 +72,7 @@ def test_guard_confirmed_is_noted_and_the_pod_goes_on() -> None:
 def test_start_command_passed_literally_replaces_the_pod_once_without_counting() -> None:
     obs = dataclasses.replace(
         seen(live(), healthy=False),
-        guard_log=GuardLog(GuardFinding(False, "literal"), "cursor-2", NOW),
+        pod_log=PodLog(GuardFinding(False, "literal"), LogReading(), "cursor-2", NOW),
     )
     actions = plan(config(), state(session(), guarded()), obs, NOW)  # type: ignore[arg-type]
     assert [summary(a) for a in actions] == ["NoteLog", "TerminatePod p1", "CreatePod"]
@@ -79,7 +80,8 @@ def test_start_command_passed_literally_replaces_the_pod_once_without_counting()
 
 
 def test_a_log_read_without_a_finding_only_moves_the_cursor_and_read_time() -> None:
-    obs = dataclasses.replace(seen(live(), healthy=False), guard_log=GuardLog(None, "c3", NOW))
+    log = PodLog(None, LogReading(), "c3", NOW)
+    obs = dataclasses.replace(seen(live(), healthy=False), pod_log=log)
     actions = plan(config(), state(session(), guarded()), obs, NOW)  # type: ignore[arg-type]
     assert [summary(a) for a in actions] == ["NoteLog", "PodProgress p1 loading"]
     note = actions[0]

@@ -130,9 +130,9 @@ def test_the_default_timings_scaled_down_let_a_slow_pod_serve(slow_wd: Harness) 
     state = slow_wd.state()
     assert state.session is not None and state.session.restarts == 0
     assert state.pod is not None and state.pod.id == record["id"] and state.pod.phase == "ready"
-    assert any("STARTING: RunPod is starting it" in line for line in slow_wd.lines), slow_wd.lines
-    loading = "model download or load (health 502)"
-    assert any(loading in line for line in slow_wd.lines), slow_wd.lines
+    # The phases as the pod's own log said them (podmgr/watchdog/podlog.py).
+    assert any("image pull (from the pod's log)" in line for line in slow_wd.lines), slow_wd.lines
+    assert any("weights loaded" in line for line in slow_wd.lines), slow_wd.lines
     slow_wd.run("shutdown")
 
 
@@ -149,7 +149,7 @@ def test_ctrl_c_leaves_the_starting_pod_to_cron(wd: Harness) -> None:
         assert up.stdout is not None
         for line in up.stdout:
             seen.append(line)
-            if "RunPod is starting it" in line:
+            if line.startswith("[") and "] pod " in line:  # the starting pod's first phase
                 up.send_signal(signal.SIGINT)
                 break
         rest, _ = up.communicate(timeout=120)
