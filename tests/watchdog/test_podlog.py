@@ -104,7 +104,7 @@ def test_a_ready_pod_is_not_ended_by_an_old_line() -> None:
 
 
 def test_the_progress_line_says_the_phase_from_the_log() -> None:
-    reading = LogReading(phase="weights loaded (14.9 GiB in 12.3s)")
+    reading = LogReading(phases=("weights loaded (14.9 GiB in 12.3s)",))
     obs = dataclasses.replace(seen(live(), healthy=False), pod_log=PodLog(None, reading, "c", NOW))
     actions = plan(config(), state(session(), starting()), obs, NOW)  # type: ignore[arg-type]
     progress = actions[-1]
