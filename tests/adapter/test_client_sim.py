@@ -229,3 +229,19 @@ def test_a_failing_listing_leaves_get_pod_working(sim_env: SimProcess) -> None:
         rp.list_pods()
     pod = rp.get_pod(pod_id)
     assert pod is not None and pod.id == pod_id
+
+
+def test_a_v1_base_exits_2_saying_v1_was_retired(tmp_path: Path) -> None:
+    config = tmp_path / "pod_config.json"
+    config.write_text(json.dumps({"state_file": "state.json", "proxy_port": free_port()}))
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "RUNPOD_API_KEY": "test-key-not-real",
+        "RUNPOD_REST_URL": "https://rest.runpod.io/v1",  # never called: refused before
+    }
+    run = subprocess.run([sys.executable, "-m", "podmgr", "watchdog", "--config", str(config)],
+                         env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "RUNPOD_REST_URL" in run.stderr and "retired" in run.stderr
+    assert "https://api.runpod.io/v2" in run.stderr and "Traceback" not in run.stderr
