@@ -16,10 +16,10 @@ stopped pod's GPU), and storage of a stopped pod, which RunPod bills and podmgr 
 count.
 
 Groups: `day` is the UTC day the session started on (RunPod's buckets are UTC), `gpu` the
-pod's GPU type, `session` the session's start time. A pod belongs to exactly one group,
-so RunPod's amount for a pod is set beside the group podmgr put it in. Pods RunPod bills
-that no history record knows (made by hand, or by another tool) are listed apart, never
-mixed into the comparison.
+pod's GPU type, `session` the session (its start time and its id: two sessions may start
+in the same second). A pod belongs to exactly one group, so RunPod's amount for a pod is
+set beside the group podmgr put it in. Pods RunPod bills that no history record knows
+(made by hand, or by another tool) are listed apart, never mixed into the comparison.
 """
 
 from __future__ import annotations
@@ -113,7 +113,8 @@ def group_key(by: GroupBy, record: SessionRecord, pod: PodSummary) -> str:
     start = dt.datetime.fromtimestamp(record.started_at, dt.UTC)
     if by == "day":
         return start.strftime("%Y-%m-%d")
-    return start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{stamp} {record.session_id}" if record.session_id else stamp
 
 
 def runpod_by_pod(amounts: Iterable[tuple[str | None, float]]) -> dict[str, float]:

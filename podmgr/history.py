@@ -51,6 +51,7 @@ class SessionRecord(BaseModel):
 
     started_at: float
     ended_at: float
+    session_id: str | None = Field(default=None, description="None in records before ids.")
     end_reason: str | None = None
     pods: list[PodSummary] = Field(default_factory=list)
     startup_seconds: float | None = Field(
@@ -91,6 +92,7 @@ def session_record(
     return SessionRecord(
         started_at=session.started_at,
         ended_at=ended,
+        session_id=session.id,
         end_reason=session.end_reason,
         pods=pods,
         startup_seconds=startup,

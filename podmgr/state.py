@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 import time
 from collections.abc import Iterator
@@ -117,6 +118,8 @@ class Session(BaseModel):
 
     started_at: float
     deadline: float
+    # Its own identity: two sessions may start in the same second (a fast machine did).
+    id: str = Field(default_factory=lambda: secrets.token_hex(6))
     cost_usd: float = 0.0
     ended_at: float | None = None
     end_reason: str | None = None

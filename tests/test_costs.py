@@ -74,3 +74,15 @@ def test_records_without_per_pod_costs_put_the_session_cost_on_the_last_pod() ->
     assert [(pod.id, cost) for pod, cost in pod_costs(empty)] == [("-", 0.25)]
     report = build_report([empty], "gpu")
     assert report.groups[0].key == "-" and report.groups[0].pods == []
+
+
+def test_two_sessions_started_in_the_same_second_stay_apart() -> None:
+    """A fast machine started two sessions within one second: `--by session` merged them."""
+    first = session("2026-11-23T09:00:00", 1, ("a", "RTX 4090", 0.69))
+    second = session("2026-11-23T09:00:00", 1, ("b", "RTX 4090", 0.69))
+    first, second = (
+        first.model_copy(update={"session_id": "s1"}),
+        second.model_copy(update={"session_id": "s2"}),
+    )
+    report = build_report([first, second], "session")
+    assert len(report.groups) == 2
