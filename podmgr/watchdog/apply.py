@@ -291,6 +291,8 @@ class Applier:
             return
         pod.log_cursor, pod.log_read_at = action.cursor, action.read_at
         pod.log_phase = action.phase or pod.log_phase
+        if action.phase:  # said by its line: the pass's progress line would say it again
+            pod.progress_text = f"{action.phase} (from the pod's log)"
         if action.confirmed is None:
             return
         pod.guard_confirmed, pod.guard_why = action.confirmed, action.why
@@ -423,13 +425,13 @@ class Applier:
 
 def _line(action: act.Action, state: State) -> str | None:
     """What a person sees of an action: one line per change of a starting pod's phase
-    (`[  35s] pod X: weights loaded ...`), nothing for the log's bookkeeping (apply says a
-    guard finding itself), `-> ...` for every decision."""
+    (`[  35s] pod X: weights loaded ...`, each phase its log showed), nothing for the log's
+    bookkeeping (apply says a guard finding itself), `-> ...` for every decision."""
     match action:
-        case act.NoteLog(phases=phases) if len(phases) > 1:  # the last one: PodProgress's
+        case act.NoteLog(phases=phases) if phases:
             return "\n".join(
                 f"[{action.elapsed:4.0f}s] pod {action.pod_id}: {p} (from the pod's log)"
-                for p in phases[:-1]
+                for p in phases
             )
         case act.NoteLog():
             return None

@@ -37,7 +37,8 @@ from podmgr.watchdog.readiness import HealthProbe
 __all__ = ["observe"]
 
 PROBE_PAUSE_CAP_SECONDS = 5.0
-# A pod's log is read at most this often while its guard is unconfirmed.
+# A serving pod's log is read at most this often while its guard is unconfirmed (a starting
+# pod's at every pass: its phases and failures are what the pass is for).
 LOG_READ_EVERY_SECONDS = 5.0
 log = get_logger("watchdog")
 
@@ -80,17 +81,18 @@ def observe(
 def _pod_log(
     config: Config, state: State, live: PodInfo | None, client: RunPodClient, now: float
 ) -> PodLog | None:
-    """The state pod's new log lines while it starts (not ready yet) or its guard is
-    unconfirmed, at most every LOG_READ_EVERY_SECONDS (a pass may come every few seconds
-    under `podmgr up`; the rate limit is shared); None when there is nothing to read or the
-    read failed (logged: a later pass reads again from the same cursor)."""
+    """The state pod's new log lines: at every pass while it starts (not ready yet), then
+    at most every LOG_READ_EVERY_SECONDS while its guard is unconfirmed (the rate limit is
+    shared); None when there is nothing to read or the read failed (logged: a later pass
+    reads again from the same cursor)."""
     pod = state.pod
     if pod is None or live is None or not (live.running or live.starting):
         return None
     guard_unknown = pod.guard is not None and pod.guard_confirmed is None
     if pod.phase == "ready" and not guard_unknown:
         return None
-    if pod.log_read_at is not None and now - pod.log_read_at < LOG_READ_EVERY_SECONDS:
+    recently = pod.log_read_at is not None and now - pod.log_read_at < LOG_READ_EVERY_SECONDS
+    if pod.phase == "ready" and recently:  # only the guard's line is still awaited
         return None
     try:
         lines = client.pod_logs(pod.id, after=pod.log_cursor)

@@ -203,7 +203,8 @@ def _state_pod(
     fatal = observed.pod_log.reading.fatal if observed.pod_log is not None else None
     if fatal is not None and pod.phase != "ready":
         bigger = observed.pod_log.bigger_gpu if observed.pod_log is not None else None
-        return [*noted, *_fatal(config, state, fatal, now, bigger)]
+        host_cuda = live.cuda_version if live is not None else None
+        return [*noted, *_fatal(config, state, fatal, now, bigger, host_cuda)]
     if live is not None and (live.running or live.starting) and live.gpu_count == 0:
         # "You may be allocated zero GPUs" on a start (RunPod docs, pods/manage-pods.mdx):
         # vLLM cannot run there; waiting out the start-up budget would bill for nothing.
@@ -225,7 +226,12 @@ def _log_note(state: State, observed: Observed) -> list[NoteLog]:
 
 
 def _fatal(
-    config: Config, state: State, fatal: Fatal, now: float, bigger: str | None
+    config: Config,
+    state: State,
+    fatal: Fatal,
+    now: float,
+    bigger: str | None,
+    host_cuda: str | None,
 ) -> list[Action]:
     """A failure in the pod's log that waiting cannot cure (podlog.py): the pod goes at once.
     A host's failure is tried on another host once per session; a configuration's ends the
@@ -235,6 +241,7 @@ def _fatal(
     elapsed = now - startup_began(pod)
     said = f"pod {pod.id}, {elapsed:.0f}s after its start: {fatal.message(bigger)}"
     if fatal.signature.scope == "host":
+        said += f" ({_cuda_said(config, host_cuda)})"
         if session is not None and session.no_container_replacements == 0:
             create = CreatePod(tuple(config.gpu_type_ids), spot=_spot(config, state))
             return [
@@ -310,14 +317,18 @@ def _no_container_message(
     # No container for this long: the image cannot start on the host, most often a host
     # CUDA older than the image needs (vllm#18813, dstack#3299; RUNPOD_FACTS.md "Startup as
     # it really is"). REST v2 reports the host's CUDA (Pod.cudaVersion) when it knows it.
-    host = f"the host's CUDA is {host_cuda}" if host_cuda else "the host's CUDA is not reported"
-    field = "allowed_cuda_versions" if config.allowed_cuda_versions else "min_cuda_version"
     return (
         f"pod {pod_id} showed no container {elapsed:.0f}s after its start "
         f"(no_container_timeout_seconds {config.no_container_timeout_seconds:g}): likely an "
-        f"image/CUDA problem: image_name {config.image_name} may need a newer CUDA ({host}; "
-        f"the CUDA floor sent is {config.cuda_floor}: raise {field}), or its pull fails"
+        f"image/CUDA problem: image_name {config.image_name} may need a newer CUDA "
+        f"({_cuda_said(config, host_cuda)}), or its pull fails"
     )
+
+
+def _cuda_said(config: Config, host_cuda: str | None) -> str:
+    host = f"the host's CUDA is {host_cuda}" if host_cuda else "the host's CUDA is not reported"
+    field = "allowed_cuda_versions" if config.allowed_cuda_versions else "min_cuda_version"
+    return f"{host}; the CUDA floor sent is {config.cuda_floor}: raise {field}"
 
 
 def _restart(

@@ -291,9 +291,12 @@ def test_client_facing_faults_do_not_restart_the_pod(wd: Harness, fault: str) ->
     wd.run("shutdown")
 
 
-def test_strays_are_terminated_but_other_checkouts_are_left_alone(wd: Harness) -> None:
-    import runpod
+def test_strays_are_terminated_but_other_checkouts_are_left_alone(
+    wd: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import runpod  # another tool (the SDK) makes pods podmgr must tell from its own
 
+    monkeypatch.setattr(runpod, "api_key", wd.sim.api_key)
     wd.run()
     ours = wd.state().pod.id  # type: ignore[union-attr]
     from podmgr.watchdog.identity import config_id
@@ -446,7 +449,8 @@ def test_created_status_is_waited_out_across_passes_not_resumed(wd: Harness) -> 
     result = wd.run()
     assert kinds(result.actions) == ["StartSession", "StartProxy", "CreatePod"]
     wd.up()
-    assert any("RunPod is starting it" in line for line in wd.lines), wd.lines
+    started = ("RunPod is starting it", "(from the pod's log)")
+    assert any(text in line for line in wd.lines for text in started), wd.lines
     state = wd.state()
     assert state.pod is not None and state.pod.phase == "ready"
     assert state.session is not None and state.session.restarts == 0
@@ -463,7 +467,8 @@ def test_restarting_status_after_a_resume_is_not_a_second_restart(wd: Harness) -
     result = wd.run()
     assert kinds(result.actions).count("RestartPod") == 1, kinds(result.actions)
     wd.up()
-    assert any("RunPod is starting it" in line for line in wd.lines), wd.lines
+    started = ("RunPod is starting it", "(from the pod's log)")
+    assert any(text in line for line in wd.lines for text in started), wd.lines
     state = wd.state()
     assert state.pod is not None and state.pod.phase == "ready"
     assert state.session is not None and state.session.restarts == 1
