@@ -108,10 +108,10 @@ def _timeline(pod: SimPod, timings: Timings, now: float) -> list[_Event]:
     loaded = d + LOADED_SHARE * load
     model, length = pod.model, pod.max_model_len
     normal = [
-        _Event(0.0, "api_server.py:1043", f"vLLM API server version {VLLM_LOG_VERSION}"),
+        _Event(0.0, "api_server.py:1090", f"vLLM API server version {VLLM_LOG_VERSION}"),
         _Event(
             0.0,
-            "api_server.py:1044",
+            "api_server.py:1091",
             f"args: Namespace(model='{model}', host='0.0.0.0', port=8000, max_model_len={length})",
         ),
         _Event(
@@ -168,7 +168,7 @@ def _timeline(pod: SimPod, timings: Timings, now: float) -> list[_Event]:
             "init engine (profile, create kv cache, warmup model) took "
             f"{(1 - LOADED_SHARE) * load:.2f} seconds",
         ),
-        _Event(d + load, "api_server.py:1081", "Starting vLLM API server on http://0.0.0.0:8000"),
+        _Event(d + load, "api_server.py:1028", "Starting vLLM API server on http://0.0.0.0:8000"),
         _Event(d + load, "launcher.py:26", "Available routes are:"),
         *(
             _Event(d + load, "launcher.py:34", f"Route: {path}, Methods: {methods}")
