@@ -86,7 +86,8 @@ class SimWorld:
     # True while a pod run by a real process (podmgr/sim/podproc.py) has none running:
     # its URL then answers 502 as a container without vLLM would.
     container_down: Callable[[str], bool] = lambda _pod_id: False
-    # The local URL of such a pod's stand-in vllm, for the routes it serves itself.
+    # The local URL of such a pod's stand-in vllm: every request to the pod's URL passes its
+    # middlewares there first (podmgr/sim/edge.py).
     local_vllm_url: Callable[[str], str | None] = lambda _pod_id: None
 
     @classmethod
