@@ -22,12 +22,20 @@ shows it"). Its first line, `{"guard": "armed", ...}`, is how the watchdog knows
               gauges) unchanged and nothing in flight for PODMGR_GUARD_IDLE_SECONDS, counted
               from the first answer of `/metrics` (model loading is not idleness);
   - lease:    (optional) the watchdog has not renewed its lease for
-              PODMGR_GUARD_LEASE_SECONDS, counted from the guard's start. The lease endpoint
-              `POST /podmgr/lease` lives inside vLLM's own app on vLLM's port, as an ASGI
-              middleware (`LEASE_MIDDLEWARE`, written to a file and passed with vLLM's
-              `--middleware` option): no second port, no proxy in front of vLLM, and the
-              same key as vLLM's (`VLLM_API_KEY`); it touches PODMGR_GUARD_LEASE_FILE,
-              whose mtime the guard reads.
+              PODMGR_GUARD_LEASE_SECONDS, counted from the guard's start; the lease
+              endpoint touches PODMGR_GUARD_LEASE_FILE, whose mtime the guard reads.
+
+The guard's middleware (`MIDDLEWARE`) lives inside vLLM's own app on vLLM's port: written
+to a file beside the lease file and passed with vLLM's `--middleware` option whenever the
+guard arms (no second port, no proxy in front of vLLM). vLLM v0.8.5 checks its key only on
+paths starting with `/v1`: `/invocations`, `/pooling`, `/score`, `/rerank`, `/v2/rerank`,
+`/tokenize`, `/detokenize`, `/metrics`, `/version` answer anyone with the pod's public URL
+(RUNPOD_FACTS.md, "vLLM v0.8.5 as it is"). The middleware requires `Authorization: Bearer
+<VLLM_API_KEY>` on every path but `/health` (compared in constant time) and answers 401
+with vLLM's flat error body otherwise, so a stranger's request never reaches vLLM nor
+keeps the pod busy; without a key in the env every such path is refused. It also serves
+the lease endpoint `POST /podmgr/lease` when a lease is set. The guard's own `/metrics`
+read goes to vLLM on localhost with the key.
 
 Every decision and every failed API call is one line on stdout (RunPod's container log).
 A terminate that fails is retried with exponential backoff (1 s doubling, at most 60 s
@@ -215,9 +223,12 @@ class Api:
         raise OSError(f"DELETE pod answered {status}: {body[:200]!r}")
 
 
-def read_metrics(url: str) -> tuple[float, float, float] | None:
+def read_metrics(url: str, key: str = "") -> tuple[float, float, float] | None:
+    """vLLM's request counters, read with its key (the guard's middleware requires it)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as response:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT) as response:
             return parse_metrics(response.read().decode(errors="replace"))
     except (OSError, ValueError, http.client.HTTPException):
         return None
@@ -238,9 +249,11 @@ def _port(argv: list[str]) -> str:
     return "8000"
 
 
-LEASE_MODULE = "podmgr_lease"
-LEASE_MIDDLEWARE = """\
-\"\"\"podmgr's lease endpoint inside vLLM's app, written by podmgr's guard (podmgr/guard).\"\"\"
+MIDDLEWARE_MODULE = "podmgr_guard_middleware"
+LEASE_PATH = "/podmgr/lease"
+MIDDLEWARE = """\
+\"\"\"podmgr's guard inside vLLM's app, written by podmgr's guard (podmgr/guard/guard.py):
+the pod's key on every path but /health, and the watchdog's lease.\"\"\"
 import hmac
 import os
 import time
@@ -248,38 +261,53 @@ import time
 from starlette.responses import JSONResponse
 
 
-async def renew(request, call_next):
-    if request.url.path != "/podmgr/lease":
+def _refused():
+    # vLLM's flat error body (vllm/entrypoints/openai/protocol.py ErrorResponse).
+    body = {"object": "error", "message": "Unauthorized", "type": "Unauthorized",
+            "param": None, "code": 401}
+    return JSONResponse(body, status_code=401)
+
+
+async def guard(request, call_next):
+    path = request.url.path
+    if path == "/health":
         return await call_next(request)
     key = os.environ.get("VLLM_API_KEY", "")
-    given = request.headers.get("authorization", "")
-    if not key or not hmac.compare_digest(given.encode(), ("Bearer " + key).encode()):
-        return JSONResponse({"error": "Unauthorized"}, status_code=401)
+    given = request.headers.get("authorization", "").encode()
+    if not key or not hmac.compare_digest(given, ("Bearer " + key).encode()):
+        return _refused()
+    lease = os.environ.get("PODMGR_GUARD_LEASE_FILE", "")
+    if path != "/podmgr/lease" or not lease:
+        return await call_next(request)
     if request.method != "POST":
         return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
-    path = os.environ["PODMGR_GUARD_LEASE_FILE"]
-    with open(path, "a"):
+    with open(lease, "a"):
         pass
-    os.utime(path)
+    os.utime(lease)
     return JSONResponse({"renewed_at": time.time()})
 """
 
 
-def with_lease(
-    command: list[str], env: Mapping[str, str], lease_file: str
+def with_middleware(
+    command: list[str], env: Mapping[str, str], folder: str, lease_file: str | None
 ) -> tuple[list[str], dict[str, str]]:
-    """vLLM's command and env with the lease middleware: its module is written beside the
-    lease file, which is touched now (the lease counts from the guard's start)."""
-    folder = os.path.dirname(lease_file) or "."
+    """vLLM's command and env with the guard's middleware, its module written in `folder`;
+    with a lease, the lease file is touched now (the lease counts from the guard's start)."""
     os.makedirs(folder, exist_ok=True)
-    with open(os.path.join(folder, LEASE_MODULE + ".py"), "w", encoding="utf-8") as module:
-        module.write(LEASE_MIDDLEWARE)
-    with open(lease_file, "a", encoding="utf-8"):
-        pass
-    os.utime(lease_file)
-    path = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH", "")) if p)
-    child_env = {**env, "PYTHONPATH": path, "PODMGR_GUARD_LEASE_FILE": lease_file}
-    return [*command, "--middleware", f"{LEASE_MODULE}.renew"], child_env
+    with open(os.path.join(folder, MIDDLEWARE_MODULE + ".py"), "w", encoding="utf-8") as module:
+        module.write(MIDDLEWARE)
+    child_env = {
+        **env,
+        "PYTHONPATH": os.pathsep.join(p for p in (folder, env.get("PYTHONPATH", "")) if p),
+    }
+    if lease_file is not None:
+        with open(lease_file, "a", encoding="utf-8"):
+            pass
+        os.utime(lease_file)
+        child_env["PODMGR_GUARD_LEASE_FILE"] = lease_file
+    else:
+        child_env.pop("PODMGR_GUARD_LEASE_FILE", None)
+    return [*command, "--middleware", f"{MIDDLEWARE_MODULE}.guard"], child_env
 
 
 def lease_renewed_at(lease_file: str | None) -> float | None:
@@ -304,9 +332,12 @@ class Guard:
     reason: str | None = None
     done: str | None = None
     lease_file: str | None = None
+    vllm_key: str = ""
 
     def tick(self, now: float) -> None:
-        self.activity = observe_activity(self.activity, read_metrics(self.metrics), now)
+        self.activity = observe_activity(
+            self.activity, read_metrics(self.metrics, self.vllm_key), now
+        )
         if self.cost_per_hr is None and self.limits.max_cost_usd is not None:
             self._read_cost()
         lease = lease_renewed_at(self.lease_file)
@@ -358,9 +389,11 @@ def main(argv: list[str], env: Mapping[str, str] | None = None) -> int:
         env.get("RUNPOD_POD_ID", ""),
         env.get("RUNPOD_API_KEY", ""),
     )
-    guard = Guard(limits, api, metrics_url(env, command))
-    command, child_env = _arm_lease(guard, command, env)
+    guard = Guard(limits, api, metrics_url(env, command), vllm_key=env.get("VLLM_API_KEY", ""))
+    command, child_env = _arm_middleware(guard, command, env)
     log("armed", pod_id=api.pod_id, api=api.base, command=command[:2], **_shown(limits))
+    if not guard.vllm_key:
+        log("no_vllm_key", note="the guard's middleware refuses every path but /health")
     if not api.pod_id or not api.key:
         log("unarmed", error="RUNPOD_POD_ID or RUNPOD_API_KEY missing: cannot end the pod")
     child = _start(command, child_env)
@@ -398,19 +431,23 @@ def _start(command: list[str], env: Mapping[str, str]) -> subprocess.Popen[bytes
     return child
 
 
-def _arm_lease(
+def _arm_middleware(
     guard: Guard, command: list[str], env: Mapping[str, str]
 ) -> tuple[list[str], Mapping[str, str]]:
-    """The command with the lease middleware when a lease is set and can be armed."""
-    if guard.limits.lease_seconds is None:
-        return command, env
+    """The command with the guard's middleware (and the lease when one is set); as it was,
+    logged, when the module cannot be written (vLLM then guards only `/v1`)."""
     lease_file = env.get("PODMGR_GUARD_LEASE_FILE") or DEFAULT_LEASE_FILE
+    lease = lease_file if guard.limits.lease_seconds is not None else None
     try:
-        armed = with_lease(command, env, lease_file)
+        armed = with_middleware(command, env, os.path.dirname(lease_file) or ".", lease)
     except OSError as error:
-        log("lease_unavailable", error=str(error)[:300], note="no lease: other limits hold")
+        log(
+            "middleware_unavailable",
+            error=str(error)[:300],
+            note="no key on non-/v1 paths, no lease",
+        )
         return command, env
-    guard.lease_file = lease_file
+    guard.lease_file = lease
     return armed
 
 

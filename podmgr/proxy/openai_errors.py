@@ -13,6 +13,7 @@ rest (cut, malformed, too large) -> 502 DROPPED.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
@@ -76,15 +77,50 @@ class ProxyFailure:
         return b"data: " + self.body + b"\n\ndata: [DONE]\n\n"
 
 
-def _openai_message(body: bytes) -> str | None:
-    """The message of an OpenAI-shaped error body, None if it is not one."""
+def _upstream_error(body: bytes) -> dict[str, Any] | None:
+    """The error object of an upstream's error body, None if it has none.
+
+    Two shapes count: OpenAI's `{"error": {"message", "type", "param", "code"}}`, and vLLM
+    v0.8.5's flat ErrorResponse `{"object": "error", "message", "type", "param", "code"}`
+    (vllm/entrypoints/openai/protocol.py: vLLM nests only the errors inside a stream).
+    """
     try:
         parsed = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
-    if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-        return str(parsed["error"].get("message") or "")
+    if not isinstance(parsed, dict):
+        return None
+    if isinstance(parsed.get("error"), dict):
+        return dict(parsed["error"])
+    if parsed.get("object") == "error" and isinstance(parsed.get("message"), str):
+        return parsed
     return None
+
+
+def _openai_message(body: bytes) -> str | None:
+    """The message of an upstream's error body (either shape), None if it has none."""
+    error = _upstream_error(body)
+    return None if error is None else str(error.get("message") or "")
+
+
+def _relayed(body: bytes) -> bytes | None:
+    """An upstream's error in OpenAI's shape: as it came, or vLLM's flat error re-nested
+    with the same message, type, param and code (a number made a string, as OpenAI's
+    `code` is); None if the body holds no error object."""
+    error = _upstream_error(body)
+    if error is None:
+        return None
+    if "object" not in error:
+        return body
+    code = error.get("code")
+    param = error.get("param")
+    relayed = {
+        "message": truncate(str(error.get("message") or "")),
+        "type": str(error.get("type") or "invalid_request_error"),
+        "param": None if param is None else str(param),
+        "code": None if code is None else str(code),
+    }
+    return orjson.dumps({"error": relayed})
 
 
 def _said(message: str | None) -> str:
@@ -94,10 +130,11 @@ def _said(message: str | None) -> str:
 def upstream_status_failure(status: int, body: bytes) -> ProxyFailure:
     """Map a non-200 upstream answer to what the client sees.
 
-    Client errors that vLLM explains in OpenAI shape (400, 404, 422, ...) pass through as
-    they are. The pod rejecting our key is the proxy's configuration problem, not the
-    client's: 502. Gateway pages (RunPod's 502 while nothing listens, 524 past the edge
-    limit) become OpenAI-shaped 502/503/504.
+    Client errors that the upstream explains (400, 404, 422, ...) reach the client with the
+    same status and the upstream's message in OpenAI's shape: vLLM's flat error re-nested,
+    an OpenAI-shaped one as it is. The pod rejecting our key is the proxy's configuration
+    problem, not the client's: 502. Gateway pages (RunPod's 502 while nothing listens, 524
+    past the edge limit) become OpenAI-shaped 502/503/504, with the upstream's message.
     """
     if status in (401, 403):
         return ProxyFailure(
@@ -108,8 +145,9 @@ def upstream_status_failure(status: int, body: bytes) -> ProxyFailure:
             "upstream_auth",
         )
     upstream_message = _openai_message(body)
-    if status < 500 and upstream_message is not None:
-        return ProxyFailure(status, "", "", "", f"upstream_{status}", body_override=body)
+    relayed = _relayed(body) if status < 500 else None
+    if relayed is not None:
+        return ProxyFailure(status, "", "", "", f"upstream_{status}", body_override=relayed)
     if status < 500:
         return ProxyFailure(
             status,

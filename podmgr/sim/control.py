@@ -9,7 +9,9 @@ GET    /_sim/pods/{id}              {"id", "status", "phase", "download_seconds"
 POST   /_sim/pods/{id}/crash        RunPod stops the pod: EXITED, billing stops, ended_by runpod
 POST   /_sim/pods/{id}/crash-container  the container dies: REST v2 ERROR (GraphQL RUNNING),
                                     no runtime, URL 502
-POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM dies until the pod is stopped+resumed
+POST   /_sim/pods/{id}/kill-vllm    the pod's vLLM server dies (/health 503) until the pod
+                                    gets a new container (fault `vllm_die` plays vLLM v0.8.5's
+                                    V1 engine instead: podmgr/sim/edge.py)
 GET    /_sim/pods/{id}/requests     what reached the pod's URL (podmgr/sim/traffic.py)
 GET    /_sim/pods/{id}/metrics      the pod's vLLM /metrics text (podmgr/sim/vllm_metrics.py)
 GET    /_sim/pods/{id}/process      {"running", "starts", "pid"} of its real process (--run-guards)

@@ -2,8 +2,21 @@
 
 The edge is RunPod's HTTP proxy in front of the pod: an HTML 502 while nothing listens
 (unknown, stopped or terminated pod, port not exposed, image pulling, model loading, vLLM
-dead except for its own `/health` 503), an HTML 524 when the pod's answer does not start
-within `edge_timeout_seconds` (a stream that has started is never cut). The upstream
+failing to start, vLLM dead except for its own `/health` 503), an HTML 524 when the pod's
+answer does not start within `edge_timeout_seconds` (a stream that has started is never
+cut).
+
+A pod run as a real process (`--run-guards`, podmgr/sim/podproc.py) has its stand-in vLLM
+(podmgr/sim/standin_vllm.py) on localhost, with the middlewares its command line gives
+(the guard's: podmgr/guard/guard.py): every request goes there first, and only one that
+its middlewares let through to vLLM's routes is answered by the simulated vLLM here
+(`serve_vllm`); the others are the stand-in's answer (a 401 from the guard's middleware,
+the lease, `/health`, `/metrics`). A request refused there never reached vLLM.
+
+A V1 engine that died (fault `vllm_die`, vLLM v0.8.5): the API server still answers
+`/health` (200) and the routes that do not need the engine; the first request that does
+gets a 500 with no body (launcher.py's EngineDeadError handler), and the server shuts
+down: the container exits and RunPod restarts it (`SimPod.restart_after_exit`). The upstream
 faults act here: `upstream_error` (an OpenAI-shaped error from the pod), `upstream_stall`
 (the answer starts late), `upstream_drop` (the connection is cut: after the first events
 of a stream, half-way through a JSON body). They match requests whose path starts with
@@ -29,16 +42,17 @@ from aiohttp import web
 from podmgr.logs import get_logger
 from podmgr.sim.faults import Fault
 from podmgr.sim.pods import SimPod
-from podmgr.sim.reply import Reply, cloudflare_page, openai_error
+from podmgr.sim.reply import PASS_HEADER, Reply, cloudflare_page, vllm_error
 from podmgr.sim.traffic import PodTraffic, RequestRecord, body_text
-from podmgr.sim.vllm import serve_vllm
+from podmgr.sim.vllm import ENGINE_PATHS, serve_vllm
+from podmgr.sim.vllm_metrics import render_metrics
 from podmgr.sim.world import WORLD, SimWorld
 
 __all__ = ["handle_pod_url"]
 
 _DROP_AFTER_EVENTS = 2
-# Paths a guard-run pod's own process answers (the guard's lease, podmgr/guard/guard.py).
-LOCAL_PATHS = frozenset({"/podmgr/lease"})
+# Request headers passed on to a pod's own process (what its middlewares may read).
+_LOCAL_HEADERS = frozenset({"authorization", "content-type", "accept"})
 # How often a pending answer checks whether its client is still connected.
 _HANG_UP_POLL_SECONDS = 0.02
 _log = get_logger("sim.edge")
@@ -112,16 +126,24 @@ async def handle_pod_url(request: web.Request) -> web.StreamResponse:
     if phase == "dead" and path == "/health":
         traffic.answered(record, 503, "not_serving")
         return web.Response(status=503)
-    if phase != "serving":
+    if phase not in ("serving", "engine_dead"):
         traffic.answered(record, 502, "not_serving")
         return _html(502)
     body = await request.read()
     record.body = body_text(body)
     local = world.local_vllm_url(pod.id)
-    if local is not None and path in LOCAL_PATHS:  # served by the pod's own process
+    if local is not None:  # the pod's own process and its middlewares come first
+        record.admitted = False
         answer = await _from_local(local, request, path, body)
-        traffic.answered(record, answer.status)
-        return answer
+        if answer is not None:
+            traffic.answered(record, answer.status)
+            return answer
+        record.admitted = True
+    if phase == "engine_dead" and path in ENGINE_PATHS:
+        traffic.answered(record, 500)
+        pod.restart_after_exit(world.now(), world.settings.timings, 0, "engine_dead")
+        _log.info("vllm_exited", pod_id=pod.id, why="engine dead")
+        return web.Response(status=500)
     error = _upstream_fault(world, "upstream_error", pod, path)
     stall = _upstream_fault(world, "upstream_stall", pod, path)
     drop = _upstream_fault(world, "upstream_drop", pod, path)
@@ -133,8 +155,11 @@ async def handle_pod_url(request: web.Request) -> web.StreamResponse:
             await asyncio.sleep(float(stall.spec.params["seconds"]))
         if error is not None:
             status = int(error.spec.params["status"])
-            return openai_error("Simulated upstream error", status, kind="InternalServerError")
-        return await serve_vllm(pod, request.method, path, request.headers, body, token_delay)
+            return vllm_error("Simulated upstream error", status, kind="InternalServerError")
+        return await serve_vllm(
+            pod, request.method, path, request.headers, body, token_delay,
+            lambda: render_metrics(pod, traffic),
+        )  # fmt: skip
 
     timed = asyncio.wait_for(pod_answer(), world.settings.edge_timeout_seconds)
     try:
@@ -158,14 +183,20 @@ async def handle_pod_url(request: web.Request) -> web.StreamResponse:
     return await _send_stream(request, reply, traffic, record)
 
 
-async def _from_local(local: str, request: web.Request, path: str, body: bytes) -> web.Response:
-    """Pass a request on to the pod's real process (podmgr/sim/podproc.py)."""
-    headers = {k: v for k, v in request.headers.items() if k.lower() == "authorization"}
+async def _from_local(
+    local: str, request: web.Request, path: str, body: bytes
+) -> web.Response | None:
+    """The pod's own process's answer (podmgr/sim/podproc.py), or None when its
+    middlewares let the request through to vLLM's routes (the simulated vLLM answers)."""
+    headers = {k: v for k, v in request.headers.items() if k.lower() in _LOCAL_HEADERS}
+    url = local + path + (f"?{request.query_string}" if request.query_string else "")
     try:
         async with (
             aiohttp.ClientSession() as session,
-            session.request(request.method, local + path, data=body, headers=headers) as answer,
+            session.request(request.method, url, data=body, headers=headers) as answer,
         ):
+            if answer.headers.get(PASS_HEADER):
+                return None
             return web.Response(
                 body=await answer.read(), status=answer.status,
                 content_type=answer.content_type,

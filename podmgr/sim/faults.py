@@ -83,7 +83,19 @@ FAULT_PARAMS: Mapping[str, Mapping[str, str]] = {
     # vLLM cannot start (podmgr/sim/pods.py, "failing").
     "zero_gpus": {"pod_id": "str"},
     "preempt": {"pod_id": "str"},
+    # vLLM v0.8.5's V1 engine dies while the pod serves: `/health` stays 200, the next
+    # request that needs the engine gets a 500, the server exits and RunPod restarts the
+    # container (RUNPOD_FACTS.md, "vLLM v0.8.5 as it is"; podmgr/sim/edge.py).
     "vllm_die": {"pod_id": "str"},
+    # vLLM cannot start: the container writes the failure's real lines at its moment, exits
+    # and is restarted by RunPod, failing alike; the pod URL never serves. The lines, the
+    # moments and the exit codes are one table: podmgr/sim/fatal.py. Drawn when a container
+    # starts (and, naming a pod by `pod_id`, for a container that has not reached the moment).
+    "vllm_oom": {"pod_id": "str", "kind": "one of cuda|kv_cache"},
+    "gated_model": {"pod_id": "str"},
+    "model_not_found": {"pod_id": "str"},
+    "bad_vllm_args": {"pod_id": "str", "arg": "str"},
+    "unsupported_arch": {"pod_id": "str", "arch": "str"},
     "upstream_error": {"status": "upstream_status", "pod_id": "str", "path_prefix": "str"},
     "upstream_drop": {"pod_id": "str", "path_prefix": "str"},
     "upstream_stall": {"seconds": "seconds", "pod_id": "str", "path_prefix": "str"},
@@ -104,6 +116,8 @@ DEFAULT_PARAMS: Mapping[str, Mapping[str, Any]] = {
     "upstream_error": {"status": 500},
     "upstream_stall": {"seconds": 5.0},
     "upstream_slow": {"seconds": 0.2},
+    "vllm_oom": {"kind": "cuda"},
+    "unsupported_arch": {"arch": "SimForCausalLM"},
 }
 
 

@@ -208,7 +208,8 @@ def _has_container(world: SimWorld, params: Mapping[str, Any]) -> bool:
 
 
 def strike_pods(world: SimWorld) -> None:
-    """Draw `pod_crash` and `vllm_die`: each firing hits one RUNNING pod.
+    """Draw `pod_crash`, `container_crash` and `vllm_die`: each firing hits one pod
+    (`vllm_die` one whose vLLM serves: podmgr/sim/pods.py `engine_dead`).
 
     `pod_crash` models RunPod stopping the pod on its own (EXITED without the user asking:
     balance at $0 stops every pod, docs accounts-billing/billing; spot preemption;
@@ -227,12 +228,22 @@ def strike_pods(world: SimWorld) -> None:
             pod.container_crashed = True
             _log.info("fault_fired", fault="container_crash", pod_id=pod.id)
     strike_runpod_stops(world)
-    die = world.faults.draw("vllm_die", lambda p: _has_running(world, p))
+    die = world.faults.draw("vllm_die", lambda p: _pick_serving(world, p) is not None)
     if die is not None:
-        pod = world.fleet.pick_running(die.spec.params.get("pod_id"))
-        if pod is not None:
-            pod.vllm_dead = True
+        pod = _pick_serving(world, die.spec.params)
+        if pod is not None:  # vLLM v0.8.5's V1 engine dies; its API server lives on
+            pod.engine_dead = True
             _log.info("fault_fired", fault="vllm_die", pod_id=pod.id)
+
+
+def _pick_serving(world: SimWorld, params: Mapping[str, Any]) -> SimPod | None:
+    """The given (or the first, by id) pod whose vLLM serves with a live engine."""
+    now, timings = world.now(), world.settings.timings
+    serving = sorted(
+        (p for p in world.fleet.live() if p.phase(now, timings) == "serving"), key=lambda p: p.id
+    )
+    wanted = params.get("pod_id")
+    return next((p for p in serving if not wanted or p.id == wanted), None)
 
 
 # --- reads ------------------------------------------------------------------------------

@@ -23,8 +23,17 @@ Terminated pods leave `live` but keep their ledger record.
 
 A restart in place (REST v2 action `restart`, `PodFleet.reset`) starts a fresh container
 without a new image pull (the image is on the host already). A vLLM that cannot start
-("failing": its arguments are refused, or the pod got zero GPUs) keeps the container
-restarting and the URL at 502 (podmgr/sim/narrator.py writes what it prints).
+(podmgr/sim/fatal.py: its arguments are refused, the Hub refuses the model, it runs out of
+memory, the pod got zero GPUs, ...) exits at that failure's moment ("failing"), and RunPod
+restarts the same container after `RESTART_SECONDS` (`restart_after_exit`: no pull, and
+weights already downloaded onto its disk stay), where it fails alike; the URL stays 502.
+`on_new_container` is told of every new container (create, start, reset, not RunPod's
+restarts), for the faults that strike one (podmgr/sim/fatal.py `arm`).
+
+Two ways vLLM dies while serving: `vllm_dead` (the control route kill-vllm: the server is
+gone, `/health` 503, until the pod gets a new container) and `engine_dead` (fault
+`vllm_die`, vLLM v0.8.5's V1 engine: the API server lives on, `/health` 200, until a request
+needs the engine; podmgr/sim/edge.py answers it 500 and the container exits and restarts).
 """
 
 from __future__ import annotations
@@ -36,9 +45,20 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from podmgr.sim.fatal import Fatal
+from podmgr.sim.podspec import PodSpec, PortSpec
 from podmgr.sim.volumes import SimVolume
 
-__all__ = ["Phase", "PodFleet", "PodSpec", "PortSpec", "SimPod", "Timings"]
+__all__ = [
+    "RESTART_SECONDS",
+    "ContainerExit",
+    "Phase",
+    "PodFleet",
+    "PodSpec",
+    "PortSpec",
+    "SimPod",
+    "Timings",
+]
 
 Phase = Literal[
     "pulling",
@@ -46,6 +66,7 @@ Phase = Literal[
     "loading",
     "serving",
     "dead",
+    "engine_dead",
     "crashed",
     "failing",
     "stopped",
@@ -53,6 +74,11 @@ Phase = Literal[
 ]
 Status = Literal["RUNNING", "EXITED", "TERMINATED"]
 
+# How long RunPod waits before it starts an exited container again (its restart policy's
+# timing is undocumented).
+RESTART_SECONDS = 2.0
+# How much of a start-command JSON refused by argparse its error line shows.
+_ARG_ERROR_CHARS = 120
 DEFAULT_MODEL = "sim-model"
 DEFAULT_MAX_MODEL_LEN = 4096
 _ID_ALPHABET = string.ascii_lowercase + string.digits
@@ -68,64 +94,13 @@ class Timings:
 
 
 @dataclass(frozen=True)
-class PortSpec:
-    """One exposed port, from RunPod's "8000/http,22/tcp" notation."""
+class ContainerExit:
+    """How a container's process ended before RunPod restarted it: code, when, why
+    ("fatal": a start-up failure; "engine_dead": vLLM shut down after its engine died)."""
 
-    number: int
-    type: str
-
-    @staticmethod
-    def parse_list(text: str | None) -> list[PortSpec]:
-        """Ports as written at create; none given means the vLLM template's "8000/http"."""
-        specs = []
-        for item in (text or "8000/http").split(","):
-            number, _, kind = item.strip().partition("/")
-            if number.strip():
-                specs.append(PortSpec(int(number), (kind or "http").lower()))
-        return specs
-
-
-@dataclass(frozen=True)
-class PodSpec:
-    """What a create asked for (already validated against the catalog)."""
-
-    name: str
-    image_name: str
-    gpu_type_id: str
-    gpu_display_name: str
-    gpu_count: int
-    cloud_type: str
-    cost_per_hr: float
-    docker_args: str = ""
-    env: dict[str, str] = field(default_factory=dict)
-    ports: tuple[PortSpec, ...] = (PortSpec(8000, "http"),)
-    container_disk_in_gb: int = 10
-    volume_in_gb: int = 0
-    volume_mount_path: str = "/runpod-volume"
-    template_id: str | None = None
-    # What the create asked for beyond the pod itself (the ledger shows them to tests).
-    support_public_ip: bool = False
-    start_ssh: bool = False
-    memory_in_gb: int = 62
-    vcpu_count: int = 16
-    # What the create asked for beyond the pod itself (v2's CreatePodRequest, or GraphQL's
-    # spot create): stored and shown in the ledger.
-    interruptible: bool = False
-    docker_entrypoint: tuple[str, ...] = ()
-    docker_start_cmd: tuple[str, ...] = ()
-    allowed_cuda_versions: tuple[str, ...] = ()
-    data_center_ids: tuple[str, ...] = ()
-    network_volume_id: str | None = None
-    gpu_type_priority: str = "availability"
-    # REST v2 create fields (RunPod REST API v2, CreatePodRequest): `args` as given, and
-    # what the Pod body shows back; `min_cuda_version` is a placement floor (hosts.py).
-    args: str = ""
-    registry: str | None = None
-    global_networking: bool = False
-    min_cuda_version: str | None = None
-    # The argument string vLLM's argparse refuses (start-command JSON that reached the
-    # image's entrypoint literally: podmgr/sim/v2/create.py); its vLLM never starts.
-    vllm_arg_error: str | None = None
+    code: int
+    at: float
+    why: str
 
 
 @dataclass
@@ -174,6 +149,13 @@ class SimPod:
     # Fault `zero_gpus`: started with zero GPUs ("You may be allocated zero GPUs", RunPod
     # docs pods/manage-pods.mdx, pods/troubleshooting/zero-gpus.mdx) until the next stop.
     zero_gpus: bool = False
+    # A start-up failure drawn for this container (podmgr/sim/fatal.py); RunPod's restarts
+    # of the container keep it, a new container (create, start, reset) clears it.
+    fatal: Fatal | None = None
+    # Fault `vllm_die`: vLLM's V1 engine died; its API server still answers (module docstring).
+    engine_dead: bool = False
+    # Set when RunPod restarted this container after its process exited; None otherwise.
+    last_exit: ContainerExit | None = None
 
     def shown_status(self, now: float) -> str:
         """The status the API reports: RUNNING shows as CREATED/RESTARTING for a while."""
@@ -214,9 +196,21 @@ class SimPod:
         return any(place and (place + "/").startswith(mount) for place in places)
 
     @property
+    def failure(self) -> Fatal | None:
+        """Why this container's vLLM cannot start, if it cannot: arguments argparse refuses
+        come first (start-command JSON passed literally), then zero GPUs, then a fault."""
+        error = self.spec.vllm_arg_error
+        if error is not None:
+            shown = error if len(error) <= _ARG_ERROR_CHARS else error[:_ARG_ERROR_CHARS] + "..."
+            return Fatal("start_command_json", {"arg": shown})
+        if self.zero_gpus:
+            return Fatal("zero_gpus")
+        return self.fatal
+
+    @property
     def vllm_fails(self) -> bool:
-        """vLLM exits on start: no GPU to run on, or arguments it refuses."""
-        return self.zero_gpus or self.spec.vllm_arg_error is not None
+        """vLLM exits on start (see `failure`)."""
+        return self.failure is not None
 
     @property
     def shown_gpu_count(self) -> int:
@@ -248,14 +242,20 @@ class SimPod:
             return "crashed"
         up = self.uptime(now, timings)
         if up is None:
-            return "pulling"
-        if self.vllm_fails:
+            restarting = self.last_exit is not None and now < self.container_started_at
+            return "failing" if restarting else "pulling"
+        failure = self.failure
+        if failure is not None and up >= failure.offset(
+            self.download_seconds, timings.load_seconds
+        ):
             return "failing"
         if up < self.download_seconds:
             return "downloading"
         if up < self.download_seconds + timings.load_seconds:
             return "loading"
-        return "dead" if self.vllm_dead else "serving"
+        if self.vllm_dead:
+            return "dead"
+        return "engine_dead" if self.engine_dead else "serving"
 
     def keep_downloaded_weights(self, now: float, timings: Timings) -> None:
         """Before the container goes: weights fully downloaded onto the volume stay there."""
@@ -279,10 +279,25 @@ class SimPod:
         self.skip_pull = not pull
         self.container_started_at = now
         self.last_started_at = now
-        self.vllm_dead = False
+        self.vllm_dead = self.engine_dead = False
         self.container_crashed = False
+        self.fatal = self.last_exit = None
         kept = self.weights_on_volume and self.weights_kept
         self.download_seconds = 0.0 if kept else timings.download_seconds
+
+    def restart_after_exit(self, now: float, timings: Timings, code: int, why: str) -> None:
+        """The container's process exited: RunPod starts the same container again after
+        RESTART_SECONDS, without a pull; its disk keeps weights it finished downloading, and
+        a start-up failure drawn for it stays (see the module docstring)."""
+        up = self.uptime(now, timings)
+        downloaded = up is not None and up >= self.download_seconds
+        self.keep_downloaded_weights(now, timings)
+        fatal = self.fatal
+        self.start_container(now + RESTART_SECONDS, timings, pull=False)
+        self.fatal = fatal
+        if downloaded:
+            self.download_seconds = 0.0
+        self.last_exit = ContainerExit(code, now, why)
 
     def ledger_record(self, now: float) -> dict[str, Any]:
         billed = self.billed_seconds(now)
@@ -339,6 +354,8 @@ class PodFleet:
         self.clock = clock
         self._rng = rng
         self._pods: dict[str, SimPod] = {}
+        # Told of each new container (create, start, reset): fatal faults are drawn there.
+        self.on_new_container: Callable[[SimPod], None] = lambda _pod: None
 
     def _new_id(self, length: int = 14) -> str:
         while True:
@@ -360,6 +377,7 @@ class PodFleet:
         )
         pod.start_container(now, self.timings)
         self._pods[pod.id] = pod
+        self.on_new_container(pod)
         return pod
 
     def get(self, pod_id: str) -> SimPod | None:
@@ -400,6 +418,7 @@ class PodFleet:
             pod.transient_status = None  # a status shown after create ends with the stop
             pod.zero_gpus = False
             pod.start_container(now, self.timings)
+            self.on_new_container(pod)
 
     def reset(self, pod: SimPod) -> None:
         """A RUNNING pod's container starts afresh without a pull (container disk wiped);
@@ -408,6 +427,7 @@ class PodFleet:
             now = self.clock()
             pod.keep_downloaded_weights(now, self.timings)
             pod.start_container(now, self.timings, pull=False)
+            self.on_new_container(pod)
 
     def terminate(self, pod: SimPod, by: str = "user") -> None:
         now = self.clock()

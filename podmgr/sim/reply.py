@@ -13,7 +13,11 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Reply", "cloudflare_page", "json_reply", "openai_error"]
+__all__ = ["PASS_HEADER", "Reply", "cloudflare_page", "json_reply", "vllm_error"]
+
+# Set on a guard-run pod's local answer (podmgr/sim/standin_vllm.py) when its middlewares let
+# the request through to vLLM's routes: the simulated vLLM answers it (podmgr/sim/edge.py).
+PASS_HEADER = "x-sim-to-vllm"
 
 
 @dataclass
@@ -31,13 +35,23 @@ def json_reply(data: Any, status: int = 200) -> Reply:
     return Reply(status, orjson.dumps(data))
 
 
-def openai_error(
+def vllm_error(
     message: str, status: int = 400, param: str | None = None, kind: str | None = None
 ) -> Reply:
-    """vLLM's error body: {"error": {"message", "type", "param", "code"}}."""
+    """vLLM v0.8.5's error answer, flat: {"object": "error", "message", "type", "param",
+    "code"} (vllm/entrypoints/openai/protocol.py ErrorResponse, built by serving_engine.py
+    `create_error_response`: type "BadRequestError" unless told, code the HTTP status).
+    Only errors inside a stream are nested under "error" (`create_streaming_error_response`).
+    """
     default_kind = {400: "BadRequestError", 404: "NotFoundError"}.get(status, "InternalServerError")
-    error = {"message": message, "type": kind or default_kind, "param": param, "code": status}
-    return json_reply({"error": error}, status)
+    body = {
+        "object": "error",
+        "message": message,
+        "type": kind or default_kind,
+        "param": param,
+        "code": status,
+    }
+    return json_reply(body, status)
 
 
 def cloudflare_page(status: int) -> str:

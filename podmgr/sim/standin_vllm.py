@@ -1,70 +1,88 @@
-"""The stand-in `vllm` executable on a simulated pod's PATH (standard library only).
+"""The stand-in `vllm` executable on a simulated pod's PATH: vLLM's app shell and middlewares.
 
 `podmgr sim --run-guards` runs a pod's guard start command for real; the guard starts
-`vllm serve ...` as its child, and this is what it finds. It listens on the port the
-simulator mapped for the pod's localhost (`SIM_VLLM_PORT`: many pods share one machine,
-so each gets its own, as a container's port would be its own) and serves `/health` and
-`/metrics`; the metrics are the pod's request counters as the simulator counted them at
-the pod's URL (GET /_sim/pods/{id}/metrics). The OpenAI routes stay in the simulator's
-process (podmgr/sim/vllm.py): the pod URL answers them while this process runs.
+`vllm serve ...` as its child, and this is what it finds. As vLLM v0.8.5's `build_app`
+(vllm/entrypoints/openai/api_server.py) does, it builds a FastAPI app and adds every
+`--middleware module.attr` (the option repeats; the module is imported from PYTHONPATH): a
+class with `app.add_middleware`, an `async def` with `app.middleware("http")`, anything else
+refused with a ValueError. The guard's middleware (podmgr/guard/guard.py) arrives that way.
+
+It listens on the port the simulator mapped for the pod's localhost (`SIM_VLLM_PORT`: many
+pods share one machine, so each gets its own, as a container's port would be its own) and
+answers `/health` and `/metrics` itself; the metrics are the pod's request counters as the
+simulator counted them at the pod's URL (GET /_sim/pods/{id}/metrics). Every other request
+its middlewares let through reaches a catch-all route that answers with `PASS_HEADER`: the
+simulator's edge (podmgr/sim/edge.py) then has the simulated vLLM (podmgr/sim/vllm.py)
+answer it, streams and faults included. The simulator runs this with its own interpreter,
+which has FastAPI and uvicorn (vLLM's image has them too).
 """
 
 from __future__ import annotations
 
-import hmac
+import importlib
+import inspect
 import os
 import sys
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
 
-__all__ = ["main"]
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse, Response
+
+from podmgr.sim.reply import PASS_HEADER
+
+__all__ = ["build_app", "main", "middlewares_of"]
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"]
 
 
-class _Handler(BaseHTTPRequestHandler):
-    metrics_url = ""
-    lease = False  # started with `--middleware podmgr_lease.renew` (the guard's lease)
+def middlewares_of(argv: list[str]) -> list[str]:
+    """The values of every `--middleware` option (vLLM's is `action="append"`)."""
+    found = []
+    for index, word in enumerate(argv):
+        if word == "--middleware" and index + 1 < len(argv):
+            found.append(argv[index + 1])
+        elif word.startswith("--middleware="):
+            found.append(word.split("=", 1)[1])
+    return found
 
-    def do_POST(self) -> None:
-        """The guard's lease middleware, as podmgr/guard/guard.py LEASE_MIDDLEWARE does it."""
-        length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(length)
-        if self.path != "/podmgr/lease" or not self.lease:
-            self._send(404, b'{"detail":"Not Found"}', "application/json")
-            return
-        key = os.environ.get("VLLM_API_KEY", "")
-        given = self.headers.get("Authorization", "")
-        if not key or not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
-            self._send(401, b'{"error":"Unauthorized"}', "application/json")
-            return
-        path = os.environ["PODMGR_GUARD_LEASE_FILE"]
-        with open(path, "a", encoding="utf-8"):
-            pass
-        os.utime(path)
-        self._send(200, b'{"renewed":true}', "application/json")
 
-    def do_GET(self) -> None:
-        if self.path == "/health":
-            self._send(200, b"", "text/plain")
-        elif self.path == "/metrics":
-            try:
-                with urllib.request.urlopen(self.metrics_url, timeout=5) as response:
-                    body = response.read()
-            except OSError as error:
-                self._send(503, str(error).encode(), "text/plain")
-                return
-            self._send(200, body, "text/plain; version=0.0.4")
-        else:
-            self._send(404, b'{"detail":"Not Found"}', "application/json")
+def _add_middleware(app: FastAPI, middleware: str) -> None:
+    """What vLLM v0.8.5's build_app does with one `--middleware` value."""
+    module_path, object_name = middleware.rsplit(".", 1)
+    imported: Any = getattr(importlib.import_module(module_path), object_name)
+    if inspect.isclass(imported):
+        app.add_middleware(cast(Any, imported))  # any ASGI middleware class
+    elif inspect.iscoroutinefunction(imported):
+        app.middleware("http")(imported)
+    else:
+        raise ValueError(f"Invalid middleware {middleware}. Must be a function or a class.")
 
-    def _send(self, status: int, body: bytes, content_type: str) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # stdlib's name
-        pass
+def build_app(metrics_url: str, middlewares: list[str]) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/health")
+    async def health() -> Response:
+        return Response(status_code=200)
+
+    @app.get("/metrics")
+    def metrics() -> Response:  # a plain def: FastAPI runs it in its thread pool
+        try:
+            with urllib.request.urlopen(metrics_url, timeout=5) as response:
+                body = response.read()
+        except OSError as error:
+            return PlainTextResponse(str(error), status_code=503)
+        return Response(body, media_type="text/plain; version=0.0.4")
+
+    @app.api_route("/{path:path}", methods=_METHODS)
+    async def to_vllm(path: str) -> Response:
+        return Response(status_code=200, headers={PASS_HEADER: "1"})
+
+    for middleware in middlewares:
+        _add_middleware(app, middleware)
+    return app
 
 
 def main(argv: list[str]) -> int:
@@ -73,10 +91,8 @@ def main(argv: list[str]) -> int:
         return 2
     port = int(os.environ["SIM_VLLM_PORT"])
     control, pod_id = os.environ["SIM_CONTROL_URL"], os.environ["RUNPOD_POD_ID"]
-    _Handler.metrics_url = f"{control}/_sim/pods/{pod_id}/metrics"
-    _Handler.lease = "podmgr_lease.renew" in argv
-    server = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
+    app = build_app(f"{control}/_sim/pods/{pod_id}/metrics", middlewares_of(argv))
     sys.stdout.write(f"stand-in vllm serving on 127.0.0.1:{port}\n")
     sys.stdout.flush()
-    server.serve_forever()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     return 0

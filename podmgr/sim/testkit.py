@@ -521,7 +521,10 @@ class SimUpstream:
 
     def set_fault(self, fault: str, **params: Any) -> None:
         """`SimProcess.set_fault` for this pod only: the faults with a `pod_id` parameter
-        (upstream_error, upstream_drop, upstream_stall, upstream_slow, pod_crash, vllm_die)."""
+        (upstream_error, upstream_drop, upstream_stall, upstream_slow, pod_crash, vllm_die,
+        and vLLM's start-up failures: vllm_oom, gated_model, model_not_found, bad_vllm_args,
+        unsupported_arch, which strike this pod's next container unless its current one
+        has not passed their moment: podmgr/sim/fatal.py)."""
         self.sim.set_fault(fault, pod_id=self.pod_id, **params)
 
     def clear_faults(self) -> None:

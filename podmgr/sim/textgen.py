@@ -19,10 +19,12 @@ from typing import Any
 __all__ = [
     "Generation",
     "count_tokens",
+    "detokenize",
     "embed",
     "generate",
     "request_created",
     "request_digest",
+    "token_ids",
 ]
 
 # fmt: off
@@ -56,6 +58,19 @@ def request_created(digest: str) -> int:
 def count_tokens(text: str) -> int:
     """A rough token count: words and punctuation marks."""
     return len(_TOKEN.findall(text))
+
+
+def token_ids(text: str) -> list[int]:
+    """Stable ids of the tokens `count_tokens` counts (a 32,000-entry vocabulary)."""
+    return [
+        int(hashlib.sha256(piece.encode()).hexdigest()[:8], 16) % 32000
+        for piece in _TOKEN.findall(text)
+    ]
+
+
+def detokenize(ids: Sequence[int]) -> str:
+    """Text for token ids: not the inverse of `token_ids`, only stable."""
+    return " ".join(_WORDS[number % len(_WORDS)] for number in ids)
 
 
 @dataclass(frozen=True)

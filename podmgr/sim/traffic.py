@@ -24,7 +24,9 @@ __all__ = ["MODEL_PATHS", "RECENT_LIMIT", "PodTraffic", "RequestRecord", "body_t
 RECENT_LIMIT = 200
 BODY_LIMIT = 16 * 1024
 # Routes on which vLLM runs the model (what a pay-per-token upstream would bill).
-MODEL_PATHS = frozenset({"/v1/chat/completions", "/v1/completions", "/v1/embeddings"})
+MODEL_PATHS = frozenset(
+    {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/invocations"}
+)
 
 Outcome = Literal["pending", "answered", "cancelled", "cut", "edge_timeout", "not_serving"]
 
@@ -38,6 +40,8 @@ class RequestRecord:
     query: str
     authorized: bool | None  # None: the pod requires no key
     body: str = ""
+    # False while the pod's own middlewares (a guard's) have not let it through to vLLM.
+    admitted: bool = True
     status: int | None = None
     outcome: Outcome = "pending"
 

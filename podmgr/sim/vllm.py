@@ -1,36 +1,76 @@
 """The simulated vLLM OpenAI server of one pod: routes, request checks and error bodies.
 
-It answers what vLLM answers for a serving engine: `/health`, `/version`, `/v1/models`,
-`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`. When the pod's env has
-`VLLM_API_KEY` (or its args `--api-key`), `/v1/*` require `Authorization: Bearer <key>`
-and answer 401 `{"error": "Unauthorized"}` otherwise; other routes stay open, as in vLLM.
-A `model` other than the served one is 404, as in vLLM. Whether the pod is up at all is
-the edge's business (podmgr/sim/edge.py).
+It answers what vLLM v0.8.5 answers for a serving engine of a generative model
+(vllm/entrypoints/openai/api_server.py): `/health`, `/ping`, `/version`, `/metrics`,
+`/v1/models`, `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, `/invocations`
+(SageMaker's route: a body with `messages` is a chat completion, any other a completion),
+`/tokenize`, `/detokenize`, and `/pooling`, `/score`, `/v1/score`, `/rerank`, `/v1/rerank`,
+`/v2/rerank`, which a generative model answers with a 400 ("The model does not support ...
+API"). Errors are vLLM's flat ErrorResponse (podmgr/sim/reply.py `vllm_error`). When the
+pod's env has `VLLM_API_KEY` (or its args `--api-key`), paths starting with `/v1` require
+`Authorization: Bearer <key>` and answer 401 `{"error": "Unauthorized"}` otherwise; every
+other route answers anyone, as in vLLM v0.8.5 (RUNPOD_FACTS.md, "vLLM v0.8.5 as it is";
+a guard-run pod puts its guard's middleware in front: podmgr/sim/edge.py). A `model` other
+than the served one is 404, as in vLLM. Whether the pod is up at all is the edge's business
+(podmgr/sim/edge.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
 
 from podmgr.sim.completions import CompletionJob, answer
 from podmgr.sim.pods import SimPod
-from podmgr.sim.reply import Reply, json_reply, openai_error
-from podmgr.sim.textgen import count_tokens, embed, generate, request_created, request_digest
+from podmgr.sim.reply import Reply, json_reply, vllm_error
+from podmgr.sim.textgen import (
+    count_tokens,
+    detokenize,
+    embed,
+    generate,
+    request_created,
+    request_digest,
+    token_ids,
+)
 
-__all__ = ["VLLM_VERSION", "serve_vllm"]
+__all__ = ["ENGINE_PATHS", "VLLM_VERSION", "serve_vllm"]
 
-VLLM_VERSION = "0.11.0+sim"
-_ROUTES: Mapping[str, str] = {
-    "/health": "GET",
-    "/version": "GET",
-    "/v1/models": "GET",
-    "/v1/chat/completions": "POST",
-    "/v1/completions": "POST",
-    "/v1/embeddings": "POST",
+VLLM_VERSION = "0.8.5"
+_GET, _POST = frozenset({"GET"}), frozenset({"POST"})
+_ROUTES: Mapping[str, frozenset[str]] = {
+    "/health": _GET,
+    "/ping": frozenset({"GET", "POST"}),
+    "/version": _GET,
+    "/metrics": _GET,
+    "/v1/models": _GET,
+    "/v1/chat/completions": _POST,
+    "/v1/completions": _POST,
+    "/v1/embeddings": _POST,
+    "/invocations": _POST,
+    "/tokenize": _POST,
+    "/detokenize": _POST,
+    "/pooling": _POST,
+    "/score": _POST,
+    "/v1/score": _POST,
+    "/rerank": _POST,
+    "/v1/rerank": _POST,
+    "/v2/rerank": _POST,
 }
+# What a generative model's server answers on the routes of other tasks (api_server.py).
+_UNSUPPORTED: Mapping[str, str] = {
+    "/pooling": "The model does not support Pooling API",
+    "/score": "The model does not support Score API",
+    "/v1/score": "The model does not support Score API",
+    "/rerank": "The model does not support Rerank (Score) API",
+    "/v1/rerank": "The model does not support Rerank (Score) API",
+    "/v2/rerank": "The model does not support Rerank (Score) API",
+}
+# Routes whose handler calls the engine (a dead V1 engine fails them: podmgr/sim/edge.py).
+ENGINE_PATHS = frozenset(
+    {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/invocations", *_UNSUPPORTED}
+)
 _MAX_N = 16
 
 
@@ -48,32 +88,60 @@ def _unauthorized(pod: SimPod, headers: Mapping[str, str]) -> bool:
 
 
 async def serve_vllm(
-    pod: SimPod, method: str, path: str, headers: Mapping[str, str], body: bytes, delay: float
+    pod: SimPod,
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    delay: float,
+    metrics: Callable[[], str] = lambda: "",
 ) -> Reply:
-    """vLLM's answer to one request on a serving pod."""
-    expected = _ROUTES.get(path)
-    if expected is None:
+    """vLLM's answer to one request on a serving pod; `metrics` renders `/metrics`."""
+    methods = _ROUTES.get(path)
+    if methods is None:
         return json_reply({"detail": "Not Found"}, 404)
-    if path.startswith("/v1/") and _unauthorized(pod, headers):
+    if path.startswith("/v1") and _unauthorized(pod, headers):
         return json_reply({"error": "Unauthorized"}, 401)
-    if method != expected:
+    if method not in methods:
         return json_reply({"detail": "Method Not Allowed"}, 405)
-    if path == "/health":
+    if path in ("/health", "/ping"):
         return Reply(200, content_type="text/plain")
     if path == "/version":
         return json_reply({"version": VLLM_VERSION})
+    if path == "/metrics":
+        return Reply(200, metrics().encode(), content_type="text/plain; version=0.0.4")
     if path == "/v1/models":
         return json_reply(models_body(pod))
     try:
         data = _json_object(body)
         _check_model(pod, data)
+        if path in _UNSUPPORTED:
+            return vllm_error(_UNSUPPORTED[path])
+        if path == "/tokenize":
+            return _tokenize(pod, data)
+        if path == "/detokenize":
+            return _detokenize(data)
         if path == "/v1/embeddings":
             return embeddings_reply(pod, data)
-        return await answer(
-            completion_job(pod, data, chat=path.endswith("/chat/completions")), delay
-        )
+        chat = path.endswith("/chat/completions") or (path == "/invocations" and "messages" in data)
+        return await answer(completion_job(pod, data, chat=chat), delay)
     except BadRequest as error:
         return error.reply
+
+
+def _tokenize(pod: SimPod, data: dict[str, Any]) -> Reply:
+    """POST /tokenize: `prompt` or chat `messages` -> {count, max_model_len, tokens}."""
+    text = _prompt_texts(data, chat="messages" in data)[0]
+    tokens = token_ids(text)
+    body = {"count": len(tokens), "max_model_len": pod.max_model_len, "tokens": tokens}
+    return json_reply({**body, "token_strs": None})
+
+
+def _detokenize(data: dict[str, Any]) -> Reply:
+    tokens = data.get("tokens")
+    if not isinstance(tokens, list) or not all(isinstance(t, int) for t in tokens):
+        raise BadRequest(vllm_error("tokens must be a list of integers", param="tokens"))
+    return json_reply({"prompt": detokenize(tokens)})
 
 
 def models_body(pod: SimPod) -> dict[str, Any]:
@@ -94,9 +162,9 @@ def _json_object(body: bytes) -> dict[str, Any]:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise BadRequest(openai_error(f"JSON decode error: {error}")) from None
+        raise BadRequest(vllm_error(f"JSON decode error: {error}")) from None
     if not isinstance(data, dict):
-        raise BadRequest(openai_error("The request body must be a JSON object"))
+        raise BadRequest(vllm_error("The request body must be a JSON object"))
     return data
 
 
@@ -105,10 +173,10 @@ def _check_model(pod: SimPod, data: dict[str, Any]) -> None:
     if model is not None and not isinstance(model, str):
         # vLLM's request models type `model` as a string; its RequestValidationError
         # handler (vllm/entrypoints/openai/api_server.py) answers such a body with a 400.
-        raise BadRequest(openai_error("model must be a string", param="model"))
+        raise BadRequest(vllm_error("model must be a string", param="model"))
     if model is not None and model != pod.model:
         raise BadRequest(
-            openai_error(f"The model `{model}` does not exist.", 404, "model", "NotFoundError")
+            vllm_error(f"The model `{model}` does not exist.", 404, "model", "NotFoundError")
         )
 
 
@@ -123,7 +191,7 @@ def _int_field(data: dict[str, Any], name: str, low: int, high: int | None = Non
         or (high is not None and value > high)
     ):
         bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise BadRequest(openai_error(f"{name} must be an integer {bound}", param=name))
+        raise BadRequest(vllm_error(f"{name} must be an integer {bound}", param=name))
     return value
 
 
@@ -131,9 +199,9 @@ def _prompt_texts(data: dict[str, Any], chat: bool) -> list[str]:
     if chat:
         messages = data.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise BadRequest(openai_error("messages must be a non-empty list", param="messages"))
+            raise BadRequest(vllm_error("messages must be a non-empty list", param="messages"))
         if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
-            raise BadRequest(openai_error("each message needs a string role", param="messages"))
+            raise BadRequest(vllm_error("each message needs a string role", param="messages"))
         return [orjson.dumps(messages).decode()]
     prompt = data.get("prompt")
     if isinstance(prompt, str):
@@ -142,7 +210,7 @@ def _prompt_texts(data: dict[str, Any], chat: bool) -> list[str]:
         return list(prompt)
     if isinstance(prompt, list) and prompt and all(isinstance(p, int) for p in prompt):
         return [" ".join(map(str, prompt))]
-    raise BadRequest(openai_error("prompt must be a string or a list of strings", param="prompt"))
+    raise BadRequest(vllm_error("prompt must be a string or a list of strings", param="prompt"))
 
 
 def _stops(data: dict[str, Any]) -> list[str]:
@@ -153,7 +221,7 @@ def _stops(data: dict[str, Any]) -> list[str]:
         return [stop]
     if isinstance(stop, list) and all(isinstance(s, str) for s in stop):
         return list(stop)
-    raise BadRequest(openai_error("stop must be a string or a list of strings", param="stop"))
+    raise BadRequest(vllm_error("stop must be a string or a list of strings", param="stop"))
 
 
 def completion_job(pod: SimPod, data: dict[str, Any], chat: bool) -> CompletionJob:
@@ -165,14 +233,16 @@ def completion_job(pod: SimPod, data: dict[str, Any], chat: bool) -> CompletionJ
         max_tokens = _int_field(data, "max_completion_tokens", 1) or max_tokens
     prompt_tokens = sum(count_tokens(text) for text in prompts)
     if prompt_tokens + (max_tokens or 0) > pod.max_model_len:
+        # vLLM's wording (vllm/entrypoints/openai/serving_engine.py `_validate_input`).
         message = (
             f"This model's maximum context length is {pod.max_model_len} tokens. However, you "
             f"requested {prompt_tokens + (max_tokens or 0)} tokens ({prompt_tokens} in the "
-            f"messages, {max_tokens or 0} in the completion). Please reduce the length."
+            f"messages, {max_tokens or 0} in the completion). Please reduce the length of the "
+            "messages or completion."
         )
-        raise BadRequest(openai_error(message))
+        raise BadRequest(vllm_error(message))
     if "stream" in data and not isinstance(data["stream"], bool):
-        raise BadRequest(openai_error("stream must be a boolean", param="stream"))
+        raise BadRequest(vllm_error("stream must be a boolean", param="stream"))
     digest = request_digest(data)
     stops = _stops(data)
     count = n * len(prompts)
@@ -189,7 +259,7 @@ def embeddings_reply(pod: SimPod, data: dict[str, Any]) -> Reply:
     elif isinstance(raw, list) and raw and all(isinstance(item, int) for item in raw):
         inputs = [" ".join(map(str, raw))]
     else:
-        raise BadRequest(openai_error("input must be a string or a list of strings", param="input"))
+        raise BadRequest(vllm_error("input must be a string or a list of strings", param="input"))
     items = [
         {"object": "embedding", "index": index, "embedding": embed(text)}
         for index, text in enumerate(inputs)

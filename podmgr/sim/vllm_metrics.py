@@ -19,7 +19,9 @@ __all__ = ["render_metrics"]
 
 def render_metrics(pod: SimPod, traffic: PodTraffic) -> str:
     running = sum(
-        1 for record in traffic.recent if record.outcome == "pending" and record.path in MODEL_PATHS
+        1
+        for record in traffic.recent
+        if record.outcome == "pending" and record.admitted and record.path in MODEL_PATHS
     )
     model = pod.model
     return (

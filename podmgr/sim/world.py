@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from podmgr.sim import fatal
 from podmgr.sim.faults import FaultBook, FaultSpec
 from podmgr.sim.podlogs import PodLogBook
-from podmgr.sim.pods import PodFleet, Timings
+from podmgr.sim.pods import PodFleet, SimPod, Timings
 from podmgr.sim.traffic import PodTraffic
 from podmgr.sim.v2.ratelimit import DEFAULT_POLICY, RateLimiter
 from podmgr.sim.volumes import SimVolume
@@ -85,7 +86,8 @@ class SimWorld:
     # True while a pod run by a real process (podmgr/sim/podproc.py) has none running:
     # its URL then answers 502 as a container without vLLM would.
     container_down: Callable[[str], bool] = lambda _pod_id: False
-    # The local URL of such a pod's stand-in vllm, for the routes it serves itself.
+    # The local URL of such a pod's stand-in vllm: every request to the pod's URL passes its
+    # middlewares there first (podmgr/sim/edge.py).
     local_vllm_url: Callable[[str], str | None] = lambda _pod_id: None
 
     @classmethod
@@ -95,7 +97,12 @@ class SimWorld:
         world.logs = PodLogBook(clock)
         world.rate = RateLimiter(settings.rate_limit)
         world.add_faults(settings.faults)
+        world.fleet.on_new_container = world._arm_fatal
         return world
+
+    def _arm_fatal(self, pod: SimPod) -> None:
+        """A new container: draw the faults that make its vLLM fail (podmgr/sim/fatal.py)."""
+        fatal.arm(self.faults, pod, self.settings.timings, self.now(), named_only=False)
 
     def add_faults(self, specs: Sequence[FaultSpec]) -> None:
         for spec in specs:

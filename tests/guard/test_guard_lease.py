@@ -18,7 +18,7 @@ from watchdog.conftest import Harness, harness_on
 from guard.guardkit import create_guarded, guard_log, guard_sim, wait_ended
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
-from podmgr.guard.guard import LEASE_MODULE, Activity, Limits, decide, with_lease
+from podmgr.guard.guard import MIDDLEWARE_MODULE, Activity, Limits, decide, with_middleware
 from podmgr.sim.testkit import SimProcess, wait_until
 
 T0 = 1_000_000.0
@@ -45,10 +45,14 @@ def test_lease_is_off_by_default_and_needs_two_passes() -> None:
 
 def _middleware_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[TestClient, Path]:
     lease = tmp_path / "g" / "lease"
-    command, env = with_lease(["vllm", "serve", "--model", "m"], {}, str(lease))
-    assert command[-2:] == ["--middleware", f"{LEASE_MODULE}.renew"]
+    command, env = with_middleware(
+        ["vllm", "serve", "--model", "m"], {}, str(lease.parent), str(lease)
+    )
+    assert command[-2:] == ["--middleware", f"{MIDDLEWARE_MODULE}.guard"]
     assert env["PYTHONPATH"] == str(lease.parent)
-    spec = importlib.util.spec_from_file_location(LEASE_MODULE, lease.parent / "podmgr_lease.py")
+    assert env["PODMGR_GUARD_LEASE_FILE"] == str(lease)
+    path = lease.parent / f"{MIDDLEWARE_MODULE}.py"
+    spec = importlib.util.spec_from_file_location(MIDDLEWARE_MODULE, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -61,7 +65,7 @@ def _middleware_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Te
     async def models() -> PlainTextResponse:
         return PlainTextResponse("vllm")
 
-    app.middleware("http")(module.renew)  # what vLLM does with a function --middleware
+    app.middleware("http")(module.guard)  # what vLLM does with a function --middleware
     return TestClient(app), lease
 
 
@@ -70,11 +74,11 @@ def test_the_lease_middleware_in_an_asgi_app(
 ) -> None:
     client, lease = _middleware_app(tmp_path, monkeypatch)
     os.utime(lease, (T0, T0))
-    assert client.get("/v1/models").text == "vllm"  # everything else reaches vLLM
+    good = {"Authorization": "Bearer vllm-key-fake"}
+    assert client.get("/v1/models", headers=good).text == "vllm"  # the rest reaches vLLM
     assert client.post("/podmgr/lease").status_code == 401
     assert client.post("/podmgr/lease", headers={"Authorization": "Bearer no"}).status_code == 401
     assert os.stat(lease).st_mtime == T0
-    good = {"Authorization": "Bearer vllm-key-fake"}
     assert client.get("/podmgr/lease", headers=good).status_code == 405
     assert client.post("/podmgr/lease", headers=good).status_code == 200
     assert os.stat(lease).st_mtime > T0

@@ -14,6 +14,8 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from podmgr.sim.testkit import SimProcess, wait_until
 
+from .v2kit import read_events
+
 POD_KEY = "pod-vllm-key-not-real"
 MODEL = "Qwen/Qwen2.5-Coder-7B-Instruct"
 MESSAGES: list[ChatCompletionMessageParam] = [
@@ -102,9 +104,9 @@ def test_bad_input_is_an_openai_400(
         headers={"Authorization": f"Bearer {POD_KEY}"},
     )
     assert response.status_code == 400
-    error = response.json()["error"]
-    assert set(error) == {"message", "type", "param", "code"}
-    assert error["param"] == param
+    error = response.json()  # vLLM v0.8.5's ErrorResponse is flat (protocol.py)
+    assert set(error) == {"object", "message", "type", "param", "code"}
+    assert (error["object"], error["param"], error["code"]) == ("error", param, 400)
 
 
 def test_invalid_json_and_wrong_model(sim: SimProcess, pod_id: str) -> None:
@@ -112,9 +114,47 @@ def test_invalid_json_and_wrong_model(sim: SimProcess, pod_id: str) -> None:
     headers = {"Authorization": f"Bearer {POD_KEY}", "Content-Type": "application/json"}
     broken = httpx.post(url, content=b"{not json", headers=headers)
     assert broken.status_code == 400
-    assert broken.json()["error"]["type"] == "BadRequestError"
-    with client(sim, pod_id) as api, pytest.raises(openai.NotFoundError):
+    assert broken.json()["type"] == "BadRequestError"
+    with client(sim, pod_id) as api, pytest.raises(openai.NotFoundError) as caught:
         api.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert caught.value.body == {
+        "object": "error",
+        "message": "The model `gpt-4o` does not exist.",
+        "type": "NotFoundError",
+        "param": "model",
+        "code": 404,
+    }
+
+
+def test_a_request_past_the_context_length_is_vllms_flat_400(sim: SimProcess, pod_id: str) -> None:
+    with client(sim, pod_id) as api, pytest.raises(openai.BadRequestError) as caught:
+        api.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=100_000)
+    body = caught.value.body
+    assert isinstance(body, dict) and body["object"] == "error" and body["code"] == 400
+    assert str(body["message"]).startswith("This model's maximum context length is 4096 tokens.")
+    assert str(body["message"]).endswith("Please reduce the length of the messages or completion.")
+
+
+def test_the_routes_vllm_does_not_guard(sim: SimProcess, pod_id: str) -> None:
+    """vLLM v0.8.5 checks its key on /v1 only: these answer anyone with the pod URL."""
+    url = sim.pod_url(pod_id)
+    tokens = httpx.post(url + "/tokenize", json={"model": MODEL, "prompt": "def f(): pass"})
+    assert tokens.status_code == 200
+    assert tokens.json()["count"] == len(tokens.json()["tokens"]) == 6  # def f ( ) : pass
+    assert tokens.json()["max_model_len"] == 4096
+    text = httpx.post(url + "/detokenize", json={"model": MODEL, "tokens": [1, 2]})
+    assert text.status_code == 200 and isinstance(text.json()["prompt"], str)
+    chat = httpx.post(url + "/invocations", json={"messages": MESSAGES, "max_tokens": 3})
+    assert chat.status_code == 200 and chat.json()["object"] == "chat.completion"
+    completion = httpx.post(url + "/invocations", json={"prompt": "x", "max_tokens": 3})
+    assert completion.json()["object"] == "text_completion"
+    for path, api in (("/score", "Score"), ("/pooling", "Pooling"), ("/rerank", "Rerank (Score)")):
+        answer = httpx.post(url + path, json={"model": MODEL})
+        assert answer.status_code == 400
+        assert answer.json()["message"] == f"The model does not support {api} API"
+    assert httpx.get(url + "/version").json() == {"version": "0.8.5"}
+    metrics = httpx.get(url + "/metrics")
+    assert metrics.status_code == 200 and "vllm:request_success_total" in metrics.text
 
 
 def test_embeddings(sim: SimProcess, pod_id: str) -> None:
@@ -163,17 +203,45 @@ def test_upstream_stall_past_the_edge_timeout_is_524() -> None:
         assert httpx.get(url, timeout=10).status_code == 200
 
 
-def test_health_503_after_vllm_dies_until_stop_and_resume(sim: SimProcess, pod_id: str) -> None:
+def test_a_dead_v1_engine_keeps_health_200_until_a_request_needs_it(
+    sim: SimProcess, pod_id: str
+) -> None:
+    """vLLM v0.8.5's V1 engine: /health stays 200 after the engine died; the next request
+    that needs it gets a 500 and the server exits; RunPod restarts the container."""
     sim.set_fault("vllm_die", count=1, pod_id=pod_id)
-    sim.graphql("query { myself { id } }")
-    health = sim.pod_url(pod_id) + "/health"
-    assert httpx.get(health).status_code == 503
-    with client(sim, pod_id) as api, pytest.raises(openai.InternalServerError) as caught:
-        api.models.list()
-    assert caught.value.status_code == 502
-    sim.graphql(f'mutation {{ podStop(input: {{podId: "{pod_id}"}}) {{ id }} }}')
-    sim.graphql(f'mutation {{ podResume(input: {{podId: "{pod_id}", gpuCount: 1}}) {{ id }} }}')
-    sim.wait_serving(pod_id)
+    sim.graphql("query { myself { id } }")  # faults strike pods on API calls
+    url = sim.pod_url(pod_id)
+    assert httpx.get(url + "/health").status_code == 200
+    with client(sim, pod_id) as api:
+        assert [m.id for m in api.models.list().data] == [MODEL]  # no engine needed
+        with pytest.raises(openai.InternalServerError) as caught:
+            api.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=5)
+    assert caught.value.status_code == 500
+    assert httpx.get(url + "/health").status_code == 502  # the container exited
+    sim.wait_serving(pod_id)  # RunPod restarted it; a fresh engine serves
+    lines = _log_lines(sim, pod_id, until="INFO:     Application startup complete.", count=2)
+    died = lines.index(
+        "vllm.v1.engine.exceptions.EngineDeadError: EngineCore encountered an issue. See stack "
+        "trace (above) for the root cause."
+    )
+    exited = lines.index("Container exited with code 0", died)
+    assert lines[exited + 1 : exited + 3] == ["Restarting container", "Starting container"]
+    assert "INFO:     Application shutdown complete." in lines[died:exited]
+    assert lines[-1] == "INFO:     Application startup complete."
+
+
+def _log_lines(sim: SimProcess, pod_id: str, until: str, count: int) -> list[str]:
+    """The pod's log lines (REST v2 SSE) once `until` is among them `count` times."""
+    headers = {"Authorization": f"Bearer {sim.api_key}"}
+    with httpx.Client(base_url=sim.rest_url, headers=headers, timeout=30) as rest:
+        events, _ = read_events(
+            rest,
+            f"/pods/{pod_id}/logs",
+            params={"tail": 5000},
+            until=lambda events: [e["line"] for e in events].count(until) >= count,
+            timeout=60,
+        )
+    return [str(e["line"]) for e in events]
 
 
 def test_kill_vllm_action(sim: SimProcess, pod_id: str) -> None:
