@@ -13,7 +13,10 @@ What blocks a wake (`blocked()` says which, and the 503 a client gets names it):
   Sessions ended for `idle`, `deadline` or `shutdown` may be woken again;
 - outside `wake_hours` (local time windows);
 - a wake that failed (its `podmgr up` exited non-zero) rests for `FAILED_WAKE_REST_SECONDS`
-  so a stream of requests cannot loop RunPod calls.
+  so a stream of requests cannot loop RunPod calls. A wake whose session served and then
+  ended normally (idle, deadline, shutdown: cron passes saw the pod ready and ended the
+  session while `podmgr up` waited) did its job: `podmgr up` exits 0 then, and even a
+  `podmgr up` that says otherwise (an older one) does not make the proxy rest.
 
 While the pod starts, requests go to the fallbacks; with none, `starting_failure()` is a
 503 with Retry-After naming the phase and the time so far.
@@ -34,6 +37,7 @@ from podmgr.logs import get_logger
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.state import State
 from podmgr.upstreams import in_wake_hours
+from podmgr.watchdog.session import NORMAL_END_REASONS, pod_served
 
 __all__ = ["BLOCKING_END_REASONS", "Waker"]
 
@@ -84,10 +88,23 @@ class Waker:
             return True
         self._process = None
         self.last_exit = code
-        if code != 0:
+        if code != 0 and self._served_and_ended_normally():
+            log.info("wake_served", exit_code=code, note="its session served, then ended")
+        elif code != 0:
             self._failed_at = self._clock()
             log.warning("wake_failed", exit_code=code, log=str(self.log_path))
         return False
+
+    def _served_and_ended_normally(self) -> bool:
+        """The state's session began with this wake, served, and ended normally."""
+        state = self._state()
+        session = state.session if state else None
+        if state is None or session is None or session.active or self.started_at is None:
+            return False
+        if session.end_reason not in NORMAL_END_REASONS:
+            return False
+        # the wake's own session: `podmgr up` started it after the spawn (clock slack 60 s)
+        return session.started_at >= self.started_at - 60 and pod_served(state)
 
     def blocked(self) -> str | None:
         """Why a request may not wake the pod now, or None."""

@@ -27,9 +27,19 @@ from podmgr.state import State
 from podmgr.watchdog.actions import EndReason
 from podmgr.watchdog.observed import Observed, Request
 
-__all__ = ["Window", "limit_reached", "restart_wait", "start_reason"]
+__all__ = [
+    "NORMAL_END_REASONS",
+    "Window",
+    "limit_reached",
+    "pod_served",
+    "restart_wait",
+    "start_reason",
+]
 
 MAX_BACKOFF_SECONDS = 3600.0
+# A session that ends for one of these after its pod served did what it was asked: the
+# `podmgr up` that started it (the proxy's wake runs one) succeeded.
+NORMAL_END_REASONS = frozenset({"idle", "deadline", "shutdown"})
 
 
 @dataclass(frozen=True)
@@ -90,3 +100,16 @@ def restart_wait(config: Config, state: State, now: float) -> float:
         config.restart_backoff_seconds * 2.0 ** (session.restarts - 1), MAX_BACKOFF_SECONDS
     )
     return max(0.0, session.last_restart_at + backoff - now)
+
+
+def pod_served(state: State) -> bool:
+    """A pod of the state's session served (a pass saw it ready): by the pods the session
+    booked (`ready_at`), the state's pod, or a `MarkReady` in the history since it began."""
+    session = state.session
+    if session is None:
+        return False
+    if any(pod.ready_at is not None for pod in session.pods):
+        return True
+    if state.pod is not None and state.pod.ready_at is not None:
+        return True
+    return any(h.action == "MarkReady" and h.at >= session.started_at for h in state.history)
