@@ -21,8 +21,9 @@ and the person is modelled as respecting the limit for the day.
 
 A request is served by the pod when the state says it is ready; else by the first
 fallback upstream (`kind: openai`) serving its model, paid by its tokens; else it waits for
-the pod to be marked ready (that wait is reported), or, if its session ends first, it
-goes unserved.
+the pod to be marked ready (that wait is reported). If its session ends first (the pod
+was already down when it came: its guard ended it for idle), the next session starts for
+it at once when one may start (as the wake or the person would), else it goes unserved.
 """
 
 from __future__ import annotations
@@ -225,6 +226,18 @@ class _Replay:
             self.apply(action, now)
         if self.session_active() and self.pod_ready(now):
             self.serve_waiting(now)
+        if self.waiting and not self.session_active():
+            # The session ended (its pod's guard ended it for idle, say) with requests
+            # waiting: they came after the pod went down, so the wake, or the modelled
+            # person, starts the next session for them at once, where that is allowed.
+            if request != "start" and self.may_start(now):
+                self.run_pass(now, "start")
+                session = self.current_session()
+                if session is not None and self.waiting:
+                    session.last_request_at = max(self.waiting)
+                return
+            self.result.unserved_requests += len(self.waiting)
+            self.waiting.clear()
         if request == "start" and self.session_active():
             self.in_up_loop = True
         if self.in_up_loop:
@@ -337,9 +350,7 @@ class _Replay:
         if current is not None:
             current.ended_at, current.end_reason = now, action.reason
             current.cost_usd = session.cost_usd
-        self.result.unserved_requests += len(self.waiting)
-        self.waiting.clear()
-        self.in_up_loop = False
+        self.in_up_loop = False  # requests still waiting: run_pass decides their fate
 
 
 def _token_cost(upstream: UpstreamSpec, request: TraceRequest) -> float:
