@@ -17,7 +17,7 @@ from podmgr.watchdog.accounting import book
 from podmgr.watchdog.observed import Observed, ProxyView
 from podmgr.watchdog.plan import plan
 
-from .helpers import NOW, config, live, record, session, seen, state
+from .helpers import NOW, config, live, record, seen, session, state
 
 IDLE_LIMITS = [1, 20, 120, 1800]
 
