@@ -39,7 +39,7 @@ from podmgr.state import State
 from podmgr.upstreams import in_wake_hours
 from podmgr.watchdog.session import NORMAL_END_REASONS, pod_served
 
-__all__ = ["BLOCKING_END_REASONS", "Waker"]
+__all__ = ["BLOCKING_END_REASONS", "Waker", "wake_refusal"]
 
 log = get_logger("proxy.wake")
 
@@ -51,6 +51,25 @@ RETRY_AFTER_SECONDS = 10
 def _minute_of_day(now: float) -> int:
     local = time.localtime(now)
     return local.tm_hour * 60 + local.tm_min
+
+
+def wake_refusal(config: Config, state: State | None, now: float) -> str | None:
+    """Why a request may not wake the pod now by the config and the state (the session's
+    end reason, `wake_hours`), or None. A running proxy adds its failed-wake rest
+    (`Waker.blocked`); `podmgr upstreams test` says this of a pod that is down."""
+    session = state.session if state else None
+    if session is not None and session.active:
+        return None
+    reason = session.end_reason if session is not None else None
+    if reason in BLOCKING_END_REASONS:
+        return (
+            f"the last session ended for {reason}; a request does not start another "
+            "(run `podmgr up`)"
+        )
+    if not in_wake_hours(config.wake_hours, _minute_of_day(now)):
+        hours = ", ".join(config.wake_hours or [])
+        return f"outside wake_hours ({hours}); no pod is started now"
+    return None
 
 
 class Waker:
@@ -112,16 +131,10 @@ class Waker:
         session = state.session if state else None
         if session is not None and session.active:
             return None
-        reason = session.end_reason if session is not None else None
-        if reason in BLOCKING_END_REASONS:
-            return (
-                f"the last session ended for {reason}; a request does not start another "
-                "(run `podmgr up`)"
-            )
         now = self._clock()
-        if not in_wake_hours(self.config.wake_hours, _minute_of_day(now)):
-            hours = ", ".join(self.config.wake_hours or [])
-            return f"outside wake_hours ({hours}); no pod is started now"
+        refused = wake_refusal(self.config, state, now)
+        if refused is not None:
+            return refused
         if self._failed_at is not None and now - self._failed_at < FAILED_WAKE_REST_SECONDS:
             return f"the last wake failed (podmgr up exit {self.last_exit}); see {self.log_path}"
         return None

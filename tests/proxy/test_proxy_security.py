@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import signal
+import ssl
 import subprocess
 import sys
-import ssl
 import uuid
 from pathlib import Path
 from typing import Any
