@@ -199,7 +199,10 @@ def test_a_wake_whose_pod_served_before_up_looked_is_no_failed_wake(
         return not _alive(sim, prefix)
 
     wait_until(ended, "an idle pass to end the session", timeout=60)
-    assert proxy.health()["session"]["end_reason"] == "idle"
+    wait_until(
+        lambda: proxy.health()["session"]["end_reason"] == "idle",
+        "the proxy to see the session ended for idle",
+    )
     wake = wait_until(
         lambda: (w := proxy.health()["wake"])["running"] is False and w,
         "the wake's `podmgr up` to exit",
