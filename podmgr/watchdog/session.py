@@ -20,8 +20,8 @@ A session ends at the first of:
     `/metrics` (after the model loaded) and sees only the requests that reached the pod:
     when the pod has lived `idle_seconds` since its start, its guard may have ended it for
     idle, so the session ends for idle. Never a crash: no restart counted, no new pod
-    (requests that went to fallbacks after it ended say nothing of its guard's clock; a
-    crash shows as EXITED or ERROR, never as a pod gone);
+    (requests that went to fallbacks after it ended say nothing of its guard's clock, and
+    RunPod shows a crash as EXITED or ERROR, not as a pod gone);
   - a crash loop: the pod died again after `max_restarts` restarts;
   - `--shutdown` / `podmgr shutdown`.
 Once ended, cron passes keep our pods down and say so; they never start a session.
