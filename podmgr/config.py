@@ -41,6 +41,7 @@ __all__ = [
 CONFIG_FILENAME = "pod_config.json"
 GIB = 1024**3
 RUNPOD_PROXY_TEMPLATE = "https://{pod_id}-{port}.proxy.runpod.net"
+MIN_PROXY_KEY_CHARS = 16  # each of proxy_api_keys: not blank, not guessable
 
 # Characters that would break or change a GraphQL string the SDK builds by interpolation.
 _UNSAFE_GRAPHQL = re.compile(r'["\\\x00-\x1f\x7f]')
@@ -265,7 +266,8 @@ class Config(BaseModel):
     proxy_host: str = "127.0.0.1"
     proxy_port: int = Field(8000, ge=1, le=65535)
     proxy_api_keys: list[str] = Field(
-        default_factory=list, description="Bearer keys required when not on loopback."
+        default_factory=list,
+        description="Bearer keys required when not on loopback (16 characters at least each).",
     )
     use_https: bool = False
     ssl_cert: str | None = None
@@ -324,6 +326,22 @@ class Config(BaseModel):
             if not gpu.strip():
                 raise ValueError("GPU type id is empty")
             check_graphql_safe(gpu, "GPU type id")
+        return value
+
+    @field_validator("proxy_api_keys")
+    @classmethod
+    def _keys_not_guessable(cls, value: list[str]) -> list[str]:
+        # A blank key matched a request with no Authorization header at all: on 0.0.0.0
+        # with wake_on_request, such a request created a pod. A short key is guessed.
+        for index, key in enumerate(value):
+            if len(key.strip()) < MIN_PROXY_KEY_CHARS:
+                what = "is blank" if not key.strip() else f"has {len(key.strip())} characters"
+                raise ValueError(
+                    f"key {index + 1} {what}; each key needs at least {MIN_PROXY_KEY_CHARS} "
+                    "characters: a guessable key on a non-loopback address is an open GPU "
+                    "that bills you (generate one: python3 -c 'import secrets; "
+                    "print(secrets.token_urlsafe(32))')"
+                )
         return value
 
     @field_validator("model", "image_name")

@@ -5,8 +5,11 @@ from "test a connection".
 Each check ends in a `CheckResult`: ok with the HTTP status, latency and model ids, or the
 reason it failed, in words a person can act on (a rejected key, unreachable, a TLS
 problem, a timeout, not OpenAI-compatible). The pod is checked at the URL and with the key
-the watchdog's state file names; with no pod serving, that is the reason. Keys never
-appear in a result.
+the watchdog's state file names. A pod that is not serving (no session, a session ended
+for idle: the usual state with `wake_on_request`; or still starting) is `down`: reported
+as such, with whether a request would wake it (podmgr/proxy/wake.py's rules), and left out
+of the exit code, which then reflects only the upstreams that should answer, so the
+fallbacks can be checked while the pod is down by design. Keys never appear in a result.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import httpx
 
 from podmgr.config import Config
 from podmgr.proxy.upstream.resolver import root_url, upstream_from_state
-from podmgr.state import StateStore
+from podmgr.proxy.wake import wake_refusal
+from podmgr.state import State, StateStore
 from podmgr.upstreams import UpstreamSpec, resolve_key
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_UNREACHABLE", "CheckResult", "check_all", "exit_code"]
@@ -44,6 +48,7 @@ class CheckResult:
     models: list[str] = field(default_factory=list)
     reason: str | None = None
     exit_code: int = EXIT_OK
+    down: bool = False  # the pod is not serving (by design or still starting): not checked
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +56,7 @@ class CheckResult:
             "kind": self.kind,
             "url_host": self.url_host,
             "ok": self.ok,
+            "down": self.down,
             "status": self.status,
             "latency_seconds": self.latency_seconds,
             "models": self.models,
@@ -59,17 +65,36 @@ class CheckResult:
 
 
 def _target(config: Config, spec: UpstreamSpec) -> tuple[str | None, str | None, str | None]:
-    """(server root, key, why there is none) for `spec`."""
+    """(server root, key, why there is none: the pod is down) for `spec`."""
     if spec.kind == "pod":
-        upstream = upstream_from_state(StateStore(config.state_path).peek())
+        state = StateStore(config.state_path).peek()
+        upstream = upstream_from_state(state)
         if upstream.base_url is None:
-            failure = upstream.failure
-            return None, None, failure.message if failure else "no pod is serving"
+            return None, None, _pod_down(config, state, upstream.reason)
         auth = upstream.auth_header.decode() if upstream.auth_header else None
         return upstream.base_url, auth.removeprefix("Bearer ") if auth else None, None
     assert spec.base_url is not None
     key = resolve_key(spec) if config.upstreams is not None else config.upstream_api_key
     return root_url(spec.base_url), key, None
+
+
+def _pod_down(config: Config, state: State | None, why: str | None) -> str:
+    """What a person needs to know of a pod that is not serving, and how it comes back."""
+    session = state.session if state else None
+    pod = state.pod if state else None
+    if session is not None and session.active:
+        phase = f"phase {pod.phase}" if pod is not None else "no pod yet"
+        return f"not serving yet: the session is active and its pod is starting ({phase})"
+    if session is None:
+        down = "not running: no GPU session"
+    else:
+        down = f"not running: the GPU session has ended ({session.end_reason or why})"
+    if not config.wake_on_request:
+        return f"{down}; `podmgr up` starts one (wake_on_request is off)"
+    refused = wake_refusal(config, state, time.time())
+    if refused is not None:
+        return f"{down}; a request would not wake it: {refused}"
+    return f"{down}; a request to the proxy would wake it (wake_on_request)"
 
 
 def _failed(result: CheckResult, reason: str, code: int) -> CheckResult:
@@ -98,8 +123,9 @@ def check_one(config: Config, spec: UpstreamSpec, timeout: float = 10.0) -> Chec
     root, key, why = _target(config, spec)
     host = httpx.URL(root).host if root else None
     result = CheckResult(spec.name, spec.kind, host, ok=True)
-    if root is None:
-        return _failed(result, why or "no URL", EXIT_UNREACHABLE)
+    if root is None:  # only the pod has no URL: it is down
+        result.ok, result.down, result.reason = False, True, why or "not running"
+        return result
     headers = {"authorization": f"Bearer {key}"} if key else {}
     headers.update(spec.headers)
     started = time.perf_counter()
@@ -129,8 +155,9 @@ def check_all(config: Config, name: str | None = None) -> list[CheckResult]:
 
 
 def exit_code(results: list[CheckResult]) -> int:
-    """0 when all passed; 3 if a key was rejected; else 6 if one was unreachable; else 1."""
-    codes = {result.exit_code for result in results}
+    """0 when all that should answer passed (a `down` pod is not counted); 3 if a key was
+    rejected; else 6 if one was unreachable; else 1."""
+    codes = {result.exit_code for result in results if not result.down}
     for code in (EXIT_REJECTED, EXIT_UNREACHABLE, EXIT_FAILED):
         if code in codes:
             return code

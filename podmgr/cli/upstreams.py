@@ -1,7 +1,9 @@
 """`podmgr upstreams test [NAME]`: check each configured upstream's `GET /models`.
 
 Prints one line per upstream (status, latency, models or the reason) and exits 0 when all
-pass, 3 when a key was rejected, 6 when one is unreachable (1 for any other failure).
+pass, 3 when a key was rejected, 6 when one is unreachable (1 for any other failure). A pod
+that is not running (down by design, as with `wake_on_request`, or still starting) is a
+`down` line saying whether a request would wake it, and does not count in the exit code.
 The work is podmgr/upstream_check.py.
 """
 
@@ -27,6 +29,8 @@ def register(subparsers: Any) -> None:
 
 def _line(result: Any) -> str:
     where = result.url_host or "-"
+    if result.down:
+        return f"down  {result.name} ({result.kind}): {result.reason}"
     if not result.ok:
         status = f"HTTP {result.status}" if result.status else "no answer"
         return f"FAIL  {result.name} ({result.kind}, {where}): {status}: {result.reason}"

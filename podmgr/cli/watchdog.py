@@ -163,12 +163,26 @@ def run_up(args: argparse.Namespace) -> int:
     _summary(result.state)
     if result.error is not None:
         raise result.error
+    if not result.serving:  # it served, and its session has since ended normally
+        _say(_served_then_ended(config, result.state))
+        return 0
     _say(_guard_said(config, result.state))
     pod = result.state.pod
     if pod is not None and not proxy_serves(config, pod.id, PROXY_CATCH_UP_SECONDS):
         _say(f"the proxy has not picked up pod {pod.id} yet; `podmgr status` shows when")
     _say(f"serving: point your editor at {result.url} (OpenAI-compatible base URL)")
     return 0
+
+
+def _served_then_ended(config: Any, state: Any) -> str:
+    """`up`'s last line when cron passes saw the pod serve and its session end meanwhile."""
+    reason = state.session.end_reason if state.session is not None else "?"
+    again = (
+        "the next request to the proxy wakes a new one (wake_on_request)"
+        if config.wake_on_request
+        else "`podmgr up` starts a new one"
+    )
+    return f"the pod served; its session has since ended ({reason}): {again}"
 
 
 def _stop_after_this_pass(stop: threading.Event) -> Callable[[int, FrameType | None], None]:

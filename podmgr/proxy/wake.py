@@ -13,7 +13,10 @@ What blocks a wake (`blocked()` says which, and the 503 a client gets names it):
   Sessions ended for `idle`, `deadline` or `shutdown` may be woken again;
 - outside `wake_hours` (local time windows);
 - a wake that failed (its `podmgr up` exited non-zero) rests for `FAILED_WAKE_REST_SECONDS`
-  so a stream of requests cannot loop RunPod calls.
+  so a stream of requests cannot loop RunPod calls. A wake whose session served and then
+  ended normally (idle, deadline, shutdown: cron passes saw the pod ready and ended the
+  session while `podmgr up` waited) did its job: `podmgr up` exits 0 then, and even a
+  `podmgr up` that says otherwise (an older one) does not make the proxy rest.
 
 While the pod starts, requests go to the fallbacks; with none, `starting_failure()` is a
 503 with Retry-After naming the phase and the time so far.
@@ -34,8 +37,9 @@ from podmgr.logs import get_logger
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.state import State
 from podmgr.upstreams import in_wake_hours
+from podmgr.watchdog.session import NORMAL_END_REASONS, pod_served
 
-__all__ = ["BLOCKING_END_REASONS", "Waker"]
+__all__ = ["BLOCKING_END_REASONS", "Waker", "wake_refusal"]
 
 log = get_logger("proxy.wake")
 
@@ -47,6 +51,25 @@ RETRY_AFTER_SECONDS = 10
 def _minute_of_day(now: float) -> int:
     local = time.localtime(now)
     return local.tm_hour * 60 + local.tm_min
+
+
+def wake_refusal(config: Config, state: State | None, now: float) -> str | None:
+    """Why a request may not wake the pod now by the config and the state (the session's
+    end reason, `wake_hours`), or None. A running proxy adds its failed-wake rest
+    (`Waker.blocked`); `podmgr upstreams test` says this of a pod that is down."""
+    session = state.session if state else None
+    if session is not None and session.active:
+        return None
+    reason = session.end_reason if session is not None else None
+    if reason in BLOCKING_END_REASONS:
+        return (
+            f"the last session ended for {reason}; a request does not start another "
+            "(run `podmgr up`)"
+        )
+    if not in_wake_hours(config.wake_hours, _minute_of_day(now)):
+        hours = ", ".join(config.wake_hours or [])
+        return f"outside wake_hours ({hours}); no pod is started now"
+    return None
 
 
 class Waker:
@@ -84,10 +107,23 @@ class Waker:
             return True
         self._process = None
         self.last_exit = code
-        if code != 0:
+        if code != 0 and self._served_and_ended_normally():
+            log.info("wake_served", exit_code=code, note="its session served, then ended")
+        elif code != 0:
             self._failed_at = self._clock()
             log.warning("wake_failed", exit_code=code, log=str(self.log_path))
         return False
+
+    def _served_and_ended_normally(self) -> bool:
+        """The state's session began with this wake, served, and ended normally."""
+        state = self._state()
+        session = state.session if state else None
+        if state is None or session is None or session.active or self.started_at is None:
+            return False
+        if session.end_reason not in NORMAL_END_REASONS:
+            return False
+        # the wake's own session: `podmgr up` started it after the spawn (clock slack 60 s)
+        return session.started_at >= self.started_at - 60 and pod_served(state)
 
     def blocked(self) -> str | None:
         """Why a request may not wake the pod now, or None."""
@@ -95,16 +131,10 @@ class Waker:
         session = state.session if state else None
         if session is not None and session.active:
             return None
-        reason = session.end_reason if session is not None else None
-        if reason in BLOCKING_END_REASONS:
-            return (
-                f"the last session ended for {reason}; a request does not start another "
-                "(run `podmgr up`)"
-            )
         now = self._clock()
-        if not in_wake_hours(self.config.wake_hours, _minute_of_day(now)):
-            hours = ", ".join(self.config.wake_hours or [])
-            return f"outside wake_hours ({hours}); no pod is started now"
+        refused = wake_refusal(self.config, state, now)
+        if refused is not None:
+            return refused
         if self._failed_at is not None and now - self._failed_at < FAILED_WAKE_REST_SECONDS:
             return f"the last wake failed (podmgr up exit {self.last_exit}); see {self.log_path}"
         return None

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from podmgr.config import Config
-from podmgr.errors import BalanceError, LockHeldError, PodmgrError, StartupError, TransientApiError
+from podmgr.errors import (
+    BalanceError,
+    CrashLoopError,
+    LockHeldError,
+    PodmgrError,
+    StartupError,
+    TransientApiError,
+)
 from podmgr.guard.lease import renew_lease
 from podmgr.runpod.client import RunPodClient
 from podmgr.state import State, StateStore
@@ -36,6 +43,7 @@ from podmgr.watchdog.observed import Observed, Request
 from podmgr.watchdog.plan import plan
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe, probe_health
+from podmgr.watchdog.session import NORMAL_END_REASONS, pod_served
 
 __all__ = [
     "MAX_ROUNDS",
@@ -175,12 +183,18 @@ def _dry_run(deps: Deps, request: Request) -> PassResult:
 
 @dataclass(frozen=True)
 class UpResult:
-    """How `podmgr up`'s loop ended: the pod serves (`url` is the proxy's), or it did not."""
+    """How `podmgr up`'s loop ended: the pod serves (`url` is the proxy's), or it did not.
+
+    `served`: the session's pod served before the session ended (between two of the loop's
+    passes: a cron pass saw it ready, then the session ended). With `error` None that
+    session ended normally (`NORMAL_END_REASONS`), and `up` did its job.
+    """
 
     serving: bool
     url: str
     state: State
     error: PodmgrError | None = None
+    served: bool = False
 
 
 def run_until_serving(
@@ -208,6 +222,11 @@ def run_until_serving(
     `URL_CHECK_SECONDS` with `probe` (the CLI's default passes; none in scripted tests), and
     runs the next pass as soon as vLLM answers: a pod that serves in 30 s is not reported
     at 60.
+
+    Cron passes run meanwhile: one may see the pod ready, and a later one end the session
+    (idle, say) before this loop looks again. The session's pods (state `session.pods`,
+    each with the `ready_at` podmgr booked) then say the pod served: that is no failed
+    start (`UpResult.served`, no error when it ended normally).
     """
     clock = clock or SystemClock()
 
@@ -252,20 +271,31 @@ def run_until_serving(
             continue
         request = "pass"
         state = result.state
-        ended = _ended(state)
-        if ended is not None:
-            return UpResult(False, url, state, ended)
+        session = state.session
+        if session is not None and not session.active:
+            served = pod_served(state)
+            return UpResult(False, url, state, _ended(state, served), served=served)
         if state.pod is not None and state.pod.phase == "ready":
             return UpResult(True, url, state)
         wait_for_pod(wait, state)
         wait = config.poll_interval_seconds
 
 
-def _ended(state: State) -> PodmgrError | None:
+def _ended(state: State, served: bool) -> PodmgrError | None:
+    """The error of a session that ended under `podmgr up`, None when it did its job."""
     session = state.session
-    if session is None or session.active:
-        return None
-    detail = f"the session ended ({session.end_reason}) before the pod served"
-    if session.end_reason == "balance_zero":
+    assert session is not None
+    reason = session.end_reason
+    if served:
+        if reason in NORMAL_END_REASONS:
+            return None
+        detail = f"the pod served, then the session ended ({reason})"
+    else:
+        detail = f"the session ended ({reason}) before the pod served"
+    if reason == "balance_zero":
         return BalanceError(f"{detail}: the RunPod account's balance is at $0; add funds")
+    if served and reason == "crash_loop":
+        return CrashLoopError(detail)
+    if served and reason == "budget":
+        return PodmgrError(detail)
     return StartupError(detail)

@@ -12,7 +12,16 @@ A session ends at the first of:
     longer and the pod's guard is on) at the pod's price would pass `max_cost_usd`: the
     guard ends its pod by that rule, and a pass after it must not replace the pod;
   - idleness: `idle_timeout_seconds` since the latest of (last client request seen by the
-    proxy, pod ready time, session start), counted only while the pod is ready;
+    proxy, pod ready time, session start), counted only while the pod is ready: whatever
+    the limit, a pod is never ended for idle before it served;
+  - its pod's guard ended the pod: a pod with the guard's limits in the state is gone from
+    RunPod (listing answered) and one of those limits was reached. Deadline and budget are
+    the rules above; idle is its guard's own clock, which starts when vLLM first answers
+    `/metrics` (after the model loaded) and sees only the requests that reached the pod:
+    when the pod has lived `idle_seconds` since its start, its guard may have ended it for
+    idle, so the session ends for idle. Never a crash: no restart counted, no new pod
+    (requests that went to fallbacks after it ended say nothing of its guard's clock, and
+    RunPod shows a crash as EXITED or ERROR, not as a pod gone);
   - a crash loop: the pod died again after `max_restarts` restarts;
   - `--shutdown` / `podmgr shutdown`.
 Once ended, cron passes keep our pods down and say so; they never start a session.
@@ -27,9 +36,19 @@ from podmgr.state import State
 from podmgr.watchdog.actions import EndReason
 from podmgr.watchdog.observed import Observed, Request
 
-__all__ = ["Window", "limit_reached", "restart_wait", "start_reason"]
+__all__ = [
+    "NORMAL_END_REASONS",
+    "Window",
+    "limit_reached",
+    "pod_served",
+    "restart_wait",
+    "start_reason",
+]
 
 MAX_BACKOFF_SECONDS = 3600.0
+# A session that ends for one of these after its pod served did what it was asked: the
+# `podmgr up` that started it (the proxy's wake runs one) succeeded.
+NORMAL_END_REASONS = frozenset({"idle", "deadline", "shutdown"})
 
 
 @dataclass(frozen=True)
@@ -78,7 +97,24 @@ def limit_reached(
         last = max(m for m in marks if m is not None)
         if now - last >= config.idle_timeout_seconds:
             return "idle", f"no request for {now - last:.0f}s"
-    return None
+    return _guard_ended(state, observed, now)
+
+
+def _guard_ended(state: State, observed: Observed, now: float) -> tuple[EndReason, str] | None:
+    """The idle limit by which the pod's guard may have ended it, if it is gone."""
+    pod = state.pod
+    if pod is None or not pod.guard or observed.listing_error is not None:
+        return None
+    if observed.pod(pod.id) is not None:
+        return None
+    try:
+        idle = float(pod.guard.get("idle_seconds", ""))
+    except ValueError:
+        return None
+    began = pod.last_restart_at if pod.last_restart_at is not None else pod.created_at
+    if now - began < idle:
+        return None  # its guard's idle clock cannot have run out yet: gone for another cause
+    return "idle", f"pod {pod.id} gone: its guard ended it (idle limit {idle:g}s)"
 
 
 def restart_wait(config: Config, state: State, now: float) -> float:
@@ -90,3 +126,16 @@ def restart_wait(config: Config, state: State, now: float) -> float:
         config.restart_backoff_seconds * 2.0 ** (session.restarts - 1), MAX_BACKOFF_SECONDS
     )
     return max(0.0, session.last_restart_at + backoff - now)
+
+
+def pod_served(state: State) -> bool:
+    """A pod of the state's session served (a pass saw it ready): by the pods the session
+    booked (`ready_at`), the state's pod, or a `MarkReady` in the history since it began."""
+    session = state.session
+    if session is None:
+        return False
+    if any(pod.ready_at is not None for pod in session.pods):
+        return True
+    if state.pod is not None and state.pod.ready_at is not None:
+        return True
+    return any(h.action == "MarkReady" and h.at >= session.started_at for h in state.history)

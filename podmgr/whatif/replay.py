@@ -21,8 +21,9 @@ and the person is modelled as respecting the limit for the day.
 
 A request is served by the pod when the state says it is ready; else by the first
 fallback upstream (`kind: openai`) serving its model, paid by its tokens; else it waits for
-the pod to be marked ready (that wait is reported), or, if its session ends first, it
-goes unserved.
+the pod to be marked ready (that wait is reported). If its session ends first (the pod
+was already down when it came: its guard ended it for idle), the next session starts for
+it at once when one may start (as the wake or the person would), else it goes unserved.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from podmgr.watchdog.accounting import accrue_pod, book
 from podmgr.watchdog.apply import pod_spec
 from podmgr.watchdog.observed import Observed, ProxyView, Request
 from podmgr.watchdog.plan import plan
-from podmgr.whatif.runpod_model import RunPodModel, StartupPace
+from podmgr.whatif.runpod_model import RunPodModel, StartupPace, VirtualPod
 from podmgr.whatif.trace import TraceRequest
 
 __all__ = [
@@ -95,6 +96,7 @@ class ReplayResult:
     fallback_without_tokens: int = 0  # served by a fallback, no token counts in the trace
     unserved_requests: int = 0
     pod_ends: list[tuple[float, str | None]] = field(default_factory=list)
+    pods: list[VirtualPod] = field(default_factory=list)  # the model's pods, as they ended
     passes: int = 0
 
     @property
@@ -155,18 +157,18 @@ class _Replay:
 
     def on_request(self, request: TraceRequest) -> None:
         now = request.at
-        self.model.settle(now, self.last_request_at)
+        self.model.settle(now)
         self.last_request_at = now
         session = self.current_session()
         if session is not None:
             session.last_request_at = now
         if self.session_active() and self.pod_ready(now):
-            self.result.pod_requests += 1
+            self.serve(now)
             return
         if not self.session_active() and self.may_start(now):
             self.run_pass(now, "start")
             if self.session_active() and self.pod_ready(now):
-                self.result.pod_requests += 1
+                self.serve(now)
                 return
         fallback = next((u for u in self.fallbacks if u.serves(request.model)), None)
         if fallback is not None:
@@ -178,6 +180,13 @@ class _Replay:
             self.waiting.append(now)
         else:
             self.result.unserved_requests += 1
+
+    def serve(self, now: float) -> None:
+        """The state's pod answers a request (its guard sees it)."""
+        self.result.pod_requests += 1
+        pod = self.state.pod
+        if pod is not None and pod.id in self.model.pods:
+            self.model.pods[pod.id].served(now)
 
     def may_start(self, now: float) -> bool:
         """A wake (or the modelled person) may start a session now (module docstring)."""
@@ -209,7 +218,7 @@ class _Replay:
         return Observed(pods=pods, pod_healthy=healthy, proxy=proxy)
 
     def run_pass(self, now: float, request: Request = "pass") -> None:
-        self.model.settle(now, self.last_request_at)
+        self.model.settle(now)
         observed = self.observe(now)
         self.state = book(self.state, observed, now)
         self.result.passes += 1
@@ -217,6 +226,18 @@ class _Replay:
             self.apply(action, now)
         if self.session_active() and self.pod_ready(now):
             self.serve_waiting(now)
+        if self.waiting and not self.session_active():
+            # The session ended (its pod's guard ended it for idle, say) with requests
+            # waiting: they came after the pod went down, so the wake, or the modelled
+            # person, starts the next session for them at once, where that is allowed.
+            if request != "start" and self.may_start(now):
+                self.run_pass(now, "start")
+                session = self.current_session()
+                if session is not None and self.waiting:
+                    session.last_request_at = max(self.waiting)
+                return
+            self.result.unserved_requests += len(self.waiting)
+            self.waiting.clear()
         if request == "start" and self.session_active():
             self.in_up_loop = True
         if self.in_up_loop:
@@ -228,7 +249,7 @@ class _Replay:
     def serve_waiting(self, now: float) -> None:
         for arrived in self.waiting:
             self.result.waits.append(now - arrived)
-            self.result.pod_requests += 1
+            self.serve(now)
         self.waiting.clear()
 
     # --- actions (apply.py's transitions, no I/O) --------------------------------------------
@@ -329,9 +350,7 @@ class _Replay:
         if current is not None:
             current.ended_at, current.end_reason = now, action.reason
             current.cost_usd = session.cost_usd
-        self.result.unserved_requests += len(self.waiting)
-        self.waiting.clear()
-        self.in_up_loop = False
+        self.in_up_loop = False  # requests still waiting: run_pass decides their fate
 
 
 def _token_cost(upstream: UpstreamSpec, request: TraceRequest) -> float:
@@ -385,4 +404,5 @@ def replay(
     result.preemptions = model.preemptions
     result.unserved_requests += len(run.waiting)
     result.pod_ends = [(p.ended_at or end, p.ended_by) for p in model.pods.values()]
+    result.pods = list(model.pods.values())
     return result

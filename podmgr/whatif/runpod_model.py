@@ -16,7 +16,11 @@ What it claims, and where from:
   run is reproducible.
 - The pod's guard (podmgr/guard/guard.py) ends its own pod at the session deadline, when the
   budget would pass before its next check, and after `idle_seconds` without requests, as
-  its limits in the create request say (the same `pod_spec` the watchdog sends).
+  its limits in the create request say (the same `pod_spec` the watchdog sends). Its idle
+  clock is the guard's: it starts when the model has loaded (vLLM answers `/metrics` only
+  then) and moves only with requests that reached the pod (`served`), never with those a
+  fallback answered while the pod was not marked ready: a pod is never ended for idle
+  before it served, and requests elsewhere do not keep it up.
 """
 
 from __future__ import annotations
@@ -56,7 +60,12 @@ class VirtualPod:
     ended_by: str | None = None
     stopped_at: float | None = None
     intervals: list[list[float]] = field(default_factory=list)
-    last_served_at: float | None = None
+    last_served_at: float | None = None  # the last request the pod answered
+    end_reason: str | None = None  # its guard's rule, when its guard ended it
+
+    def served(self, now: float) -> None:
+        """The pod answered a request at `now`: its guard's idle clock starts again."""
+        self.last_served_at = now
 
     def status(self, now: float) -> str:
         if self.ended_at is not None and now >= self.ended_at:
@@ -154,7 +163,7 @@ class RunPodModel:
         )
 
     # --- what happens on its own -----------------------------------------------------------
-    def settle(self, now: float, last_request_at: float | None) -> None:
+    def settle(self, now: float) -> None:
         """Preemptions and guard ends that happened by `now`, in the order they happened."""
         for pod in self.pods.values():
             if pod.ended_at is not None:
@@ -164,26 +173,28 @@ class RunPodModel:
                 pod.intervals[-1][1] = pod.preempt_at
                 self.preemptions += 1
             if pod.stopped_at is None:
-                end = self._guard_end(pod, last_request_at)
-                if end is not None and end <= now:
-                    self.terminate(pod.id, end, by="pod")
+                end = self._guard_end(pod)
+                if end is not None and end[0] <= now:
+                    self.terminate(pod.id, end[0], by="pod")
+                    pod.end_reason = end[1]
 
-    def _guard_end(self, pod: VirtualPod, last_request_at: float | None) -> float | None:
-        """When the pod's guard ends it (podmgr/guard/guard.py's three rules), if it has one."""
+    def _guard_end(self, pod: VirtualPod) -> tuple[float, str] | None:
+        """When and why the pod's guard ends it (podmgr/guard/guard.py's three rules)."""
         limits = pod.guard
         if not limits:
             return None
-        ends = []
+        ends: list[tuple[float, str]] = []
         if "deadline" in limits:
-            ends.append(float(limits["deadline"]))
+            ends.append((float(limits["deadline"]), "deadline"))
         if "max_cost_usd" in limits and pod.cost_per_hr > 0:
             spent = float(limits.get("spent_usd", "0"))
             interval = float(limits.get("interval_seconds", "10"))
             hours_left = (float(limits["max_cost_usd"]) - spent) / pod.cost_per_hr
-            ends.append(pod.intervals[0][0] + hours_left * 3600 - interval)
+            ends.append((pod.intervals[0][0] + hours_left * 3600 - interval, "budget"))
         if "idle_seconds" in limits:
-            marks = [pod.ready_at, *([last_request_at] if last_request_at is not None else [])]
-            ends.append(max(marks) + float(limits["idle_seconds"]))
+            # from the load (this start's), or the last request it answered since
+            served = pod.last_served_at if pod.last_served_at is not None else pod.ready_at
+            ends.append((max(pod.ready_at, served) + float(limits["idle_seconds"]), "idle"))
         return min(ends) if ends else None
 
     def _download(self) -> float:

@@ -141,3 +141,33 @@ def test_a_miss_then_a_hit_through_the_injected_client(
     assert len(fake.sent) == 1, fake.sent
     metrics = client.get("/metrics", headers=auth).text
     assert 'podmgr_proxy_cache_results_total{result="hit"} 1.0' in metrics, metrics[:2000]
+
+
+@pytest.mark.parametrize("keys", [[""], ["  "], ["", KEY]])
+@pytest.mark.parametrize(
+    "authorization",
+    [
+        pytest.param(None, id="no-header"),
+        pytest.param("Bearer ", id="empty-bearer"),
+        pytest.param("Bearer    ", id="blank-bearer"),
+        pytest.param("Bearer", id="bare-word"),
+        pytest.param("", id="empty-header"),
+    ],
+)
+def test_a_missing_or_empty_bearer_never_matches_even_a_blank_key(
+    tmp_path: Path, fake: FakeTransport, keys: list[str], authorization: str | None
+) -> None:
+    """`config validate` refuses blank keys; a config that holds one anyway (built without
+    validation here) must not let a request without a key through: that request, on
+    0.0.0.0 with wake_on_request, created a pod."""
+    config = _config(tmp_path, proxy_api_keys=[KEY]).model_copy(update={"proxy_api_keys": keys})
+    app = create_app(config, client=fake)  # type: ignore[arg-type]
+    headers = {} if authorization is None else {"authorization": authorization}
+    with TestClient(app) as test_client:
+        for path in ("/v1/models", "/v1/chat/completions"):
+            answer = test_client.post(path, headers=headers, json={"model": "m", "messages": []})
+            assert answer.status_code == 401, (path, answer.text)
+        assert fake.sent == []
+        if KEY in keys:
+            good = {"authorization": f"Bearer {KEY}"}
+            assert test_client.get("/v1/models", headers=good).status_code == 200

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import ssl
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -48,6 +51,30 @@ def test_non_loopback_requires_keys() -> None:
     with pytest.raises(ConfigError):
         build_config({"proxy_host": "0.0.0.0"})
     assert build_config({"proxy_host": "0.0.0.0", "proxy_api_keys": [PROXY_KEY]})
+
+
+@pytest.mark.parametrize("keys", [[""], ["   "], ["k"], ["x" * 15], [PROXY_KEY, ""]])
+def test_blank_and_short_proxy_keys_are_refused(keys: list[str]) -> None:
+    """A blank key let a request without any Authorization header in; a short one is
+    guessed. Refused on any host, named, with the minimum and the reason."""
+    for host in ("0.0.0.0", "127.0.0.1"):
+        with pytest.raises(ConfigError) as caught:
+            build_config({"proxy_host": host, "proxy_api_keys": keys})
+        message = str(caught.value.message)
+        assert "proxy_api_keys" in message + str(caught.value.field), message
+        assert "16" in message and "open GPU" in message, message
+
+
+def test_config_validate_refuses_a_blank_key_with_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "pod_config.json"
+    path.write_text(json.dumps({"proxy_host": "0.0.0.0", "proxy_api_keys": [""]}))
+    done = subprocess.run(
+        [sys.executable, "-m", "podmgr", "config", "validate", str(path)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "proxy_api_keys" in done.stderr and "16" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_tls(make_proxy: Any, upstream: SimUpstream, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ import pytest
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
 from podmgr.sim.testkit import SimProcess, SimUpstream, start_pod, wait_until
+from podmgr.state import PodRecord, Session, State, StateStore
 
 from .proxykit import ProxyProcess, free_port
 
@@ -264,9 +266,11 @@ def test_models_union_and_model_routing(
 
 
 # --- podmgr upstreams test -----------------------------------------------------------------
-def _upstreams_test(tmp_path: Path, upstreams: list[dict[str, Any]], *args: str) -> Any:
+def _upstreams_test(
+    tmp_path: Path, upstreams: list[dict[str, Any]], *args: str, **fields: Any
+) -> Any:
     path = tmp_path / "pod_config.json"
-    path.write_text(json.dumps({"upstreams": upstreams, "state_file": "state.json"}))
+    path.write_text(json.dumps({"upstreams": upstreams, "state_file": "state.json", **fields}))
     return subprocess.run(
         [sys.executable, "-m", "podmgr", "upstreams", "test", "--config", str(path), *args],
         capture_output=True,
@@ -292,14 +296,93 @@ def test_upstreams_test_exit_codes(tmp_path: Path, pods: tuple[SimUpstream, SimU
     assert "unreachable" in done.stdout
     done = _upstreams_test(tmp_path, [live, closed], "local", "--json")
     assert done.returncode == 0 and json.loads(done.stdout)[0]["models"] == [MODEL]
-    # The pod: its URL and key from the state file; none serving is the reason.
+    # The pod: its URL and key from the state file; none running is said, and not a failure.
     done = _upstreams_test(tmp_path, [{"name": "pod", "kind": "pod"}])
-    assert done.returncode == 6 and "no GPU pod" in done.stdout
+    assert done.returncode == 0 and done.stdout.startswith("down  pod"), done.stdout
+    assert "no GPU session" in done.stdout and "podmgr up" in done.stdout
     pod.write_state(tmp_path / "state.json")
     assert _upstreams_test(tmp_path, [{"name": "pod", "kind": "pod"}]).returncode == 0
     for done in (_upstreams_test(tmp_path, [wrong]),):
         assert LOCAL_KEY not in done.stdout + done.stderr
         assert "wrong-key-not-real" not in done.stdout + done.stderr
+
+
+def _write_state(path: Path, state: State) -> None:
+    StateStore(path).save(state)
+
+
+def _ended(reason: str) -> State:
+    now = time.time()
+    return State(
+        session=Session(
+            started_at=now - 900, deadline=now + 2700, ended_at=now - 60, end_reason=reason
+        )
+    )
+
+
+POD = {"name": "pod", "kind": "pod"}
+
+
+@pytest.mark.parametrize(
+    ("reason", "wake", "said"),
+    [
+        pytest.param("idle", True, "a request to the proxy would wake it", id="idle-wakes"),
+        pytest.param("shutdown", True, "would wake it", id="shutdown-wakes"),
+        pytest.param(
+            "budget",
+            True,
+            "would not wake it: the last session ended for budget",
+            id="budget-does-not-wake",
+        ),
+        pytest.param("idle", False, "`podmgr up` starts one", id="no-wake"),
+    ],
+)
+def test_upstreams_test_reports_a_pod_down_by_design_and_checks_the_fallbacks(
+    tmp_path: Path, pods: tuple[SimUpstream, SimUpstream], reason: str, wake: bool, said: str
+) -> None:
+    """With wake_on_request the pod is down between sessions: that is no failed connection
+    (it exited 6 with "FAIL pod: the GPU session has ended (idle)"). The exit code is the
+    fallbacks': 0 when they answer, 6 when one does not."""
+    _pod, local = pods
+    _write_state(tmp_path / "state.json", _ended(reason))
+    closed = {"name": "closed", "kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}"}
+    done = _upstreams_test(tmp_path, [POD, _local(local.url)], wake_on_request=wake)
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("down  pod") and f"ended ({reason})" in lines[0], lines
+    assert said in lines[0], lines
+    assert lines[1].startswith("ok    local"), lines
+    done = _upstreams_test(tmp_path, [POD, closed], wake_on_request=wake)
+    assert done.returncode == 6 and "FAIL  closed" in done.stdout, done.stdout
+    done = _upstreams_test(tmp_path, [POD], "--json", wake_on_request=wake)
+    assert done.returncode == 0
+    [result] = json.loads(done.stdout)
+    assert result["down"] is True and result["ok"] is False and said in result["reason"]
+
+
+def test_upstreams_test_a_ready_pod_that_does_not_answer_fails(tmp_path: Path) -> None:
+    """A pod the state says serves should answer: unreachable is exit 6, as before."""
+    now = time.time()
+    pod = PodRecord(
+        id="p1", name="podmgr-p1", gpu_type_id="g", created_at=now - 100, ready_at=now - 50,
+        phase="ready", endpoint_url=f"http://127.0.0.1:{free_port()}", vllm_api_key="k-fake",
+    )  # fmt: skip
+    _write_state(
+        tmp_path / "state.json",
+        State(session=Session(started_at=now - 100, deadline=now + 3000), pod=pod),
+    )
+    done = _upstreams_test(tmp_path, [POD], wake_on_request=True)
+    assert done.returncode == 6 and "FAIL  pod" in done.stdout, done.stdout
+    # Starting: not serving yet, said so, not counted.
+    _write_state(
+        tmp_path / "state.json",
+        State(
+            session=Session(started_at=now - 100, deadline=now + 3000),
+            pod=pod.model_copy(update={"phase": "starting", "ready_at": None}),
+        ),
+    )
+    done = _upstreams_test(tmp_path, [POD], wake_on_request=True)
+    assert done.returncode == 0 and "not serving yet" in done.stdout, done.stdout
 
 
 # --- usage, money and what is shown ---------------------------------------------------------

@@ -24,7 +24,7 @@ import pytest
 from podmgr.config import build_config
 from podmgr.proxy.wake import Waker
 from podmgr.sim.testkit import SimProcess, SimUpstream, start_pod, wait_until
-from podmgr.state import Session, State
+from podmgr.state import PodRecord, Session, State
 from podmgr.upstreams import in_wake_hours
 
 from .proxykit import ProxyProcess
@@ -32,6 +32,9 @@ from .proxykit import ProxyProcess
 LOCAL_KEY = "test-local-key-not-real"
 MODEL = "m"
 IDLE_SECONDS = 3
+# `podmgr up`'s initial wait in the wake test where cron sees the pod serve and end first:
+# long enough for a pod (~4 s), its answer and an idle end (3 s) on a busy machine.
+UP_WAIT = 30
 
 
 # How long a woken pod takes to serve: ~4 s in the suite; the issue's ~30 s with
@@ -155,6 +158,66 @@ def test_pod_wakes_on_request_serves_goes_idle_and_wakes_again(
     assert first["terminated_at"] <= second["created_at"], "two pods at once"
 
 
+def test_a_wake_whose_pod_served_before_up_looked_is_no_failed_wake(
+    make_proxy: Any, slow_sim: tuple[SimProcess, SimUpstream], tmp_path: Path
+) -> None:
+    """The woken `podmgr up` sits in its initial wait (UP_WAIT) while cron passes bring
+    the pod to serving, it answers, and a pass ends the session for idle. When `up` looks
+    again the session has ended: it served, so `up` exits 0 and the next request wakes a
+    new session at once (before the fix: exit 7, and 60 s of fallback-only answers)."""
+    sim, local = slow_sim
+    prefix = f"u{uuid.uuid4().hex[:8]}-"
+    proxy: ProxyProcess = make_proxy(
+        start=False, model=MODEL, pod_name_prefix=prefix,
+        endpoint_url_template=sim.pod_url_template, gpu_type_id="NVIDIA GeForce RTX 4090",
+        initial_wait_seconds=UP_WAIT, poll_interval_seconds=0.2, max_startup_attempts=300,
+        watchdog_interval_seconds=1, restart_backoff_seconds=0,
+        api_retry_initial_seconds=0.01, api_retry_max_seconds=2,
+        idle_timeout_seconds=IDLE_SECONDS, wake_on_request=True, cache_mode="off",
+        upstreams=[
+            {"name": "pod", "kind": "pod"},
+            {"name": "local", "kind": "openai", "base_url": local.url, "api_key": "${LOCAL_KEY}"},
+        ],
+    )  # fmt: skip
+    env = sim.env(tmp_path / "home") | {"LOCAL_KEY": LOCAL_KEY}
+    proxy.start(env=env)
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key="k", max_retries=0, timeout=30)
+
+    assert _ask(client)[1] == "local"
+    wait_until(lambda: proxy.health()["wake"]["wakes"] == 1, "the first wake")
+    wait_until(lambda: (proxy.health()["session"] or {}).get("active"), "its session", timeout=120)
+
+    def pod_answers() -> bool:
+        _pass(proxy, env)  # cron, not `podmgr up`, sees the pod serve
+        return _ask(client)[1] == "pod"
+
+    wait_until(pod_answers, "the pod to answer", timeout=120 + 4 * POD_SECONDS)
+    time.sleep(IDLE_SECONDS + 0.5)
+
+    def ended() -> bool:
+        _pass(proxy, env)
+        return not _alive(sim, prefix)
+
+    wait_until(ended, "an idle pass to end the session", timeout=60)
+    wait_until(
+        lambda: proxy.health()["session"]["end_reason"] == "idle",
+        "the proxy to see the session ended for idle",
+    )
+    wake = wait_until(
+        lambda: (w := proxy.health()["wake"])["running"] is False and w,
+        "the wake's `podmgr up` to exit",
+        timeout=UP_WAIT + 120,
+    )
+    said = (proxy.state_path.parent / "wake.log").read_text()
+    assert wake["last_exit"] == 0, said
+    assert wake["blocked"] is None, wake
+    assert "before the pod served" not in said, said
+    assert "the pod served; its session has since ended (idle)" in said, said
+    assert _ask(client)[1] == "local"  # no pod now: the fallback answers, and it wakes
+    assert proxy.health()["wake"]["wakes"] == 2
+    wait_until(lambda: _try_pod(client), "the second wake's pod", timeout=120 + 4 * POD_SECONDS)
+
+
 def test_without_fallbacks_503_names_the_phase_and_shutdown_leaves_the_proxy_to_wake(
     make_proxy: Any, slow_sim: tuple[SimProcess, SimUpstream], tmp_path: Path
 ) -> None:
@@ -237,6 +300,50 @@ def test_a_session_ended_otherwise_is_woken_once(tmp_path: Path, reason: str) ->
     assert waker.on_request() is None and waker.wakes == 1  # not re-triggered while it runs
     failure = waker.starting_failure(None)
     assert failure is not None and "starting" in failure.message and failure.retry_after
+
+
+def _served_and_ended(reason: str, started_at: float) -> State:
+    session = Session(
+        started_at=started_at, deadline=started_at + 600, ended_at=time.time(), end_reason=reason
+    )
+    pod = PodRecord(
+        id="p1", name="podmgr-p1", gpu_type_id="g", created_at=started_at,
+        ready_at=started_at + 25, phase="ready", vllm_api_key="k",
+    )  # fmt: skip
+    session.book_pod(pod, 0.01)
+    return State(session=session)
+
+
+@pytest.mark.parametrize("reason", ["idle", "deadline", "shutdown"])
+def test_a_wake_whose_session_served_and_ended_normally_does_not_rest(
+    tmp_path: Path, reason: str
+) -> None:
+    """Even when its `podmgr up` exits non-zero (as it did before the fix), a wake whose
+    session served and then ended normally is no failed wake: the next request wakes."""
+    holder: list[State | None] = [None]
+    waker = _waker(tmp_path, None)
+    waker._state = lambda: holder[0]
+    waker.command = [sys.executable, "-c", "raise SystemExit(7)"]
+    assert waker.on_request() is None and waker.wakes == 1
+    assert waker.started_at is not None
+    holder[0] = _served_and_ended(reason, waker.started_at + 1)
+    wait_until(lambda: not waker.running(), "the wake's process to exit")
+    assert waker.last_exit == 7
+    assert waker.blocked() is None
+    waker.command = ["true"]
+    assert waker.on_request() is None and waker.wakes == 2
+
+
+def test_a_wake_that_never_served_rests(tmp_path: Path) -> None:
+    holder: list[State | None] = [None]
+    waker = _waker(tmp_path, None)
+    waker._state = lambda: holder[0]
+    waker.command = [sys.executable, "-c", "raise SystemExit(7)"]
+    assert waker.on_request() is None and waker.started_at is not None
+    holder[0] = _ended("idle")  # ended, no pod ever ready
+    wait_until(lambda: not waker.running(), "the wake's process to exit")
+    why = waker.blocked()
+    assert why is not None and "failed" in why and waker.on_request() == why
 
 
 def test_outside_wake_hours_blocks(tmp_path: Path) -> None:

@@ -87,6 +87,33 @@ def test_a_session_that_ends_ends_up_with_an_error() -> None:
     assert isinstance(error, StartupError) and "deadline" in error.message
 
 
+def _served_then_ended(reason: str) -> State:
+    """Cron passes saw the pod ready, then ended the session: the pod is gone, booked."""
+    sess = session()
+    sess.ended_at, sess.end_reason = sess.started_at + 500, reason
+    sess.book_pod(record(), 0.1)  # ready_at set: a pass saw it serve
+    return state(sess)
+
+
+@pytest.mark.parametrize("reason", ["idle", "deadline", "shutdown"])
+def test_a_session_that_served_then_ended_normally_is_no_failure(reason: str) -> None:
+    """The wake's `podmgr up` waited out its initial wait while cron passes brought the pod
+    up and ended it for idle: it served, so `up` succeeded (the proxy must not rest)."""
+    _requests, _clock, _lines, result = up(STARTING, _served_then_ended(reason))
+    assert result.error is None and result.served  # type: ignore[attr-defined]
+    assert not result.serving  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("reason", "exit_code"), [("budget", 1), ("crash_loop", 8), ("balance_zero", 11)]
+)
+def test_a_session_that_served_then_hit_a_limit_says_it_served(reason: str, exit_code: int) -> None:
+    _requests, _clock, _lines, result = up(STARTING, _served_then_ended(reason))
+    error = result.error  # type: ignore[attr-defined]
+    assert error is not None and error.exit_code == exit_code
+    assert "before the pod served" not in error.message and "served" in error.message
+
+
 def test_a_pod_given_up_on_ends_up_with_its_error() -> None:
     with pytest.raises(StartupError):
         up(STARTING, StartupError("pod p1 terminated: not serving"))
