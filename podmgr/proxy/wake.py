@@ -8,8 +8,9 @@ limits. At most one wake runs at a time: while its process lives, or the state s
 session starting, requests do not trigger another.
 
 What blocks a wake (`blocked()` says which, and the 503 a client gets names it):
-- the last session ended for `budget`, `crash_loop` or `no_container` (a pod that never
-  got a container twice): a person decides with `podmgr up`; a wake never repeats them.
+- the last session ended for `budget`, `crash_loop`, `no_container` (a pod that never
+  got a container twice) or `pod_failed` (its log showed a configuration that cannot
+  serve): a person decides with `podmgr up`; a wake never repeats them.
   Sessions ended for `idle`, `deadline` or `shutdown` may be woken again;
 - outside `wake_hours` (local time windows);
 - a wake that failed (its `podmgr up` exited non-zero) rests for `FAILED_WAKE_REST_SECONDS`
@@ -43,7 +44,7 @@ __all__ = ["BLOCKING_END_REASONS", "Waker", "wake_refusal"]
 
 log = get_logger("proxy.wake")
 
-BLOCKING_END_REASONS = frozenset({"budget", "crash_loop", "no_container"})
+BLOCKING_END_REASONS = frozenset({"budget", "crash_loop", "no_container", "pod_failed"})
 FAILED_WAKE_REST_SECONDS = 60.0
 RETRY_AFTER_SECONDS = 10
 

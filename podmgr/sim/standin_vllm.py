@@ -15,15 +15,24 @@ its middlewares let through reaches a catch-all route that answers with `PASS_HE
 simulator's edge (podmgr/sim/edge.py) then has the simulated vLLM (podmgr/sim/vllm.py)
 answer it, streams and faults included. The simulator runs this with its own interpreter,
 which has FastAPI and uvicorn (vLLM's image has them too).
+
+Before the simulated model has loaded (the pod's phase, GET /_sim/pods/{id}, is not yet
+`serving`) `/metrics` answers 503: real vLLM's HTTP server starts only after loading
+(`vllm/entrypoints/openai/api_server.py` builds the engine client before it serves), so
+no `/metrics` answer exists then, and the pod's guard starts its idle clock on the first
+answer. This stand-in answering during the load let a guard with a short idle limit end
+its pod before it ever served.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import sys
 import urllib.request
+from collections.abc import Callable
 from typing import Any, cast
 
 import uvicorn
@@ -60,8 +69,30 @@ def _add_middleware(app: FastAPI, middleware: str) -> None:
         raise ValueError(f"Invalid middleware {middleware}. Must be a function or a class.")
 
 
-def build_app(metrics_url: str, middlewares: list[str]) -> FastAPI:
+LOADED_PHASES = frozenset({"serving", "dead"})  # the model loaded (vLLM may have died since)
+
+
+class _Loaded:
+    """Whether the simulated model has loaded: asked of the simulator until it has."""
+
+    def __init__(self, phase_url: str) -> None:
+        self.phase_url = phase_url
+        self.loaded = False
+
+    def __call__(self) -> bool:
+        if not self.loaded:
+            try:
+                with urllib.request.urlopen(self.phase_url, timeout=5) as response:
+                    phase = json.loads(response.read()).get("phase")
+            except (OSError, ValueError):
+                return False
+            self.loaded = phase in LOADED_PHASES
+        return self.loaded
+
+
+def build_app(metrics_url: str, middlewares: list[str], phase_url: str | None = None) -> FastAPI:
     app = FastAPI()
+    loaded: Callable[[], bool] = _Loaded(phase_url) if phase_url else (lambda: True)
 
     @app.get("/health")
     async def health() -> Response:
@@ -69,6 +100,8 @@ def build_app(metrics_url: str, middlewares: list[str]) -> FastAPI:
 
     @app.get("/metrics")
     def metrics() -> Response:  # a plain def: FastAPI runs it in its thread pool
+        if not loaded():
+            return PlainTextResponse("model loading", status_code=503)
         try:
             with urllib.request.urlopen(metrics_url, timeout=5) as response:
                 body = response.read()
@@ -91,7 +124,11 @@ def main(argv: list[str]) -> int:
         return 2
     port = int(os.environ["SIM_VLLM_PORT"])
     control, pod_id = os.environ["SIM_CONTROL_URL"], os.environ["RUNPOD_POD_ID"]
-    app = build_app(f"{control}/_sim/pods/{pod_id}/metrics", middlewares_of(argv))
+    app = build_app(
+        f"{control}/_sim/pods/{pod_id}/metrics",
+        middlewares_of(argv),
+        phase_url=f"{control}/_sim/pods/{pod_id}",
+    )
     sys.stdout.write(f"stand-in vllm serving on 127.0.0.1:{port}\n")
     sys.stdout.flush()
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
