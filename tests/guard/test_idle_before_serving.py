@@ -40,8 +40,13 @@ def _phase(sim: SimProcess, pod_id: str) -> str:
 
 
 def _metrics_status(port: int) -> int | None:
+    """/metrics as the guard reads it: with the pod's vLLM key (the guard's middleware
+    refuses every path but /health without it)."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": "Bearer vllm-key-fake"}
+    )
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=10) as answer:
             return int(answer.status)
     except urllib.error.HTTPError as error:
         return error.code
