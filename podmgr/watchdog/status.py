@@ -65,7 +65,8 @@ def _pod(state: State, now: float) -> dict[str, Any] | None:
         "name": pod.name,
         "gpu_type_id": pod.gpu_type_id,
         "phase": pod.phase,
-        "progress": pod.progress,  # the starting pod's last phase seen (readiness.py)
+        # the starting pod's last phase: as its own log said it when it did (podlog.py)
+        "progress": pod.progress_text or pod.progress,
         "uptime_seconds": max(0.0, now - pod.created_at),
         "ready_at": pod.ready_at,
         "endpoint_url": pod.endpoint_url,

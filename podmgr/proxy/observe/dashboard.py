@@ -22,7 +22,7 @@ from podmgr.proxy.observe.metrics import session_cost
 from podmgr.proxy.observe.series import MinuteSeries, Point
 from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.upstream.resolver import UpstreamResolver
-from podmgr.state import State
+from podmgr.state import PodRecord, State
 
 __all__ = [
     "DASHBOARD_STYLE",
@@ -69,6 +69,13 @@ def _cache_texts(cache: CacheStore, stats: RecentStats, mode: str) -> tuple[str,
     return size, f"{rate * 100:.1f}% ({stats.hits} hits, {stats.misses} misses)"
 
 
+def _pod_phase(pod: PodRecord) -> str:
+    """A starting pod's phase as its own log said it (podmgr/watchdog/podlog.py)."""
+    if pod.phase != "ready" and pod.progress_text:
+        return f"{pod.phase}: {pod.progress_text}"
+    return pod.phase
+
+
 def _guard_text(config: Config, state: State | None) -> str:
     """Whether the pod's own guard holds the limits (podmgr/guard/check.py), plainly."""
     if state is None:
@@ -90,7 +97,7 @@ def build_view(
     left = session.deadline - now if session and session.active else None
     cache_size, hit_rate = _cache_texts(cache, stats, config.cache_mode)
     rows = [
-        ("Pod", f"{pod.id} ({pod.phase}, {pod.gpu_type_id})" if pod else "none"),
+        ("Pod", f"{pod.id} ({_pod_phase(pod)}, {pod.gpu_type_id})" if pod else "none"),
         ("Upstream", _upstream_text(resolver)),
         ("Pod uptime", _duration(uptime)),
         ("Time left", _duration(left) if session else "-"),
