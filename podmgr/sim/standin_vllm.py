@@ -28,13 +28,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import os
 import sys
-import urllib.request
 from collections.abc import Callable
 from typing import Any, cast
 
+import httpx
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse, Response
@@ -82,9 +81,8 @@ class _Loaded:
     def __call__(self) -> bool:
         if not self.loaded:
             try:
-                with urllib.request.urlopen(self.phase_url, timeout=5) as response:
-                    phase = json.loads(response.read()).get("phase")
-            except (OSError, ValueError):
+                phase = httpx.get(self.phase_url, timeout=5).json().get("phase")
+            except (httpx.HTTPError, ValueError):
                 return False
             self.loaded = phase in LOADED_PHASES
         return self.loaded
@@ -103,11 +101,11 @@ def build_app(metrics_url: str, middlewares: list[str], phase_url: str | None = 
         if not loaded():
             return PlainTextResponse("model loading", status_code=503)
         try:
-            with urllib.request.urlopen(metrics_url, timeout=5) as response:
-                body = response.read()
-        except OSError as error:
+            answer = httpx.get(metrics_url, timeout=5)
+            answer.raise_for_status()
+        except httpx.HTTPError as error:
             return PlainTextResponse(str(error), status_code=503)
-        return Response(body, media_type="text/plain; version=0.0.4")
+        return Response(answer.content, media_type="text/plain; version=0.0.4")
 
     @app.api_route("/{path:path}", methods=_METHODS)
     async def to_vllm(path: str) -> Response:
