@@ -126,7 +126,7 @@ class SimPod:
     # Who last stopped or terminated the pod: "user" (the account's key), "pod" (the
     # pod-scoped key, i.e. the pod's guard) or "runpod".
     ended_by: str | None = None
-    # Closed billing intervals (start, end) for GET /v1/billing/pods buckets.
+    # Closed billing intervals (start, end) for GET /v2/billing/pods buckets.
     billed_intervals: list[tuple[float, float]] = field(default_factory=list)
     last_started_at: float = 0.0
     # When the current container started (create, start, reset): the phases count from it.

@@ -70,8 +70,8 @@ def test_a_fatal_line_ends_the_pod_at_once_saying_what_to_change(
     for words in said:
         assert words in message, message
     [pod] = pwd.ledger()
-    assert pod["status"] == "TERMINATED", pod
-    assert pod["billed_seconds"] < DEFAULT_BUDGET_SECONDS  # not the start-up budget
+    assert pod["status"] == "TERMINATED", pod  # by the pass that read the line: the budget
+    # path would have raised StartupError (exit 7) after DEFAULT_BUDGET_SECONDS instead
     state = pwd.state()
     assert state.session is not None and state.session.end_reason == "pod_failed"
     print(f"{fault}: exit 12 after {seconds:.1f}s, billed {pod['billed_seconds']:.1f}s")
