@@ -200,11 +200,11 @@ def _state_pod(
         spot = _spot(config, state)
         why = "the start command reached vLLM literally"
         return [*noted, TerminatePod(pod.id, why), CreatePod(tuple(config.gpu_type_ids), spot=spot)]
-    fatal = observed.pod_log.reading.fatal if observed.pod_log is not None else None
-    if fatal is not None and pod.phase != "ready":
-        bigger = observed.pod_log.bigger_gpu if observed.pod_log is not None else None
+    seen = observed.pod_log
+    if seen is not None and seen.reading.fatal is not None and pod.phase != "ready":
         host_cuda = live.cuda_version if live is not None else None
-        return [*noted, *_fatal(config, state, fatal, now, bigger, host_cuda)]
+        fatal = _fatal(config, state, seen.reading.fatal, now, seen.bigger_gpu, host_cuda)
+        return [*noted, *fatal]
     if live is not None and (live.running or live.starting) and live.gpu_count == 0:
         # "You may be allocated zero GPUs" on a start (RunPod docs, pods/manage-pods.mdx):
         # vLLM cannot run there; waiting out the start-up budget would bill for nothing.
