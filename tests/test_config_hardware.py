@@ -10,7 +10,7 @@ import pytest
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
 from podmgr.runpod.client import create_request
-from podmgr.watchdog.apply import pod_spec
+from podmgr.watchdog.spec import pod_spec
 
 
 def body(values: dict[str, Any], spot: bool = False) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from podmgr.cuda import image_cuda_floor, versions_from
 from podmgr.errors import ConfigError
 from podmgr.runpod.client import create_request
 from podmgr.sim.hosts import image_starts_on, parse_cuda_list, place_on_host
-from podmgr.watchdog.apply import pod_spec
+from podmgr.watchdog.spec import pod_spec
 
 
 @pytest.mark.parametrize(

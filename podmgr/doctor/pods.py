@@ -21,10 +21,10 @@ from podmgr.guard.check import GuardFinding, guard_finding
 from podmgr.guard.launch import guard_problem
 from podmgr.runpod.client import RunPodClient
 from podmgr.state import Session
-from podmgr.watchdog.apply import pod_spec
 from podmgr.watchdog.clock import Clock
 from podmgr.watchdog.identity import new_pod_name, new_vllm_key
 from podmgr.watchdog.readiness import HealthProbe, probe_health
+from podmgr.watchdog.spec import pod_spec
 
 __all__ = ["DoctorPod", "DoctorPods"]
 

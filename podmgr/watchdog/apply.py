@@ -16,7 +16,6 @@ pass at once (the state already holds everything done so far).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from podmgr.errors import (
     ProxyError,
     StartupError,
 )
-from podmgr.guard.launch import guard_entrypoint, guard_env, guard_limits, guard_problem
+from podmgr.guard.launch import guard_limits
 from podmgr.history import record_session_end
 from podmgr.logs import get_logger
 from podmgr.runpod.client import PodSpec, RunPodClient
@@ -45,11 +44,12 @@ from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod
 from podmgr.watchdog.clock import Clock
-from podmgr.watchdog.identity import VLLM_KEY_ENV, marker_env, new_pod_name, new_vllm_key
+from podmgr.watchdog.identity import VLLM_KEY_ENV, new_pod_name, new_vllm_key
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe
+from podmgr.watchdog.spec import pod_spec
 
-__all__ = ["Applier", "Deps", "pod_spec"]
+__all__ = ["Applier", "Deps"]
 
 log = get_logger("watchdog")
 
@@ -455,49 +455,3 @@ def _count_restart(state: State, now: float) -> None:
     if state.session is not None:
         state.session.restarts += 1
         state.session.last_restart_at = now
-
-
-def pod_spec(
-    config: Config,
-    cid: str,
-    name: str,
-    gpu: str,
-    vllm_key: str,
-    cloud: str | None = None,
-    *,
-    spot: bool = False,
-    session: Session | None = None,
-    now: float | None = None,
-    guard: bool = True,
-) -> PodSpec:
-    """The create request for one GPU type (and cloud, default the config's): config,
-    marker env, the pod's vLLM key and, when the config allows and `guard` (RunPod was
-    not seen passing the start command literally), the pod's guard with the session's
-    limits (podmgr/guard/launch.py); `spot`: an interruptible pod."""
-    # The weights on the volume survive a stop (network volume: every pod that mounts it).
-    volume_env = {"HF_HOME": config.hf_home} if config.weights_on_volume else {}
-    env = {**volume_env, **config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
-    command, entrypoint = config.container_command(), tuple[str, ...]()
-    if guard and guard_problem(config) is None:
-        env.update(guard_env(config, session, time.time() if now is None else now))
-        command, entrypoint = f"vllm serve {command}", tuple(guard_entrypoint())
-    return PodSpec(
-        name=name,
-        image_name=config.image_name,
-        gpu_type_id=gpu,
-        cloud_type=cloud or config.cloud_type,
-        gpu_count=config.gpu_count,
-        container_disk_in_gb=config.container_disk_in_gb,
-        volume_in_gb=config.volume_in_gb,
-        volume_mount_path=config.volume_mount_path,
-        docker_args=command,
-        ports=f"{config.vllm_port}/http",
-        env=env,
-        template_id=config.template_id,
-        allowed_cuda_versions=tuple(config.allowed_cuda_versions or ()),
-        min_cuda_version=None if config.allowed_cuda_versions else config.cuda_floor,
-        interruptible=spot,
-        network_volume_id=config.network_volume_id,
-        data_center_ids=tuple(config.data_center_ids or ()),
-        docker_entrypoint=entrypoint,
-    )

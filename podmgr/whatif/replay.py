@@ -39,9 +39,9 @@ from podmgr.state import PodRecord, Session, State
 from podmgr.upstreams import UpstreamSpec, in_wake_hours
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod, book
-from podmgr.watchdog.apply import pod_spec
 from podmgr.watchdog.observed import Observed, ProxyView, Request
 from podmgr.watchdog.plan import plan
+from podmgr.watchdog.spec import pod_spec
 from podmgr.whatif.runpod_model import RunPodModel, StartupPace, VirtualPod
 from podmgr.whatif.trace import TraceRequest
 

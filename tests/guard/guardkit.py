@@ -12,7 +12,7 @@ from podmgr.config import build_config
 from podmgr.runpod.client import create_request
 from podmgr.sim.testkit import SimProcess, wait_until
 from podmgr.state import Session
-from podmgr.watchdog.apply import pod_spec
+from podmgr.watchdog.spec import pod_spec
 
 GPU = "NVIDIA GeForce RTX 4090"
 PRICE = 0.69  # the simulator's Secure Cloud price of one RTX 4090 per hour

@@ -16,7 +16,7 @@ from podmgr.errors import ConfigError
 from podmgr.guard.launch import guard_line, guard_problem, guard_source, is_guard_entrypoint
 from podmgr.runpod.client import create_request
 from podmgr.state import PodRecord, Session
-from podmgr.watchdog.apply import pod_spec
+from podmgr.watchdog.spec import pod_spec
 from podmgr.watchdog.status import format_status
 
 GPU = "NVIDIA GeForce RTX 4090"
