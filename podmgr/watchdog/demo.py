@@ -97,6 +97,7 @@ def run_demo(options: DemoOptions, emit: Callable[[str], None], python: str) -> 
         pull_seconds=options.pull_seconds,
         load_seconds=options.load_seconds,
         rate_limit=DOCUMENT_RATE_LIMIT,  # RunPod's own limits: the demo rehearses real use
+        extra_args=["--run-guards"],  # the pod's guard runs for real: its armed line is read
     )
     try:
         try:
