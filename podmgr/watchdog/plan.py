@@ -17,7 +17,8 @@ order and records each in the state before the next. The rules, in the order the
    named (`pending_create`; until it shows up in the listing, or `create_confirm_seconds`
    passed, no other pod is created), else the newest running or starting one.
 6. The state's pod, by its phase (readiness.py names them): gone from RunPod -> forget and
-   recreate; a stopped spot pod (ours or RunPod's `interruptible`) -> RunPod preempted it:
+   recreate (unless its guard ended it: a limit of rule 3, session.py); a stopped spot pod
+   (ours or RunPod's `interruptible`) -> RunPod preempted it:
    resume it, no restart counted, or from the `max_preemptions`-th preemption on, replace it
    by an on-demand pod (a balance at $0 shows in the start's answer: apply ends the session,
    exit 11); stopped (EXITED ...) -> restart; a ready pod that serves -> nothing; a ready
