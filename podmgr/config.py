@@ -66,6 +66,13 @@ SEED_ENV_OVERRIDES: Mapping[str, str] = {
 }
 
 
+def _check_cuda_known(version: str) -> None:
+    """A CUDA version RunPod's hosts report (podmgr/cuda.py), or ValueError naming them."""
+    if version not in RUNPOD_CUDA_VERSIONS:
+        known = ", ".join(RUNPOD_CUDA_VERSIONS)
+        raise ValueError(f"{version!r} is not a CUDA version RunPod knows ({known})")
+
+
 def check_graphql_safe(value: str, what: str = "value") -> str:
     """Reject a string that the SDK's string-built GraphQL would break on."""
     bad = _UNSAFE_GRAPHQL.search(value)
@@ -380,9 +387,8 @@ class Config(BaseModel):
     @field_validator("min_cuda_version")
     @classmethod
     def _cuda_floor_known(cls, value: str | None) -> str | None:
-        if value is not None and value not in RUNPOD_CUDA_VERSIONS:
-            known = ", ".join(RUNPOD_CUDA_VERSIONS)
-            raise ValueError(f"{value!r} is not a CUDA version RunPod knows ({known})")
+        if value is not None:
+            _check_cuda_known(value)
         return value
 
     @field_validator("allowed_cuda_versions")
@@ -396,9 +402,7 @@ class Config(BaseModel):
                 "pod on any host, also one too old for the image"
             )
         for version in value:
-            if version not in RUNPOD_CUDA_VERSIONS:
-                known = ", ".join(RUNPOD_CUDA_VERSIONS)
-                raise ValueError(f"{version!r} is not a CUDA version RunPod knows ({known})")
+            _check_cuda_known(version)
         return value
 
     @field_validator("data_center_ids")

@@ -193,11 +193,6 @@ class RunPodClient:
     def api_key(self) -> str:
         return self._api_key
 
-    @property
-    def api_calls(self) -> int:
-        """REST calls this client made (for `podmgr up`'s and the README's budget)."""
-        return self._rest.calls if self._rest is not None else 0
-
     def call(self, what: str, fn: Callable[[], T]) -> T:
         """Run one API call, retrying transient failures, raising PodmgrErrors only."""
 
