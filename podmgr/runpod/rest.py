@@ -102,7 +102,6 @@ class RestApi:
         self.rate_windows: list[Window] = []
         # The last `RateLimit-Policy` RunPod sent (quota `q` per window `w`), as given.
         self.rate_policy: str | None = None
-        self.calls = 0
 
     def close(self) -> None:
         self._http.close()
@@ -251,7 +250,6 @@ class RestApi:
             self.rate_windows = []
 
     def _note(self, response: httpx.Response) -> None:
-        self.calls += 1
         windows = parse_rate_limit(response.headers.get("RateLimit"))
         if windows:
             self.rate_windows = windows
