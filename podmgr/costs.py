@@ -44,7 +44,7 @@ class CostGroup:
     key: str
     podmgr_usd: float = 0.0
     runpod_usd: float | None = None
-    sessions: set[float] = field(default_factory=set)
+    sessions: set[str] = field(default_factory=set)  # SessionRecord.key
     pods: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
@@ -145,7 +145,7 @@ def build_report(
             key = group_key(by, record, pod)
             group = groups.setdefault(key, CostGroup(key))
             group.podmgr_usd += cost
-            group.sessions.add(record.started_at)
+            group.sessions.add(record.key)
             if pod.id != "-" and pod.id not in group.pods:
                 group.pods.append(pod.id)
                 ours.add(pod.id)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+from podmgr.rules import label
 from podmgr.state import PodRecord, Session, SessionPod, State
 
 __all__ = [
@@ -64,6 +65,17 @@ class SessionRecord(BaseModel):
     cost_usd: float = 0.0
     restarts: int = 0
     preemptions: int = 0
+
+    @property
+    def ended_why(self) -> str:
+        """The end reason as people are told it (its row in podmgr/rules.py)."""
+        return label(self.end_reason)
+
+    @property
+    def key(self) -> str:
+        """The session's identity: its id (start time and end time in records before ids;
+        two sessions may start in the same second)."""
+        return self.session_id or f"{self.started_at:.6f}-{self.ended_at:.6f}"
 
 
 def history_path(state_path: Path) -> Path:

@@ -82,7 +82,10 @@ def run_history(args: argparse.Namespace) -> int:
         start = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.started_at))
         gpus = ", ".join(pod.gpu_type_id for pod in record.pods) or "-"
         hours = (record.ended_at - record.started_at) / 3600
-        print(f"{start}  {hours:6.2f} h  ${record.cost_usd:8.4f}  {record.end_reason}  {gpus}")
+        print(
+            f"{start}  {record.session_id or '-':12}  {hours:6.2f} h  ${record.cost_usd:8.4f}  "
+            f"{record.ended_why}  {gpus}"
+        )
     print(f"{len(records)} sessions, ${sum(r.cost_usd for r in records):.4f}")
     return 0
 

@@ -8,15 +8,15 @@ limits. At most one wake runs at a time: while its process lives, or the state s
 session starting, requests do not trigger another.
 
 What blocks a wake (`blocked()` says which, and the 503 a client gets names it):
-- the last session ended for `budget`, `crash_loop`, `no_container` (a pod that never
-  got a container twice) or `pod_failed` (its log showed a configuration that cannot
-  serve): a person decides with `podmgr up`; a wake never repeats them.
-  Sessions ended for `idle`, `deadline` or `shutdown` may be woken again;
+- the last session ended for a reason whose row in podmgr/rules.py does not allow a wake
+  (`budget`, `crash_loop`, `no_container`, `pod_failed`, ...): a person decides with
+  `podmgr up`; a wake never repeats them. Sessions ended for `idle`, `deadline` or
+  `shutdown` may be woken again;
 - outside `wake_hours` (local time windows);
 - a wake that failed (its `podmgr up` exited non-zero) rests for `FAILED_WAKE_REST_SECONDS`
   so a stream of requests cannot loop RunPod calls. A wake whose session served and then
-  ended normally (idle, deadline, shutdown: cron passes saw the pod ready and ended the
-  session while `podmgr up` waited) did its job: `podmgr up` exits 0 then, and even a
+  ended normally (a `normal` row: idle, deadline, shutdown; cron passes saw the pod ready
+  and ended the session while `podmgr up` waited) did its job: `podmgr up` exits 0 then, and even a
   `podmgr up` that says otherwise (an older one) does not make the proxy rest.
 
 While the pod starts, requests go to the fallbacks; with none, `starting_failure()` is a
@@ -36,15 +36,15 @@ from typing import Any
 from podmgr.config import Config
 from podmgr.logs import get_logger
 from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.rules import allows_wake, label, normal_end
 from podmgr.state import State
 from podmgr.upstreams import in_wake_hours
-from podmgr.watchdog.session import NORMAL_END_REASONS, pod_served
+from podmgr.watchdog.session import pod_served
 
-__all__ = ["BLOCKING_END_REASONS", "Waker", "wake_refusal"]
+__all__ = ["Waker", "wake_refusal"]
 
 log = get_logger("proxy.wake")
 
-BLOCKING_END_REASONS = frozenset({"budget", "crash_loop", "no_container", "pod_failed"})
 FAILED_WAKE_REST_SECONDS = 60.0
 RETRY_AFTER_SECONDS = 10
 
@@ -62,9 +62,9 @@ def wake_refusal(config: Config, state: State | None, now: float) -> str | None:
     if session is not None and session.active:
         return None
     reason = session.end_reason if session is not None else None
-    if reason in BLOCKING_END_REASONS:
+    if not allows_wake(reason):
         return (
-            f"the last session ended for {reason}; a request does not start another "
+            f"the last session ended for {label(reason)}; a request does not start another "
             "(run `podmgr up`)"
         )
     if not in_wake_hours(config.wake_hours, _minute_of_day(now)):
@@ -121,7 +121,7 @@ class Waker:
         session = state.session if state else None
         if state is None or session is None or session.active or self.started_at is None:
             return False
-        if session.end_reason not in NORMAL_END_REASONS:
+        if not normal_end(session.end_reason):
             return False
         # the wake's own session: `podmgr up` started it after the spawn (clock slack 60 s)
         return session.started_at >= self.started_at - 60 and pod_served(state)

@@ -31,6 +31,7 @@ from podmgr.errors import (
     TransientApiError,
 )
 from podmgr.guard.lease import renew_lease
+from podmgr.rules import normal_end
 from podmgr.runpod.client import RunPodClient
 from podmgr.state import State, StateStore
 from podmgr.watchdog.accounting import book
@@ -43,7 +44,7 @@ from podmgr.watchdog.observed import Observed, Request
 from podmgr.watchdog.plan import plan
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe, probe_health
-from podmgr.watchdog.session import NORMAL_END_REASONS, pod_served
+from podmgr.watchdog.session import pod_served
 
 __all__ = [
     "MAX_ROUNDS",
@@ -187,7 +188,7 @@ class UpResult:
 
     `served`: the session's pod served before the session ended (between two of the loop's
     passes: a cron pass saw it ready, then the session ended). With `error` None that
-    session ended normally (`NORMAL_END_REASONS`), and `up` did its job.
+    session ended normally (`normal` in podmgr/rules.py), and `up` did its job.
     """
 
     serving: bool
@@ -287,7 +288,7 @@ def _ended(state: State, served: bool) -> PodmgrError | None:
     assert session is not None
     reason = session.end_reason
     if served:
-        if reason in NORMAL_END_REASONS:
+        if normal_end(reason):
             return None
         detail = f"the pod served, then the session ended ({reason})"
     else:

@@ -1,4 +1,7 @@
-"""The session rules, written down once (pure functions; `plan()` applies them).
+"""When a session starts and ends (pure functions; `plan()` applies them).
+
+The limits themselves and what each end reason allows afterwards are rows of one table,
+podmgr/rules.py; this module gathers a session's figures for them.
 
 A session starts only when a person asks for one:
   - the first pass on a machine with no state at all (installing the cron line starts it),
@@ -32,13 +35,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from podmgr.config import Config
+from podmgr.rules import Figures, Limits, first_limit
 from podmgr.state import State
 from podmgr.watchdog.actions import EndReason
 from podmgr.watchdog.observed import Observed, Request
 
 __all__ = [
-    "NORMAL_END_REASONS",
     "Window",
+    "figures",
     "limit_reached",
     "pod_served",
     "restart_wait",
@@ -46,9 +50,6 @@ __all__ = [
 ]
 
 MAX_BACKOFF_SECONDS = 3600.0
-# A session that ends for one of these after its pod served did what it was asked: the
-# `podmgr up` that started it (the proxy's wake runs one) succeeded.
-NORMAL_END_REASONS = frozenset({"idle", "deadline", "shutdown"})
 
 
 @dataclass(frozen=True)
@@ -76,28 +77,35 @@ def start_reason(state: State, observed: Observed, request: Request) -> tuple[st
     return None
 
 
+def figures(
+    config: Config, state: State, observed: Observed, window: Window, now: float
+) -> Figures:
+    """The session's figures for the limit rules (podmgr/rules.py): idleness counts from
+    the latest of (session start, pod ready, last request the proxy saw), and only while
+    the pod is ready."""
+    pod = state.pod
+    idle = None
+    if pod is not None and pod.phase == "ready":
+        marks = [window.started_at, pod.ready_at, state.last_request_at]
+        marks.append(observed.proxy.last_request_at)
+        idle = now - max(m for m in marks if m is not None)
+    return Figures(
+        now=now,
+        started_at=window.started_at,
+        deadline=window.deadline,
+        limits=Limits.of(config),
+        cost_usd=window.cost_usd,
+        price_per_hr=pod.cost_per_hr if pod is not None else 0.0,
+        idle_seconds=idle,
+    )
+
+
 def limit_reached(
     config: Config, state: State, observed: Observed, window: Window, now: float
 ) -> tuple[EndReason, str] | None:
     """The first limit the session has reached, with a detail for people, or None."""
-    if now >= window.deadline:
-        return "deadline", f"runtime {config.runtime_seconds}s reached"
-    price = state.pod.cost_per_hr if state.pod is not None else 0.0
-    if config.max_cost_usd is not None:
-        margin: float = config.watchdog_interval_seconds
-        if config.guard:  # podmgr/guard: it ends the pod one of its intervals early
-            margin = max(margin, config.guard_interval_seconds)
-        projected = window.cost_usd + price * margin / 3600
-        if projected > config.max_cost_usd:
-            return "budget", f"${window.cost_usd:.2f} spent of ${config.max_cost_usd:.2f}"
-    pod = state.pod
-    if config.idle_timeout_seconds is not None and pod is not None and pod.phase == "ready":
-        marks = [window.started_at, pod.ready_at, state.last_request_at]
-        marks.append(observed.proxy.last_request_at)
-        last = max(m for m in marks if m is not None)
-        if now - last >= config.idle_timeout_seconds:
-            return "idle", f"no request for {now - last:.0f}s"
-    return _guard_ended(state, observed, now)
+    reached = first_limit(figures(config, state, observed, window, now))
+    return reached if reached is not None else _guard_ended(state, observed, now)
 
 
 def _guard_ended(state: State, observed: Observed, now: float) -> tuple[EndReason, str] | None:

@@ -15,9 +15,10 @@ How sessions start:
   wake, podmgr/proxy/wake.py), outside `wake_hours` not (UTC in the replay);
 - otherwise a person runs `podmgr up` at their first request after the pod went down (the
   modelled person notices at once and waits like the request does).
-Either way, after a session ended for budget, crash loop or no container (wake.py's
-BLOCKING_END_REASONS), nothing starts another until the next UTC day: the wake does not,
-and the person is modelled as respecting the limit for the day.
+Either way, after a session ended for a reason that allows no wake (budget, crash loop,
+no container, ...: the table in podmgr/rules.py), nothing starts another until the next
+UTC day: the wake does not, and the person is modelled as respecting the limit for the day.
+Each session keeps the id the watchdog's state gave it (state.Session.id).
 
 A request is served by the pod when the state says it is ready; else by the first
 fallback upstream (`kind: openai`) serving its model, paid by its tokens; else it waits for
@@ -34,7 +35,7 @@ from dataclasses import dataclass, field
 
 from podmgr.config import Config
 from podmgr.guard.launch import guard_limits
-from podmgr.proxy.wake import BLOCKING_END_REASONS
+from podmgr.rules import allows_wake, label
 from podmgr.state import PodRecord, Session, State
 from podmgr.upstreams import UpstreamSpec, in_wake_hours
 from podmgr.watchdog import actions as act
@@ -73,11 +74,17 @@ class Prices:
 @dataclass
 class SessionResult:
     started_at: float
+    session_id: str = ""
     ended_at: float | None = None
     end_reason: str | None = None
     deadline: float = 0.0
     cost_usd: float = 0.0
     last_request_at: float | None = None
+
+    @property
+    def ended_why(self) -> str:
+        """The end reason as people are told it (podmgr/rules.py), "-" while running."""
+        return label(self.end_reason)
 
 
 @dataclass
@@ -191,7 +198,7 @@ class _Replay:
     def may_start(self, now: float) -> bool:
         """A wake (or the modelled person) may start a session now (module docstring)."""
         session = self.state.session
-        if session is not None and session.end_reason in BLOCKING_END_REASONS:
+        if session is not None and not session.active and not allows_wake(session.end_reason):
             ended = session.ended_at or now
             if math.floor(ended / DAY) == math.floor(now / DAY):
                 return False
@@ -256,9 +263,10 @@ class _Replay:
     def apply(self, action: act.Action, now: float) -> None:
         state = self.state
         if isinstance(action, act.StartSession):  # Applier._start_session
-            state.session = Session(started_at=action.started_at, deadline=action.deadline)
+            session = Session(started_at=action.started_at, deadline=action.deadline)
+            state.session = session
             self.result.sessions.append(
-                SessionResult(started_at=action.started_at, deadline=action.deadline)
+                SessionResult(action.started_at, session.id, deadline=action.deadline)
             )
         elif isinstance(action, act.CreatePod):  # Applier._create (first GPU type has room)
             self.create(action, now)

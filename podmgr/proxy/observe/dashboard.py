@@ -22,7 +22,8 @@ from podmgr.proxy.observe.metrics import session_cost
 from podmgr.proxy.observe.series import MinuteSeries, Point
 from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.upstream.resolver import UpstreamResolver
-from podmgr.state import PodRecord, State
+from podmgr.rules import label as end_label
+from podmgr.state import PodRecord, Session, State
 
 __all__ = [
     "DASHBOARD_STYLE",
@@ -34,6 +35,15 @@ __all__ = [
 ]
 
 REFRESH_SECONDS = 5
+
+
+def _session_text(session: Session | None) -> str:
+    """The session's id, and why it ended once it has (podmgr/rules.py)."""
+    if session is None:
+        return "none"
+    if session.active:
+        return session.id
+    return f"{session.id} (ended: {end_label(session.end_reason)})"
 
 
 def _duration(seconds: float | None) -> str:
@@ -97,6 +107,7 @@ def build_view(
     left = session.deadline - now if session and session.active else None
     cache_size, hit_rate = _cache_texts(cache, stats, config.cache_mode)
     rows = [
+        ("Session", _session_text(session)),
         ("Pod", f"{pod.id} ({_pod_phase(pod)}, {pod.gpu_type_id})" if pod else "none"),
         ("Upstream", _upstream_text(resolver)),
         ("Pod uptime", _duration(uptime)),

@@ -16,14 +16,15 @@ __all__ = ["LAST_SESSIONS", "render_history_html", "render_history_text"]
 LAST_SESSIONS = 50
 
 
-def _rows(records: list[SessionRecord]) -> list[tuple[str, str, str, str, str]]:
-    rows = []
+def _rows(records: list[SessionRecord]) -> list[tuple[str, ...]]:
+    rows: list[tuple[str, ...]] = []
     for record in reversed(records[-LAST_SESSIONS:]):
         start = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.started_at))
         hours = (record.ended_at - record.started_at) / 3600
         gpus = ", ".join(sorted({pod.gpu_type_id for pod in record.pods})) or "-"
+        cost = f"${record.cost_usd:.4f}"
         rows.append(
-            (start, f"{hours:.2f} h", record.end_reason or "-", gpus, f"${record.cost_usd:.4f}")
+            (start, record.session_id or "-", f"{hours:.2f} h", record.ended_why, gpus, cost)
         )
     return rows
 
@@ -43,7 +44,10 @@ def render_history_text(records: list[SessionRecord], problems: list[str]) -> st
 
 def render_history_html(records: list[SessionRecord], problems: list[str], style: str) -> str:
     esc = html.escape
-    head = "<tr><th>Started</th><th>Length</th><th>Ended by</th><th>GPU</th><th>Cost</th></tr>"
+    head = (
+        "<tr><th>Started</th><th>Session</th><th>Length</th><th>Ended by</th><th>GPU</th>"
+        "<th>Cost</th></tr>"
+    )
     body = "".join(
         "<tr>" + "".join(f"<td class=num>{esc(cell)}</td>" for cell in row) + "</tr>"
         for row in _rows(records)
