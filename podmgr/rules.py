@@ -33,6 +33,7 @@ and the history all see it. This module imports nothing of the watchdog, proxy o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -171,7 +172,7 @@ for _row in (
         wake=True,
         normal=True,
         rule=_deadline,
-        guard=GuardLimit("clock", lambda figures: figures.deadline),
+        guard=GuardLimit("clock", lambda f: f.deadline if math.isfinite(f.deadline) else None),
     ),
     EndReason(
         "budget",

@@ -9,21 +9,33 @@ REST API v2 (`DELETE /pods/{id}` -> 204, RunPod OpenAPI v2 deletePod) at the bas
 PODMGR_GUARD_API_URL (default https://api.runpod.io/v2), with the pod-scoped
 `RUNPOD_API_KEY` RunPod injects into every pod (RUNPOD_FACTS.md, "Pod lifecycle as the API
 shows it"). Its first line, `{"guard": "armed", ...}`, is how the watchdog knows it runs
-(podmgr/guard/check.py). Reasons, first match wins:
+(podmgr/guard/check.py).
 
-  - deadline: now >= PODMGR_GUARD_DEADLINE (fixed when the session started);
-  - budget:   spent + cost x (now + interval - created_at) / 3600 >= max cost, i.e.
-              the budget would be passed before the next check (PODMGR_GUARD_SPENT_USD is
-              the session's cost when the pod was created; the rate is the pod's
-              `cost` from `GET /pods/{id}` (v2 Pod.cost, USD/h billed); time since
-              PODMGR_GUARD_CREATED_AT over-counts any stopped time, which errs towards
-              ending early);
-  - idle:     vLLM's `/metrics` request counters (finished requests, running and waiting
-              gauges) unchanged and nothing in flight for PODMGR_GUARD_IDLE_SECONDS, counted
-              from the first answer of `/metrics` (model loading is not idleness);
-  - lease:    (optional) the watchdog has not renewed its lease for
-              PODMGR_GUARD_LEASE_SECONDS, counted from the guard's start; the lease
-              endpoint touches PODMGR_GUARD_LEASE_FILE, whose mtime the guard reads.
+Which limits end the pod, and in which order, is not written here: the launcher sends them
+as PODMGR_GUARD_RULES, a JSON list of `{"reason", "measure", "limit"}` taken from the
+table of end reasons (podmgr/rules.py), and the first rule whose measure has reached its
+limit ends the pod, for that rule's reason. The guard only knows how to read its measures:
+
+  - clock:                 now (a deadline, PODMGR_GUARD_DEADLINE, fixed when the
+                           session started);
+  - projected_cost_usd:    spent + cost x (now + interval - created_at) / 3600, the
+                           session's cost by the next check (PODMGR_GUARD_SPENT_USD is the
+                           session's cost when the pod was created; the rate is the pod's
+                           `cost` from `GET /pods/{id}` (v2 Pod.cost, USD/h billed); time
+                           since PODMGR_GUARD_CREATED_AT over-counts any stopped time, which
+                           errs towards ending early);
+  - idle_seconds:          how long vLLM's `/metrics` request counters (finished requests,
+                           running and waiting gauges) stayed unchanged with nothing in
+                           flight, counted from the first answer of `/metrics` (model
+                           loading is not idleness);
+  - lease_silence_seconds: how long since the watchdog last renewed its lease (the lease
+                           endpoint touches PODMGR_GUARD_LEASE_FILE, whose mtime the guard
+                           reads; counted from the guard's start).
+
+A rule whose measure cannot be read yet (no cost read, vLLM not answering, no lease) or
+that this guard does not know waits. Started by hand without PODMGR_GUARD_RULES (tests,
+the simulator's own guards), the guard applies the limits it was given one by one:
+PODMGR_GUARD_DEADLINE, _MAX_COST_USD, _IDLE_SECONDS, _LEASE_SECONDS, in that order.
 
 The guard's middleware (`MIDDLEWARE`) lives inside vLLM's own app on vLLM's port: written
 to a file beside the lease file and passed with vLLM's `--middleware` option whenever the
@@ -56,7 +68,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 # How the simulator (podmgr/sim/podproc.py) knows a start command is this guard.
@@ -80,6 +92,24 @@ def log(event: str, **fields: Any) -> None:
 
 # --- limits and decisions (pure) --------------------------------------------------------
 @dataclass(frozen=True)
+class Rule:
+    """End the pod for `reason` once `measure` is at least `limit` (podmgr/rules.py)."""
+
+    reason: str
+    measure: str
+    limit: float
+
+
+# Limits given one by one (no PODMGR_GUARD_RULES): (Limits field, reason, measure).
+_ONE_BY_ONE = (
+    ("deadline", "deadline", "clock"),
+    ("max_cost_usd", "budget", "projected_cost_usd"),
+    ("idle_seconds", "idle", "idle_seconds"),
+    ("lease_seconds", "lease", "lease_silence_seconds"),
+)
+
+
+@dataclass(frozen=True)
 class Limits:
     """What the pod was created with (env PODMGR_GUARD_*); None means no such limit."""
 
@@ -90,6 +120,7 @@ class Limits:
     idle_seconds: float | None = None
     interval: float = DEFAULT_INTERVAL
     lease_seconds: float | None = None
+    rules: tuple[Rule, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Limits:
@@ -105,7 +136,25 @@ class Limits:
             idle_seconds=number("IDLE_SECONDS"),
             interval=number("INTERVAL_SECONDS") or DEFAULT_INTERVAL,
             lease_seconds=number("LEASE_SECONDS"),
+            rules=parse_rules(env.get("PODMGR_GUARD_RULES", "")),
         )
+
+    def active_rules(self) -> tuple[Rule, ...]:
+        """The rules sent with the pod, else one per limit given (module docstring)."""
+        if self.rules:
+            return self.rules
+        given = ((getattr(self, name), reason, measure) for name, reason, measure in _ONE_BY_ONE)
+        return tuple(Rule(reason, measure, limit) for limit, reason, measure in given if limit)
+
+
+def parse_rules(text: str) -> tuple[Rule, ...]:
+    """PODMGR_GUARD_RULES: a JSON list of {"reason", "measure", "limit"} (empty: none)."""
+    if not text.strip():
+        return ()
+    return tuple(
+        Rule(str(item["reason"]), str(item["measure"]), float(item["limit"]))
+        for item in json.loads(text)
+    )
 
 
 @dataclass(frozen=True)
@@ -148,6 +197,33 @@ def projected_cost(limits: Limits, cost_per_hr: float, now: float) -> float:
     return limits.spent_usd + cost_per_hr * hours
 
 
+def measures(
+    limits: Limits,
+    now: float,
+    cost_per_hr: float | None,
+    activity: Activity,
+    lease_renewed_at: float | None = None,
+) -> dict[str, float | None]:
+    """What the guard can read now, by measure name (None: not readable yet)."""
+    return {
+        "clock": now,
+        "projected_cost_usd": (
+            None if cost_per_hr is None else projected_cost(limits, cost_per_hr, now)
+        ),
+        "idle_seconds": None if activity.last_active is None else now - activity.last_active,
+        "lease_silence_seconds": None if lease_renewed_at is None else now - lease_renewed_at,
+    }
+
+
+# How a reached rule is said, by measure; {reason} is the rule's (podmgr/rules.py).
+_SAID = {
+    "clock": "{reason} passed ({over:.0f}s ago)",
+    "projected_cost_usd": "{reason}: ${value:.4f} by the next check >= ${limit:.4f}",
+    "idle_seconds": "{reason}: no request for {value:.0f}s",
+    "lease_silence_seconds": "{reason}: the watchdog has not renewed it for {value:.0f}s",
+}
+
+
 def decide(
     limits: Limits,
     now: float,
@@ -156,20 +232,14 @@ def decide(
     lease_renewed_at: float | None = None,
 ) -> str | None:
     """Why the pod must end now, or None. Pure: no clock, no network."""
-    if limits.deadline is not None and now >= limits.deadline:
-        return f"deadline passed ({now - limits.deadline:.0f}s ago)"
-    if limits.max_cost_usd is not None and cost_per_hr is not None:
-        cost = projected_cost(limits, cost_per_hr, now)
-        if cost >= limits.max_cost_usd:
-            return f"budget: ${cost:.4f} by the next check >= ${limits.max_cost_usd:.4f}"
-    if limits.idle_seconds is not None and activity.last_active is not None:
-        idle = now - activity.last_active
-        if idle >= limits.idle_seconds:
-            return f"idle: no request for {idle:.0f}s"
-    if limits.lease_seconds is not None and lease_renewed_at is not None:
-        silent = now - lease_renewed_at
-        if silent >= limits.lease_seconds:
-            return f"lease: the watchdog has not renewed it for {silent:.0f}s"
+    seen = measures(limits, now, cost_per_hr, activity, lease_renewed_at)
+    for rule in limits.active_rules():
+        value = seen.get(rule.measure)
+        if value is not None and value >= rule.limit:
+            said = _SAID.get(rule.measure, "{reason}: {value:g} >= {limit:g}")
+            return said.format(
+                reason=rule.reason, value=value, limit=rule.limit, over=value - rule.limit
+            )
     return None
 
 
@@ -338,7 +408,8 @@ class Guard:
         self.activity = observe_activity(
             self.activity, read_metrics(self.metrics, self.vllm_key), now
         )
-        if self.cost_per_hr is None and self.limits.max_cost_usd is not None:
+        wants_cost = any(r.measure == "projected_cost_usd" for r in self.limits.active_rules())
+        if self.cost_per_hr is None and wants_cost:
             self._read_cost()
         lease = lease_renewed_at(self.lease_file)
         reason = decide(self.limits, now, self.cost_per_hr, self.activity, lease)
@@ -437,7 +508,8 @@ def _arm_middleware(
     """The command with the guard's middleware (and the lease when one is set); as it was,
     logged, when the module cannot be written (vLLM then guards only `/v1`)."""
     lease_file = env.get("PODMGR_GUARD_LEASE_FILE") or DEFAULT_LEASE_FILE
-    lease = lease_file if guard.limits.lease_seconds is not None else None
+    wants_lease = any(r.measure == "lease_silence_seconds" for r in guard.limits.active_rules())
+    lease = lease_file if wants_lease else None
     try:
         armed = with_middleware(command, env, os.path.dirname(lease_file) or ".", lease)
     except OSError as error:
@@ -452,7 +524,9 @@ def _arm_middleware(
 
 
 def _shown(limits: Limits) -> dict[str, Any]:
-    return {k: v for k, v in vars(replace(limits)).items() if v is not None}
+    shown = {k: v for k, v in vars(limits).items() if v is not None and k != "rules"}
+    shown["rules"] = [vars(rule) for rule in limits.active_rules()]
+    return shown
 
 
 if __name__ == "__main__":

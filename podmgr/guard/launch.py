@@ -8,9 +8,11 @@ docs, pods/templates/manage-templates.mdx), so the create's `args` carries `{"en
 image ships and takes `--model`). That v2 honours the JSON is not documented: each pod's
 log is checked (podmgr/guard/check.py), and once RunPod is seen passing it
 literally, pods are made without the guard. No image of ours, no download. The limits go as
-`PODMGR_GUARD_*` env values; none is a secret (the start command and env are visible in
-RunPod's console). The key the guard uses is the pod-scoped `RUNPOD_API_KEY` RunPod
-injects, never sent by podmgr.
+`PODMGR_GUARD_*` env values: PODMGR_GUARD_RULES lists the rules the table of end reasons
+(podmgr/rules.py) gives the guard, as JSON (reason, measure, limit), and the figures its
+measures need (created at, spent, interval) go beside them; none is a secret (the start
+command and env are visible in RunPod's console). The key the guard uses is the pod-scoped
+`RUNPOD_API_KEY` RunPod injects, never sent by podmgr.
 
 The guard is impossible when the image is not vLLM's official one (it may lack `python3` or
 the `vllm` CLI) or `docker_args` is a whole command rather than vLLM's arguments:
@@ -19,6 +21,8 @@ the `vllm` CLI) or `docker_args` is a whole command rather than vLLM's arguments
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import time
 from collections.abc import Mapping
@@ -27,6 +31,7 @@ from pathlib import Path
 
 from podmgr.config import Config
 from podmgr.guard.guard import MARKER as GUARD_MARKER
+from podmgr.rules import Figures, Limits, guard_rules
 from podmgr.state import Session
 
 __all__ = [
@@ -98,10 +103,19 @@ def guard_env(
         values["IDLE_SECONDS"] = str(config.idle_timeout_seconds)
     if config.guard_lease_seconds is not None:
         values["LEASE_SECONDS"] = f"{config.guard_lease_seconds:g}"
+    values["RULES"] = json.dumps(guard_rules(_figures(config, session, now)))
     api = (env.get("RUNPOD_REST_URL") or DEFAULT_REST_URL).rstrip("/")
     if api != DEFAULT_REST_URL:
         values["API_URL"] = api  # a simulator's REST API v2; RunPod's is the guard's default
     return {GUARD_ENV_PREFIX + key: value for key, value in values.items()}
+
+
+def _figures(config: Config, session: Session | None, now: float) -> Figures:
+    """The session's figures as a pod is created (no session: no deadline)."""
+    started = session.started_at if session is not None else now
+    deadline = session.deadline if session is not None else math.inf
+    spent = session.cost_usd if session is not None else 0.0
+    return Figures(now, started, deadline, Limits.of(config), cost_usd=spent)
 
 
 def guard_limits(env: Mapping[str, str]) -> dict[str, str] | None:

@@ -16,7 +16,8 @@ What it claims, and where from:
   run is reproducible.
 - The pod's guard (podmgr/guard/guard.py) ends its own pod at the session deadline, when the
   budget would pass before its next check, and after `idle_seconds` without requests, as
-  its limits in the create request say (the same `pod_spec` the watchdog sends). Its idle
+  the rules in its create request say (PODMGR_GUARD_RULES from podmgr/rules.py, in the
+  same `pod_spec` the watchdog sends). Its idle
   clock is the guard's: it starts when the model has loaded (vLLM answers `/metrics` only
   then) and moves only with requests that reached the pod (`served`), never with those a
   fallback answered while the pod was not marked ready: a pod is never ended for idle
@@ -28,6 +29,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from podmgr.guard.guard import Limits
 from podmgr.runpod.values import PodInfo
 
 __all__ = ["RunPodModel", "StartupPace", "VirtualPod"]
@@ -179,23 +181,31 @@ class RunPodModel:
                     pod.end_reason = end[1]
 
     def _guard_end(self, pod: VirtualPod) -> tuple[float, str] | None:
-        """When and why the pod's guard ends it (podmgr/guard/guard.py's three rules)."""
-        limits = pod.guard
-        if not limits:
+        """When and why the pod's guard ends it: the first of its rules (the env the pod was
+        created with, podmgr/guard/guard.py) to reach its limit on this model's clock."""
+        if not pod.guard:
             return None
-        ends: list[tuple[float, str]] = []
-        if "deadline" in limits:
-            ends.append((float(limits["deadline"]), "deadline"))
-        if "max_cost_usd" in limits and pod.cost_per_hr > 0:
-            spent = float(limits.get("spent_usd", "0"))
-            interval = float(limits.get("interval_seconds", "10"))
-            hours_left = (float(limits["max_cost_usd"]) - spent) / pod.cost_per_hr
-            ends.append((pod.intervals[0][0] + hours_left * 3600 - interval, "budget"))
-        if "idle_seconds" in limits:
+        limits = Limits.from_env({"PODMGR_GUARD_" + k.upper(): v for k, v in pod.guard.items()})
+        ends = []
+        for rule in limits.active_rules():
+            at = self._reached_at(pod, limits, rule.measure, rule.limit)
+            if at is not None:
+                ends.append((at, rule.reason))
+        return min(ends, key=lambda end: end[0]) if ends else None
+
+    @staticmethod
+    def _reached_at(pod: VirtualPod, limits: Limits, measure: str, limit: float) -> float | None:
+        """When the guard's `measure` reaches `limit` if nothing else happens first."""
+        if measure == "clock":
+            return limit
+        if measure == "projected_cost_usd" and pod.cost_per_hr > 0:
+            hours_left = (limit - limits.spent_usd) / pod.cost_per_hr
+            return pod.intervals[0][0] + hours_left * 3600 - limits.interval
+        if measure == "idle_seconds":
             # from the load (this start's), or the last request it answered since
             served = pod.last_served_at if pod.last_served_at is not None else pod.ready_at
-            ends.append((max(pod.ready_at, served) + float(limits["idle_seconds"]), "idle"))
-        return min(ends) if ends else None
+            return max(pod.ready_at, served) + limit
+        return None  # the lease: the replay's passes renew it
 
     def _download(self) -> float:
         if self.volume and self.weights_on_volume:
