@@ -11,6 +11,7 @@ import pytest
 
 from podmgr.cli import main
 from podmgr.history import (
+    PodSummary,
     SessionRecord,
     append_record,
     history_path,
@@ -88,3 +89,28 @@ def test_history_command_lists_sessions_and_reports_bad_lines(
     assert main(["history", "--config", str(config), "--since", "5s"]) == 0
     assert "0 sessions" in capsys.readouterr().out
     assert main(["history", "--config", str(config), "--since", "week"]) == 2
+
+
+def test_cost_keeps_two_sessions_started_in_the_same_second_apart(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "pod_config.json"
+    config.write_text(json.dumps({"state_file": str(tmp_path / "state.json")}))
+    start = float(int(time.time()) - 600)  # both at this instant (a fast machine, a sim clock)
+    path = tmp_path / "history.jsonl"
+    for number, session_id in enumerate(("aaaaaaaaaaaa", "bbbbbbbbbbbb")):
+        pod = PodSummary(id=f"pod{number}", gpu_type_id="GPU A", created_at=start, cost_usd=0.5)
+        record = SessionRecord(
+            started_at=start, ended_at=start + 300 + number, session_id=session_id,
+            end_reason="idle", pods=[pod], cost_usd=0.5,
+        )  # fmt: skip
+        append_record(path, record)
+    capsys.readouterr()
+    for by, groups in (("session", 2), ("day", 1), ("gpu", 1)):
+        assert main(["cost", "--config", str(config), "--by", by, "--no-runpod", "--json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert len(report["groups"]) == groups, report
+        assert sum(group["sessions"] for group in report["groups"]) == 2, report
+    assert main(["history", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "aaaaaaaaaaaa" in out and "bbbbbbbbbbbb" in out and "idle: " in out
