@@ -167,6 +167,9 @@ def test_dashboard_text(sim_proxy: ProxyProcess, sim_pod: SimUpstream) -> None:
         assert label in text
     assert sim_pod.pod_id in text and "ready" in text
     assert "<html" not in text and VLLM_KEY not in text
+    state = StateStore(sim_proxy.state_path).peek()
+    assert state is not None and state.session is not None
+    assert state.session.id in text  # the session shows by its id
 
 
 def test_dashboard_in_a_browser(
