@@ -31,6 +31,7 @@ from pathlib import Path
 
 from podmgr.config import Config
 from podmgr.guard.guard import MARKER as GUARD_MARKER
+from podmgr.guard.guard import Limits as GuardLimits
 from podmgr.rules import Figures, Limits, guard_rules
 from podmgr.state import Session
 
@@ -41,6 +42,7 @@ __all__ = [
     "guard_limits",
     "guard_line",
     "guard_problem",
+    "guard_rules_of",
     "guard_source",
     "is_guard_entrypoint",
 ]
@@ -126,6 +128,12 @@ def guard_limits(env: Mapping[str, str]) -> dict[str, str] | None:
         if key.startswith(GUARD_ENV_PREFIX) and key != GUARD_ENV_PREFIX + "API_URL"
     }
     return limits or None
+
+
+def guard_rules_of(limits: Mapping[str, str]) -> GuardLimits:
+    """A pod's guard limits (`guard_limits`, as the state keeps them) as its guard reads
+    them, rules included; ValueError (or KeyError) when they do not parse."""
+    return GuardLimits.from_env({GUARD_ENV_PREFIX + k.upper(): v for k, v in limits.items()})
 
 
 def guard_line(limits: Mapping[str, str] | None, config: Config) -> str:

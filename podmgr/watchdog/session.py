@@ -35,6 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from podmgr.config import Config
+from podmgr.guard.launch import guard_rules_of
 from podmgr.rules import Figures, Limits, first_limit
 from podmgr.state import State
 from podmgr.watchdog.actions import EndReason
@@ -109,20 +110,27 @@ def limit_reached(
 
 
 def _guard_ended(state: State, observed: Observed, now: float) -> tuple[EndReason, str] | None:
-    """The idle limit by which the pod's guard may have ended it, if it is gone."""
+    """The rule by which the pod's guard may have ended it, if it is gone: the first of its
+    rules on the clock that is due, or on idleness that may have run out by now."""
     pod = state.pod
     if pod is None or not pod.guard or observed.listing_error is not None:
         return None
     if observed.pod(pod.id) is not None:
         return None
     try:
-        idle = float(pod.guard.get("idle_seconds", ""))
-    except ValueError:
+        rules = guard_rules_of(pod.guard).active_rules()
+    except (ValueError, KeyError, TypeError):
         return None
     began = pod.last_restart_at if pod.last_restart_at is not None else pod.created_at
-    if now - began < idle:
-        return None  # its guard's idle clock cannot have run out yet: gone for another cause
-    return "idle", f"pod {pod.id} gone: its guard ended it (idle limit {idle:g}s)"
+    for rule in rules:
+        if rule.measure == "clock" and now >= rule.limit:
+            return rule.reason, f"pod {pod.id} gone: its guard ended it ({rule.reason})"
+        if rule.measure == "idle_seconds" and now - began >= rule.limit:
+            # its guard's idle clock may have run out (else: gone for another cause)
+            return rule.reason, (
+                f"pod {pod.id} gone: its guard ended it (idle limit {rule.limit:g}s)"
+            )
+    return None
 
 
 def restart_wait(config: Config, state: State, now: float) -> float:

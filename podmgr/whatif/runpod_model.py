@@ -30,6 +30,7 @@ import random
 from dataclasses import dataclass, field
 
 from podmgr.guard.guard import Limits
+from podmgr.guard.launch import guard_rules_of
 from podmgr.runpod.values import PodInfo
 
 __all__ = ["RunPodModel", "StartupPace", "VirtualPod"]
@@ -185,7 +186,7 @@ class RunPodModel:
         created with, podmgr/guard/guard.py) to reach its limit on this model's clock."""
         if not pod.guard:
             return None
-        limits = Limits.from_env({"PODMGR_GUARD_" + k.upper(): v for k, v in pod.guard.items()})
+        limits = guard_rules_of(pod.guard)
         ends = []
         for rule in limits.active_rules():
             at = self._reached_at(pod, limits, rule.measure, rule.limit)

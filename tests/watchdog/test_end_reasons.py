@@ -12,7 +12,7 @@ import pytest
 
 from podmgr import rules
 from podmgr.guard.guard import Activity, Limits, decide
-from podmgr.guard.launch import guard_env
+from podmgr.guard.launch import guard_env, guard_limits
 from podmgr.history import session_record
 from podmgr.proxy.observe.history_page import render_history_text
 from podmgr.proxy.wake import wake_refusal
@@ -162,3 +162,13 @@ def test_the_guard_applies_a_new_rule_it_was_sent() -> None:
     assert decide(limits, T0 + 59, None, Activity()) is None
     assert decide(limits, T0 + 61, None, Activity()) == "curfew passed (1s ago)"
     assert "curfew" not in rules.REASONS
+
+
+def test_the_watchdog_reads_a_gone_pod_as_ended_by_its_guards_new_rule() -> None:
+    sess = session()
+    with rules.registered(CURFEW):
+        guard = guard_limits(guard_env(config(), sess, NOW - 600, environ={}))
+        pod = record().model_copy(update={"guard": guard})
+        actions = plan(config(), state(sess, pod), seen(), NOW)
+    assert act.EndSession("curfew", "pod p1 gone: its guard ended it (curfew)") in actions
+    assert not any(isinstance(a, act.CreatePod) for a in actions)  # a limit, not a loss
