@@ -126,7 +126,7 @@ class EndReason:
 def _deadline(figures: Figures) -> str | None:
     if figures.now < figures.deadline:
         return None
-    return f"runtime {figures.limits.runtime_seconds:g}s reached"
+    return f"runtime {figures.limits.runtime_seconds:.0f}s reached"
 
 
 def _budget(figures: Figures) -> str | None:

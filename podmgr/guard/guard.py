@@ -144,17 +144,24 @@ class Limits:
         if self.rules:
             return self.rules
         given = ((getattr(self, name), reason, measure) for name, reason, measure in _ONE_BY_ONE)
-        return tuple(Rule(reason, measure, limit) for limit, reason, measure in given if limit)
+        return tuple(
+            Rule(reason, measure, limit) for limit, reason, measure in given if limit is not None
+        )
 
 
 def parse_rules(text: str) -> tuple[Rule, ...]:
-    """PODMGR_GUARD_RULES: a JSON list of {"reason", "measure", "limit"} (empty: none)."""
+    """PODMGR_GUARD_RULES: a JSON list of {"reason", "measure", "limit"}. Empty or not
+    readable: none, and the limits given one by one hold (the guard is PID 1: a bad env
+    value must not keep vLLM from starting nor leave the pod unguarded)."""
     if not text.strip():
         return ()
-    return tuple(
-        Rule(str(item["reason"]), str(item["measure"]), float(item["limit"]))
-        for item in json.loads(text)
-    )
+    try:
+        return tuple(
+            Rule(str(item["reason"]), str(item["measure"]), float(item["limit"]))
+            for item in json.loads(text)
+        )
+    except (ValueError, KeyError, TypeError):
+        return ()
 
 
 @dataclass(frozen=True)

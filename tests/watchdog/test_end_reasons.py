@@ -172,3 +172,10 @@ def test_the_watchdog_reads_a_gone_pod_as_ended_by_its_guards_new_rule() -> None
         actions = plan(config(), state(sess, pod), seen(), NOW)
     assert act.EndSession("curfew", "pod p1 gone: its guard ended it (curfew)") in actions
     assert not any(isinstance(a, act.CreatePod) for a in actions)  # a limit, not a loss
+
+
+def test_unreadable_rules_leave_the_guard_its_limits_one_by_one() -> None:
+    env = {"PODMGR_GUARD_RULES": "[{not json", "PODMGR_GUARD_DEADLINE": str(T0)}
+    limits = Limits.from_env(env)
+    assert limits.rules == ()
+    assert decide(limits, T0, None, Activity()) == "deadline passed (0s ago)"
