@@ -9,6 +9,11 @@ Each figure is a ratio against a baseline measured in the same run on this machi
 - streams: added time to first byte and added delay per chunk;
 - hit latency with 100k entries / with 1k entries.
 Load and servers share the machine's cores, as they would on a laptop.
+
+After the table, the 32-connection ratios are compared with the figures stored for this
+machine class (bench/guard.py, bench/baselines.json): one that falls more than 10 % below
+its figure prints a banner and the exit code is 1. `--record` (or BENCH_RECORD=1) stores
+this run's ratios instead. BENCH_SECONDS shortens the runs while iterating.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 from bench.fill import bench_body, fill_cache
+from bench.guard import TARGETS, markdown_table, report
 from bench.load import LoadResult, generator_name, run_load
 from bench.servers import serve_app, serve_proxy
 from bench.streams import measure_streams
@@ -28,6 +35,8 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "3"))
 CHAT = "/v1/chat/completions"
 HIT_BODY = [json.dumps(bench_body(0))]
+# The ratios the guard compares with their stored figures, filled in as the rows are run.
+Ratios = dict[str, float]
 
 
 def _row(name: str, value: str, baseline: str, figure: str, target: str) -> list[str]:
@@ -35,25 +44,24 @@ def _row(name: str, value: str, baseline: str, figure: str, target: str) -> list
 
 
 def _print_table(rows: list[list[str]]) -> None:
-    head = ["benchmark", "proxy", "baseline", "result", "target"]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"
-    print(line)
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print("\n".join(markdown_table(["benchmark", "proxy", "baseline", "result", "target"], rows)))
 
 
-def _hit_rows(work: Path, upstream: str) -> list[list[str]]:
+def _target(name: str) -> str:
+    return f">= {TARGETS[name]:.2f}x"
+
+
+def _hit_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
     with serve_app("bare") as bare, serve_proxy(work / "hit", upstream_url=upstream) as proxy:
         run_load(proxy + CHAT, 1, 0.5, HIT_BODY)  # miss once, then it is a hit
         base = run_load(bare + CHAT, 32, SECONDS, HIT_BODY)
         hit = run_load(proxy + CHAT, 32, SECONDS, HIT_BODY)
         base1 = run_load(bare + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
         hit1 = run_load(proxy + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
+    ratios["cache_hit"] = hit.rps / base.rps
     return [
         _row("cache hit, 32 conns (req/s)", f"{hit.rps:,.0f}", f"{base.rps:,.0f} bare Starlette",
-             f"{hit.rps / base.rps:.2f}x", ">= 0.5x"),
+             f"{hit.rps / base.rps:.2f}x", _target("cache_hit")),
         _row("cache hit, 1 conn, p50 added", f"{hit1.p50_ms:.3f} ms", f"{base1.p50_ms:.3f} ms",
              f"{hit1.p50_ms - base1.p50_ms:+.3f} ms", "<= 0.3 ms"),
     ]  # fmt: skip
@@ -75,7 +83,7 @@ def _mean(one: LoadResult, two: LoadResult) -> LoadResult:
     )
 
 
-def _pass_rows(work: Path, upstream: str) -> list[list[str]]:
+def _pass_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
     """Pass-through with each upstream client (`upstream_client`) in the same run: the own
     client is kept only while it beats aiohttp's by >= 1.3x (podmgr/proxy/upstream/client.py)."""
     rows = []
@@ -85,9 +93,9 @@ def _pass_rows(work: Path, upstream: str) -> list[list[str]]:
                     upstream_client="aiohttp") as aio,
         serve_app("forwarder", upstream) as forwarder,
     ):  # fmt: skip
-        for label, path, bodies in (
-            ("chat", CHAT, HIT_BODY),
-            ("GET models", "/v1/models", None),
+        for label, name, path, bodies in (
+            ("chat", "pass_through", CHAT, HIT_BODY),
+            ("GET models", "pass_through_models", "/v1/models", None),
         ):
             run_load(own + path, 4, 1, bodies)
             run_load(aio + path, 4, 1, bodies)
@@ -96,9 +104,11 @@ def _pass_rows(work: Path, upstream: str) -> list[list[str]]:
             minimal = run_load(forwarder + path, 32, SECONDS, bodies)
             direct1 = run_load(upstream + path, 1, LATENCY_SECONDS, bodies)
             through1 = run_load(own + path, 1, LATENCY_SECONDS, bodies)
+            ratios[name] = through.rps / direct.rps
             rows += [
                 _row(f"pass-through {label}, 32 conns (req/s)", f"{through.rps:,.0f}",
-                     f"{direct.rps:,.0f} direct", f"{through.rps / direct.rps:.2f}x", ">= 0.2x"),
+                     f"{direct.rps:,.0f} direct", f"{through.rps / direct.rps:.2f}x",
+                     _target(name) if name in TARGETS else "-"),
                 _row("  same, upstream_client=aiohttp", f"{through_aio.rps:,.0f}",
                      f"{direct.rps:,.0f} direct", f"{through_aio.rps / direct.rps:.2f}x", "-"),
                 _row("  own client / aiohttp", f"{through.rps:,.0f}", f"{through_aio.rps:,.0f}",
@@ -112,7 +122,7 @@ def _pass_rows(work: Path, upstream: str) -> list[list[str]]:
     return rows
 
 
-def _edge_rows(work: Path, upstream: str) -> list[list[str]]:
+def _edge_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
     """The path a RunPod pod takes: a non-streaming request sent upstream as a stream and
     the JSON rebuilt from it (rows above use a static local upstream, sent as it is)."""
     with serve_proxy(work / "edge", pod_url=upstream, cache_mode="off") as proxy:
@@ -121,6 +131,7 @@ def _edge_rows(work: Path, upstream: str) -> list[list[str]]:
         through = run_load(proxy + CHAT, 32, SECONDS, HIT_BODY)
         direct1 = run_load(upstream + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
         through1 = run_load(proxy + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
+    ratios["edge_safe"] = through.rps / direct.rps
     return [
         _row("edge-safe chat (pod, sent as stream), 32 conns", f"{through.rps:,.0f}",
              f"{direct.rps:,.0f} direct", f"{through.rps / direct.rps:.2f}x", "(>= 0.2x)"),
@@ -165,18 +176,21 @@ def _scale_rows(work: Path, upstream: str, rounds: int = 3) -> list[list[str]]:
     ]  # fmt: skip
 
 
-def main() -> None:
+def main() -> int:
+    recording = "--record" in sys.argv[1:] or os.environ.get("BENCH_RECORD") == "1"
     print(f"load generator: {generator_name()}; {os.cpu_count()} cores; {SECONDS:g} s per run")
     rows: list[list[str]] = []
+    ratios: Ratios = {}
     with tempfile.TemporaryDirectory(prefix="podmgr-bench-") as tmp, serve_app("upstream") as up:
         work = Path(tmp)
-        rows += _hit_rows(work, up)
-        rows += _pass_rows(work, up)
-        rows += _edge_rows(work, up)
+        rows += _hit_rows(work, up, ratios)
+        rows += _pass_rows(work, up, ratios)
+        rows += _edge_rows(work, up, ratios)
         rows += _stream_rows(work, up)
         rows += _scale_rows(work, up)
     _print_table(rows)
+    return report(ratios, recording=recording)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
