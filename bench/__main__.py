@@ -54,8 +54,7 @@ def _target(name: str) -> str:
 def _hit_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
     with serve_app("bare") as bare, serve_proxy(work / "hit", upstream_url=upstream) as proxy:
         run_load(proxy + CHAT, 1, 0.5, HIT_BODY)  # miss once, then it is a hit
-        base = run_load(bare + CHAT, 32, SECONDS, HIT_BODY)
-        hit = run_load(proxy + CHAT, 32, SECONDS, HIT_BODY)
+        base, hit = _interleaved([bare + CHAT, proxy + CHAT], HIT_BODY)
         base1 = run_load(bare + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
         hit1 = run_load(proxy + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
     ratios["cache_hit"] = hit.rps / base.rps
@@ -70,11 +69,17 @@ def _hit_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
 def _abba(first: str, second: str, bodies: list[str] | None) -> tuple[LoadResult, LoadResult]:
     """Throughput of two URLs measured first, second, second, first (so a drift in the
     machine's load falls on both alike); each figure is the mean of its two runs."""
-    a1 = run_load(first, 32, SECONDS / 2, bodies)
-    b1 = run_load(second, 32, SECONDS / 2, bodies)
-    b2 = run_load(second, 32, SECONDS / 2, bodies)
-    a2 = run_load(first, 32, SECONDS / 2, bodies)
-    return _mean(a1, a2), _mean(b1, b2)
+    one, two = _interleaved([first, second], bodies)
+    return one, two
+
+
+def _interleaved(urls: list[str], bodies: list[str] | None) -> list[LoadResult]:
+    """Throughput of each URL at 32 connections, measured in order and then in reverse
+    order, half of SECONDS each time (a drift in the machine's load falls on all alike;
+    on a shared machine a single run beside another job's burst was off by 50%)."""
+    forward = [run_load(url, 32, SECONDS / 2, bodies) for url in urls]
+    backward = [run_load(url, 32, SECONDS / 2, bodies) for url in reversed(urls)]
+    return [_mean(one, two) for one, two in zip(forward, reversed(backward), strict=True)]
 
 
 def _mean(one: LoadResult, two: LoadResult) -> LoadResult:
@@ -99,8 +104,9 @@ def _pass_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
         ):
             run_load(own + path, 4, 1, bodies)
             run_load(aio + path, 4, 1, bodies)
-            direct = run_load(upstream + path, 32, SECONDS, bodies)
-            through, through_aio = _abba(own + path, aio + path, bodies)
+            direct, through, through_aio = _interleaved(
+                [upstream + path, own + path, aio + path], bodies
+            )
             minimal = run_load(forwarder + path, 32, SECONDS, bodies)
             direct1 = run_load(upstream + path, 1, LATENCY_SECONDS, bodies)
             through1 = run_load(own + path, 1, LATENCY_SECONDS, bodies)
@@ -127,8 +133,7 @@ def _edge_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
     the JSON rebuilt from it (rows above use a static local upstream, sent as it is)."""
     with serve_proxy(work / "edge", pod_url=upstream, cache_mode="off") as proxy:
         run_load(proxy + CHAT, 4, 1, HIT_BODY)
-        direct = run_load(upstream + CHAT, 32, SECONDS, HIT_BODY)
-        through = run_load(proxy + CHAT, 32, SECONDS, HIT_BODY)
+        direct, through = _interleaved([upstream + CHAT, proxy + CHAT], HIT_BODY)
         direct1 = run_load(upstream + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
         through1 = run_load(proxy + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
     ratios["edge_safe"] = through.rps / direct.rps
