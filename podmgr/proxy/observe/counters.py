@@ -118,7 +118,8 @@ class _Family(Collector, Generic[S]):
     """A named metric with label names; its series are made on first use of their labels.
 
     Without label names, the family is its own single series (as with prometheus_client,
-    `counter.inc()` works directly); with them, `labels(*values)` returns the series.
+    `counter.inc()` works directly, and `labels()` returns that series for binding); with
+    them, `labels(*values)` returns the series of those values.
     """
 
     kind = ""

@@ -81,20 +81,20 @@ class Recorder:
         self._overhead.observe(max(0.0, elapsed - outcome.waited))
         stats.record(at, elapsed)
         upstream = outcome.upstream
-        looked_up: bool | None = None
+        cache_hit: bool | None = None  # None: the cache was not looked in
         if cache is CacheResult.HIT:
             self._hit.inc()
             stats.hits += 1
-            looked_up, upstream = True, "cache"
+            cache_hit, upstream = True, "cache"
         elif cache is CacheResult.MISS:
             self._miss.inc()
             stats.misses += 1
-            looked_up = False
+            cache_hit = False
         elif cache is CacheResult.BYPASS:
             self._bypass.inc()
             stats.bypasses += 1
         error = status >= 400
-        stats.series.record(at, elapsed, outcome.ttft, looked_up, upstream, error)
+        stats.series.record(at, elapsed, outcome.ttft, cache_hit, upstream, error)
         if outcome.coalesced:
             metrics.coalesced.inc()
         if outcome.upstream_failure is not None:
