@@ -198,6 +198,10 @@ def report(measured: dict[str, float], *, recording: bool, path: Path = BASELINE
     regressed = [item for item in checks if item.regressed]
     if regressed:
         print("\n".join(banner(regressed)))
+        cores = os.cpu_count() or 1
+        if load[0] > cores:
+            print(f"!!! This machine is busy (load {load[0]:.1f} on {cores} cores): at such loads")
+            print("!!! the same code read ratios up to 30% apart (docs/bench.md).")
         return 1
     print(f"no ratio fell more than {TOLERANCE:.0%} below its stored figure")
     return 0
