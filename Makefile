@@ -28,6 +28,9 @@ fmt: $(STAMP)
 	$(BIN)/ruff check --fix podmgr tests bench scripts manage_pod.py proxy_fastapi.py
 	$(BIN)/ruff format podmgr tests bench scripts manage_pod.py proxy_fastapi.py
 
+# Ratios against same-run baselines, compared with bench/baselines.json for this machine
+# class: exits 1 with a banner when one falls >10% (wrk: apt-get install -y wrk).
+# `make bench BENCH_RECORD=1` stores this run's ratios instead. Not part of `make test`.
 bench: $(STAMP)
 	$(BIN)/python -m bench
 	$(BIN)/python -m bench.bench_watchdog

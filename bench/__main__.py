@@ -9,6 +9,11 @@ Each figure is a ratio against a baseline measured in the same run on this machi
 - streams: added time to first byte and added delay per chunk;
 - hit latency with 100k entries / with 1k entries.
 Load and servers share the machine's cores, as they would on a laptop.
+
+After the table, the 32-connection ratios are compared with the figures stored for this
+machine class (bench/guard.py, bench/baselines.json): one that falls more than 10 % below
+its figure prints a banner and the exit code is 1. `--record` (or BENCH_RECORD=1) stores
+this run's ratios instead. BENCH_SECONDS shortens the runs while iterating.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 from bench.fill import bench_body, fill_cache
+from bench.guard import TARGETS, markdown_table, report
 from bench.load import LoadResult, generator_name, run_load
 from bench.servers import serve_app, serve_proxy
 from bench.streams import measure_streams
@@ -28,6 +35,8 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "5"))
 LATENCY_SECONDS = float(os.environ.get("BENCH_LATENCY_SECONDS", "3"))
 CHAT = "/v1/chat/completions"
 HIT_BODY = [json.dumps(bench_body(0))]
+# The ratios the guard compares with their stored figures, filled in as the rows are run.
+Ratios = dict[str, float]
 
 
 def _row(name: str, value: str, baseline: str, figure: str, target: str) -> list[str]:
@@ -35,25 +44,23 @@ def _row(name: str, value: str, baseline: str, figure: str, target: str) -> list
 
 
 def _print_table(rows: list[list[str]]) -> None:
-    head = ["benchmark", "proxy", "baseline", "result", "target"]
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    line = "| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"
-    print(line)
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+    print("\n".join(markdown_table(["benchmark", "proxy", "baseline", "result", "target"], rows)))
 
 
-def _hit_rows(work: Path, upstream: str) -> list[list[str]]:
+def _target(name: str) -> str:
+    return f">= {TARGETS[name]:.2f}x"
+
+
+def _hit_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
     with serve_app("bare") as bare, serve_proxy(work / "hit", upstream_url=upstream) as proxy:
         run_load(proxy + CHAT, 1, 0.5, HIT_BODY)  # miss once, then it is a hit
-        base = run_load(bare + CHAT, 32, SECONDS, HIT_BODY)
-        hit = run_load(proxy + CHAT, 32, SECONDS, HIT_BODY)
+        base, hit = _interleaved([bare + CHAT, proxy + CHAT], HIT_BODY)
         base1 = run_load(bare + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
         hit1 = run_load(proxy + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
+    ratios["cache_hit"] = hit.rps / base.rps
     return [
         _row("cache hit, 32 conns (req/s)", f"{hit.rps:,.0f}", f"{base.rps:,.0f} bare Starlette",
-             f"{hit.rps / base.rps:.2f}x", ">= 0.5x"),
+             f"{hit.rps / base.rps:.2f}x", _target("cache_hit")),
         _row("cache hit, 1 conn, p50 added", f"{hit1.p50_ms:.3f} ms", f"{base1.p50_ms:.3f} ms",
              f"{hit1.p50_ms - base1.p50_ms:+.3f} ms", "<= 0.3 ms"),
     ]  # fmt: skip
@@ -62,11 +69,17 @@ def _hit_rows(work: Path, upstream: str) -> list[list[str]]:
 def _abba(first: str, second: str, bodies: list[str] | None) -> tuple[LoadResult, LoadResult]:
     """Throughput of two URLs measured first, second, second, first (so a drift in the
     machine's load falls on both alike); each figure is the mean of its two runs."""
-    a1 = run_load(first, 32, SECONDS / 2, bodies)
-    b1 = run_load(second, 32, SECONDS / 2, bodies)
-    b2 = run_load(second, 32, SECONDS / 2, bodies)
-    a2 = run_load(first, 32, SECONDS / 2, bodies)
-    return _mean(a1, a2), _mean(b1, b2)
+    one, two = _interleaved([first, second], bodies)
+    return one, two
+
+
+def _interleaved(urls: list[str], bodies: list[str] | None) -> list[LoadResult]:
+    """Throughput of each URL at 32 connections, measured in order and then in reverse
+    order, half of SECONDS each time (a drift in the machine's load falls on all alike;
+    on a shared machine a single run beside another job's burst was off by 50%)."""
+    forward = [run_load(url, 32, SECONDS / 2, bodies) for url in urls]
+    backward = [run_load(url, 32, SECONDS / 2, bodies) for url in reversed(urls)]
+    return [_mean(one, two) for one, two in zip(forward, reversed(backward), strict=True)]
 
 
 def _mean(one: LoadResult, two: LoadResult) -> LoadResult:
@@ -75,7 +88,7 @@ def _mean(one: LoadResult, two: LoadResult) -> LoadResult:
     )
 
 
-def _pass_rows(work: Path, upstream: str) -> list[list[str]]:
+def _pass_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
     """Pass-through with each upstream client (`upstream_client`) in the same run: the own
     client is kept only while it beats aiohttp's by >= 1.3x (podmgr/proxy/upstream/client.py)."""
     rows = []
@@ -85,20 +98,23 @@ def _pass_rows(work: Path, upstream: str) -> list[list[str]]:
                     upstream_client="aiohttp") as aio,
         serve_app("forwarder", upstream) as forwarder,
     ):  # fmt: skip
-        for label, path, bodies in (
-            ("chat", CHAT, HIT_BODY),
-            ("GET models", "/v1/models", None),
+        for label, name, path, bodies in (
+            ("chat", "pass_through", CHAT, HIT_BODY),
+            ("GET models", "pass_through_models", "/v1/models", None),
         ):
             run_load(own + path, 4, 1, bodies)
             run_load(aio + path, 4, 1, bodies)
-            direct = run_load(upstream + path, 32, SECONDS, bodies)
-            through, through_aio = _abba(own + path, aio + path, bodies)
+            direct, through, through_aio = _interleaved(
+                [upstream + path, own + path, aio + path], bodies
+            )
             minimal = run_load(forwarder + path, 32, SECONDS, bodies)
             direct1 = run_load(upstream + path, 1, LATENCY_SECONDS, bodies)
             through1 = run_load(own + path, 1, LATENCY_SECONDS, bodies)
+            ratios[name] = through.rps / direct.rps
             rows += [
                 _row(f"pass-through {label}, 32 conns (req/s)", f"{through.rps:,.0f}",
-                     f"{direct.rps:,.0f} direct", f"{through.rps / direct.rps:.2f}x", ">= 0.2x"),
+                     f"{direct.rps:,.0f} direct", f"{through.rps / direct.rps:.2f}x",
+                     _target(name) if name in TARGETS else "-"),
                 _row("  same, upstream_client=aiohttp", f"{through_aio.rps:,.0f}",
                      f"{direct.rps:,.0f} direct", f"{through_aio.rps / direct.rps:.2f}x", "-"),
                 _row("  own client / aiohttp", f"{through.rps:,.0f}", f"{through_aio.rps:,.0f}",
@@ -112,15 +128,15 @@ def _pass_rows(work: Path, upstream: str) -> list[list[str]]:
     return rows
 
 
-def _edge_rows(work: Path, upstream: str) -> list[list[str]]:
+def _edge_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
     """The path a RunPod pod takes: a non-streaming request sent upstream as a stream and
     the JSON rebuilt from it (rows above use a static local upstream, sent as it is)."""
     with serve_proxy(work / "edge", pod_url=upstream, cache_mode="off") as proxy:
         run_load(proxy + CHAT, 4, 1, HIT_BODY)
-        direct = run_load(upstream + CHAT, 32, SECONDS, HIT_BODY)
-        through = run_load(proxy + CHAT, 32, SECONDS, HIT_BODY)
+        direct, through = _interleaved([upstream + CHAT, proxy + CHAT], HIT_BODY)
         direct1 = run_load(upstream + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
         through1 = run_load(proxy + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
+    ratios["edge_safe"] = through.rps / direct.rps
     return [
         _row("edge-safe chat (pod, sent as stream), 32 conns", f"{through.rps:,.0f}",
              f"{direct.rps:,.0f} direct", f"{through.rps / direct.rps:.2f}x", "(>= 0.2x)"),
@@ -165,18 +181,21 @@ def _scale_rows(work: Path, upstream: str, rounds: int = 3) -> list[list[str]]:
     ]  # fmt: skip
 
 
-def main() -> None:
+def main() -> int:
+    recording = "--record" in sys.argv[1:] or os.environ.get("BENCH_RECORD") == "1"
     print(f"load generator: {generator_name()}; {os.cpu_count()} cores; {SECONDS:g} s per run")
     rows: list[list[str]] = []
+    ratios: Ratios = {}
     with tempfile.TemporaryDirectory(prefix="podmgr-bench-") as tmp, serve_app("upstream") as up:
         work = Path(tmp)
-        rows += _hit_rows(work, up)
-        rows += _pass_rows(work, up)
-        rows += _edge_rows(work, up)
+        rows += _hit_rows(work, up, ratios)
+        rows += _pass_rows(work, up, ratios)
+        rows += _edge_rows(work, up, ratios)
         rows += _stream_rows(work, up)
         rows += _scale_rows(work, up)
     _print_table(rows)
+    return report(ratios, recording=recording)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,8 +1,10 @@
 """Prometheus metrics of the proxy (`GET /metrics`), in a registry of its own per app.
 
-Counters and histograms are updated on the request path, so label children for the
-known routes are bound once; gauges that mirror other objects (cache size, pod phase,
-session cost) are read at scrape time by a collector, costing requests nothing.
+Counters and histograms are updated on the request path: they are the lock-free kinds of
+`counters.py` (plain numbers, exported in prometheus_client's own format when `/metrics`
+is read), and the series a request touches are bound once; gauges that mirror other
+objects (cache size, pod phase, session cost) are read at scrape time by a collector,
+costing requests nothing.
 Labels stay low-cardinality: `route` is one of a fixed set (see `route_label`).
 """
 
@@ -12,10 +14,11 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from podmgr.proxy.observe.counters import CounterFamily, GaugeFamily, HistogramFamily, Tally
 from podmgr.state import State
 
 __all__ = ["ProxyMetrics", "Snapshot", "route_label"]
@@ -30,6 +33,7 @@ KNOWN_ROUTES = (
     "tokenize",
     "detokenize",
 )
+_KNOWN = frozenset(KNOWN_ROUTES)
 _LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -67,7 +71,7 @@ PHASES = ("none", "creating", "starting", "ready", "stopped", "restarting")
 
 def route_label(route: str) -> str:
     """A fixed label for a path under /v1 (`other` for anything unknown)."""
-    return route if route in KNOWN_ROUTES else "other"
+    return route if route in _KNOWN else "other"
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,53 +179,53 @@ class ProxyMetrics:
     def __init__(self, snapshot: Callable[[], Snapshot]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
-        self.requests = Counter(
+        self.requests = CounterFamily(
             "podmgr_proxy_requests",
             "Requests under /v1 by route and status.",
             ["route", "status"],
             registry=reg,
         )
-        self.cache = Counter(
+        self.cache = CounterFamily(
             "podmgr_proxy_cache_results",
             "Cache outcomes (hit, miss, bypass).",
             ["result"],
             registry=reg,
         )
-        self.evictions = Counter(
+        self.evictions = CounterFamily(
             "podmgr_proxy_cache_evictions", "Entries evicted from the cache (LRU).", registry=reg
         )
-        self.coalesced = Counter(
+        self.coalesced = CounterFamily(
             "podmgr_proxy_coalesced_requests",
             "Requests that joined an identical one already in flight.",
             registry=reg,
         )
-        self.upstream_latency = Histogram(
+        self.upstream_latency = HistogramFamily(
             "podmgr_proxy_upstream_latency_seconds",
             "Upstream request time, start to end.",
             ["route"],
             buckets=_LATENCY_BUCKETS,
             registry=reg,
         )
-        self.ttft = Histogram(
+        self.ttft = HistogramFamily(
             "podmgr_proxy_time_to_first_token_seconds",
             "Upstream time to the first event.",
             ["route"],
             buckets=_LATENCY_BUCKETS,
             registry=reg,
         )
-        self.overhead = Histogram(
+        self.overhead = HistogramFamily(
             "podmgr_proxy_overhead_seconds",
             "Time the proxy itself spent on a request (total minus waiting for upstream).",
             buckets=_OVERHEAD_BUCKETS,
             registry=reg,
         )
-        self.in_flight = Gauge(
+        self.in_flight = GaugeFamily(
             "podmgr_proxy_in_flight_requests", "Requests under /v1 being handled.", registry=reg
         )
-        self.tokens = Counter(
+        self.tokens = CounterFamily(
             "podmgr_proxy_tokens", "Tokens reported in upstream usage.", ["kind"], registry=reg
         )
-        self.upstream_errors = Counter(
+        self.upstream_errors = CounterFamily(
             "podmgr_proxy_upstream_errors", "Upstream failures by kind.", ["kind"], registry=reg
         )
         reg.register(_LiveCollector(snapshot))
@@ -230,12 +234,16 @@ class ProxyMetrics:
         self.bypass = self.cache.labels("bypass")
         self.prompt_tokens = self.tokens.labels("prompt")
         self.completion_tokens = self.tokens.labels("completion")
-        self._requests: dict[tuple[str, int], Counter] = {}
+        self._requests: dict[tuple[str, int], Tally] = {}
 
-    def count_request(self, route: str, status: int) -> None:
-        label = route_label(route)
+    def request_series(self, route: str, status: int) -> Tally:
+        """The `requests` series of one route and status (bound once, then looked up)."""
+        label = route if route in _KNOWN else "other"  # route_label, inlined
         child = self._requests.get((label, status))
         if child is None:
             child = self.requests.labels(label, str(status))
             self._requests[(label, status)] = child
-        child.inc()
+        return child
+
+    def count_request(self, route: str, status: int) -> None:
+        self.request_series(route, status).inc()

@@ -48,51 +48,59 @@ class Outcome:
 
 
 class Recorder:
-    """Counts outcomes into the Prometheus metrics and the dashboard's recent stats."""
+    """Counts outcomes into the Prometheus metrics and the dashboard's recent stats.
+
+    `record` runs once per request, so it is kept to plain additions on series bound here
+    once (metrics.py's lock-free counters) and one call into the minute series; buckets
+    become cumulative and percentiles are worked out only when `/metrics` or the dashboard
+    is read."""
 
     def __init__(self, metrics: ProxyMetrics, stats: RecentStats) -> None:
         self.metrics = metrics
         self.stats = stats
+        self._in_flight = metrics.in_flight.labels()
+        self._overhead = metrics.overhead.labels()
+        self._hit = metrics.hit
+        self._miss = metrics.miss
+        self._bypass = metrics.bypass
 
     def begin(self, route: str) -> Outcome:
         """A request arrived (the watchdog's idle rule reads `last_request_at`)."""
         outcome = Outcome(route)
         self.stats.last_request_at = outcome.at
-        self.metrics.in_flight.inc()
+        self._in_flight.inc()
         return outcome
 
     def record(self, outcome: Outcome) -> None:
         """The request is over: count it everywhere, once."""
         metrics, stats = self.metrics, self.stats
         elapsed = time.perf_counter() - outcome.started
-        metrics.in_flight.dec()
-        metrics.count_request(outcome.route, outcome.status)
-        metrics.overhead.observe(max(0.0, elapsed - outcome.waited))
-        stats.record(outcome.at, elapsed)
-        if outcome.cache is CacheResult.HIT:
-            metrics.hit.inc()
+        status, cache, at = outcome.status, outcome.cache, outcome.at
+        self._in_flight.dec()
+        metrics.request_series(outcome.route, status).inc()
+        self._overhead.observe(max(0.0, elapsed - outcome.waited))
+        stats.record(at, elapsed)
+        upstream = outcome.upstream
+        cache_hit: bool | None = None  # None: the cache was not looked in
+        if cache is CacheResult.HIT:
+            self._hit.inc()
             stats.hits += 1
-        elif outcome.cache is CacheResult.MISS:
-            metrics.miss.inc()
+            cache_hit, upstream = True, "cache"
+        elif cache is CacheResult.MISS:
+            self._miss.inc()
             stats.misses += 1
-        elif outcome.cache is CacheResult.BYPASS:
-            metrics.bypass.inc()
+            cache_hit = False
+        elif cache is CacheResult.BYPASS:
+            self._bypass.inc()
             stats.bypasses += 1
-        hit = outcome.cache is CacheResult.HIT
-        stats.series.record(
-            outcome.at,
-            elapsed,
-            ttft=outcome.ttft,
-            cache_hit=hit if outcome.cache in (CacheResult.HIT, CacheResult.MISS) else None,
-            upstream="cache" if hit else outcome.upstream,
-            error=outcome.status >= 400,
-        )
+        error = status >= 400
+        stats.series.record(at, elapsed, outcome.ttft, cache_hit, upstream, error)
         if outcome.coalesced:
             metrics.coalesced.inc()
         if outcome.upstream_failure is not None:
             metrics.upstream_errors.labels(outcome.upstream_failure.kind).inc()
-        if outcome.status >= 400:
-            stats.record_error(outcome.at, outcome.route, outcome.status, _error_text(outcome))
+        if error:
+            stats.record_error(at, outcome.route, status, _error_text(outcome))
 
 
 def _error_text(outcome: Outcome) -> str:

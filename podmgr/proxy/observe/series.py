@@ -93,12 +93,18 @@ class MinuteSeries:
 
     def __init__(self, keep_minutes: int = KEEP_MINUTES) -> None:
         self._minutes: deque[Point] = deque(maxlen=keep_minutes)
+        self._current: Point | None = None  # the newest minute, while it lasts
+        self._current_end = -math.inf
 
     def _bucket(self, at: float) -> Point:
+        current = self._current
+        if current is not None and current.start <= at < self._current_end:
+            return current  # most requests: no division, no deque
         start = math.floor(at / 60) * 60.0
         minutes = self._minutes
         if not minutes or minutes[-1].start < start:
             minutes.append(Point(start))
+            self._current, self._current_end = minutes[-1], start + 60.0
         elif minutes[-1].start > start:  # a request that began in an earlier minute
             for point in reversed(minutes):
                 if point.start <= start:
@@ -109,7 +115,6 @@ class MinuteSeries:
         self,
         at: float,
         latency: float,
-        *,
         ttft: float | None = None,
         cache_hit: bool | None = None,
         upstream: str | None = None,
@@ -120,14 +125,16 @@ class MinuteSeries:
         point.latency.add(latency)
         if ttft is not None:
             point.ttft.add(ttft)
-        if cache_hit is True:
-            point.hits += 1
-        elif cache_hit is False:
-            point.misses += 1
+        if cache_hit is not None:
+            if cache_hit:
+                point.hits += 1
+            else:
+                point.misses += 1
         if error:
             point.errors += 1
         if upstream is not None:
-            point.upstreams[upstream] = point.upstreams.get(upstream, 0) + 1
+            upstreams = point.upstreams
+            upstreams[upstream] = upstreams.get(upstream, 0) + 1
 
     def window(self, start: float, end: float, points: int = 60) -> list[Point]:
         """`points` equal slots from `start` to `end` (empty slots where nothing happened)."""
