@@ -1,15 +1,15 @@
-"""The `/v1/*` handler: a raw ASGI callable mounted at /v1, the proxy's hot path.
+"""The `/v1` handler: a raw ASGI callable mounted at /v1, the proxy's hot path.
 
-For each request: check the target and headers (checks), the client's key (auth), read
-the body within `max_body_bytes`, and then either
-- cacheable route: POST with a JSON object body (else a 4xx, nothing forwarded); decide
-  (cache.key.decide), serve a hit from the cache, or join/start a flight through the
-  coalescer (which stores its complete answer);
-- anything else: pass it through as it is.
-Non-streaming completions are sent upstream as streams (RunPod's edge cuts responses that
-take more than 100 s to start; a stream keeps the connection alive) and the JSON answer is
-assembled here. Every failure is an OpenAI-shaped error; nothing here answers 500. When
-the request is over, its one `Outcome` is recorded (observe.outcome).
+It carries out each request in three steps: intake (`intake.read_request` reads and
+checks the scope and body once), plan (`plan.plan`, pure: which upstreams to try with
+which body, the cache's decision, whether to wake the pod), and the effects here: wake,
+answer a cache hit, join or start a flight through the coalescer (which stores its
+complete answer) and fail over while nothing has reached the client, or pass any other
+request through as it is. Non-streaming completions are sent upstream as streams (RunPod's
+edge cuts responses that take more than 100 s to start; a stream keeps the connection
+alive) and the JSON answer is assembled here. A request refused anywhere raises `Refused`
+and is answered in one place (`__call__`); nothing here answers 500 on purpose. When the
+request is over, its one `Outcome` is recorded (observe.outcome).
 """
 
 from __future__ import annotations
@@ -17,27 +17,25 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
 from podmgr.logs import get_logger
 from podmgr.proxy import openai_errors as errors
 from podmgr.proxy.cache.entry import CachedAnswer
-from podmgr.proxy.cache.key import CACHEABLE_ROUTES, CacheDecision, CacheMode, decide
+from podmgr.proxy.cache.key import CacheDecision, CacheMode
 from podmgr.proxy.cache.store import CacheStore
-from podmgr.proxy.forward import checks
-from podmgr.proxy.forward.asgi import BodyTooLarge, Responder, header, read_body
-from podmgr.proxy.forward.auth import UNAUTHORIZED, authorize
+from podmgr.proxy.forward.asgi import Responder
 from podmgr.proxy.forward.coalescer import Coalescer
 from podmgr.proxy.forward.flight import Flight, FlightState, UpstreamCall
+from podmgr.proxy.forward.intake import IntakeRules, ProxyRequest, read_request
+from podmgr.proxy.forward.plan import Attempt, Plan, Snapshot, plan
 from podmgr.proxy.forward.relay import JSON_HEADERS, SSE_HEADERS, pass_through, serve_flight
 from podmgr.proxy.forward.routing import models_union
 from podmgr.proxy.forward.sse import stream_from_json
 from podmgr.proxy.observe.outcome import CacheResult, Outcome, Recorder
-from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.proxy.openai_errors import ProxyFailure, Refused
 from podmgr.proxy.upstream.outgoing import upstream_body, upstream_headers
-from podmgr.proxy.upstream.resolver import Upstream
 from podmgr.proxy.upstream.router import Route, Router, retryable
 from podmgr.proxy.wake import Waker
 
@@ -45,14 +43,6 @@ __all__ = ["V1Handler"]
 
 log = get_logger("proxy.forward")
 _SLASHES = re.compile(r"/{2,}")
-_ALLOW_POST = [(b"allow", b"POST")]
-_TOO_LARGE = ProxyFailure(
-    413,
-    "the request body is larger than this proxy accepts (max_body_bytes)",
-    "invalid_request_error",
-    "request_too_large",
-    "client_body",
-)
 
 
 class V1Handler:
@@ -77,8 +67,7 @@ class V1Handler:
         self.cache = cache
         self.coalescer = coalescer
         self.recorder = recorder
-        self.api_keys = api_keys
-        self.max_body_bytes = max_body_bytes
+        self.rules = IntakeRules(api_keys, max_body_bytes)
         self.cache_mode = cache_mode
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -91,7 +80,10 @@ class V1Handler:
         outcome = self.recorder.begin(route)
         out = Responder(send)
         try:
-            await self._handle(scope, receive, out, path, outcome)
+            request = await read_request(scope, receive, path, route, self.rules)
+            await self._carry_out(request, plan(request, self._snapshot()), receive, out, outcome)
+        except Refused as refused:
+            await out.fail(refused.failure, list(refused.headers))
         except asyncio.CancelledError:
             if not out.disconnected:
                 raise
@@ -109,138 +101,76 @@ class V1Handler:
             outcome.failure = out.failure
             self.recorder.record(outcome)
 
-    async def _handle(
-        self, scope: Scope, receive: Receive, out: Responder, path: str, outcome: Outcome
+    def _snapshot(self) -> Snapshot:
+        """The upstreams and cache settings as they are now, for `plan`."""
+        router = self.router
+        return Snapshot(
+            upstreams=router.snapshot(),
+            pod_failure=router.resolver.current.failure,
+            can_wake=self.waker is not None and not router.resolver.current.ready,
+            cache_mode=self.cache_mode,
+            cache_fallbacks=self.cache_fallbacks,
+            several=not router.legacy,
+        )
+
+    async def _carry_out(
+        self, request: ProxyRequest, plan: Plan, receive: Receive, out: Responder, outcome: Outcome
     ) -> None:
-        rejected = checks.check_target(scope, path)
-        if rejected is not None:
-            await out.fail(rejected)
+        """Do what `plan` says (module docstring)."""
+        blocked = self.waker.on_request() if plan.wake and self.waker is not None else None
+        if plan.nowhere is not None:
+            raise Refused(self._nowhere(plan.nowhere, blocked))
+        if plan.models_union:
+            await models_union(tuple(a.upstream for a in plan.attempts), request.headers, out)
             return
-        if self.api_keys and not authorize(self.api_keys, header(scope, b"authorization")):
-            await out.fail(UNAUTHORIZED)
+        if request.body is None:
+            await self._pass_through(request, plan.attempts[0], receive, out, outcome)
             return
-        method = scope["method"]
-        cacheable = outcome.route in CACHEABLE_ROUTES
-        if cacheable:
-            rejected = checks.check_method(method) or checks.check_content_type(scope)
-            if rejected is not None:
-                await out.fail(rejected, _ALLOW_POST if rejected.status == 405 else None)
+        out.watch_disconnect(receive)
+        last = len(plan.attempts) - 1
+        for index, attempt in enumerate(plan.attempts):
+            if await self._try(request, attempt, out, outcome, index == last):
                 return
-        try:
-            raw = await read_body(scope, receive, self.max_body_bytes)
-        except BodyTooLarge:
-            await out.fail(_TOO_LARGE)
-            return
-        if cacheable:
-            body = checks.parse_object(raw)
-            if isinstance(body, ProxyFailure):
-                await out.fail(body)
-                return
-            rejected = checks.check_body(body)
-            if rejected is not None:
-                await out.fail(rejected)
-                return
-            await self._cacheable(scope, receive, out, body, outcome)
-            return
-        await self._pass_through(scope, receive, out, path, raw, outcome)
 
     async def _pass_through(
         self,
-        scope: Scope,
+        request: ProxyRequest,
+        attempt: Attempt,
         receive: Receive,
         out: Responder,
-        path: str,
-        raw: bytes,
         outcome: Outcome,
     ) -> None:
-        """Any other request goes as it is to the first available upstream; with several
-        upstreams, `GET /v1/models` is the union of theirs (routing.models_union)."""
-        method = scope["method"]
-        if not self.router.legacy and method == "GET" and path.rstrip("/") == "/v1/models":
-            await models_union(self.router, scope, out)
-            return
-        blocked = self._wake(None)
-        candidates = self.router.candidates(None)
-        if not candidates:
-            await out.fail(self._nowhere(None, blocked))
-            return
-        route, upstream = candidates[0]
+        """Any other request goes as it is to the first available upstream."""
+        route, upstream = attempt.upstream.route, attempt.upstream.target
         if upstream.base_url is None:
-            await out.fail(upstream.failure or errors.UNREACHABLE)
-            return
-        query = scope.get("query_string") or b""
-        url = upstream.base_url + path + (("?" + query.decode("latin-1")) if query else "")
+            raise Refused(upstream.failure or errors.UNREACHABLE)
+        query = request.query
+        url = upstream.base_url + request.path + (("?" + query.decode("latin-1")) if query else "")
         begin = time.perf_counter()
-        headers = route.headers(upstream_headers(scope, upstream))
+        headers = route.headers(upstream_headers(request.headers, upstream))
         failure = await pass_through(
-            route.client, out, receive, method, url, raw, headers, self._named(route)
+            route.client, out, receive, request.method, url, request.raw, headers, _named(route)
         )
         outcome.upstream_failure = failure
         outcome.waited = time.perf_counter() - begin
         outcome.upstream = route.name
         self._settle(route, failure, outcome.waited)
 
-    async def _cacheable(
-        self,
-        scope: Scope,
-        receive: Receive,
-        out: Responder,
-        body: dict[str, Any],
-        outcome: Outcome,
-    ) -> None:
-        model = body.get("model")
-        model = model if isinstance(model, str) else None
-        blocked = self._wake(model)
-        candidates = self.router.candidates(model)
-        if not candidates:
-            await out.fail(self._nowhere(model, blocked))
-            return
-        out.watch_disconnect(receive)
-        last = len(candidates) - 1
-        for index, (route, upstream) in enumerate(candidates):
-            if await self._try(scope, out, body, outcome, route, upstream, index == last):
-                return
-
     async def _try(
         self,
-        scope: Scope,
+        request: ProxyRequest,
+        attempt: Attempt,
         out: Responder,
-        body: dict[str, Any],
         outcome: Outcome,
-        upstream_route: Route,
-        upstream: Upstream,
         final: bool,
     ) -> bool:
         """Answer from one upstream; False (nothing sent) to try the next one instead."""
-        route = outcome.route
-        cache_control = header(scope, b"cache-control")
-        model = body.get("model")
-        decision = decide(
-            route,
-            body,
-            cache_control.decode("latin-1") if cache_control else None,
-            self.cache_mode,
-            upstream_route.cache_scope(model if isinstance(model, str) else None),
-        )
-        if decision.store and not (upstream_route.is_pod or self.cache_fallbacks):
-            decision = CacheDecision(decision.key, decision.lookup, store=False)
-        client_stream = body.get("stream") is True
-        options = body.get("stream_options")
-        include_usage = (
-            client_stream and isinstance(options, dict) and bool(options.get("include_usage"))
-        )
+        decision = attempt.decision
+        assert decision is not None  # the plan decides for every cacheable attempt
+        route = attempt.upstream.route
         key_header = (b"x-cache-key", decision.key.encode())
-        named = self._named(upstream_route)
-        if decision.lookup:
-            answer = self.cache.get_hot(decision.key)
-            if answer is None and decision.key in self.cache:
-                answer = await self.cache.get(decision.key)
-            reply = _hit_reply(answer, client_stream, include_usage) if answer else None
-            if reply is not None:
-                outcome.cache = CacheResult.HIT
-                headers = SSE_HEADERS if client_stream else JSON_HEADERS
-                await out.complete(200, reply, [*headers, (b"x-cache", b"HIT"), key_header, *named])
-                return True
+        if decision.lookup and await self._hit(request, decision, out, outcome, key_header, route):
+            return True
         flight = self.coalescer.get(decision.key) if decision.lookup else None
         if flight is not None and flight.state is FlightState.COMPLETE:
             # Answered and being written to the cache right now: as good as a hit.
@@ -250,12 +180,12 @@ class V1Handler:
             outcome.coalesced = flight is not None
         else:
             outcome.cache = CacheResult.BYPASS
-        extra = [(b"x-cache", outcome.cache.value.encode()), key_header, *named]
+        extra = [(b"x-cache", outcome.cache.value.encode()), key_header, *_named(route)]
         if flight is None:
-            if upstream.failure is not None:
-                await out.fail(upstream.failure, extra)
-                return True
-            flight = self._start_flight(scope, upstream_route, upstream, route, body, decision)
+            failure = attempt.upstream.target.failure
+            if failure is not None:
+                raise Refused(failure, tuple(extra))
+            flight = self._start_flight(request, attempt, decision)
         begin = time.perf_counter()
         self.coalescer.join(flight)
         try:
@@ -263,41 +193,46 @@ class V1Handler:
                 await flight.wait_started()
                 failure = flight.failure
                 if _failed_unstarted(flight) and failure is not None and retryable(failure):
-                    self.router.failed(upstream_route, failure, time.perf_counter() - begin)
-                    log.info(
-                        "upstream_failover", upstream=upstream_route.name, failure=failure.kind
-                    )
+                    self.router.failed(route, failure, time.perf_counter() - begin)
+                    log.info("upstream_failover", upstream=route.name, failure=failure.kind)
                     return False
-            await serve_flight(flight, out, client_stream, include_usage, extra)
+            await serve_flight(flight, out, request.stream, request.include_usage, extra)
         finally:
             self.coalescer.leave(flight)
             outcome.waited = time.perf_counter() - begin
-        outcome.upstream = upstream_route.name
-        if client_stream:
+        outcome.upstream = route.name
+        if request.stream:
             outcome.ttft = flight.first_event_seconds
         # A stream that broke off answered 200 and still counts as this upstream's failure.
-        self._settle(upstream_route, flight.failure, outcome.waited)
+        self._settle(route, flight.failure, outcome.waited)
         return True
 
-    def _wake(self, model: str | None) -> str | None:
-        """With wake on request: start a session if none is active and the pod serves
-        `model` (wake.py); returns why a wake is blocked, if it is."""
-        if self.waker is None or self.router.resolver.current.ready:
-            return None
-        pod = self.router.pod_route
-        if pod is None or not pod.spec.serves(model):
-            return None
-        return self.waker.on_request()
+    async def _hit(
+        self,
+        request: ProxyRequest,
+        decision: CacheDecision,
+        out: Responder,
+        outcome: Outcome,
+        key_header: tuple[bytes, bytes],
+        route: Route,
+    ) -> bool:
+        """Answer from the cache if it holds the answer (in the form asked for)."""
+        answer = self.cache.get_hot(decision.key)
+        if answer is None and decision.key in self.cache:
+            answer = await self.cache.get(decision.key)
+        reply = _hit_reply(answer, request.stream, request.include_usage) if answer else None
+        if reply is None:
+            return False
+        outcome.cache = CacheResult.HIT
+        headers = SSE_HEADERS if request.stream else JSON_HEADERS
+        await out.complete(200, reply, [*headers, (b"x-cache", b"HIT"), key_header, *_named(route)])
+        return True
 
-    def _nowhere(self, model: str | None, blocked: str | None) -> ProxyFailure:
-        """The answer when no upstream can take the request now."""
-        failure = self.router.unavailable(model)
+    def _nowhere(self, failure: ProxyFailure, blocked: str | None) -> ProxyFailure:
+        """The answer when no upstream can take the request now (a wake may be starting)."""
         if self.waker is not None and failure.status == 503:
             return self.waker.starting_failure(blocked) or failure
         return failure
-
-    def _named(self, route: Route) -> list[tuple[bytes, bytes]]:
-        return [(b"x-upstream", route.name.encode())]
 
     def _settle(self, route: Route, failure: ProxyFailure | None, seconds: float) -> None:
         if failure is None:
@@ -306,29 +241,23 @@ class V1Handler:
             self.router.failed(route, failure, seconds)
 
     def _start_flight(
-        self,
-        scope: Scope,
-        upstream_route: Route,
-        upstream: Upstream,
-        route: str,
-        body: dict[str, Any],
-        decision: CacheDecision,
+        self, request: ProxyRequest, attempt: Attempt, decision: CacheDecision
     ) -> Flight:
-        headers = upstream_route.headers(upstream_headers(scope, upstream))
+        route, upstream = attempt.upstream.route, attempt.upstream.target
+        headers = route.headers(upstream_headers(request.headers, upstream))
         headers["content-type"] = "application/json"
-        model = body.get("model")
-        if isinstance(model, str) and upstream_route.spec.model_map:
-            body = {**body, "model": upstream_route.spec.upstream_model(model)}
         call = UpstreamCall(
-            route,
-            f"{upstream.base_url}/v1/{route}",
-            upstream_body(route, body, upstream.edge_limited),
+            request.route,
+            f"{upstream.base_url}/v1/{request.route}",
+            upstream_body(request.route, attempt.body or {}, upstream.edge_limited),
             headers,
-            upstream_route.name,
+            route.name,
         )
-        return self.coalescer.start(
-            call, decision, share=decision.lookup, client=upstream_route.client
-        )
+        return self.coalescer.start(call, decision, share=decision.lookup, client=route.client)
+
+
+def _named(route: Route) -> list[tuple[bytes, bytes]]:
+    return [(b"x-upstream", route.name.encode())]
 
 
 def _failed_unstarted(flight: Flight) -> bool:

@@ -1,17 +1,14 @@
 """Which upstream answers a request: the ordered `upstreams`, their availability and cool-downs.
 
 A `Router` holds one `Route` per configured upstream, each with its own `Transport` (so
-its timeouts are its own) and its own counters. `candidates(model)` lists, in config
-order, the routes that serve `model` and are available now: the pod when the watchdog's
-state file names a ready pod, any other upstream unless it is cooling down. The handler
-tries them in that order and moves on only while nothing has reached the client.
+its timeouts are its own) and its own counters. `snapshot()` says, in config order, where
+each route sends now and whether it is available: the pod when the watchdog's state file
+names a ready pod, any other upstream unless it is cooling down. The request's plan
+(`forward/plan.py`) picks the routes serving its model from it; the handler tries them in
+that order and moves on only while nothing has reached the client.
 
 Cool-down (LiteLLM's `allowed_fails` / `cooldown_time` are the anchor): an upstream that
 failed `allowed_fails` times within `cooldown_seconds` is skipped for `cooldown_seconds`.
-When every upstream serving the model is cooling down (and the pod is not ready), the
-first of them is tried anyway: a request with nowhere else to go gets a real attempt
-rather than failing without a call.
-
 A config without `upstreams` (today's) gets one route, `legacy`: the resolver's upstream
 (the pod, or `upstream_url`), with no cool-down and cache keys exactly as before.
 
@@ -31,7 +28,7 @@ from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver, _edge_lim
 from podmgr.proxy.upstream.transport import Transport
 from podmgr.upstreams import UpstreamSpec
 
-__all__ = ["Route", "Router", "retryable"]
+__all__ = ["Route", "Router", "UpstreamState", "retryable"]
 
 # Failures after which the next upstream may be tried (nothing has reached the client).
 _RETRYABLE_KINDS = frozenset({"connect", "timeout", "dropped", "upstream_auth", "upstream_429"})
@@ -109,6 +106,15 @@ class Route:
         return cost / 1_000_000
 
 
+@dataclass(frozen=True, slots=True)
+class UpstreamState:
+    """One route as a request sees it: where it sends now, and whether it is available."""
+
+    route: Route
+    target: Upstream
+    available: bool
+
+
 class Router:
     """The routes in order, and the rules of choosing among them (module docstring)."""
 
@@ -141,30 +147,12 @@ class Router:
             return route.target(self.resolver).ready
         return route.stats.cooldown_until <= (self._clock() if now is None else now)
 
-    def candidates(self, model: str | None) -> list[tuple[Route, Upstream]]:
-        """Routes serving `model` that are available now, in order (see module docstring)."""
+    def snapshot(self) -> tuple[UpstreamState, ...]:
+        """Each route, where it sends now and whether it is available (for `plan`)."""
         now = self._clock()
-        serving = [route for route in self.routes if route.spec.serves(model)]
-        chosen = [(r, r.target(self.resolver)) for r in serving if self.available(r, now)]
-        if not chosen:
-            # Every non-pod upstream cooling down: try the first rather than fail untried.
-            resting = [r for r in serving if not r.is_pod and not r.legacy]
-            if resting:
-                chosen = [(resting[0], resting[0].target(self.resolver))]
-        return chosen
-
-    def unavailable(self, model: str | None) -> ProxyFailure:
-        """The answer when no upstream can take a request for `model`."""
-        if any(route.spec.serves(model) for route in self.routes):
-            failure = self.resolver.current.failure
-            if failure is not None:
-                return failure
-        return ProxyFailure(
-            404,
-            f"no configured upstream serves the model {model!r}",
-            "invalid_request_error",
-            "model_not_found",
-            "no_upstream",
+        return tuple(
+            UpstreamState(route, route.target(self.resolver), self.available(route, now))
+            for route in self.routes
         )
 
     def succeeded(self, route: Route, seconds: float) -> None:
