@@ -1,9 +1,11 @@
 """Plan: what to do with one `/v1` request, decided by a pure function (no I/O, no awaits).
 
 `plan(request, snapshot)` turns the request (`intake.ProxyRequest`) and a `Snapshot` of the
-upstreams and cache settings into a `Plan`: the upstreams to try, in order, each with the
-body it gets and the cache's decision for it; whether to wake the pod; and the failure to
-answer when no upstream can take the request. The handler carries the plan out.
+upstreams and cache settings into a `Plan`: whether to wake the pod, and one action
+(`effects.py`): `Answer` with the upstreams to try in order, each with the body it gets and
+the cache's decision for it; `PassThrough` to one upstream; `ListModels` from several; or
+`Refuse` with the failure when no upstream can take the request. The plan only builds
+these values; the handler carries them out.
 
 The rules, in order:
 - the upstreams serving the request's model (any, for a request without one) that are
@@ -24,11 +26,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from podmgr.proxy.cache.key import CacheDecision, CacheMode, decide
+from podmgr.proxy.forward.effects import (
+    Action,
+    Answer,
+    Attempt,
+    ListModels,
+    PassThrough,
+    Refuse,
+)
 from podmgr.proxy.forward.intake import ProxyRequest
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.upstream.router import UpstreamState
 
-__all__ = ["Attempt", "Plan", "Snapshot", "plan"]
+__all__ = ["Plan", "Snapshot", "plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,24 +55,11 @@ class Snapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
-    """One upstream to try: where, the JSON body it gets (None: the raw body as it came),
-    and the cache's decision (None: not cached)."""
-
-    upstream: UpstreamState
-    body: dict[str, Any] | None
-    decision: CacheDecision | None
-
-
-@dataclass(frozen=True, slots=True)
 class Plan:
-    """The attempts in order; `nowhere` when there are none; `wake` the pod; `models_union`
-    to answer `GET /v1/models` from every attempt at once."""
+    """What to do: wake the pod first (or not), then carry out `action`."""
 
-    attempts: tuple[Attempt, ...]
+    action: Action
     wake: bool
-    nowhere: ProxyFailure | None
-    models_union: bool = False
 
 
 def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
@@ -75,14 +72,13 @@ def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
     wake = snapshot.can_wake and not union and any(s.route.is_pod for s in serving)
     chosen = _chosen(serving)
     if not chosen:
-        return Plan((), wake, _nowhere(model, serving, snapshot.pod_failure), union)
+        return Plan(Refuse(_nowhere(model, serving, snapshot.pod_failure)), wake)
     if union:
-        return Plan(tuple(Attempt(state, None, None) for state in chosen), False, None, True)
+        return Plan(ListModels(tuple(chosen)), False)
     body = request.body
     if body is None:
-        return Plan((Attempt(chosen[0], None, None),), wake, None)
-    attempts = tuple(_attempt(request, body, state, snapshot) for state in chosen)
-    return Plan(attempts, wake, None)
+        return Plan(PassThrough(chosen[0]), wake)
+    return Plan(Answer(tuple(_attempt(request, body, state, snapshot) for state in chosen)), wake)
 
 
 def _chosen(serving: list[UpstreamState]) -> list[UpstreamState]:
