@@ -59,6 +59,7 @@ class V1Handler:
         self.recorder = recorder
         self.rules = IntakeRules(api_keys, max_body_bytes)
         self.cache_mode = cache_mode
+        self._last = Snapshot((), None, False, cache_mode, cache_fallbacks, False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -96,13 +97,17 @@ class V1Handler:
             self.recorder.record(outcome)
 
     def _snapshot(self) -> Snapshot:
-        """The upstreams and cache settings as they are now, for `plan`."""
+        """The upstreams and cache settings as they are now, for `plan` (rebuilt only
+        when the router's snapshot changed)."""
         router = self.router
-        return Snapshot(
-            upstreams=router.snapshot(),
-            pod_failure=router.resolver.current.failure,
-            can_wake=self.effects.waker is not None and not router.resolver.current.ready,
-            cache_mode=self.cache_mode,
-            cache_fallbacks=self.cache_fallbacks,
-            several=not router.legacy,
-        )
+        upstreams = router.snapshot()
+        if upstreams is not self._last.upstreams:
+            self._last = Snapshot(
+                upstreams=upstreams,
+                pod_failure=router.resolver.current.failure,
+                can_wake=self.effects.waker is not None and not router.resolver.current.ready,
+                cache_mode=self.cache_mode,
+                cache_fallbacks=self.cache_fallbacks,
+                several=not router.legacy,
+            )
+        return self._last

@@ -130,7 +130,8 @@ async def read_request(
     `path` is the decoded path with repeated slashes folded, `route` the part under /v1."""
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     read = _check_target(scope, path, headers)
-    if rules.api_keys and not authorize(rules.api_keys, read.get(b"authorization")):
+    authorization = read.get(b"authorization")
+    if rules.api_keys and not authorize(rules.api_keys, authorization):
         raise Refused(UNAUTHORIZED)
     method: str = scope["method"]
     cacheable = route in CACHEABLE_ROUTES
@@ -142,19 +143,20 @@ async def read_request(
     stream = body is not None and body.get("stream") is True
     options = body.get("stream_options") if stream and body is not None else None
     cache_control = read.get(b"cache-control")
+    # Positional: this runs for every request, and keywords cost a tenth of a microsecond each.
     return ProxyRequest(
-        method=method,
-        path=path,
-        route=route,
-        query=scope.get("query_string") or b"",
-        headers=headers,
-        authorization=read.get(b"authorization"),
-        cache_control=cache_control.decode("latin-1") if cache_control else None,
-        raw=raw,
-        body=body,
-        model=model if isinstance(model, str) else None,
-        stream=stream,
-        include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
+        method,
+        path,
+        route,
+        scope.get("query_string") or b"",
+        headers,
+        authorization,
+        cache_control.decode("latin-1") if cache_control else None,
+        raw,
+        body,
+        model if isinstance(model, str) else None,
+        stream,
+        isinstance(options, dict) and bool(options.get("include_usage")),
     )
 
 

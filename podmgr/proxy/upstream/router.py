@@ -17,6 +17,7 @@ No key appears in anything this module shows (`view()` is what /health prints).
 
 from __future__ import annotations
 
+import math
 import time
 from collections import deque
 from collections.abc import Callable
@@ -132,6 +133,9 @@ class Router:
         self.cooldown_seconds = cooldown_seconds
         self._clock = clock
         self.by_name = {route.name: route for route in routes}
+        self._seen: Upstream | None = None
+        self._states: tuple[UpstreamState, ...] = ()
+        self._fresh_until = 0.0
 
     @property
     def pod_route(self) -> Route | None:
@@ -148,12 +152,22 @@ class Router:
         return route.stats.cooldown_until <= (self._clock() if now is None else now)
 
     def snapshot(self) -> tuple[UpstreamState, ...]:
-        """Each route, where it sends now and whether it is available (for `plan`)."""
+        """Each route, where it sends now and whether it is available (for `plan`).
+
+        The same tuple is handed out until the resolver's upstream changes, a cool-down
+        starts or one ends: building it for every request cost about a tenth of a cache
+        hit's CPU time (measured in process with cProfile)."""
         now = self._clock()
-        return tuple(
+        if self.resolver.current is self._seen and now < self._fresh_until:
+            return self._states
+        self._seen = self.resolver.current
+        self._states = tuple(
             UpstreamState(route, route.target(self.resolver), self.available(route, now))
             for route in self.routes
         )
+        resting = [r.stats.cooldown_until for r in self.routes if r.stats.cooldown_until > now]
+        self._fresh_until = min(resting, default=math.inf)
+        return self._states
 
     def succeeded(self, route: Route, seconds: float) -> None:
         stats = route.stats
@@ -180,6 +194,7 @@ class Router:
         if len(fails) >= self.allowed_fails:
             stats.cooldown_until = now + self.cooldown_seconds
             fails.clear()
+            self._fresh_until = 0.0  # the next snapshot shows the cool-down
 
     def count_usage(self, name: str, prompt: int, completion: int) -> None:
         route = self.by_name.get(name)
