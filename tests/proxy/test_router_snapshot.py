@@ -59,3 +59,13 @@ def test_a_new_pod_shows_in_the_next_snapshot(tmp_path: Path) -> None:
     assert _available(router)["pod"] is False
     router.resolver.current = Upstream("http://pod", None, None, None)
     assert _available(router)["pod"] is True
+
+
+def test_each_kind_says_where_it_sends_and_when_it_may_be_tried(tmp_path: Path) -> None:
+    router = _router(tmp_path, Clock())
+    pod, local = router.routes
+    assert pod.is_pod and not local.is_pod
+    assert pod.target(router.resolver) is router.resolver.current
+    assert local.target(router.resolver).base_url == "http://127.0.0.1:9"
+    assert local.kind.available(local.target(router.resolver), 10.0, 5.0) is False
+    assert local.kind.available(local.target(router.resolver), 10.0, 10.0) is True

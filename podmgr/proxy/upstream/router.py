@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podmgr.proxy.openai_errors import ProxyFailure
-from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver, _edge_limited, root_url
+from podmgr.proxy.upstream.kinds import kind_of
+from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
 from podmgr.proxy.upstream.transport import Transport
 from podmgr.upstreams import UpstreamSpec
 
@@ -68,22 +69,17 @@ class Route:
         self.client = client
         self.legacy = legacy
         self.stats = RouteStats()
-        self._static: Upstream | None = None
-        if spec.base_url is not None:
-            auth = f"Bearer {key}".encode() if key else None
-            url = spec.base_url
-            self._static = Upstream(root_url(url), auth, None, None, _edge_limited(url))
+        self.kind = kind_of(spec, key)
         self._extra_headers = dict(spec.headers)
 
     @property
     def is_pod(self) -> bool:
-        return self.spec.kind == "pod"
+        """The watchdog's pod (kinds.ManagedPod)."""
+        return self.kind.managed
 
     def target(self, resolver: UpstreamResolver) -> Upstream:
         """Where this route sends now (the pod's entry may say why it cannot)."""
-        if self._static is not None:
-            return self._static
-        return resolver.current
+        return self.kind.target(resolver)
 
     def headers(self, headers: dict[str, str]) -> dict[str, str]:
         """`headers` with this upstream's extra headers added."""
@@ -147,9 +143,11 @@ class Router:
         return len(self.routes) == 1 and self.routes[0].legacy
 
     def available(self, route: Route, now: float | None = None) -> bool:
-        if route.is_pod or route.legacy:
-            return route.target(self.resolver).ready
-        return route.stats.cooldown_until <= (self._clock() if now is None else now)
+        return route.kind.available(
+            route.target(self.resolver),
+            route.stats.cooldown_until,
+            self._clock() if now is None else now,
+        )
 
     def snapshot(self) -> tuple[UpstreamState, ...]:
         """Each route, where it sends now and whether it is available (for `plan`).
