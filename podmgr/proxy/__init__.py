@@ -5,19 +5,23 @@ Public surface: `create_app(config, client=None)` (one FastAPI app) and `run_pro
 `forward/` the /v1 request path, `upstream/` where and how requests go out, `cache/` the
 stored answers, `observe/` what a person or Prometheus reads; `app.py` wires them.
 
-A request's way: `app.py` builds every part first and mounts `forward/handler.py`'s
-`V1Handler` at /v1, ahead of FastAPI's own code. The handler checks the request
-(`forward/checks.py`, `forward/auth.py`, reading the body with `forward/asgi.py`), asks
-`cache/key.py` whether to look up and store, and answers a hit from `cache/store.py`. A miss
-joins or starts a flight through `forward/coalescer.py`; the flight (`forward/flight.py`)
-sends what `upstream/outgoing.py` makes of the request to the address from
-`upstream/resolver.py` through a `Transport` (`upstream/transport.py`; by default
-`upstream/client.py`, or `upstream/aiohttp_transport.py`) and records the answer.
-`forward/relay.py` feeds the client from the flight (`forward/sse.py` shapes events and
-JSON), or passes any other request straight through. When the flight ends, the coalescer
-stores a complete answer in the cache; when the request ends, the handler counts one
-`observe/outcome.py` record. Failures anywhere are answered in OpenAI's error shape
-(`openai_errors.py`).
+A request's way (intake -> plan -> effects): `app.py` builds every part first and mounts
+`forward/handler.py`'s `V1Handler` at /v1, ahead of FastAPI's own code. The handler hands
+the ASGI scope and body to `forward/intake.py`, which reads them once into a frozen
+`ProxyRequest` (target, headers, client's key, size, JSON body, model, stream flag, cache
+directives) or raises `Refused`; `forward/plan.py` then decides, as a pure function of that
+request and a `Snapshot` of the upstreams (`upstream/router.py`) and cache settings,
+whether to wake the pod (`wake.py`) and one action of `forward/effects.py`: `Refuse`,
+`ListModels` (`forward/routing.py`), `PassThrough` (`forward/relay.py`), or `Answer`,
+whose attempts carry each upstream's body and cache decision (`cache/key.py`). The handler
+runs the action: `Answer` serves a hit from `cache/store.py` or joins or starts a flight
+through `forward/coalescer.py` (`forward/flight.py` sends what `upstream/outgoing.py` makes
+of the body through the route's `Transport`, `upstream/transport.py`) and fails over to the
+next attempt while nothing has reached the client; `forward/relay.py` feeds the client
+(`forward/sse.py` shapes events and JSON). A request refused before anything is sent raises
+`Refused` and is answered once, by the handler; an upstream's failures are mapped to
+OpenAI's error shape once, in `openai_errors.py`. When the request ends, the handler
+counts one `observe/outcome.py` record.
 """
 
 from podmgr.proxy.app import ProxyApp, create_app

@@ -5,7 +5,7 @@ in, so none of them is missing before the lifespan runs. The raw ASGI `V1Handler
 mounted at `/v1` and reached before FastAPI's own code (its request/response machinery
 costs more than a whole cache hit); `/health`, `/metrics`, `/dashboard` and
 `/debug/cache` are ordinary FastAPI routes. Both check the client's key with one
-`auth.authorize`. The one lifespan opens the cache and runs a background loop that
+`intake.authorize`. The one lifespan opens the cache and runs a background loop that
 re-reads the state file, syncs the cache index with other processes, and runs the
 prewarm; on the way out it cancels flights still running and closes client and cache.
 """
@@ -30,9 +30,9 @@ from podmgr.config import Config
 from podmgr.history import CachedHistory, history_path
 from podmgr.logs import get_logger
 from podmgr.proxy.cache.store import CacheStore
-from podmgr.proxy.forward.auth import UNAUTHORIZED, authorize
 from podmgr.proxy.forward.coalescer import Coalescer
 from podmgr.proxy.forward.handler import V1Handler
+from podmgr.proxy.forward.intake import UNAUTHORIZED, authorize
 from podmgr.proxy.observe.dashboard import (
     DASHBOARD_STYLE,
     build_view,

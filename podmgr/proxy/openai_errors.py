@@ -33,6 +33,7 @@ __all__ = [
     "TRANSPORT_ERRORS",
     "UNREACHABLE",
     "ProxyFailure",
+    "Refused",
     "error_body",
     "transport_failure",
     "upstream_status_failure",
@@ -75,6 +76,18 @@ class ProxyFailure:
     def sse_event(self) -> bytes:
         """The failure as an SSE error event, for a stream whose headers are already sent."""
         return b"data: " + self.body + b"\n\ndata: [DONE]\n\n"
+
+
+class Refused(Exception):
+    """A `/v1` request answered with `failure` (and `headers`) before anything was sent.
+
+    Raised anywhere on the request's path (the intake's checks, no upstream to take it, an
+    upstream that cannot be reached) and answered in one place: the handler's `__call__`."""
+
+    def __init__(self, failure: ProxyFailure, headers: tuple[tuple[bytes, bytes], ...] = ()):
+        super().__init__(failure.message)
+        self.failure = failure
+        self.headers = headers
 
 
 def _upstream_error(body: bytes) -> dict[str, Any] | None:

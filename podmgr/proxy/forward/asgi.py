@@ -1,5 +1,5 @@
-"""Small raw-ASGI helpers for the `/v1` hot path: read a bounded body, send bytes, and
-notice a client that went away.
+"""Small raw-ASGI helpers for the `/v1` hot path: send the answer, and notice a client that
+went away (the request itself is read by `intake.py`).
 
 The `/v1` handler bypasses FastAPI's request and response objects (they cost more than the
 work of a cache hit), so these few helpers stand in for them.
@@ -9,48 +9,11 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.types import Receive, Scope, Send
+from starlette.types import Receive, Send
 
 from podmgr.proxy.openai_errors import ProxyFailure
 
-__all__ = ["BodyTooLarge", "DisconnectWatch", "Responder", "header", "read_body"]
-
-
-class BodyTooLarge(Exception):
-    """The request body is larger than max_body_bytes."""
-
-
-def header(scope: Scope, name: bytes) -> bytes | None:
-    """The first value of a request header (`name` in lower case)."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value  # type: ignore[no-any-return]
-    return None
-
-
-async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body; BodyTooLarge past `limit` bytes (checked before reading)."""
-    length = header(scope, b"content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise BodyTooLarge
-    message = await receive()
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body"):
-        if len(body) > limit:
-            raise BodyTooLarge
-        return body
-    parts = [body]
-    size = len(body)
-    while message.get("more_body"):
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge
-        parts.append(chunk)
-    return b"".join(parts)
+__all__ = ["DisconnectWatch", "Responder"]
 
 
 # How long a request may wait before its client is watched (see DisconnectWatch).

@@ -13,7 +13,6 @@ import asyncio
 from typing import Any
 
 import orjson
-from starlette.types import Scope
 
 from podmgr.proxy import openai_errors as errors
 from podmgr.proxy.forward.asgi import Responder
@@ -21,7 +20,7 @@ from podmgr.proxy.forward.relay import JSON_HEADERS
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.upstream.outgoing import upstream_headers
 from podmgr.proxy.upstream.resolver import Upstream
-from podmgr.proxy.upstream.router import Route, Router
+from podmgr.proxy.upstream.router import Route, UpstreamState
 
 __all__ = ["models_union"]
 
@@ -29,12 +28,12 @@ _LIMIT = 8 * 1024 * 1024
 
 
 async def _listed(
-    route: Route, upstream: Upstream, scope: Scope
+    route: Route, upstream: Upstream, client_headers: list[tuple[bytes, bytes]]
 ) -> list[dict[str, Any]] | ProxyFailure:
     """The models `route` offers, or why it could not say."""
     if upstream.base_url is None:
         return upstream.failure or errors.UNREACHABLE
-    headers = route.headers(upstream_headers(scope, upstream))
+    headers = route.headers(upstream_headers(client_headers, upstream))
     try:
         async with route.client.request(
             "GET", f"{upstream.base_url}/v1/models", b"", headers
@@ -56,18 +55,16 @@ async def _listed(
     return [{"id": name, "object": "model", "owned_by": route.name} for name in route.spec.models]
 
 
-async def models_union(router: Router, scope: Scope, out: Responder) -> None:
-    """Answer `GET /v1/models` from every available upstream (module docstring)."""
-    candidates = router.candidates(None)
-    if not candidates:
-        await out.fail(router.unavailable(None))
-        return
-    results = await asyncio.gather(*(_listed(r, u, scope) for r, u in candidates))
+async def models_union(
+    upstreams: tuple[UpstreamState, ...], client_headers: list[tuple[bytes, bytes]], out: Responder
+) -> None:
+    """Answer `GET /v1/models` from `upstreams`, the available ones (module docstring)."""
+    results = await asyncio.gather(*(_listed(u.route, u.target, client_headers) for u in upstreams))
     seen: set[str] = set()
     merged: list[dict[str, Any]] = []
     answered: list[str] = []
     first_failure: ProxyFailure | None = None
-    for (route, _), result in zip(candidates, results, strict=True):
+    for route, result in zip((u.route for u in upstreams), results, strict=True):
         if isinstance(result, ProxyFailure):
             first_failure = first_failure or result
             continue

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from starlette.types import Scope
 
 from podmgr.proxy.cache.key import STREAMABLE_ROUTES
 from podmgr.proxy.upstream.resolver import Upstream
@@ -39,11 +38,13 @@ _DROPPED_HEADERS = frozenset(
 )
 
 
-def upstream_headers(scope: Scope, upstream: Upstream) -> dict[str, str]:
-    """The client's headers minus hop-by-hop and auth ones, plus the pod's key."""
+def upstream_headers(
+    client_headers: list[tuple[bytes, bytes]], upstream: Upstream
+) -> dict[str, str]:
+    """The client's headers minus hop-by-hop and auth ones, plus the upstream's key."""
     headers = {
         name.decode("latin-1"): value.decode("latin-1")
-        for name, value in scope["headers"]
+        for name, value in client_headers
         if name not in _DROPPED_HEADERS
     }
     if upstream.auth_header is not None:

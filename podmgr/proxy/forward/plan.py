@@ -1,0 +1,124 @@
+"""Plan: what to do with one `/v1` request, decided by a pure function (no I/O, no awaits).
+
+`plan(request, snapshot)` turns the request (`intake.ProxyRequest`) and a `Snapshot` of the
+upstreams and cache settings into a `Plan`: whether to wake the pod, and one action
+(`effects.py`): `Answer` with the upstreams to try in order, each with the body it gets and
+the cache's decision for it; `PassThrough` to one upstream; `ListModels` from several; or
+`Refuse` with the failure when no upstream can take the request. The plan only builds
+these values; the handler carries them out.
+
+The rules, in order:
+- the upstreams serving the request's model (any, for a request without one) that are
+  available now, in config order; when every one of them is cooling down (and the pod is
+  not ready), the first non-pod one anyway: a request with nowhere else to go gets a real
+  attempt rather than failing without a call;
+- a cacheable request (a JSON body) may try each of them in turn; any other request goes
+  to the first only, except `GET /v1/models` with several upstreams, which asks them all;
+- with wake on request, a request the pod serves wakes it when it is not ready;
+- the cache key of an attempt covers the upstream and the model asked of it (cache.key),
+  and an answer from an upstream other than the pod is stored only with
+  `cache_fallback_answers`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from podmgr.proxy.cache.key import CacheDecision, CacheMode, decide
+from podmgr.proxy.forward.effects import (
+    Action,
+    Answer,
+    Attempt,
+    ListModels,
+    PassThrough,
+    Refuse,
+)
+from podmgr.proxy.forward.intake import ProxyRequest
+from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.proxy.upstream.router import UpstreamState
+
+__all__ = ["Plan", "Snapshot", "plan"]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What the plan reads besides the request: the upstreams as they are now, why the pod
+    cannot answer (if it cannot), and the cache settings."""
+
+    upstreams: tuple[UpstreamState, ...]
+    pod_failure: ProxyFailure | None
+    can_wake: bool
+    cache_mode: CacheMode
+    cache_fallbacks: bool
+    several: bool
+
+
+class Plan(NamedTuple):
+    """What to do: wake the pod first (or not), then carry out `action`. (A named tuple:
+    immutable, and made for every request at a third of a frozen dataclass's cost.)"""
+
+    action: Action
+    wake: bool
+
+
+def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
+    """The plan for `request` (module docstring)."""
+    model = request.model
+    serving = [state for state in snapshot.upstreams if state.route.spec.serves(model)]
+    union = (
+        request.method == "GET" and snapshot.several and request.path.rstrip("/") == "/v1/models"
+    )
+    wake = snapshot.can_wake and not union and any(s.route.is_pod for s in serving)
+    chosen = _chosen(serving)
+    if not chosen:
+        return Plan(Refuse(_nowhere(model, serving, snapshot.pod_failure)), wake)
+    if union:
+        return Plan(ListModels(tuple(chosen)), False)
+    body = request.body
+    if body is None:
+        return Plan(PassThrough(chosen[0]), wake)
+    return Plan(Answer(tuple([_attempt(request, body, state, snapshot) for state in chosen])), wake)
+
+
+def _chosen(serving: list[UpstreamState]) -> list[UpstreamState]:
+    """The available routes; if none, the first resting non-pod one (module docstring)."""
+    chosen = [state for state in serving if state.available]
+    if chosen:
+        return chosen
+    return [state for state in serving if not state.route.is_pod and not state.route.legacy][:1]
+
+
+def _nowhere(
+    model: str | None, serving: list[UpstreamState], pod_failure: ProxyFailure | None
+) -> ProxyFailure:
+    """The answer when no upstream can take a request for `model`."""
+    if serving and pod_failure is not None:
+        return pod_failure
+    return ProxyFailure(
+        404,
+        f"no configured upstream serves the model {model!r}",
+        "invalid_request_error",
+        "model_not_found",
+        "no_upstream",
+    )
+
+
+def _attempt(
+    request: ProxyRequest, body: dict[str, Any], state: UpstreamState, snapshot: Snapshot
+) -> Attempt:
+    """One cacheable attempt: the body with the upstream's name for the model, and the
+    cache's decision for this upstream."""
+    route, model = state.route, request.model
+    decision = decide(
+        request.route,
+        body,
+        request.cache_control,
+        snapshot.cache_mode,
+        route.cache_scope(model),
+    )
+    if decision.store and not (route.is_pod or snapshot.cache_fallbacks):
+        decision = CacheDecision(decision.key, decision.lookup, store=False)
+    if model is not None and route.spec.model_map:
+        body = {**body, "model": route.spec.upstream_model(model)}
+    return Attempt(state, body, decision)

@@ -1,0 +1,172 @@
+"""The request's plan as a decision table: `plan(request, snapshot)` is pure, so each row
+is a request and a snapshot of the upstreams, and the plan it must give."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, cast
+
+import pytest
+
+from podmgr.proxy.cache.key import CacheMode
+from podmgr.proxy.forward.effects import Answer, ListModels, PassThrough, Refuse
+from podmgr.proxy.forward.intake import ProxyRequest
+from podmgr.proxy.forward.plan import Plan, Snapshot, plan
+from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.proxy.upstream.resolver import Upstream
+from podmgr.proxy.upstream.router import Route, UpstreamState
+from podmgr.proxy.upstream.transport import Transport
+from podmgr.upstreams import UpstreamSpec
+
+POD_DOWN = ProxyFailure(503, "no pod", "service_unavailable", "no_pod", "no_upstream")
+CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+
+
+def _request(
+    body: dict[str, Any] | None = CHAT, method: str = "POST", path: str = ""
+) -> ProxyRequest:
+    route = "chat/completions" if body is not None else path[4:].strip("/")
+    model = body.get("model") if body is not None else None
+    return ProxyRequest(
+        method=method,
+        path=path or "/v1/chat/completions",
+        route=route,
+        query=b"",
+        headers=[],
+        authorization=None,
+        cache_control=None,
+        raw=b"",
+        body=body,
+        model=model if isinstance(model, str) else None,
+        stream=False,
+        include_usage=False,
+    )
+
+
+def _state(available: bool = True, legacy: bool = False, **spec: Any) -> UpstreamState:
+    route = Route(UpstreamSpec.model_validate(spec), cast(Transport, None), None, legacy)
+    if spec["kind"] == "pod":
+        target = (
+            Upstream("http://pod", None, None, None)
+            if available
+            else Upstream(None, None, "no_pod", POD_DOWN)
+        )
+    else:
+        target = Upstream(spec["base_url"], None, None, None, False)
+    return UpstreamState(route, target, available)
+
+
+POD = _state(name="pod", kind="pod")
+POD_COLD = _state(False, name="pod", kind="pod")
+LOCAL = _state(name="local", kind="openai", base_url="http://local", model_map={"m": "local-m"})
+ROUTER = _state(name="router", kind="openai", base_url="http://router", models=["other"])
+
+
+def _snapshot(
+    *upstreams: UpstreamState,
+    can_wake: bool = False,
+    cache_mode: CacheMode = "all",
+    cache_fallbacks: bool = True,
+) -> Snapshot:
+    pod_down = any(s.route.is_pod and not s.available for s in upstreams)
+    return Snapshot(
+        upstreams=upstreams,
+        pod_failure=POD_DOWN if pod_down else None,
+        can_wake=can_wake,
+        cache_mode=cache_mode,
+        cache_fallbacks=cache_fallbacks,
+        several=not (len(upstreams) == 1 and upstreams[0].route.legacy),
+    )
+
+
+def _names(decided: Plan) -> list[str]:
+    action = decided.action
+    if isinstance(action, Answer):
+        return [attempt.upstream.route.name for attempt in action.attempts]
+    if isinstance(action, PassThrough):
+        return [action.upstream.route.name]
+    if isinstance(action, ListModels):
+        return [state.route.name for state in action.upstreams]
+    return []
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "names", "wake"),
+    [
+        pytest.param(_snapshot(POD, LOCAL), ["pod", "local"], False, id="config-order"),
+        pytest.param(_snapshot(POD_COLD, LOCAL), ["local"], False, id="cold-pod-skipped"),
+        pytest.param(
+            _snapshot(POD_COLD, LOCAL, can_wake=True), ["local"], True, id="cold-pod-woken"
+        ),
+        pytest.param(_snapshot(POD, ROUTER), ["pod"], False, id="model-not-served-skipped"),
+        pytest.param(
+            _snapshot(POD_COLD, replace(LOCAL, available=False)),
+            ["local"],
+            False,
+            id="all-cooling-first-tried-anyway",
+        ),
+    ],
+)
+def test_a_cacheable_request_tries_the_serving_upstreams_in_order(
+    snapshot: Snapshot, names: list[str], wake: bool
+) -> None:
+    decided = plan(_request(), snapshot)
+    assert isinstance(decided.action, Answer)
+    assert _names(decided) == names
+    assert decided.wake is wake
+
+
+def test_each_attempt_gets_its_own_body_and_cache_key() -> None:
+    decided = plan(_request(), _snapshot(POD, LOCAL))
+    assert isinstance(decided.action, Answer)
+    pod, local = decided.action.attempts
+    assert pod.body["model"] == "m"
+    assert local.body["model"] == "local-m"
+    assert pod.decision.key != local.decision.key
+    assert pod.decision.lookup and local.decision.lookup
+
+
+def test_fallback_answers_are_not_stored_without_cache_fallback_answers() -> None:
+    decided = plan(_request(), _snapshot(POD, LOCAL, cache_fallbacks=False))
+    assert isinstance(decided.action, Answer)
+    pod, local = decided.action.attempts
+    assert pod.decision.store
+    assert not local.decision.store
+    assert local.decision.lookup
+
+
+def test_cache_off_looks_nothing_up() -> None:
+    decided = plan(_request(), _snapshot(POD, cache_mode="off"))
+    assert isinstance(decided.action, Answer)
+    assert not decided.action.attempts[0].decision.lookup
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "status", "wake"),
+    [
+        pytest.param(_snapshot(POD_COLD), 503, False, id="pod-down"),
+        pytest.param(_snapshot(POD_COLD, can_wake=True), 503, True, id="pod-down-woken"),
+        pytest.param(_snapshot(ROUTER), 404, False, id="no-upstream-serves-the-model"),
+    ],
+)
+def test_nowhere_to_go_is_refused(snapshot: Snapshot, status: int, wake: bool) -> None:
+    decided = plan(_request(), snapshot)
+    assert isinstance(decided.action, Refuse)
+    assert decided.action.failure.status == status
+    assert decided.wake is wake
+
+
+def test_other_requests_pass_through_to_the_first_upstream_only() -> None:
+    decided = plan(_request(None, "POST", "/v1/audio/speech"), _snapshot(POD, LOCAL))
+    assert isinstance(decided.action, PassThrough)
+    assert _names(decided) == ["pod"]
+
+
+def test_models_are_listed_from_every_available_upstream_without_a_wake() -> None:
+    request = _request(None, "GET", "/v1/models")
+    decided = plan(request, _snapshot(POD_COLD, LOCAL, ROUTER, can_wake=True))
+    assert isinstance(decided.action, ListModels)
+    assert _names(decided) == ["local", "router"]
+    assert not decided.wake
+    legacy = _state(legacy=True, name="pod", kind="pod")
+    assert isinstance(plan(request, _snapshot(legacy)).action, PassThrough)
