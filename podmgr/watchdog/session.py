@@ -81,21 +81,21 @@ def limit_reached(
 ) -> tuple[EndReason, str] | None:
     """The first limit the session has reached, with a detail for people, or None."""
     if now >= window.deadline:
-        return "deadline", f"runtime {config.runtime_seconds}s reached"
+        return "deadline", f"runtime {config.limits.runtime_seconds}s reached"
     price = state.pod.cost_per_hr if state.pod is not None else 0.0
-    if config.max_cost_usd is not None:
-        margin: float = config.watchdog_interval_seconds
-        if config.guard:  # podmgr/guard: it ends the pod one of its intervals early
-            margin = max(margin, config.guard_interval_seconds)
+    if config.limits.max_cost_usd is not None:
+        margin: float = config.watchdog.interval_seconds
+        if config.guard.enabled:  # podmgr/guard: it ends the pod one of its intervals early
+            margin = max(margin, config.guard.interval_seconds)
         projected = window.cost_usd + price * margin / 3600
-        if projected > config.max_cost_usd:
-            return "budget", f"${window.cost_usd:.2f} spent of ${config.max_cost_usd:.2f}"
+        if projected > config.limits.max_cost_usd:
+            return "budget", f"${window.cost_usd:.2f} spent of ${config.limits.max_cost_usd:.2f}"
     pod = state.pod
-    if config.idle_timeout_seconds is not None and pod is not None and pod.phase == "ready":
+    if config.limits.idle_timeout_seconds is not None and pod is not None and pod.phase == "ready":
         marks = [window.started_at, pod.ready_at, state.last_request_at]
         marks.append(observed.proxy.last_request_at)
         last = max(m for m in marks if m is not None)
-        if now - last >= config.idle_timeout_seconds:
+        if now - last >= config.limits.idle_timeout_seconds:
             return "idle", f"no request for {now - last:.0f}s"
     return _guard_ended(state, observed, now)
 
@@ -123,7 +123,7 @@ def restart_wait(config: Config, state: State, now: float) -> float:
     if session is None or session.restarts == 0 or session.last_restart_at is None:
         return 0.0
     backoff = min(
-        config.restart_backoff_seconds * 2.0 ** (session.restarts - 1), MAX_BACKOFF_SECONDS
+        config.watchdog.restart_backoff_seconds * 2.0 ** (session.restarts - 1), MAX_BACKOFF_SECONDS
     )
     return max(0.0, session.last_restart_at + backoff - now)
 

@@ -26,10 +26,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from podmgr.config.upstreams import UpstreamSpec
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver, _edge_limited, root_url
 from podmgr.proxy.upstream.transport import Transport
-from podmgr.upstreams import UpstreamSpec
 
 __all__ = ["Route", "Router", "retryable"]
 
