@@ -6,10 +6,13 @@ needs the file's directory (`resolve_path`, `state_path`, `cache_path`) lives he
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from podmgr.config.flat import to_sections
 from podmgr.config.sections import (
     CacheSection,
     GuardSection,
@@ -20,6 +23,7 @@ from podmgr.config.sections import (
     WatchdogSection,
 )
 from podmgr.config.upstreams import UpstreamSpec, check_upstream_list
+from podmgr.errors import ConfigError
 
 __all__ = ["Config"]
 
@@ -48,6 +52,12 @@ class Config(BaseModel):
     # Where the file was read from; relative paths resolve against it. Not part of the file.
     base_dir: str = Field(".", exclude=True, description="(internal) directory of the file")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _read_flat(cls, data: Any) -> Any:
+        """An old flat config (or flat fields beside sections) read into sections."""
+        return to_sections(data) if isinstance(data, Mapping) else data
+
     @field_validator("upstreams")
     @classmethod
     def _upstreams_ok(cls, value: list[UpstreamSpec]) -> list[UpstreamSpec]:
@@ -58,9 +68,10 @@ class Config(BaseModel):
     def _cross_checks(self) -> Config:
         lease = self.guard.lease_seconds
         if lease is not None and lease < 2 * self.watchdog.interval_seconds:
-            raise ValueError(
-                "guard.lease_seconds must be at least twice watchdog.interval_seconds: "
-                "one late pass must not end the pod"
+            raise ConfigError(
+                "must be at least twice the watchdog's interval_seconds "
+                "(watchdog_interval_seconds): one late pass must not end the pod",
+                field="guard.lease_seconds",
             )
         if self.limits.wake_on_request and self.pod_upstream is None:
             raise ValueError("wake_on_request needs the pod among the upstreams (kind 'pod')")

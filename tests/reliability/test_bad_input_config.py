@@ -87,7 +87,7 @@ def test_env_override_and_env_reference_are_checked_too(bad: str) -> None:
     config = build_config({"env": {"HF_TOKEN": "${" + SECRET_SOURCE + "}"}}, environ={})
     with pytest.raises(ConfigError) as reference:
         config.pod.resolved_env({SECRET_SOURCE: f"hf-fake{bad}token"})
-    assert reference.value.exit_code == 2 and reference.value.field == "env.HF_TOKEN"
+    assert reference.value.exit_code == 2 and reference.value.field == "pod.env.HF_TOKEN"
 
 
 # Issue 10: values RunPod would accept but that make a pod useless or leak a secret.

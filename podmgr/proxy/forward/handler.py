@@ -156,7 +156,7 @@ class V1Handler:
         """Any other request goes as it is to the first available upstream; with several
         upstreams, `GET /v1/models` is the union of theirs (routing.models_union)."""
         method = scope["method"]
-        if not self.router.legacy and method == "GET" and path.rstrip("/") == "/v1/models":
+        if len(self.router.routes) > 1 and method == "GET" and path.rstrip("/") == "/v1/models":
             await models_union(self.router, scope, out)
             return
         blocked = self._wake(None)
