@@ -74,7 +74,7 @@ def _target(config: Config, spec: UpstreamSpec) -> tuple[str | None, str | None,
         auth = upstream.auth_header.decode() if upstream.auth_header else None
         return upstream.base_url, auth.removeprefix("Bearer ") if auth else None, None
     assert spec.base_url is not None
-    key = resolve_key(spec) if config.upstreams is not None else config.upstream_api_key
+    key = resolve_key(spec)
     return root_url(spec.base_url), key, None
 
 

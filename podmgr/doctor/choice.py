@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from podmgr.config import Config, build_config
+from podmgr.config import Config, PodSection, build_config
 from podmgr.cuda import cuda_key
 from podmgr.runpod.placement import cuda_usable
 from podmgr.runpod.ratelimit import Window
@@ -60,9 +60,9 @@ class Choice:
         )
 
 
-def doctor_floor(config: Config) -> str:
-    """The host CUDA floor: the image's (config.pod.cuda_floor), at least 12.4."""
-    floor = config.pod.cuda_floor
+def doctor_floor(pod: PodSection) -> str:
+    """The host CUDA floor: the image's (pod.cuda_floor), at least 12.4."""
+    floor = pod.cuda_floor
     return floor if cuda_key(floor) >= cuda_key(MIN_CUDA) else MIN_CUDA
 
 
@@ -132,7 +132,7 @@ def doctor_config(
         interruptible=False,
         template_id=None,
         allowed_cuda_versions=None,
-        min_cuda_version=doctor_floor(config),
+        min_cuda_version=doctor_floor(config.pod),
         volume_in_gb=0,
         network_volume_id=None,
         data_center_ids=None,

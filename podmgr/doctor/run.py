@@ -142,7 +142,7 @@ class Doctor:
         )
 
     def _choose(self) -> Choice:
-        floor = doctor_floor(self.options.config)
+        floor = doctor_floor(self.options.config.pod)
         catalog = self.client.gpu_catalog(1, min_cuda=floor, clouds=("SECURE", "COMMUNITY"))
         choice = cheapest(catalog, floor)
         if choice is None:

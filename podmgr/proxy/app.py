@@ -217,7 +217,9 @@ async def _background(parts: _Parts) -> None:
                 await parts.cache.sync()
         except Exception:
             log.exception("background_tick_failed")
-        if prewarm_path is not None and prewarm_task is None and resolver.current.ready:
+        # The pod's route, or the first upstream of a config without the pod.
+        target = parts.router.pod_route or parts.router.routes[0]
+        if prewarm_path is not None and prewarm_task is None and target.target(resolver).ready:
             prewarm_task = asyncio.ensure_future(
                 prewarm(
                     prewarm_path,
@@ -225,7 +227,7 @@ async def _background(parts: _Parts) -> None:
                     cache=parts.cache,
                     coalescer=parts.coalescer,
                     cache_mode=config.cache.mode,
-                    route=parts.router.pod_route,
+                    route=target,
                 )
             )
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podmgr.config import Config
+from podmgr.config import Config, WatchdogSection
 from podmgr.errors import (
     BalanceError,
     CrashLoopError,
@@ -67,10 +67,10 @@ class PassResult:
     state: State = field(default_factory=lambda: State())
 
 
-def make_client(config: Config, clock: Clock) -> RunPodClient:
+def make_client(watchdog: WatchdogSection, clock: Clock) -> RunPodClient:
     return RunPodClient(
-        retry_initial_seconds=config.watchdog.api_retry_initial_seconds,
-        retry_max_seconds=config.watchdog.api_retry_max_seconds,
+        retry_initial_seconds=watchdog.api_retry_initial_seconds,
+        retry_max_seconds=watchdog.api_retry_max_seconds,
     )
 
 
@@ -88,7 +88,7 @@ def run_pass(
 ) -> PassResult:
     """Run one pass; PodmgrError subclasses carry the exit code of a failure."""
     clock = clock or SystemClock()
-    client = client or make_client(config, clock)
+    client = client or make_client(config.watchdog, clock)
     the_probe = probe or (lambda url: probe_health(url, config.startup.http_timeout_seconds))
     deps = Deps(
         config=config,

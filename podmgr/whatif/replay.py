@@ -375,7 +375,7 @@ def replay(
         seed=seed,
         volume=config.pod.network_volume_id is not None,
     )
-    fallbacks = [u for u in config.upstreams or [] if u.kind != "pod"]
+    fallbacks = [u for u in config.upstreams if u.kind != "pod"]
     run = _Replay(config, prices, model, fallbacks)
     # Not a first run on this machine: a first pass with no history would start a session.
     run.state.record(requests[0].at, "whatif", "replay start")

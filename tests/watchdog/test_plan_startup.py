@@ -179,7 +179,7 @@ def with_pending(at_ago: float) -> State:
             id="the-named-pod-is-adopted-not-the-newest",
         ),
         pytest.param(
-            with_pending(config().create_confirm_seconds),
+            with_pending(config().startup.create_confirm_seconds),
             seen(),
             ["CreatePod"],
             id="never-listed-after-the-grace-creates",
