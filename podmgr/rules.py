@@ -69,15 +69,15 @@ class Limits:
 
     @classmethod
     def of(cls, config: Config) -> Limits:
-        margin: float = config.watchdog_interval_seconds
-        if config.guard:  # the guard ends its pod one of its own intervals early
-            margin = max(margin, config.guard_interval_seconds)
+        margin: float = config.watchdog.interval_seconds
+        if config.guard.enabled:  # the guard ends its pod one of its own intervals early
+            margin = max(margin, config.guard.interval_seconds)
         return cls(
-            runtime_seconds=config.runtime_seconds,
-            max_cost_usd=config.max_cost_usd,
-            idle_seconds=config.idle_timeout_seconds,
+            runtime_seconds=config.limits.runtime_seconds,
+            max_cost_usd=config.limits.max_cost_usd,
+            idle_seconds=config.limits.idle_timeout_seconds,
             margin_seconds=margin,
-            lease_seconds=config.guard_lease_seconds,
+            lease_seconds=config.guard.lease_seconds,
         )
 
 

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 
 from podmgr.config import Config
+from podmgr.config.upstreams import UpstreamSpec, resolve_key
 from podmgr.proxy.upstream.resolver import root_url, upstream_from_state
 from podmgr.proxy.wake import wake_refusal
 from podmgr.state import State, StateStore
-from podmgr.upstreams import UpstreamSpec, resolve_key
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_UNREACHABLE", "CheckResult", "check_all", "exit_code"]
 
@@ -74,7 +74,7 @@ def _target(config: Config, spec: UpstreamSpec) -> tuple[str | None, str | None,
         auth = upstream.auth_header.decode() if upstream.auth_header else None
         return upstream.base_url, auth.removeprefix("Bearer ") if auth else None, None
     assert spec.base_url is not None
-    key = resolve_key(spec) if config.upstreams is not None else config.upstream_api_key
+    key = resolve_key(spec)
     return root_url(spec.base_url), key, None
 
 
@@ -89,7 +89,7 @@ def _pod_down(config: Config, state: State | None, why: str | None) -> str:
         down = "not running: no GPU session"
     else:
         down = f"not running: the GPU session has ended ({session.end_reason or why})"
-    if not config.wake_on_request:
+    if not config.limits.wake_on_request:
         return f"{down}; `podmgr up` starts one (wake_on_request is off)"
     refused = wake_refusal(config, state, time.time())
     if refused is not None:
@@ -146,7 +146,7 @@ def check_one(config: Config, spec: UpstreamSpec, timeout: float = 10.0) -> Chec
 
 def check_all(config: Config, name: str | None = None) -> list[CheckResult]:
     """Check every configured upstream, or the one called `name` (KeyError if none is)."""
-    specs = config.effective_upstreams
+    specs = config.upstreams
     if name is not None:
         specs = [spec for spec in specs if spec.name == name]
         if not specs:

@@ -23,33 +23,33 @@ def write(tmp_path: Path, data: object) -> Path:
 
 def test_defaults_match_the_original_tool() -> None:
     config = build_config({}, environ={})
-    assert config.runtime_seconds == 3600
-    assert config.template_id is None  # issue 10, finding 3: no template "vllm" is known
-    assert config.support_public_ip is False  # finding 9
-    assert config.image_name == "vllm/vllm-openai:v0.8.5"  # pinned, not :latest
-    assert config.proxy_port == 8000
-    assert config.max_cache_size == 1000
-    assert config.max_cache_bytes == 1024**3
+    assert config.limits.runtime_seconds == 3600
+    assert config.pod.template_id is None  # issue 10, finding 3: no template "vllm" is known
+    assert config.pod.support_public_ip is False  # finding 9
+    assert config.pod.image_name == "vllm/vllm-openai:v0.8.5"  # pinned, not :latest
+    assert config.proxy.port == 8000
+    assert config.cache.max_entries == 1000
+    assert config.cache.max_bytes == 1024**3
     # Issue 10, finding 1: a real pod gets 20 minutes to serve (dstack's figure), not 110 s.
-    assert config.initial_wait_seconds == 60
-    assert config.max_startup_attempts == 114
-    assert config.poll_interval_seconds == 10
-    assert config.startup_budget_seconds == 1200
-    assert config.no_container_timeout_seconds == 900
-    assert config.cloud_type == "SECURE"
-    assert config.enable_profiling is False
+    assert config.startup.initial_wait_seconds == 60
+    assert config.startup.max_startup_attempts == 114
+    assert config.startup.poll_interval_seconds == 10
+    assert config.startup.budget_seconds == 1200
+    assert config.startup.no_container_timeout_seconds == 900
+    assert config.pod.cloud_type == "SECURE"
+    assert config.proxy.enable_profiling is False
 
 
 def test_shipped_example_config_is_valid() -> None:
     config = load_config(REPO / "pod_config.json", environ={})
-    assert config.gpu_type_ids[0] == "NVIDIA GeForce RTX 4090"
-    assert len(config.gpu_type_ids) == 3
-    assert config.startup_budget_seconds == 1200  # the shipped file no longer repeats 110 s
+    assert config.pod.gpu_type_ids[0] == "NVIDIA GeForce RTX 4090"
+    assert len(config.pod.gpu_type_ids) == 3
+    assert config.startup.budget_seconds == 1200  # the shipped file no longer repeats 110 s
 
 
 def test_gpu_type_id_accepts_a_string_or_an_ordered_list() -> None:
-    assert build_config({"gpu_type_id": "A"}, environ={}).gpu_type_ids == ["A"]
-    assert build_config({"gpu_type_id": ["B", "A"]}, environ={}).gpu_type_ids == ["B", "A"]
+    assert build_config({"gpu_type_id": "A"}, environ={}).pod.gpu_type_ids == ["A"]
+    assert build_config({"gpu_type_id": ["B", "A"]}, environ={}).pod.gpu_type_ids == ["B", "A"]
     with pytest.raises(ConfigError, match="gpu_type_id"):
         build_config({"gpu_type_id": []}, environ={})
 
@@ -61,21 +61,28 @@ def test_relative_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("environ", "field", "expected"),
+    ("environ", "path", "expected"),
     [
-        ({"MAX_CACHE_SIZE": "5"}, "max_cache_size", 5),
-        ({"CACHE_SIZE_BYTES": "4096"}, "max_cache_bytes", 4096),
-        ({"ENABLE_PROFILING": "true"}, "enable_profiling", True),
-        ({"ENABLE_PROFILING": "1"}, "enable_profiling", True),
-        ({"PREWARM_CACHE": "/tmp/prewarm.jsonl"}, "prewarm_cache", "/tmp/prewarm.jsonl"),
-        ({"PODMGR_RUNTIME_SECONDS": "120"}, "runtime_seconds", 120),
-        ({"PODMGR_GPU_TYPE_ID": '["X", "Y"]'}, "gpu_type_id", ["X", "Y"]),
-        ({"PODMGR_MODEL": "org/model"}, "model", "org/model"),
-        ({"MAX_CACHE_SIZE": "5", "PODMGR_MAX_CACHE_SIZE": "7"}, "max_cache_size", 7),
+        ({"MAX_CACHE_SIZE": "5"}, "cache.max_entries", 5),
+        ({"CACHE_SIZE_BYTES": "4096"}, "cache.max_bytes", 4096),
+        ({"ENABLE_PROFILING": "true"}, "proxy.enable_profiling", True),
+        ({"ENABLE_PROFILING": "1"}, "proxy.enable_profiling", True),
+        ({"PREWARM_CACHE": "/tmp/prewarm.jsonl"}, "cache.prewarm", "/tmp/prewarm.jsonl"),
+        ({"PODMGR_RUNTIME_SECONDS": "120"}, "limits.runtime_seconds", 120),
+        ({"PODMGR_GPU_TYPE_ID": '["X", "Y"]'}, "pod.gpu_type_id", ["X", "Y"]),
+        ({"PODMGR_MODEL": "org/model"}, "pod.model", "org/model"),
+        ({"MAX_CACHE_SIZE": "5", "PODMGR_MAX_CACHE_SIZE": "7"}, "cache.max_entries", 7),
+        ({"PODMGR_PROXY_PORT": "9100"}, "proxy.port", 9100),
+        ({"PODMGR_GUARD": "false"}, "guard.enabled", False),
     ],
 )
-def test_env_overrides(environ: dict[str, str], field: str, expected: object) -> None:
-    assert getattr(build_config({"max_cache_size": 1}, environ=environ), field) == expected
+def test_env_overrides_by_old_name_land_in_their_section(
+    environ: dict[str, str], path: str, expected: object
+) -> None:
+    section, name = path.split(".")
+    for data in ({"max_cache_size": 1}, {"cache": {"max_entries": 1}}):
+        config = build_config(data, environ=environ)
+        assert getattr(getattr(config, section), name) == expected
 
 
 @pytest.mark.parametrize(
@@ -91,8 +98,10 @@ def test_env_overrides(environ: dict[str, str], field: str, expected: object) ->
         ({"runtime_seconds": 0}, "runtime_seconds"),
         ({"runtime_seconds": "soon"}, "runtime_seconds"),
         ({"cloud_type": "CHEAP"}, "cloud_type"),
-        ({"proxy_host": "0.0.0.0"}, "(file)"),
-        ({"use_https": True}, "(file)"),
+        ({"proxy_host": "0.0.0.0"}, "proxy"),
+        ({"use_https": True}, "proxy"),
+        ({"pod": {"model": 'evil"} model'}}, "pod.model"),
+        ({"limits": {"runtime_seconds": 0}}, "limits.runtime_seconds"),
         ({"no_such_field": 1}, "no_such_field"),
         ({"endpoint_url_template": "http://x/{port}"}, "endpoint_url_template"),
     ],
@@ -106,19 +115,19 @@ def test_invalid_values_name_their_field(data: dict[str, object], field: str) ->
 
 def test_env_reference_is_resolved_and_checked() -> None:
     config = build_config({"env": {"HF_TOKEN": "${MY_HF}"}}, environ={})
-    assert config.resolved_env({"MY_HF": "hf-fake-token"}) == {"HF_TOKEN": "hf-fake-token"}
+    assert config.pod.resolved_env({"MY_HF": "hf-fake-token"}) == {"HF_TOKEN": "hf-fake-token"}
     with pytest.raises(ConfigError, match="MY_HF"):
-        config.resolved_env({})
+        config.pod.resolved_env({})
     with pytest.raises(ConfigError, match="quotes"):
-        config.resolved_env({"MY_HF": 'a"b'})
+        config.pod.resolved_env({"MY_HF": 'a"b'})
 
 
 def test_container_command_serves_the_model() -> None:
     config = build_config({"model": "m/x", "vllm_args": ["--max-model-len", "8192"]}, environ={})
-    assert config.container_command() == (
+    assert config.pod.container_command() == (
         "--model m/x --host 0.0.0.0 --port 8000 --max-model-len 8192"
     )
-    assert config.pod_url("abc123") == "https://abc123-8000.proxy.runpod.net"
+    assert config.pod.pod_url("abc123") == "https://abc123-8000.proxy.runpod.net"
 
 
 def test_config_file_search_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,4 +174,6 @@ def test_cli_validate_reports_field_and_exits_2(tmp_path: Path) -> None:
 def test_cli_schema_is_json() -> None:
     result = run_cli("config", "schema")
     assert result.returncode == 0
-    assert "runtime_seconds" in json.loads(result.stdout)["properties"]
+    schema = json.loads(result.stdout)
+    assert set(schema["properties"]) >= {"pod", "limits", "proxy", "upstreams", "guard"}
+    assert "runtime_seconds" in schema["$defs"]["LimitsSection"]["properties"]

@@ -72,7 +72,7 @@ def test_an_idle_timeout_bills_at_most_busy_time_plus_timeout_and_interval_per_g
     requests = read_trace(TRACE)
     cfg = config(runtime_seconds=36000, max_cost_usd=10, idle_timeout_seconds=idle)
     result = replay(cfg, requests, PRICES, pace=PACE)
-    interval = cfg.watchdog_interval_seconds
+    interval = cfg.watchdog.interval_seconds
     startup = PACE.pull_seconds + PACE.download_seconds + PACE.load_seconds
     busy = 0.0
     for session in result.sessions:
@@ -112,7 +112,7 @@ def test_without_the_guard_the_deadline_holds_to_one_watchdog_interval() -> None
     result = replay(cfg, requests, PRICES, pace=PACE)
     for session in result.sessions:
         assert session.ended_at is not None
-        assert session.ended_at <= session.deadline + cfg.watchdog_interval_seconds
+        assert session.ended_at <= session.deadline + cfg.watchdog.interval_seconds
 
 
 def test_fallback_serves_while_the_pod_wakes_and_costs_its_tokens(

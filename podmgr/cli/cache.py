@@ -46,16 +46,16 @@ def run_stats(args: argparse.Namespace) -> int:
         "path": str(config.cache_path),
         "entries": totals.entries,
         "bytes": totals.bytes,
-        "max_entries": config.max_cache_size,
-        "max_bytes": config.max_cache_bytes,
-        "mode": config.cache_mode,
+        "max_entries": config.cache.max_entries,
+        "max_bytes": config.cache.max_bytes,
+        "mode": config.cache.mode,
     }
     if args.json:
         print(json.dumps(info))
     else:
         print(f"cache: {info['path']} (mode {info['mode']})")
-        print(f"  entries: {totals.entries} of {config.max_cache_size}")
-        print(f"  bytes:   {totals.bytes} of {config.max_cache_bytes}")
+        print(f"  entries: {totals.entries} of {config.cache.max_entries}")
+        print(f"  bytes:   {totals.bytes} of {config.cache.max_bytes}")
     return 0
 
 

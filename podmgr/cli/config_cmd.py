@@ -1,7 +1,10 @@
-"""`podmgr config validate|schema`: check a config file, print its JSON Schema.
+"""`podmgr config validate|show|migrate|schema`: check, print, rewrite a config file.
 
 `validate` also resolves the env's `${NAME}` references as `podmgr up` would, so an unset
-variable or a value that cannot go through RunPod's API is an error here too (exit 2).
+variable or a value that cannot go through RunPod's API is an error here too (exit 2), and
+says when the file is in the old flat form. `show` prints the effective config (every
+section with every default, env overrides applied, keys redacted) as JSON. `migrate`
+rewrites an old flat file in sections and keeps the old one as `<file>.bak`.
 """
 
 from __future__ import annotations
@@ -12,40 +15,54 @@ from typing import Any
 
 __all__ = ["register"]
 
+FLAT_NOTE = "note: old flat form: run `podmgr config migrate`"
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("config", help="validate a config file or print its schema")
+    parser = subparsers.add_parser(
+        "config", help="validate, show or migrate a config file, or print its schema"
+    )
     actions = parser.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     validate = actions.add_parser("validate", help="check a config file; exit 2 if invalid")
     validate.add_argument("--config", help="path to pod_config.json")
     validate.add_argument("path", nargs="?", help="path (same as --config)")
     validate.set_defaults(handler=run_validate)
+    show = actions.add_parser("show", help="print the effective config with every default")
+    show.add_argument("--config", help="path to pod_config.json")
+    show.set_defaults(handler=run_show)
+    migrate = actions.add_parser("migrate", help="rewrite an old flat config file in sections")
+    migrate.add_argument("--config", help="path to pod_config.json")
+    migrate.set_defaults(handler=run_migrate)
     schema = actions.add_parser("schema", help="print the JSON Schema of pod_config.json")
     schema.set_defaults(handler=run_schema)
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from podmgr.config import find_config_path, load_config
+    from podmgr.config import find_config_path, load_config, read_config_file
+    from podmgr.config.flat import is_flat_form
     from podmgr.guard.launch import guard_problem
 
     path = args.path or args.config
     config = load_config(path)
-    config.resolved_env()  # `${NAME}` values as `podmgr up` would send them
+    config.pod.resolved_env()  # `${NAME}` values as `podmgr up` would send them
     where = find_config_path(path)
     source = str(where) if where.exists() else "defaults (no config file found)"
     print(f"ok: {source}")
-    print(f"  gpu types: {', '.join(config.gpu_type_ids)}  cloud: {config.cloud_type}")
+    if where.exists() and is_flat_form(read_config_file(where)):
+        print(FLAT_NOTE)
+    pod, limits = config.pod, config.limits
+    print(f"  gpu types: {', '.join(pod.gpu_type_ids)}  cloud: {pod.cloud_type}")
     print(_cuda_line(config))
-    print(f"  runtime: {config.runtime_seconds}s  budget: {config.max_cost_usd or 'none'}")
+    print(f"  runtime: {limits.runtime_seconds}s  budget: {limits.max_cost_usd or 'none'}")
     print(f"  state: {config.state_path}  cache: {config.cache_path}")
     why = guard_problem(config)
     if why is None:
-        print(f"  guard: armed in each pod, checks every {config.guard_interval_seconds:g}s")
-    elif config.guard:
+        print(f"  guard: armed in each pod, checks every {config.guard.interval_seconds:g}s")
+    elif config.guard.enabled:
         print(f"warning: no guard in the pod ({why}); the limits hold only while passes run")
     else:
-        print("  guard: off (guard: false); the limits hold only while passes run")
-    if config.interruptible:
+        print("  guard: off (guard.enabled: false); the limits hold only while passes run")
+    if pod.interruptible:
         from podmgr.runpod.spot import GRAPHQL_RETIREMENT
 
         print(f"warning: {GRAPHQL_RETIREMENT}")
@@ -55,11 +72,36 @@ def run_validate(args: argparse.Namespace) -> int:
 def _cuda_line(config: Any) -> str:
     from podmgr.cuda import image_cuda_floor
 
-    if config.allowed_cuda_versions:
-        return f"  host CUDA: exactly {', '.join(config.allowed_cuda_versions)}"
-    needed = image_cuda_floor(config.image_name)
-    why = f"{config.image_name} needs {needed}" if needed else f"{config.image_name}: not known"
-    return f"  host CUDA: {config.cuda_floor} and newer ({why})"
+    pod = config.pod
+    if pod.allowed_cuda_versions:
+        return f"  host CUDA: exactly {', '.join(pod.allowed_cuda_versions)}"
+    needed = image_cuda_floor(pod.image_name)
+    why = f"{pod.image_name} needs {needed}" if needed else f"{pod.image_name}: not known"
+    return f"  host CUDA: {pod.cuda_floor} and newer ({why})"
+
+
+def run_show(args: argparse.Namespace) -> int:
+    from podmgr.config import load_config
+    from podmgr.config.migrate import effective_view
+
+    print(json.dumps(effective_view(load_config(args.config)), indent=2))
+    return 0
+
+
+def run_migrate(args: argparse.Namespace) -> int:
+    from podmgr.config import find_config_path
+    from podmgr.config.migrate import migrate_file
+    from podmgr.errors import ConfigError
+
+    file = find_config_path(args.config)
+    if not file.exists():
+        raise ConfigError(f"config file {file} does not exist", field="--config")
+    backup = migrate_file(file)
+    if backup is None:
+        print(f"{file} is in sections already; nothing to do")
+    else:
+        print(f"{file} rewritten in sections; the old file is {backup}")
+    return 0
 
 
 def run_schema(_args: argparse.Namespace) -> int:

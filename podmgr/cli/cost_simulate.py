@@ -98,7 +98,7 @@ def _simulate_one(
     from podmgr.whatif.replay import always_on, replay, wait_percentiles
     from podmgr.whatif.runpod_model import StartupPace
 
-    gpu = config.gpu_type_ids[0]
+    gpu = config.pod.gpu_type_ids[0]
     if prices.of(gpu, False) <= 0:
         raise ConfigError(
             f"gpu_type_id {gpu}: no price known ({prices.source}); give --price-per-hour"
@@ -129,7 +129,7 @@ def _row(
 ) -> dict[str, Any]:
     return {
         "config": path or "(default)",
-        "gpu_type_id": config.gpu_type_ids[0],
+        "gpu_type_id": config.pod.gpu_type_ids[0],
         "price_source": prices.source,
         "billed_hours": _round(result.billed_seconds / 3600),
         "cost_usd": _round(result.cost_usd),

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         )
     configure_logging("warning")
     config = load_config(args.config)
-    config.resolved_env()  # refuse a missing env reference before any API call
+    config.pod.resolved_env()  # refuse a missing env reference before any API call
     options = DoctorOptions(
         config=config,
         config_path=find_config_path(args.config).resolve(),

@@ -28,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     try:
         if args.host is not None:
-            config.proxy_host = args.host
+            config.proxy.host = args.host
         if args.port is not None:
-            config.proxy_port = args.port
+            config.proxy.port = args.port
     except ValidationError as error:
         message = error.errors()[0]["msg"].removeprefix("Value error, ")
         raise ConfigError(message, field="--host/--port") from None

@@ -55,7 +55,7 @@ def run_test(args: argparse.Namespace) -> int:
     try:
         results = check_all(config, args.name)
     except KeyError:
-        names = ", ".join(spec.name for spec in config.effective_upstreams)
+        names = ", ".join(spec.name for spec in config.upstreams)
         raise ConfigError(f"no upstream is called {args.name!r} (known: {names})") from None
     if args.json:
         print(json.dumps([result.to_json() for result in results]))

@@ -111,7 +111,7 @@ def run_watchdog(args: argparse.Namespace) -> int:
     if request == "start":
         # Refuse before any API call or state write. A plain pass does not do this: it must
         # go on enforcing deadlines even where cron lacks a variable the env refers to.
-        config.resolved_env()
+        config.pod.resolved_env()
     config_path = find_config_path(args.config).resolve()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     mode = " (dry run)" if args.dry_run else ""
@@ -137,14 +137,14 @@ def run_up(args: argparse.Namespace) -> int:
 
     configure_logging("debug" if args.verbose else "warning")
     config = load_config(args.config)
-    config.resolved_env()  # refuse a missing env reference before any API call or write
+    config.pod.resolved_env()  # refuse a missing env reference before any API call or write
     config_path = find_config_path(args.config).resolve()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     _say(f"podmgr up {stamp} UTC: config {config_path}")
-    budget = config.startup_budget_seconds
+    startup = config.startup
     _say(
-        f"a new pod has {budget:.0f}s to serve; checks every {config.poll_interval_seconds:g}s "
-        f"after the first {config.initial_wait_seconds:g}s"
+        f"a new pod has {startup.budget_seconds:.0f}s to serve; checks every "
+        f"{startup.poll_interval_seconds:g}s after the first {startup.initial_wait_seconds:g}s"
     )
     from podmgr.watchdog.proxy_probe import proxy_serves
     from podmgr.watchdog.readiness import probe_health
@@ -179,7 +179,7 @@ def _served_then_ended(config: Any, state: Any) -> str:
     reason = state.session.end_reason if state.session is not None else "?"
     again = (
         "the next request to the proxy wakes a new one (wake_on_request)"
-        if config.wake_on_request
+        if config.limits.wake_on_request
         else "`podmgr up` starts a new one"
     )
     return f"the pod served; its session has since ended ({reason}): {again}"
@@ -243,9 +243,9 @@ def _refresh_catalog(config: Any) -> int:
         _say(f"note: {note}")
     for problem in problems:
         _say(f"config: {problem}")
-    if config.guard and (why := guard_problem(config)) is not None:
+    if config.guard.enabled and (why := guard_problem(config)) is not None:
         _say(f"warning: no guard in the pod ({why}); the limits hold only while passes run")
-    if config.interruptible:
+    if config.pod.interruptible:
         from podmgr.runpod.spot import GRAPHQL_RETIREMENT
 
         _say(f"warning: {GRAPHQL_RETIREMENT}")

@@ -58,7 +58,7 @@ def ask_through_proxy(
         supervisor = ProxySupervisor(config, config_path, SystemClock())
         pid = supervisor.start()
         try:
-            return _ask(config.proxy_url, model)
+            return _ask(config.proxy.url, model)
         finally:
             supervisor.stop(pid)
 

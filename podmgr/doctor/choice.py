@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from podmgr.config import Config, build_config
+from podmgr.config import Config, PodSection, build_config
 from podmgr.cuda import cuda_key
 from podmgr.runpod.placement import cuda_usable
 from podmgr.runpod.ratelimit import Window
@@ -60,9 +60,9 @@ class Choice:
         )
 
 
-def doctor_floor(config: Config) -> str:
-    """The host CUDA floor: the image's (config.cuda_floor), at least 12.4."""
-    floor = config.cuda_floor
+def doctor_floor(pod: PodSection) -> str:
+    """The host CUDA floor: the image's (pod.cuda_floor), at least 12.4."""
+    floor = pod.cuda_floor
     return floor if cuda_key(floor) >= cuda_key(MIN_CUDA) else MIN_CUDA
 
 
@@ -122,7 +122,7 @@ def doctor_config(
     guard on with doctor's deadline, idle limit and budget, nothing that ties the pod to
     a volume, a data center or a template, no lease (no watchdog renews it)."""
     data = config.model_dump(exclude={"base_dir"})
-    data.update(
+    data["pod"].update(
         model=MODEL,
         docker_args=None,
         vllm_args=VLLM_ARGS,
@@ -132,16 +132,18 @@ def doctor_config(
         interruptible=False,
         template_id=None,
         allowed_cuda_versions=None,
-        min_cuda_version=doctor_floor(config),
+        min_cuda_version=doctor_floor(config.pod),
         volume_in_gb=0,
         network_volume_id=None,
         data_center_ids=None,
+        pod_name_prefix=config.pod.pod_name_prefix + NAME_PART,
+    )
+    data["limits"].update(
         runtime_seconds=max(1, round(deadline_seconds)),
         idle_timeout_seconds=idle_seconds,
         max_cost_usd=bound,
-        guard=True,
-        guard_lease_seconds=None,
-        pod_name_prefix=config.pod_name_prefix + NAME_PART,
     )
+    data["guard"].update(enabled=True, lease_seconds=None)
+    data["upstreams"] = config.upstreams  # as objects: an old file's literal key stays
     # The user's env overrides are in `config` already: do not apply them twice.
     return build_config(data, base_dir=config.base_dir, environ={})

@@ -74,10 +74,10 @@ class DoctorPods:
         """One pod on the config's GPU type and cloud, with the guard when asked and
         possible (podmgr/guard/launch.py `guard_problem`)."""
         cfg, now = self.config, self.clock.now()
-        name, key = new_pod_name(cfg.pod_name_prefix, self.cid), new_vllm_key()
+        name, key = new_pod_name(cfg.pod.pod_name_prefix, self.cid), new_vllm_key()
         with_guard = guard and guard_problem(cfg) is None
         spec = pod_spec(
-            cfg, self.cid, name, cfg.gpu_type_ids[0], key, cfg.cloud_type,
+            cfg, self.cid, name, cfg.pod.gpu_type_ids[0], key, cfg.pod.cloud_type,
             session=self.session, now=now, guard=with_guard,
         )  # fmt: skip
         self._unconfirmed.append(name)
@@ -155,7 +155,7 @@ class DoctorPods:
     def wait_serving(self, pod: DoctorPod, until: float) -> str | None:
         """Probe `GET {pod url}/health` until 200 (podmgr/watchdog/readiness.py); None when
         it serves, else the last thing seen when `until` came."""
-        url = self.config.pod_url(pod.id)
+        url = self.config.pod.pod_url(pod.id)
         detail = "not probed"
         while self.clock.now() < until:
             status, detail = self.probe(url)

@@ -88,8 +88,8 @@ class Doctor:
         self.emit = emit
         self.clock = clock or SystemClock()
         self.client = client or RunPodClient(
-            retry_initial_seconds=cfg.api_retry_initial_seconds,
-            retry_max_seconds=cfg.api_retry_max_seconds,
+            retry_initial_seconds=cfg.watchdog.api_retry_initial_seconds,
+            retry_max_seconds=cfg.watchdog.api_retry_max_seconds,
         )
         self.meter = Meter()
         self.report = Report()
@@ -142,7 +142,7 @@ class Doctor:
         )
 
     def _choose(self) -> Choice:
-        floor = doctor_floor(self.options.config)
+        floor = doctor_floor(self.options.config.pod)
         catalog = self.client.gpu_catalog(1, min_cuda=floor, clouds=("SECURE", "COMMUNITY"))
         choice = cheapest(catalog, floor)
         if choice is None:
@@ -237,8 +237,8 @@ class Doctor:
         """The time of the answer (the pod's last activity), None when there was none."""
         try:
             answer = ask_through_proxy(
-                pod_id=pod.id, pod_name=pod.name, gpu_type_id=self.config.gpu_type_ids[0],
-                endpoint_url=self.config.pod_url(pod.id), vllm_key=pod.vllm_key, model=MODEL,
+                pod_id=pod.id, pod_name=pod.name, gpu_type_id=self.config.pod.gpu_type_ids[0],
+                endpoint_url=self.config.pod.pod_url(pod.id), vllm_key=pod.vllm_key, model=MODEL,
                 session=self._pods().session,
             )  # fmt: skip
         except PodmgrError as error:
@@ -268,7 +268,7 @@ class Doctor:
                     "hold only while watchdog passes run",
                 )
             return
-        interval = self.config.guard_interval_seconds
+        interval = self.config.guard.interval_seconds
         wait = self.options.idle_seconds + 3 * interval + END_MARGIN_SECONDS
         until = min(answered_at + wait, self.deadline)
         with self._failing_as("end"):

@@ -69,16 +69,16 @@ def is_guard_entrypoint(entrypoint: tuple[str, ...] | list[str]) -> bool:
 
 def guard_problem(config: Config) -> str | None:
     """Why the guard cannot run in this config's pods, or None when it can."""
-    if not config.guard:
+    if not config.guard.enabled:
         return "guard is off in the config (guard: false)"
-    if config.template_id:
-        return f"template {config.template_id} may bring its own command; the guard is left out"
-    if not config.image_name.startswith(VLLM_IMAGE + ":"):
+    if config.pod.template_id:
+        return f"template {config.pod.template_id} may bring its own command; the guard is left out"
+    if not config.pod.image_name.startswith(VLLM_IMAGE + ":"):
         return (
-            f"image {config.image_name} is not {VLLM_IMAGE}: it may have no python3 or no "
+            f"image {config.pod.image_name} is not {VLLM_IMAGE}: it may have no python3 or no "
             "vllm CLI, so the guard is left out"
         )
-    command = config.container_command().strip()
+    command = config.pod.container_command().strip()
     if command and not command.startswith("-"):
         return (
             "docker_args is a whole command, not vLLM's arguments: the guard cannot wrap it "
@@ -94,17 +94,17 @@ def guard_env(
     env = os.environ if environ is None else environ
     values: dict[str, str] = {
         "CREATED_AT": f"{now:.3f}",
-        "INTERVAL_SECONDS": f"{config.guard_interval_seconds:g}",
+        "INTERVAL_SECONDS": f"{config.guard.interval_seconds:g}",
     }
     if session is not None:
         values["DEADLINE"] = f"{session.deadline:.3f}"
         values["SPENT_USD"] = f"{session.cost_usd:.6f}"
-    if config.max_cost_usd is not None:
-        values["MAX_COST_USD"] = f"{config.max_cost_usd:g}"
-    if config.idle_timeout_seconds is not None:
-        values["IDLE_SECONDS"] = str(config.idle_timeout_seconds)
-    if config.guard_lease_seconds is not None:
-        values["LEASE_SECONDS"] = f"{config.guard_lease_seconds:g}"
+    if config.limits.max_cost_usd is not None:
+        values["MAX_COST_USD"] = f"{config.limits.max_cost_usd:g}"
+    if config.limits.idle_timeout_seconds is not None:
+        values["IDLE_SECONDS"] = str(config.limits.idle_timeout_seconds)
+    if config.guard.lease_seconds is not None:
+        values["LEASE_SECONDS"] = f"{config.guard.lease_seconds:g}"
     values["RULES"] = json.dumps(guard_rules(_figures(config, session, now)))
     api = (env.get("RUNPOD_REST_URL") or DEFAULT_REST_URL).rstrip("/")
     if api != DEFAULT_REST_URL:

@@ -24,17 +24,17 @@ def renew_lease(config: Config, state: State) -> bool | None:
     """True renewed, False failed, None nothing to renew."""
     pod, session = state.pod, state.session
     if (
-        config.guard_lease_seconds is None
+        config.guard.lease_seconds is None
         or pod is None
         or not (pod.guard or {}).get("lease_seconds")
     ):
         return None
     if session is None or not session.active or pod.phase != "ready":
         return None
-    url = config.pod_url(pod.id).rstrip("/") + LEASE_PATH
+    url = config.pod.pod_url(pod.id).rstrip("/") + LEASE_PATH
     headers = {"Authorization": f"Bearer {pod.vllm_api_key}"}
     try:
-        answer = httpx.post(url, headers=headers, timeout=config.http_timeout_seconds)
+        answer = httpx.post(url, headers=headers, timeout=config.startup.http_timeout_seconds)
     except httpx.HTTPError as error:
         log.warning("lease_renew_failed", pod_id=pod.id, error=str(error)[:200])
         return False

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podmgr.config import Config
+from podmgr.config.upstreams import UpstreamSpec, resolve_key
 from podmgr.history import CachedHistory, history_path
 from podmgr.logs import get_logger
 from podmgr.proxy.cache.store import CacheStore
@@ -54,7 +55,6 @@ from podmgr.proxy.upstream.resolver import UpstreamResolver
 from podmgr.proxy.upstream.router import Router, build_router
 from podmgr.proxy.upstream.transport import Transport
 from podmgr.proxy.wake import Waker
-from podmgr.upstreams import UpstreamSpec, resolve_key
 
 __all__ = ["ProxyApp", "create_app"]
 
@@ -117,7 +117,7 @@ def create_app(
     config: Config, client: Transport | None = None, config_path: Path | None = None
 ) -> ProxyApp:
     """A proxy app for `config` that sends upstream through `client` (by default the
-    transport `config.upstream_client` names: the proxy's own `UpstreamClient`, or
+    transport `config.proxy.upstream_client` names: the proxy's own `UpstreamClient`, or
     `AiohttpTransport`; one per configured upstream, with its timeouts). The lifespan
     opens the cache and runs the background loop; the client, the cache and the rest
     exist before it. `config_path` (the file the proxy was started with) is what a wake
@@ -131,24 +131,23 @@ def create_app(
             transports.append(made)
         return made
 
-    resolver = UpstreamResolver(config.state_path, config.upstream_url, config.upstream_api_key)
+    resolver = UpstreamResolver(config.state_path)
     specs = config.upstreams
     router = build_router(
         specs,
         resolver,
         make_transport,
-        {spec.name: resolve_key(spec) for spec in specs or []},
-        config.upstream_allowed_fails,
-        config.upstream_cooldown_seconds,
-        legacy_name="upstream" if config.upstream_url else "pod",
+        {spec.name: resolve_key(spec) for spec in specs},
+        config.proxy.upstream_allowed_fails,
+        config.proxy.upstream_cooldown_seconds,
     )
     client = router.routes[0].client
     waker = Waker(config, config_path, lambda: resolver.state)
     cache = CacheStore(
         config.cache_path,
-        config.max_cache_size,
-        config.max_cache_bytes,
-        config.cache_memory_bytes,
+        config.cache.max_entries,
+        config.cache.max_bytes,
+        config.cache.memory_bytes,
     )
 
     history = CachedHistory(history_path(config.state_path))
@@ -159,7 +158,7 @@ def create_app(
             cache_bytes=cache.bytes,
             state=resolver.state,
             upstream_ready=resolver.current.ready,
-            budget_usd=config.max_cost_usd,
+            budget_usd=config.limits.max_cost_usd,
             pods_in_history=history.pod_count(),
         )
 
@@ -177,7 +176,7 @@ def create_app(
         history=history,
         metrics=metrics,
         coalescer=Coalescer(client, cache, metrics, router.count_usage),
-        api_keys=tuple(key.encode() for key in config.proxy_api_keys),
+        api_keys=tuple(key.encode() for key in config.proxy.api_keys),
     )
     app = ProxyApp(
         title="podmgr proxy",
@@ -192,9 +191,9 @@ def create_app(
         coalescer=parts.coalescer,
         recorder=Recorder(metrics, parts.stats),
         api_keys=parts.api_keys,
-        max_body_bytes=config.max_body_bytes,
-        cache_mode=config.cache_mode,
-        cache_fallbacks=config.cache_fallback_answers,
+        max_body_bytes=config.proxy.max_body_bytes,
+        cache_mode=config.cache.mode,
+        cache_fallbacks=config.cache.fallback_answers,
         waker=waker,
     )
     app.mount_raw("/v1", v1)
@@ -205,7 +204,7 @@ def create_app(
 async def _background(parts: _Parts) -> None:
     """Re-read the state file, sync the cache index, run the prewarm once the pod is ready."""
     config, resolver = parts.config, parts.resolver
-    prewarm_path = config.resolve_path(config.prewarm_cache) if config.prewarm_cache else None
+    prewarm_path = config.resolve_path(config.cache.prewarm) if config.cache.prewarm else None
     prewarm_task: asyncio.Task[object] | None = None
     ticks = 0
     while True:
@@ -218,32 +217,34 @@ async def _background(parts: _Parts) -> None:
                 await parts.cache.sync()
         except Exception:
             log.exception("background_tick_failed")
-        if prewarm_path is not None and prewarm_task is None and resolver.current.ready:
+        # The pod's route, or the first upstream of a config without the pod.
+        target = parts.router.pod_route or parts.router.routes[0]
+        if prewarm_path is not None and prewarm_task is None and target.target(resolver).ready:
             prewarm_task = asyncio.ensure_future(
                 prewarm(
                     prewarm_path,
                     resolver=resolver,
                     cache=parts.cache,
                     coalescer=parts.coalescer,
-                    cache_mode=config.cache_mode,
-                    route=parts.router.pod_route,
+                    cache_mode=config.cache.mode,
+                    route=target,
                 )
             )
 
 
 def _transport(config: Config, spec: UpstreamSpec | None = None) -> Transport:
-    """The client to one upstream (`spec`; None: the pod) that `config.upstream_client`
+    """The client to one upstream (`spec`; None: the pod) that `config.proxy.upstream_client`
     names, with the upstream's own timeouts."""
-    kind = AiohttpTransport if config.upstream_client == "aiohttp" else UpstreamClient
+    kind = AiohttpTransport if config.proxy.upstream_client == "aiohttp" else UpstreamClient
     # Waiting for a free connection is bounded like waiting for data: past 256 concurrent
     # upstream calls, a request queues rather than failing at once.
-    read_timeout = config.upstream_timeout_seconds
+    read_timeout = config.proxy.upstream_timeout_seconds
     if spec is not None and spec.read_timeout_seconds is not None:
         read_timeout = spec.read_timeout_seconds
     transport: Transport = kind(
         connect_timeout=spec.connect_timeout_seconds if spec is not None else 10,
         read_timeout=read_timeout,
-        pool_timeout=config.upstream_timeout_seconds,
+        pool_timeout=config.proxy.upstream_timeout_seconds,
     )
     return transport
 
@@ -345,7 +346,7 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
             return HTMLResponse(render_history_html(records, problems, DASHBOARD_STYLE))
         return PlainTextResponse(render_history_text(records, problems))
 
-    if config.enable_profiling:
+    if config.proxy.enable_profiling:
 
         @app.get("/debug/cache")
         async def debug_cache(request: Request) -> Response:

@@ -67,8 +67,9 @@ async def prewarm(
     cache_mode: CacheMode,
     route: Route | None = None,
 ) -> PrewarmResult:
-    """Replay `path` into the cache; stops early if the upstream goes away. With several
-    upstreams, `route` is the pod's: its cache keys, transport and name."""
+    """Replay `path` into the cache; stops early if the upstream goes away. `route` is the
+    upstream replayed to (the pod's, or the first without the pod): its cache keys,
+    transport, name and URL."""
     result = PrewarmResult()
     try:
         requests, result.skipped = await asyncio.to_thread(parse_prewarm_file, path)
@@ -85,7 +86,7 @@ async def prewarm(
         if decision.key in cache:
             result.present += 1
             continue
-        upstream = resolver.current
+        upstream = route.target(resolver) if route else resolver.current
         if upstream.base_url is None:
             break
         headers = {"content-type": "application/json"}

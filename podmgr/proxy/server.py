@@ -24,15 +24,15 @@ log = get_logger("proxy.server")
 
 def _uvicorn_config(config: Config, config_path: Path | None = None) -> uvicorn.Config:
     ssl: dict[str, str] = {}
-    if config.use_https and config.ssl_cert and config.ssl_key:
+    if config.proxy.use_https and config.proxy.ssl_cert and config.proxy.ssl_key:
         ssl = {
-            "ssl_certfile": str(config.resolve_path(config.ssl_cert)),
-            "ssl_keyfile": str(config.resolve_path(config.ssl_key)),
+            "ssl_certfile": str(config.resolve_path(config.proxy.ssl_cert)),
+            "ssl_keyfile": str(config.resolve_path(config.proxy.ssl_key)),
         }
     return uvicorn.Config(
         create_app(config, config_path=config_path),
-        host=config.proxy_host,
-        port=config.proxy_port,
+        host=config.proxy.host,
+        port=config.proxy.port,
         loop="uvloop",
         http="httptools",
         lifespan="on",
@@ -48,7 +48,7 @@ def _uvicorn_config(config: Config, config_path: Path | None = None) -> uvicorn.
 def run_proxy(config: Config, config_path: Path | None = None) -> int:
     """Serve until SIGTERM or SIGINT; 0 on a clean stop. `config_path`: the config file,
     for a wake on request's `podmgr up`."""
-    configure_logging(config.log_level)
+    configure_logging(config.watchdog.log_level)
     server = uvicorn.Server(_uvicorn_config(config, config_path))
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
@@ -56,10 +56,10 @@ def run_proxy(config: Config, config_path: Path | None = None) -> int:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, stop)
-    log.info("proxy_listening", url=config.proxy_url)
+    log.info("proxy_listening", url=config.proxy.url)
     server.run()
     if not server.started:
-        log.error("proxy_failed_to_start", url=config.proxy_url)
+        log.error("proxy_failed_to_start", url=config.proxy.url)
         return 10
     log.info("proxy_stopped")
     return 0

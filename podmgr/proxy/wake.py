@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from podmgr.config import Config
+from podmgr.config.upstreams import in_wake_hours
 from podmgr.logs import get_logger
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.rules import allows_wake, label, normal_end
 from podmgr.state import State
-from podmgr.upstreams import in_wake_hours
 from podmgr.watchdog.session import pod_served
 
 __all__ = ["Waker", "wake_refusal"]
@@ -67,8 +67,8 @@ def wake_refusal(config: Config, state: State | None, now: float) -> str | None:
             f"the last session ended for {label(reason)}; a request does not start another "
             "(run `podmgr up`)"
         )
-    if not in_wake_hours(config.wake_hours, _minute_of_day(now)):
-        hours = ", ".join(config.wake_hours or [])
+    if not in_wake_hours(config.limits.wake_hours, _minute_of_day(now)):
+        hours = ", ".join(config.limits.wake_hours or [])
         return f"outside wake_hours ({hours}); no pod is started now"
     return None
 
@@ -85,7 +85,7 @@ class Waker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
-        self.enabled = config.wake_on_request and config_path is not None
+        self.enabled = config.limits.wake_on_request and config_path is not None
         self._state = state
         path = str(config_path) if config_path is not None else ""
         self.command = list(command or [sys.executable, "-m", "podmgr", "up", "--config", path])
@@ -224,5 +224,5 @@ class Waker:
             "started_at": self.started_at,
             "last_exit": self.last_exit,
             "blocked": self.blocked() if self.enabled else None,
-            "wake_hours": self.config.wake_hours,
+            "wake_hours": self.config.limits.wake_hours,
         }

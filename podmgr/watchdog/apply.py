@@ -181,13 +181,13 @@ class Applier:
     def _check_network_volume(self) -> None:
         """The volume exists and lies in one of `data_center_ids` (else exit 2)."""
         cfg = self.deps.config
-        if not cfg.network_volume_id:
+        if not cfg.pod.network_volume_id:
             return
-        where = self.deps.client.network_volume_data_center(cfg.network_volume_id)
-        if cfg.data_center_ids and where not in cfg.data_center_ids:
+        where = self.deps.client.network_volume_data_center(cfg.pod.network_volume_id)
+        if cfg.pod.data_center_ids and where not in cfg.pod.data_center_ids:
             raise ConfigError(
-                f"{', '.join(cfg.data_center_ids)} does not include {where}, the data center "
-                f"of network volume {cfg.network_volume_id}; a pod with it runs only there",
+                f"{', '.join(cfg.pod.data_center_ids)} does not include {where}, the data center "
+                f"of network volume {cfg.pod.network_volume_id}; a pod with it runs only there",
                 field="data_center_ids",
             )
 
@@ -201,7 +201,7 @@ class Applier:
         refusals: list[int] = []
         for candidate in placement.candidates:
             gpu, cloud = candidate.gpu_type_id, candidate.cloud
-            name = new_pod_name(cfg.pod_name_prefix, self.deps.cid)
+            name = new_pod_name(cfg.pod.pod_name_prefix, self.deps.cid)
             key = new_vllm_key()
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
             spec = pod_spec(
@@ -240,18 +240,18 @@ class Applier:
         """The candidates from RunPod's catalog; every configured pair when it cannot be
         read (a create must not wait on the catalog)."""
         cfg = self.deps.config
-        exact = tuple(cfg.allowed_cuda_versions or ())
-        floor = None if exact else cfg.cuda_floor
+        exact = tuple(cfg.pod.allowed_cuda_versions or ())
+        floor = None if exact else cfg.pod.cuda_floor
         try:
             catalog = self.deps.client.gpu_catalog(
-                cfg.gpu_count, min_cuda=floor, clouds=clouds_of(cfg.cloud_type)
+                cfg.pod.gpu_count, min_cuda=floor, clouds=clouds_of(cfg.pod.cloud_type)
             )
         except (AuthError, BalanceError):
             raise
         except ApiError as error:
             log.warning("catalog_unread", error=error.message)
             catalog = None
-        return place(gpu_type_ids, cfg.cloud_type, catalog, min_cuda=floor, exact_cuda=exact)
+        return place(gpu_type_ids, cfg.pod.cloud_type, catalog, min_cuda=floor, exact_cuda=exact)
 
     def _created(
         self,
@@ -269,7 +269,7 @@ class Applier:
             gpu_type_id=candidate.gpu_type_id,
             created_at=now,
             phase="starting",
-            endpoint_url=cfg.pod_url(pod_id),
+            endpoint_url=cfg.pod.pod_url(pod_id),
             vllm_api_key=spec.env.get(VLLM_KEY_ENV, ""),
             interruptible=action.spot,
             guard=guard_limits(spec.env),
@@ -277,8 +277,8 @@ class Applier:
         if action.replaces_lost_pod:
             _count_restart(state, now)
         log.info("pod_created", pod_id=pod_id, gpu=candidate.gpu_type_id, cloud=candidate.cloud)
-        price = f" at ${candidate.price * cfg.gpu_count:.2f}/h" if candidate.price else ""
-        budget = cfg.startup_budget_seconds
+        price = f" at ${candidate.price * cfg.pod.gpu_count:.2f}/h" if candidate.price else ""
+        budget = cfg.startup.budget_seconds
         self.deps.emit(
             f"   pod {pod_id} created on {candidate.gpu_type_id} ({candidate.cloud}){price}; "
             f"it has {budget:.0f}s to serve"
@@ -342,11 +342,11 @@ class Applier:
         try:
             if live is not None and live.running:
                 client.stop_pod(pod.id)
-            client.resume_pod(pod.id, live.gpu_count if live else self.deps.config.gpu_count)
+            client.resume_pod(pod.id, live.gpu_count if live else self.deps.config.pod.gpu_count)
         except CapacityError as error:
             self.deps.emit(f"   resume failed ({error.message}); recreating the pod")
             self._terminate(state, pod.id)
-            gpus = tuple(self.deps.config.gpu_type_ids)
+            gpus = tuple(self.deps.config.pod.gpu_type_ids)
             self._create(act.CreatePod(gpus, spot=pod.interruptible), state)
 
     def _resume_preempted(self, action: act.ResumePreempted, state: State) -> None:
@@ -357,7 +357,7 @@ class Applier:
         now = clock.now()
         if session is not None:
             session.preemptions = action.preemption
-        gpus = tuple(self.deps.config.gpu_type_ids)
+        gpus = tuple(self.deps.config.pod.gpu_type_ids)
         if action.on_demand:
             self._terminate(state, pod.id)
             self._create(act.CreatePod(gpus, spot=False), state)
@@ -367,7 +367,7 @@ class Applier:
         pod.progress_text = pod.log_phase = None
         self.deps.store.save(state, now=now)
         try:
-            self.deps.client.resume_pod(pod.id, self.deps.config.gpu_count)
+            self.deps.client.resume_pod(pod.id, self.deps.config.pod.gpu_count)
         except CapacityError as error:
             self.deps.emit(f"   resume failed ({error.message}); creating another spot pod")
             self._terminate(state, pod.id)
@@ -397,7 +397,7 @@ class Applier:
             cost_per_hr=live.cost_per_hr,
             created_at=now - action.uptime_seconds,
             phase="starting",
-            endpoint_url=cfg.pod_url(live.id),
+            endpoint_url=cfg.pod.pod_url(live.id),
             vllm_api_key=live.env.get(VLLM_KEY_ENV, ""),
             interruptible=live.interruptible,
             guard=guard_limits(live.env),
@@ -415,7 +415,7 @@ class Applier:
             self.deferred.append(error)
             return
         state.proxy_pid, state.proxy_started_at = pid, self.deps.clock.now()
-        self.deps.emit(f"   proxy pid {pid} on {self.deps.config.proxy_url}")
+        self.deps.emit(f"   proxy pid {pid} on {self.deps.config.proxy.url}")
 
     def _stop_proxy(self, action: act.StopProxy, state: State) -> None:
         self.deps.supervisor.stop(action.pid)

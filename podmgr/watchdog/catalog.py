@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from podmgr.config import Config
+from podmgr.config import Config, PodSection
 from podmgr.runpod.client import GpuType, RunPodClient
 from podmgr.runpod.placement import clouds_of, cuda_usable
 
@@ -42,23 +42,23 @@ def format_row(gpu: GpuType, chosen: bool) -> str:
     )
 
 
-def check_choices(config: Config, catalog: list[GpuType]) -> tuple[list[str], list[str]]:
+def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], list[str]]:
     """(problems, notes) of the config's GPU list against the catalog."""
     known = {gpu.id: gpu for gpu in catalog}
     by_name = {gpu.display_name: gpu.id for gpu in catalog}
-    exact = tuple(config.allowed_cuda_versions or ())
-    floor = None if exact else config.cuda_floor
+    exact = tuple(pod.allowed_cuda_versions or ())
+    floor = None if exact else pod.cuda_floor
     problems: list[str] = []
     notes: list[str] = []
-    for gpu_id in config.gpu_type_ids:
+    for gpu_id in pod.gpu_type_ids:
         gpu = known.get(gpu_id)
         if gpu is None:
             hint = f" (did you mean {by_name[gpu_id]!r}?)" if gpu_id in by_name else ""
             problems.append(f"gpu_type_id {gpu_id!r} is not a RunPod GPU type{hint}")
             continue
-        clouds = clouds_of(config.cloud_type)
+        clouds = clouds_of(pod.cloud_type)
         if not any(gpu.offered(cloud) is not False for cloud in clouds):
-            problems.append(f"{gpu_id} is not offered in the {config.cloud_type} cloud")
+            problems.append(f"{gpu_id} is not offered in the {pod.cloud_type} cloud")
             continue
         for cloud in clouds:
             if gpu.stock(cloud) == "NONE":
@@ -83,13 +83,15 @@ def refresh_catalog(
 ) -> tuple[list[str], list[str], list[str]]:
     """Table rows (chosen GPU types marked *), problems and notes about the config."""
     client = client or RunPodClient(
-        retry_initial_seconds=config.api_retry_initial_seconds,
-        retry_max_seconds=config.api_retry_max_seconds,
+        retry_initial_seconds=config.watchdog.api_retry_initial_seconds,
+        retry_max_seconds=config.watchdog.api_retry_max_seconds,
     )
-    exact = config.allowed_cuda_versions
-    catalog = client.gpu_catalog(config.gpu_count, min_cuda=None if exact else config.cuda_floor)
+    exact = config.pod.allowed_cuda_versions
+    catalog = client.gpu_catalog(
+        config.pod.gpu_count, min_cuda=None if exact else config.pod.cuda_floor
+    )
     _save(config.state_path.parent / "catalog.json", catalog)
-    chosen = set(config.gpu_type_ids)
+    chosen = set(config.pod.gpu_type_ids)
     ordered = sorted(catalog, key=lambda g: (g.id not in chosen, g.secure_price or 1e9))
-    problems, notes = check_choices(config, catalog)
+    problems, notes = check_choices(config.pod, catalog)
     return [format_row(g, g.id in chosen) for g in ordered], problems, notes

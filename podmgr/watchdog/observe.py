@@ -20,7 +20,7 @@ status RunPod's schema does not list is logged here and treated as not ready.
 
 from __future__ import annotations
 
-from podmgr.config import Config
+from podmgr.config import Config, PodSection, StartupSection
 from podmgr.errors import ApiError, AuthError
 from podmgr.guard.check import guard_finding
 from podmgr.logs import get_logger
@@ -60,15 +60,15 @@ def observe(
         raise  # the same key would read the pod by id: nothing to fall back on
     except ApiError as error:
         return _without_listing(state, client, supervisor, error)
-    pods = tuple(p for p in listed if is_ours(p, config.pod_name_prefix, cid))
+    pods = tuple(p for p in listed if is_ours(p, config.pod.pod_name_prefix, cid))
     _log_unknown_statuses(pods)
     healthy: bool | None = None
     detail = ""
     pod = state.pod
     live = next((p for p in pods if pod is not None and p.id == pod.id), None)
     if pod is not None and live is not None and live.running and live.has_runtime:
-        attempts = config.health_probe_attempts if pod.phase == "ready" else 1
-        healthy, detail = _probe(config, config.pod_url(pod.id), probe, clock, attempts)
+        attempts = config.startup.health_probe_attempts if pod.phase == "ready" else 1
+        healthy, detail = _probe(config.startup, config.pod.pod_url(pod.id), probe, clock, attempts)
     return Observed(
         pods=pods,
         pod_healthy=healthy,
@@ -105,22 +105,22 @@ def _pod_log(
     cursor = lines[-1].id if lines else pod.log_cursor
     bigger = None
     if reading.fatal is not None and reading.fatal.signature.name == "out_of_memory":
-        bigger = _bigger_gpu(config, client, pod.gpu_type_id)
+        bigger = _bigger_gpu(config.pod, client, pod.gpu_type_id)
     return PodLog(guard, reading, cursor, now, bigger)
 
 
-def _bigger_gpu(config: Config, client: RunPodClient, gpu_type_id: str) -> str | None:
+def _bigger_gpu(pod: PodSection, client: RunPodClient, gpu_type_id: str) -> str | None:
     """The cheapest GPU type in RunPod's catalog with more memory than this one and stock
     (in the config's clouds), for the out-of-memory advice; None when unknown."""
     try:
-        catalog = client.gpu_catalog(config.gpu_count, clouds=clouds_of(config.cloud_type))
+        catalog = client.gpu_catalog(pod.gpu_count, clouds=clouds_of(pod.cloud_type))
     except ApiError as error:
         log.warning("catalog_unread", error=error.message)
         return None
     current = next((g for g in catalog if g.id == gpu_type_id), None)
     if current is None or current.memory_gb is None:
         return None
-    clouds = clouds_of(config.cloud_type)
+    clouds = clouds_of(pod.cloud_type)
     bigger = [
         (g.price(cloud) or 1e9, g)
         for g in catalog
@@ -156,12 +156,12 @@ def _log_unknown_statuses(pods: tuple[PodInfo, ...]) -> None:
 
 
 def _probe(
-    config: Config, url: str, probe: HealthProbe, clock: Clock, attempts: int
+    startup: StartupSection, url: str, probe: HealthProbe, clock: Clock, attempts: int
 ) -> tuple[bool, str]:
     detail = ""
     for attempt in range(attempts):
         if attempt:
-            clock.sleep(min(config.poll_interval_seconds, PROBE_PAUSE_CAP_SECONDS))
+            clock.sleep(min(startup.poll_interval_seconds, PROBE_PAUSE_CAP_SECONDS))
         status, detail = probe(url)
         if status == 200:
             return True, detail

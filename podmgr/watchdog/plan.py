@@ -42,7 +42,7 @@ order and records each in the state before the next. The rules, in the order the
 
 from __future__ import annotations
 
-from podmgr.config import Config
+from podmgr.config import Config, LimitsSection, PodSection
 from podmgr.runpod.values import PodInfo
 from podmgr.state import Session, State
 from podmgr.watchdog.actions import (
@@ -76,7 +76,7 @@ def plan(
 ) -> list[Action]:
     """Decide this pass's actions; see the module docstring for the rules."""
     if request == "shutdown":
-        return _shutdown(state, observed, keep_proxy=config.wake_on_request)
+        return _shutdown(state, observed, keep_proxy=config.limits.wake_on_request)
     if observed.listing_error is not None:
         return _without_listing(config, state, observed, now)
     actions: list[Action] = []
@@ -86,9 +86,9 @@ def plan(
     else:
         start = start_reason(state, observed, request)
         if start is None:
-            return [*_keep_down(state, observed), *_waking_proxy(config, observed)]
+            return [*_keep_down(state, observed), *_waking_proxy(config.limits, observed)]
         why, age = start
-        window = Window(now - age, now - age + config.runtime_seconds, 0.0)
+        window = Window(now - age, now - age + config.limits.runtime_seconds, 0.0)
         actions.append(StartSession(window.started_at, window.deadline, why))
         # Decide the rest as if the new session were already in the state.
         fresh = Session(started_at=window.started_at, deadline=window.deadline)
@@ -104,9 +104,9 @@ def plan(
     return actions
 
 
-def _waking_proxy(config: Config, observed: Observed) -> list[Action]:
+def _waking_proxy(limits: LimitsSection, observed: Observed) -> list[Action]:
     """With wake_on_request, the proxy runs between sessions too (it starts the next one)."""
-    if not config.wake_on_request or observed.proxy.healthy:
+    if not limits.wake_on_request or observed.proxy.healthy:
         return []
     return [StartProxy("wake_on_request: the proxy wakes the pod on the next request")]
 
@@ -172,8 +172,8 @@ def _pods(
         return actions
     if state.pod is None:
         pending = state.pending_create
-        if pending is not None and now - pending.at < config.create_confirm_seconds:
-            left = pending.at + config.create_confirm_seconds - now
+        if pending is not None and now - pending.at < config.startup.create_confirm_seconds:
+            left = pending.at + config.startup.create_confirm_seconds - now
             why = f"the create of {pending.name} got no clear answer; waiting {left:.0f}s more"
             return [*actions, Noop(f"{why} for it to appear before creating another")]
         return actions + _create(config, state, now)
@@ -198,9 +198,13 @@ def _state_pod(
     live = observed.pod(pod.id)
     noted = _log_note(state, observed)
     if noted and noted[0].confirmed is False:  # vLLM got the JSON: replace, guard off
-        spot = _spot(config, state)
+        spot = _spot(config.pod, state)
         why = "the start command reached vLLM literally"
-        return [*noted, TerminatePod(pod.id, why), CreatePod(tuple(config.gpu_type_ids), spot=spot)]
+        return [
+            *noted,
+            TerminatePod(pod.id, why),
+            CreatePod(tuple(config.pod.gpu_type_ids), spot=spot),
+        ]
     seen = observed.pod_log
     if seen is not None and seen.reading.fatal is not None and pod.phase != "ready":
         host_cuda = live.cuda_version if live is not None else None
@@ -209,8 +213,8 @@ def _state_pod(
     if live is not None and (live.running or live.starting) and live.gpu_count == 0:
         # "You may be allocated zero GPUs" on a start (RunPod docs, pods/manage-pods.mdx):
         # vLLM cannot run there; waiting out the start-up budget would bill for nothing.
-        spot = _spot(config, state)
-        create = CreatePod(tuple(config.gpu_type_ids), replaces_lost_pod=True, spot=spot)
+        spot = _spot(config.pod, state)
+        create = CreatePod(tuple(config.pod.gpu_type_ids), replaces_lost_pod=True, spot=spot)
         return [*noted, TerminatePod(pod.id, "RunPod started it with zero GPUs"), create]
     return [*noted, *_state_pod_phase(config, state, observed, now, window)]
 
@@ -242,9 +246,9 @@ def _fatal(
     elapsed = now - startup_began(pod)
     said = f"pod {pod.id}, {elapsed:.0f}s after its start: {fatal.message(bigger)}"
     if fatal.signature.scope == "host":
-        said += f" ({_cuda_said(config, host_cuda)})"
+        said += f" ({_cuda_said(config.pod, host_cuda)})"
         if session is not None and session.no_container_replacements == 0:
-            create = CreatePod(tuple(config.gpu_type_ids), spot=_spot(config, state))
+            create = CreatePod(tuple(config.pod.gpu_type_ids), spot=_spot(config.pod, state))
             return [
                 AbandonPod(pod.id, f"{said}; replacing it on another host", replace=True),
                 create,
@@ -267,7 +271,7 @@ def _state_pod_phase(
         text = _with_log_phase(text, observed, pod.log_phase)
     spot = pod.interruptible or (live is not None and live.interruptible)
     if phase == "stopped" and spot:  # RunPod took the spot pod's GPU back
-        return [_preempted(config, state)]
+        return [_preempted(config.pod, state)]
     if phase in ("gone", "stopped", "failed"):  # failed: a crash, the pod still RUNNING
         return _restart(config, state, live, text, now)
     if ready and phase == "loading":  # runtime up, every /health probe of this pass failed
@@ -299,13 +303,13 @@ def _not_serving_yet(
     pod, session = state.pod, state.session
     assert pod is not None
     no_container = phase in ("starting", "no_container") and pod.container_seen_at is None
-    if no_container and elapsed >= config.no_container_timeout_seconds:
+    if no_container and elapsed >= config.startup.no_container_timeout_seconds:
         reason = _no_container_message(config, pod.id, elapsed, host_cuda)
         if session is not None and session.no_container_replacements == 0:
-            create = CreatePod(tuple(config.gpu_type_ids), spot=_spot(config, state))
+            create = CreatePod(tuple(config.pod.gpu_type_ids), spot=_spot(config.pod, state))
             return [AbandonPod(pod.id, reason, replace=True), create]
         return [TerminatePod(pod.id, "no container, again"), EndSession("no_container", reason)]
-    budget = config.startup_budget_seconds
+    budget = config.startup.budget_seconds
     if elapsed >= budget:
         reason = f"not serving {elapsed:.0f}s after its start, budget {budget:.0f}s; last: {text}"
         return [AbandonPod(pod.id, reason)]
@@ -320,16 +324,16 @@ def _no_container_message(
     # it really is"). REST v2 reports the host's CUDA (Pod.cudaVersion) when it knows it.
     return (
         f"pod {pod_id} showed no container {elapsed:.0f}s after its start "
-        f"(no_container_timeout_seconds {config.no_container_timeout_seconds:g}): likely an "
-        f"image/CUDA problem: image_name {config.image_name} may need a newer CUDA "
-        f"({_cuda_said(config, host_cuda)}), or its pull fails"
+        f"(startup.no_container_timeout_seconds {config.startup.no_container_timeout_seconds:g}): "
+        f"likely an image/CUDA problem: image_name {config.pod.image_name} may need a newer CUDA "
+        f"({_cuda_said(config.pod, host_cuda)}), or its pull fails"
     )
 
 
-def _cuda_said(config: Config, host_cuda: str | None) -> str:
+def _cuda_said(pod: PodSection, host_cuda: str | None) -> str:
     host = f"the host's CUDA is {host_cuda}" if host_cuda else "the host's CUDA is not reported"
-    field = "allowed_cuda_versions" if config.allowed_cuda_versions else "min_cuda_version"
-    return f"{host}; the CUDA floor sent is {config.cuda_floor}: raise {field}"
+    field = "allowed_cuda_versions" if pod.allowed_cuda_versions else "min_cuda_version"
+    return f"{host}; the CUDA floor sent is {pod.cuda_floor}: raise {field}"
 
 
 def _restart(
@@ -338,7 +342,7 @@ def _restart(
     assert state.pod is not None
     pod_id = state.pod.id
     restarts = state.session.restarts if state.session is not None else 0
-    if restarts >= config.max_restarts:
+    if restarts >= config.limits.max_restarts:
         reason = f"{trouble}; {restarts} restarts used"
         end: list[Action] = [EndSession("crash_loop", reason)]
         if live is None:
@@ -348,33 +352,33 @@ def _restart(
     if wait > 0:
         return [Noop(f"{trouble}; restart backoff, next try in {wait:.0f}s")]
     if live is None:
-        spot = _spot(config, state)
-        recreate = CreatePod(tuple(config.gpu_type_ids), replaces_lost_pod=True, spot=spot)
+        spot = _spot(config.pod, state)
+        recreate = CreatePod(tuple(config.pod.gpu_type_ids), replaces_lost_pod=True, spot=spot)
         return [ForgetPod(pod_id, trouble), recreate]
     return [RestartPod(pod_id, trouble)]
 
 
-def _preempted(config: Config, state: State) -> Action:
+def _preempted(pod: PodSection, state: State) -> Action:
     """A stopped spot pod: RunPod stopped it (we never stop ours without terminating it),
     so it is a preemption, not a crash. From `max_preemptions` on, on-demand."""
     assert state.pod is not None
     count = (state.session.preemptions if state.session is not None else 0) + 1
-    return ResumePreempted(state.pod.id, count, on_demand=count >= config.max_preemptions)
+    return ResumePreempted(state.pod.id, count, on_demand=count >= pod.max_preemptions)
 
 
-def _spot(config: Config, state: State) -> bool:
+def _spot(pod: PodSection, state: State) -> bool:
     """Create spot pods while the session has had fewer than `max_preemptions`."""
     used = state.session.preemptions if state.session is not None else 0
-    return config.interruptible and used < config.max_preemptions
+    return pod.interruptible and used < pod.max_preemptions
 
 
 def _create(config: Config, state: State, now: float) -> list[Action]:
     """A first pod, or another one after pods failed to start (bounded like restarts)."""
     restarts = state.session.restarts if state.session is not None else 0
-    if restarts > 0 and restarts >= config.max_restarts:
-        detail = f"pods failed {restarts} times; max_restarts is {config.max_restarts}"
+    if restarts > 0 and restarts >= config.limits.max_restarts:
+        detail = f"pods failed {restarts} times; max_restarts is {config.limits.max_restarts}"
         return [EndSession("crash_loop", detail)]
     wait = restart_wait(config, state, now)
     if wait > 0:
         return [Noop(f"last pod failed; backoff, next create in {wait:.0f}s")]
-    return [CreatePod(tuple(config.gpu_type_ids), spot=_spot(config, state))]
+    return [CreatePod(tuple(config.pod.gpu_type_ids), spot=_spot(config.pod, state))]

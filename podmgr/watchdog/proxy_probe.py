@@ -55,8 +55,12 @@ def fetch_health(
 
 def fetch_proxy_health(config: Config, timeout: float = 2.0) -> dict[str, Any] | None:
     """/health of the proxy this config runs, trusting the certificate it serves."""
-    cafile = config.resolve_path(config.ssl_cert) if config.use_https and config.ssl_cert else None
-    return fetch_health(config.proxy_url, timeout=timeout, cafile=cafile)
+    cafile = (
+        config.resolve_path(config.proxy.ssl_cert)
+        if config.proxy.use_https and config.proxy.ssl_cert
+        else None
+    )
+    return fetch_health(config.proxy.url, timeout=timeout, cafile=cafile)
 
 
 def proxy_serves(config: Config, pod_id: str, timeout: float) -> bool:

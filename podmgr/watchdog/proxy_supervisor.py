@@ -66,10 +66,10 @@ class ProxySupervisor:
         )
 
     def _port_taken(self) -> bool:
-        host = "127.0.0.1" if self.config.proxy_host in ("0.0.0.0", "::", "") else None
+        host = "127.0.0.1" if self.config.proxy.host in ("0.0.0.0", "::", "") else None
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.settimeout(1.0)
-            return sock.connect_ex((host or self.config.proxy_host, self.config.proxy_port)) == 0
+            return sock.connect_ex((host or self.config.proxy.host, self.config.proxy.port)) == 0
 
     def start(self, hung_pid: int | None = None) -> int:
         """Start the proxy detached and wait for its /health; returns its pid."""
@@ -77,13 +77,13 @@ class ProxySupervisor:
             self.stop(hung_pid)
         if self._port_taken():
             raise ProxyError(
-                f"port {self.config.proxy_port} is taken by another program and it does not "
-                f"answer as a podmgr proxy on {self.config.proxy_url}; free it or set proxy_port"
+                f"port {self.config.proxy.port} is taken by another program and it does not "
+                f"answer as a podmgr proxy on {self.config.proxy.url}; free it or set proxy_port"
             )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         # The proxy needs no RunPod key, unless it wakes the pod itself (`podmgr up`).
-        keep_key = self.config.wake_on_request
+        keep_key = self.config.limits.wake_on_request
         env = {k: v for k, v in os.environ.items() if keep_key or k != "RUNPOD_API_KEY"}
         try:
             process = subprocess.Popen(
@@ -103,7 +103,7 @@ class ProxySupervisor:
         return process.pid
 
     def _wait_healthy(self, process: subprocess.Popen[bytes]) -> None:
-        deadline = self.clock.now() + self.config.proxy_start_timeout_seconds
+        deadline = self.clock.now() + self.config.watchdog.proxy_start_timeout_seconds
         while self.clock.now() < deadline:
             if process.poll() is not None:
                 raise ProxyError(

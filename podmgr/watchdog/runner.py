@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podmgr.config import Config
+from podmgr.config import Config, WatchdogSection
 from podmgr.errors import (
     BalanceError,
     CrashLoopError,
@@ -68,10 +68,10 @@ class PassResult:
     state: State = field(default_factory=lambda: State())
 
 
-def make_client(config: Config, clock: Clock) -> RunPodClient:
+def make_client(watchdog: WatchdogSection, clock: Clock) -> RunPodClient:
     return RunPodClient(
-        retry_initial_seconds=config.api_retry_initial_seconds,
-        retry_max_seconds=config.api_retry_max_seconds,
+        retry_initial_seconds=watchdog.api_retry_initial_seconds,
+        retry_max_seconds=watchdog.api_retry_max_seconds,
     )
 
 
@@ -89,8 +89,8 @@ def run_pass(
 ) -> PassResult:
     """Run one pass; PodmgrError subclasses carry the exit code of a failure."""
     clock = clock or SystemClock()
-    client = client or make_client(config, clock)
-    the_probe = probe or (lambda url: probe_health(url, config.http_timeout_seconds))
+    client = client or make_client(config.watchdog, clock)
+    the_probe = probe or (lambda url: probe_health(url, config.startup.http_timeout_seconds))
     deps = Deps(
         config=config,
         config_path=config_path.resolve(),
@@ -119,11 +119,13 @@ def lock_wait_seconds(config: Config, request: Request) -> float:
     """
     if request == "pass":
         return 0.0
-    api_calls = 5 + len(config.gpu_type_ids)
-    probes = config.health_probe_attempts * (config.http_timeout_seconds + PROBE_PAUSE_CAP_SECONDS)
+    api_calls = 5 + len(config.pod.gpu_type_ids)
+    probes = config.startup.health_probe_attempts * (
+        config.startup.http_timeout_seconds + PROBE_PAUSE_CAP_SECONDS
+    )
     return (
-        api_calls * config.api_retry_max_seconds
-        + config.proxy_start_timeout_seconds
+        api_calls * config.watchdog.api_retry_max_seconds
+        + config.watchdog.proxy_start_timeout_seconds
         + probes
         + 60.0
     )
@@ -236,8 +238,8 @@ def run_until_serving(
 
     one_pass = pass_once or default_pass
     request: Request = "start"
-    url = config.proxy_url + "/v1"
-    wait, pause = config.initial_wait_seconds, config.poll_interval_seconds
+    url = config.proxy.url + "/v1"
+    wait, pause = config.startup.initial_wait_seconds, config.startup.poll_interval_seconds
 
     def sleep(seconds: float) -> None:
         if stop is not None and isinstance(clock, SystemClock):
@@ -279,7 +281,7 @@ def run_until_serving(
         if state.pod is not None and state.pod.phase == "ready":
             return UpResult(True, url, state)
         wait_for_pod(wait, state)
-        wait = config.poll_interval_seconds
+        wait = config.startup.poll_interval_seconds
 
 
 def _ended(state: State, served: bool) -> PodmgrError | None:

@@ -139,7 +139,7 @@ def restart_wait(config: Config, state: State, now: float) -> float:
     if session is None or session.restarts == 0 or session.last_restart_at is None:
         return 0.0
     backoff = min(
-        config.restart_backoff_seconds * 2.0 ** (session.restarts - 1), MAX_BACKOFF_SECONDS
+        config.watchdog.restart_backoff_seconds * 2.0 ** (session.restarts - 1), MAX_BACKOFF_SECONDS
     )
     return max(0.0, session.last_restart_at + backoff - now)
 

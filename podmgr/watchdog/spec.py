@@ -37,29 +37,29 @@ def pod_spec(
     not seen passing the start command literally), the pod's guard with the session's
     limits (podmgr/guard/launch.py); `spot`: an interruptible pod."""
     # The weights on the volume survive a stop (network volume: every pod that mounts it).
-    volume_env = {"HF_HOME": config.hf_home} if config.weights_on_volume else {}
-    env = {**volume_env, **config.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
-    command, entrypoint = config.container_command(), tuple[str, ...]()
+    volume_env = {"HF_HOME": config.pod.hf_home} if config.pod.weights_on_volume else {}
+    env = {**volume_env, **config.pod.resolved_env(), **marker_env(cid), VLLM_KEY_ENV: vllm_key}
+    command, entrypoint = config.pod.container_command(), tuple[str, ...]()
     if guard and guard_problem(config) is None:
         env.update(guard_env(config, session, time.time() if now is None else now))
         command, entrypoint = f"vllm serve {command}", tuple(guard_entrypoint())
     return PodSpec(
         name=name,
-        image_name=config.image_name,
+        image_name=config.pod.image_name,
         gpu_type_id=gpu,
-        cloud_type=cloud or config.cloud_type,
-        gpu_count=config.gpu_count,
-        container_disk_in_gb=config.container_disk_in_gb,
-        volume_in_gb=config.volume_in_gb,
-        volume_mount_path=config.volume_mount_path,
+        cloud_type=cloud or config.pod.cloud_type,
+        gpu_count=config.pod.gpu_count,
+        container_disk_in_gb=config.pod.container_disk_in_gb,
+        volume_in_gb=config.pod.volume_in_gb,
+        volume_mount_path=config.pod.volume_mount_path,
         docker_args=command,
-        ports=f"{config.vllm_port}/http",
+        ports=f"{config.pod.vllm_port}/http",
         env=env,
-        template_id=config.template_id,
-        allowed_cuda_versions=tuple(config.allowed_cuda_versions or ()),
-        min_cuda_version=None if config.allowed_cuda_versions else config.cuda_floor,
+        template_id=config.pod.template_id,
+        allowed_cuda_versions=tuple(config.pod.allowed_cuda_versions or ()),
+        min_cuda_version=None if config.pod.allowed_cuda_versions else config.pod.cuda_floor,
         interruptible=spot,
-        network_volume_id=config.network_volume_id,
-        data_center_ids=tuple(config.data_center_ids or ()),
+        network_volume_id=config.pod.network_volume_id,
+        data_center_ids=tuple(config.pod.data_center_ids or ()),
         docker_entrypoint=entrypoint,
     )

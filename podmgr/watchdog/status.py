@@ -80,7 +80,7 @@ def _proxy(config: Config, state: State) -> dict[str, Any]:
     health = fetch_proxy_health(config, timeout=1.0)
     pid = state.proxy_pid
     return {
-        "url": config.proxy_url,
+        "url": config.proxy.url,
         "pid": pid,
         "running": bool(pid and pid_alive(pid)),
         "healthy": health is not None,
@@ -97,8 +97,8 @@ def live_pod(config: Config, report: dict[str, Any]) -> dict[str, Any] | None:
     if not pod:
         return None
     client = RunPodClient(
-        retry_initial_seconds=config.api_retry_initial_seconds,
-        retry_max_seconds=min(config.api_retry_max_seconds, 10.0),
+        retry_initial_seconds=config.watchdog.api_retry_initial_seconds,
+        retry_max_seconds=min(config.watchdog.api_retry_max_seconds, 10.0),
     )
     info = client.get_pod(pod["id"])
     if info is None:
@@ -180,7 +180,7 @@ def _upstream_lines(views: list[dict[str, Any]]) -> list[str]:
     """One line per configured upstream, from the proxy's /health (several upstreams only)."""
     if len(views) < 2:
         return []
-    from podmgr.upstreams import upstream_line
+    from podmgr.config.upstreams import upstream_line
 
     return [f"  upstream {view['name']}: {upstream_line(view)}" for view in views]
 

@@ -46,19 +46,19 @@ def _simulator_rows() -> list[dict[str, Any]]:
 def prices_for(config: Config, price_per_hour: float | None = None) -> Prices:
     """Prices of the config's GPU types; `price_per_hour` overrides (on-demand and spot)."""
     if price_per_hour is not None:
-        table = {gpu: price_per_hour for gpu in config.gpu_type_ids}
+        table = {gpu: price_per_hour for gpu in config.pod.gpu_type_ids}
         return Prices(table, dict(table), "--price-per-hour")
     saved = config.state_path.parent / "catalog.json"
     rows, source = _rows(saved)
     on_demand: dict[str, float] = {}
     spot: dict[str, float] = {}
     for row in rows:
-        price = _cloud_price(row, config.cloud_type, spot=False)
+        price = _cloud_price(row, config.pod.cloud_type, spot=False)
         if price is not None:
-            on_demand[row["id"]] = price * config.gpu_count
-        cheap = _cloud_price(row, config.cloud_type, spot=True)
+            on_demand[row["id"]] = price * config.pod.gpu_count
+        cheap = _cloud_price(row, config.pod.cloud_type, spot=True)
         if cheap is not None:
-            spot[row["id"]] = cheap * config.gpu_count
+            spot[row["id"]] = cheap * config.pod.gpu_count
     return Prices(on_demand, spot, source)
 
 

@@ -34,10 +34,10 @@ import math
 from dataclasses import dataclass, field
 
 from podmgr.config import Config
+from podmgr.config.upstreams import UpstreamSpec, in_wake_hours
 from podmgr.guard.launch import guard_limits
 from podmgr.rules import allows_wake, label
 from podmgr.state import PodRecord, Session, State
-from podmgr.upstreams import UpstreamSpec, in_wake_hours
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod, book
 from podmgr.watchdog.observed import Observed, ProxyView, Request
@@ -202,9 +202,9 @@ class _Replay:
             ended = session.ended_at or now
             if math.floor(ended / DAY) == math.floor(now / DAY):
                 return False
-        if self.config.wake_on_request:
+        if self.config.limits.wake_on_request:
             minute = int(now % DAY // 60)
-            return in_wake_hours(self.config.wake_hours, minute)
+            return in_wake_hours(self.config.limits.wake_hours, minute)
         return True
 
     def current_session(self) -> SessionResult | None:
@@ -249,7 +249,7 @@ class _Replay:
             self.in_up_loop = True
         if self.in_up_loop:
             if self.session_active() and not self.pod_ready(now):
-                self.schedule(now + self.config.poll_interval_seconds, "poll")
+                self.schedule(now + self.config.startup.poll_interval_seconds, "poll")
             else:
                 self.in_up_loop = False
 
@@ -301,7 +301,7 @@ class _Replay:
     def create(self, action: act.CreatePod, now: float) -> None:
         gpu = action.gpu_type_ids[0]
         self.names += 1
-        name = f"{self.config.pod_name_prefix}whatif-{self.names}"
+        name = f"{self.config.pod.pod_name_prefix}whatif-{self.names}"
         spec = pod_spec(
             self.config, "whatif", name, gpu, "sk-whatif", spot=action.spot,
             session=self.state.session, now=now,
@@ -326,7 +326,7 @@ class _Replay:
                 state.session.preemptions = action.preemption
             if action.on_demand:
                 self.terminate(pod.id, now)
-                self.create(act.CreatePod(tuple(self.config.gpu_type_ids), spot=False), now)
+                self.create(act.CreatePod(tuple(self.config.pod.gpu_type_ids), spot=False), now)
                 return
         else:
             self.count_restart(now)
@@ -381,13 +381,13 @@ def replay(
         pace,
         preemptions_per_hour=preemptions_per_hour,
         seed=seed,
-        volume=config.network_volume_id is not None,
+        volume=config.pod.network_volume_id is not None,
     )
-    fallbacks = [u for u in config.upstreams or [] if u.kind != "pod"]
+    fallbacks = [u for u in config.upstreams if u.kind != "pod"]
     run = _Replay(config, prices, model, fallbacks)
     # Not a first run on this machine: a first pass with no history would start a session.
     run.state.record(requests[0].at, "whatif", "replay start")
-    interval = float(config.watchdog_interval_seconds)
+    interval = float(config.watchdog.interval_seconds)
     first_cron = math.floor(requests[0].at / interval) * interval + interval
     run.schedule(first_cron, "cron")
     for index, request in enumerate(requests):

@@ -64,10 +64,21 @@ def test_the_pod_config_is_the_small_model_guarded_and_not_the_watchdogs(tmp_pat
     )  # fmt: skip
     choice = Choice("G", "G", "COMMUNITY", 0.3, 24, 1)
     cfg = doctor_config(user, choice, deadline_seconds=1200, idle_seconds=120, bound=0.1)
-    assert MODEL in cfg.container_command() and "--max-model-len 2048" in cfg.container_command()
-    assert (cfg.gpu_type_ids, cfg.cloud_type, cfg.guard) == (["G"], "COMMUNITY", True)
-    assert (cfg.runtime_seconds, cfg.idle_timeout_seconds, cfg.max_cost_usd) == (1200, 120, 0.1)
-    assert cfg.guard_lease_seconds is None and cfg.volume_in_gb == 0
-    assert cfg.pod_name_prefix == "me-doctor-"
+    assert (
+        MODEL in cfg.pod.container_command()
+        and "--max-model-len 2048" in cfg.pod.container_command()
+    )
+    assert (cfg.pod.gpu_type_ids, cfg.pod.cloud_type, cfg.guard.enabled) == (
+        ["G"],
+        "COMMUNITY",
+        True,
+    )
+    assert (
+        cfg.limits.runtime_seconds,
+        cfg.limits.idle_timeout_seconds,
+        cfg.limits.max_cost_usd,
+    ) == (1200, 120, 0.1)
+    assert cfg.guard.lease_seconds is None and cfg.pod.volume_in_gb == 0
+    assert cfg.pod.pod_name_prefix == "me-doctor-"
     config_path = tmp_path / "pod_config.json"
     assert doctor_cid(config_path) != config_id(config_path)

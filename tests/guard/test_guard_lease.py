@@ -38,8 +38,8 @@ def test_decide_lease(renewed: float | None, now: float, ends: bool) -> None:
 
 
 def test_lease_is_off_by_default_and_needs_two_passes() -> None:
-    assert build_config({}).guard_lease_seconds is None
-    with pytest.raises(ConfigError, match="twice watchdog_interval_seconds"):
+    assert build_config({}).guard.lease_seconds is None
+    with pytest.raises(ConfigError, match="twice the watchdog's interval_seconds"):
         build_config({"guard_lease_seconds": 300, "watchdog_interval_seconds": 300})
 
 

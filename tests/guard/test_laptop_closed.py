@@ -133,7 +133,7 @@ def test_cron_stopped_requests_through_the_proxy_keep_the_pod_until_its_deadline
     state = wd.state()
     assert state.pod is not None and state.session is not None
     deadline, pod_id = state.session.deadline, state.pod.id
-    url = wd.config.proxy_url + "/v1/completions"
+    url = wd.config.proxy.url + "/v1/completions"
     wait_until(lambda: _complete(url, "ping").status_code == 200, "the proxy to serve the pod")
     sent = 0
     while time.time() < deadline - 1:

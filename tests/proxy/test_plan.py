@@ -8,6 +8,7 @@ from typing import Any, cast
 
 import pytest
 
+from podmgr.config.upstreams import UpstreamSpec
 from podmgr.proxy.cache.key import CacheMode
 from podmgr.proxy.forward.effects import Answer, ListModels, PassThrough, Refuse
 from podmgr.proxy.forward.intake import ProxyRequest
@@ -16,7 +17,6 @@ from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.upstream.resolver import Upstream
 from podmgr.proxy.upstream.router import Route, UpstreamState
 from podmgr.proxy.upstream.transport import Transport
-from podmgr.upstreams import UpstreamSpec
 
 POD_DOWN = ProxyFailure(503, "no pod", "service_unavailable", "no_pod", "no_upstream")
 CHAT = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "temperature": 0}

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import cast
 
+from podmgr.config.upstreams import UpstreamSpec
 from podmgr.proxy.openai_errors import TIMED_OUT
 from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
 from podmgr.proxy.upstream.router import Route, Router
 from podmgr.proxy.upstream.transport import Transport
-from podmgr.upstreams import UpstreamSpec
 
 
 class Clock:

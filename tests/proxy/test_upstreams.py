@@ -137,9 +137,8 @@ def test_invalid_upstreams_exit_2_from_the_cli(tmp_path: Path) -> None:
 
 
 def test_no_upstreams_is_todays_single_pod() -> None:
-    config = build_config({})
-    assert config.upstreams is None
-    assert [spec.kind for spec in config.effective_upstreams] == ["pod"]
+    config = build_config({}, environ={})
+    assert [(spec.name, spec.kind) for spec in config.upstreams] == [("pod", "pod")]
 
 
 # --- routing -------------------------------------------------------------------------------

@@ -22,10 +22,10 @@ import openai
 import pytest
 
 from podmgr.config import build_config
+from podmgr.config.upstreams import in_wake_hours
 from podmgr.proxy.wake import Waker
 from podmgr.sim.testkit import SimProcess, SimUpstream, start_pod, wait_until
 from podmgr.state import PodRecord, Session, State
-from podmgr.upstreams import in_wake_hours
 
 from .proxykit import ProxyProcess
 

@@ -86,8 +86,8 @@ def test_env_override_and_env_reference_are_checked_too(bad: str) -> None:
     assert override.value.field == "image_name"
     config = build_config({"env": {"HF_TOKEN": "${" + SECRET_SOURCE + "}"}}, environ={})
     with pytest.raises(ConfigError) as reference:
-        config.resolved_env({SECRET_SOURCE: f"hf-fake{bad}token"})
-    assert reference.value.exit_code == 2 and reference.value.field == "env.HF_TOKEN"
+        config.pod.resolved_env({SECRET_SOURCE: f"hf-fake{bad}token"})
+    assert reference.value.exit_code == 2 and reference.value.field == "pod.env.HF_TOKEN"
 
 
 # Issue 10: values RunPod would accept but that make a pod useless or leak a secret.
@@ -131,7 +131,7 @@ def test_env_names_set_by_runpod_or_podmgr_are_refused(name: str) -> None:
 
 
 def test_podmgrs_own_env_names_are_the_ones_it_sets() -> None:
-    from podmgr.config import PODMGR_SET_ENV
+    from podmgr.config.checks import PODMGR_SET_ENV
     from podmgr.watchdog.identity import MARKER_CONFIG_ID, MARKER_MANAGED, VLLM_KEY_ENV
 
     assert {VLLM_KEY_ENV, MARKER_MANAGED, MARKER_CONFIG_ID} == PODMGR_SET_ENV
@@ -144,7 +144,7 @@ def test_env_runpod_api_key_says_it_would_leak_the_account_key() -> None:
 
 def test_ordinary_env_names_still_pass() -> None:
     config = build_config({"env": {"HF_HOME": "/workspace/hf", "RUNPODX": "1"}}, environ={})
-    assert set(config.env) == {"HF_HOME", "RUNPODX"}
+    assert set(config.pod.env) == {"HF_HOME", "RUNPODX"}
 
 
 @pytest.mark.parametrize(("field", "value"), TYPED_FIELDS)

@@ -202,7 +202,7 @@ def test_demo_shows_no_pod_key(tmp_path: Path) -> None:
             seen = Capture()
             base = f"http://127.0.0.1:{port}"
             wait_upstream_ready(base)
-            body = {"model": Config().model, "messages": [{"role": "user", "content": "hi"}]}
+            body = {"model": Config().pod.model, "messages": [{"role": "user", "content": "hi"}]}
             for extra in ({}, {"stream": True}):
                 status, answer = fetch(f"{base}/v1/chat/completions", body | extra)
                 assert status == 200, answer

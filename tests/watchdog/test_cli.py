@@ -37,7 +37,7 @@ def cli(
 def standin(wd: Harness) -> Iterator[subprocess.Popen[bytes]]:
     """A stand-in proxy already running on the config's port (as if an earlier pass began it)."""
     process = subprocess.Popen(wd.command(), start_new_session=True)
-    wait_http(wd.config.proxy_url + "/health", what="the stand-in proxy to answer /health")
+    wait_http(wd.config.proxy.url + "/health", what="the stand-in proxy to answer /health")
     yield process
     process.kill()
     process.wait()
@@ -159,7 +159,7 @@ def test_up_serves_through_the_real_proxy_and_idle_ends_it(wd: Harness) -> None:
             "model": "Qwen/Qwen2.5-Coder-7B-Instruct",
             "messages": [{"role": "user", "content": "hi"}],
         }
-        url = f"{wd.config.proxy_url}/v1/chat/completions"
+        url = f"{wd.config.proxy.url}/v1/chat/completions"
 
         def past_503() -> httpx.Response | None:
             answer = httpx.post(url, json=body, timeout=30)
@@ -169,7 +169,7 @@ def test_up_serves_through_the_real_proxy_and_idle_ends_it(wd: Harness) -> None:
         answer = wait_until(past_503, "the proxy to see the ready pod (no more 503)")
         assert answer.status_code == 200, answer.text
         assert answer.json()["choices"][0]["message"]["content"]
-        health = fetch_health(wd.config.proxy_url)
+        health = fetch_health(wd.config.proxy.url)
         assert health is not None and health["last_request_at"] is not None
         last_request = float(health["last_request_at"])  # the proxy's time.time(), as ours
         busy = cli(wd, "watchdog")

@@ -131,7 +131,7 @@ def test_a_created_pod_slow_to_appear_in_listings_is_not_created_twice(wd: Harne
     """The create answered 500 after making the pod, which the listing hides for longer
     than the adapter looks for it (transformerlab-app#2305): the pass ends without a second
     create, and a later pass adopts the pod by its name."""
-    hidden = 2 * wd.config.api_retry_max_seconds  # beyond the adapter's look-up window
+    hidden = 2 * wd.config.watchdog.api_retry_max_seconds  # beyond the adapter's look-up window
     wd.sim.set_fault("api_error_after_apply", count=1, field="create", hide_seconds=hidden)
     with pytest.raises(UnconfirmedCreateError):
         wd.run()

@@ -31,7 +31,7 @@ def test_up_and_later_passes_trust_their_own_https_proxy(wd: Harness) -> None:
     wd.configure(
         use_https=True, ssl_cert=cert.name, ssl_key=key.name, proxy_start_timeout_seconds=60
     )
-    assert wd.config.proxy_url.startswith("https://127.0.0.1:")
+    assert wd.config.proxy.url.startswith("https://127.0.0.1:")
 
     up = cli(wd, "up")
     assert up.returncode == 0, up.stdout + up.stderr
@@ -45,5 +45,5 @@ def test_up_and_later_passes_trust_their_own_https_proxy(wd: Harness) -> None:
 
     # It really is TLS with a certificate the system does not know: without the
     # configured certificate the probe refuses it.
-    assert fetch_health(wd.config.proxy_url, timeout=10) is None
-    assert fetch_health(wd.config.proxy_url, timeout=10, cafile=cert) is not None
+    assert fetch_health(wd.config.proxy.url, timeout=10) is None
+    assert fetch_health(wd.config.proxy.url, timeout=10, cafile=cert) is not None

@@ -33,7 +33,7 @@ def test_first_pass_creates_a_marked_pod_and_starts_the_proxy_then_up_sees_it_se
     created = wd.state().pod
     assert created is not None and created.phase == "starting"  # a pass never waits
     up = wd.up()
-    assert up.serving and up.url == wd.config.proxy_url + "/v1"
+    assert up.serving and up.url == wd.config.proxy.url + "/v1"
     pod = wd.state().pod
     assert pod is not None and pod.id == created.id
     assert pod.phase == "ready" and pod.ready_at is not None and pod.progress == "serving"
@@ -42,7 +42,7 @@ def test_first_pass_creates_a_marked_pod_and_starts_the_proxy_then_up_sees_it_se
     [record] = wd.alive()
     assert record["id"] == pod.id and record["gpu_type_id"] == "NVIDIA GeForce RTX 4090"
     assert any(line.endswith(f"pod {pod.id}: serving") for line in wd.lines), wd.lines
-    health = fetch_health(wd.config.proxy_url)
+    health = fetch_health(wd.config.proxy.url)
     assert health is not None and health["pid"] == wd.state().proxy_pid
 
     again = wd.run()
@@ -369,7 +369,7 @@ def test_dry_run_changes_nothing(wd: Harness) -> None:
     assert kinds(result.actions) == ["StartSession", "StartProxy", "CreatePod"]
     assert wd.ledger() == []
     assert not wd.store.path.exists()
-    assert fetch_health(wd.config.proxy_url) is None
+    assert fetch_health(wd.config.proxy.url) is None
     assert any(line.startswith("would create a pod") for line in wd.lines)
 
 

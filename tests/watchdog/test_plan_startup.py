@@ -140,7 +140,7 @@ def test_startup_at_the_default_config(st: State, obs: Observed, expected: list[
 
 def test_the_default_budget_is_twenty_minutes() -> None:
     cfg = config()
-    assert cfg.startup_budget_seconds == 1200 and cfg.no_container_timeout_seconds == 900
+    assert cfg.startup.budget_seconds == 1200 and cfg.startup.no_container_timeout_seconds == 900
 
 
 def test_progress_line_names_phase_and_elapsed_time() -> None:
@@ -179,7 +179,7 @@ def with_pending(at_ago: float) -> State:
             id="the-named-pod-is-adopted-not-the-newest",
         ),
         pytest.param(
-            with_pending(config().create_confirm_seconds),
+            with_pending(config().startup.create_confirm_seconds),
             seen(),
             ["CreatePod"],
             id="never-listed-after-the-grace-creates",

@@ -40,7 +40,7 @@ def test_dead_proxy_is_restarted_by_the_next_pass(wd: Harness) -> None:
     result = wd.run()
     assert [type(a).__name__ for a in result.actions] == ["StartProxy", "Noop"]
     second = wd.state().proxy_pid
-    assert second not in (None, first) and fetch_health(wd.config.proxy_url) is not None
+    assert second not in (None, first) and fetch_health(wd.config.proxy.url) is not None
     assert os.getpgid(second) == second  # detached: its own session and group  # type: ignore[arg-type]
     wd.run("shutdown")
     assert not pid_alive(second)  # type: ignore[arg-type]
@@ -81,7 +81,7 @@ def test_stop_escalates_to_sigkill_after_the_grace_period(wd: Harness) -> None:
 
 def test_port_taken_by_another_program_is_a_clear_error(wd: Harness) -> None:
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", wd.config.proxy_port))
+        squatter.bind(("127.0.0.1", wd.config.proxy.port))
         squatter.listen()
         with pytest.raises(ProxyError, match="taken by another program"):
             supervisor(wd).start()

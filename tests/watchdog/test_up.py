@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.config import Config
+from podmgr.config import StartupSection
 from podmgr.errors import LockHeldError, StartupError
 from podmgr.sim.testkit import SimProcess
 from podmgr.state import State
@@ -141,7 +141,7 @@ def slow_wd(
 
 def test_the_default_timings_scaled_down_let_a_slow_pod_serve(slow_wd: Harness) -> None:
     """Finding 1: the defaults' timings scaled by SCALE, a pod slower than the old budget."""
-    fields = Config.model_fields
+    fields = StartupSection.model_fields
     initial = float(fields["initial_wait_seconds"].default) * SCALE
     attempts = int(fields["max_startup_attempts"].default)
     poll = float(fields["poll_interval_seconds"].default) * SCALE
@@ -202,5 +202,5 @@ def test_lock_wait_no_longer_grows_with_the_startup_budget() -> None:
 
     short = lock_wait_seconds(config(max_startup_attempts=1), "shutdown")
     long = lock_wait_seconds(config(max_startup_attempts=100_000), "shutdown")
-    assert short == long > config().api_retry_max_seconds
+    assert short == long > config().watchdog.api_retry_max_seconds
     assert lock_wait_seconds(config(), "pass") == 0

@@ -105,7 +105,7 @@ def build_view(
     latency = "  ".join(f"{name} {value:.1f} ms" for name, value in stats.percentiles().items())
     uptime = now - (pod.ready_at or pod.created_at) if pod else None
     left = session.deadline - now if session and session.active else None
-    cache_size, hit_rate = _cache_texts(cache, stats, config.cache_mode)
+    cache_size, hit_rate = _cache_texts(cache, stats, config.cache.mode)
     rows = [
         ("Session", _session_text(session)),
         ("Pod", f"{pod.id} ({_pod_phase(pod)}, {pod.gpu_type_id})" if pod else "none"),
@@ -277,7 +277,7 @@ def _latency_chart(
 def _spend_gauge(state: State | None, config: Config, now: float) -> str:
     session = state.session if state else None
     spent = session_cost(state, now) if session is not None else 0.0
-    budget = config.max_cost_usd
+    budget = config.limits.max_cost_usd
     limit = f"budget ${budget:.2f}" if budget is not None else "no budget set (max_cost_usd)"
     return charts.gauge("Spend in this session", spent, budget, f"${spent:.4f} spent", limit)
 

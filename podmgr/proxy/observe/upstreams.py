@@ -15,8 +15,8 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from podmgr.config.upstreams import upstream_line
 from podmgr.proxy.upstream.router import Router
-from podmgr.upstreams import upstream_line
 
 __all__ = ["UpstreamCollector", "upstream_rows"]
 

@@ -16,8 +16,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import ClassVar
 
+from podmgr.config.upstreams import UpstreamSpec
 from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver, _edge_limited, root_url
-from podmgr.upstreams import UpstreamSpec
 
 __all__ = ["ManagedPod", "OpenAIServer", "UpstreamKind", "kind_of"]
 

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from podmgr.config.upstreams import UpstreamSpec
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.upstream.kinds import kind_of
 from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
 from podmgr.proxy.upstream.transport import Transport
-from podmgr.upstreams import UpstreamSpec
 
 __all__ = ["Route", "Router", "UpstreamState", "retryable"]
 

@@ -7,8 +7,9 @@ A request goes to the first entry, in order, that serves its model and is availa
 (proxy/upstream/router.py). Keys are never stored in the file: `api_key` must be a
 `${ENV}` reference, read when the proxy or `podmgr upstreams test` starts.
 
-Without `upstreams`, the config behaves as before: one upstream, the pod, or
-`upstream_url` with `upstream_api_key` (`effective_upstreams` builds that one entry).
+After load `upstreams` is never empty: without it the one upstream is the pod. An old
+flat file's `upstream_url`/`upstream_api_key` become one `openai` entry at load
+(flat.py); that entry alone may hold a literal key, kept out of every dump.
 """
 
 from __future__ import annotations
@@ -18,7 +19,10 @@ from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from podmgr.config.checks import resolve_env_value
+from podmgr.errors import ConfigError
 
 __all__ = [
     "UpstreamSpec",
@@ -71,6 +75,24 @@ class UpstreamSpec(BaseModel):
     price_output_per_million: float | None = Field(
         None, ge=0, description="USD per million completion tokens."
     )
+    # The literal `upstream_api_key` of an old flat file: not a field, so never in a file,
+    # a dump, the schema or `podmgr config show`.
+    _literal_key: str | None = PrivateAttr(None)
+
+    @classmethod
+    def from_url(cls, base_url: str, api_key: str | None) -> UpstreamSpec:
+        """The entry an old flat file's `upstream_url` and `upstream_api_key` meant."""
+        fields: dict[str, Any] = {"name": "upstream", "kind": "openai", "base_url": base_url}
+        reference = api_key is not None and _ENV_REFERENCE.match(api_key) is not None
+        spec = cls.model_validate({**fields, "api_key": api_key} if reference else fields)
+        if api_key is not None and not reference:
+            spec._literal_key = api_key
+        return spec
+
+    @property
+    def literal_key(self) -> str | None:
+        """The key written into an old flat file (upstream_api_key), if that is its source."""
+        return self._literal_key
 
     @field_validator("name")
     @classmethod
@@ -153,14 +175,13 @@ def check_upstream_list(upstreams: list[UpstreamSpec]) -> None:
         if pods > 1:
             raise ValueError(f"upstreams[{index}]: at most one upstream of kind 'pod'")
     if not upstreams:
-        raise ValueError("upstreams, when given, needs at least one entry")
+        raise ValueError("upstreams needs at least one entry")
 
 
 def resolve_key(spec: UpstreamSpec, environ: Mapping[str, str] | None = None) -> str | None:
     """The key `spec.api_key` names, read from the environment (ConfigError if unset)."""
-    from podmgr.config import resolve_env_value
-    from podmgr.errors import ConfigError
-
+    if spec.literal_key is not None:
+        return spec.literal_key
     if spec.api_key is None:
         return None
     try:

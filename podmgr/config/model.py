@@ -1,0 +1,98 @@
+"""`Config`: the sections of pod_config.json in one model, with the checks across sections.
+
+Each part of the code reads its own section (`config.pod`, `config.limits`, ...); what
+needs the file's directory (`resolve_path`, `state_path`, `cache_path`) lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from podmgr.config.flat import to_sections
+from podmgr.config.sections import (
+    CacheSection,
+    GuardSection,
+    LimitsSection,
+    PodSection,
+    ProxySection,
+    StartupSection,
+    WatchdogSection,
+)
+from podmgr.config.upstreams import UpstreamSpec, check_upstream_list
+from podmgr.errors import ConfigError
+
+__all__ = ["Config"]
+
+
+def _the_pod() -> list[UpstreamSpec]:
+    return [UpstreamSpec.model_validate({"name": "pod", "kind": "pod"})]
+
+
+class Config(BaseModel):
+    """Everything the watchdog and the proxy need; defaults match the original tool."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    pod: PodSection = Field(default_factory=lambda: PodSection.model_validate({}))
+    limits: LimitsSection = Field(default_factory=lambda: LimitsSection.model_validate({}))
+    startup: StartupSection = Field(default_factory=lambda: StartupSection.model_validate({}))
+    watchdog: WatchdogSection = Field(default_factory=lambda: WatchdogSection.model_validate({}))
+    proxy: ProxySection = Field(default_factory=lambda: ProxySection.model_validate({}))
+    cache: CacheSection = Field(default_factory=lambda: CacheSection.model_validate({}))
+    upstreams: list[UpstreamSpec] = Field(
+        default_factory=_the_pod,
+        description="Ordered upstreams (pod and OpenAI-compatible fallbacks); default: the pod.",
+    )
+    guard: GuardSection = Field(default_factory=lambda: GuardSection.model_validate({}))
+
+    # Where the file was read from; relative paths resolve against it. Not part of the file.
+    base_dir: str = Field(".", exclude=True, description="(internal) directory of the file")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_flat(cls, data: Any) -> Any:
+        """An old flat config (or flat fields beside sections) read into sections."""
+        return to_sections(data) if isinstance(data, Mapping) else data
+
+    @field_validator("upstreams")
+    @classmethod
+    def _upstreams_ok(cls, value: list[UpstreamSpec]) -> list[UpstreamSpec]:
+        check_upstream_list(value)
+        return value
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> Config:
+        lease = self.guard.lease_seconds
+        if lease is not None and lease < 2 * self.watchdog.interval_seconds:
+            raise ConfigError(
+                "must be at least twice the watchdog's interval_seconds "
+                "(watchdog_interval_seconds): one late pass must not end the pod",
+                field="guard.lease_seconds",
+            )
+        if self.limits.wake_on_request and self.pod_upstream is None:
+            raise ValueError("wake_on_request needs the pod among the upstreams (kind 'pod')")
+        return self
+
+    @property
+    def pod_upstream(self) -> UpstreamSpec | None:
+        """The upstream entry of the managed pod, if the pod is one of the upstreams."""
+        return next((spec for spec in self.upstreams if spec.kind == "pod"), None)
+
+    def resolve_path(self, value: str) -> Path:
+        """A path from the config, absolute, relative ones taken from the file's directory."""
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else Path(self.base_dir) / path
+
+    @property
+    def state_path(self) -> Path:
+        """The watchdog's state file."""
+        return self.resolve_path(self.watchdog.state_file)
+
+    @property
+    def cache_path(self) -> Path:
+        """The proxy's cache directory."""
+        return self.resolve_path(self.cache.dir)
