@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 # Every answer of RunPod's API (the simulator's, here) is parsed against the v2 document in
 # strict mode: a field it lacks, or one it requires missing, is an error (podmgr/runpod/wire.py).

@@ -28,9 +28,9 @@ talks to (spot pods), pod logs, pod URLs, vLLM.
     standin_vllm.py the `vllm` those pods run: vLLM's app shell with its --middleware
     control.py      /_sim/*: ledger, faults, pod phase, crash, crash-container, kill-vllm
     server.py       the aiohttp app and the process loop
-    testkit.py      SimProcess: the simulator as a subprocess, for tests and the demo
+    process.py      SimProcess: the simulator as a subprocess, for the demo, bench and tests
 
-Importing this package imports nothing heavy; `podmgr.sim.testkit` uses only the stdlib.
+Importing this package imports nothing heavy; `podmgr.sim.process` uses only the stdlib.
 """
 
 __all__: list[str] = []

@@ -19,7 +19,7 @@ from guard.guardkit import create_guarded, guard_log, guard_sim, wait_ended
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
 from podmgr.guard.guard import MIDDLEWARE_MODULE, Activity, Limits, decide, with_middleware
-from podmgr.sim.testkit import SimProcess, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 
 T0 = 1_000_000.0
 

@@ -21,7 +21,7 @@ import pytest
 from watchdog.conftest import Harness, harness_on
 
 from guard.guardkit import create_guarded, guard_log, guard_sim, wait_ended, wait_guard_running
-from podmgr.sim.testkit import SimProcess, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 
 PULL_SECONDS = 1.0
 LOAD_SECONDS = 8.0

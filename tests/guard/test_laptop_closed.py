@@ -22,7 +22,7 @@ import pytest
 from watchdog.conftest import Harness, harness_on
 
 from guard.guardkit import PRICE, guard_log, guard_sim
-from podmgr.sim.testkit import SimProcess, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 
 INTERVAL = 10.0  # guard_interval_seconds' default
 

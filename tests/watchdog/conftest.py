@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from podmgr.config import Config, load_config
-from podmgr.sim.testkit import SimProcess, free_port
+from podmgr.sim.process import SimProcess, free_port
 from podmgr.state import State, StateStore
 from podmgr.watchdog.observed import Request
 from podmgr.watchdog.proxy_probe import is_our_proxy, pid_alive

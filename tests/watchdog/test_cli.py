@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.sim.testkit import wait_http, wait_until
+from podmgr.sim.process import wait_http, wait_until
 from podmgr.watchdog.proxy_probe import fetch_health, pid_alive
 
 from .conftest import Harness

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from podmgr.errors import PodmgrError, UnconfirmedCreateError
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 from .conftest import Harness, harness_on
 

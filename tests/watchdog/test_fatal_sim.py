@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from podmgr.errors import PodFailedError
-from podmgr.sim.testkit import SimProcess, free_port
+from podmgr.sim.process import SimProcess, free_port
 
 from .conftest import Harness, harness_on
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from simkit import self_signed
 
-from podmgr.sim.testkit import self_signed
 from podmgr.watchdog.proxy_probe import fetch_health, fetch_proxy_health
 
 from .conftest import Harness

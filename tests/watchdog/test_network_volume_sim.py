@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from podmgr.errors import ConfigError
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 from .conftest import Harness, harness_on
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from podmgr.errors import StartupError
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 from .conftest import Harness, harness_on
 

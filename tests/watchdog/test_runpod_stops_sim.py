@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from podmgr.errors import BalanceError
-from podmgr.sim.testkit import wait_until
+from podmgr.sim.process import wait_until
 
 from .conftest import Harness
 

@@ -13,7 +13,7 @@ import pytest
 
 from podmgr.config import Config
 from podmgr.errors import LockHeldError, StartupError
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 from podmgr.state import State
 from podmgr.watchdog.observed import Request
 from podmgr.watchdog.runner import PassResult, run_until_serving
