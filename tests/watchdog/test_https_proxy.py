@@ -8,10 +8,10 @@ import json
 
 import pytest
 from simkit import self_signed
+from wdkit import Harness
 
 from podmgr.watchdog.proxy_probe import fetch_health, fetch_proxy_health
 
-from .conftest import Harness
 from .test_cli import cli
 
 
