@@ -8,6 +8,7 @@ talks to (spot pods), pod logs, pod URLs, vLLM.
     hosts.py        hosts' CUDA versions: placement, and whether an image starts
     faults.py       fault specs, parsing, and the seeded fault book
     fatal.py        vLLM failing to start: each failure's moment, lines and exit (one table)
+    ratelimit.py    REST v2's per-account fixed windows, RateLimit / RateLimit-Policy headers
     world.py        settings and the shared world (pods, faults, logs, rate budget)
     operations.py   world operations both APIs call (create, list, start, ...), API faults
     resolvers.py    GraphQL queries and mutations acted out on the world

@@ -58,7 +58,7 @@ CONTROL_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.05
 
 # REST v2 budget of a SimProcess unless told otherwise: the suite's fast passes must not be
-# throttled. `DOCUMENT_RATE_LIMIT` is RunPod's example policy (podmgr/sim/v2/ratelimit.py).
+# throttled. `DOCUMENT_RATE_LIMIT` is RunPod's example policy (podmgr/sim/ratelimit.py).
 GENEROUS_RATE_LIMIT = "minute=100000,hour=1000000,day=10000000"
 DOCUMENT_RATE_LIMIT = "minute=60,hour=3000,day=50000"
 
@@ -284,7 +284,7 @@ class SimProcess:
     ) -> None:
         self.stop()
 
-    # --- helpers for tests and scripts --------------------------------------------------
+    # --- its env, its pods' URLs and its control API (/_sim/*) ---------------------------
     def env(self, home: str | os.PathLike[str]) -> dict[str, str]:
         """os.environ plus RUNPOD_API_BASE_URL, RUNPOD_REST_URL, RUNPOD_API_KEY and HOME=home."""
         return {

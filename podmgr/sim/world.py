@@ -18,8 +18,8 @@ from podmgr.sim import fatal
 from podmgr.sim.faults import FaultBook, FaultSpec
 from podmgr.sim.podlogs import PodLogBook
 from podmgr.sim.pods import PodFleet, SimPod, Timings
+from podmgr.sim.ratelimit import DEFAULT_POLICY, RateLimiter
 from podmgr.sim.traffic import PodTraffic
-from podmgr.sim.v2.ratelimit import DEFAULT_POLICY, RateLimiter
 from podmgr.sim.volumes import SimVolume
 
 __all__ = ["DEFAULT_API_KEY", "WORLD", "SimSettings", "SimWorld"]
@@ -48,7 +48,7 @@ class SimSettings:
     seed: int | None = None
     # Run each pod's guard start command as a real process (podmgr/sim/podproc.py).
     run_guards: bool = False
-    # REST v2 request budget per window (podmgr/sim/v2/ratelimit.py).
+    # REST v2 request budget per window (podmgr/sim/ratelimit.py).
     rate_limit: tuple[tuple[str, int], ...] = DEFAULT_POLICY
     # GPU type id -> availability NONE|LOW|MEDIUM|HIGH (podmgr/sim/v2/catalog.py); others HIGH.
     gpu_stock: tuple[tuple[str, str], ...] = ()
