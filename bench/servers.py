@@ -6,12 +6,14 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from podmgr.sim.testkit import free_port, wait_http, write_pod_state
+from podmgr.sim.process import free_port, wait_http
+from podmgr.state import PodRecord, Session, State, StateStore
 
 __all__ = ["free_port", "serve_app", "serve_proxy"]
 
@@ -52,6 +54,18 @@ def serve_app(kind: str, *extra: str) -> Iterator[str]:
         yield url
 
 
+def _write_ready_pod(path: Path, pod_url: str) -> None:
+    """A state file naming a ready pod at `pod_url`, as the watchdog writes it."""
+    now = time.time()
+    pod = PodRecord(
+        id="bench", name="podmgr-bench", gpu_type_id="NVIDIA GeForce RTX 4090",
+        cost_per_hr=0.69, created_at=now - 60, ready_at=now - 30, phase="ready",
+        endpoint_url=pod_url, vllm_api_key="bench-key-not-real", billed_until=now - 60,
+    )  # fmt: skip
+    session = Session(started_at=now - 60, deadline=now + 3600, cost_usd=0.05)
+    StateStore(path).save(State(session=session, pod=pod))
+
+
 @contextmanager
 def serve_proxy(workdir: Path, pod_url: str | None = None, **fields: Any) -> Iterator[str]:
     """A `podmgr proxy` process with a config made of `fields`; yields its base URL.
@@ -62,7 +76,7 @@ def serve_proxy(workdir: Path, pod_url: str | None = None, **fields: Any) -> Ite
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     if pod_url is not None:
-        write_pod_state(workdir / "state.json", "bench", pod_url, api_key="bench-key-not-real")
+        _write_ready_pod(workdir / "state.json", pod_url)
     config = workdir / "pod_config.json"
     config.write_text(
         json.dumps({"proxy_port": port, "cache_dir": "cache", "state_file": "state.json",

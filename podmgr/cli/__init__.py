@@ -1,9 +1,11 @@
 """The `podmgr` command: argument parsing, human output and exit codes; nothing else.
 
 Each subcommand lives in its own module here and registers itself through
-`register(subparsers)`; the work is done by the package it calls into. Modules in this
-package import only the standard library at import time, so `podmgr status` stays fast
-(the runpod SDK alone costs ~1.5 s to import).
+`register(subparsers)`; the work is done by the package it calls into or, when only one
+command does it, by a module beside it: `status.py` (`podmgr status`), `catalog.py`
+(`--refresh-catalog`), `demo.py` (`podmgr demo`), `upstream_check.py` (`podmgr upstreams
+test`). Modules in this package import only the standard library at import time, so
+`podmgr status` stays fast (the runpod SDK alone costs ~1.5 s to import).
 
 Exit codes come from `podmgr.errors`: 0 ok (also "another watchdog is running"),
 1 unexpected, 2 bad config or input, 3 RunPod auth, 4 no capacity, 5 pod gone,

@@ -150,7 +150,7 @@ def _v2_settings(
 ) -> tuple[tuple[tuple[str, int], ...], tuple[tuple[str, str], ...]]:
     from podmgr.errors import ConfigError
     from podmgr.sim.catalog import AVAILABILITY_LEVELS, GPU_TYPES, find_gpu_type
-    from podmgr.sim.v2.ratelimit import parse_policy
+    from podmgr.sim.ratelimit import parse_policy
 
     try:
         rate_limit = parse_policy(args.rate_limit)

@@ -4,7 +4,7 @@ Prints one line per upstream (status, latency, models or the reason) and exits 0
 pass, 3 when a key was rejected, 6 when one is unreachable (1 for any other failure). A pod
 that is not running (down by design, as with `wake_on_request`, or still starting) is a
 `down` line saying whether a request would wake it, and does not count in the exit code.
-The work is podmgr/upstream_check.py.
+The work is podmgr/cli/upstream_check.py.
 """
 
 from __future__ import annotations
@@ -47,9 +47,9 @@ def _line(result: Any) -> str:
 def run_test(args: argparse.Namespace) -> int:
     import json
 
+    from podmgr.cli.upstream_check import check_all, exit_code
     from podmgr.config import load_config
     from podmgr.errors import ConfigError
-    from podmgr.upstream_check import check_all, exit_code
 
     config = load_config(args.config)
     try:

@@ -232,8 +232,8 @@ def _summary(state: Any) -> None:
 
 
 def _refresh_catalog(config: Any) -> int:
+    from podmgr.cli.catalog import HEADER, refresh_catalog
     from podmgr.guard.launch import guard_problem
-    from podmgr.watchdog.catalog import HEADER, refresh_catalog
 
     rows, problems, notes = refresh_catalog(config)
     _say(HEADER)
@@ -253,8 +253,8 @@ def _refresh_catalog(config: Any) -> int:
 
 
 def run_status(args: argparse.Namespace) -> int:
+    from podmgr.cli.status import format_status, live_pod, status_report
     from podmgr.config import load_config
-    from podmgr.watchdog.status import format_status, live_pod, status_report
 
     config = load_config(args.config)
     report = status_report(config)
@@ -291,8 +291,8 @@ def _check_demo_args(args: argparse.Namespace) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from podmgr.watchdog.demo import DemoOptions
-    from podmgr.watchdog.demo import run_demo as demo
+    from podmgr.cli.demo import DemoOptions
+    from podmgr.cli.demo import run_demo as demo
 
     _check_demo_args(args)
     options = DemoOptions(

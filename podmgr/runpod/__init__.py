@@ -6,6 +6,7 @@ volumes; GraphQL only for a spot pod's create. The rest of podmgr imports from h
     problems.py   RFC 9457 problems and GraphQL errors -> podmgr's exception tree
     ratelimit.py  the `RateLimit` header, and the pause before a window runs dry
     values.py     PodInfo, PodSpec, GpuType: plain values the watchdog decides on
+    create.py     what every create sends: the start command, the spot mark
     client.py     RunPodClient: retries, creates, lifecycle actions, catalog, logs
     placement.py  which (GPU type, cloud) candidates a create tries, from the catalog
     billing.py    RunPod's billed amount per pod (`GET /billing/pods`)

@@ -18,10 +18,8 @@ a success, not a failure (a stop that RunPod applied but answered 500, retried, 
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import shlex
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -40,11 +38,11 @@ from podmgr.errors import (
 )
 from podmgr.logs import get_logger
 from podmgr.runpod import wire
+from podmgr.runpod.create import SPOT_ENV, start_command
 from podmgr.runpod.rest import LogLine, RestApi
 from podmgr.runpod.values import GpuType, PodInfo, PodSpec
 
 __all__ = [
-    "SPOT_ENV",
     "GpuType",
     "PodInfo",
     "PodSpec",
@@ -52,7 +50,6 @@ __all__ = [
     "check_pod_id",
     "create_request",
     "pod_info",
-    "start_command",
 ]
 
 T = TypeVar("T")
@@ -63,8 +60,6 @@ TERMINATED = "TERMINATED"
 # A pod created by a create that answered 500 was "slow to appear in listings"
 # (transformerlab-app#2305; RUNPOD_FACTS.md); how slow is not documented.
 LISTING_LAG_SECONDS = 10.0
-# v2's Pod does not say whether a pod is spot; podmgr marks its spot pods in their env.
-SPOT_ENV = "PODMGR_SPOT"
 # Where each action takes a pod (RunPod OpenAPI v2, podAction): a 409 for an action whose
 # target the pod already has is a success.
 _ALREADY_THERE: dict[str, frozenset[str]] = {
@@ -80,23 +75,6 @@ def check_pod_id(pod_id: str) -> str:
     if not _POD_ID.fullmatch(pod_id):
         raise ApiError(f"refusing pod id {pod_id!r}: unexpected characters")
     return pod_id
-
-
-def start_command(spec: PodSpec) -> str | None:
-    """The create's `args`. With the guard: RunPod's start-command JSON
-    `{"entrypoint": [...], "cmd": [...]}` (RunPod docs, pods/templates/manage-templates.mdx;
-    v2 has no entrypoint field and does not document that `args` honours the JSON: the
-    watchdog checks it on each pod, podmgr/guard/check.py). Without: vLLM's
-    arguments as one string ("arguments passed to the container entrypoint", Pod.args)."""
-    if not spec.docker_entrypoint:
-        return spec.docker_args or None
-    try:
-        cmd = shlex.split(spec.docker_args)
-    except ValueError as error:
-        raise ConfigError(
-            f"cannot split {spec.docker_args!r}: {error}", field="docker_args"
-        ) from None
-    return json.dumps({"entrypoint": list(spec.docker_entrypoint), "cmd": cmd})
 
 
 def create_request(spec: PodSpec) -> wire.CreatePodRequest:

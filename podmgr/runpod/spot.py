@@ -22,17 +22,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 from podmgr.errors import ApiError, AuthError, CapacityError, PodmgrError, TransientApiError
-from podmgr.runpod.client import SPOT_ENV, start_command
+from podmgr.runpod.create import SPOT_ENV, start_command
 from podmgr.runpod.problems import classify_graphql_message
 from podmgr.runpod.values import PodSpec
 
-if TYPE_CHECKING:
-    from podmgr.runpod.client import RunPodClient
+__all__ = ["GRAPHQL_RETIREMENT", "SpotCaller", "classify_sdk_error", "create_spot_pod"]
 
-__all__ = ["GRAPHQL_RETIREMENT", "classify_sdk_error", "create_spot_pod"]
+T = TypeVar("T")
 
 GRAPHQL_RETIREMENT = (
     "interruptible: spot pods are created through RunPod's GraphQL API (REST v2 has no spot "
@@ -41,7 +41,17 @@ GRAPHQL_RETIREMENT = (
 )
 
 
-def create_spot_pod(client: RunPodClient, spec: PodSpec) -> str:
+class SpotCaller(Protocol):
+    """What a spot create needs of its caller (RunPodClient, client.py): the API key, and
+    `call`, which retries transient failures and translates the rest."""
+
+    @property
+    def api_key(self) -> str: ...
+
+    def call(self, what: str, fn: Callable[[], T]) -> T: ...
+
+
+def create_spot_pod(client: SpotCaller, spec: PodSpec) -> str:
     """Create a spot pod on the spec's GPU type and cloud; its id. CapacityError: no spot
     offer or no machine (try the next candidate)."""
     sdk = _sdk(client.api_key)

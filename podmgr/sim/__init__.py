@@ -8,6 +8,7 @@ talks to (spot pods), pod logs, pod URLs, vLLM.
     hosts.py        hosts' CUDA versions: placement, and whether an image starts
     faults.py       fault specs, parsing, and the seeded fault book
     fatal.py        vLLM failing to start: each failure's moment, lines and exit (one table)
+    ratelimit.py    REST v2's per-account fixed windows, RateLimit / RateLimit-Policy headers
     world.py        settings and the shared world (pods, faults, logs, rate budget)
     operations.py   world operations both APIs call (create, list, start, ...), API faults
     resolvers.py    GraphQL queries and mutations acted out on the world
@@ -28,9 +29,9 @@ talks to (spot pods), pod logs, pod URLs, vLLM.
     standin_vllm.py the `vllm` those pods run: vLLM's app shell with its --middleware
     control.py      /_sim/*: ledger, faults, pod phase, crash, crash-container, kill-vllm
     server.py       the aiohttp app and the process loop
-    testkit.py      SimProcess: the simulator as a subprocess, for tests and the demo
+    process.py      SimProcess: the simulator as a subprocess, for the demo, bench and tests
 
-Importing this package imports nothing heavy; `podmgr.sim.testkit` uses only the stdlib.
+Importing this package imports nothing heavy; `podmgr.sim.process` uses only the stdlib.
 """
 
 __all__: list[str] = []

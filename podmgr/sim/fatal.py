@@ -31,9 +31,10 @@ RunPod restarts the container (podmgr/sim/narrator.py writes the lines and the r
 the failure stays with that container, so every restart fails alike until a new container
 starts: create, start, reset). The pod URL never serves meanwhile.
 
-A fault is drawn when a container starts (`arm`), so a fault in force before the create
-strikes the new pod; a fault naming a pod by `pod_id` also strikes a container that started
-before it was added, if the container has not passed that failure's moment yet.
+A fault is drawn when a container starts (`SimWorld.arm_fatal`, podmgr/sim/world.py), so a
+fault in force before the create strikes the new pod; a fault naming a pod by `pod_id` also
+strikes a container that started before it was added, if the container has not passed that
+failure's moment yet.
 
 `vllm_die` is here too: the lines of a V1 engine that dies while serving, and of the API
 server shutting down at the next request (podmgr/sim/edge.py plays that part).
@@ -56,11 +57,7 @@ import datetime as dt
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from podmgr.sim.faults import FaultBook
-    from podmgr.sim.pods import SimPod, Timings
+from typing import Any, Literal
 
 __all__ = [
     "FAILURES",
@@ -70,7 +67,6 @@ __all__ = [
     "Failure",
     "Fatal",
     "Moment",
-    "arm",
     "first_unknown_arg",
     "moment_offset",
     "render",
@@ -398,27 +394,3 @@ def render(key: str, now: float, values: Mapping[str, str]) -> list[str]:
             filled if level is None or where is None else vllm_line(now, where, filled, level)
         )
     return out
-
-
-def arm(book: FaultBook, pod: SimPod, timings: Timings, now: float, named_only: bool) -> None:
-    """Draw the fatal faults for the pod's container, unless one is armed already: any that
-    matches (`named_only`: only those naming this pod by `pod_id`) whose moment the
-    container has not passed (see the module docstring)."""
-    if pod.fatal is not None:
-        return
-    up = pod.uptime(now, timings)
-    for name in FATAL_FAULTS:
-
-        def matches(params: Mapping[str, Any], name: str = name) -> bool:
-            target = params.get("pod_id")
-            if target != pod.id and (named_only or target not in (None, "")):
-                return False
-            if up is None:
-                return True
-            moment = FAILURES[variant(name, params)].moment
-            return up < moment_offset(moment, pod.download_seconds, timings.load_seconds)
-
-        fault = book.draw(name, matches)
-        if fault is not None:
-            pod.fatal = Fatal.of(name, fault.spec.params, pod.model, pod.spec.docker_args)
-            return

@@ -245,7 +245,7 @@ class Narrator:
                 self._sys(pod, f"Image pulled in {timings.pull_seconds:.1f}s")
             self._sys(pod, "Starting container")
             seen.up, seen.exited = True, False
-        fatal.arm(self._world.faults, pod, timings, now, named_only=True)
+        self._world.arm_fatal(pod, now, named_only=True)
         self._vllm_lines(pod, seen, now, up)
 
     def _new_container(self, pod: SimPod, seen: _Seen, now: float) -> None:

@@ -7,7 +7,7 @@ own log, over REST v2, and nothing more: `GET /v2/pods/{own id}`, `DELETE /v2/po
 id}`, `POST /v2/pods/{own id}/action` (any action) and `GET /v2/pods/{own id}/logs`.
 Anything else (another pod, a listing, a create, the catalog, billing, GraphQL) is refused
 with 403, as RunPod answers a valid key that lacks access (api-reference-v2/migrate-from-
-v1.mdx). It spends the account's rate budget (podmgr/sim/v2/ratelimit.py). A stop or
+v1.mdx). It spends the account's rate budget (podmgr/sim/ratelimit.py). A stop or
 terminate made with it shows `ended_by: pod` in the ledger.
 """
 

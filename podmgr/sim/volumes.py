@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pods.py imports this module
-    from podmgr.sim.pods import PodSpec
+    from podmgr.sim.podspec import PodSpec
 
 __all__ = ["NETWORK_VOLUME_NOT_FOUND", "SimVolume", "VolumeError", "place_with_volume"]
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from aiohttp import web
 
@@ -17,8 +18,8 @@ from podmgr.sim import fatal
 from podmgr.sim.faults import FaultBook, FaultSpec
 from podmgr.sim.podlogs import PodLogBook
 from podmgr.sim.pods import PodFleet, SimPod, Timings
+from podmgr.sim.ratelimit import DEFAULT_POLICY, RateLimiter
 from podmgr.sim.traffic import PodTraffic
-from podmgr.sim.v2.ratelimit import DEFAULT_POLICY, RateLimiter
 from podmgr.sim.volumes import SimVolume
 
 __all__ = ["DEFAULT_API_KEY", "WORLD", "SimSettings", "SimWorld"]
@@ -47,7 +48,7 @@ class SimSettings:
     seed: int | None = None
     # Run each pod's guard start command as a real process (podmgr/sim/podproc.py).
     run_guards: bool = False
-    # REST v2 request budget per window (podmgr/sim/v2/ratelimit.py).
+    # REST v2 request budget per window (podmgr/sim/ratelimit.py).
     rate_limit: tuple[tuple[str, int], ...] = DEFAULT_POLICY
     # GPU type id -> availability NONE|LOW|MEDIUM|HIGH (podmgr/sim/v2/catalog.py); others HIGH.
     gpu_stock: tuple[tuple[str, str], ...] = ()
@@ -102,7 +103,32 @@ class SimWorld:
 
     def _arm_fatal(self, pod: SimPod) -> None:
         """A new container: draw the faults that make its vLLM fail (podmgr/sim/fatal.py)."""
-        fatal.arm(self.faults, pod, self.settings.timings, self.now(), named_only=False)
+        self.arm_fatal(pod, self.now(), named_only=False)
+
+    def arm_fatal(self, pod: SimPod, now: float, *, named_only: bool) -> None:
+        """Draw the fatal faults for the pod's container, unless one is armed already: any that
+        matches (`named_only`: only those naming this pod by `pod_id`) whose moment the
+        container has not passed (see podmgr/sim/fatal.py's docstring)."""
+        if pod.fatal is not None:
+            return
+        timings = self.settings.timings
+        up = pod.uptime(now, timings)
+        for name in fatal.FATAL_FAULTS:
+
+            def matches(params: Mapping[str, Any], name: str = name) -> bool:
+                target = params.get("pod_id")
+                if target != pod.id and (named_only or target not in (None, "")):
+                    return False
+                if up is None:
+                    return True
+                moment = fatal.FAILURES[fatal.variant(name, params)].moment
+                return up < fatal.moment_offset(moment, pod.download_seconds, timings.load_seconds)
+
+            fault = self.faults.draw(name, matches)
+            if fault is not None:
+                spec = fault.spec
+                pod.fatal = fatal.Fatal.of(name, spec.params, pod.model, pod.spec.docker_args)
+                return
 
     def add_faults(self, specs: Sequence[FaultSpec]) -> None:
         for spec in specs:

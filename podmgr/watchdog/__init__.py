@@ -10,7 +10,8 @@ Modules, one concept each:
   proxy_supervisor.py        starting, checking and stopping the local proxy
   runner.py                  one pass (lock, rounds of observe-plan-apply, dry run), and
                              `podmgr up`'s loop of passes until the pod serves
-  catalog.py, status.py, demo.py   the commands around it
+
+The commands around it (status, --refresh-catalog, demo) live in podmgr/cli/.
 
 Nothing is imported here, so `podmgr status` pays only for what it uses.
 """

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess, free_port
+from podmgr.sim.process import SimProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 PULL, DOWNLOAD, LOAD = 150.0, 40.0, 60.0

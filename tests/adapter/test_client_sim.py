@@ -28,7 +28,7 @@ from podmgr.errors import (
 from podmgr.runpod import wire
 from podmgr.runpod.client import RunPodClient
 from podmgr.runpod.values import PodSpec
-from podmgr.sim.testkit import SimProcess, free_port
+from podmgr.sim.process import SimProcess, free_port
 
 READ_ONLY_KEY = "test-read-only-key-not-real"
 GPU = "NVIDIA GeForce RTX 4090"

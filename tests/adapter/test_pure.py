@@ -18,7 +18,8 @@ from podmgr.errors import (
 )
 from podmgr.guard.check import guard_finding
 from podmgr.runpod import wire
-from podmgr.runpod.client import create_request, pod_info, start_command
+from podmgr.runpod.client import create_request, pod_info
+from podmgr.runpod.create import start_command
 from podmgr.runpod.placement import place
 from podmgr.runpod.problems import classify_status
 from podmgr.runpod.ratelimit import parse_rate_limit, pause_before_next

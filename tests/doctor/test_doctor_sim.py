@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 
 RUN_TIMEOUT = 300.0
 FAST = ["--idle-seconds", "3", "--poll-seconds", "0.5", "--startup-minutes", "2"]

@@ -10,7 +10,7 @@ from typing import Any
 
 from podmgr.config import build_config
 from podmgr.runpod.client import create_request
-from podmgr.sim.testkit import SimProcess, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 from podmgr.state import Session
 from podmgr.watchdog.spec import pod_spec
 

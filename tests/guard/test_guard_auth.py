@@ -28,9 +28,9 @@ from starlette.middleware.base import BaseHTTPMiddleware
 
 from guard.guardkit import create_guarded, guard_log, guard_sim, record, wait_ended
 from podmgr.guard.guard import MIDDLEWARE_MODULE, with_middleware
+from podmgr.sim.process import SimProcess, wait_until
 from podmgr.sim.reply import PASS_HEADER
 from podmgr.sim.standin_vllm import build_app, middlewares_of
-from podmgr.sim.testkit import SimProcess, wait_until
 
 KEY = "vllm-key-fake"  # guardkit.create_guarded's pod key
 GOOD = {"Authorization": f"Bearer {KEY}"}

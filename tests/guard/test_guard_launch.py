@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
+from podmgr.cli.status import format_status
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
 from podmgr.guard.launch import guard_line, guard_problem, guard_source, is_guard_entrypoint
 from podmgr.runpod.client import create_request
 from podmgr.state import PodRecord, Session
 from podmgr.watchdog.spec import pod_spec
-from podmgr.watchdog.status import format_status
 
 GPU = "NVIDIA GeForce RTX 4090"
 SESSION = Session(started_at=1000.0, deadline=4600.0, cost_usd=0.25)

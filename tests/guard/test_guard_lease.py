@@ -13,13 +13,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
-from watchdog.conftest import Harness, harness_on
+from wdkit import Harness
 
 from guard.guardkit import create_guarded, guard_log, guard_sim, wait_ended
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
 from podmgr.guard.guard import MIDDLEWARE_MODULE, Activity, Limits, decide, with_middleware
-from podmgr.sim.testkit import SimProcess, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 
 T0 = 1_000_000.0
 
@@ -108,8 +108,9 @@ def test_an_unrenewed_lease_ends_the_pod(sim: SimProcess, monkeypatch: pytest.Mo
 
 
 @pytest.fixture
-def wd(sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    yield from harness_on(sim, tmp_path, monkeypatch)
+def wd_sim(sim: SimProcess) -> SimProcess:
+    """`wd` runs on this module's simulator."""
+    return sim
 
 
 def test_watchdog_passes_renew_the_lease(wd: Harness) -> None:

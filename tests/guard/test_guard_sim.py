@@ -35,7 +35,7 @@ from guard.guardkit import (
 )
 from podmgr.guard.guard import Api
 from podmgr.guard.launch import guard_source
-from podmgr.sim.testkit import SimProcess, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 
 
 @pytest.fixture

@@ -15,13 +15,12 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from watchdog.conftest import Harness, harness_on
+from wdkit import Harness
 
 from guard.guardkit import create_guarded, guard_log, guard_sim, wait_ended, wait_guard_running
-from podmgr.sim.testkit import SimProcess, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 
 PULL_SECONDS = 1.0
 LOAD_SECONDS = 8.0
@@ -74,8 +73,9 @@ def test_the_guard_ends_its_pod_for_idle_only_after_the_model_loaded(
 
 
 @pytest.fixture
-def wd(slow_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    yield from harness_on(slow_sim, tmp_path, monkeypatch)
+def wd_sim(slow_sim: SimProcess) -> SimProcess:
+    """`wd` runs on this module's simulator."""
+    return slow_sim
 
 
 def test_the_pass_after_the_guards_idle_end_ends_the_session_without_a_restart(

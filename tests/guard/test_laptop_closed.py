@@ -14,15 +14,14 @@ import signal
 import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from watchdog.conftest import Harness, harness_on
+from wdkit import Harness, MakeWd
 
 from guard.guardkit import PRICE, guard_log, guard_sim
-from podmgr.sim.testkit import SimProcess, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 
 INTERVAL = 10.0  # guard_interval_seconds' default
 
@@ -34,10 +33,9 @@ def guarded_sim() -> Iterator[SimProcess]:
 
 
 @pytest.fixture
-def wd(
-    guarded_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    yield from harness_on(guarded_sim, tmp_path, monkeypatch)
+def wd_sim(guarded_sim: SimProcess) -> SimProcess:
+    """`wd` runs on this module's simulator."""
+    return guarded_sim
 
 
 def close_the_laptop(wd: Harness, **limits: Any) -> dict[str, Any]:
@@ -105,12 +103,8 @@ class RealProxyHarness(Harness):
 
 
 @pytest.fixture
-def real_wd(
-    guarded_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    for harness in harness_on(guarded_sim, tmp_path, monkeypatch):
-        harness.__class__ = RealProxyHarness
-        yield harness
+def real_wd(guarded_sim: SimProcess, make_wd: MakeWd) -> Harness:
+    return make_wd(guarded_sim, RealProxyHarness)
 
 
 def _complete(url: str, prompt: str) -> httpx.Response:

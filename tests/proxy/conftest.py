@@ -1,6 +1,6 @@
 """Fixtures for the proxy's tests (helpers in proxykit.py): real processes, free ports.
 
-Every upstream is the project's simulator (podmgr/sim/testkit.py `simulated_vllm`): a
+Every upstream is the project's simulator (tests/simkit.py `simulated_vllm`): a
 serving pod whose vLLM requires VLLM_KEY, with the simulator's faults and traffic counters.
 """
 
@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from podmgr.sim.testkit import SimUpstream, simulated_vllm
+from simkit import SimUpstream, simulated_vllm
 
 from .proxykit import VLLM_KEY, ProxyProcess
 

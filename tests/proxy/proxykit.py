@@ -1,7 +1,7 @@
 """Helpers for the proxy's tests: real processes on free loopback ports.
 
 - `ProxyProcess`: `python -m podmgr proxy --config ...` in a temp dir, waited for on /health.
-- The upstream is always the project's simulator (podmgr/sim/testkit.py): `simulated_vllm`
+- The upstream is always the project's simulator (tests/simkit.py): `simulated_vllm`
   starts one serving pod, whose faults and traffic counters the tests drive and read, and
   `write_pod_state` writes the state file the watchdog would write for it.
 - `self_signed`: the test kit's certificate for localhost and 127.0.0.1 (TLS tests).
@@ -18,7 +18,9 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
-from podmgr.sim.testkit import free_port, self_signed, wait_http
+from simkit import self_signed
+
+from podmgr.sim.process import free_port, wait_http
 
 __all__ = ["VLLM_KEY", "ProxyProcess", "free_port", "get_json", "self_signed"]
 

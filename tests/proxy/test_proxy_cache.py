@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
+from simkit import SimUpstream
 
 from podmgr.cli import main
-from podmgr.sim.testkit import SimUpstream, wait_until
+from podmgr.sim.process import wait_until
 
 from .proxykit import VLLM_KEY, ProxyProcess, get_json
 

@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from simkit import SimUpstream
 
-from podmgr.sim.testkit import SimUpstream, wait_until
+from podmgr.sim.process import wait_until
 from podmgr.state import Session, State, StateStore
 
 from .pngkit import colour_counts

@@ -7,8 +7,7 @@ import uuid
 
 import openai
 import pytest
-
-from podmgr.sim.testkit import SimUpstream
+from simkit import SimUpstream
 
 from .proxykit import ProxyProcess
 

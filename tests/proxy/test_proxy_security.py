@@ -14,10 +14,11 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from simkit import SimUpstream
 
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
-from podmgr.sim.testkit import SimUpstream, wait_until
+from podmgr.sim.process import wait_until
 
 from .proxykit import VLLM_KEY, self_signed
 

@@ -14,15 +14,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from simkit import SimUpstream, simulated_vllm, start_pod, write_pod_state
 
-from podmgr.sim.testkit import (
-    SimProcess,
-    SimUpstream,
-    simulated_vllm,
-    start_pod,
-    wait_until,
-    write_pod_state,
-)
+from podmgr.sim.process import SimProcess, wait_until
 
 from .proxykit import VLLM_KEY, ProxyProcess, free_port
 

@@ -27,7 +27,7 @@ from podmgr.proxy.upstream.transport import (
     UpstreamDropped,
     UpstreamUnreachable,
 )
-from podmgr.sim.testkit import free_port
+from podmgr.sim.process import free_port
 
 from .proxykit import self_signed
 

@@ -22,10 +22,11 @@ from typing import Any
 
 import openai
 import pytest
+from simkit import SimUpstream, start_pod
 
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
-from podmgr.sim.testkit import SimProcess, SimUpstream, start_pod, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 from podmgr.state import PodRecord, Session, State, StateStore
 
 from .proxykit import ProxyProcess, free_port

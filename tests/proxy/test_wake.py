@@ -20,11 +20,12 @@ from typing import Any
 
 import openai
 import pytest
+from simkit import SimUpstream, start_pod
 
 from podmgr.config import build_config
 from podmgr.config.upstreams import in_wake_hours
 from podmgr.proxy.wake import Waker
-from podmgr.sim.testkit import SimProcess, SimUpstream, start_pod, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 from podmgr.state import PodRecord, Session, State
 
 from .proxykit import ProxyProcess

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 from podmgr.state import StateStore
 
 GPUS = ["NVIDIA GeForce RTX 4090", "NVIDIA RTX A6000", "NVIDIA L40S", "NVIDIA A100 80GB PCIe"]

@@ -25,7 +25,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from podmgr.sim.testkit import SimProcess, wait_until
+from podmgr.sim.process import SimProcess, wait_until
 from podmgr.state import StateStore
 
 from .chaos import FAULTS, PASS_TIMEOUT, LedgerWatch, Tally, podmgr, random_config

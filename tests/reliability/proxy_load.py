@@ -34,10 +34,11 @@ from typing import Any
 
 import aiohttp
 import orjson
+from simkit import start_pod
 
 from podmgr.proxy.cache.db import CacheDB
 from podmgr.proxy.cache.entry import decode
-from podmgr.sim.testkit import SimProcess, start_pod
+from podmgr.sim.process import SimProcess
 
 MODEL = "sim-model"
 MAX_TOKENS = 12

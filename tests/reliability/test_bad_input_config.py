@@ -33,7 +33,7 @@ import pytest
 
 from podmgr.config import build_config
 from podmgr.errors import ConfigError
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 REPO = Path(__file__).resolve().parents[2]
 BAD_CHARS = ['"', "\\", "\n", "\r", "\t", "\x00", "\x1b", "\x7f"]

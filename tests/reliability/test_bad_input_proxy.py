@@ -1,7 +1,7 @@
 """Part 5 of the reliability proofs, proxy side: bad input gets a clear 4xx and harms nothing.
 
 One real proxy process (tests/proxy/proxykit.py) in front of a simulated vLLM pod
-(podmgr/sim/testkit.py, whose traffic counter `received` counts every request it gets).
+(podmgr/sim/process.py, whose traffic counter `received` counts every request it gets).
 Requests are written on raw sockets so that the target, the headers and the body go out
 byte for byte as in the table (httpx would normalise `..` and fix the headers).
 
@@ -46,8 +46,9 @@ import httpx
 import pytest
 from proxy.conftest import vllm_upstream  # noqa: F401 - the fixture, reused
 from proxy.proxykit import VLLM_KEY, ProxyProcess
+from simkit import SimUpstream
 
-from podmgr.sim.testkit import SimUpstream, wait_until
+from podmgr.sim.process import wait_until
 
 BODY_LIMIT = 4096
 GOOD = {"model": "m", "messages": [{"role": "user", "content": "still serving?"}]}

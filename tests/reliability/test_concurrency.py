@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess, free_port, wait_until
+from podmgr.sim.process import SimProcess, free_port, wait_until
 from podmgr.state import StateStore
 
 WATCHDOGS = 20

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess, free_port
+from podmgr.sim.process import SimProcess, free_port
 
 from .chaos import Tally
 from .chaos_guard import laptop_closed_run

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from proxy.proxykit import VLLM_KEY, ProxyProcess, free_port, get_json
+from simkit import write_pod_state
 
 from podmgr.proxy.cache.key import decide
 from podmgr.proxy.cache.store import CacheStore
@@ -34,7 +35,7 @@ from podmgr.proxy.forward.flight import FlightState, UpstreamCall
 from podmgr.proxy.observe.metrics import ProxyMetrics, Snapshot
 from podmgr.proxy.upstream.client import UpstreamClient
 from podmgr.proxy.upstream.transport import Transport
-from podmgr.sim.testkit import wait_until, write_pod_state
+from podmgr.sim.process import wait_until
 
 from .proxy_load import (
     CacheAudit,

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from podmgr.sim.testkit import SimProcess, free_port, wait_http, wait_until
+from podmgr.sim.process import SimProcess, free_port, wait_http, wait_until
 from podmgr.state import StateStore
 
 RUNPOD_CANARY = "canary-runpod-key-not-real-7f3a9c"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.sim.testkit import wait_until
+from podmgr.sim.process import wait_until
 from podmgr.state import PodRecord, State, StateStore
 
 ROUNDS = int(os.environ.get("PODMGR_STATE_KILLS", "150"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess, free_port
+from podmgr.sim.process import SimProcess, free_port
 
 from .chaos import Tally, one_run
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 
 @pytest.fixture

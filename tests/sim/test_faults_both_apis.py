@@ -15,7 +15,7 @@ import runpod
 from runpod.error import QueryError
 
 from podmgr.sim.faults import parse_fault
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 from .v2kit import act, create_body, problem_of
 

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 STOP = 'mutation {{ podStop(input: {{podId: "{0}"}}) {{ id }} }}'
 RESUME = 'mutation {{ podResume(input: {{podId: "{0}", gpuCount: 1}}) {{ id }} }}'

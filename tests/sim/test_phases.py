@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 RTX_4090 = "NVIDIA GeForce RTX 4090"
 DOWNLOAD_SECONDS = 0.5

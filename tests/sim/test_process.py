@@ -9,7 +9,7 @@ import sys
 import httpx
 import pytest
 
-from podmgr.sim.testkit import SimProcess, SimStartError
+from podmgr.sim.process import SimProcess, SimStartError
 
 
 def test_prints_both_lines_and_serves(sim: SimProcess) -> None:

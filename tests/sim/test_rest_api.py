@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from podmgr.sim.operations import CAPACITY_MESSAGE
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 from .v2kit import (
     H100,

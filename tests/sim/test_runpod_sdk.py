@@ -12,7 +12,7 @@ import runpod
 from runpod.api.graphql import run_graphql_query
 from runpod.error import AuthenticationError, QueryError
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 RTX_4090 = "NVIDIA GeForce RTX 4090"
 CAPACITY = (

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 from .v2kit import RTX_4090, act, create_body, problem_of
 

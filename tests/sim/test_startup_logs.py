@@ -17,7 +17,7 @@ import pytest
 
 from podmgr.sim.fatal import first_unknown_arg
 from podmgr.sim.podlogs import parse_ts
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 from .v2kit import create, read_events, wait_for
 

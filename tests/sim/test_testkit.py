@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from simkit import write_pod_state
 
-from podmgr.sim.testkit import free_port, wait_http, wait_until, write_pod_state
+from podmgr.sim.process import free_port, wait_http, wait_until
 from podmgr.state import StateStore
 
 

@@ -10,7 +10,7 @@ import httpx
 from podmgr.guard.launch import guard_entrypoint
 from podmgr.sim.operations import CAPACITY_MESSAGE
 from podmgr.sim.podlogs import format_ts, parse_ts
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 
 from .v2kit import H100, RTX_4090, act, create, create_body, problem_of, read_events, wait_for
 

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from wdkit import Harness
 
-from podmgr.sim.testkit import wait_http, wait_until
+from podmgr.sim.process import wait_http, wait_until
 from podmgr.watchdog.proxy_probe import fetch_health, pid_alive
-
-from .conftest import Harness
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,11 +16,10 @@ from typing import Any
 import httpx
 import pytest
 import runpod
+from wdkit import Harness
 
 from podmgr.cli import main
 from podmgr.history import history_path, read_history
-
-from .conftest import Harness
 
 # Per pod, podmgr books from creation to its termination call at each pass; RunPod bills
 # from creation to termination. What separates them is seconds of pass time.

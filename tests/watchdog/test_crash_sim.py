@@ -12,14 +12,12 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from wdkit import Harness, MakeWd
 
 from podmgr.errors import PodmgrError, UnconfirmedCreateError
-from podmgr.sim.testkit import SimProcess
-
-from .conftest import Harness, harness_on
+from podmgr.sim.process import SimProcess
 
 LOAD_SECONDS = 3.0
 
@@ -31,10 +29,8 @@ def loading_sim() -> Iterator[SimProcess]:
 
 
 @pytest.fixture
-def slow_load(
-    loading_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    yield from harness_on(loading_sim, tmp_path, monkeypatch)
+def slow_load(loading_sim: SimProcess, make_wd: MakeWd) -> Harness:
+    return make_wd(loading_sim)
 
 
 def kinds(wd: Harness, request: str = "pass") -> list[str]:

@@ -9,14 +9,12 @@ config sends the image's own need (v0.8.5: 12.4) as `gpu.minCudaVersion` and ser
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from wdkit import Harness, MakeWd
 
 from podmgr.errors import StartupError
-from podmgr.sim.testkit import SimProcess
-
-from .conftest import Harness, harness_on
+from podmgr.sim.process import SimProcess
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +25,8 @@ def cuda_sim() -> Iterator[SimProcess]:
 
 
 @pytest.fixture
-def cuda_wd(
-    cuda_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    yield from harness_on(cuda_sim, tmp_path, monkeypatch)
+def cuda_wd(cuda_sim: SimProcess, make_wd: MakeWd) -> Harness:
+    return make_wd(cuda_sim)
 
 
 def test_default_config_serves_on_the_first_pod(cuda_wd: Harness) -> None:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .conftest import free_port
+from podmgr.sim.process import free_port
 
 
 def test_demo_runs_and_terminates_the_simulated_pod(tmp_path: Path) -> None:

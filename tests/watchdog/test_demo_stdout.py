@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from podmgr.sim.process import free_port
 from podmgr.state import StateStore
 from podmgr.watchdog.proxy_probe import pid_alive
-
-from .conftest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 READY_LINE = b"Ctrl-C stops everything"

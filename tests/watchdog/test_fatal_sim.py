@@ -17,11 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from wdkit import Harness, MakeWd
 
 from podmgr.errors import PodFailedError
-from podmgr.sim.testkit import SimProcess, free_port
-
-from .conftest import Harness, harness_on
+from podmgr.sim.process import SimProcess, free_port
 
 DEFAULT_BUDGET_SECONDS = 60 + 114 * 10  # initial_wait_seconds + max_startup_attempts * poll
 
@@ -33,10 +32,8 @@ def paced_sim() -> Iterator[SimProcess]:
 
 
 @pytest.fixture
-def pwd(
-    paced_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    yield from harness_on(paced_sim, tmp_path, monkeypatch)
+def pwd(paced_sim: SimProcess, make_wd: MakeWd) -> Harness:
+    return make_wd(paced_sim)
 
 
 @pytest.mark.parametrize(

@@ -12,13 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import pytest
+from wdkit import Harness
 
 from podmgr.errors import ApiError, TransientApiError
 from podmgr.runpod.values import PodInfo, PodSpec
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.runner import PassResult, run_pass
-
-from .conftest import Harness
 
 ERROR = "Something went wrong. Please try again later or contact support."
 

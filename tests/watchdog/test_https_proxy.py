@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from simkit import self_signed
+from wdkit import Harness
 
-from podmgr.sim.testkit import self_signed
 from podmgr.watchdog.proxy_probe import fetch_health, fetch_proxy_health
 
-from .conftest import Harness
 from .test_cli import cli
 
 

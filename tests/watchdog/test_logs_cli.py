@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr.sim.testkit import SimProcess, free_port, wait_until
+from podmgr.sim.process import SimProcess, free_port, wait_until
 
 
 class Relay:

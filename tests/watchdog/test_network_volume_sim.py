@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from wdkit import Harness, MakeWd
 
 from podmgr.errors import ConfigError
-from podmgr.sim.testkit import SimProcess
-
-from .conftest import Harness, harness_on
+from podmgr.sim.process import SimProcess
 
 DOWNLOAD = 2.0
 
@@ -30,10 +28,8 @@ def volume_sim() -> Iterator[SimProcess]:
 
 
 @pytest.fixture
-def vwd(
-    volume_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    yield from harness_on(volume_sim, tmp_path, monkeypatch)
+def vwd(volume_sim: SimProcess, make_wd: MakeWd) -> Harness:
+    return make_wd(volume_sim)
 
 
 def new_volume(sim: SimProcess, data_center: str = "EU-RO-1") -> str:

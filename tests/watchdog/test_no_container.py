@@ -8,14 +8,12 @@ simulator plays it with an image pull longer than the test.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from wdkit import Harness, MakeWd
 
 from podmgr.errors import StartupError
-from podmgr.sim.testkit import SimProcess
-
-from .conftest import Harness, harness_on
+from podmgr.sim.process import SimProcess
 
 
 @pytest.fixture(scope="module")
@@ -25,10 +23,8 @@ def stuck_sim() -> Iterator[SimProcess]:
 
 
 @pytest.fixture
-def stuck_wd(
-    stuck_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    yield from harness_on(stuck_sim, tmp_path, monkeypatch)
+def stuck_wd(stuck_sim: SimProcess, make_wd: MakeWd) -> Harness:
+    return make_wd(stuck_sim)
 
 
 def test_no_container_is_replaced_once_then_the_session_ends_naming_image_and_cuda(

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from podmgr.config import load_config
-from podmgr.sim.testkit import SimProcess, free_port
+from podmgr.sim.process import SimProcess, free_port
 from podmgr.state import Session, State, StateStore
 
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from wdkit import Harness
 
 from podmgr.errors import ApiError
-
-from .conftest import Harness
 
 
 def test_an_unknown_template_ends_the_pass_naming_it_not_as_a_gone_pod(wd: Harness) -> None:

@@ -6,6 +6,7 @@ import time
 
 import httpx
 import pytest
+from wdkit import Harness
 
 from podmgr.errors import (
     ApiError,
@@ -17,8 +18,6 @@ from podmgr.errors import (
 from podmgr.history import history_path, read_history
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.proxy_probe import fetch_health, pid_alive
-
-from .conftest import Harness
 
 
 def kinds(result_actions: list[act.Action]) -> list[str]:

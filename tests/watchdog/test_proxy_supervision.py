@@ -10,14 +10,13 @@ import sys
 import time
 
 import pytest
+from wdkit import Harness
 
 from podmgr.errors import ProxyError
-from podmgr.sim.testkit import wait_until
+from podmgr.sim.process import wait_until
 from podmgr.watchdog.clock import SystemClock
 from podmgr.watchdog.proxy_probe import fetch_health, is_our_proxy, pid_alive
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
-
-from .conftest import Harness
 
 
 def supervisor(

@@ -4,11 +4,10 @@ at once with its own exit code, after one start attempt at most; no resume loop.
 from __future__ import annotations
 
 import pytest
+from wdkit import Harness
 
 from podmgr.errors import BalanceError
-from podmgr.sim.testkit import wait_until
-
-from .conftest import Harness
+from podmgr.sim.process import wait_until
 
 
 def test_balance_zero_ends_the_session_with_exit_code_11_after_one_start_attempt(

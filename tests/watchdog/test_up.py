@@ -10,15 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from wdkit import Harness, MakeWd
 
 from podmgr.config import StartupSection
 from podmgr.errors import LockHeldError, StartupError
-from podmgr.sim.testkit import SimProcess
+from podmgr.sim.process import SimProcess
 from podmgr.state import State
 from podmgr.watchdog.observed import Request
 from podmgr.watchdog.runner import PassResult, run_until_serving
 
-from .conftest import Harness, harness_on
 from .helpers import config, ended, record, session, state
 
 
@@ -133,10 +133,8 @@ def slow_sim() -> Iterator[SimProcess]:
 
 
 @pytest.fixture
-def slow_wd(
-    slow_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    yield from harness_on(slow_sim, tmp_path, monkeypatch)
+def slow_wd(slow_sim: SimProcess, make_wd: MakeWd) -> Harness:
+    return make_wd(slow_sim)
 
 
 def test_the_default_timings_scaled_down_let_a_slow_pod_serve(slow_wd: Harness) -> None:

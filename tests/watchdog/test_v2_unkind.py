@@ -10,14 +10,12 @@ import json
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from wdkit import Harness, MakeWd
 
 from podmgr.errors import BalanceError
-from podmgr.sim.testkit import SimProcess
-
-from .conftest import Harness, harness_on
+from podmgr.sim.process import SimProcess
 
 
 def test_capacity_on_the_first_type_the_second_serves_one_pod_alive(wd: Harness) -> None:
@@ -68,10 +66,8 @@ def literal_sim() -> Iterator[SimProcess]:
 
 
 @pytest.fixture
-def literal_wd(
-    literal_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    yield from harness_on(literal_sim, tmp_path, monkeypatch)
+def literal_wd(literal_sim: SimProcess, make_wd: MakeWd) -> Harness:
+    return make_wd(literal_sim)
 
 
 def test_a_literal_start_command_is_replaced_once_without_the_guard(literal_wd: Harness) -> None:

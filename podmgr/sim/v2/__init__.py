@@ -7,7 +7,6 @@ name in each module; where RunPod's exact answer is undocumented, the module say
     routes.py     the route table: /v2/... and the retired /v1/... (410)
     intake.py     one request's way in: auth, rate limit, call faults, problem answers
     problems.py   RFC 9457 problem+json bodies (ErrorResponse), SimApiError -> status
-    ratelimit.py  per-account fixed windows, RateLimit / RateLimit-Policy headers
     bodies.py     CreatePodRequest and PodActionRequest as strict pydantic models; 422 texts
     create.py     a CreatePodRequest as a world create order (start-command JSON, mounts)
     podview.py    the `Pod` body: status, actions, runtime, cost
@@ -17,7 +16,8 @@ name in each module; where RunPod's exact answer is undocumented, the module say
     billing.py    /v2/billing/pods
     volumes.py    /v2/network-volumes[/{id}]
 
-This package's `__init__` imports nothing: podmgr/sim/world.py imports ratelimit.py.
+This package's `__init__` imports nothing. The account's rate budget it spends is the
+world's: podmgr/sim/ratelimit.py.
 """
 
 __all__: list[str] = []

@@ -5,7 +5,7 @@ Order of play, and why:
    pod-scoped key, podmgr/sim/podkeys.py), else 401 with no rate-limit headers: the
    headers are "returned on responses to authenticated requests" (RunPod REST API v2,
    RateLimitHeader) and UnauthorizedError lists none.
-2. The account's budget is spent (podmgr/sim/v2/ratelimit.py); over it: 429 with
+2. The account's budget is spent (podmgr/sim/ratelimit.py); over it: 429 with
    `Retry-After`. Every later answer, errors included, carries `RateLimit` and
    `RateLimit-Policy` (the document puts them on every status of every path).
 3. Permission: a read-only key may not change anything (403, "access denied": RunPod

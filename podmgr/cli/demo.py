@@ -24,7 +24,7 @@ from types import FrameType
 from typing import Any
 
 from podmgr.errors import ConfigError
-from podmgr.sim.testkit import DOCUMENT_RATE_LIMIT, SimProcess
+from podmgr.sim.process import DOCUMENT_RATE_LIMIT, SimProcess
 
 __all__ = ["DemoOptions", "demo_config", "run_demo"]
 

@@ -1,26 +1,22 @@
-"""The simulator's test kit: start `podmgr sim` as a real process and drive its control API.
+"""The simulator as a process: start `podmgr sim` and drive its control API.
 
     with SimProcess(pull_seconds=0.1, load_seconds=0.1) as sim:
-        env = sim.env(tmp_path)              # for a child process using the runpod SDK
+        env = sim.env(home)                  # for a child process using the runpod SDK
         sim.set_fault("capacity", count=1)
         ...
         assert all(p["status"] == "TERMINATED" for p in sim.ledger())
 
-One helper for each thing the tests (and bench/) need around real processes:
+`podmgr demo` runs the simulator this way, and so do the tests and bench/. Beside
+`SimProcess`, the waits it is built on:
 - `wait_http(url, ready=...)`: poll a URL until it answers (or until `ready(answer)`);
   `wait_until(check, what)` for any other condition. Both wait generously (60 s by
   default), return as soon as the condition holds, and say what they waited for when
   they give up: the suite runs on busy machines.
-- `write_pod_state(path, pod_id, url, api_key=...)`: a state file as the watchdog writes
-  it for a pod (ready by default), for a proxy to find its upstream in.
-- `self_signed(directory)`: a certificate for localhost and 127.0.0.1, for TLS tests.
-- `simulated_vllm(api_key=...)`: a simulator with one serving pod, the upstream of a proxy
-  test: its URL, its faults (`upstream_error`, `upstream_drop`, `upstream_stall`,
-  `upstream_slow`) and what reached it (`traffic()`: received, model calls, cancelled).
+- `free_port()`: a port free on 127.0.0.1, for a server about to start.
 
-Only the standard library and `podmgr.state` are used, so the kit is cheap to import. The
-simulator's stderr (its JSON logs) goes to a temporary file, never to a pipe that could
-fill up; a start-up failure raises `SimStartError` with that log.
+Only the standard library is used, so the module is cheap to import. The simulator's
+stderr (its JSON logs) goes to a temporary file, never to a pipe that could fill up; a
+start-up failure raises `SimStartError` with that log.
 """
 
 from __future__ import annotations
@@ -36,14 +32,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, TypeVar
-
-from podmgr.state import PodPhase, PodRecord, Session, State, StateStore
 
 __all__ = [
     "DOCUMENT_RATE_LIMIT",
@@ -51,15 +43,10 @@ __all__ = [
     "HttpAnswer",
     "SimProcess",
     "SimStartError",
-    "SimUpstream",
     "free_port",
     "http_get",
-    "self_signed",
-    "simulated_vllm",
-    "start_pod",
     "wait_http",
     "wait_until",
-    "write_pod_state",
 ]
 
 # Generous on purpose: every wait returns as soon as its condition holds, and a loaded
@@ -71,7 +58,7 @@ CONTROL_TIMEOUT_SECONDS = 30.0
 POLL_SECONDS = 0.05
 
 # REST v2 budget of a SimProcess unless told otherwise: the suite's fast passes must not be
-# throttled. `DOCUMENT_RATE_LIMIT` is RunPod's example policy (podmgr/sim/v2/ratelimit.py).
+# throttled. `DOCUMENT_RATE_LIMIT` is RunPod's example policy (podmgr/sim/ratelimit.py).
 GENEROUS_RATE_LIMIT = "minute=100000,hour=1000000,day=10000000"
 DOCUMENT_RATE_LIMIT = "minute=60,hour=3000,day=50000"
 
@@ -79,7 +66,7 @@ T = TypeVar("T")
 
 
 def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (for a server a test is about to start)."""
+    """A TCP port free on 127.0.0.1 right now (for a server about to start)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -153,70 +140,6 @@ def wait_http(
         raise TimeoutError(f"{error}; last answer: {last[0]}") from None
     assert answer is not None  # wait_until returns only a truthy value
     return answer
-
-
-def write_pod_state(
-    path: str | os.PathLike[str],
-    pod_id: str,
-    url: str | None,
-    *,
-    api_key: str,
-    phase: PodPhase = "ready",
-) -> None:
-    """A state file as the watchdog writes it for pod `pod_id` at `url` in `phase`.
-
-    The session is an hour long and a minute old; a ready pod has been ready for 30 s.
-    """
-    now = time.time()
-    state = State(
-        session=Session(started_at=now - 60, deadline=now + 3600, cost_usd=0.05),
-        pod=PodRecord(
-            id=pod_id, name=f"podmgr-{pod_id}", gpu_type_id="NVIDIA GeForce RTX 4090",
-            cost_per_hr=0.69, created_at=now - 60, ready_at=now - 30 if phase == "ready" else None,
-            phase=phase, endpoint_url=url, vllm_api_key=api_key, billed_until=now - 60,
-        ),
-    )  # fmt: skip
-    StateStore(Path(path)).save(state)
-
-
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for `localhost` and 127.0.0.1 and its key (mode 0600), as
-    PEM files in `directory`, for TLS tests of the proxy and of the watchdog's probe.
-
-    `cryptography` (a test dependency) is imported here only, so the kit stays cheap to import.
-    """
-    import datetime
-    import ipaddress
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .sign(key, hashes.SHA256())
-    )  # fmt: skip
-    cert_path, key_path = directory / "localhost.crt", directory / "localhost.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path
 
 
 # The start-up lines of `podmgr sim` (podmgr/sim/server.py announce_lines).
@@ -361,7 +284,7 @@ class SimProcess:
     ) -> None:
         self.stop()
 
-    # --- helpers for tests and scripts --------------------------------------------------
+    # --- its env, its pods' URLs and its control API (/_sim/*) ---------------------------
     def env(self, home: str | os.PathLike[str]) -> dict[str, str]:
         """os.environ plus RUNPOD_API_BASE_URL, RUNPOD_REST_URL, RUNPOD_API_KEY and HOME=home."""
         return {
@@ -500,70 +423,3 @@ class SimProcess:
         """What reached the pod's URL: received, model_calls, cancelled, recent requests."""
         traffic: dict[str, Any] = self._call("GET", f"/_sim/pods/{pod_id}/requests")
         return traffic
-
-
-@dataclass
-class SimUpstream:
-    """A simulated pod serving vLLM, the upstream of a proxy test (see `simulated_vllm`)."""
-
-    sim: SimProcess
-    pod_id: str
-    api_key: str
-    model: str
-
-    @property
-    def url(self) -> str:
-        """The pod's URL (what `upstream_url` or the state file's endpoint_url holds)."""
-        return self.sim.pod_url(self.pod_id)
-
-    def traffic(self) -> dict[str, Any]:
-        return self.sim.pod_traffic(self.pod_id)
-
-    def set_fault(self, fault: str, **params: Any) -> None:
-        """`SimProcess.set_fault` for this pod only: the faults with a `pod_id` parameter
-        (upstream_error, upstream_drop, upstream_stall, upstream_slow, pod_crash, vllm_die,
-        and vLLM's start-up failures: vllm_oom, gated_model, model_not_found, bad_vllm_args,
-        unsupported_arch, which strike this pod's next container unless its current one
-        has not passed their moment: podmgr/sim/fatal.py)."""
-        self.sim.set_fault(fault, pod_id=self.pod_id, **params)
-
-    def clear_faults(self) -> None:
-        self.sim.clear_faults()
-
-    def write_state(self, path: str | os.PathLike[str]) -> None:
-        """A state file naming this pod as the watchdog's ready pod."""
-        write_pod_state(path, self.pod_id, self.url, api_key=self.api_key)
-
-    def wait_cancelled(self, before: int, timeout: float = WAIT_SECONDS) -> int:
-        """Wait until the pod counted more abandoned answers than `before`; the count."""
-
-        def cancelled() -> int:
-            count = int(self.traffic()["cancelled"])
-            return count if count > before else 0
-
-        what = f"the pod to see its client leave (cancelled > {before})"
-        return wait_until(cancelled, what, timeout)
-
-
-@contextmanager
-def simulated_vllm(
-    *,
-    api_key: str,
-    model: str = "sim-model",
-    token_delay: float = 0.0,
-    edge_timeout_seconds: float = 100.0,
-) -> Iterator[SimUpstream]:
-    """A simulator with one serving pod (vLLM requiring `api_key`), stopped on exit."""
-    with SimProcess(
-        pull_seconds=0.05, load_seconds=0.05, token_delay=token_delay,
-        edge_timeout_seconds=edge_timeout_seconds,
-    ) as sim:  # fmt: skip
-        upstream = start_pod(sim, api_key=api_key, model=model)
-        yield upstream
-
-
-def start_pod(sim: SimProcess, *, api_key: str, model: str = "sim-model") -> SimUpstream:
-    """Another serving pod on a running simulator, as a `SimUpstream`."""
-    pod_id = sim.create_pod(model=model, env={"VLLM_API_KEY": api_key})
-    sim.wait_serving(pod_id)
-    return SimUpstream(sim, pod_id, api_key, model)

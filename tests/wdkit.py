@@ -1,12 +1,13 @@
 """A watchdog harness on the simulator: a config in a temp dir, passes run in-process.
 
-`wd.run()` is one pass with podmgr's REST v2 client against `podmgr sim`, a stand-in proxy
-(tests/watchdog/standin_proxy.py) on a free port, and the real clock; timings are
-fractions of a second. A pass never waits for the pod: `wd.up()` is `podmgr up`'s loop
-(runner.run_until_serving) over `wd.run()` passes, for tests that need a serving pod.
-One simulator serves the whole directory (starting one costs ~0.7 s); each test gets its
-own pod name prefix, sees only its own pods in the ledger, and at teardown its faults are
-cleared, its pods terminated and its proxies stopped.
+Tests get one through the `wd` fixture or the `make_wd(sim, **config)` factory
+(tests/conftest.py). `wd.run()` is one pass with podmgr's REST v2 client against
+`podmgr sim`, a stand-in proxy (tests/watchdog/standin_proxy.py) on a free port, and the
+real clock; timings are fractions of a second. A pass never waits for the pod: `wd.up()`
+is `podmgr up`'s loop (runner.run_until_serving) over `wd.run()` passes, for tests that
+need a serving pod. One simulator serves the whole run (starting one costs ~0.7 s); each
+test gets its own pod name prefix, sees only its own pods in the ledger, and at teardown
+its faults are cleared, its pods terminated and its proxies stopped.
 """
 
 from __future__ import annotations
@@ -14,20 +15,18 @@ from __future__ import annotations
 import json
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from podmgr.config import Config, load_config
-from podmgr.sim.testkit import SimProcess, free_port
+from podmgr.sim.process import SimProcess, free_port
 from podmgr.state import State, StateStore
 from podmgr.watchdog.observed import Request
 from podmgr.watchdog.proxy_probe import is_our_proxy, pid_alive
 from podmgr.watchdog.runner import PassResult, UpResult, run_pass, run_until_serving
 
-STANDIN = Path(__file__).with_name("standin_proxy.py")
+STANDIN = Path(__file__).parent / "watchdog" / "standin_proxy.py"
 
 
 class Harness:
@@ -100,7 +99,7 @@ class Harness:
         return result
 
     def ledger(self) -> list[dict[str, Any]]:
-        """This test's pods only (the simulator is shared by the directory)."""
+        """This test's pods only (the simulator may be shared)."""
         return [p for p in self.sim.ledger() if p["name"].startswith(self.prefix)]
 
     def alive(self) -> list[dict[str, Any]]:
@@ -128,33 +127,5 @@ class Harness:
                 pid_alive(pid)
 
 
-@pytest.fixture(scope="session")
-def shared_sim() -> Iterator[SimProcess]:
-    with SimProcess(pull_seconds=0.1, load_seconds=0.1, token_delay=0.0) as process:
-        yield process
-
-
-@pytest.fixture
-def wd(
-    shared_sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    yield from harness_on(shared_sim, tmp_path, monkeypatch)
-
-
-def harness_on(
-    sim: SimProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Harness]:
-    """A Harness whose RunPod clients talk to `sim`; cleaned up after the test."""
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("RUNPOD_API_BASE_URL", sim.base_url)
-    monkeypatch.setenv("RUNPOD_REST_URL", sim.rest_url)
-    monkeypatch.setenv("RUNPOD_API_KEY", sim.api_key)
-    if "runpod" in sys.modules:  # the SDK (spot creates only) reads its key from a global
-        monkeypatch.setattr(sys.modules["runpod"], "api_key", sim.api_key)
-    harness = Harness(sim, tmp_path)
-    try:
-        yield harness
-    finally:
-        harness.cleanup()
+# `make_wd(sim, harness_class=Harness, **config)`, the fixture of tests/conftest.py.
+MakeWd = Callable[..., Harness]
