@@ -157,7 +157,7 @@ def create_app(
             cache_entries=cache.entries,
             cache_bytes=cache.bytes,
             state=resolver.state,
-            upstream_ready=resolver.current.ready,
+            upstream_ready=router.first_target().ready,
             budget_usd=config.limits.max_cost_usd,
             pods_in_history=history.pod_count(),
         )
@@ -256,7 +256,7 @@ async def _lifespan(parts: _Parts) -> AsyncIterator[None]:
     task = asyncio.ensure_future(_background(parts))
     log.info(
         "proxy_started",
-        upstream_ready=parts.resolver.current.ready,
+        upstream_ready=parts.router.first_target().ready,
         cache_entries=parts.cache.entries,
     )
     try:
@@ -296,7 +296,14 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
     @app.get("/health")
     async def health() -> Response:
         return _json(
-            health_payload(config, parts.resolver, parts.cache, parts.stats, len(parts.coalescer))
+            health_payload(
+                config,
+                parts.resolver,
+                parts.router.first_target(),
+                parts.cache,
+                parts.stats,
+                len(parts.coalescer),
+            )
             | {"upstreams": parts.router.view(), "wake": parts.waker.view()}
         )
 
@@ -319,7 +326,9 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
                 "invalid_range",
             )  # fmt: skip
             return Response(body, status_code=400, media_type="application/json")
-        view = build_view(config, parts.resolver, parts.cache, parts.stats)
+        view = build_view(
+            config, parts.resolver, parts.router.first_target(), parts.cache, parts.stats
+        )
         view.rows.extend(upstream_rows(parts.router))
         if "text/html" in request.headers.get("accept", ""):
             stats = parts.stats

@@ -108,6 +108,6 @@ class V1Handler:
                 can_wake=self.effects.waker is not None and not router.resolver.current.ready,
                 cache_mode=self.cache_mode,
                 cache_fallbacks=self.cache_fallbacks,
-                several=len(router.routes) > 1,
+                several=router.several,
             )
         return self._last

@@ -86,7 +86,7 @@ def _chosen(serving: list[UpstreamState]) -> list[UpstreamState]:
     chosen = [state for state in serving if state.available]
     if chosen:
         return chosen
-    return [state for state in serving if not state.route.is_pod and not state.route.legacy][:1]
+    return [state for state in serving if not state.route.is_pod][:1]
 
 
 def _nowhere(
