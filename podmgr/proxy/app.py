@@ -33,7 +33,7 @@ from podmgr.logs import get_logger
 from podmgr.proxy.cache.store import CacheStore
 from podmgr.proxy.forward.coalescer import Coalescer
 from podmgr.proxy.forward.handler import V1Handler
-from podmgr.proxy.forward.intake import UNAUTHORIZED, authorize
+from podmgr.proxy.forward.intake import authorize
 from podmgr.proxy.observe.dashboard import (
     DASHBOARD_STYLE,
     build_view,
@@ -47,7 +47,7 @@ from podmgr.proxy.observe.metrics import ProxyMetrics, Snapshot
 from podmgr.proxy.observe.outcome import Recorder
 from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.observe.upstreams import UpstreamCollector, upstream_rows
-from podmgr.proxy.openai_errors import error_body
+from podmgr.proxy.openai_errors import UNAUTHORIZED, error_body
 from podmgr.proxy.prewarm import prewarm
 from podmgr.proxy.upstream.aiohttp_transport import AiohttpTransport
 from podmgr.proxy.upstream.client import UpstreamClient

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.proxy.openai_errors import ProxyFailure, pod_unavailable
 from podmgr.state import State, StateStore
 
 __all__ = ["Upstream", "UpstreamResolver", "edge_limited", "root_url"]
@@ -59,10 +59,7 @@ def edge_limited(url: str) -> bool:
 
 
 def _unavailable(reason: str, message: str, retry_after: int) -> Upstream:
-    failure = ProxyFailure(
-        503, message, "service_unavailable", reason, "no_upstream", retry_after=retry_after
-    )
-    return Upstream(None, None, reason, failure)
+    return Upstream(None, None, reason, pod_unavailable(reason, message, retry_after))
 
 
 def upstream_from_state(state: State | None) -> Upstream:
