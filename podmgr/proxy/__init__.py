@@ -18,10 +18,12 @@ runs the action: `Answer` serves a hit from `cache/store.py` or joins or starts 
 through `forward/coalescer.py` (`forward/flight.py` sends what `upstream/outgoing.py` makes
 of the body through the route's `Transport`, `upstream/transport.py`) and fails over to the
 next attempt while nothing has reached the client; `forward/relay.py` feeds the client
-(`forward/sse.py` shapes events and JSON). A request refused before anything is sent raises
-`Refused` and is answered once, by the handler; an upstream's failures are mapped to
-OpenAI's error shape once, in `openai_errors.py`. When the request ends, the handler
-counts one `observe/outcome.py` record.
+(`forward/sse.py` shapes events and JSON). Every failure becomes OpenAI's error shape in
+one module, `openai_errors.py` (a transport error, an upstream's status, a refusal); the
+rest return or raise it typed, and a request refused or failed anywhere raises `Refused`,
+answered once, by the handler (the failure while nothing is sent, else an error event
+that ends the stream). When the request ends, the handler counts one `observe/outcome.py`
+record.
 """
 
 from podmgr.proxy.app import ProxyApp, create_app

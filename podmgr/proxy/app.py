@@ -33,7 +33,7 @@ from podmgr.logs import get_logger
 from podmgr.proxy.cache.store import CacheStore
 from podmgr.proxy.forward.coalescer import Coalescer
 from podmgr.proxy.forward.handler import V1Handler
-from podmgr.proxy.forward.intake import UNAUTHORIZED, authorize
+from podmgr.proxy.forward.intake import authorize
 from podmgr.proxy.observe.dashboard import (
     DASHBOARD_STYLE,
     build_view,
@@ -47,7 +47,7 @@ from podmgr.proxy.observe.metrics import ProxyMetrics, Snapshot
 from podmgr.proxy.observe.outcome import Recorder
 from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.observe.upstreams import UpstreamCollector, upstream_rows
-from podmgr.proxy.openai_errors import error_body
+from podmgr.proxy.openai_errors import UNAUTHORIZED, error_body
 from podmgr.proxy.prewarm import prewarm
 from podmgr.proxy.upstream.aiohttp_transport import AiohttpTransport
 from podmgr.proxy.upstream.client import UpstreamClient
@@ -157,7 +157,7 @@ def create_app(
             cache_entries=cache.entries,
             cache_bytes=cache.bytes,
             state=resolver.state,
-            upstream_ready=resolver.current.ready,
+            upstream_ready=router.first_target().ready,
             budget_usd=config.limits.max_cost_usd,
             pods_in_history=history.pod_count(),
         )
@@ -256,7 +256,7 @@ async def _lifespan(parts: _Parts) -> AsyncIterator[None]:
     task = asyncio.ensure_future(_background(parts))
     log.info(
         "proxy_started",
-        upstream_ready=parts.resolver.current.ready,
+        upstream_ready=parts.router.first_target().ready,
         cache_entries=parts.cache.entries,
     )
     try:
@@ -296,7 +296,14 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
     @app.get("/health")
     async def health() -> Response:
         return _json(
-            health_payload(config, parts.resolver, parts.cache, parts.stats, len(parts.coalescer))
+            health_payload(
+                config,
+                parts.resolver,
+                parts.router.first_target(),
+                parts.cache,
+                parts.stats,
+                len(parts.coalescer),
+            )
             | {"upstreams": parts.router.view(), "wake": parts.waker.view()}
         )
 
@@ -319,7 +326,9 @@ def _add_routes(app: FastAPI, parts: _Parts) -> None:
                 "invalid_range",
             )  # fmt: skip
             return Response(body, status_code=400, media_type="application/json")
-        view = build_view(config, parts.resolver, parts.cache, parts.stats)
+        view = build_view(
+            config, parts.resolver, parts.router.first_target(), parts.cache, parts.stats
+        )
         view.rows.extend(upstream_rows(parts.router))
         if "text/html" in request.headers.get("accept", ""):
             stats = parts.stats

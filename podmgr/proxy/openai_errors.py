@@ -1,13 +1,23 @@
-"""OpenAI-shaped error bodies: the only form in which the proxy tells a client it failed.
+"""OpenAI-shaped errors: the one place where a failure becomes what a client is told.
 
 Every failure a client sees is `{"error": {"message", "type", "param", "code"}}` with a fitting
 status (400, 401, 404, 413, 502, 503 with Retry-After, 504), never a traceback and never a
-500 of the proxy's own making. `ProxyFailure` carries one such answer through the code.
+500 of the proxy's own making. `ProxyFailure` carries one such answer through the code, and
+only this module builds one (as httpx maps its transport errors once): the rest of the proxy
+raises or returns typed failures and asks here for the answer.
 
-Below HTTP, a transport fails only with `transport.UpstreamError`; `transport_failure` maps
-its tree: any timeout (connect, read, pool) -> 504 TIMED_OUT, unreachable -> 502
-UNREACHABLE, a request that cannot be sent as given -> 400 INVALID_UPSTREAM_REQUEST, the
-rest (cut, malformed, too large) -> 502 DROPPED.
+- Talking to an upstream: `failure_of(error)` maps the two typed failures, `UPSTREAM_FAILURES`.
+  Below HTTP, a transport fails only with `transport.UpstreamError`: any timeout (connect,
+  read, pool) -> 504 TIMED_OUT, unreachable -> 502 UNREACHABLE, a request that cannot be
+  sent as given -> 400 INVALID_UPSTREAM_REQUEST, the rest (cut, malformed, too large) ->
+  502 DROPPED. An upstream that answered with an error status raises `UpstreamStatus`
+  (`upstream_status_failure`); an error event in the middle of a stream, for a client
+  that did not ask for one, is `mid_stream_failure`.
+- Refusals (nothing sent upstream): the intake's (UNAUTHORIZED, TOO_LARGE,
+  `invalid_request`), no upstream for a model (`no_upstream_for`), the pod unavailable
+  (`pod_unavailable`) or starting on request (`wake_blocked`, `pod_starting`).
+- Any of them, raised as `Refused` anywhere on a request's path, is answered once, by the
+  `/v1` handler.
 """
 
 from __future__ import annotations
@@ -30,13 +40,24 @@ __all__ = [
     "INTERNAL",
     "INVALID_UPSTREAM_REQUEST",
     "TIMED_OUT",
+    "TOO_LARGE",
     "TRANSPORT_ERRORS",
+    "UNAUTHORIZED",
     "UNREACHABLE",
+    "UPSTREAM_FAILURES",
     "ProxyFailure",
     "Refused",
+    "UpstreamStatus",
     "error_body",
+    "failure_of",
+    "invalid_request",
+    "mid_stream_failure",
+    "no_upstream_for",
+    "pod_starting",
+    "pod_unavailable",
     "transport_failure",
     "upstream_status_failure",
+    "wake_blocked",
 ]
 
 
@@ -79,10 +100,12 @@ class ProxyFailure:
 
 
 class Refused(Exception):
-    """A `/v1` request answered with `failure` (and `headers`) before anything was sent.
+    """A `/v1` request answered with `failure` (and `headers`).
 
     Raised anywhere on the request's path (the intake's checks, no upstream to take it, an
-    upstream that cannot be reached) and answered in one place: the handler's `__call__`."""
+    upstream that failed) and answered in one place: the handler's `__call__`, with the
+    failure's answer while nothing has been sent, else by ending what was begun (a stream
+    with an error event)."""
 
     def __init__(self, failure: ProxyFailure, headers: tuple[tuple[bytes, bytes], ...] = ()):
         super().__init__(failure.message)
@@ -245,3 +268,95 @@ def transport_failure(error: UpstreamError) -> ProxyFailure:
     if isinstance(error, InvalidUpstreamRequest):
         return INVALID_UPSTREAM_REQUEST
     return DROPPED
+
+
+# What can go wrong talking to an upstream, as typed failures (see `failure_of`).
+
+
+class UpstreamStatus(Exception):
+    """An upstream answered `status` (not one the request can use), with `body`."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"upstream answered HTTP {status}")
+        self.status = status
+        self.body = body
+
+
+UPSTREAM_FAILURES = (UpstreamError, UpstreamStatus)
+
+
+def failure_of(error: UpstreamError | UpstreamStatus) -> ProxyFailure:
+    """The client's answer for anything that went wrong talking to an upstream."""
+    if isinstance(error, UpstreamStatus):
+        return upstream_status_failure(error.status, error.body)
+    return transport_failure(error)
+
+
+def mid_stream_failure(data: bytes) -> ProxyFailure:
+    """An error event the upstream sent in the middle of a stream (`data`, the event), as
+    the answer for a client that did not ask for a stream: the event's error object, with
+    its `code` as the status when that is a 4xx, else 502."""
+    body = data[data.find(b"{") :].split(b"\n")[0] if b"{" in data else b"{}"
+    status = 502
+    try:
+        code = orjson.loads(body)["error"].get("code")
+        status = code if isinstance(code, int) and 400 <= code < 500 else 502
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        body = error_body("the model server failed mid-answer", "upstream_error")
+    return ProxyFailure(status, "", "", "", "stream_error", body_override=body)
+
+
+# Refusals: the request is answered before anything is sent upstream.
+
+UNAUTHORIZED = ProxyFailure(
+    401,
+    "a valid proxy key is required (Authorization: Bearer ...)",
+    "invalid_request_error",
+    "invalid_api_key",
+    "client_auth",
+)
+TOO_LARGE = ProxyFailure(
+    413,
+    "the request body is larger than this proxy accepts (max_body_bytes)",
+    "invalid_request_error",
+    "request_too_large",
+    "client_body",
+)
+
+
+def invalid_request(status: int, message: str, code: str, param: str | None = None) -> ProxyFailure:
+    """A request the proxy will not forward as it is (its target, method, type or body)."""
+    body = error_body(message, "invalid_request_error", code, param)
+    return ProxyFailure(status, message, "invalid_request_error", code, "client_input", None, body)
+
+
+def no_upstream_for(model: str | None) -> ProxyFailure:
+    """No configured upstream serves `model`."""
+    return ProxyFailure(
+        404,
+        f"no configured upstream serves the model {model!r}",
+        "invalid_request_error",
+        "model_not_found",
+        "no_upstream",
+    )
+
+
+def pod_unavailable(reason: str, message: str, retry_after: int) -> ProxyFailure:
+    """The managed pod cannot answer now (`reason`: no_pod, pod_stopped, ...)."""
+    return ProxyFailure(
+        503, message, "service_unavailable", reason, "no_upstream", retry_after=retry_after
+    )
+
+
+def wake_blocked(why: str) -> ProxyFailure:
+    """A wake on request that may not start a session (`why`: the rule that says no)."""
+    return ProxyFailure(
+        503, why, "service_unavailable", "wake_blocked", "no_upstream", retry_after=60
+    )
+
+
+def pod_starting(message: str, retry_after: int) -> ProxyFailure:
+    """The pod is starting for this request's wake; retry in `retry_after` seconds."""
+    return ProxyFailure(
+        503, message, "service_unavailable", "pod_starting", "no_upstream", retry_after=retry_after
+    )

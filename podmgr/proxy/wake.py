@@ -36,7 +36,7 @@ from typing import Any
 from podmgr.config import Config
 from podmgr.config.upstreams import in_wake_hours
 from podmgr.logs import get_logger
-from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.proxy.openai_errors import ProxyFailure, pod_starting, wake_blocked
 from podmgr.rules import allows_wake, label, normal_end
 from podmgr.state import State
 from podmgr.watchdog.session import pod_served
@@ -194,9 +194,7 @@ class Waker:
         if not self.enabled:
             return None
         if blocked is not None:
-            return ProxyFailure(
-                503, blocked, "service_unavailable", "wake_blocked", "no_upstream", retry_after=60
-            )
+            return wake_blocked(blocked)
         state = self._state()
         pod = state.pod if state else None
         session = state.session if state else None
@@ -207,14 +205,7 @@ class Waker:
             f"the GPU pod is starting (phase: {phase}, {so_far:.0f} s so far); "
             f"retry in {RETRY_AFTER_SECONDS} s"
         )
-        return ProxyFailure(
-            503,
-            message,
-            "service_unavailable",
-            "pod_starting",
-            "no_upstream",
-            retry_after=RETRY_AFTER_SECONDS,
-        )
+        return pod_starting(message, RETRY_AFTER_SECONDS)
 
     def view(self) -> dict[str, Any]:
         return {

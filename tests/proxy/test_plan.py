@@ -43,8 +43,8 @@ def _request(
     )
 
 
-def _state(available: bool = True, legacy: bool = False, **spec: Any) -> UpstreamState:
-    route = Route(UpstreamSpec.model_validate(spec), cast(Transport, None), None, legacy)
+def _state(available: bool = True, **spec: Any) -> UpstreamState:
+    route = Route(UpstreamSpec.model_validate(spec), cast(Transport, None), None)
     if spec["kind"] == "pod":
         target = (
             Upstream("http://pod", None, None, None)
@@ -75,7 +75,7 @@ def _snapshot(
         can_wake=can_wake,
         cache_mode=cache_mode,
         cache_fallbacks=cache_fallbacks,
-        several=not (len(upstreams) == 1 and upstreams[0].route.legacy),
+        several=len(upstreams) > 1,
     )
 
 
@@ -168,5 +168,5 @@ def test_models_are_listed_from_every_available_upstream_without_a_wake() -> Non
     assert isinstance(decided.action, ListModels)
     assert _names(decided) == ["local", "router"]
     assert not decided.wake
-    legacy = _state(legacy=True, name="pod", kind="pod")
-    assert isinstance(plan(request, _snapshot(legacy)).action, PassThrough)
+    lone = _state(name="upstream", kind="openai", base_url="http://upstream")
+    assert isinstance(plan(request, _snapshot(lone)).action, PassThrough)

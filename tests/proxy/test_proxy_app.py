@@ -171,3 +171,15 @@ def test_a_missing_or_empty_bearer_never_matches_even_a_blank_key(
         if KEY in keys:
             good = {"authorization": f"Bearer {KEY}"}
             assert test_client.get("/v1/models", headers=good).status_code == 200
+
+
+def test_health_and_dashboard_of_an_upstream_url_config_name_that_server(
+    client: TestClient,
+) -> None:
+    """No pod among the upstreams: /health shows the one upstream, ready, as static."""
+    upstream = client.get("/health").json()["upstream"]
+    assert upstream["ready"] is True and upstream["static"] is True
+    assert upstream["url_host"] == "model.invalid:8000" and upstream["reason"] is None
+    dashboard = client.get("/dashboard", headers={"authorization": f"Bearer {KEY}"}).text
+    assert "ready (model.invalid:8000)" in dashboard
+    assert "Upstream upstream" not in dashboard  # one upstream: no per-upstream rows

@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 
 from podmgr.proxy.forward.sse import stream_from_json
+from podmgr.proxy.upstream.kinds import ManagedPod, OpenAIServer
 from podmgr.proxy.upstream.outgoing import upstream_body
 from podmgr.proxy.upstream.resolver import UpstreamResolver
 
@@ -27,9 +28,10 @@ ANSWER = orjson.dumps(
 
 
 def test_only_runpod_static_urls_are_edge_limited(tmp_path: Path) -> None:
-    state = tmp_path / "state.json"
-    assert not UpstreamResolver(state, "http://127.0.0.1:8000/v1").current.edge_limited
-    assert UpstreamResolver(state, "https://abc-8000.proxy.runpod.net").current.edge_limited
+    resolver = UpstreamResolver(tmp_path / "state.json")
+    assert not OpenAIServer("http://127.0.0.1:8000/v1", None).target(resolver).edge_limited
+    assert OpenAIServer("https://abc-8000.proxy.runpod.net", None).target(resolver).edge_limited
+    assert ManagedPod().target(resolver).edge_limited
 
 
 def test_as_is_body_keeps_the_request_but_drops_cache_controls() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from podmgr.proxy.cache.db import CacheDB
 from podmgr.proxy.cache.entry import CachedAnswer, decode, encode
-from podmgr.proxy.cache.key import cache_key, decide
+from podmgr.proxy.cache.key import cache_key, cache_scope, decide
 from podmgr.proxy.forward.sse import (
     EventSplitter,
     assemble,
@@ -41,6 +41,20 @@ def test_key_is_canonical_and_ignores_delivery_fields() -> None:
     assert cache_key("chat/completions", BODY) != cache_key("chat/completions", namespaced)
 
 
+def test_key_format_is_stable() -> None:
+    """Keys are stored in the disk cache: a change of form would make every stored answer
+    miss (these were computed by the key's first form: BLAKE2b-128 of route, NUL, sorted
+    JSON). Change them only on purpose."""
+    assert cache_key("chat/completions", BODY, cache_scope("upstream", "m")) == (
+        "cddf269f4424339ea773cbffc91a340b"
+    )
+    controlled = {**BODY, "stream": True, "cache": {"namespace": "team-a", "ttl": 5}}
+    assert cache_key("chat/completions", controlled, cache_scope("pod", "m")) == (
+        "6b23b58e6c9f2703c10184523f875705"
+    )
+    assert cache_key("embeddings", {"input": "x"}) == "b781216f5fe10286edc5a1f99c61ab76"
+
+
 @pytest.mark.parametrize(
     ("mode", "body", "header", "lookup", "store"),
     [
@@ -54,6 +68,8 @@ def test_key_is_canonical_and_ignores_delivery_fields() -> None:
         ("all", {}, "max-age=0, no-store", False, False),
         ("all", {"cache": {"no-cache": True}}, None, False, True),
         ("all", {"cache": {"no-store": True}}, None, False, False),
+        ("all", {"cache": "not controls"}, None, True, True),
+        ("all", {"cache": {"no-cache": True}}, "no-store", False, False),
     ],
 )
 def test_decisions(

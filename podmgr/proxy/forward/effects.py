@@ -5,8 +5,9 @@ itself out with the proxy's parts (`Effects`): `Refuse` answers a failure, `List
 answers `GET /v1/models` from several upstreams, `PassThrough` forwards the request as it is
 and `Answer` serves a cacheable request. `Answer` tries its attempts in order: a cache hit,
 else join or start a flight through the coalescer (which stores its complete answer), and
-it moves to the next upstream only while nothing has reached the client. A refusal raises
-`Refused`, which the handler answers; everything here records into the request's `Outcome`.
+it moves to the next upstream only while nothing has reached the client. A refusal, and an
+upstream's failure once it is counted, raises `Refused`, which the handler answers;
+everything here records into the request's `Outcome`.
 """
 
 from __future__ import annotations
@@ -98,10 +99,17 @@ class Attempt:
 
 @dataclass(frozen=True, slots=True)
 class Refuse:
-    """No upstream can take the request: answer `failure` (a 503 becomes the wake's
-    "starting" answer while a wake on request is under way, or says why it is blocked)."""
+    """No upstream can take the request for `model`: answer why the pod cannot
+    (`pod_failure`, when the pod serves it) or that nothing serves it (`failure`); a 503
+    becomes the wake's "starting" answer while a wake on request is under way, or says
+    why it is blocked."""
 
-    failure: ProxyFailure
+    model: str | None
+    pod_failure: ProxyFailure | None
+
+    @property
+    def failure(self) -> ProxyFailure:
+        return self.pod_failure or errors.no_upstream_for(self.model)
 
     async def run(self, fx: Effects, ex: Exchange) -> None:
         failure = self.failure
@@ -127,7 +135,7 @@ class PassThrough:
     upstream: UpstreamState
 
     async def run(self, fx: Effects, ex: Exchange) -> None:
-        request, outcome = ex.request, ex.outcome
+        request = ex.request
         route, target = self.upstream.route, self.upstream.target
         if target.base_url is None:
             raise Refused(target.failure or errors.UNREACHABLE)
@@ -135,14 +143,17 @@ class PassThrough:
         url = target.base_url + request.path + (("?" + query.decode("latin-1")) if query else "")
         begin = time.perf_counter()
         headers = route.headers(upstream_headers(request.headers, target))
+        named = _named(route)
         failure = await pass_through(
-            route.client, ex.out, ex.receive, request.method, url, request.raw, headers,
-            _named(route),
-        )  # fmt: skip
+            route.client, ex.out, ex.receive, request.method, url, request.raw, headers, named
+        )
+        outcome = ex.outcome
         outcome.upstream_failure = failure
         outcome.waited = time.perf_counter() - begin
         outcome.upstream = route.name
         fx.settle(route, failure, outcome.waited)
+        if failure is not None:
+            raise Refused(failure, tuple(named))
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +205,7 @@ async def _try(fx: Effects, ex: Exchange, attempt: Attempt, final: bool) -> bool
                 fx.router.failed(route, failure, time.perf_counter() - begin)
                 log.info("upstream_failover", upstream=route.name, failure=failure.kind)
                 return False
-        await serve_flight(flight, ex.out, request.stream, request.include_usage, extra)
+        failure = await serve_flight(flight, ex.out, request.stream, request.include_usage, extra)
     finally:
         fx.coalescer.leave(flight)
         outcome.waited = time.perf_counter() - begin
@@ -203,6 +214,8 @@ async def _try(fx: Effects, ex: Exchange, attempt: Attempt, final: bool) -> bool
         outcome.ttft = flight.first_event_seconds
     # A stream that broke off answered 200 and still counts as this upstream's failure.
     fx.settle(route, flight.failure, outcome.waited)
+    if failure is not None:
+        raise Refused(failure, tuple(extra))
     return True
 
 

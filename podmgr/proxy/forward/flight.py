@@ -168,8 +168,8 @@ class Flight:
             self.cancelled = True
             self._broken = self._broken or errors.DROPPED
             raise
-        except errors.TRANSPORT_ERRORS as error:
-            self._fail(errors.transport_failure(error))
+        except errors.UPSTREAM_FAILURES as error:
+            self._fail(errors.failure_of(error))
         except Exception:
             log.exception("upstream_call_failed", route=self.call.route)
             self._fail(errors.INTERNAL)
@@ -182,8 +182,9 @@ class Flight:
         call = self.call
         async with self._client.request("POST", call.url, call.body, call.headers) as response:
             if response.status != 200:
+                # Read, then failed outside the block: the connection stays reusable.
                 data = await response.read(_ERROR_BODY_LIMIT)
-                self._fail(errors.upstream_status_failure(response.status, data))
+                self._fail(errors.failure_of(errors.UpstreamStatus(response.status, data)))
                 return
             self.sse = response.content_type == "text/event-stream"
             if not self.sse:
@@ -208,7 +209,7 @@ class Flight:
         if self.state is not FlightState.FAILED:
             failure = self._broken
             if failure is None and self._stream_error is not None:
-                failure = self._stream_error_failure()
+                failure = errors.mid_stream_failure(self._stream_error)
             whole = self._saw_done if self.sse else self._json_body is not None
             if failure is None and not whole:
                 failure = errors.DROPPED
@@ -265,15 +266,3 @@ class Flight:
         else:
             self.failure = failure
             self.state = FlightState.FAILED
-
-    def _stream_error_failure(self) -> ProxyFailure:
-        """The mid-stream error as a response for a client that did not ask for a stream."""
-        data = self._stream_error or b""
-        body = data[data.find(b"{") :].split(b"\n")[0] if b"{" in data else b"{}"
-        status = 502
-        try:
-            code = orjson.loads(body)["error"].get("code")
-            status = code if isinstance(code, int) and 400 <= code < 500 else 502
-        except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
-            body = errors.error_body("the model server failed mid-answer", "upstream_error")
-        return ProxyFailure(status, "", "", "", "stream_error", body_override=body)

@@ -3,8 +3,9 @@
 Each request goes intake -> plan -> effects: `intake.read_request` reads and checks the
 scope and body once into a `ProxyRequest`; `plan.plan` (pure) decides from it and a
 `Snapshot` of the upstreams and cache settings whether to wake the pod and what to do;
-the plan's action carries itself out (`effects.py`). A request refused anywhere raises
-`Refused` and is answered here, in one place; nothing here answers 500 on purpose. When
+the plan's action carries itself out (`effects.py`). A request refused or failed anywhere
+raises `Refused` and is answered here, in one place (openai_errors.py made the answer);
+nothing here answers 500 on purpose. When
 the request is over, its one `Outcome` is recorded (observe.outcome).
 """
 
@@ -78,7 +79,7 @@ class V1Handler:
                 exchange.blocked = self.effects.wake()
             await decided.action.run(self.effects, exchange)
         except Refused as refused:
-            await out.fail(refused.failure, list(refused.headers))
+            await _answer(out, refused)
         except asyncio.CancelledError:
             if not out.disconnected:
                 raise
@@ -108,6 +109,16 @@ class V1Handler:
                 can_wake=self.effects.waker is not None and not router.resolver.current.ready,
                 cache_mode=self.cache_mode,
                 cache_fallbacks=self.cache_fallbacks,
-                several=len(router.routes) > 1,
+                several=router.several,
             )
         return self._last
+
+
+async def _answer(out: Responder, refused: Refused) -> None:
+    """Answer a refusal: its failure while nothing has been sent; else end what was
+    begun, a stream with the failure as an error event, any other body short."""
+    failure = refused.failure
+    if not out.started:
+        await out.fail(failure, list(refused.headers))
+    else:
+        await out.end(failure.sse_event() if out.sse else b"")

@@ -33,14 +33,12 @@ import orjson
 from starlette.types import Receive, Scope
 
 from podmgr.proxy.cache.key import CACHEABLE_ROUTES
-from podmgr.proxy.openai_errors import ProxyFailure, Refused, error_body
+from podmgr.proxy.openai_errors import TOO_LARGE, UNAUTHORIZED, Refused, invalid_request
 
 __all__ = [
     "MAX_HEADERS",
     "MAX_HEADER_BYTES",
     "MAX_TARGET_BYTES",
-    "TOO_LARGE",
-    "UNAUTHORIZED",
     "IntakeRules",
     "ProxyRequest",
     "authorize",
@@ -62,21 +60,6 @@ _TYPE_NAMES = {bool: "a boolean", dict: "an object"}
 # The request headers the proxy itself reads; the rest are only forwarded.
 _READ = frozenset({b"authorization", b"content-type", b"content-length", b"cache-control"})
 _ALLOW_POST = ((b"allow", b"POST"),)
-
-UNAUTHORIZED = ProxyFailure(
-    401,
-    "a valid proxy key is required (Authorization: Bearer ...)",
-    "invalid_request_error",
-    "invalid_api_key",
-    "client_auth",
-)
-TOO_LARGE = ProxyFailure(
-    413,
-    "the request body is larger than this proxy accepts (max_body_bytes)",
-    "invalid_request_error",
-    "request_too_large",
-    "client_body",
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,10 +144,7 @@ async def read_request(
 
 
 def _invalid(status: int, message: str, code: str, param: str | None = None) -> Refused:
-    body = error_body(message, "invalid_request_error", code, param)
-    return Refused(
-        ProxyFailure(status, message, "invalid_request_error", code, "client_input", None, body)
-    )
+    return Refused(invalid_request(status, message, code, param))
 
 
 def _check_target(

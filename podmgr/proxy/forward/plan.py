@@ -4,7 +4,8 @@
 upstreams and cache settings into a `Plan`: whether to wake the pod, and one action
 (`effects.py`): `Answer` with the upstreams to try in order, each with the body it gets and
 the cache's decision for it; `PassThrough` to one upstream; `ListModels` from several; or
-`Refuse` with the failure when no upstream can take the request. The plan only builds
+`Refuse` when no upstream can take the request (why: the pod's failure, or no upstream
+serving the model). The plan only builds
 these values; the handler carries them out.
 
 The rules, in order:
@@ -72,7 +73,7 @@ def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
     wake = snapshot.can_wake and not union and any(s.route.is_pod for s in serving)
     chosen = _chosen(serving)
     if not chosen:
-        return Plan(Refuse(_nowhere(model, serving, snapshot.pod_failure)), wake)
+        return Plan(Refuse(model, snapshot.pod_failure if serving else None), wake)
     if union:
         return Plan(ListModels(tuple(chosen)), False)
     body = request.body
@@ -86,22 +87,7 @@ def _chosen(serving: list[UpstreamState]) -> list[UpstreamState]:
     chosen = [state for state in serving if state.available]
     if chosen:
         return chosen
-    return [state for state in serving if not state.route.is_pod and not state.route.legacy][:1]
-
-
-def _nowhere(
-    model: str | None, serving: list[UpstreamState], pod_failure: ProxyFailure | None
-) -> ProxyFailure:
-    """The answer when no upstream can take a request for `model`."""
-    if serving and pod_failure is not None:
-        return pod_failure
-    return ProxyFailure(
-        404,
-        f"no configured upstream serves the model {model!r}",
-        "invalid_request_error",
-        "model_not_found",
-        "no_upstream",
-    )
+    return [state for state in serving if not state.route.is_pod][:1]
 
 
 def _attempt(

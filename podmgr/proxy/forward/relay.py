@@ -7,6 +7,9 @@ proxy always asks the model server for it.
 
 `pass_through` forwards any other request (GET /v1/models, unknown routes, bodies that are
 not JSON) and streams the upstream body to the client as it comes.
+
+Neither answers a failure itself: each returns it (openai_errors.py made the answer), and
+the caller raises it as `Refused` for the handler to answer.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 _RELAYED_HEADERS = frozenset({"content-type", "x-request-id"})
+_ERROR_BODY_LIMIT = 64 * 1024
 
 
 async def serve_flight(
@@ -37,21 +41,24 @@ async def serve_flight(
     client_stream: bool,
     include_usage: bool,
     extra: list[tuple[bytes, bytes]],
-) -> int:
-    """Answer one subscriber of `flight`; returns the status sent.
+) -> ProxyFailure | None:
+    """Answer one subscriber of `flight`; returns the flight's failure, unanswered, when
+    nothing could be sent (the caller raises it for the handler).
 
     A client that asked for a stream of a flight that streams is fed event by event; every
-    other pairing waits for the end and gets the whole answer (or the failure) at once."""
+    other pairing waits for the end and gets the whole answer at once."""
     if client_stream:
         await flight.wait_started()
     if not (client_stream and flight.sse):
         await flight.wait_done()
         if flight.failure is not None:
-            return await out.fail(flight.failure, extra)
+            return flight.failure
         replay = stream_from_json(flight.answer_json(), include_usage) if client_stream else None
         if replay is not None:
-            return await out.complete(200, replay, [*SSE_HEADERS, *extra])
-        return await out.complete(200, flight.answer_json(), [*JSON_HEADERS, *extra])
+            await out.complete(200, replay, [*SSE_HEADERS, *extra])
+        else:
+            await out.complete(200, flight.answer_json(), [*JSON_HEADERS, *extra])
+        return None
     await out.start(200, [*SSE_HEADERS, *extra])
     sent = 0
     while True:
@@ -67,7 +74,7 @@ async def serve_flight(
             break
         await flight.changed()
     await out.end(flight.stream_tail())
-    return 200
+    return None
 
 
 async def pass_through(
@@ -78,10 +85,10 @@ async def pass_through(
     url: str,
     body: bytes,
     headers: dict[str, str],
-    extra: list[tuple[bytes, bytes]] | None = None,
+    extra: list[tuple[bytes, bytes]],
 ) -> ProxyFailure | None:
     """Forward one request as it is and stream the answer back; returns the upstream's
-    failure, if any (the caller counts it), after answering the client.
+    failure, if any, unanswered (the caller counts it and raises it for the handler).
 
     A client that goes away cancels the upstream request (the watch costs a timer, and a
     task only once the request has taken longer than its grace)."""
@@ -89,26 +96,18 @@ async def pass_through(
     try:
         async with client.request(method, url, body, headers) as response:
             if response.status >= 400:
-                data = await response.read(64 * 1024)
-                failure = errors.upstream_status_failure(response.status, data)
-                await out.fail(failure, extra)
-                return failure
+                data = await response.read(_ERROR_BODY_LIMIT)
+                return errors.failure_of(errors.UpstreamStatus(response.status, data))
             relayed = [
                 (name.encode("latin-1"), value.encode("latin-1"))
                 for name, value in response.headers
                 if name in _RELAYED_HEADERS
             ]
             out.sse = response.content_type == "text/event-stream"
-            await out.start(response.status, [*relayed, *(extra or [])])
+            await out.start(response.status, [*relayed, *extra])
             async for piece in response.chunks():
                 await out.body(piece)
             await out.end()
             return None
-    except errors.TRANSPORT_ERRORS as error:
-        failure = errors.transport_failure(error)
-        if not out.started:
-            await out.fail(failure, extra)
-        else:
-            # Headers are out: a stream gets an error event, other bodies just end short.
-            await out.end(failure.sse_event() if out.sse else b"")
-        return failure
+    except errors.UPSTREAM_FAILURES as error:
+        return errors.failure_of(error)

@@ -3,8 +3,9 @@
 Each available upstream is asked at once (through its own transport, with its key); an
 upstream with an explicit `models` list contributes those names (what a client may ask
 for), one with `models: "*"` the ids it lists itself. The first upstream to name a model
-wins; an upstream that fails is left out, and only when every one fails does the client
-get the first failure. `X-Upstream` names the upstreams that answered, comma-separated.
+wins; an upstream that fails is left out, and only when every one fails is the first
+failure raised (`Refused`, answered by the handler). `X-Upstream` names the upstreams
+that answered, comma-separated.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import orjson
 from podmgr.proxy import openai_errors as errors
 from podmgr.proxy.forward.asgi import Responder
 from podmgr.proxy.forward.relay import JSON_HEADERS
-from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.proxy.openai_errors import ProxyFailure, Refused
 from podmgr.proxy.upstream.outgoing import upstream_headers
 from podmgr.proxy.upstream.resolver import Upstream
 from podmgr.proxy.upstream.router import Route, UpstreamState
@@ -40,9 +41,9 @@ async def _listed(
         ) as response:
             data = await response.read(_LIMIT)
             if response.status != 200:
-                return errors.upstream_status_failure(response.status, data)
-    except errors.TRANSPORT_ERRORS as error:
-        return errors.transport_failure(error)
+                return errors.failure_of(errors.UpstreamStatus(response.status, data))
+    except errors.UPSTREAM_FAILURES as error:
+        return errors.failure_of(error)
     try:
         listed = orjson.loads(data).get("data")
     except (orjson.JSONDecodeError, AttributeError):
@@ -74,7 +75,6 @@ async def models_union(
                 seen.add(entry["id"])
                 merged.append(entry)
     if not answered:
-        await out.fail(first_failure or errors.UNREACHABLE)
-        return
+        raise Refused(first_failure or errors.UNREACHABLE)
     body = orjson.dumps({"object": "list", "data": merged})
     await out.complete(200, body, [*JSON_HEADERS, (b"x-upstream", ",".join(answered).encode())])

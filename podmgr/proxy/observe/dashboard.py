@@ -21,7 +21,7 @@ from podmgr.proxy.observe import charts
 from podmgr.proxy.observe.metrics import session_cost
 from podmgr.proxy.observe.series import MinuteSeries, Point
 from podmgr.proxy.observe.stats import RecentStats
-from podmgr.proxy.upstream.resolver import UpstreamResolver
+from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
 from podmgr.rules import label as end_label
 from podmgr.state import PodRecord, Session, State
 
@@ -66,8 +66,7 @@ class DashboardView:
     range_name: str = "hour"
 
 
-def _upstream_text(resolver: UpstreamResolver) -> str:
-    upstream = resolver.current
+def _upstream_text(upstream: Upstream) -> str:
     return f"ready ({upstream.url_host})" if upstream.ready else f"not ready: {upstream.reason}"
 
 
@@ -96,8 +95,14 @@ def _guard_text(config: Config, state: State | None) -> str:
 
 
 def build_view(
-    config: Config, resolver: UpstreamResolver, cache: CacheStore, stats: RecentStats
+    config: Config,
+    resolver: UpstreamResolver,
+    upstream: Upstream,
+    cache: CacheStore,
+    stats: RecentStats,
 ) -> DashboardView:
+    """The rows; `upstream` is where the pod's route sends now (the first upstream's
+    without a pod), `resolver` says what the watchdog's state file holds."""
     now = time.time()
     state = resolver.state
     pod = state.pod if state else None
@@ -109,7 +114,7 @@ def build_view(
     rows = [
         ("Session", _session_text(session)),
         ("Pod", f"{pod.id} ({_pod_phase(pod)}, {pod.gpu_type_id})" if pod else "none"),
-        ("Upstream", _upstream_text(resolver)),
+        ("Upstream", _upstream_text(upstream)),
         ("Pod uptime", _duration(uptime)),
         ("Time left", _duration(left) if session else "-"),
         ("Cost so far", f"${session_cost(state, now):.4f}" if session else "-"),
@@ -124,7 +129,7 @@ def build_view(
         (time.strftime("%H:%M:%S", time.localtime(e.at)), e.route, str(e.status), e.message)
         for e in reversed(stats.errors)
     ]
-    return DashboardView(rows, errors, healthy=resolver.current.ready)
+    return DashboardView(rows, errors, healthy=upstream.ready)
 
 
 def render_text(view: DashboardView) -> str:

@@ -16,7 +16,7 @@ from podmgr.config import Config
 from podmgr.proxy.cache.store import CacheStore
 from podmgr.proxy.observe.metrics import session_cost
 from podmgr.proxy.observe.stats import RecentStats
-from podmgr.proxy.upstream.resolver import UpstreamResolver
+from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
 
 __all__ = ["health_payload"]
 
@@ -55,13 +55,15 @@ def _session_view(resolver: UpstreamResolver, now: float) -> dict[str, Any] | No
 def health_payload(
     config: Config,
     resolver: UpstreamResolver,
+    upstream: Upstream,
     cache: CacheStore,
     stats: RecentStats,
     in_flight: int,
 ) -> dict[str, Any]:
-    """The /health document; `in_flight` counts upstream calls whose answer is not stored yet."""
+    """The /health document. `upstream` is where the pod's route sends now, or the first
+    upstream's when no pod is configured (`static`); `in_flight` counts upstream calls
+    whose answer is not stored yet."""
     now = time.time()
-    upstream = resolver.current
     return {
         "status": "ok",
         "pid": os.getpid(),

@@ -64,7 +64,8 @@ class UpstreamCollector(Collector):
 
 
 def upstream_rows(router: Router) -> list[tuple[str, str]]:
-    """Dashboard rows, one per upstream (none for a config without `upstreams`)."""
-    if router.legacy:
+    """Dashboard rows, one per upstream (none when there is only one: the page's own
+    upstream lines say all there is)."""
+    if not router.several:
         return []
     return [(f"Upstream {view['name']}", upstream_line(view)) for view in router.view()]

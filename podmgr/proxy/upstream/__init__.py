@@ -2,6 +2,7 @@
 
 transport (the `Transport` interface and the one upstream error tree), client (the proxy's
 own HTTP/1.1 `UpstreamClient`, the default implementation of it), aiohttp_transport (the
-same interface on aiohttp, `upstream_client: aiohttp`), resolver (the static
-`upstream_url` or the watchdog's ready pod), outgoing (headers and body sent upstream).
+same interface on aiohttp, `upstream_client: aiohttp`), resolver (the watchdog's ready
+pod), kinds (pod or OpenAI-compatible server: where each sends), router (the ordered
+upstreams and their cool-downs), outgoing (headers and body sent upstream).
 """

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import ClassVar
 
 from podmgr.config.upstreams import UpstreamSpec
-from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver, _edge_limited, root_url
+from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver, edge_limited, root_url
 
 __all__ = ["ManagedPod", "OpenAIServer", "UpstreamKind", "kind_of"]
 
@@ -52,7 +52,7 @@ class OpenAIServer(UpstreamKind):
 
     def __init__(self, base_url: str, key: str | None) -> None:
         auth = f"Bearer {key}".encode() if key else None
-        self._upstream = Upstream(root_url(base_url), auth, None, None, _edge_limited(base_url))
+        self._upstream = Upstream(root_url(base_url), auth, None, None, edge_limited(base_url))
 
     def target(self, resolver: UpstreamResolver) -> Upstream:
         return self._upstream

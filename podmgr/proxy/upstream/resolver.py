@@ -1,8 +1,9 @@
-"""Where requests go: the static `upstream_url`, or the watchdog's ready pod.
+"""Where the pod's requests go: the watchdog's ready pod, or why there is none.
 
-A pod from the state file is always treated as behind RunPod's 100 s edge limit; a static
-`upstream_url` only when it is a `*.proxy.runpod.net` URL (a local or self-hosted vLLM has
-no such limit, so its non-streaming requests are forwarded as they are: the faster path).
+A pod from the state file is always treated as behind RunPod's 100 s edge limit; an
+`openai` upstream (kinds.py) only when its `base_url` is a `*.proxy.runpod.net` URL (a
+local or self-hosted vLLM has no such limit, so its non-streaming requests are forwarded
+as they are: the faster path).
 
 The state file is the watchdog's (never locked or written here). `UpstreamResolver.refresh`
 stats it (mtime, inode, size) and re-reads it only when it changed; the app calls it from a
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from podmgr.proxy.openai_errors import ProxyFailure
+from podmgr.proxy.openai_errors import ProxyFailure, pod_unavailable
 from podmgr.state import State, StateStore
 
-__all__ = ["Upstream", "UpstreamResolver", "root_url"]
+__all__ = ["Upstream", "UpstreamResolver", "edge_limited", "root_url"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,17 +52,14 @@ def root_url(url: str) -> str:
     return url[:-3].rstrip("/") if url.endswith("/v1") else url
 
 
-def _edge_limited(url: str) -> bool:
+def edge_limited(url: str) -> bool:
     """A pod URL (`*.proxy.runpod.net`) has the edge limit; a server of the user's own does not."""
     host = urlsplit(url).hostname or ""
     return host.endswith(".proxy.runpod.net")
 
 
 def _unavailable(reason: str, message: str, retry_after: int) -> Upstream:
-    failure = ProxyFailure(
-        503, message, "service_unavailable", reason, "no_upstream", retry_after=retry_after
-    )
-    return Upstream(None, None, reason, failure)
+    return Upstream(None, None, reason, pod_unavailable(reason, message, retry_after))
 
 
 def upstream_from_state(state: State | None) -> Upstream:
@@ -88,24 +86,11 @@ def upstream_from_state(state: State | None) -> Upstream:
 class UpstreamResolver:
     """Keeps the current `Upstream` and `State`, re-reading the state file when it changes."""
 
-    def __init__(
-        self, state_path: Path, static_url: str | None = None, static_key: str | None = None
-    ) -> None:
+    def __init__(self, state_path: Path) -> None:
         self._store = StateStore(state_path)
-        self._static = (
-            Upstream(
-                root_url(static_url),
-                f"Bearer {static_key}".encode() if static_key else None,
-                None,
-                None,
-                _edge_limited(static_url),
-            )
-            if static_url
-            else None
-        )
         self._stamp: tuple[int, int, int] | None = None
         self.state: State | None = None
-        self.current: Upstream = self._static or upstream_from_state(None)
+        self.current: Upstream = upstream_from_state(None)
         self.checked_at = 0.0
 
     def refresh(self) -> bool:
@@ -120,5 +105,5 @@ class UpstreamResolver:
             return False
         self._stamp = stamp
         self.state = self._store.peek() if stamp is not None else None
-        self.current = self._static or upstream_from_state(self.state)
+        self.current = upstream_from_state(self.state)
         return True

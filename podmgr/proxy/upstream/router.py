@@ -9,8 +9,10 @@ that order and moves on only while nothing has reached the client.
 
 Cool-down (LiteLLM's `allowed_fails` / `cooldown_time` are the anchor): an upstream that
 failed `allowed_fails` times within `cooldown_seconds` is skipped for `cooldown_seconds`.
-A config without `upstreams` (today's) gets one route, `legacy`: the resolver's upstream
-(the pod, or `upstream_url`), with no cool-down and cache keys exactly as before.
+The config always names at least one upstream (an old `upstream_url` is read as one
+`openai` entry, a config with neither as the pod), so a lone upstream is a route like any
+other: its cache keys name it, and it may cool down (the plan still tries it when it is
+the only one).
 
 No key appears in anything this module shows (`view()` is what /health prints).
 """
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podmgr.config.upstreams import UpstreamSpec
+from podmgr.proxy.cache.key import cache_scope
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.upstream.kinds import kind_of
 from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
@@ -61,13 +64,10 @@ class RouteStats:
 class Route:
     """One upstream: its spec, its transport, its key and its counters."""
 
-    def __init__(
-        self, spec: UpstreamSpec, client: Transport, key: str | None, legacy: bool = False
-    ) -> None:
+    def __init__(self, spec: UpstreamSpec, client: Transport, key: str | None) -> None:
         self.spec = spec
         self.name = spec.name
         self.client = client
-        self.legacy = legacy
         self.stats = RouteStats()
         self.kind = kind_of(spec, key)
         self._extra_headers = dict(spec.headers)
@@ -87,13 +87,10 @@ class Route:
             headers.update(self._extra_headers)
         return headers
 
-    def cache_scope(self, model: str | None) -> str | None:
+    def cache_scope(self, model: str | None) -> str:
         """What the cache key adds so an answer is never replayed as another upstream's or
-        another model's: the upstream's name and the model it was asked for (legacy: none)."""
-        if self.legacy:
-            return None
-        upstream_model = self.spec.upstream_model(model) if model else ""
-        return f"{self.name}\0{upstream_model}"
+        another model's: the upstream's name and the model it was asked for."""
+        return cache_scope(self.name, self.spec.upstream_model(model) if model else "")
 
     def price(self) -> float:
         """USD spent on tokens here so far (0 without prices)."""
@@ -135,12 +132,19 @@ class Router:
 
     @property
     def pod_route(self) -> Route | None:
-        """The managed pod's route (the legacy route too), if there is one."""
+        """The managed pod's route, if there is one."""
         return next((route for route in self.routes if route.is_pod), None)
 
     @property
-    def legacy(self) -> bool:
-        return len(self.routes) == 1 and self.routes[0].legacy
+    def several(self) -> bool:
+        """More than one route: `GET /v1/models` is a union, the dashboard lists each."""
+        return len(self.routes) > 1
+
+    def first_target(self) -> Upstream:
+        """Where the pod's route sends now, or the first route's when no pod is among them
+        (what /health shows as the upstream)."""
+        route = self.pod_route or self.routes[0]
+        return route.target(self.resolver)
 
     def available(self, route: Route, now: float | None = None) -> bool:
         return route.kind.available(
@@ -182,7 +186,7 @@ class Router:
         stats.latency_total += seconds
         stats.last_error_at = time.time()
         stats.last_error = failure.kind
-        if route.legacy or route.is_pod or not retryable(failure):
+        if route.is_pod or not retryable(failure):
             return
         now = self._clock()
         fails = stats.recent_fails
@@ -231,18 +235,13 @@ class Router:
 
 
 def build_router(
-    specs: list[UpstreamSpec] | None,
+    specs: list[UpstreamSpec],
     resolver: UpstreamResolver,
-    make_transport: Callable[[UpstreamSpec | None], Transport],
+    make_transport: Callable[[UpstreamSpec], Transport],
     keys: dict[str, str | None],
     allowed_fails: int,
     cooldown_seconds: float,
-    legacy_name: str = "pod",
 ) -> Router:
-    """The router for a config: its `upstreams`, or the one legacy route without them."""
-    if specs is None:
-        spec = UpstreamSpec.model_validate({"name": legacy_name, "kind": "pod"})
-        legacy = Route(spec, make_transport(None), None, True)
-        return Router([legacy], resolver)
+    """The router for a config's `upstreams` (never empty after load), in their order."""
     routes = [Route(spec, make_transport(spec), keys.get(spec.name)) for spec in specs]
     return Router(routes, resolver, allowed_fails, cooldown_seconds)
