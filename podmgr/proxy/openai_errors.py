@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from podmgr.errors import truncate
-from podmgr.proxy.upstream.transport import (
+from podmgr.proxy.transport_errors import (
     InvalidUpstreamRequest,
     UpstreamError,
     UpstreamTimeout,

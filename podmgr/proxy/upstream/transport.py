@@ -5,19 +5,9 @@ The proxy sends a request and reads a streamed response; everything else about H
 proxy's own client (`upstream.client.UpstreamClient`) is one; a test can hand the proxy an
 in-process fake, and the several-upstreams feature adds others behind the same interface.
 
-Every failure below HTTP leaves a transport as one of these (the shape of httpx's
-`_exceptions.py`), so callers catch `UpstreamError` and nothing else:
-
-    UpstreamError                  the upstream could not be used for this request
-    ├── UpstreamTimeout            a time limit passed
-    │   ├── ConnectTimeout         connecting took longer than the connect timeout
-    │   ├── ReadTimeout            no data from the upstream for the read timeout
-    │   └── PoolTimeout            no connection became free in time
-    ├── UpstreamUnreachable        no connection could be made (refused, DNS, TLS)
-    ├── UpstreamDropped            the connection ended, or the answer was malformed or too
-    │                              large, before the response was complete
-    └── InvalidUpstreamRequest     the request itself cannot be sent as given (a header
-                                   value with CR/LF, a name that is not a token)
+Every failure below HTTP leaves a transport as one of the errors of
+`podmgr/proxy/transport_errors.py` (the shape of httpx's `_exceptions.py`; re-exported
+here), so callers catch `UpstreamError` and nothing else.
 """
 
 from __future__ import annotations
@@ -25,6 +15,17 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
+
+from podmgr.proxy.transport_errors import (
+    ConnectTimeout,
+    InvalidUpstreamRequest,
+    PoolTimeout,
+    ReadTimeout,
+    UpstreamDropped,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 
 __all__ = [
     "ConnectTimeout",
@@ -40,38 +41,6 @@ __all__ = [
     "media_type",
     "read_body",
 ]
-
-
-class UpstreamError(Exception):
-    """The upstream could not be used for this request."""
-
-
-class UpstreamTimeout(UpstreamError):
-    """A time limit passed while talking to the upstream."""
-
-
-class ConnectTimeout(UpstreamTimeout):
-    """Connecting took longer than the connect timeout."""
-
-
-class ReadTimeout(UpstreamTimeout):
-    """No data arrived from the upstream for the read timeout."""
-
-
-class PoolTimeout(UpstreamTimeout):
-    """No pooled connection became free within the pool timeout."""
-
-
-class UpstreamUnreachable(UpstreamError):
-    """No connection could be made."""
-
-
-class UpstreamDropped(UpstreamError):
-    """The connection ended, or the answer was malformed, before the response was complete."""
-
-
-class InvalidUpstreamRequest(UpstreamError):
-    """The request cannot be sent as given (for example a header value holding CR or LF)."""
 
 
 class StreamedResponse(Protocol):
