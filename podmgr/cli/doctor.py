@@ -81,12 +81,17 @@ def _ask(question: str, to_stderr: bool) -> bool:
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM as Ctrl-C: the `finally` that terminates doctor's pods runs either way."""
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM as KeyboardInterrupt: the `finally` that terminates doctor's pods
+    runs either way. SIGINT is set again, and both are unblocked, because a process started
+    with SIGINT ignored or blocked inherits that (a shell's background job; a parent that
+    shields itself): doctor spends money, so an interrupt must always reach its clean-up."""
 
     def interrupt(_signum: int, _frame: FrameType | None) -> None:
         raise KeyboardInterrupt
 
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, interrupt)
 
 
@@ -123,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     def confirm(question: str) -> bool:
         return True if args.yes else _ask(question, args.json)
 
-    _interrupt_on_sigterm()
+    _interrupt_on_signals()
     report = Doctor(options, confirm=confirm, emit=emit).run()
     if args.json:
         print(json.dumps(report.to_json()))

@@ -155,9 +155,22 @@ def test_a_rejected_key_exits_3(guard_sim: SimProcess, tmp_path: Path) -> None:
     assert guard_sim.ledger() == []
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(
+    ("signum", "inherited"),
+    [
+        (signal.SIGINT, None),
+        (signal.SIGTERM, None),
+        # Started with SIGINT ignored (a shell's background job, or a parent that ignores it
+        # for a moment): before, doctor carried on and the test timed out after 300 s.
+        (signal.SIGINT, _ignore_sigint),
+    ],
+)
 def test_an_interrupted_doctor_leaves_no_pod(
-    guard_sim: SimProcess, tmp_path: Path, signum: int
+    guard_sim: SimProcess, tmp_path: Path, signum: int, inherited: Any
 ) -> None:
     home = tmp_path / "home"
     home.mkdir()
@@ -165,7 +178,7 @@ def test_an_interrupted_doctor_leaves_no_pod(
     command += [str(_config(tmp_path, guard_sim)), "--idle-seconds", "600", "--poll-seconds", "0.5"]
     process = subprocess.Popen(
         command, env=guard_sim.env(home), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, preexec_fn=inherited,
     )  # fmt: skip
     try:
         wait_until(lambda: guard_sim.ledger(), "doctor's pod on the simulator")
