@@ -5,7 +5,9 @@ Each subcommand lives in its own module here and registers itself through
 command does it, by a module beside it: `status.py` (`podmgr status`), `catalog.py`
 (`--refresh-catalog`), `demo.py` (`podmgr demo`), `upstream_check.py` (`podmgr upstreams
 test`). Modules in this package import only the standard library at import time, so
-`podmgr status` stays fast (the runpod SDK alone costs ~1.5 s to import).
+`podmgr status` stays fast (the runpod SDK alone costs ~1.5 s to import). `options.py`
+holds what every command shares: `--config` before or after the command, and how a printed
+hint names `podmgr`; `completion.py` prints bash and zsh completion from this parser.
 
 Exit codes come from `podmgr.errors`: 0 ok (also "another watchdog is running"),
 1 unexpected, 2 bad config or input, 3 RunPod auth, 4 no capacity, 5 pod gone,
@@ -23,6 +25,7 @@ from collections.abc import Sequence
 from podmgr import __version__
 from podmgr.cli import (
     cache,
+    completion,
     config_cmd,
     doctor,
     logs,
@@ -32,11 +35,14 @@ from podmgr.cli import (
     upstreams,
     watchdog,
 )
+from podmgr.cli.options import mark_config_options, settle_config
 from podmgr.errors import PodmgrError
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMAND_MODULES = (watchdog, logs, proxy, sim, config_cmd, cache, upstreams, money, doctor)
+SUBCOMMAND_MODULES = (
+    watchdog, logs, proxy, sim, config_cmd, cache, upstreams, money, doctor, completion,
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in SUBCOMMAND_MODULES:
         module.register(subparsers)
+    mark_config_options(parser)
     return parser
 
 
@@ -56,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        settle_config(args)
         code: int = args.handler(args)
     except PodmgrError as error:
         if error.exit_code != 0:
