@@ -9,6 +9,10 @@ A file in sections and an old flat file load into the same `Config` (flat.py). E
 overrides, strongest first: `PODMGR_<FIELD>` with the old flat names (JSON values are
 parsed, so `PODMGR_GPU_TYPE_ID='["A","B"]'` works), then the original tool's
 `MAX_CACHE_SIZE`, `CACHE_SIZE_BYTES`, `ENABLE_PROFILING` and `PREWARM_CACHE`.
+
+An invalid value is exit 2 naming the field and where its value came from: the
+variable (`from PODMGR_RUNTIME_SECONDS`) or the file (`in /path/pod_config.json`); an
+unknown field gets "did you mean ...?" (explain.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from podmgr.config.explain import field_source, unknown_field_message
 from podmgr.config.flat import FLAT_TO_SECTION, LEGACY_UPSTREAM, flat_keys, to_sections
 from podmgr.config.model import Config
 from podmgr.errors import ConfigError
@@ -30,6 +35,7 @@ __all__ = [
     "build_config",
     "config_schema",
     "env_overrides",
+    "env_sources",
     "find_config_path",
     "load_config",
     "read_config_file",
@@ -91,6 +97,16 @@ def env_overrides(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return values
 
 
+def env_sources(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Which variable set each overridden field, by old flat name (as env_overrides reads)."""
+    env = os.environ if environ is None else environ
+    names = {field: name for name, field in SEED_ENV_OVERRIDES.items() if env.get(name)}
+    for name in env:
+        if name.startswith("PODMGR_") and name[7:].lower() in _ENV_NAMES:
+            names[name[7:].lower()] = name
+    return names
+
+
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     """`top` over `base`, section by section (a section's fields merge; anything else wins)."""
     out = dict(base)
@@ -114,29 +130,60 @@ def _as_written(loc: tuple[str, ...], flat: set[str]) -> str:
     return ".".join(loc) or "(file)"
 
 
-def _format_validation_error(error: ValidationError, flat: set[str]) -> ConfigError:
-    first = error.errors()[0]
-    field = _as_written(tuple(str(part) for part in first["loc"]), flat)
-    message = first["msg"].removeprefix("Value error, ")
-    return ConfigError(message, field=field)
+def _explained(
+    loc: tuple[str | int, ...], message: str, flat: set[str], sources: _Sources
+) -> ConfigError:
+    """The error at `loc` named as written, with where its value came from."""
+    parts = tuple(str(part) for part in loc)
+    env_names, file = sources
+    where = field_source(parts, env_names, file)
+    from_env = where is not None and where.startswith("from ")
+    field = ".".join(parts) if from_env else _as_written(parts, flat)
+    return ConfigError(f"{message} ({where})" if where else message, field=field or "(file)")
+
+
+# (flat name -> variable that set it, path of the file or None)
+_Sources = tuple[Mapping[str, str], "str | None"]
+
+
+def _format_validation_error(
+    error: ValidationError, flat: set[str], sources: _Sources
+) -> ConfigError:
+    errors = error.errors()
+    # a misspelt name also leaves its field missing: the misspelling is the one to show
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
+    loc = tuple(first["loc"])
+    if first["type"] == "extra_forbidden":
+        message = unknown_field_message(Config, loc)
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+    return _explained(loc, message, flat, sources)
 
 
 def build_config(
-    data: Mapping[str, Any], base_dir: Path | str = ".", environ: Mapping[str, str] | None = None
+    data: Mapping[str, Any],
+    base_dir: Path | str = ".",
+    environ: Mapping[str, str] | None = None,
+    source: str | None = None,
 ) -> Config:
-    """Validate `data` (flat or in sections) with env overrides; ConfigError names the field."""
+    """Validate `data` (flat or in sections) with env overrides; ConfigError names the field
+    and where its value came from (the variable, or `source`: the file's path)."""
     env = env_overrides(environ)
-    merged = _merge(to_sections(data), to_sections(env))
+    sources: _Sources = (env_sources(environ), source)
+    flat = set(flat_keys(data))
     try:
+        merged = _merge(to_sections(data), to_sections(env))
         return Config.model_validate({**merged, "base_dir": str(base_dir)})
     except ValidationError as error:
-        raise _format_validation_error(error, {*flat_keys(data), *flat_keys(env)}) from None
+        raise _format_validation_error(error, flat, sources) from None
     except ConfigError as error:  # raised by a check across fields, with its own path
         if error.field is None:
             raise
-        field = _as_written(tuple(error.field.split(".")), {*flat_keys(data), *flat_keys(env)})
         message = str(error).removeprefix(f"{error.field}: ")
-        raise ConfigError(message, field=field) from None
+        loc = tuple(error.field.split("."))
+        if len(loc) == 1 and loc[0] in FLAT_TO_SECTION:  # flat.py names the old flat name
+            loc = FLAT_TO_SECTION[loc[0]]
+        raise _explained(loc, message, flat, sources) from None
 
 
 def read_config_file(file: Path) -> dict[str, Any]:
@@ -164,4 +211,4 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
         if explicit or (environ or os.environ).get("PODMGR_CONFIG"):
             raise ConfigError(f"config file {file} does not exist", field="--config")
         return build_config({}, Path.cwd(), environ)
-    return build_config(read_config_file(file), file.resolve().parent, environ)
+    return build_config(read_config_file(file), file.resolve().parent, environ, str(file))

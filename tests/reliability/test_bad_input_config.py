@@ -83,7 +83,9 @@ def test_validator_refuses_every_bad_char_in_every_field(
 def test_env_override_and_env_reference_are_checked_too(bad: str) -> None:
     with pytest.raises(ConfigError) as override:
         build_config({}, environ={"PODMGR_IMAGE_NAME": f"img{bad}"})
-    assert override.value.field == "image_name"
+    # named by its section path and the variable that set it (issue 22)
+    assert override.value.field == "pod.image_name"
+    assert "(from PODMGR_IMAGE_NAME)" in override.value.message
     config = build_config({"env": {"HF_TOKEN": "${" + SECRET_SOURCE + "}"}}, environ={})
     with pytest.raises(ConfigError) as reference:
         config.pod.resolved_env({SECRET_SOURCE: f"hf-fake{bad}token"})
