@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# `make run PROXY_PORT=8001` when 8000 is taken (passed to `podmgr demo --proxy-port`).
+PROXY_PORT ?= 8000
 run: $(STAMP)
-	$(BIN)/podmgr demo
+	$(BIN)/podmgr demo --proxy-port $(PROXY_PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check podmgr tests bench scripts manage_pod.py proxy_fastapi.py

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from podmgr.cli.options import podmgr_command
 from podmgr.errors import ConfigError
 from podmgr.sim.process import DOCUMENT_RATE_LIMIT, SimProcess
 
@@ -71,6 +72,14 @@ def _port_free(port: int) -> bool:
     return True
 
 
+def _another(port: int) -> int:
+    """A free port to suggest instead of `port` (the next free one above it)."""
+    for candidate in range(port + 1, min(port + 100, 65536)):
+        if _port_free(candidate):
+            return candidate
+    return 8001 if port != 8001 else 8002
+
+
 class _Stop(Exception):
     """SIGINT/SIGTERM arrived: leave the loop and shut down."""
 
@@ -83,7 +92,9 @@ def run_demo(options: DemoOptions, emit: Callable[[str], None], python: str) -> 
     """Run the demo until Ctrl-C or `duration`; returns the exit code."""
     if not _port_free(options.proxy_port):
         raise ConfigError(
-            f"port {options.proxy_port} on 127.0.0.1 is taken; pick another with --proxy-port",
+            f"port {options.proxy_port} on 127.0.0.1 is taken; pick another: `make run "
+            f"PROXY_PORT={_another(options.proxy_port)}` or `{podmgr_command()} demo "
+            f"--proxy-port {_another(options.proxy_port)}`",
             field="--proxy-port",
         )
     directory = Path(options.directory).resolve()
@@ -163,7 +174,7 @@ def _loop(options: DemoOptions, runner: _PassRunner, emit: Callable[[str], None]
         '"messages": [{"role": "user", "content": "Say hi"}]}\''
     )
     emit(f"           curl http://127.0.0.1:{port}/dashboard")
-    emit(f"status:    podmgr status --config {runner.config_path}")
+    emit(f"status:    {podmgr_command()} status --config {runner.config_path}")
     emit(f"a watchdog pass runs every {options.interval:g}s; Ctrl-C stops everything")
     emit("")
     while True:

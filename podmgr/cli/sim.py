@@ -1,14 +1,19 @@
 """`podmgr sim`: run the local RunPod simulator (API, pod URLs, simulated vLLM) until Ctrl-C.
 
-On start-up it prints three lines for scripts, then serves until SIGINT or SIGTERM (exit 0):
+On start-up it prints these lines for scripts (and for `export`), then serves until SIGINT
+or SIGTERM (exit 0):
     RUNPOD_API_BASE_URL=http://HOST:PORT
     POD_URL_TEMPLATE=http://HOST:PORT/pods/{pod_id}-{port}
     RUNPOD_REST_URL=http://HOST:PORT/v2
+    RUNPOD_API_KEY=<the first key it accepts>
+and, with several keys, a `# also accepted:` line. The keys are the simulator's own
+(default sim-key-not-secret), never a RunPod account's.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["register"]
@@ -189,9 +194,21 @@ def _cuda_settings(args: argparse.Namespace) -> tuple[tuple[str, ...], str | Non
     return host_cuda, image
 
 
-def _announce(lines: list[str]) -> None:
-    for line in lines:
-        print(line, flush=True)
+def _announcer(settings: Any) -> Callable[[list[str]], None]:
+    """Print the server's lines, then the key a client must send (issue 22)."""
+
+    def announce(lines: list[str]) -> None:
+        first, *others = settings.api_keys
+        keys = [f"RUNPOD_API_KEY={first}"]
+        if others or settings.read_only_keys:
+            keys.append(
+                "# also accepted: "
+                + ", ".join([*others, *(f"{key} (read-only)" for key in settings.read_only_keys)])
+            )
+        for line in [*lines, *keys]:
+            print(line, flush=True)
+
+    return announce
 
 
 def run(args: argparse.Namespace) -> int:
@@ -204,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging("info")
     try:
-        asyncio.run(serve(settings, _announce))
+        asyncio.run(serve(settings, _announcer(settings)))
     except OSError as error:
         raise ConfigError(
             f"cannot listen on {args.host}:{args.port}: {error}", field="--port"

@@ -3,6 +3,9 @@
 Only config, state and the standard library are imported (no runpod SDK, no httpx), so
 the command answers in a fraction of the SDK's import time. `--live` adds what RunPod
 says about the pod, and pays for the import. The pod's vLLM key is never part of it.
+The session's cost is the one figure the proxy's /health and /dashboard show too
+(podmgr/session_cost.py); the guard's limits are numbers in `--json`; `logs` says where
+the proxy's (and the wake's) output goes.
 """
 
 from __future__ import annotations
@@ -10,11 +13,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from podmgr.cli.options import podmgr_command
 from podmgr.config import Config
 from podmgr.guard.check import guard_status
 from podmgr.guard.launch import guard_line
+from podmgr.session_cost import session_cost, usd
 from podmgr.state import State, StateStore
-from podmgr.watchdog.proxy_probe import fetch_proxy_health, pid_alive
+from podmgr.watchdog.proxy_probe import fetch_proxy_health, pid_alive, proxy_log_path
 
 __all__ = ["format_status", "live_pod", "status_report"]
 
@@ -36,20 +41,30 @@ def status_report(config: Config, now: float | None = None) -> dict[str, Any]:
         "guard": guard_status(config, state),
         "proxy": _proxy(config, state),
         "history": [h.model_dump() for h in state.history[-HISTORY_SHOWN:]],
+        "logs": log_paths(config),
     }
     return report
+
+
+def log_paths(config: Config) -> dict[str, str]:
+    """Where to look when something went wrong: the proxy's output, the wake's (if on)."""
+    paths = {"proxy": str(proxy_log_path(config))}
+    if config.limits.wake_on_request:
+        paths["wake"] = str(config.state_path.parent / "wake.log")  # as podmgr/proxy/wake.py
+    return paths
 
 
 def _session(state: State, now: float) -> dict[str, Any] | None:
     session = state.session
     if session is None:
         return None
+    # the cost now, as /health and /dashboard show it: booked by the last pass + accrued
     return {
         "active": session.active,
         "started_at": session.started_at,
         "deadline": session.deadline,
         "time_left_seconds": max(0.0, session.deadline - now) if session.active else 0.0,
-        "cost_usd": round(session.cost_usd, 4),
+        "cost_usd": session_cost(state, now),
         "restarts": session.restarts,
         "ended_at": session.ended_at,
         "end_reason": session.end_reason,
@@ -72,8 +87,24 @@ def _pod(state: State, now: float) -> dict[str, Any] | None:
         "endpoint_url": pod.endpoint_url,
         "cost_per_hr": pod.cost_per_hr,
         "restarts": pod.restarts,
-        "guard": pod.guard,  # the guard's limits as sent at create (podmgr/guard)
+        "guard": _numbers(pod.guard),  # the guard's limits as sent at create (podmgr/guard)
     }
+
+
+def _numbers(limits: dict[str, str] | None) -> dict[str, Any] | None:
+    """The guard's limits as JSON numbers: they travel to the pod as env strings ("5")."""
+    if limits is None:
+        return None
+    return {name: _number(value) for name, value in limits.items()}
+
+
+def _number(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
 
 
 def _proxy(config: Config, state: State) -> dict[str, Any]:
@@ -131,17 +162,19 @@ def format_status(report: dict[str, Any], config: Config | None = None) -> list[
     ]
     session = report["session"]
     if session is None:
-        lines.append("session: none (the first watchdog pass or `podmgr up` starts one)")
+        lines.append(
+            f"session: none (the first watchdog pass or `{podmgr_command()} up` starts one)"
+        )
     elif session["active"]:
         lines.append(
             f"session: active, {_ago(session['time_left_seconds'])} left "
-            f"(deadline {_clock(session['deadline'])}), cost so far ${session['cost_usd']:.2f}, "
+            f"(deadline {_clock(session['deadline'])}), cost so far {usd(session['cost_usd'])}, "
             f"{session['restarts']} restarts"
         )
     else:
         lines.append(
             f"session: ended {_clock(session['ended_at'])} ({session['end_reason']}), "
-            f"cost ${session['cost_usd']:.2f}; `podmgr up` starts a new one"
+            f"cost {usd(session['cost_usd'])}; `{podmgr_command()} up` starts a new one"
         )
     pod = report["pod"]
     if pod is None:
@@ -158,8 +191,7 @@ def format_status(report: dict[str, Any], config: Config | None = None) -> list[
         lines.append(f"guard:   {guard_line(pod.get('guard'), config)}")
         lines.append(f"         {_guard_seen(report.get('guard') or {})}")
     if "live" in report:
-        live = report["live"]
-        lines.append(f"runpod:  {live if live is None else _live_line(live)}")
+        lines.append(f"runpod:  {_live_line(report['live'])}")
     proxy = report["proxy"]
     state = (
         "healthy"
@@ -171,6 +203,7 @@ def format_status(report: dict[str, Any], config: Config | None = None) -> list[
         f"proxy:   {proxy['url']} pid {proxy['pid'] or '-'} {state}; last request {_clock(last)}"
     )
     lines.extend(_upstream_lines(proxy.get("upstreams") or []))
+    lines.append(_logs_line(report.get("logs") or {}))
     for entry in report["history"]:
         lines.append(f"  {_clock(entry['at'])}  {entry['action']}: {entry['detail']}")
     return lines
@@ -191,7 +224,14 @@ def _guard_seen(guard: dict[str, Any]) -> str:
     return f"{said}: {guard.get('why', '')}"
 
 
-def _live_line(live: dict[str, Any]) -> str:
+def _logs_line(logs: dict[str, str]) -> str:
+    named = [f"{name} {path}" for name, path in logs.items()]
+    return f"logs:    {'; '.join(named)}; the pod's: `{podmgr_command()} logs`"
+
+
+def _live_line(live: dict[str, Any] | None) -> str:
+    if live is None:
+        return "not asked: the state names no pod"
     if not live.get("exists"):
         return "pod not found on RunPod"
     uptime = live.get("uptime_seconds")

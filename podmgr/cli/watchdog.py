@@ -156,7 +156,7 @@ def run_up(args: argparse.Namespace) -> int:
         result = run_until_serving(config, config_path, emit=_say, stop=stop, probe=probe_health)
     except KeyboardInterrupt:
         _say("stopped watching; the pod and the session are left as they are, and cron keeps")
-        _say("watching them (`podmgr status`; `podmgr shutdown` ends them)")
+        _say(f"watching them (`{_cmd('status')}`; `{_cmd('shutdown')}` ends them)")
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -167,9 +167,10 @@ def run_up(args: argparse.Namespace) -> int:
         _say(_served_then_ended(config, result.state))
         return 0
     _say(_guard_said(config, result.state))
+    _say(_proxy_log_said(config))
     pod = result.state.pod
     if pod is not None and not proxy_serves(config, pod.id, PROXY_CATCH_UP_SECONDS):
-        _say(f"the proxy has not picked up pod {pod.id} yet; `podmgr status` shows when")
+        _say(f"the proxy has not picked up pod {pod.id} yet; `{_cmd('status')}` shows when")
     _say(f"serving: point your editor at {result.url} (OpenAI-compatible base URL)")
     return 0
 
@@ -180,7 +181,7 @@ def _served_then_ended(config: Any, state: Any) -> str:
     again = (
         "the next request to the proxy wakes a new one (wake_on_request)"
         if config.limits.wake_on_request
-        else "`podmgr up` starts a new one"
+        else f"`{_cmd('up')}` starts a new one"
     )
     return f"the pod served; its session has since ended ({reason}): {again}"
 
@@ -221,14 +222,31 @@ def _guard_said(config: Any, state: Any) -> str:
     return f"guard: not confirmed yet ({seen['why']}); the next passes read the pod's log"
 
 
+def _cmd(words: str) -> str:
+    """A command as the user can paste it (`podmgr ...`, or this venv's script's path)."""
+    from podmgr.cli.options import podmgr_command
+
+    return f"{podmgr_command()} {words}"
+
+
+def _proxy_log_said(config: Any) -> str:
+    from podmgr.watchdog.proxy_probe import proxy_log_path
+
+    return f"proxy log: {proxy_log_path(config)} (the pod's own: `{_cmd('logs')}`)"
+
+
 def _summary(state: Any) -> None:
+    from podmgr.session_cost import session_cost, usd
+
     session, pod = state.session, state.pod
+    now = time.time()
+    cost = usd(session_cost(state, now))  # the figure `status` and the dashboard show
     if session is not None and session.active:
-        left = max(0.0, session.deadline - time.time())
+        left = max(0.0, session.deadline - now)
         where = f"pod {pod.id} {pod.phase} at {pod.endpoint_url}" if pod else "no pod"
-        _say(f"session active: {where}; {left:.0f}s left; cost so far ${session.cost_usd:.2f}")
+        _say(f"session active: {where}; {left:.0f}s left; cost so far {cost}")
     elif session is not None:
-        _say(f"session ended ({session.end_reason}); cost ${session.cost_usd:.2f}")
+        _say(f"session ended ({session.end_reason}); cost {cost}")
 
 
 def _refresh_catalog(config: Any) -> int:

@@ -21,7 +21,19 @@ from typing import Any
 
 from podmgr.config import Config
 
-__all__ = ["fetch_health", "fetch_proxy_health", "is_our_proxy", "pid_alive", "trusting"]
+__all__ = [
+    "fetch_health",
+    "fetch_proxy_health",
+    "is_our_proxy",
+    "pid_alive",
+    "proxy_log_path",
+    "trusting",
+]
+
+
+def proxy_log_path(config: Config) -> Path:
+    """Where the proxy the watchdog starts writes its output: `proxy.log` beside the state."""
+    return config.state_path.parent / "proxy.log"
 
 
 def trusting(cert_file: Path) -> ssl.SSLContext:

@@ -22,7 +22,12 @@ from podmgr.config import Config
 from podmgr.errors import ProxyError
 from podmgr.watchdog.clock import Clock
 from podmgr.watchdog.observed import ProxyView
-from podmgr.watchdog.proxy_probe import fetch_proxy_health, is_our_proxy, pid_alive
+from podmgr.watchdog.proxy_probe import (
+    fetch_proxy_health,
+    is_our_proxy,
+    pid_alive,
+    proxy_log_path,
+)
 
 __all__ = ["ProxySupervisor"]
 
@@ -45,7 +50,7 @@ class ProxySupervisor:
         self.clock = clock
         self.command = list(command) if command else self.default_command(self.config_path)
         self.stop_grace = stop_grace_seconds
-        self.log_path = config.state_path.parent / "proxy.log"
+        self.log_path = proxy_log_path(config)
 
     @staticmethod
     def default_command(config_path: Path) -> list[str]:

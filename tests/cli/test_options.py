@@ -146,3 +146,21 @@ def test_an_unknown_shell_is_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(["completion", "fish"])
     assert caught.value.code == 2
+
+
+def test_sim_prints_the_keys_it_accepts() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "podmgr", "sim", "--port", "0", "--api-key", "k-one",
+         "--api-key", "k-two", "--read-only-key", "k-ro"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().rstrip() for _ in range(5)]
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        if process.stdout is not None:
+            process.stdout.close()
+    assert lines[3] == "RUNPOD_API_KEY=k-one"
+    assert lines[4] == "# also accepted: k-two, k-ro (read-only)"

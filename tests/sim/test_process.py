@@ -36,6 +36,7 @@ def test_exits_zero_on_signal(signum: int) -> None:
     assert second.rstrip().endswith("/pods/{pod_id}-{port}")
     base = first.rstrip().partition("=")[2]
     assert third.rstrip() == f"RUNPOD_REST_URL={base}/v2"
+    assert process.stdout.readline().rstrip() == "RUNPOD_API_KEY=sim-key-not-secret"
     process.send_signal(signum)
     assert process.wait(timeout=10) == 0
     process.stdout.close()

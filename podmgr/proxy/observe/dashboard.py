@@ -18,11 +18,11 @@ from podmgr.config import Config
 from podmgr.guard.check import guard_status
 from podmgr.proxy.cache.store import CacheStore
 from podmgr.proxy.observe import charts
-from podmgr.proxy.observe.metrics import session_cost
 from podmgr.proxy.observe.series import MinuteSeries, Point
 from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
 from podmgr.rules import label as end_label
+from podmgr.session_cost import session_cost, usd
 from podmgr.state import PodRecord, Session, State
 
 __all__ = [
@@ -117,7 +117,7 @@ def build_view(
         ("Upstream", _upstream_text(upstream)),
         ("Pod uptime", _duration(uptime)),
         ("Time left", _duration(left) if session else "-"),
-        ("Cost so far", f"${session_cost(state, now):.4f}" if session else "-"),
+        ("Cost so far", usd(session_cost(state, now)) if session else "-"),
         ("Guard in the pod", _guard_text(config, state)),
         ("Cache", cache_size),
         ("Cache hit rate", hit_rate),

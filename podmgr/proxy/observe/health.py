@@ -14,9 +14,9 @@ from typing import Any
 
 from podmgr.config import Config
 from podmgr.proxy.cache.store import CacheStore
-from podmgr.proxy.observe.metrics import session_cost
 from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
+from podmgr.session_cost import session_cost
 
 __all__ = ["health_payload"]
 

@@ -19,6 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from podmgr.proxy.observe.counters import CounterFamily, GaugeFamily, HistogramFamily, Tally
+from podmgr.session_cost import session_cost
 from podmgr.state import State
 
 __all__ = ["ProxyMetrics", "Snapshot", "route_label"]
@@ -159,18 +160,6 @@ def _current_session_pods(state: State | None) -> int:
     if state.pod is not None:
         ids.add(state.pod.id)
     return len(ids)
-
-
-def session_cost(state: State | None, now: float) -> float:
-    """Recorded session cost plus what the pod has accrued since it was last billed."""
-    if state is None or state.session is None:
-        return 0.0
-    cost = state.session.cost_usd
-    pod = state.pod
-    if pod is not None and state.session.active:
-        since = pod.billed_until or pod.created_at
-        cost += max(0.0, now - since) / 3600 * pod.cost_per_hr
-    return round(cost, 6)
 
 
 class ProxyMetrics:
