@@ -42,6 +42,7 @@ def register(subparsers: Any) -> None:
 
 
 def run_logs(args: argparse.Namespace) -> int:
+    from podmgr.cli.options import podmgr_command
     from podmgr.config import load_config
     from podmgr.errors import ConfigError, PodmgrError
     from podmgr.state import StateStore
@@ -51,7 +52,7 @@ def run_logs(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     state = StateStore(config.state_path).peek()
     if state is None or state.pod is None:
-        raise PodmgrError("no pod in the state file: `podmgr up` starts one")
+        raise PodmgrError(f"no pod in the state file: `{podmgr_command()} up` starts one")
     return _print_log(state.pod.id, follow=args.follow, system=args.system, tail=args.tail)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from podmgr.errors import ConfigError
 
 __all__ = [
     "CONFIG_HELP",
+    "hint",
     "leaf_parsers",
     "mark_config_options",
     "podmgr_command",
@@ -107,3 +109,9 @@ def podmgr_command() -> str:
     except ValueError:
         return str(script)
     return str(relative) if relative.parts[0].startswith(".") else f".{os.sep}{relative}"
+
+
+def hint(words: str, config: str | None = None) -> str:
+    """A command to paste: `podmgr <words>`, with `--config PATH` when one was given."""
+    flag = f" --config {shlex.quote(config)}" if config else ""
+    return f"{podmgr_command()} {words}{flag}"

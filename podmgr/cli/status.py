@@ -10,10 +10,12 @@ the proxy's (and the wake's) output goes.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from typing import Any
 
-from podmgr.cli.options import podmgr_command
+from podmgr.cli.options import hint
 from podmgr.config import Config
 from podmgr.guard.check import guard_status
 from podmgr.guard.launch import guard_line
@@ -98,13 +100,15 @@ def _numbers(limits: dict[str, str] | None) -> dict[str, Any] | None:
     return {name: _number(value) for name, value in limits.items()}
 
 
-def _number(text: str) -> int | float | str:
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            continue
-    return text
+def _number(text: str) -> Any:
+    """ "5" -> 5, "0.25" -> 0.25, a JSON list (the guard's rules) -> the list; else the text."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(value, float) and not math.isfinite(value):
+        return text  # NaN is not JSON
+    return value
 
 
 def _proxy(config: Config, state: State) -> dict[str, Any]:
@@ -154,8 +158,11 @@ def _clock(epoch: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch)) if epoch else "-"
 
 
-def format_status(report: dict[str, Any], config: Config | None = None) -> list[str]:
-    """Human lines for the report (`config` says why a pod has no guard)."""
+def format_status(
+    report: dict[str, Any], config: Config | None = None, config_path: str | None = None
+) -> list[str]:
+    """Human lines for the report (`config` says why a pod has no guard; `config_path`, the
+    `--config` given, goes into the commands the lines suggest)."""
     config = config or Config.model_validate({})
     lines = [
         f"state:   {report['state_file']}" + ("" if report["state_readable"] else " (UNREADABLE)")
@@ -163,7 +170,7 @@ def format_status(report: dict[str, Any], config: Config | None = None) -> list[
     session = report["session"]
     if session is None:
         lines.append(
-            f"session: none (the first watchdog pass or `{podmgr_command()} up` starts one)"
+            f"session: none (the first watchdog pass or `{hint('up', config_path)}` starts one)"
         )
     elif session["active"]:
         lines.append(
@@ -174,7 +181,7 @@ def format_status(report: dict[str, Any], config: Config | None = None) -> list[
     else:
         lines.append(
             f"session: ended {_clock(session['ended_at'])} ({session['end_reason']}), "
-            f"cost {usd(session['cost_usd'])}; `{podmgr_command()} up` starts a new one"
+            f"cost {usd(session['cost_usd'])}; `{hint('up', config_path)}` starts a new one"
         )
     pod = report["pod"]
     if pod is None:
@@ -203,7 +210,7 @@ def format_status(report: dict[str, Any], config: Config | None = None) -> list[
         f"proxy:   {proxy['url']} pid {proxy['pid'] or '-'} {state}; last request {_clock(last)}"
     )
     lines.extend(_upstream_lines(proxy.get("upstreams") or []))
-    lines.append(_logs_line(report.get("logs") or {}))
+    lines.append(_logs_line(report.get("logs") or {}, config_path))
     for entry in report["history"]:
         lines.append(f"  {_clock(entry['at'])}  {entry['action']}: {entry['detail']}")
     return lines
@@ -224,9 +231,9 @@ def _guard_seen(guard: dict[str, Any]) -> str:
     return f"{said}: {guard.get('why', '')}"
 
 
-def _logs_line(logs: dict[str, str]) -> str:
+def _logs_line(logs: dict[str, str], config_path: str | None) -> str:
     named = [f"{name} {path}" for name, path in logs.items()]
-    return f"logs:    {'; '.join(named)}; the pod's: `{podmgr_command()} logs`"
+    return f"logs:    {'; '.join(named)}; the pod's: `{hint('logs', config_path)}`"
 
 
 def _live_line(live: dict[str, Any] | None) -> str:

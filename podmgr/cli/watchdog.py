@@ -281,7 +281,7 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        for line in format_status(report, config):
+        for line in format_status(report, config, args.config):
             print(line)
     return 0
 

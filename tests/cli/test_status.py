@@ -16,7 +16,8 @@ from podmgr.state import PodRecord, Session, State, StateStore
 
 NOW = 1_800_000_000.0
 GUARD = {"deadline": "1800003600.5", "max_cost_usd": "5", "idle_seconds": "900",
-         "interval_seconds": "30", "spent_usd": "0.25"}  # fmt: skip
+         "interval_seconds": "30", "spent_usd": "0.25",
+         "rules": '[{"reason": "budget", "limit": 5.0}]', "note": "a text"}  # fmt: skip
 
 
 def config_in(tmp_path: Path, **extra: object) -> Config:
@@ -56,6 +57,7 @@ def test_the_guards_limits_are_numbers_in_json(tmp_path: Path) -> None:
     guard = report["pod"]["guard"]
     assert guard["max_cost_usd"] == 5 and guard["idle_seconds"] == 900
     assert guard["deadline"] == 1800003600.5 and guard["spent_usd"] == 0.25
+    assert guard["rules"] == [{"reason": "budget", "limit": 5.0}] and guard["note"] == "a text"
     lines = format_status(report, config)
     assert any(
         "budget $5.00 ($0.25 spent before)" in line and "idle 900s" in line for line in lines
@@ -71,6 +73,9 @@ def test_status_names_the_proxy_log_and_the_wake_log(tmp_path: Path) -> None:
     }
     [line] = [line for line in format_status(report, config) if line.startswith("logs:")]
     assert str(tmp_path / "proxy.log") in line and " logs`" in line
+    given = str(tmp_path / "my config.json")
+    [line] = [line for line in format_status(report, config, given) if line.startswith("logs:")]
+    assert f" logs --config '{given}'`" in line  # a hint that works when pasted
 
 
 def test_live_without_a_pod_says_why_it_asked_nothing(tmp_path: Path) -> None:
