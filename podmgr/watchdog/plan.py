@@ -279,7 +279,7 @@ def _state_pod_phase(
         return _restart(config, state, live, trouble, now)
     if ready and phase == "serving":
         left = window.deadline - now
-        return [Noop(f"pod {pod.id} ready, {left:.0f}s left, ${window.cost_usd:.2f}")]
+        return [Noop(f"pod {pod.id} ready, {left:.0f}s left, ${window.cost_usd:.4f}")]
     elapsed = now - startup_began(pod)
     if ready:  # RunPod shows it starting again (RESTARTING, unknown status): wait
         return [PodProgress(pod.id, phase, text, elapsed)]
