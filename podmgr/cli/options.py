@@ -35,10 +35,6 @@ __all__ = [
 ]
 
 CONFIG_HELP = "path to pod_config.json (may also come before the command)"
-TOP_CONFIG_HELP = (
-    "path to pod_config.json, for every command that reads one (also accepted after the "
-    "command); demo, sim, config schema and completion read none and refuse it (exit 2)"
-)
 
 
 def leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -58,9 +54,9 @@ def leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParse
 
 
 def mark_config_options(parser: argparse.ArgumentParser) -> None:
-    """Add the top-level `--config` and mark each command as reading a config or not."""
-    parser.add_argument("--config", dest="config_before", metavar="PATH", help=TOP_CONFIG_HELP)
-    parser.set_defaults(reads_config=False, config=None, config_refused=None)
+    """Add the top-level `--config` and mark each command as reading a config or not; the
+    top-level help names the commands that read none, as the walk found them."""
+    refusing: list[str] = []
     for leaf in leaf_parsers(parser):
         action = leaf._option_string_actions.get("--config")
         if action is not None and action.dest == "config":
@@ -69,7 +65,16 @@ def mark_config_options(parser: argparse.ArgumentParser) -> None:
             leaf.set_defaults(reads_config=True)
         elif action is None:
             leaf.add_argument("--config", dest="config_refused", help=argparse.SUPPRESS)
+            refusing.append(leaf.prog.removeprefix(f"{parser.prog} "))
         leaf.set_defaults(command_prog=leaf.prog)
+    parser.add_argument(
+        "--config",
+        dest="config_before",
+        metavar="PATH",
+        help="path to pod_config.json, for every command that reads one (also accepted after "
+        f"the command); {', '.join(refusing) or 'none'} read none and refuse it (exit 2)",
+    )
+    parser.set_defaults(reads_config=False, config=None, config_refused=None)
 
 
 def settle_config(args: argparse.Namespace) -> None:
