@@ -11,6 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(STAMP)
+	@echo "podmgr is installed in $(VENV): \`source $(VENV)/bin/activate\` puts it on the PATH"
 
 # `make run PROXY_PORT=8001` when 8000 is taken (passed to `podmgr demo --proxy-port`).
 PROXY_PORT ?= 8000

@@ -224,9 +224,9 @@ def _guard_said(config: Any, state: Any) -> str:
 
 def _cmd(words: str) -> str:
     """A command as the user can paste it (`podmgr ...`, or this venv's script's path)."""
-    from podmgr.cli.options import podmgr_command
+    from podmgr.cli.options import hint
 
-    return f"{podmgr_command()} {words}"
+    return hint(words)
 
 
 def _proxy_log_said(config: Any) -> str:
