@@ -25,6 +25,8 @@ from podmgr.cli import (
     cache,
     config_cmd,
     doctor,
+    gpus,
+    init,
     logs,
     money,
     proxy,
@@ -36,7 +38,19 @@ from podmgr.errors import PodmgrError
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMAND_MODULES = (watchdog, logs, proxy, sim, config_cmd, cache, upstreams, money, doctor)
+SUBCOMMAND_MODULES = (
+    init,
+    watchdog,
+    gpus,
+    logs,
+    proxy,
+    sim,
+    config_cmd,
+    cache,
+    upstreams,
+    money,
+    doctor,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
