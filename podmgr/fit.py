@@ -72,13 +72,14 @@ def _arg(vllm_args: Sequence[str], flag: str) -> str | None:
 
 
 def bytes_per_weight(model_id: str, vllm_args: Sequence[str] = ()) -> float:
-    """2 (fp16/bf16), 1 (fp8/int8) or 0.5 (awq/gptq/int4), from the args then the id."""
-    for text in (_arg(vllm_args, "--quantization"), _arg(vllm_args, "--dtype")):
-        if text:
-            found = _quant_of(text.lower())
-            if found is not None:
-                return found
-    return _quant_of(model_id.rsplit("/", 1)[-1].lower()) or 2.0
+    """2 (fp16/bf16), 1 (fp8/int8) or 0.5 (awq/gptq/int4): from `--quantization`, else
+    the id, else `--dtype` (the activations' type: an AWQ checkpoint stays 4-bit)."""
+    name = model_id.rsplit("/", 1)[-1]
+    for text in (_arg(vllm_args, "--quantization"), name, _arg(vllm_args, "--dtype")):
+        found = _quant_of(text.lower()) if text else None
+        if found is not None:
+            return found
+    return 2.0
 
 
 def _quant_of(text: str) -> float | None:

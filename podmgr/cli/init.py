@@ -268,9 +268,10 @@ def _show(answers: Answers, need: Estimate, chosen: list[tuple[GpuType, float]],
     dearest = max(price for _gpu, price in chosen)
     worst = worst_case(answers.runtime_seconds, dearest, answers.budget)
     budget = f"${answers.budget:.2f}" if answers.budget is not None else "none"
+    runtime = format_duration(answers.runtime_seconds)
     print(
-        f"worst case of a session: ${worst:.2f} (runtime {format_duration(answers.runtime_seconds)}"
-        f" x ${dearest:.2f}/h at most; budget {budget})"
+        f"worst case of a session: ${worst:.2f} (runtime {runtime} x ${dearest:.2f}/h at most, "
+        f"capped by the budget: {budget})"
     )
     idle = format_duration(answers.idle_seconds) if answers.idle_seconds else "none"
     print(f"idle limit: {idle} without a request ends the session")
@@ -305,5 +306,6 @@ def run_init(args: argparse.Namespace) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
     print(f"wrote {path} (only what differs from the defaults; `podmgr config show` shows all)")
-    print(f"next: `podmgr config validate --config {path}`, then `podmgr up` (no pod yet)")
+    where = "" if path == Path("pod_config.json") else f" --config {path}"
+    print(f"next: `podmgr config validate{where}`, then `podmgr up{where}` (no pod was created)")
     return 0

@@ -96,8 +96,11 @@ def _cached_at(path: Path) -> str:
     return f"cached {stamp} ({path})"
 
 
-def load_catalog(config: Config, *, refresh: bool = False, client: Any = None) -> Catalog:
-    """The cached catalog, or RunPod's (saved) when `refresh` or nothing is cached.
+def load_catalog(
+    config: Config, *, refresh: bool = False, client: Any = None, save: bool = True
+) -> Catalog:
+    """The cached catalog, or RunPod's (saved unless `save` is False: a dry run writes
+    nothing) when `refresh` or nothing is cached.
 
     Without a cache and without a key: ConfigError (exit 2) saying how to get one.
     """
@@ -116,6 +119,8 @@ def load_catalog(config: Config, *, refresh: bool = False, client: Any = None) -
     gpus = client.gpu_catalog(
         config.pod.gpu_count, min_cuda=None if exact else config.pod.cuda_floor
     )
+    if not save:
+        return Catalog(gpus, "read from RunPod now")
     save_catalog(path, gpus)
     return Catalog(gpus, f"read from RunPod now, saved to {path}")
 
@@ -165,11 +170,11 @@ def price_lines(config: Config, catalog: Catalog | None) -> list[str]:
     runtime = format_duration(limits.runtime_seconds)
     if dearest is not None:
         worst = worst_case(limits.runtime_seconds, dearest, budget)
-        capped = " (capped by the budget)" if budget is not None and worst >= budget else ""
-        lines.append(
-            f"worst case for this session: {_money(worst)}{capped} "
-            f"(runtime {runtime} x {_money(dearest)}/h at most)"
-        )
+        uncapped = worst_case(limits.runtime_seconds, dearest, None)
+        why = f"runtime {runtime} x {_money(dearest)}/h at most"
+        if worst < uncapped:
+            why = f"the budget; {why} would be {_money(uncapped)}"
+        lines.append(f"worst case for this session: {_money(worst)} ({why})")
     else:
         lines.append(f"worst case for this session: unknown (no price; runtime {runtime})")
     idle = limits.idle_timeout_seconds
@@ -204,7 +209,9 @@ def _session_has_pod(config: Config) -> bool:
 PRICE_RETRY_SECONDS = 10.0
 
 
-def _catalog_or_none(config: Config, emit: Callable[[str], None]) -> Catalog | None:
+def _catalog_or_none(
+    config: Config, emit: Callable[[str], None], save: bool = True
+) -> Catalog | None:
     from podmgr.runpod.client import RunPodClient
 
     client = None
@@ -214,7 +221,7 @@ def _catalog_or_none(config: Config, emit: Callable[[str], None]) -> Catalog | N
             retry_max_seconds=min(config.watchdog.api_retry_max_seconds, PRICE_RETRY_SECONDS),
         )
     try:
-        return load_catalog(config, client=client)
+        return load_catalog(config, client=client, save=save)
     except PodmgrError as error:
         emit(f"prices: not known ({error.message})")
         return None
@@ -256,5 +263,5 @@ def confirm_spend(
 def dry_run_lines(config: Config) -> list[str]:
     """`up --dry-run`'s figures: the same lines `up` shows before it asks."""
     lines: list[str] = []
-    catalog = _catalog_or_none(config, lines.append)
+    catalog = _catalog_or_none(config, lines.append, save=False)
     return lines + price_lines(config, catalog)
