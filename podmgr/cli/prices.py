@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from podmgr.config import Config
-from podmgr.errors import ConfigError, PodmgrError
+from podmgr.errors import AuthError, ConfigError, PodmgrError
 from podmgr.runpod.placement import clouds_of
 from podmgr.runpod.values import GpuType
 
@@ -222,6 +222,8 @@ def _catalog_or_none(
         )
     try:
         return load_catalog(config, client=client, save=save)
+    except AuthError:
+        raise  # the passes would be refused too: exit 3 now, with one call spent
     except PodmgrError as error:
         emit(f"prices: not known ({error.message})")
         return None
