@@ -280,3 +280,18 @@ def test_init_writes_a_config_that_validates_and_up_serves_with(
         down = podmgr(tmp_path, plumbing, "shutdown")
     assert down.returncode == 0, down.stdout + down.stderr
     assert all(pod["status"] == "TERMINATED" for pod in sim.ledger()), sim.ledger()
+
+
+def test_cost_simulate_takes_prices_where_gpus_does(wd: Harness) -> None:
+    trace = wd.dir / "trace.csv"
+    trace.write_text("timestamp\n1795424400\n1795424401\n")
+    env = {k: v for k, v in wd.sim.env(wd.dir / "home").items() if k != "RUNPOD_API_KEY"}
+    offline = cli(wd, "cost", "simulate", "--trace", str(trace), "--json", env=env)
+    assert offline.returncode == 0, offline.stderr
+    source = json.loads(offline.stdout)["configs"][0]["price_source"]
+    assert "simulator's catalog" in source and "`podmgr gpus --refresh`" in source
+    keyed = cli(wd, "cost", "simulate", "--trace", str(trace), "--json")
+    assert keyed.returncode == 0, keyed.stderr
+    source = json.loads(keyed.stdout)["configs"][0]["price_source"]
+    assert "as `podmgr gpus` saved it" in source, source
+    assert (wd.config.state_path.parent / "catalog.json").exists()
