@@ -4,6 +4,7 @@ simulator; the pure parts (`should_ask`, the worst case, `confirm_spend`) as tab
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pty
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 from wdkit import Harness
 
+from podmgr.cli.init import gather
 from podmgr.cli.prices import (
     Catalog,
     confirm_spend,
@@ -26,9 +28,12 @@ from podmgr.cli.prices import (
 )
 from podmgr.cli.serving import served_model, serving_lines
 from podmgr.config import build_config
+from podmgr.errors import ConfigError
 from podmgr.runpod.values import GpuType
 from podmgr.sim.process import SimProcess, free_port
+from podmgr.state import StateStore
 
+from .helpers import record, session, state
 from .test_cli import cli
 
 
@@ -125,6 +130,51 @@ def test_confirm_spend_creates_only_on_yes(
     assert result is goes_on and asked == ["Create the pod? [y/N] "]
     assert "  NVIDIA GeForce RTX 4090 x2: $1.38/h" in lines
     assert any(line.startswith("nothing created") for line in lines) is not goes_on
+
+
+def test_no_prices_and_no_question_when_the_session_already_has_a_pod(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    StateStore(config.state_path).save(state(session(), record()))  # type: ignore[attr-defined]
+    lines: list[str] = []
+
+    def never(_question: str) -> str:
+        raise AssertionError("asked")
+
+    assert confirm_spend(
+        config, yes=False, emit=lines.append, ask=never, stdin_tty=True, stdout_tty=True,  # type: ignore[arg-type]
+    )  # fmt: skip
+    assert lines == []
+
+
+def _flags(**given: object) -> argparse.Namespace:
+    values: dict[str, object] = dict.fromkeys(
+        ("model", "context", "budget", "runtime", "idle", "weights_gib")
+    )
+    return argparse.Namespace(**{**values, **given})
+
+
+def test_init_asks_for_what_the_flags_did_not_give_and_asks_again_after_a_bad_answer() -> None:
+    answers = iter(["Qwen/Qwen2.5-Coder-14B-Instruct", "", "two dollars", "$2.50", "90m"])
+    asked: list[str] = []
+
+    def ask(question: str) -> str:
+        asked.append(question)
+        return next(answers)
+
+    got = gather(_flags(idle="none"), "default/Model-7B", ask)
+    assert (got.model, got.context, got.budget, got.runtime_seconds, got.idle_seconds) == (
+        "Qwen/Qwen2.5-Coder-14B-Instruct", 16384, 2.5, 5400, None,
+    )  # fmt: skip
+    assert asked[0] == "Model (Hugging Face id) [default/Model-7B]: "
+    assert asked.count("Budget per session in USD, or none [none]: ") == 2
+    assert not any("Idle" in question for question in asked)  # --idle was given
+    quiet = gather(_flags(), "default/Model-7B", None)  # --yes or no terminal: the defaults
+    assert (quiet.model, quiet.budget, quiet.runtime_seconds, quiet.idle_seconds) == (
+        "default/Model-7B", None, 3600, 900,
+    )  # fmt: skip
+    with pytest.raises(ConfigError) as bad:
+        gather(_flags(context=-5), "default/Model-7B", None)
+    assert "--context" in str(bad.value)
 
 
 def test_served_model_and_the_serving_lines(tmp_path: Path) -> None:
