@@ -254,7 +254,7 @@ def _key_lines(config: Config) -> list[str]:
 
 def _show(answers: Answers, need: Estimate, chosen: list[tuple[GpuType, float]], catalog: Catalog,
           config: Config) -> None:  # fmt: skip
-    from podmgr.cli.prices import format_duration, worst_case
+    from podmgr.cli.prices import format_duration, worst_text
 
     print(
         f"memory: {answers.model} at {answers.context} tokens needs about "
@@ -266,13 +266,8 @@ def _show(answers: Answers, need: Estimate, chosen: list[tuple[GpuType, float]],
     for gpu, price in chosen:
         print(f"  {gpu.id:<31} {gpu.memory_gb or 0:>4g} GiB  ${price:.2f}/h")
     dearest = max(price for _gpu, price in chosen)
-    worst = worst_case(answers.runtime_seconds, dearest, answers.budget)
-    budget = f"${answers.budget:.2f}" if answers.budget is not None else "none"
-    runtime = format_duration(answers.runtime_seconds)
-    print(
-        f"worst case of a session: ${worst:.2f} (runtime {runtime} x ${dearest:.2f}/h at most, "
-        f"capped by the budget: {budget})"
-    )
+    worst = worst_text(answers.runtime_seconds, dearest, answers.budget)
+    print(f"worst case of a session: {worst}")
     idle = format_duration(answers.idle_seconds) if answers.idle_seconds else "none"
     print(f"idle limit: {idle} without a request ends the session")
 

@@ -39,11 +39,12 @@ __all__ = [
     "save_catalog",
     "should_ask",
     "worst_case",
+    "worst_text",
 ]
 
 NO_CATALOG_HINT = (
-    "no GPU catalog is cached and RUNPOD_API_KEY is not set: export RUNPOD_API_KEY "
-    "(RunPod console > Settings > API Keys) and run `podmgr gpus --refresh`"
+    "not set, and no GPU catalog is cached to take prices from: export it (RunPod console "
+    "> Settings > API Keys), then run `podmgr gpus --refresh` (or this command again)"
 )
 
 
@@ -135,12 +136,12 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
-def hourly(gpu: GpuType | None, cloud_type: str, gpu_count: int) -> list[float]:
-    """The pod's $/h in each cloud the config allows (empty: no price known)."""
+def hourly(gpu: GpuType | None, cloud_type: str, gpu_count: int) -> dict[str, float]:
+    """The pod's $/h in each cloud the config allows that has a price (empty: none known)."""
     if gpu is None:
-        return []
-    prices = [gpu.price(cloud) for cloud in clouds_of(cloud_type)]
-    return [price * gpu_count for price in prices if price]
+        return {}
+    prices = {cloud: gpu.price(cloud) for cloud in clouds_of(cloud_type)}
+    return {cloud: price * gpu_count for cloud, price in prices.items() if price}
 
 
 def worst_case(runtime_seconds: float, price_per_hour: float, budget: float | None) -> float:
@@ -153,6 +154,17 @@ def _money(value: float) -> str:
     return f"${value:.2f}"
 
 
+def worst_text(runtime_seconds: float, dearest: float, budget: float | None) -> str:
+    """ "$2.50 (the budget; runtime 1h x $2.99/h at most would be $2.99)", or the uncapped
+    "$0.76 (runtime 1h x $0.76/h at most)"."""
+    worst = worst_case(runtime_seconds, dearest, budget)
+    uncapped = worst_case(runtime_seconds, dearest, None)
+    why = f"runtime {format_duration(runtime_seconds)} x {_money(dearest)}/h at most"
+    if worst < uncapped:
+        why = f"the budget; {why} would be {_money(uncapped)}"
+    return f"{_money(worst)} ({why})"
+
+
 def price_lines(config: Config, catalog: Catalog | None) -> list[str]:
     """What `up` shows before the first create: the GPU types in the order a create tries
     them, each with its $/h in the configured cloud, the worst case and the budget."""
@@ -161,20 +173,19 @@ def price_lines(config: Config, catalog: Catalog | None) -> list[str]:
     dearest: float | None = None
     for gpu_id in pod.gpu_type_ids:
         prices = hourly(catalog.find(gpu_id) if catalog else None, pod.cloud_type, pod.gpu_count)
-        shown = " / ".join(f"{_money(p)}/h" for p in prices) if prices else "price unknown"
+        shown = ", ".join(
+            f"{_money(p)}/h" if len(prices) == 1 else f"{cloud.lower()} {_money(p)}/h"
+            for cloud, p in prices.items()
+        )
         count = f" x{pod.gpu_count}" if pod.gpu_count > 1 else ""
-        lines.append(f"  {gpu_id}{count}: {shown}")
+        lines.append(f"  {gpu_id}{count}: {shown or 'price unknown'}")
         if prices:
-            dearest = max(prices + ([dearest] if dearest is not None else []))
+            dearest = max([*prices.values(), *([dearest] if dearest is not None else [])])
     budget = limits.max_cost_usd
     runtime = format_duration(limits.runtime_seconds)
     if dearest is not None:
-        worst = worst_case(limits.runtime_seconds, dearest, budget)
-        uncapped = worst_case(limits.runtime_seconds, dearest, None)
-        why = f"runtime {runtime} x {_money(dearest)}/h at most"
-        if worst < uncapped:
-            why = f"the budget; {why} would be {_money(uncapped)}"
-        lines.append(f"worst case for this session: {_money(worst)} ({why})")
+        worst = worst_text(limits.runtime_seconds, dearest, budget)
+        lines.append(f"worst case for this session: {worst}")
     else:
         lines.append(f"worst case for this session: unknown (no price; runtime {runtime})")
     idle = limits.idle_timeout_seconds

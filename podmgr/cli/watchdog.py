@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     watchdog.add_argument(
         "--refresh-catalog",
         action="store_true",
-        help="list GPU types with prices and availability; check the config's choices",
+        help="the same as `podmgr gpus --refresh` (kept for cron lines and habits)",
     )
     watchdog.set_defaults(handler=run_watchdog, request=None)
 

@@ -97,6 +97,10 @@ def test_price_lines_show_each_type_in_order_the_worst_case_and_the_budget(
     assert "worst case for this session: $2.50 (the budget; runtime 2h x $1.72/h" in lines[3]
     assert "would be $3.44" in lines[3]
     assert lines[4] == "budget: $2.50 per session; idle limit: 15m"
+    both = build_config({"pod": {"cloud_type": "ALL"}}, tmp_path, environ={})
+    catalog = Catalog([GpuType(both.pod.gpu_type_ids[0], "x", 24, 0.69, 0.34)], "test")
+    assert price_lines(both, catalog)[1].endswith(": secure $0.69/h, community $0.34/h")
+    assert "x $0.69/h at most" in price_lines(both, catalog)[2]  # the dearer cloud
     unknown = price_lines(_config(tmp_path), None)  # type: ignore[arg-type]
     assert "price unknown" in unknown[1] and "worst case for this session: unknown" in unknown[3]
     assert unknown[4] == "budget: none per session; idle limit: none"
@@ -289,7 +293,7 @@ def test_init_writes_a_config_that_validates_and_up_serves_with(
     assert init.returncode == 0, init.stdout + init.stderr
     assert "32B parameters x 0.5 bytes" in init.stdout
     assert "NVIDIA GeForce RTX 4090           24 GiB  $0.69/h" in init.stdout
-    assert "worst case of a session: $0.43 (runtime 30m x $0.86/h" in init.stdout
+    assert "worst case of a session: $0.43 (runtime 30m x $0.86/h at most)" in init.stdout
     assert "idle limit: 10m" in init.stdout and "key: accepted" in init.stdout
     assert "RateLimit-Policy" in init.stdout
     written = json.loads((tmp_path / "pod_config.json").read_text())
