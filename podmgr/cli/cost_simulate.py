@@ -96,19 +96,14 @@ def run_simulate(args: argparse.Namespace) -> int:
 def _cache_catalog(config: Config) -> None:
     """Read RunPod's catalog into the cache when none is there and a key is set; else the
     replay takes the simulator's prices (its output names the source)."""
-    import os
     import sys
 
-    from podmgr.cli.prices import PRICE_RETRY_SECONDS, catalog_path, load_catalog, read_cached
+    from podmgr.cli.prices import catalog_path, load_catalog, quick_client, read_cached
     from podmgr.errors import PodmgrError
-    from podmgr.runpod.client import RunPodClient
 
-    if read_cached(catalog_path(config)) is not None or not os.environ.get("RUNPOD_API_KEY"):
+    client = quick_client(config)
+    if read_cached(catalog_path(config)) is not None or client is None:
         return
-    client = RunPodClient(
-        retry_initial_seconds=config.watchdog.api_retry_initial_seconds,
-        retry_max_seconds=min(config.watchdog.api_retry_max_seconds, PRICE_RETRY_SECONDS),
-    )
     try:
         load_catalog(config, client=client)
     except PodmgrError as error:

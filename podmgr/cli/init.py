@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from collections.abc import Callable
@@ -33,8 +32,6 @@ __all__ = ["Answers", "minimal_config", "parse_duration", "propose", "register"]
 DEFAULT_CONTEXT = 16384
 DEFAULT_IDLE_SECONDS = 900
 PROPOSED = 3
-# The key check must not hold `init` up when RunPod cannot be reached.
-KEY_CHECK_RETRY_SECONDS = 10.0
 _PART = re.compile(r"(\d+(?:\.\d+)?)([hms])")
 
 
@@ -222,19 +219,16 @@ def _estimate(answers: Answers, ask: Ask | None) -> Estimate:
 
 def _key_lines(config: Config) -> list[str]:
     """What RUNPOD_API_KEY is worth: accepted or not, and RunPod's rate-limit policy."""
+    from podmgr.cli.prices import quick_client
     from podmgr.doctor.choice import minute_left
     from podmgr.errors import AuthError, PodmgrError
-    from podmgr.runpod.client import RunPodClient
 
-    if not os.environ.get("RUNPOD_API_KEY"):
+    client = quick_client(config)
+    if client is None:
         return [
             "key: RUNPOD_API_KEY is not set; `podmgr up` needs it "
             "(RunPod console > Settings > API Keys; export it, and put it in cron's line)"
         ]
-    client = RunPodClient(
-        retry_initial_seconds=config.watchdog.api_retry_initial_seconds,
-        retry_max_seconds=min(config.watchdog.api_retry_max_seconds, KEY_CHECK_RETRY_SECONDS),
-    )
     rest = client.rest()
     try:
         pods = client.call("list_pods", rest.list_pods)
@@ -273,7 +267,7 @@ def _show(answers: Answers, need: Estimate, chosen: list[tuple[GpuType, float]],
 
 
 def run_init(args: argparse.Namespace) -> int:
-    from podmgr.cli.prices import load_catalog
+    from podmgr.cli.prices import load_catalog, quick_client
     from podmgr.config import build_config
     from podmgr.errors import ConfigError
 
@@ -284,7 +278,7 @@ def run_init(args: argparse.Namespace) -> int:
     defaults = build_config({}, path.resolve().parent, environ={})
     answers = gather(args, defaults.pod.model, ask)
     need = _estimate(answers, ask)
-    catalog = load_catalog(defaults)
+    catalog = load_catalog(defaults, client=quick_client(defaults))
     chosen = propose(catalog.gpus, need, defaults.pod.cloud_type, defaults.pod.gpu_count)
     if not chosen:
         raise ConfigError(

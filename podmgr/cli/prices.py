@@ -35,6 +35,7 @@ __all__ = [
     "format_duration",
     "load_catalog",
     "price_lines",
+    "quick_client",
     "read_cached",
     "save_catalog",
     "should_ask",
@@ -220,19 +221,23 @@ def _session_has_pod(config: Config) -> bool:
 PRICE_RETRY_SECONDS = 10.0
 
 
+def quick_client(config: Config) -> Any:
+    """A RunPod client whose retries give up after PRICE_RETRY_SECONDS (None: no key)."""
+    if not os.environ.get("RUNPOD_API_KEY"):
+        return None
+    from podmgr.runpod.client import RunPodClient
+
+    return RunPodClient(
+        retry_initial_seconds=config.watchdog.api_retry_initial_seconds,
+        retry_max_seconds=min(config.watchdog.api_retry_max_seconds, PRICE_RETRY_SECONDS),
+    )
+
+
 def _catalog_or_none(
     config: Config, emit: Callable[[str], None], save: bool = True
 ) -> Catalog | None:
-    from podmgr.runpod.client import RunPodClient
-
-    client = None
-    if os.environ.get("RUNPOD_API_KEY"):
-        client = RunPodClient(
-            retry_initial_seconds=config.watchdog.api_retry_initial_seconds,
-            retry_max_seconds=min(config.watchdog.api_retry_max_seconds, PRICE_RETRY_SECONDS),
-        )
     try:
-        return load_catalog(config, client=client, save=save)
+        return load_catalog(config, client=quick_client(config), save=save)
     except AuthError:
         raise  # the passes would be refused too: exit 3 now, with one call spent
     except PodmgrError as error:
