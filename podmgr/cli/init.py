@@ -276,9 +276,9 @@ def run_init(args: argparse.Namespace) -> int:
         raise ConfigError(f"{path} exists; --force overwrites it", field="--path")
     ask: Ask | None = input if (not args.yes and sys.stdin.isatty()) else None
     defaults = build_config({}, path.resolve().parent, environ={})
+    catalog = load_catalog(defaults, client=quick_client(defaults))  # before any question
     answers = gather(args, defaults.pod.model, ask)
     need = _estimate(answers, ask)
-    catalog = load_catalog(defaults, client=quick_client(defaults))
     chosen = propose(catalog.gpus, need, defaults.pod.cloud_type, defaults.pod.gpu_count)
     if not chosen:
         raise ConfigError(
