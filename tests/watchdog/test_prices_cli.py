@@ -349,3 +349,24 @@ def test_cost_simulate_takes_prices_where_gpus_does(wd: Harness) -> None:
     source = json.loads(keyed.stdout)["configs"][0]["price_source"]
     assert "as `podmgr gpus` saved it" in source, source
     assert (wd.config.state_path.parent / "catalog.json").exists()
+
+
+def test_init_refuses_what_it_cannot_estimate_and_writes_nothing(
+    sim: SimProcess, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    env = sim.env(home)
+    no_key = {k: v for k, v in env.items() if k != "RUNPOD_API_KEY"}
+    offline = podmgr(tmp_path, no_key, "init", "--yes")
+    assert offline.returncode == 2 and "RUNPOD_API_KEY" in offline.stderr, offline.stderr
+    sizeless = podmgr(tmp_path, env, "init", "--model", "org/house-coder", "--yes")
+    assert sizeless.returncode == 2 and "--weights-gib" in sizeless.stderr, sizeless.stderr
+    huge = podmgr(tmp_path, env, "init", "--model", "org/Giant-1000B", "--yes")
+    assert huge.returncode == 2 and "no GPU type in the catalog fits" in huge.stderr
+    assert not (tmp_path / "pod_config.json").exists() and sim.ledger() == []
+    given = podmgr(tmp_path, env, "init", "--model", "org/house-coder", "--weights-gib", "30",
+                   "--yes")  # fmt: skip
+    assert given.returncode == 0, given.stderr
+    assert "weights 30 GiB as given" in given.stdout
+    assert "NVIDIA GeForce RTX 4090" not in given.stdout  # 30 GiB of weights: not on 24
