@@ -28,6 +28,8 @@ from podmgr.cli import (
     completion,
     config_cmd,
     doctor,
+    gpus,
+    init,
     logs,
     money,
     proxy,
@@ -41,7 +43,8 @@ from podmgr.errors import PodmgrError
 __all__ = ["build_parser", "main"]
 
 SUBCOMMAND_MODULES = (
-    watchdog, logs, proxy, sim, config_cmd, cache, upstreams, money, doctor, completion,
+    init, watchdog, gpus, logs, proxy, sim, config_cmd, cache, upstreams, money, doctor,
+    completion,
 )  # fmt: skip
 
 

@@ -1,45 +1,18 @@
-"""`--refresh-catalog`: RunPod's GPU types with prices, VRAM, stock and CUDA, and a check.
+"""The check of a config's GPU choices against RunPod's catalog (`podmgr gpus`, which
+replaced `--refresh-catalog`'s table: podmgr/cli/gpus.py).
 
-Read from REST v2 alone (`GET /catalog/gpus?include=AVAILABILITY&product=POD`, once per
-cloud: podmgr/runpod/client.py `gpu_catalog`), scoped by the config's CUDA floor. The table
-is also saved as `catalog.json` beside the state file (for people, scripts and the
-what-if's prices). A GPU id in the config that RunPod does not list, or that is not
-offered in the config's cloud, is a problem (the command then exits 2); a type with no
-stock or no usable CUDA version now is only noted: stock changes by the minute.
+A GPU id in the config that RunPod does not list, or that is not offered in the config's
+cloud, is a problem (the command then exits 2); a type with no stock or no usable CUDA
+version now is only noted: stock changes by the minute.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-from pathlib import Path
-
-from podmgr.config import Config, PodSection
-from podmgr.runpod.client import GpuType, RunPodClient
+from podmgr.config import PodSection
 from podmgr.runpod.placement import clouds_of, cuda_usable
+from podmgr.runpod.values import GpuType
 
-__all__ = ["HEADER", "check_choices", "format_row", "refresh_catalog"]
-
-HEADER = (
-    f"{'GPU type':<32} {'VRAM':>5} {'secure $/h':>10} {'community $/h':>13} "
-    f"{'stock S/C':>13}  CUDA with free machines (S | C)"
-)
-
-
-def _price(value: float | None) -> str:
-    return f"{value:.2f}" if value else "-"
-
-
-def format_row(gpu: GpuType, chosen: bool) -> str:
-    mark = "*" if chosen else " "
-    memory = f"{gpu.memory_gb:g}GB" if gpu.memory_gb else "-"
-    stock = f"{gpu.secure_stock or '-'}/{gpu.community_stock or '-'}"
-    cuda = f"{' '.join(gpu.secure_cuda) or '-'} | {' '.join(gpu.community_cuda) or '-'}"
-    return (
-        f"{mark}{gpu.id[:31]:<31} {memory:>5} {_price(gpu.secure_price):>10} "
-        f"{_price(gpu.community_price):>13} {stock:>13}  {cuda}"
-    )
+__all__ = ["check_choices"]
 
 
 def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], list[str]]:
@@ -69,29 +42,3 @@ def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], l
                     "a create skips it"
                 )
     return problems, notes
-
-
-def _save(path: Path, catalog: list[GpuType]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps([dataclasses.asdict(g) for g in catalog], indent=2))
-    os.replace(tmp, path)
-
-
-def refresh_catalog(
-    config: Config, client: RunPodClient | None = None
-) -> tuple[list[str], list[str], list[str]]:
-    """Table rows (chosen GPU types marked *), problems and notes about the config."""
-    client = client or RunPodClient(
-        retry_initial_seconds=config.watchdog.api_retry_initial_seconds,
-        retry_max_seconds=config.watchdog.api_retry_max_seconds,
-    )
-    exact = config.pod.allowed_cuda_versions
-    catalog = client.gpu_catalog(
-        config.pod.gpu_count, min_cuda=None if exact else config.pod.cuda_floor
-    )
-    _save(config.state_path.parent / "catalog.json", catalog)
-    chosen = set(config.pod.gpu_type_ids)
-    ordered = sorted(catalog, key=lambda g: (g.id not in chosen, g.secure_price or 1e9))
-    problems, notes = check_choices(config.pod, catalog)
-    return [format_row(g, g.id in chosen) for g in ordered], problems, notes

@@ -53,7 +53,7 @@ def run_validate(args: argparse.Namespace) -> int:
     pod, limits = config.pod, config.limits
     print(f"  gpu types: {', '.join(pod.gpu_type_ids)}  cloud: {pod.cloud_type}")
     print(_cuda_line(config))
-    print(f"  runtime: {limits.runtime_seconds}s  budget: {limits.max_cost_usd or 'none'}")
+    print(_limits_line(limits))
     print(f"  state: {config.state_path}  cache: {config.cache_path}")
     why = guard_problem(config)
     if why is None:
@@ -67,6 +67,18 @@ def run_validate(args: argparse.Namespace) -> int:
 
         print(f"warning: {GRAPHQL_RETIREMENT}")
     return 0
+
+
+def _limits_line(limits: Any) -> str:
+    """`runtime: 1h  budget: $2.50  idle: 15m`: the limits with their units."""
+    from podmgr.cli.prices import format_duration
+
+    budget = f"${limits.max_cost_usd:.2f}" if limits.max_cost_usd is not None else "none"
+    idle = limits.idle_timeout_seconds
+    return (
+        f"  runtime: {format_duration(limits.runtime_seconds)}  budget: {budget}  "
+        f"idle: {format_duration(idle) if idle else 'none'}"
+    )
 
 
 def _cuda_line(config: Any) -> str:

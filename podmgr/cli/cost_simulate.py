@@ -4,6 +4,10 @@ Replays the trace through the real `plan()` for each config (podmgr/whatif/repla
 prints what each would have cost, beside an always-on pod. Everything is read and checked
 before anything is replayed: a bad trace line or config is exit 2 naming it, and no
 partial table is printed.
+
+Prices come from where `podmgr gpus` takes them (podmgr/cli/prices.py): the cached
+catalog, else RunPod's read with RUNPOD_API_KEY (and cached); without either, or when
+RunPod cannot be reached, the simulator's plausible prices, and the output says so.
 """
 
 from __future__ import annotations
@@ -72,6 +76,8 @@ def run_simulate(args: argparse.Namespace) -> int:
     configs = [(path, load_config(path)) for path in paths]
     rows = []
     for path, config in configs:
+        if args.price_per_hour is None:
+            _cache_catalog(config)
         prices = prices_for(config, args.price_per_hour)
         rows.append(_simulate_one(args, path, config, requests, prices))
     summary = {
@@ -85,6 +91,26 @@ def run_simulate(args: argparse.Namespace) -> int:
     else:
         _print_table(summary)
     return 0
+
+
+def _cache_catalog(config: Config) -> None:
+    """Read RunPod's catalog into the cache when none is there and a key is set; else the
+    replay takes the simulator's prices (its output names the source)."""
+    import sys
+
+    from podmgr.cli.prices import catalog_path, load_catalog, quick_client, read_cached
+    from podmgr.errors import PodmgrError
+
+    client = quick_client(config)
+    if read_cached(catalog_path(config)) is not None or client is None:
+        return
+    try:
+        load_catalog(config, client=client)
+    except PodmgrError as error:
+        print(
+            f"note: RunPod's prices not read ({error.message}); the simulator's are used",
+            file=sys.stderr,
+        )
 
 
 def _simulate_one(

@@ -39,7 +39,7 @@ def register(subparsers: Any) -> None:
     watchdog.add_argument(
         "--refresh-catalog",
         action="store_true",
-        help="list GPU types with prices and availability; check the config's choices",
+        help="the same as `podmgr gpus --refresh` (kept for cron lines and habits)",
     )
     watchdog.set_defaults(handler=run_watchdog, request=None)
 
@@ -47,6 +47,9 @@ def register(subparsers: Any) -> None:
         "up", help="start a session and run passes until the pod serves (Ctrl-C: cron goes on)"
     )
     _pass_options(up)
+    up.add_argument(
+        "--yes", "-y", action="store_true", help="create without asking (prices are still shown)"
+    )
     up.set_defaults(handler=run_up, request="start", start=True, shutdown=False)
     up.set_defaults(refresh_catalog=False)
 
@@ -108,6 +111,12 @@ def run_watchdog(args: argparse.Namespace) -> int:
     configure_logging("debug" if args.verbose else "warning")
     request: Request = args.request or _request_from_flags(args)
     config = load_config(args.config)
+    if args.refresh_catalog:  # an alias of `podmgr gpus --refresh`: not a pass, no header
+        if request != "pass":
+            raise ConfigError("--refresh-catalog cannot be combined with --start or --shutdown")
+        from podmgr.cli.gpus import show_catalog
+
+        return show_catalog(config, refresh=True, as_json=False)
     if request == "start":
         # Refuse before any API call or state write. A plain pass does not do this: it must
         # go on enforcing deadlines even where cron lacks a variable the env refers to.
@@ -116,10 +125,11 @@ def run_watchdog(args: argparse.Namespace) -> int:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     mode = " (dry run)" if args.dry_run else ""
     _say(f"podmgr {request} {stamp} UTC{mode}: config {config_path}")
-    if args.refresh_catalog:
-        if request != "pass":
-            raise ConfigError("--refresh-catalog cannot be combined with --start or --shutdown")
-        return _refresh_catalog(config)
+    if args.dry_run and request == "start":
+        from podmgr.cli.prices import dry_run_lines
+
+        for line in dry_run_lines(config):
+            _say(line)
     from podmgr.watchdog.runner import run_pass
 
     result = run_pass(config, config_path, request=request, dry_run=args.dry_run, emit=_say)
@@ -141,6 +151,10 @@ def run_up(args: argparse.Namespace) -> int:
     config_path = find_config_path(args.config).resolve()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     _say(f"podmgr up {stamp} UTC: config {config_path}")
+    from podmgr.cli.prices import confirm_spend
+
+    if not confirm_spend(config, yes=args.yes, emit=_say):
+        return 0
     startup = config.startup
     _say(
         f"a new pod has {startup.budget_seconds:.0f}s to serve; checks every "
@@ -171,7 +185,10 @@ def run_up(args: argparse.Namespace) -> int:
     pod = result.state.pod
     if pod is not None and not proxy_serves(config, pod.id, PROXY_CATCH_UP_SECONDS):
         _say(f"the proxy has not picked up pod {pod.id} yet; `{_cmd('status')}` shows when")
-    _say(f"serving: point your editor at {result.url} (OpenAI-compatible base URL)")
+    from podmgr.cli.serving import serving_lines
+
+    for line in serving_lines(result.url, config):
+        _say(line)
     return 0
 
 
@@ -247,27 +264,6 @@ def _summary(state: Any) -> None:
         _say(f"session active: {where}; {left:.0f}s left; cost so far {cost}")
     elif session is not None:
         _say(f"session ended ({session.end_reason}); cost {cost}")
-
-
-def _refresh_catalog(config: Any) -> int:
-    from podmgr.cli.catalog import HEADER, refresh_catalog
-    from podmgr.guard.launch import guard_problem
-
-    rows, problems, notes = refresh_catalog(config)
-    _say(HEADER)
-    for row in rows:
-        _say(row)
-    for note in notes:
-        _say(f"note: {note}")
-    for problem in problems:
-        _say(f"config: {problem}")
-    if config.guard.enabled and (why := guard_problem(config)) is not None:
-        _say(f"warning: no guard in the pod ({why}); the limits hold only while passes run")
-    if config.pod.interruptible:
-        from podmgr.runpod.spot import GRAPHQL_RETIREMENT
-
-        _say(f"warning: {GRAPHQL_RETIREMENT}")
-    return 2 if problems else 0
 
 
 def run_status(args: argparse.Namespace) -> int:

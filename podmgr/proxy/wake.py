@@ -88,7 +88,9 @@ class Waker:
         self.enabled = config.limits.wake_on_request and config_path is not None
         self._state = state
         path = str(config_path) if config_path is not None else ""
-        self.command = list(command or [sys.executable, "-m", "podmgr", "up", "--config", path])
+        self.command = list(
+            command or [sys.executable, "-m", "podmgr", "up", "--yes", "--config", path]
+        )
         self.log_path = config.state_path.parent / "wake.log"
         self._clock = clock
         self._process: subprocess.Popen[bytes] | None = None

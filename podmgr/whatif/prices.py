@@ -1,4 +1,4 @@
-"""Hourly pod prices for the replay: RunPod's catalog as `--refresh-catalog` saved it, else
+"""Hourly pod prices for the replay: RunPod's catalog as `podmgr gpus` saved it, else
 the simulator's catalog (podmgr/sim/catalog.py: plausible, not RunPod's current prices).
 
 A pod's price is its GPU type's price in the config's cloud (ALL: the cheaper cloud) times
@@ -66,7 +66,7 @@ def _rows(saved: Path) -> tuple[list[dict[str, Any]], str]:
     try:
         rows = json.loads(saved.read_text())
         if isinstance(rows, list) and rows:
-            return rows, f"catalog saved by --refresh-catalog ({saved})"
+            return rows, f"RunPod's catalog as `podmgr gpus` saved it ({saved})"
     except (OSError, ValueError):
         pass
-    return _simulator_rows(), "the simulator's catalog (run --refresh-catalog for RunPod's)"
+    return _simulator_rows(), "the simulator's catalog (`podmgr gpus --refresh` for RunPod's)"

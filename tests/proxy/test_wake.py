@@ -216,7 +216,7 @@ def test_a_wake_whose_pod_served_before_up_looked_is_no_failed_wake(
     # `up` either saw the session already ended (it served, then idled), or, looking at the
     # pod's URL every 2 s between its passes, saw it serve first: either way no failure.
     ended_after = "the pod served; its session has since ended (idle)" in said
-    assert ended_after or "serving: point your editor at" in said, said
+    assert ended_after or "serving: base URL" in said, said
     assert _ask(client)[1] == "local"  # no pod now: the fallback answers, and it wakes
     assert proxy.health()["wake"]["wakes"] == 2
     wait_until(lambda: _try_pod(client), "the second wake's pod", timeout=120 + 4 * POD_SECONDS)

@@ -216,9 +216,10 @@ def test_refresh_catalog_shows_price_stock_and_cuda_from_v2_and_warns_for_spot(
     before = wd.sim.api_requests()
     run = cli(wd, "watchdog", "--refresh-catalog")
     assert run.returncode == 0, run.stderr
-    assert "stock S/C" in run.stdout and "CUDA with free machines" in run.stdout
+    assert "podmgr pass" not in run.stdout  # an alias of `podmgr gpus --refresh`, not a pass
+    assert "stock S/C" in run.stdout and "max CUDA" in run.stdout
     row = next(line for line in run.stdout.splitlines() if "RTX 4090" in line)
-    assert "24GB" in row and "0.69" in row and "HIGH/HIGH" in row and "12.4" in row, row
+    assert " 24 " in row and "0.69" in row and "HIGH/HIGH" in row and "13.0" in row, row
     after = wd.sim.api_requests()
     assert after["graphql"] == before["graphql"] and after["v2"] - before["v2"] == 2
     wd.configure(interruptible=True, gpu_type_id=["RTX 4090"])  # the name, not the id

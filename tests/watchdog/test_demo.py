@@ -22,7 +22,7 @@ def test_demo_runs_and_terminates_the_simulated_pod(tmp_path: Path) -> None:
     )  # fmt: skip
     assert run.returncode == 0, run.stdout + run.stderr
     assert f"curl http://127.0.0.1:{port}/v1/chat/completions" in run.stdout
-    assert ": serving" in run.stdout and "point your editor at" in run.stdout
+    assert ": serving" in run.stdout and "serving: base URL" in run.stdout
     assert "simulator ledger: 1 pod(s)" in run.stdout and "all terminated" in run.stdout
 
 

@@ -1,0 +1,40 @@
+"""`podmgr up`'s last lines: where to point an editor, with the model id it must ask for.
+
+An editor's default model ("gpt-4o") gets "The model `gpt-4o` does not exist" from vLLM
+(issue 22), so the base URL is never shown without the model id the pod serves: the
+config's model, or vLLM's `--served-model-name` when the config's vllm_args give one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from podmgr.config import Config
+
+__all__ = ["served_model", "serving_lines"]
+
+EDITORS = "Continue, Cline, Kilo Code, CodeGPT"
+
+
+def served_model(model: str, vllm_args: list[str]) -> str:
+    """The id clients must send: vLLM's `--served-model-name` (its first name), else the model."""
+    for index, arg in enumerate(vllm_args):
+        if arg.startswith("--served-model-name="):
+            return arg.split("=", 1)[1].split()[0] or model
+        if arg == "--served-model-name" and index + 1 < len(vllm_args):
+            return vllm_args[index + 1]
+    return model
+
+
+def serving_lines(url: str, config: Config) -> list[str]:
+    """Three lines: base URL and model id, the editors' setting, and a curl to try."""
+    model = served_model(config.pod.model, config.pod.vllm_args)
+    key = "any API key" if not config.proxy.api_keys else "an API key from proxy.api_keys"
+    auth = "" if not config.proxy.api_keys else " -H 'Authorization: Bearer <key>'"
+    return [
+        f"serving: base URL {url}, model {model}",
+        f'  editors ({EDITORS}): provider "OpenAI compatible", that base URL and model, {key}',
+        f"  try: curl {url}/chat/completions -H 'Content-Type: application/json'{auth} "
+        f'-d \'{{"model": "{model}", "messages": [{{"role": "user", "content": "Say hi"}}]}}\'',
+    ]
