@@ -515,7 +515,7 @@ class GuardSection(BaseModel):
     enabled: bool = Field(
         True,
         description="Run the guard in the pod: it terminates its own pod at the deadline, "
-        "budget or idle timeout when no watchdog pass comes (README, 'The pod guards itself').",
+        "budget or idle timeout when no watchdog pass comes (docs/guard.md).",
     )
     interval_seconds: float = Field(
         10, gt=0, description="How often the guard in the pod checks its limits."

@@ -8,7 +8,7 @@ pod of the run is terminated, by `pod`, at most `GUARD_INTERVAL + SLACK` after t
 session's deadline.
 
 Left out on purpose: `container_crash` (a container that never runs again runs no guard:
-README, "The pod guards itself") and templates (a template pod gets no guard).
+docs/guard.md) and templates (a template pod gets no guard).
 """
 
 from __future__ import annotations
