@@ -294,7 +294,11 @@ def run_init(args: argparse.Namespace) -> int:
     build_config(data, path.resolve().parent, environ={})  # what `config validate` checks
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"wrote {path} (only what differs from the defaults; `podmgr config show` shows all)")
-    where = "" if path == Path("pod_config.json") else f" --config {path}"
-    print(f"next: `podmgr config validate{where}`, then `podmgr up{where}` (no pod was created)")
+    from podmgr.cli.options import hint
+
+    where = None if path == Path("pod_config.json") else str(path)
+    shown = hint("config show", where)
+    print(f"wrote {path} (only what differs from the defaults; `{shown}` shows all)")
+    validate, up = hint("config validate", where), hint("up", where)
+    print(f"next: `{validate}`, then `{up}` (no pod was created)")
     return 0

@@ -274,7 +274,9 @@ def confirm_spend(
         answer = ""
     if answer.strip().lower() in ("y", "yes"):
         return True
-    emit("nothing created: no pod, no session (`podmgr up --yes` skips this question)")
+    from podmgr.cli.options import hint
+
+    emit(f"nothing created: no pod, no session (`{hint('up --yes')}` skips this question)")
     return False
 
 
