@@ -1,5 +1,9 @@
 """`--refresh-catalog`: RunPod's GPU types with prices, VRAM, stock and CUDA, and a check.
 
+`saved_catalog` reads the saved table back, so `config validate` and `podmgr up` can
+refuse a GPU id RunPod does not list (`check_gpu_ids`, exit 2 with the closest ids) before
+anything starts or bills (issue 22).
+
 Read from REST v2 alone (`GET /catalog/gpus?include=AVAILABILITY&product=POD`, once per
 cloud: podmgr/runpod/client.py `gpu_catalog`), scoped by the config's CUDA floor. The table
 is also saved as `catalog.json` beside the state file (for people, scripts and the
@@ -14,12 +18,26 @@ import dataclasses
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from podmgr.config import Config, PodSection
-from podmgr.runpod.client import GpuType, RunPodClient
+from podmgr.errors import ConfigError
+from podmgr.runpod.gpu_ids import unknown_ids, unknown_ids_message
 from podmgr.runpod.placement import clouds_of, cuda_usable
+from podmgr.runpod.values import GpuType
 
-__all__ = ["HEADER", "check_choices", "format_row", "refresh_catalog"]
+if TYPE_CHECKING:
+    from podmgr.runpod.client import RunPodClient
+
+__all__ = [
+    "HEADER",
+    "catalog_path",
+    "check_choices",
+    "check_gpu_ids",
+    "format_row",
+    "refresh_catalog",
+    "saved_catalog",
+]
 
 HEADER = (
     f"{'GPU type':<32} {'VRAM':>5} {'secure $/h':>10} {'community $/h':>13} "
@@ -45,7 +63,6 @@ def format_row(gpu: GpuType, chosen: bool) -> str:
 def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], list[str]]:
     """(problems, notes) of the config's GPU list against the catalog."""
     known = {gpu.id: gpu for gpu in catalog}
-    by_name = {gpu.display_name: gpu.id for gpu in catalog}
     exact = tuple(pod.allowed_cuda_versions or ())
     floor = None if exact else pod.cuda_floor
     problems: list[str] = []
@@ -53,8 +70,7 @@ def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], l
     for gpu_id in pod.gpu_type_ids:
         gpu = known.get(gpu_id)
         if gpu is None:
-            hint = f" (did you mean {by_name[gpu_id]!r}?)" if gpu_id in by_name else ""
-            problems.append(f"gpu_type_id {gpu_id!r} is not a RunPod GPU type{hint}")
+            problems.append(f"gpu_type_id: {unknown_ids_message([gpu_id], catalog)}")
             continue
         clouds = clouds_of(pod.cloud_type)
         if not any(gpu.offered(cloud) is not False for cloud in clouds):
@@ -71,6 +87,34 @@ def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], l
     return problems, notes
 
 
+def check_gpu_ids(pod: PodSection, catalog: list[GpuType], source: str) -> None:
+    """ConfigError (exit 2) naming pod.gpu_type_id and the closest ids when the catalog
+    read from `source` lacks any of the config's GPU ids."""
+    unknown = unknown_ids(pod.gpu_type_ids, catalog)
+    if unknown:
+        said = unknown_ids_message(unknown, catalog)
+        raise ConfigError(f"{said} (RunPod's catalog: {source})", field="pod.gpu_type_id")
+
+
+def catalog_path(config: Config) -> Path:
+    """Where `--refresh-catalog` saves the catalog: beside the state file."""
+    return config.state_path.parent / "catalog.json"
+
+
+def saved_catalog(config: Config) -> list[GpuType] | None:
+    """The catalog `--refresh-catalog` saved, or None when there is none or it is unreadable."""
+    try:
+        rows = json.loads(catalog_path(config).read_text())
+        return [_gpu_type(row) for row in rows] or None
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def _gpu_type(row: dict[str, Any]) -> GpuType:
+    cuda = {key: tuple(row.get(key) or ()) for key in ("secure_cuda", "community_cuda")}
+    return GpuType(**(row | cuda))
+
+
 def _save(path: Path, catalog: list[GpuType]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
@@ -82,6 +126,8 @@ def refresh_catalog(
     config: Config, client: RunPodClient | None = None
 ) -> tuple[list[str], list[str], list[str]]:
     """Table rows (chosen GPU types marked *), problems and notes about the config."""
+    from podmgr.runpod.client import RunPodClient
+
     client = client or RunPodClient(
         retry_initial_seconds=config.watchdog.api_retry_initial_seconds,
         retry_max_seconds=config.watchdog.api_retry_max_seconds,
@@ -90,7 +136,7 @@ def refresh_catalog(
     catalog = client.gpu_catalog(
         config.pod.gpu_count, min_cuda=None if exact else config.pod.cuda_floor
     )
-    _save(config.state_path.parent / "catalog.json", catalog)
+    _save(catalog_path(config), catalog)
     chosen = set(config.pod.gpu_type_ids)
     ordered = sorted(catalog, key=lambda g: (g.id not in chosen, g.secure_price or 1e9))
     problems, notes = check_choices(config.pod, catalog)

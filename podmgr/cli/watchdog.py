@@ -100,14 +100,30 @@ def stdout_to_devnull() -> None:
         os.close(devnull)
 
 
+def _logging(args: argparse.Namespace, config: Any) -> str:
+    """Logs to the terminal with --verbose, else as JSON lines to the log file (issue 22:
+    JSON lines mixed into `up`'s output); what to add to the header line to say where."""
+    from podmgr.logs import configure_logging, log_file
+
+    if args.verbose:
+        configure_logging("debug")
+        return ""
+    path = log_file(config.state_path)
+    try:
+        configure_logging(config.watchdog.log_level, file=path)
+    except OSError as error:  # a log that cannot be written is no reason to skip a pass
+        configure_logging("warning")
+        return f"; log: stderr ({path}: {error.strerror})"
+    return f"; log {path}"
+
+
 def run_watchdog(args: argparse.Namespace) -> int:
     from podmgr.config import find_config_path, load_config
     from podmgr.errors import ConfigError
-    from podmgr.logs import configure_logging
 
-    configure_logging("debug" if args.verbose else "warning")
     request: Request = args.request or _request_from_flags(args)
     config = load_config(args.config)
+    logged = _logging(args, config)
     if request == "start":
         # Refuse before any API call or state write. A plain pass does not do this: it must
         # go on enforcing deadlines even where cron lacks a variable the env refers to.
@@ -115,7 +131,7 @@ def run_watchdog(args: argparse.Namespace) -> int:
     config_path = find_config_path(args.config).resolve()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     mode = " (dry run)" if args.dry_run else ""
-    _say(f"podmgr {request} {stamp} UTC{mode}: config {config_path}")
+    _say(f"podmgr {request} {stamp} UTC{mode}: config {config_path}{logged}")
     if args.refresh_catalog:
         if request != "pass":
             raise ConfigError("--refresh-catalog cannot be combined with --start or --shutdown")
@@ -133,14 +149,14 @@ def run_up(args: argparse.Namespace) -> int:
     if args.dry_run:
         return run_watchdog(args)
     from podmgr.config import find_config_path, load_config
-    from podmgr.logs import configure_logging
 
-    configure_logging("debug" if args.verbose else "warning")
     config = load_config(args.config)
     config.pod.resolved_env()  # refuse a missing env reference before any API call or write
+    _check_saved_catalog(config)  # a GPU id RunPod does not list: exit 2 before anything
+    logged = _logging(args, config)
     config_path = find_config_path(args.config).resolve()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-    _say(f"podmgr up {stamp} UTC: config {config_path}")
+    _say(f"podmgr up {stamp} UTC: config {config_path}{logged}")
     startup = config.startup
     _say(
         f"a new pod has {startup.budget_seconds:.0f}s to serve; checks every "
@@ -172,6 +188,17 @@ def run_up(args: argparse.Namespace) -> int:
         _say(f"the proxy has not picked up pod {pod.id} yet; `podmgr status` shows when")
     _say(f"serving: point your editor at {result.url} (OpenAI-compatible base URL)")
     return 0
+
+
+def _check_saved_catalog(config: Any) -> None:
+    """The config's GPU ids against the catalog `--refresh-catalog` saved, when there is
+    one (a file read: cheap). Without it, a pass's create reads the catalog anyway and a
+    refused create ends the session (podmgr/watchdog/apply.py)."""
+    from podmgr.cli.catalog import catalog_path, check_gpu_ids, saved_catalog
+
+    catalog = saved_catalog(config)
+    if catalog is not None:
+        check_gpu_ids(config.pod, catalog, f"saved at {catalog_path(config)}")
 
 
 def _served_then_ended(config: Any, state: Any) -> str:
