@@ -291,7 +291,7 @@ class Applier:
         if catalog is not None and len(unknown := unknown_ids(gpu_type_ids, catalog)) == len(
             gpu_type_ids
         ):  # not one id RunPod knows: no candidate is left to try (issue 22)
-            raise ConfigError(unknown_ids_message(unknown, catalog), field="gpu_type_id")
+            raise ConfigError(unknown_ids_message(unknown, catalog), field="pod.gpu_type_id")
         return place(gpu_type_ids, cfg.pod.cloud_type, catalog, min_cuda=floor, exact_cuda=exact)
 
     def _created(
