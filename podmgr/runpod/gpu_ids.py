@@ -53,10 +53,8 @@ def unknown_ids_message(unknown: Sequence[str], catalog: Sequence[GpuType]) -> s
     parts = []
     for gpu_id in unknown:
         near = closest_ids(gpu_id, catalog)
-        hint = (
-            "; closest ids: " + ", ".join(f"{g.id!r} ({g.display_name})" for g in near)
-            if near
-            else "; `podmgr gpus` lists the ids"
-        )
-        parts.append(f"{gpu_id!r} is not a RunPod GPU type id (the id, not the name){hint}")
+        hint = f"did you mean {near[0].id!r}?" if near else "`podmgr gpus` lists the ids"
+        if len(near) > 1:
+            hint += " (also close: " + ", ".join(repr(g.id) for g in near[1:]) + ")"
+        parts.append(f"{gpu_id!r} is not a RunPod GPU type id (the id, not the name): {hint}")
     return "; ".join(parts)

@@ -118,7 +118,7 @@ def test_validate_names_the_field_and_the_closest_ids(wd: Harness) -> None:
     assert cli(wd, "watchdog", "--refresh-catalog").returncode == 0  # saves the catalog
     wd.configure(gpu_type_id="RTX 4090")
     saved = cli(wd, "config", "validate", key=False)
-    assert saved.returncode == 2 and "closest ids: 'NVIDIA GeForce RTX 4090'" in saved.stderr
+    assert saved.returncode == 2 and "did you mean 'NVIDIA GeForce RTX 4090'?" in saved.stderr
     assert "catalog.json" in saved.stderr
     up = cli(wd, "up", key=False)  # the saved catalog refuses it before anything starts
     assert up.returncode == 2 and "pod.gpu_type_id" in up.stderr
