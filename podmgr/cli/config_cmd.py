@@ -86,18 +86,20 @@ def _check_gpu_ids(config: Any) -> str:
     catalog = saved_catalog(config)
     if catalog is not None:
         check_gpu_ids(config.pod, catalog, f"saved at {catalog_path(config)}")
-        return "ids checked against the saved catalog"
+        return "checked against the saved catalog"
     if not os.environ.get("RUNPOD_API_KEY"):
-        return "ids not checked: no saved catalog and no RUNPOD_API_KEY"
+        return "not checked: no saved catalog and no RUNPOD_API_KEY"
+    from podmgr.logs import configure_logging
     from podmgr.runpod.client import RunPodClient
 
+    configure_logging("error")  # its retries are said in the line this returns
     client = RunPodClient(retry_initial_seconds=0.5, retry_max_seconds=VALIDATE_RETRY_SECONDS)
     try:
         catalog = client.gpu_catalog(config.pod.gpu_count)
     except ApiError as error:
-        return f"ids not checked: RunPod's catalog unread ({error.message})"
+        return f"not checked: RunPod's catalog unread ({error.message})"
     check_gpu_ids(config.pod, catalog, "read now with RUNPOD_API_KEY")
-    return "ids checked against RunPod's catalog"
+    return "checked against RunPod's catalog"
 
 
 # How long `config validate` retries reading RunPod's catalog before it leaves ids unchecked.

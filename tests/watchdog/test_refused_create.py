@@ -110,7 +110,7 @@ def cli(wd: Harness, *args: str, key: bool = True) -> subprocess.CompletedProces
 def test_validate_names_the_field_and_the_closest_ids(wd: Harness) -> None:
     wd.configure(gpu_type_id="RTX 4090")
     unchecked = cli(wd, "config", "validate", key=False)  # no catalog at hand
-    assert unchecked.returncode == 0 and "ids not checked" in unchecked.stdout
+    assert unchecked.returncode == 0 and "gpu ids: not checked" in unchecked.stdout
     read = cli(wd, "config", "validate")  # read with the key
     assert read.returncode == 2, read.stdout + read.stderr
     assert "pod.gpu_type_id" in read.stderr and "'NVIDIA GeForce RTX 4090'" in read.stderr
