@@ -54,7 +54,7 @@ CATALOG = [
     ],
 )
 def test_the_closest_id_comes_first(name: str, first: str) -> None:
-    assert [gpu.id for gpu in closest_ids(name, CATALOG)][0] == first
+    assert closest_ids(name, CATALOG)[0].id == first
 
 
 def test_no_suggestion_for_a_name_like_none() -> None:

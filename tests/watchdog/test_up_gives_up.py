@@ -62,7 +62,8 @@ def run_up(limit: float, *outcomes: State | Exception) -> tuple[list[str], objec
 
 
 def refused() -> TransientApiError:
-    return TransientApiError("RunPod unreachable for GET /pods: ConnectError", may_have_applied=False)
+    message = "RunPod unreachable for GET /pods: ConnectError"
+    return TransientApiError(message, may_have_applied=False)
 
 
 def test_passes_that_cannot_reach_runpod_end_with_exit_6_naming_what_was_tried(
