@@ -5,7 +5,8 @@
 with a request; `up` runs passes (the first asks for a session) every
 `poll_interval_seconds` until the pod serves, printing each pass's phase line; `status`
 reads the state file without importing the SDK; `demo` runs everything against the
-simulator. Exit codes are those of podmgr.errors.
+simulator. The passes' JSON logs go to `watchdog.log` beside the state (the header line
+says where), to the terminal only with --verbose. Exit codes are those of podmgr.errors.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ def register(subparsers: Any) -> None:
 def _pass_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="path to pod_config.json")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log each step")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="log each step here (else to watchdog.log)"
+    )
 
 
 def _say(line: str) -> None:
