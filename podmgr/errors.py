@@ -97,6 +97,9 @@ class LockHeldError(PodmgrError):
 class ApiError(PodmgrError):
     """RunPod answered with something we could not use."""
 
+    # The HTTP status of RunPod's answer when no subclass says more (problems.py sets it).
+    status: int | None = None
+
 
 class TransientApiError(ApiError):
     """A failure worth retrying: network, timeout, 5xx, 429, RunPod's generic error.

@@ -11,6 +11,7 @@ Each row (`EndReason`) names one way a session ends and what that allows afterwa
   no_container  no    no      (plan: no container, twice)     -
   pod_failed    no    no      (plan: the pod's log failed)    -
   balance_zero  yes   no      (apply: RunPod refused, $0)     -
+  create_refused no   no      (apply: a clear 4xx to a create) -
   lease         yes   no      (guard only: no watchdog pass)  lease_silence_seconds
 
 - `wake`: a request may wake the next session after it (podmgr/proxy/wake.py, and the
@@ -194,6 +195,7 @@ for _row in (
     EndReason("no_container", "its pod never got a container, twice", wake=False),
     EndReason("pod_failed", "its pod's log showed a failure no other pod escapes", wake=False),
     EndReason("balance_zero", "RunPod refused to start a pod: the balance is $0", wake=True),
+    EndReason("create_refused", "RunPod refused its create outright: fix the config", wake=False),
     EndReason(
         "lease",
         "the watchdog stopped renewing its guard's lease",

@@ -1,24 +1,29 @@
 """The check of a config's GPU choices against RunPod's catalog (`podmgr gpus`, which
-replaced `--refresh-catalog`'s table: podmgr/cli/gpus.py).
+replaced `--refresh-catalog`'s table: podmgr/cli/gpus.py; the catalog itself, cached as
+`catalog.json` beside the state file, is read by podmgr/cli/prices.py).
 
 A GPU id in the config that RunPod does not list, or that is not offered in the config's
-cloud, is a problem (the command then exits 2); a type with no stock or no usable CUDA
-version now is only noted: stock changes by the minute.
+cloud, is a problem (the command then exits 2, naming the closest ids); a type with no
+stock or no usable CUDA version now is only noted: stock changes by the minute.
+`saved_catalog` reads the cached table back, so `config validate` and `podmgr up` can
+refuse a GPU id RunPod does not list (`check_gpu_ids`) before anything starts or bills.
 """
 
 from __future__ import annotations
 
-from podmgr.config import PodSection
+from podmgr.cli.prices import catalog_path, read_cached
+from podmgr.config import Config, PodSection
+from podmgr.errors import ConfigError
+from podmgr.runpod.gpu_ids import unknown_ids, unknown_ids_message
 from podmgr.runpod.placement import clouds_of, cuda_usable
 from podmgr.runpod.values import GpuType
 
-__all__ = ["check_choices"]
+__all__ = ["catalog_path", "check_choices", "check_gpu_ids", "saved_catalog"]
 
 
 def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], list[str]]:
     """(problems, notes) of the config's GPU list against the catalog."""
     known = {gpu.id: gpu for gpu in catalog}
-    by_name = {gpu.display_name: gpu.id for gpu in catalog}
     exact = tuple(pod.allowed_cuda_versions or ())
     floor = None if exact else pod.cuda_floor
     problems: list[str] = []
@@ -26,8 +31,7 @@ def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], l
     for gpu_id in pod.gpu_type_ids:
         gpu = known.get(gpu_id)
         if gpu is None:
-            hint = f" (did you mean {by_name[gpu_id]!r}?)" if gpu_id in by_name else ""
-            problems.append(f"gpu_type_id {gpu_id!r} is not a RunPod GPU type{hint}")
+            problems.append(f"gpu_type_id: {unknown_ids_message([gpu_id], catalog)}")
             continue
         clouds = clouds_of(pod.cloud_type)
         if not any(gpu.offered(cloud) is not False for cloud in clouds):
@@ -42,3 +46,17 @@ def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], l
                     "a create skips it"
                 )
     return problems, notes
+
+
+def check_gpu_ids(pod: PodSection, catalog: list[GpuType], source: str) -> None:
+    """ConfigError (exit 2) naming pod.gpu_type_id and the closest ids when the catalog
+    read from `source` lacks any of the config's GPU ids."""
+    unknown = unknown_ids(pod.gpu_type_ids, catalog)
+    if unknown:
+        said = unknown_ids_message(unknown, catalog)
+        raise ConfigError(f"{said} (RunPod's catalog: {source})", field="pod.gpu_type_id")
+
+
+def saved_catalog(config: Config) -> list[GpuType] | None:
+    """The cached catalog, or None when there is none or it is unreadable."""
+    return read_cached(catalog_path(config)) or None

@@ -1,8 +1,10 @@
 """`podmgr config validate|show|migrate|schema`: check, print, rewrite a config file.
 
 `validate` also resolves the env's `${NAME}` references as `podmgr up` would, so an unset
-variable or a value that cannot go through RunPod's API is an error here too (exit 2), and
-says when the file is in the old flat form. `show` prints the effective config (every
+variable or a value that cannot go through RunPod's API is an error here too (exit 2),
+checks the GPU ids against RunPod's catalog when one is at hand (saved, or read with the
+key: an id it lacks is exit 2 with the closest ids), and says when the file is in the old
+flat form. `show` prints the effective config (every
 section with every default, env overrides applied, keys redacted) as JSON. `migrate`
 rewrites an old flat file in sections and keeps the old one as `<file>.bak`.
 """
@@ -47,11 +49,13 @@ def run_validate(args: argparse.Namespace) -> int:
     config.pod.resolved_env()  # `${NAME}` values as `podmgr up` would send them
     where = find_config_path(path)
     source = str(where) if where.exists() else "defaults (no config file found)"
+    checked = _check_gpu_ids(config)  # exit 2 for a GPU id RunPod does not list
     print(f"ok: {source}")
     if where.exists() and is_flat_form(read_config_file(where)):
         print(FLAT_NOTE)
     pod, limits = config.pod, config.limits
     print(f"  gpu types: {', '.join(pod.gpu_type_ids)}  cloud: {pod.cloud_type}")
+    print(f"  gpu ids: {checked}")
     print(_cuda_line(config))
     print(_limits_line(limits))
     print(f"  state: {config.state_path}  cache: {config.cache_path}")
@@ -79,6 +83,39 @@ def _limits_line(limits: Any) -> str:
         f"  runtime: {format_duration(limits.runtime_seconds)}  budget: {budget}  "
         f"idle: {format_duration(idle) if idle else 'none'}"
     )
+
+
+def _check_gpu_ids(config: Any) -> str:
+    """The config's GPU ids against RunPod's catalog when one is at hand: the one
+    `--refresh-catalog` saved, else read with RUNPOD_API_KEY (a short try: validate must
+    not hang on a network). ConfigError (exit 2) with the closest ids for an id it lacks;
+    else how far the ids were checked."""
+    import os
+
+    from podmgr.cli.catalog import catalog_path, check_gpu_ids, saved_catalog
+    from podmgr.errors import ApiError
+
+    catalog = saved_catalog(config)
+    if catalog is not None:
+        check_gpu_ids(config.pod, catalog, f"saved at {catalog_path(config)}")
+        return "checked against the saved catalog"
+    if not os.environ.get("RUNPOD_API_KEY"):
+        return "not checked: no saved catalog and no RUNPOD_API_KEY"
+    from podmgr.logs import configure_logging
+    from podmgr.runpod.client import RunPodClient
+
+    configure_logging("error")  # its retries are said in the line this returns
+    client = RunPodClient(retry_initial_seconds=0.5, retry_max_seconds=VALIDATE_RETRY_SECONDS)
+    try:
+        catalog = client.gpu_catalog(config.pod.gpu_count)
+    except ApiError as error:
+        return f"not checked: RunPod's catalog unread ({error.message})"
+    check_gpu_ids(config.pod, catalog, "read now with RUNPOD_API_KEY")
+    return "checked against RunPod's catalog"
+
+
+# How long `config validate` retries reading RunPod's catalog before it leaves ids unchecked.
+VALIDATE_RETRY_SECONDS = 5.0
 
 
 def _cuda_line(config: Any) -> str:

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from podmgr.config import find_config_path, load_config
     from podmgr.doctor import Doctor, DoctorOptions
     from podmgr.errors import ConfigError
-    from podmgr.logs import configure_logging
+    from podmgr.logs import configure_logging, log_file
 
     _check_numbers(args)
     if not args.yes and not sys.stdin.isatty():
@@ -108,8 +108,11 @@ def run(args: argparse.Namespace) -> int:
             "the bound it prints",
             field="--yes",
         )
-    configure_logging("warning")
     config = load_config(args.config)
+    try:  # JSON log lines to the log file, not among the steps (issue 22)
+        configure_logging(config.watchdog.log_level, file=log_file(config.state_path))
+    except OSError:
+        configure_logging("warning")
     config.pod.resolved_env()  # refuse a missing env reference before any API call
     options = DoctorOptions(
         config=config,

@@ -5,7 +5,8 @@
 with a request; `up` runs passes (the first asks for a session) every
 `poll_interval_seconds` until the pod serves, printing each pass's phase line; `status`
 reads the state file without importing the SDK; `demo` runs everything against the
-simulator. Exit codes are those of podmgr.errors.
+simulator. The passes' JSON logs go to `watchdog.log` beside the state (the header line
+says where), to the terminal only with --verbose. Exit codes are those of podmgr.errors.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def register(subparsers: Any) -> None:
 def _pass_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="path to pod_config.json")
     parser.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log each step")
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="log each step here (else to watchdog.log)"
+    )
 
 
 def _say(line: str) -> None:
@@ -103,12 +106,27 @@ def stdout_to_devnull() -> None:
         os.close(devnull)
 
 
+def _logging(args: argparse.Namespace, config: Any) -> str:
+    """Logs to the terminal with --verbose, else as JSON lines to the log file (issue 22:
+    JSON lines mixed into `up`'s output); what to add to the header line to say where."""
+    from podmgr.logs import configure_logging, log_file
+
+    if args.verbose:
+        configure_logging("debug")
+        return ""
+    path = log_file(config.state_path)
+    try:
+        configure_logging(config.watchdog.log_level, file=path)
+    except OSError as error:  # a log that cannot be written is no reason to skip a pass
+        configure_logging("warning")
+        return f"; log: stderr ({path}: {error.strerror})"
+    return f"; log {path}"
+
+
 def run_watchdog(args: argparse.Namespace) -> int:
     from podmgr.config import find_config_path, load_config
     from podmgr.errors import ConfigError
-    from podmgr.logs import configure_logging
 
-    configure_logging("debug" if args.verbose else "warning")
     request: Request = args.request or _request_from_flags(args)
     config = load_config(args.config)
     if args.refresh_catalog:  # an alias of `podmgr gpus --refresh`: not a pass, no header
@@ -117,6 +135,7 @@ def run_watchdog(args: argparse.Namespace) -> int:
         from podmgr.cli.gpus import show_catalog
 
         return show_catalog(config, refresh=True, as_json=False)
+    logged = _logging(args, config)
     if request == "start":
         # Refuse before any API call or state write. A plain pass does not do this: it must
         # go on enforcing deadlines even where cron lacks a variable the env refers to.
@@ -124,7 +143,7 @@ def run_watchdog(args: argparse.Namespace) -> int:
     config_path = find_config_path(args.config).resolve()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     mode = " (dry run)" if args.dry_run else ""
-    _say(f"podmgr {request} {stamp} UTC{mode}: config {config_path}")
+    _say(f"podmgr {request} {stamp} UTC{mode}: config {config_path}{logged}")
     if args.dry_run and request == "start":
         from podmgr.cli.prices import dry_run_lines
 
@@ -143,14 +162,14 @@ def run_up(args: argparse.Namespace) -> int:
     if args.dry_run:
         return run_watchdog(args)
     from podmgr.config import find_config_path, load_config
-    from podmgr.logs import configure_logging
 
-    configure_logging("debug" if args.verbose else "warning")
     config = load_config(args.config)
     config.pod.resolved_env()  # refuse a missing env reference before any API call or write
+    _check_saved_catalog(config)  # a GPU id RunPod does not list: exit 2 before anything
+    logged = _logging(args, config)
     config_path = find_config_path(args.config).resolve()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-    _say(f"podmgr up {stamp} UTC: config {config_path}")
+    _say(f"podmgr up {stamp} UTC: config {config_path}{logged}")
     from podmgr.cli.prices import confirm_spend
 
     if not confirm_spend(config, yes=args.yes, emit=_say):
@@ -190,6 +209,17 @@ def run_up(args: argparse.Namespace) -> int:
     for line in serving_lines(result.url, config):
         _say(line)
     return 0
+
+
+def _check_saved_catalog(config: Any) -> None:
+    """The config's GPU ids against the catalog `--refresh-catalog` saved, when there is
+    one (a file read: cheap). Without it, a pass's create reads the catalog anyway and a
+    refused create ends the session (podmgr/watchdog/apply.py)."""
+    from podmgr.cli.catalog import catalog_path, check_gpu_ids, saved_catalog
+
+    catalog = saved_catalog(config)
+    if catalog is not None:
+        check_gpu_ids(config.pod, catalog, f"saved at {catalog_path(config)}")
 
 
 def _served_then_ended(config: Any, state: Any) -> str:

@@ -31,8 +31,8 @@ _LIMITS = (
 )
 _STARTUP = (
     "initial_wait_seconds max_startup_attempts poll_interval_seconds "
-    "no_container_timeout_seconds create_confirm_seconds health_probe_attempts "
-    "http_timeout_seconds"
+    "no_container_timeout_seconds create_confirm_seconds unreachable_seconds "
+    "health_probe_attempts http_timeout_seconds"
 )
 _WATCHDOG = (
     "restart_backoff_seconds api_retry_initial_seconds api_retry_max_seconds "

@@ -392,6 +392,16 @@ class StartupSection(BaseModel):
         description="How long a create that got no clear answer is looked for in RunPod's "
         "listing (and adopted when it shows up) before another pod is created.",
     )
+    # Issue 22: `podmgr up` against an unreachable RunPod retried every 10 s forever. A pass
+    # retries each call for up to api_retry_max_seconds (60 s), and one request may take its
+    # 30 s timeout: with 80 s no further pass starts, so `up` ends within ~170 s.
+    unreachable_seconds: float = Field(
+        80,
+        ge=0,
+        description="`podmgr up` starts no further pass once its passes have failed to reach "
+        "RunPod (network, 5xx, 429) for this long, and exits 6 (each pass retries its calls "
+        "for up to api_retry_max_seconds first).",
+    )
     health_probe_attempts: int = Field(
         3, ge=1, description="Failed pod /health probes in a row before vLLM counts as dead."
     )

@@ -133,7 +133,9 @@ def classify_status(
         return TransientApiError(said, retry_after=retry_after)
     if status == 404 and pod_resource:
         return PodGoneError(said)
-    return ApiError(said)
+    error = ApiError(said)
+    error.status = status  # a 404 on a create (no such template or volume) refused it outright
+    return error
 
 
 def classify_graphql_message(message: str, *, what: str) -> PodmgrError:

@@ -308,6 +308,11 @@ def _maybe_transient(world: SimWorld, pod: SimPod, status: str) -> None:
 def _placed_spec(order: CreateOrder, gpu_type_id: str) -> PodSpec:
     gpu = find_gpu_type(gpu_type_id)
     if gpu is None:
+        # A 400, as REST v2's createPod answers what it cannot place (RUNPOD_FACTS.md). The
+        # wording is the simulator's own: real RunPod answered a create naming "NVIDIA RTX
+        # 4090" (no such id) with its capacity wording, "There are no longer any instances
+        # available" (runpodctl#260, 2026-03-23). So podmgr tells a bad id from no capacity
+        # by the catalog (podmgr/runpod/gpu_ids.py), never by this text.
         raise SimApiError("bad_request", f"Invalid GPU type id: {gpu_type_id}")
     spec = order.spec
     if not 1 <= spec.gpu_count <= gpu.max_gpu_count:

@@ -16,6 +16,7 @@ __all__ = [
     "CreatePod",
     "EndReason",
     "EndSession",
+    "ForgetCreate",
     "ForgetPod",
     "MarkReady",
     "Noop",
@@ -198,6 +199,19 @@ class ForgetPod:
 
 
 @dataclass(frozen=True)
+class ForgetCreate:
+    """Drop the state's `pending_create`: a shutdown ends the wait for a create that got no
+    clear answer (issue 22: it survived a shutdown, and the next `up` waited ~120 s). A pod
+    it made after all is ours by name: the next pass terminates it, or adopts it."""
+
+    name: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"forget the create of {self.name} ({self.reason})"
+
+
+@dataclass(frozen=True)
 class StartProxy:
     """Start the local proxy detached (stopping a hung one of ours first)."""
 
@@ -240,6 +254,7 @@ Action = (
     | TerminatePod
     | AdoptPod
     | ForgetPod
+    | ForgetCreate
     | StartProxy
     | StopProxy
     | Noop

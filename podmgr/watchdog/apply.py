@@ -4,7 +4,11 @@ Every mutation is safe to have half-succeeded, because RunPod can make a change 
 answer an error (runpodctl#45, transformerlab-app#2305; ../shared/RUNPOD_FACTS.md):
   - create: the pod's name is saved (`pending_create`) before the call, its id the moment
     RunPod returns it; a lost answer is found again by name (the client's retry, then
-    plan's adopt rule), never answered with a second pod;
+    plan's adopt rule), never answered with a second pod. A create RunPod refused outright
+    (`refused_outright`: a clear 4xx, or GPU ids the catalog lacks) made nothing: no
+    `pending_create` is kept, and when no other candidate can follow the session ends
+    (`create_refused`) and the proxy stops, so a `podmgr up` that exits 2 leaves nothing
+    running (issue 22);
   - restart: counted and saved (phase "restarting") before the stop and start, so a start
     that answered an error after starting the pod is counted once and the next pass sees
     a restarting pod, not a ready one;
@@ -39,6 +43,7 @@ from podmgr.guard.launch import guard_limits
 from podmgr.history import record_session_end
 from podmgr.logs import get_logger
 from podmgr.runpod.client import PodSpec, RunPodClient
+from podmgr.runpod.gpu_ids import unknown_ids, unknown_ids_message
 from podmgr.runpod.placement import Candidate, Placement, clouds_of, place
 from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
 from podmgr.watchdog import actions as act
@@ -49,7 +54,7 @@ from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe
 from podmgr.watchdog.spec import pod_spec
 
-__all__ = ["Applier", "Deps"]
+__all__ = ["Applier", "Deps", "refused_outright"]
 
 log = get_logger("watchdog")
 
@@ -154,6 +159,8 @@ class Applier:
                 self._adopt(action, state)
             case act.ForgetPod():
                 self._forget(action, state)
+            case act.ForgetCreate():
+                state.pending_create = None
             case act.StartProxy():
                 self._start_proxy(state)
             case act.StopProxy():
@@ -192,6 +199,39 @@ class Applier:
             )
 
     def _create(self, action: act.CreatePod, state: State) -> None:
+        """Create, or after an outright refusal end the session and stop the proxy."""
+        try:
+            self._try_candidates(action, state)
+        except BalanceError:
+            state.pending_create = None  # `run` ends the session (balance_zero)
+            raise
+        except PodmgrError as error:
+            if not refused_outright(error):
+                raise
+            state.pending_create = None  # refused before anything was made
+            self._refused(state, error)
+            raise
+
+    def _refused(self, state: State, error: PodmgrError) -> None:
+        """RunPod refused the create in a way no later pass can change (a GPU id it does
+        not know, a key it rejects, a body it cannot take): end the session, stop the
+        proxy (kept with wake_on_request; the reason allows no wake), say what to fix."""
+        now = self.deps.clock.now()
+        if state.session is not None and state.session.active:
+            state.session.ended_at, state.session.end_reason = now, "create_refused"
+            self._to_history(state)
+        state.record(now, "EndSession", f"create_refused: {error.message}")
+        pid = state.proxy_pid
+        if pid is not None and not self.deps.config.limits.wake_on_request:
+            try:
+                self.deps.supervisor.stop(pid)
+                state.proxy_pid = None
+            except ProxyError as stop_error:
+                log.warning("proxy_not_stopped", pid=pid, error=stop_error.message)
+        self.deps.store.save(state, now=now)
+        self.deps.emit("   RunPod refused the create outright: the session ended; fix the config")
+
+    def _try_candidates(self, action: act.CreatePod, state: State) -> None:
         """Try the placement's candidates in order (podmgr/runpod/placement.py): a refusal
         of one (400, 403, no spot offer) moves to the next; 402 and 422 stop at once."""
         cfg, clock = self.deps.config, self.deps.clock
@@ -220,9 +260,6 @@ class Applier:
                 errors.append(f"{gpu} ({cloud}): {error.message}")
                 self.deps.emit(f"   {gpu} ({cloud}) refused: {error.message}; trying the next")
                 continue
-            except (BalanceError, ContractError, ConfigError):
-                state.pending_create = None  # refused before anything was made
-                raise
             self._created(action, state, spec, pod_id, candidate)
             return
         state.record(clock.now(), "CreatePod failed", "; ".join(errors))
@@ -251,6 +288,10 @@ class Applier:
         except ApiError as error:
             log.warning("catalog_unread", error=error.message)
             catalog = None
+        if catalog is not None and len(unknown := unknown_ids(gpu_type_ids, catalog)) == len(
+            gpu_type_ids
+        ):  # not one id RunPod knows: no candidate is left to try (issue 22)
+            raise ConfigError(unknown_ids_message(unknown, catalog), field="pod.gpu_type_id")
         return place(gpu_type_ids, cfg.pod.cloud_type, catalog, min_cuda=floor, exact_cuda=exact)
 
     def _created(
@@ -421,6 +462,18 @@ class Applier:
         self.deps.supervisor.stop(action.pid)
         if state.proxy_pid == action.pid:
             state.proxy_pid = None
+
+
+def refused_outright(error: PodmgrError) -> bool:
+    """RunPod (or the catalog) said no to a create in a way that made nothing and that
+    trying again cannot change: the config's fault (exit 2), the key (401, or 403 to every
+    candidate), the body (422), or another clear 4xx (404: no such template or volume).
+    Not capacity (the next pass may find room), 409, 429, 5xx or no answer: those may
+    have made the pod, or may work later."""
+    if isinstance(error, ConfigError | AuthError | ContractError):
+        return True
+    status = error.status if type(error) is ApiError else None
+    return status is not None and 400 <= status < 500 and status not in (409, 429)
 
 
 def _line(action: act.Action, state: State) -> str | None:

@@ -3,8 +3,9 @@
 Purely computational: no I/O, no clock, no randomness. `apply` performs the actions in
 order and records each in the state before the next. The rules, in the order they apply:
 
-1. `shutdown`: terminate every pod of ours, end the session, stop our proxy (with
-   `wake_on_request` the proxy keeps running: a later request may wake a new session).
+1. `shutdown`: terminate every pod of ours, forget a create that got no clear answer,
+   end the session, stop our proxy (with `wake_on_request` the proxy keeps running: a
+   later request may wake a new session).
 2. No active session: start one if a person asked (see `session.py`); otherwise keep our
    pods down (terminate any still alive) and say that the session has ended; with
    `wake_on_request`, start the proxy if it is not running (it wakes the next session).
@@ -51,6 +52,7 @@ from podmgr.watchdog.actions import (
     AdoptPod,
     CreatePod,
     EndSession,
+    ForgetCreate,
     ForgetPod,
     MarkReady,
     Noop,
@@ -113,6 +115,8 @@ def _waking_proxy(limits: LimitsSection, observed: Observed) -> list[Action]:
 
 def _shutdown(state: State, observed: Observed, keep_proxy: bool = False) -> list[Action]:
     actions: list[Action] = _terminate_all(state, observed, "shutdown requested")
+    if state.pending_create is not None:
+        actions.append(ForgetCreate(state.pending_create.name, "shutdown requested"))
     if state.session is not None and state.session.active:
         actions.append(EndSession("shutdown", "requested"))
     if observed.proxy.pid is not None and not keep_proxy:

@@ -49,6 +49,7 @@ from podmgr.watchdog.session import pod_served
 __all__ = [
     "MAX_ROUNDS",
     "PassResult",
+    "Unreachable",
     "UpResult",
     "lock_wait_seconds",
     "run_pass",
@@ -215,9 +216,11 @@ def run_until_serving(
     The first pass asks for a session ("start"), the next ones are plain passes, the
     first of them `initial_wait_seconds` later, then every `poll_interval_seconds`. A pass
     that finds the lock held (a cron pass is running) or that failed on a transient API
-    error is tried again at the next interval. A pass that gave up on a pod (StartupError)
-    or ended the session ends the loop with its error; Ctrl-C (KeyboardInterrupt) goes to
-    the caller, and leaves pods, session and state as they are for cron to keep watching.
+    error is tried again at the next interval; passes failing to reach RunPod end the
+    loop with exit 6 after `unreachable_seconds` (`Unreachable`). A pass that gave up on a
+    pod (StartupError) or ended the session ends the loop with its error; Ctrl-C
+    (KeyboardInterrupt) goes to the caller, and leaves pods, session and state as they are
+    for cron to keep watching.
     `stop`, when set (the CLI's Ctrl-C handler sets it), ends the loop with
     KeyboardInterrupt between passes, never inside one: a pass interrupted between a create
     and the state's save would lose the pod's id. While it waits between passes it checks
@@ -261,7 +264,9 @@ def run_until_serving(
             if end - clock.now() > 0 and probe(pod.endpoint_url)[0] == 200:
                 return
 
+    failing = Unreachable(config.startup.unreachable_seconds)
     while True:
+        started = clock.now()
         try:
             result = one_pass(request)
         except LockHeldError:
@@ -269,9 +274,11 @@ def run_until_serving(
             sleep(pause)
             continue
         except TransientApiError as error:
+            failing.failed(started, clock.now(), error, pause)
             emit(f"this pass failed ({error.message}); trying again in {pause:g}s")
             sleep(pause)
             continue
+        failing.reset()
         request = "pass"
         state = result.state
         session = state.session
@@ -282,6 +289,39 @@ def run_until_serving(
             return UpResult(True, url, state)
         wait_for_pod(wait, state)
         wait = config.startup.poll_interval_seconds
+
+
+@dataclass
+class Unreachable:
+    """`podmgr up`'s count of passes in a row that could not reach RunPod (issue 22: it
+    tried again every 10 s forever). A pass that failed on a TransientApiError (network,
+    timeout, 5xx, 429: the client retried each call for `api_retry_max_seconds` already)
+    starts or extends the streak; once the next pass would start `limit` seconds or more
+    after the streak's first pass began, `failed` raises TransientApiError (exit 6)
+    naming the URL, the passes and how long they took. A pass that worked resets it."""
+
+    limit: float
+    since: float | None = None
+    passes: int = 0
+
+    def reset(self) -> None:
+        self.since, self.passes = None, 0
+
+    def failed(self, started: float, now: float, error: TransientApiError, pause: float) -> None:
+        if self.since is None:
+            self.since = started
+        self.passes += 1
+        if now + pause - self.since < self.limit:
+            return
+        from podmgr.runpod.rest import rest_url
+
+        took = now - self.since
+        raise TransientApiError(
+            f"RunPod unreachable at {rest_url()}: {self.passes} pass(es) in a row failed over "
+            f"{took:.0f}s, each retrying its calls; the last: {error.message}. Check the "
+            "network and RUNPOD_REST_URL, then run `podmgr up` again",
+            may_have_applied=error.may_have_applied,
+        )
 
 
 def _ended(state: State, served: bool) -> PodmgrError | None:

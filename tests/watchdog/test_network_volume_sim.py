@@ -86,8 +86,9 @@ def test_a_volume_outside_data_center_ids_exits_2_before_any_create(vwd: Harness
         vwd.run("start")
     assert raised.value.exit_code == 2 and raised.value.field == "data_center_ids"
     assert "EU-RO-1" in raised.value.message
+    assert vwd.state().session.end_reason == "create_refused"  # type: ignore[union-attr]
     vwd.configure(network_volume_id="novolume123", data_center_ids=None)
     with pytest.raises(ConfigError) as unknown:
-        vwd.run()
+        vwd.run("start")  # the refusal ended the session: a person starts the next
     assert unknown.value.field == "network_volume_id"
     assert vwd.ledger() == []
