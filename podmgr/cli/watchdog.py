@@ -114,6 +114,9 @@ def _logging(args: argparse.Namespace, config: Any) -> str:
     if args.verbose:
         configure_logging("debug")
         return ""
+    if args.dry_run:  # changes nothing, not even a log file: only errors, on stderr
+        configure_logging("error")
+        return ""
     path = log_file(config.state_path)
     try:
         configure_logging(config.watchdog.log_level, file=path)
