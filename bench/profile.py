@@ -1,8 +1,12 @@
-"""`python -m bench.profile [hit|refused] [--cprofile]`: CPU per `/v1` request in process.
+"""`python -m bench.profile [hit|refused|pass|models] [--cprofile]`: CPU per `/v1` request.
 
 Drives the proxy's own ASGI app (`create_app`) with cache hits (or requests refused for
 want of an upstream), no sockets and no uvicorn, so the figure is the proxy's Python
 code alone: what `python -m bench` adds on top of a bare app, minus the server's share.
+`pass` (chat with the cache off) and `models` (GET /v1/models) go through to a real
+upstream process (bench/apps.py) on loopback, 32 requests at a time on uvloop, as
+`python -m bench` sends them: the figure is this process's CPU (app and upstream client),
+not the upstream's.
 It also times the observe side alone (`Recorder.begin` + `record` for one hit), so a
 regression there shows apart from the forward side. With `--cprofile`, the top functions
 by own time are printed (cProfile inflates small functions; read shares, not absolutes).
@@ -22,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.fill import bench_body, fill_cache
+from bench.servers import serve_app
 from podmgr.config import build_config
 from podmgr.proxy.app import create_app
 from podmgr.proxy.observe.metrics import ProxyMetrics, Snapshot
@@ -29,19 +34,20 @@ from podmgr.proxy.observe.outcome import CacheResult, Recorder
 from podmgr.proxy.observe.stats import RecentStats
 
 ROUNDS = 10_000
+CONNECTIONS = 32
 REPEATS = 5
 BODY = json.dumps(bench_body(0)).encode()
 
 
-def _scope(port: int) -> dict[str, Any]:
+def _scope(port: int, method: str = "POST", path: str = "/v1/chat/completions") -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "POST",
+        "method": method,
         "scheme": "http",
-        "path": "/v1/chat/completions",
-        "raw_path": b"/v1/chat/completions",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [
@@ -85,7 +91,73 @@ async def _drive(app: Any, rounds: int, profile: cProfile.Profile | None) -> flo
     return best / rounds
 
 
+async def _drive_through(
+    app: Any, scope: dict[str, Any], rounds: int, profile: cProfile.Profile | None
+) -> float:
+    """Seconds of CPU per request through `app` to a real upstream, 32 at a time (the
+    least of REPEATS runs of `rounds`)."""
+    sent: list[int] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            sent.append(message["status"])
+
+    body = BODY if scope["method"] == "POST" else b""
+
+    async def one_connection(count: int) -> None:
+        for _ in range(count):
+            await app(dict(scope), _receiver(body), send)
+
+    async def run(count: int) -> None:
+        await asyncio.gather(*[one_connection(count // CONNECTIONS) for _ in range(CONNECTIONS)])
+
+    await run(CONNECTIONS * 20)  # warm up: connections to the upstream opened
+    best = float("inf")
+    for _ in range(REPEATS):
+        if profile is not None:
+            profile.enable()
+        started = time.process_time()
+        await run(rounds)
+        best = min(best, time.process_time() - started)
+        if profile is not None:
+            profile.disable()
+    if set(sent) != {200}:
+        raise RuntimeError(f"unexpected answers: {sorted(set(sent))}")
+    return best / rounds
+
+
+def _receiver(body: bytes) -> Any:
+    """An ASGI `receive` for one request: the body once, then nothing until the client
+    leaves, as a server's is (a watch on the client must wait, not spin)."""
+    given = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal given
+        if not given:
+            given = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+async def _through(kind: str, rounds: int, profile: cProfile.Profile | None) -> float:
+    with (
+        tempfile.TemporaryDirectory(prefix="podmgr-profile-") as tmp,
+        serve_app("upstream") as upstream,
+    ):
+        fields = {"cache_dir": "cache", "state_file": "state.json", "log_level": "warning",
+                  "upstream_url": upstream, "cache_mode": "off"}  # fmt: skip
+        app = create_app(build_config(fields, base_dir=tmp))
+        scope = _scope(8000) if kind == "pass" else _scope(8000, "GET", "/v1/models")
+        async with app.router.lifespan_context(app):
+            return await _drive_through(app, scope, rounds, profile)
+
+
 async def _run(kind: str, rounds: int, profile: cProfile.Profile | None) -> float:
+    if kind in ("pass", "models"):
+        return await _through(kind, rounds, profile)
     with tempfile.TemporaryDirectory(prefix="podmgr-profile-") as tmp:
         fields = {"cache_dir": "cache", "state_file": "state.json", "log_level": "warning"}
         if kind == "hit":
@@ -112,7 +184,13 @@ def observe_cost(rounds: int = 200_000) -> float:
 def main() -> None:
     kind = next((a for a in sys.argv[1:] if not a.startswith("-")), "hit")
     profile = cProfile.Profile() if "--cprofile" in sys.argv else None
-    per_request = asyncio.run(_run(kind, ROUNDS, profile))
+    rounds = ROUNDS // 2 if kind in ("pass", "models") else ROUNDS
+    if kind in ("pass", "models"):
+        import uvloop  # as the proxy serves (podmgr/proxy/server.py)
+
+        per_request = uvloop.run(_run(kind, rounds, profile))
+    else:
+        per_request = asyncio.run(_run(kind, rounds, profile))
     print(f"{kind}: {per_request * 1e6:.1f} us CPU per request through the app (in process)")
     print(f"observe side (Recorder.begin + record, one hit): {observe_cost() * 1e6:.2f} us")
     if profile is not None:

@@ -211,3 +211,12 @@ def test_the_aiohttp_client_serves_alike(
     with pytest.raises(openai.InternalServerError) as caught:
         client.chat.completions.create(model="sim-model", messages=_messages(), max_tokens=5)
     assert caught.value.status_code == 502
+
+
+def test_a_small_passed_through_answer_goes_out_whole(sim_proxy: ProxyProcess) -> None:
+    """An answer of known length under the limit is sent with its length, not chunked."""
+    response = httpx.get(sim_proxy.url + "/v1/models")
+    assert response.status_code == 200
+    assert response.headers.get("transfer-encoding") is None
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.json()["data"]

@@ -58,6 +58,9 @@ class DisconnectWatch:
         self._timer.cancel()
         if self._task is not None:
             self._task.cancel()
+        # The request's task holds this watch (through its Responder): dropping the task
+        # here leaves no cycle for the garbage collector to find.
+        self._target = None
 
 
 class Responder:

@@ -2,7 +2,8 @@
 
 Each request goes intake -> plan -> effects: `intake.read_request` reads and checks the
 scope and body once into a `ProxyRequest`; `plan.plan` (pure) decides from it and a
-`Snapshot` of the upstreams and cache settings whether to wake the pod and what to do;
+`Snapshot` of the upstreams and cache settings whether to wake the pod and what to do
+(a repeated cacheable request gets its plan from `memo.PlanMemo`, the same plan again);
 the plan's action carries itself out (`effects.py`). A request refused or failed anywhere
 raises `Refused` and is answered here, in one place (openai_errors.py made the answer);
 nothing here answers 500 on purpose. When
@@ -24,7 +25,8 @@ from podmgr.proxy.forward.asgi import Responder
 from podmgr.proxy.forward.coalescer import Coalescer
 from podmgr.proxy.forward.effects import Effects, Exchange
 from podmgr.proxy.forward.intake import IntakeRules, read_request
-from podmgr.proxy.forward.plan import Snapshot, plan
+from podmgr.proxy.forward.memo import PlanMemo
+from podmgr.proxy.forward.plan import Snapshot
 from podmgr.proxy.observe.outcome import Recorder
 from podmgr.proxy.openai_errors import Refused
 from podmgr.proxy.upstream.router import Router
@@ -61,6 +63,7 @@ class V1Handler:
         self.rules = IntakeRules(api_keys, max_body_bytes)
         self.cache_mode = cache_mode
         self._last = Snapshot((), None, False, cache_mode, cache_fallbacks, False)
+        self.memo = PlanMemo()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,8 +75,9 @@ class V1Handler:
         outcome = self.recorder.begin(route)
         out = Responder(send)
         try:
-            request = await read_request(scope, receive, path, route, self.rules)
-            decided = plan(request, self._snapshot())
+            memo = self.memo
+            request = await read_request(scope, receive, path, route, self.rules, memo.bodies)
+            decided = memo.plan(request, self._snapshot())
             exchange = Exchange(request, receive, out, outcome)
             if decided.wake:
                 exchange.blocked = self.effects.wake()

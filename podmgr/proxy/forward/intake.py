@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -57,6 +59,7 @@ _PROXY_FIELDS: dict[str, tuple[type, ...]] = {
     "cache": (dict,),
 }
 _TYPE_NAMES = {bool: "a boolean", dict: "an object"}
+_NONE_PARSED: Mapping[bytes, dict[str, Any]] = MappingProxyType({})
 # The request headers the proxy itself reads; the rest are only forwarded.
 _READ = frozenset({b"authorization", b"content-type", b"content-length", b"cache-control"})
 _ALLOW_POST = ((b"allow", b"POST"),)
@@ -107,10 +110,17 @@ def authorize(keys: tuple[bytes, ...], authorization: bytes | None) -> bool:
 
 
 async def read_request(
-    scope: Scope, receive: Receive, path: str, route: str, rules: IntakeRules
+    scope: Scope,
+    receive: Receive,
+    path: str,
+    route: str,
+    rules: IntakeRules,
+    parsed: Mapping[bytes, dict[str, Any]] = _NONE_PARSED,
 ) -> ProxyRequest:
     """The request, checked (module docstring); raises `Refused` with the client's answer.
-    `path` is the decoded path with repeated slashes folded, `route` the part under /v1."""
+    `path` is the decoded path with repeated slashes folded, `route` the part under /v1;
+    `parsed` holds bodies already read as JSON (and checked), by their raw bytes
+    (memo.PlanMemo)."""
     headers: list[tuple[bytes, bytes]] = scope["headers"]
     read = _check_target(scope, path, headers)
     authorization = read.get(b"authorization")
@@ -121,7 +131,7 @@ async def read_request(
     if cacheable:
         _check_method_and_type(method, read.get(b"content-type"))
     raw = await _read_body(receive, read.get(b"content-length"), rules.max_body_bytes)
-    body = _parse_object(raw) if cacheable else None
+    body = (parsed.get(raw) or _parse_object(raw)) if cacheable else None
     model = body.get("model") if body is not None else None
     stream = body is not None and body.get("stream") is True
     options = body.get("stream_options") if stream and body is not None else None

@@ -114,6 +114,7 @@ class _Connection(asyncio.Protocol):
         self.reusable = True
         self.idle_since = 0.0
         self._on_lost = on_lost
+        self._poller: select.poll | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -141,7 +142,11 @@ class _Connection(asyncio.Protocol):
         transport = self.transport
         if not self.reusable or transport is None or transport.is_closing():
             return False
-        return now - self.idle_since < IDLE_SECONDS and not _readable(transport)
+        if now - self.idle_since >= IDLE_SECONDS:
+            return False
+        if self._poller is None:
+            self._poller = _poller_of(transport)
+        return self._poller is None or not self._poller.poll(0)
 
     def hold_reading(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -158,14 +163,16 @@ class _Connection(asyncio.Protocol):
         self._on_lost(self)  # frees its pool slot now, not one loop turn later
 
 
-def _readable(transport: asyncio.Transport) -> bool:
-    """Whether the kernel holds unread bytes or an EOF for an idle connection's socket."""
+def _poller_of(transport: asyncio.Transport) -> select.poll | None:
+    """A poll object on the connection's socket, made once per connection: `poll(0)` then
+    says whether the kernel holds unread bytes or an EOF for it while it is idle (one
+    system call per reuse; making the object each time was 4% of a pass-through's CPU)."""
     sock = transport.get_extra_info("socket")
     if sock is None:
-        return False
+        return None
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
-    return bool(poller.poll(0))
+    return poller
 
 
 class UpstreamResponse:
