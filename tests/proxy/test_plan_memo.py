@@ -72,3 +72,10 @@ def test_large_bodies_are_not_kept() -> None:
     first = memo.plan(_raw(_request()), snapshot)
     assert memo.plan(_raw(_request()), snapshot) is not first
     assert memo.bodies == {}
+
+
+def test_with_the_cache_off_no_key_is_computed() -> None:
+    decided = plan(_raw(_request()), _snapshot(POD, cache_mode="off"))
+    assert isinstance(decided.action, Answer)
+    decision = decided.action.attempts[0].decision
+    assert decision.key == "" and not decision.lookup and not decision.store

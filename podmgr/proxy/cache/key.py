@@ -51,6 +51,9 @@ class CacheDecision(NamedTuple):
         return not self.lookup
 
 
+_OFF = CacheDecision("", lookup=False, store=False)
+
+
 def cache_scope(upstream: str, upstream_model: str) -> str:
     """The part of a key that says who answers: the upstream's name and the model id it
     is asked for ("" for a request without a model)."""
@@ -105,8 +108,10 @@ def decide(
 
     A request with neither a Cache-Control header nor `cache` controls in its body (most
     of them) is looked up and stored without reading any directive."""
+    if mode == "off":  # nothing is looked up or stored, so nothing needs a key
+        return _OFF
     key = cache_key(route, body, scope)
-    if mode == "off" or route not in CACHEABLE_ROUTES:
+    if route not in CACHEABLE_ROUTES:
         return CacheDecision(key, False, False)
     if mode == "deterministic" and not is_deterministic(route, body):
         return CacheDecision(key, False, False)

@@ -173,7 +173,9 @@ async def _try(fx: Effects, ex: Exchange, attempt: Attempt, final: bool) -> bool
     """Answer from one upstream; False (nothing sent) to try the next one instead."""
     request, outcome, decision = ex.request, ex.outcome, attempt.decision
     route = attempt.upstream.route
-    extra = [(b"x-cache-key", decision.key.encode()), *_named(route)]
+    extra = _named(route)
+    if decision.key:  # none with the cache off
+        extra.insert(0, (b"x-cache-key", decision.key.encode()))
     if decision.lookup and await _hit(fx.cache, ex, decision.key, extra):
         return True
     if ex.out.watch is None:
