@@ -138,11 +138,11 @@ def run_watchdog(args: argparse.Namespace) -> int:
         from podmgr.cli.gpus import show_catalog
 
         return show_catalog(config, refresh=True, as_json=False)
-    logged = _logging(args, config)
     if request == "start":
-        # Refuse before any API call or state write. A plain pass does not do this: it must
-        # go on enforcing deadlines even where cron lacks a variable the env refers to.
+        # Refuse before any API call or state write (the log file too). A plain pass does
+        # not: it must go on enforcing deadlines where cron lacks a variable the env names.
         config.pod.resolved_env()
+    logged = _logging(args, config)
     config_path = find_config_path(args.config).resolve()
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
     mode = " (dry run)" if args.dry_run else ""
