@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
-from wdkit import Harness
+from wdkit import Harness, MakeWd
 
 from podmgr.errors import (
     ApiError,
@@ -16,6 +17,7 @@ from podmgr.errors import (
     UnconfirmedCreateError,
 )
 from podmgr.history import history_path, read_history
+from podmgr.sim.process import SimProcess
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.proxy_probe import fetch_health, pid_alive
 
@@ -372,9 +374,22 @@ def test_dry_run_changes_nothing(wd: Harness) -> None:
     assert any(line.startswith("would create a pod") for line in wd.lines)
 
 
-def test_pod_that_never_serves_is_terminated_past_the_startup_budget(wd: Harness) -> None:
-    wd.configure(max_startup_attempts=2, poll_interval_seconds=0.01, max_restarts=1)
-    wd.sim.set_fault("vllm_die")  # every pod's vLLM dies as soon as it could serve
+@pytest.fixture(scope="module")
+def slow_sim() -> Iterator[SimProcess]:
+    """A simulator whose pods load their model for an hour: they never serve in a test.
+
+    (These tests used fault `vllm_die`, but a V1 engine that dies keeps `/health` at 200
+    (podmgr/sim/faults.py), and the fault strikes at the simulator's next API call: on a
+    busy machine the pod could answer its first health check before any call struck it,
+    be marked ready, and the test failed.)"""
+    with SimProcess(pull_seconds=0.1, load_seconds=3600, token_delay=0.0) as process:
+        yield process
+
+
+def test_pod_that_never_serves_is_terminated_past_the_startup_budget(
+    slow_sim: SimProcess, make_wd: MakeWd
+) -> None:
+    wd = make_wd(slow_sim, max_startup_attempts=2, poll_interval_seconds=0.01, max_restarts=1)
     with pytest.raises(StartupError):
         wd.up()
     assert wd.alive() == [] and len(wd.ledger()) == 1
@@ -386,9 +401,10 @@ def test_pod_that_never_serves_is_terminated_past_the_startup_budget(wd: Harness
     wd.run("shutdown")
 
 
-def test_deadline_is_hard_while_the_pod_starts(wd: Harness) -> None:
-    wd.configure(runtime_seconds=1, max_startup_attempts=1000, poll_interval_seconds=0.05)
-    wd.sim.set_fault("vllm_die")  # the pod never serves
+def test_deadline_is_hard_while_the_pod_starts(slow_sim: SimProcess, make_wd: MakeWd) -> None:
+    wd = make_wd(
+        slow_sim, runtime_seconds=1, max_startup_attempts=1000, poll_interval_seconds=0.05
+    )  # the pod never serves
     started = time.time()
     with pytest.raises(StartupError, match="deadline"):
         wd.up()  # passes until the session ends; the budget (50 s) is never reached
