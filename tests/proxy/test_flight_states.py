@@ -65,6 +65,11 @@ CASES = [
     pytest.param(Scripted(200, SSE, [CHUNK]), "failed", 502, id="stream-without-done"),
     pytest.param(Scripted(200, SSE, [CHUNK], fail_after=True), "failed", 502, id="stream-dropped"),
     pytest.param(Scripted(200, SSE, [CHUNK, VLLM_ERROR, DONE]), "failed", 400, id="vllm-error"),
+    # The whole stream came, [DONE] included; the connection broke before the HTTP
+    # message's own end: the clients have their answer, no error event may follow [DONE].
+    pytest.param(
+        Scripted(200, SSE, [CHUNK, DONE], fail_after=True), "complete", None, id="drop-after-done"
+    ),
 ]
 
 
@@ -91,6 +96,8 @@ async def test_a_flight_ends_in_one_state(
         assert flight.state is FlightState(state)
         assert (flight.failure.status if flight.failure else None) == status
         assert (decision.key in cache) == (state == "complete"), "stored iff complete"
+        if state == "complete":
+            assert flight.stream_tail() == b""
         assert len(coalescer) == 0 and coalescer.get(decision.key) is None
     finally:
         await cache.close()

@@ -262,6 +262,11 @@ class Flight:
 
     def _fail(self, failure: ProxyFailure) -> None:
         if self.state is FlightState.STREAMING:
+            if self._saw_done:
+                # The whole stream came, [DONE] included; the connection broke only before
+                # the HTTP message's own end. Clients that got [DONE] have their answer: an
+                # error event after it would break them (a proxy load run under faults saw it).
+                return
             self._broken = failure  # the stream began: its clients get an SSE error event
         else:
             self.failure = failure
