@@ -1,4 +1,10 @@
-"""The watchdog's state file: what pod we own, the session's limits, and what we did.
+"""The watchdog's state file: what pods we own, the session's limits, and what we did.
+
+Pod records (and creates awaiting RunPod's answer) are keyed by the configured pod's name
+(config/pods.py; a one-pod config's pod is "pod"). Schema 1 held one `pod` and one
+`pending_create`: such a file reads as the records of the pod named "pod" (`_migrate`), and
+`state.pod` / `state.pending_create` remain as the record of that pod for the one-pod code
+paths (the watchdog, status, proxy and guard code that predate issue 23).
 
 `StateStore` owns the file. Writes are atomic (temp file in the same directory, fsync,
 rename, fsync of the directory) with mode 0600, because the file holds the pod's vLLM key.
@@ -17,17 +23,18 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import filelock
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from podmgr.errors import LockHeldError, StateError
 
 __all__ = [
     "HISTORY_LIMIT",
+    "ONE_POD",
     "SCHEMA_VERSION",
     "HistoryEntry",
     "PendingCreate",
@@ -39,7 +46,8 @@ __all__ = [
     "StateStore",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: pods and pending_creates keyed by pod name (issue 23)
+ONE_POD = "pod"  # the name of a one-pod config's pod (config/pods.py DEFAULT_POD_NAME)
 HISTORY_LIMIT = 50
 
 PodPhase = Literal["creating", "starting", "ready", "stopped", "restarting"]
@@ -108,6 +116,7 @@ class SessionPod(BaseModel):
     ready_at: float | None = None
     interruptible: bool = False
     cost_usd: float = 0.0
+    pod_name: str = Field(default=ONE_POD, description="The configured pod it was (config `pods`).")
 
 
 SESSION_PODS_LIMIT = 50
@@ -138,8 +147,11 @@ class Session(BaseModel):
     def active(self) -> bool:
         return self.ended_at is None
 
-    def book_pod(self, pod: PodRecord, cost_usd: float) -> None:
-        """Note the pod (added or refreshed) and add `cost_usd` to it and to the session."""
+    def book_pod(self, pod: PodRecord, cost_usd: float, pod_name: str = ONE_POD) -> None:
+        """Note the pod (added or refreshed) and add `cost_usd` to it and to the session.
+
+        One session serves every configured pod: `cost_usd` is the sum over all of them,
+        which is what the budget rule compares with `limits.max_cost_usd`."""
         self.cost_usd = self.cost_usd + cost_usd
         for known in self.pods:
             if known.id == pod.id:
@@ -156,6 +168,7 @@ class Session(BaseModel):
                 ready_at=pod.ready_at,
                 interruptible=pod.interruptible,
                 cost_usd=cost_usd,
+                pod_name=pod_name,
             )
         )
         del self.pods[:-SESSION_PODS_LIMIT]
@@ -181,13 +194,23 @@ class State(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     session: Session | None = None
-    pod: PodRecord | None = None
-    pending_create: PendingCreate | None = None
+    pods: dict[str, PodRecord] = Field(
+        default_factory=dict, description="The pod we own for each configured pod, by name."
+    )
+    pending_creates: dict[str, PendingCreate] = Field(
+        default_factory=dict,
+        description="Creates sent to RunPod with no clear answer yet, by configured pod name.",
+    )
     proxy_pid: int | None = None
     proxy_started_at: float | None = None
     last_request_at: float | None = Field(
         default=None,
         description="Latest client request the proxy reported (survives proxy restarts).",
+    )
+    last_request_by_model: dict[str, float] = Field(
+        default_factory=dict,
+        description="Latest client request for each model the proxy reported: the idle "
+        "rule of the pod serving that model reads it.",
     )
     updated_at: float | None = None
     start_command_json: bool | None = Field(
@@ -197,11 +220,64 @@ class State(BaseModel):
     )
     history: list[HistoryEntry] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """Schema 1 (one `pod`, one `pending_create`) read as the records of "pod"."""
+        if not isinstance(data, Mapping):
+            return data
+        return _one_pod_keys(data) | (
+            {"schema_version": SCHEMA_VERSION} if data.get("schema_version") == 1 else {}
+        )
+
+    @property
+    def pod(self) -> PodRecord | None:
+        """The record of the one-pod config's pod ("pod"); a set reads `pods[name]`."""
+        return self.pods.get(ONE_POD)
+
+    @pod.setter
+    def pod(self, record: PodRecord | None) -> None:
+        self.pods = _with(self.pods, ONE_POD, record)
+
+    @property
+    def pending_create(self) -> PendingCreate | None:
+        """The unanswered create of the one-pod config's pod ("pod")."""
+        return self.pending_creates.get(ONE_POD)
+
+    @pending_create.setter
+    def pending_create(self, pending: PendingCreate | None) -> None:
+        self.pending_creates = _with(self.pending_creates, ONE_POD, pending)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> State:
+        """A copy; `update` may name `pod` and `pending_create` as the constructor does."""
+        if update and ("pod" in update or "pending_create" in update):
+            # pydantic's update replaces a field whole: start from this state's records.
+            current = {"pods": dict(self.pods), "pending_creates": dict(self.pending_creates)}
+            update = _one_pod_keys({**current, **update})
+        return super().model_copy(update=update, deep=deep)
+
     def record(self, now: float, action: str, detail: str = "") -> None:
         """Append to the short history, dropping the oldest past HISTORY_LIMIT."""
         self.history = [*self.history, HistoryEntry(at=now, action=action, detail=detail)][
             -HISTORY_LIMIT:
         ]
+
+
+def _with(records: Mapping[str, Any], name: str, value: Any) -> dict[str, Any]:
+    """`records` with `name` set to `value`, or dropped when `value` is None."""
+    out = {key: known for key, known in records.items() if key != name}
+    if value is not None:
+        out[name] = value
+    return out
+
+
+def _one_pod_keys(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` with `pod` / `pending_create` moved into `pods` / `pending_creates` as "pod"."""
+    out = dict(data)
+    for one, many in (("pod", "pods"), ("pending_create", "pending_creates")):
+        if one in out:
+            out[many] = _with(dict(out.get(many) or {}), ONE_POD, out.pop(one))
+    return out
 
 
 class StateStore:
