@@ -142,6 +142,11 @@ class Session(BaseModel):
         default_factory=list,
         description="Every pod of the session with its booked cost (newest 50 kept).",
     )
+    ended_pods: dict[str, str] = Field(
+        default_factory=dict,
+        description="Configured pods ended alone in this session (idle, crash loop, not "
+        "asked for by `podmgr up NAME`), by name, with why; `podmgr up NAME` revives one.",
+    )
 
     @property
     def active(self) -> bool:
