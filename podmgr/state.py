@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import filelock
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from podmgr.errors import LockHeldError, StateError
 
@@ -224,6 +224,8 @@ class State(BaseModel):
         "way into the pod), as a pod's log showed; None: not known yet. Kept across sessions.",
     )
     history: list[HistoryEntry] = Field(default_factory=list)
+    # Which configured pod `pod` / `pending_create` stand for (`focused`); not saved.
+    _focus: str = PrivateAttr(default=ONE_POD)
 
     @model_validator(mode="before")
     @classmethod
@@ -237,28 +239,43 @@ class State(BaseModel):
 
     @property
     def pod(self) -> PodRecord | None:
-        """The record of the one-pod config's pod ("pod"); a set reads `pods[name]`."""
-        return self.pods.get(ONE_POD)
+        """The record of the pod in focus: "pod" (a one-pod config) unless `focused`."""
+        return self.pods.get(self._focus)
 
     @pod.setter
     def pod(self, record: PodRecord | None) -> None:
-        self.pods = _with(self.pods, ONE_POD, record)
+        self.pods = _with(self.pods, self._focus, record)
 
     @property
     def pending_create(self) -> PendingCreate | None:
-        """The unanswered create of the one-pod config's pod ("pod")."""
-        return self.pending_creates.get(ONE_POD)
+        """The unanswered create of the pod in focus ("pod" unless `focused`)."""
+        return self.pending_creates.get(self._focus)
 
     @pending_create.setter
     def pending_create(self, pending: PendingCreate | None) -> None:
-        self.pending_creates = _with(self.pending_creates, ONE_POD, pending)
+        self.pending_creates = _with(self.pending_creates, self._focus, pending)
+
+    @property
+    def focus(self) -> str:
+        """The configured pod `pod` and `pending_create` stand for now."""
+        return self._focus
+
+    @contextlib.contextmanager
+    def focused(self, name: str) -> Iterator[State]:
+        """Let `pod` / `pending_create` stand for pod `name` (apply runs one pod's action
+        with the code written for one pod); restored on exit."""
+        before, self._focus = self._focus, name
+        try:
+            yield self
+        finally:
+            self._focus = before
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> State:
         """A copy; `update` may name `pod` and `pending_create` as the constructor does."""
         if update and ("pod" in update or "pending_create" in update):
             # pydantic's update replaces a field whole: start from this state's records.
             current = {"pods": dict(self.pods), "pending_creates": dict(self.pending_creates)}
-            update = _one_pod_keys({**current, **update})
+            update = _one_pod_keys({**current, **update}, self._focus)
         return super().model_copy(update=update, deep=deep)
 
     def record(self, now: float, action: str, detail: str = "") -> None:
@@ -276,12 +293,12 @@ def _with(records: Mapping[str, Any], name: str, value: Any) -> dict[str, Any]:
     return out
 
 
-def _one_pod_keys(data: Mapping[str, Any]) -> dict[str, Any]:
-    """`data` with `pod` / `pending_create` moved into `pods` / `pending_creates` as "pod"."""
+def _one_pod_keys(data: Mapping[str, Any], name: str = ONE_POD) -> dict[str, Any]:
+    """`data` with `pod` / `pending_create` moved into `pods` / `pending_creates` as `name`."""
     out = dict(data)
     for one, many in (("pod", "pods"), ("pending_create", "pending_creates")):
         if one in out:
-            out[many] = _with(dict(out.get(many) or {}), ONE_POD, out.pop(one))
+            out[many] = _with(dict(out.get(many) or {}), name, out.pop(one))
     return out
 
 

@@ -20,7 +20,7 @@ pass at once (the state already holds everything done so far).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import assert_never
@@ -49,7 +49,9 @@ from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod
 from podmgr.watchdog.clock import Clock
+from podmgr.watchdog.focus import guard_session, pod_config
 from podmgr.watchdog.identity import VLLM_KEY_ENV, new_pod_name, new_vllm_key
+from podmgr.watchdog.plan_set import NOT_ASKED, ChoosePods, EndPod, ForPod, SetAction
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe
 from podmgr.watchdog.spec import pod_spec
@@ -83,8 +85,10 @@ class Applier:
     deferred: list[PodmgrError] = field(default_factory=list)
     # Pods terminated in this pass: a shutdown terminates before it ends the session.
     terminated: list[PodRecord] = field(default_factory=list)
+    # While a `ForPod` runs: the whole config of the set and the pod's name.
+    focus: tuple[Config, str] | None = None
 
-    def run(self, actions: list[act.Action], state: State) -> State:
+    def run(self, actions: Sequence[SetAction], state: State) -> State:
         for action in actions:
             line = _line(action, state)
             if line is not None:
@@ -132,9 +136,13 @@ class Applier:
         if self.deferred:
             raise self.deferred[0]
 
-    def _dispatch(self, action: act.Action, state: State) -> None:
+    def _dispatch(self, action: SetAction, state: State) -> None:
         """One handler per action class; mypy proves the match exhaustive (assert_never)."""
         match action:
+            case ForPod():
+                self._for_pod(action, state)
+            case ChoosePods():
+                self._choose(action, state)
             case act.StartSession():
                 self._start_session(action, state)
             case act.EndSession():
@@ -169,6 +177,39 @@ class Applier:
                 pass
             case _:
                 assert_never(action)
+
+    def _for_pod(self, action: ForPod, state: State) -> None:
+        """Today's handler for one pod of a set: its one-pod config, the state focused on
+        its record (focus.py)."""
+        whole = self.deps.config
+        self.deps.config, self.focus = pod_config(whole, action.pod), (whole, action.pod)
+        try:
+            with state.focused(action.pod):
+                if isinstance(action.action, EndPod):
+                    self._end_pod(action.pod, action.action, state)
+                else:
+                    self._dispatch(action.action, state)
+        finally:
+            self.deps.config, self.focus = whole, None
+
+    def _end_pod(self, name: str, action: EndPod, state: State) -> None:
+        """One pod ended alone: the session notes it (plan_set keeps it down)."""
+        if state.session is not None and state.session.active:
+            state.session.ended_pods = {**state.session.ended_pods, name: action.reason}
+
+    def _choose(self, action: ChoosePods, state: State) -> None:
+        """`podmgr up NAME...`: these run; in a new session the others are left out."""
+        if state.session is None:
+            return
+        ended = {k: v for k, v in state.session.ended_pods.items() if k not in action.started}
+        ended.update({name: NOT_ASKED for name in action.left_out})
+        state.session.ended_pods = ended
+
+    def _guard_session(self, state: State) -> Session | None:
+        """The session as the guard of the pod being created is told it (focus.py)."""
+        if self.focus is None:
+            return state.session
+        return guard_session(state.session, *self.focus)
 
     def _start_session(self, action: act.StartSession, state: State) -> None:
         state.session = Session(started_at=action.started_at, deadline=action.deadline)
@@ -246,7 +287,7 @@ class Applier:
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
             spec = pod_spec(
                 cfg, self.deps.cid, name, gpu, key, cloud,
-                spot=action.spot, session=state.session, now=clock.now(),
+                spot=action.spot, session=self._guard_session(state), now=clock.now(),
                 guard=state.start_command_json is not False,
             )  # fmt: skip
             # Saved before the call: a create answered with an error may have made the pod.
@@ -418,7 +459,7 @@ class Applier:
         gone_now = self.deps.client.terminate_pod(pod_id)
         if state.pod is not None and state.pod.id == pod_id:
             if state.session is not None:
-                accrue_pod(state.session, state.pod, self.deps.clock.now())
+                accrue_pod(state.session, state.pod, self.deps.clock.now(), state.focus)
             self.terminated.append(state.pod.model_copy())
             state.pod = None
         log.info("pod_terminated", pod_id=pod_id, already_gone=not gone_now)
@@ -476,11 +517,17 @@ def refused_outright(error: PodmgrError) -> bool:
     return status is not None and 400 <= status < 500 and status not in (409, 429)
 
 
-def _line(action: act.Action, state: State) -> str | None:
+def _line(action: SetAction, state: State) -> str | None:
     """What a person sees of an action: one line per change of a starting pod's phase
     (`[  35s] pod X: weights loaded ...`, each phase its log showed), nothing for the log's
     bookkeeping (apply says a guard finding itself), `-> ...` for every decision."""
     match action:
+        case ForPod():
+            if isinstance(action.action, EndPod):
+                return f"-> [{action.pod}] {action.action.describe()}"
+            with state.focused(action.pod):
+                line = _line(action.action, state)
+            return None if line is None else f"[{action.pod}] {line}"
         case act.NoteLog(phases=phases) if phases:
             return "\n".join(
                 f"[{action.elapsed:4.0f}s] pod {action.pod_id}: {p} (from the pod's log)"
@@ -497,8 +544,10 @@ def _line(action: act.Action, state: State) -> str | None:
     return f"-> {action.describe()}"
 
 
-def _worth_recording(action: act.Action) -> bool:
+def _worth_recording(action: SetAction) -> bool:
     """Progress, no-ops and a guard not seen yet stay out of the state's short history."""
+    if isinstance(action, ForPod):
+        return isinstance(action.action, EndPod) or _worth_recording(action.action)
     if isinstance(action, act.NoteLog):
         return action.confirmed is not None
     return not isinstance(action, act.Noop | act.PodProgress)

@@ -1,0 +1,93 @@
+"""Two pods against the simulator (issue 23): `up` brings both to serving, the small one
+idles out alone and `up fim` wakes it, shutdown ends both; the ledger is the judge."""
+
+from __future__ import annotations
+
+import time
+
+from wdkit import Harness
+
+from podmgr.runpod.client import RunPodClient
+from podmgr.state import StateStore
+from podmgr.watchdog.actions import Noop
+from podmgr.watchdog.identity import MARKER_POD
+from podmgr.watchdog.plan_set import EndPod, ForPod
+from podmgr.watchdog.runner import run_pass
+
+CHAT, FIM = "Qwen/Qwen2.5-Coder-32B-Instruct", "Qwen/Qwen2.5-Coder-1.5B"
+POD_FIELDS = ("gpu_type_id", "endpoint_url_template", "pod_name_prefix")
+
+
+def two_pods(wd: Harness, fim_idle: int = 600) -> None:
+    """The harness's config with its pod fields moved into two entries of `pods`."""
+    shared = {key: wd.values.pop(key) for key in POD_FIELDS}
+    shared.pop("gpu_type_id")
+    wd.values["pods"] = [
+        {"name": "chat", "model": CHAT, "gpu_type_id": ["NVIDIA RTX A6000"], **shared},
+        {
+            "name": "fim",
+            "model": FIM,
+            "gpu_type_id": ["NVIDIA GeForce RTX 4090"],
+            "idle_timeout_seconds": fim_idle,
+            **shared,
+        },
+    ]
+    wd.configure()
+
+
+def owners(wd: Harness) -> dict[str, str]:
+    """RunPod's pods of this test by id, with the configured pod their marker names."""
+    listed = RunPodClient(api_key=wd.sim.api_key, retry_max_seconds=5).list_pods()
+    return {pod.id: pod.env.get(MARKER_POD, "-") for pod in listed if pod.name.startswith(wd.prefix)
+            and pod.status != "TERMINATED"}  # fmt: skip
+
+
+def test_up_brings_both_pods_to_serving_then_shutdown_ends_both(wd: Harness) -> None:
+    two_pods(wd)
+    up = wd.up()
+    assert up.serving
+    state = wd.state()
+    assert set(state.pods) == {"chat", "fim"}
+    assert all(record.phase == "ready" for record in state.pods.values())
+    alive = {pod["id"]: pod for pod in wd.alive()}
+    assert set(alive) == {state.pods["chat"].id, state.pods["fim"].id}
+    assert alive[state.pods["chat"].id]["gpu_type_id"] == "NVIDIA RTX A6000"
+    assert alive[state.pods["fim"].id]["gpu_type_id"] == "NVIDIA GeForce RTX 4090"
+    assert owners(wd) == {state.pods["chat"].id: "chat", state.pods["fim"].id: "fim"}
+    again = wd.run()
+    changes = [a for a in again.actions if isinstance(a, ForPod) and not isinstance(a.action, Noop)]
+    assert changes == [] and len(wd.alive()) == 2
+    wd.run("shutdown")
+    assert wd.alive() == []
+    session = wd.state().session
+    assert session is not None and session.end_reason == "shutdown"
+    assert {pod.pod_name for pod in session.pods} == {"chat", "fim"}
+
+
+def test_the_small_pod_idles_out_alone_and_up_fim_wakes_it(wd: Harness) -> None:
+    two_pods(wd, fim_idle=1)
+    wd.configure(idle_timeout_seconds=3600)
+    wd.up()
+    store = StateStore(wd.config.state_path)
+    state = store.load()
+    state.last_request_by_model = {CHAT: time.time() + 60}  # the chat model keeps getting asked
+    store.save(state)
+    time.sleep(1.2)
+    result = wd.run()
+    ended = [a for a in result.actions if isinstance(a, ForPod) and isinstance(a.action, EndPod)]
+    assert [(a.pod, a.action.reason) for a in ended] == [("fim", "idle")]
+    state = wd.state()
+    assert set(state.pods) == {"chat"} and state.session is not None and state.session.active
+    assert state.session.ended_pods == {"fim": "idle"}
+    [chat] = wd.alive()
+    assert chat["id"] == state.pods["chat"].id
+    quiet = wd.run()  # a plain pass keeps the idle pod down
+    assert len(wd.alive()) == 1 and quiet.state.session is not None
+    run_pass(wd.config, wd.config_path, request="start", names=("fim",),
+             emit=wd.lines.append, proxy_command=wd.command())  # fmt: skip
+    state = wd.state()
+    assert set(state.pods) == {"chat", "fim"} and state.session is not None
+    assert state.session.ended_pods == {}
+    assert len(wd.alive()) == 2  # one pod per model, never two
+    wd.run("shutdown")
+    assert wd.alive() == []
