@@ -50,9 +50,17 @@ class PodEntry(PodSection):
 
 
 def check_pod_set(entries: Sequence[PodEntry]) -> None:
-    """ConfigError (field `pods`) for an empty set or a name or model given twice."""
+    """ConfigError (field `pods`) for an empty set, a name or model given twice, or pods
+    with different `pod_name_prefix` (the watchdog lists our pods by one prefix)."""
     if not entries:
         raise ConfigError("needs at least one pod", field="pods")
+    prefixes = sorted({entry.pod_name_prefix for entry in entries})
+    if len(prefixes) > 1:
+        raise ConfigError(
+            f"every pod needs the same pod_name_prefix (given: {', '.join(prefixes)}): the "
+            "watchdog finds the pods of a set by one prefix",
+            field="pods",
+        )
     for what in ("name", "model"):
         seen: set[str] = set()
         for entry in entries:

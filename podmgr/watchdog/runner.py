@@ -37,7 +37,7 @@ from podmgr.state import State, StateStore
 from podmgr.watchdog.accounting import book
 from podmgr.watchdog.apply import Applier, Deps
 from podmgr.watchdog.clock import Clock, SystemClock
-from podmgr.watchdog.focus import is_set
+from podmgr.watchdog.focus import is_set, pod_config
 from podmgr.watchdog.identity import config_id
 from podmgr.watchdog.observe import PROBE_PAUSE_CAP_SECONDS, observe, observe_set
 from podmgr.watchdog.observed import Observed, Request
@@ -188,11 +188,19 @@ def _reconcile(deps: Deps, request: Request, names: tuple[str, ...] = ()) -> Pas
         applier.replan = False
     deps.store.save(state, now=deps.clock.now())
     result.state = state
-    renew_lease(deps.config, state)  # the guard's lease, when on (podmgr/guard/lease.py)
+    _renew_leases(deps.config, state)
     applier.raise_deferred()
     if listing_error is not None:
         raise listing_error
     return result
+
+
+def _renew_leases(config: Config, state: State) -> None:
+    """The guard's lease of every pod, when on (podmgr/guard/lease.py): each pod of a set
+    with its own config and record (focus.py)."""
+    for name in config.pod_names:
+        with state.focused(name):
+            renew_lease(pod_config(config, name), state)
 
 
 def _dry_run(deps: Deps, request: Request, names: tuple[str, ...] = ()) -> PassResult:

@@ -85,6 +85,14 @@ def _pods(*entries: dict[str, Any]) -> dict[str, Any]:
             id="same-name",
         ),
         pytest.param(_pods(), "pods", "at least one", id="empty"),
+        pytest.param(
+            _pods(
+                {"name": "a", "model": "m"}, {"name": "b", "model": "n", "pod_name_prefix": "x-"}
+            ),
+            "pods",
+            "same pod_name_prefix",
+            id="two-prefixes",
+        ),
         pytest.param(_pods({"name": "Chat", "model": "m"}), "pods.0.name", "pattern", id="upper"),
         pytest.param(_pods({"name": "a" * 21, "model": "m"}), "pods.0.name", "pattern", id="long"),
         pytest.param(_pods({"model": "m"}), "pods.0.name", "required", id="no-name"),

@@ -9,7 +9,7 @@ from wdkit import Harness
 
 from podmgr.runpod.client import RunPodClient
 from podmgr.state import StateStore
-from podmgr.watchdog.actions import Noop
+from podmgr.watchdog.actions import EndSession, Noop
 from podmgr.watchdog.identity import MARKER_POD
 from podmgr.watchdog.plan_set import EndPod, ForPod
 from podmgr.watchdog.runner import run_pass
@@ -91,3 +91,34 @@ def test_the_small_pod_idles_out_alone_and_up_fim_wakes_it(wd: Harness) -> None:
     assert len(wd.alive()) == 2  # one pod per model, never two
     wd.run("shutdown")
     assert wd.alive() == []
+
+
+def test_the_budget_counts_both_pods_and_ends_both(wd: Harness) -> None:
+    # Two pods at ~$0.5-0.7/h each: ~$0.00035 a second together, so $0.0012 lasts ~3 s.
+    two_pods(wd)
+    wd.configure(max_cost_usd=0.0012)
+    wd.run("start")
+    listed = RunPodClient(api_key=wd.sim.api_key, retry_max_seconds=5).list_pods()
+    ours = [pod for pod in listed if pod.name.startswith(wd.prefix)]
+    assert len(ours) == 2
+    # each guard enforces half the budget on its own pod's cost (watchdog/focus.py)
+    assert {pod.env.get("PODMGR_GUARD_MAX_COST_USD") for pod in ours} == {"0.0006"}
+    ended, previous = None, time.time()
+    for _ in range(60):
+        time.sleep(0.2)
+        started = time.time()
+        result = wd.run()
+        ended = next((a for a in result.actions if isinstance(a, EndSession)), None)
+        if ended:
+            break
+        previous = started
+    finished = time.time()
+    assert ended is not None and ended.reason == "budget"
+    assert wd.alive() == []
+    session = wd.state().session
+    assert session is not None and {pod.pod_name for pod in session.pods} == {"chat", "fim"}
+    # The margin is one 1 s interval at both prices; passes a loaded machine stretched past
+    # it may bill the rest of the gap between the last two passes (as test_passes_sim).
+    late = max(0.0, finished - previous - 1.0)
+    price = sum(record["cost_per_hr"] for record in wd.ledger())
+    assert sum(record["cost_usd"] for record in wd.ledger()) <= 0.0012 + price * late / 3600
