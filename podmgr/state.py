@@ -38,6 +38,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "HistoryEntry",
     "PendingCreate",
+    "PodCounters",
     "PodPhase",
     "PodRecord",
     "Session",
@@ -122,6 +123,16 @@ class SessionPod(BaseModel):
 SESSION_PODS_LIMIT = 50
 
 
+class PodCounters(BaseModel):
+    """One configured pod's share of the session's counters (a set: config `pods`), so
+    one pod's crashes, backoff and preemptions never count toward another's limits."""
+
+    restarts: int = 0
+    last_restart_at: float | None = None
+    no_container_replacements: int = 0
+    preemptions: int = 0
+
+
 class Session(BaseModel):
     """A span of wanted uptime that a person started; ends at the first limit reached."""
 
@@ -141,6 +152,10 @@ class Session(BaseModel):
     pods: list[SessionPod] = Field(
         default_factory=list,
         description="Every pod of the session with its booked cost (newest 50 kept).",
+    )
+    counters: dict[str, PodCounters] = Field(
+        default_factory=dict,
+        description="A set's counters per configured pod (the fields above are the totals).",
     )
     ended_pods: dict[str, str] = Field(
         default_factory=dict,

@@ -49,7 +49,7 @@ from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod
 from podmgr.watchdog.clock import Clock
-from podmgr.watchdog.focus import guard_session, pod_config
+from podmgr.watchdog.focus import counting_for, guard_session, pod_config
 from podmgr.watchdog.identity import VLLM_KEY_ENV, new_pod_name, new_vllm_key
 from podmgr.watchdog.plan_set import NOT_ASKED, ChoosePods, EndPod, ForPod, SetAction
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
@@ -184,7 +184,7 @@ class Applier:
         whole = self.deps.config
         self.deps.config, self.focus = pod_config(whole, action.pod), (whole, action.pod)
         try:
-            with state.focused(action.pod):
+            with state.focused(action.pod), counting_for(state.session, action.pod):
                 if isinstance(action.action, EndPod):
                     self._end_pod(action.pod, action.action, state)
                 else:

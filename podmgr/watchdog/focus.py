@@ -9,6 +9,9 @@ on that pod's section and record, unchanged:
   `owner_of` reads it back from RunPod's listing); a one-pod config gets no marker, so its
   pods look exactly as before;
 - `limits.idle_timeout_seconds` is the pod's own idle time (its guard's idle rule);
+- the session's restart, backoff, no-container and preemption counters are the pod's own
+  (`Session.counters[name]`; the session's fields stay the totals): `session_for_pod` for
+  plan, `counting_for` around an action in apply;
 - `limits.max_cost_usd` is the pod's **guard share** of the budget (`guard_share`), and the
   guard is told what this pod (by name, across its recreations) has cost so far
   (`guard_session`), not the whole session's cost.
@@ -29,11 +32,23 @@ chosen so that the shares in force never sum past 1 (see NOTES-23-CORE23.md).
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from podmgr.config import Config
-from podmgr.state import ONE_POD, Session
+from podmgr.state import ONE_POD, PodCounters, Session
 from podmgr.watchdog.identity import MARKER_POD
 
-__all__ = ["guard_session", "guard_share", "is_set", "pod_config"]
+__all__ = [
+    "counting_for",
+    "guard_session",
+    "guard_share",
+    "is_set",
+    "pod_config",
+    "session_for_pod",
+]
+
+_COUNTERS = tuple(PodCounters.model_fields)
 
 
 def is_set(config: Config) -> bool:
@@ -71,3 +86,32 @@ def guard_session(session: Session | None, config: Config, name: str) -> Session
         return session
     own = sum(pod.cost_usd for pod in session.pods if pod.pod_name == name)
     return session.model_copy(update={"cost_usd": own})
+
+
+def session_for_pod(session: Session, name: str) -> Session:
+    """A copy of the session whose counters are pod `name`'s (what plan reads per pod)."""
+    own = session.counters.get(name, PodCounters())
+    return session.model_copy(update=own.model_dump())
+
+
+@contextlib.contextmanager
+def counting_for(session: Session | None, name: str) -> Iterator[None]:
+    """While an action of pod `name` runs, the session's counters are that pod's; after
+    it, what the action added is kept for the pod and added to the session's totals."""
+    if session is None:
+        yield
+        return
+    totals = {field: getattr(session, field) for field in _COUNTERS}
+    own = session.counters.get(name, PodCounters())
+    for field in _COUNTERS:
+        setattr(session, field, getattr(own, field))
+    try:
+        yield
+    finally:
+        after = PodCounters.model_validate({f: getattr(session, f) for f in _COUNTERS})
+        session.counters = {**session.counters, name: after}
+        for field in ("restarts", "no_container_replacements", "preemptions"):
+            added = getattr(after, field) - getattr(own, field)
+            setattr(session, field, totals[field] + added)
+        marks = [m for m in (totals["last_restart_at"], after.last_restart_at) if m is not None]
+        session.last_restart_at = max(marks) if marks else None

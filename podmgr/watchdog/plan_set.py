@@ -54,6 +54,7 @@ from podmgr.watchdog.actions import (
     StopProxy,
     TerminatePod,
 )
+from podmgr.watchdog.focus import session_for_pod
 from podmgr.watchdog.identity import owner_of
 from podmgr.watchdog.observed import Observed, PodLog, ProxyView, Request
 from podmgr.watchdog.plan import plan
@@ -234,13 +235,16 @@ def _ended_after(ended: Mapping[str, str], chosen: list[SetAction]) -> dict[str,
 
 def _project(config: Config, state: State, name: str) -> tuple[Config, State]:
     """Pod `name` as a one-pod config and state: its section as `pod`, its records under
-    "pod", its model's last request as `last_request_at`, and without the rules decided
-    for the set (budget and idle: `plan_set` decides them)."""
+    "pod", its own restart and preemption counters (focus.py), its model's last request as
+    `last_request_at`, and without the rules decided for the set (budget and idle:
+    `plan_set` decides them)."""
     entry = config.pod_entry(name)
     limits = config.limits.model_copy(update={"max_cost_usd": None, "idle_timeout_seconds": None})
     one = config.model_copy(update={"pod": entry.section(), "pods": (entry,), "limits": limits})
+    session = state.session
     view = state.model_copy(
         update={
+            "session": None if session is None else session_for_pod(session, name),
             "pods": {ONE_POD: state.pods[name]} if name in state.pods else {},
             "pending_creates": (
                 {ONE_POD: state.pending_creates[name]} if name in state.pending_creates else {}

@@ -13,13 +13,14 @@ import pytest
 
 from podmgr.config import Config
 from podmgr.runpod.values import PodInfo
-from podmgr.state import State
+from podmgr.state import PodCounters, State
 from podmgr.watchdog.actions import (
     CreatePod,
     EndSession,
     ForgetCreate,
     MarkReady,
     Noop,
+    RestartPod,
     StartProxy,
     StartSession,
     StopProxy,
@@ -217,13 +218,24 @@ def test_extra_pods_are_terminated(owner: str | None) -> None:
 def test_one_pods_crash_loop_ends_it_alone() -> None:
     st = both(pods={"chat": record("c1"), "fim": record("f1")})
     assert st.session is not None
-    st.session.restarts = 2  # max_restarts 2: the next failure is a crash loop
+    st.session.restarts = 2
+    st.session.counters = {"fim": PodCounters(restarts=2)}  # max_restarts 2: fim's last
     listed = (of("c1", "chat"), of("f1", "fim", status="EXITED"))
     actions = plan_set(two_config(), st, ObservedSet(listed, PROXY_UP, None, HEALTHY), NOW)
     fim = for_pod(actions, "fim")
     assert any(isinstance(a, EndPod) and a.reason == "crash_loop" for a in fim)
     assert [type(a) for a in for_pod(actions, "chat")] == [Noop]
     assert not any(isinstance(a, EndSession) for a in actions)
+
+
+def test_another_pods_restarts_do_not_count_toward_this_ones() -> None:
+    st = both()
+    assert st.session is not None
+    st.session.restarts = 2
+    st.session.counters = {"fim": PodCounters(restarts=2, last_restart_at=NOW - 1)}
+    listed = (of("c1", "chat", status="EXITED"), of("f1", "fim"))
+    actions = plan_set(two_config(), st, ObservedSet(listed, PROXY_UP, None, HEALTHY), NOW)
+    assert [type(a) for a in for_pod(actions, "chat")] == [RestartPod]  # no backoff either
 
 
 def test_shutdown_ends_all_once() -> None:

@@ -78,3 +78,19 @@ def test_the_session_books_each_pod_under_its_name() -> None:
     session.book_pod(_record("chat1"), 0.5, pod_name="chat")
     assert session.cost_usd == 2.25  # the budget rule reads the sum over every pod
     assert [(pod.pod_name, pod.cost_usd) for pod in session.pods] == [("chat", 2.0), ("fim", 0.25)]
+
+
+def test_counting_for_keeps_each_pods_counters_and_the_totals() -> None:
+    from podmgr.watchdog.focus import counting_for, session_for_pod
+
+    session = Session(started_at=0.0, deadline=100.0, restarts=1, last_restart_at=5.0)
+    with counting_for(session, "fim"):
+        assert session.restarts == 0  # fim's own
+        session.restarts += 1
+        session.last_restart_at = 9.0
+    with counting_for(session, "chat"):
+        session.preemptions = 1
+    assert session.restarts == 2 and session.last_restart_at == 9.0 and session.preemptions == 1
+    assert session.counters["fim"].restarts == 1 and session.counters["chat"].restarts == 0
+    assert session_for_pod(session, "fim").restarts == 1
+    assert session_for_pod(session, "chat").preemptions == 1
