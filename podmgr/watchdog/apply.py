@@ -89,7 +89,10 @@ class Applier:
     focus: tuple[Config, str] | None = None
 
     def run(self, actions: Sequence[SetAction], state: State) -> State:
+        failed: set[str] = set()  # pods of a set whose action failed in this pass
         for action in actions:
+            if isinstance(action, ForPod) and action.pod in failed:
+                continue
             line = _line(action, state)
             if line is not None:
                 self.deps.emit(line)
@@ -99,6 +102,13 @@ class Applier:
             except BalanceError:
                 self._balance_at_zero(state)
                 raise
+            except PodmgrError as error:
+                if not isinstance(action, ForPod):
+                    raise
+                # One pod's failure must not keep the others' actions (their limits
+                # included) from running: its remaining actions wait for the next pass,
+                # and the error ends this pass once the others ran.
+                self._pod_failed(action.pod, error, failed)
             if _worth_recording(action):  # history stays short
                 state.record(self.deps.clock.now(), type(action).__name__, action.describe())
             self.deps.store.save(state, now=self.deps.clock.now())
@@ -106,20 +116,30 @@ class Applier:
                 break
         return state
 
+    def _pod_failed(self, name: str, error: PodmgrError, failed: set[str]) -> None:
+        log.warning("pod_action_failed", pod=name, error=error.message)
+        self.deps.emit(f"   [{name}] failed: {error.message}; its next actions wait a pass")
+        self.deferred.append(error)
+        failed.add(name)
+
     def _balance_at_zero(self, state: State) -> None:
         """RunPod refused a create or start for the balance at $0: no retry, resume or
         recreate can help, so the session ends now (reason `balance_zero`, exit code 11)
-        and the pod, stopped by RunPod, is terminated so nothing of ours is left."""
+        and the pod (every pod of a set), stopped by RunPod, is terminated so nothing of
+        ours is left."""
         now = self.deps.clock.now()
-        state.pending_create = None
+        state.pending_creates = {}
         if state.session is not None and state.session.active:
             state.session.ended_at, state.session.end_reason = now, "balance_zero"
             self._to_history(state)
-        if state.pod is not None:
-            try:
-                self._terminate(state, state.pod.id)
-            except PodmgrError as error:  # the next pass, session ended, terminates it
-                log.warning("terminate_failed", pod_id=state.pod.id, error=error.message)
+        for name in list(state.pods):
+            with state.focused(name):
+                record = state.pod
+                assert record is not None
+                try:
+                    self._terminate(state, record.id)
+                except PodmgrError as error:  # the next pass, session ended, terminates it
+                    log.warning("terminate_failed", pod_id=record.id, error=error.message)
         state.record(now, "EndSession", "balance_zero: RunPod refused to start a pod")
         self.deps.store.save(state, now=now)
         self.deps.emit("   the account's balance is at $0: the session ended; add funds")

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from wdkit import Harness
 
+from podmgr.errors import CapacityError
 from podmgr.runpod.client import RunPodClient
 from podmgr.state import StateStore
 from podmgr.watchdog.actions import EndSession, Noop
@@ -122,3 +124,19 @@ def test_the_budget_counts_both_pods_and_ends_both(wd: Harness) -> None:
     late = max(0.0, finished - previous - 1.0)
     price = sum(record["cost_per_hr"] for record in wd.ledger())
     assert sum(record["cost_usd"] for record in wd.ledger()) <= 0.0012 + price * late / 3600
+
+
+def test_one_pods_failure_does_not_stop_the_other(wd: Harness) -> None:
+    two_pods(wd)
+    wd.sim.set_fault("capacity", gpu_type_ids=["NVIDIA RTX A6000"])  # chat's only GPU type
+    with pytest.raises(CapacityError):
+        wd.run("start")  # chat comes first in the file: its create fails, fim's still runs
+    state = wd.state()
+    assert set(state.pods) == {"fim"} and state.session is not None and state.session.active
+    [alive] = wd.alive()
+    assert alive["id"] == state.pods["fim"].id
+    wd.sim.clear_faults()
+    wd.run()  # the next pass (cron) creates the missing one
+    assert set(wd.state().pods) == {"chat", "fim"} and len(wd.alive()) == 2
+    wd.run("shutdown")
+    assert wd.alive() == []
