@@ -49,7 +49,7 @@ from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod
 from podmgr.watchdog.clock import Clock
-from podmgr.watchdog.focus import counting_for, guard_session, pod_config
+from podmgr.watchdog.focus import counting_for, guard_budget, guard_session, pod_config
 from podmgr.watchdog.identity import VLLM_KEY_ENV, new_pod_name, new_vllm_key
 from podmgr.watchdog.plan_set import NOT_ASKED, ChoosePods, EndPod, ForPod, SetAction
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
@@ -300,13 +300,14 @@ class Applier:
         placement = self._placement(action.gpu_type_ids)
         errors = list(placement.skipped)
         refusals: list[int] = []
+        others = self._other_prices(state) if self.focus is not None else {}
         for candidate in placement.candidates:
             gpu, cloud = candidate.gpu_type_id, candidate.cloud
             name = new_pod_name(cfg.pod.pod_name_prefix, self.deps.cid)
             key = new_vllm_key()
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
             spec = pod_spec(
-                cfg, self.deps.cid, name, gpu, key, cloud,
+                self._with_share(state, candidate, others), self.deps.cid, name, gpu, key, cloud,
                 spot=action.spot, session=self._guard_session(state), now=clock.now(),
                 guard=state.start_command_json is not False,
             )  # fmt: skip
@@ -333,6 +334,48 @@ class Applier:
                 "pools: give it read/write permission"
             )
         raise CapacityError("no GPU type could be placed: " + "; ".join(errors))
+
+    def _with_share(
+        self, state: State, candidate: Candidate, others: dict[str, float | None]
+    ) -> Config:
+        """The config a set's pod is created with: its guard's budget the share of the
+        budget `guard_budget` gives it at this candidate's price (focus.py)."""
+        cfg = self.deps.config
+        if self.focus is None:
+            return cfg
+        whole, pod = self.focus
+        price = candidate.price * cfg.pod.gpu_count if candidate.price is not None else None
+        share = guard_budget(whole, state, pod, {**others, pod: price})
+        return cfg.model_copy(
+            update={"limits": cfg.limits.model_copy(update={"max_cost_usd": share})}
+        )
+
+    def _other_prices(self, state: State) -> dict[str, float | None]:
+        """$/h of the set's other pods: a record's price, else its first catalog candidate's
+        (None when unknown): the weights of the guard shares."""
+        assert self.focus is not None
+        whole, pod = self.focus
+        mine = self.deps.config
+        prices: dict[str, float | None] = {}
+        try:
+            for other in whole.pod_names:
+                record = state.pods.get(other)
+                if other == pod:
+                    continue
+                if record is not None and record.cost_per_hr > 0:
+                    prices[other] = record.cost_per_hr
+                    continue
+                self.deps.config = pod_config(whole, other)
+                first = next(
+                    iter(self._placement(tuple(self.deps.config.pod.gpu_type_ids)).candidates), None
+                )
+                count = self.deps.config.pod.gpu_count
+                prices[other] = first.price * count if first and first.price is not None else None
+        except PodmgrError as error:  # weights only: equal shares then (guard_budget)
+            log.warning("share_prices_unread", error=error.message)
+        finally:
+            self.deps.config = mine
+        return prices
 
     def _placement(self, gpu_type_ids: tuple[str, ...]) -> Placement:
         """The candidates from RunPod's catalog; every configured pair when it cannot be

@@ -12,35 +12,45 @@ on that pod's section and record, unchanged:
 - the session's restart, backoff, no-container and preemption counters are the pod's own
   (`Session.counters[name]`; the session's fields stay the totals): `session_for_pod` for
   plan, `counting_for` around an action in apply;
-- `limits.max_cost_usd` is the pod's **guard share** of the budget (`guard_share`), and the
-  guard is told what this pod (by name, across its recreations) has cost so far
+- `limits.max_cost_usd` is the pod's **guard share** of the budget: an equal share here
+  (`guard_share`), the price-weighted, capped one at a create (`guard_budget`); the guard
+  is told what this pod (by name, across its recreations) has cost so far
   (`guard_session`), not the whole session's cost.
 
-Why the shares cannot let the total pass the budget: each configured pod's guard ends its
-pod once that pod's own cost (every pod created for that name in the session, counted
-from `SessionPod.cost_usd`) would pass `budget x share`; the shares are fixed fractions
-of the configured set that sum to 1, so the sum of all pods' costs stays within
-`budget x 1`. The watchdog's own budget rule (plan_set) counts the sum over every pod
-and ends all of them first whenever it runs.
+**Guard shares** (`guard_budget`, set when a pod is created): pod k's guard may let the
+pods of name k cost `M_k = min(budget x w_k, budget - sum of the others' bounds)`, where
+`w_k` = k's $/h over the summed $/h of the pods the session runs (each pod with a record
+at its price, k at its candidate's price, a wanted pod not created yet at its catalog
+price; equal weights when a price is unknown), and a pod's *bound* is what the pods of
+its name can cost at most with no watchdog running: its running guard's limit, else what
+they cost so far (a pod not running cannot cost more until it is created again, and that
+create computes its limit by this same rule).
 
-The share is equal (1/N of the N configured pods) for now. The price-weighted share of the
-agreed interface ($/h of the pod over the sum of $/h of the pods running at the session's
-start, recomputed at each create) is a next step: a recomputed share can only be given to
-a pod being created, while the guards already running keep theirs, so the weights must be
-chosen so that the shares in force never sum past 1 (see NOTES-23-CORE23.md).
+Why the shares cannot let the total pass the budget: the sum of the bounds never passes
+the budget. A create sets `M_k <= budget - sum(others' bounds)`, so it holds after each
+create; a pod that ends turns its bound from its guard's limit into its cost so far,
+which is no more than that limit, so the sum only falls; no guard's limit is ever raised
+(the env of a running guard is fixed). Each guard ends its pod before its name's cost
+passes its bound, so the pods' total cost stays within the budget even with no watchdog.
+The weights make the split fair; the cap is what makes it safe (the weights alone,
+recomputed at each create, would not be: a pod created first alone would hold the whole
+budget). The watchdog's own budget rule (plan_set) counts the sum over every pod and ends
+all of them first whenever it runs. The share each guard got is in its record
+(`PodRecord.guard["max_cost_usd"]`), for `status`.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from podmgr.config import Config
-from podmgr.state import ONE_POD, PodCounters, Session
+from podmgr.state import ONE_POD, PodCounters, Session, State
 from podmgr.watchdog.identity import MARKER_POD
 
 __all__ = [
     "counting_for",
+    "guard_budget",
     "guard_session",
     "guard_share",
     "is_set",
@@ -115,3 +125,37 @@ def counting_for(session: Session | None, name: str) -> Iterator[None]:
             setattr(session, field, totals[field] + added)
         marks = [m for m in (totals["last_restart_at"], after.last_restart_at) if m is not None]
         session.last_restart_at = max(marks) if marks else None
+
+
+def guard_budget(
+    config: Config, state: State, name: str, prices: Mapping[str, float | None]
+) -> float | None:
+    """The budget pod `name`'s guard enforces on its name's cost, as it is created (see
+    the module docstring for the rule and why the total stays within the budget);
+    `prices`: $/h by pod name (None or missing: unknown). None without a budget."""
+    budget = config.limits.max_cost_usd
+    if budget is None:
+        return None
+    ended = state.session.ended_pods if state.session is not None else {}
+    wanted = [n for n in config.pod_names if n == name or n not in ended]
+    known = [prices.get(n) for n in wanted]
+    if all(price is not None and price > 0 for price in known):
+        weight = (prices[name] or 0.0) / sum(price or 0.0 for price in known)
+    else:
+        weight = 1.0 / len(wanted)
+    held = sum(_bound(state, other) for other in config.pod_names if other != name)
+    share = max(0.0, min(budget * weight, budget - held))
+    # The guard reads its limit from env written with 6 significant digits (launch.py,
+    # `:g`), which may round up by 5e-6 of it: shrink by 1e-5 first, so the value written
+    # is the value held here and never more than the share.
+    return float(f"{share * (1 - 1e-5):g}")
+
+
+def _bound(state: State, name: str) -> float:
+    """What the pods of `name` can cost at most with no watchdog running: its running
+    guard's limit, else what they cost so far."""
+    session = state.session
+    spent = sum(p.cost_usd for p in session.pods if p.pod_name == name) if session else 0.0
+    record = state.pods.get(name)
+    limit = (record.guard or {}).get("max_cost_usd") if record is not None else None
+    return max(spent, float(limit)) if limit is not None else spent
