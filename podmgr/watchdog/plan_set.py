@@ -192,12 +192,15 @@ def plan_set(
         actions.append(StartProxy(why))
     actions.extend(_strays(config, observed))
     ended = dict(session.ended_pods)
-    for name in config.pod_names:
-        pod_actions = _plan_pod(config, state, observed, now, window, name, ended)
+    planned = [
+        _plan_pod(config, state, observed, now, window, name, ended) for name in config.pod_names
+    ]
+    for action in (action for pod_actions in planned for action in pod_actions):
+        if isinstance(action, EndSession):  # SESSION_WIDE: every pod ends, none is made
+            everything = _terminate_everything(config, state, observed, action.reason)
+            return [*actions, *everything, action]
+    for name, pod_actions in zip(config.pod_names, planned, strict=True):
         for action in pod_actions:
-            if isinstance(action, EndSession):  # SESSION_WIDE: every pod ends
-                everything = _terminate_everything(config, state, observed, action.reason)
-                return [*actions, *everything, action]
             if isinstance(action, ForPod) and isinstance(action.action, EndPod):
                 ended[name] = action.action.reason
         actions.extend(pod_actions)
