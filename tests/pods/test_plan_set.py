@@ -267,3 +267,15 @@ def test_no_session_keeps_every_pod_down() -> None:
 
 def test_notes_for_pods_not_asked_for() -> None:
     assert "podmgr up NAME" in NOT_ASKED
+
+
+def test_a_session_wide_end_from_one_pods_view_ends_all_and_makes_nothing() -> None:
+    # fim's guard was given a deadline that has passed and fim is gone: its guard ended it
+    # for the deadline, which is every pod's; chat (gone as well) is not recreated.
+    gone = record("f1").model_copy(update={"guard": {"deadline": f"{NOW - 1:.3f}"}})
+    st = both(pods={"chat": record("c1"), "fim": gone})
+    obs = ObservedSet((), PROXY_UP, None, HEALTHY)
+    actions = plan_set(two_config(), st, obs, NOW)
+    assert not any(isinstance(a, ForPod) and isinstance(a.action, CreatePod) for a in actions)
+    assert isinstance(actions[-1], EndSession) and actions[-1].reason == "deadline"
+    assert {a.action.pod_id for a in actions if isinstance(a, ForPod)} == {"c1", "f1"}
