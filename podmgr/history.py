@@ -92,7 +92,7 @@ def session_record(
     if session is None:
         return None
     ended = session.ended_at if session.ended_at is not None else now
-    known = [*terminated, *([state.pod] if state.pod is not None else [])]
+    known = [*terminated, *state.pods.values()]  # every configured pod's record (issue 23)
     pods = _pod_summaries(session, known)
     startup = serving = None
     last = known[-1] if known else None

@@ -1,4 +1,10 @@
-"""The watchdog's state file: what pod we own, the session's limits, and what we did.
+"""The watchdog's state file: what pods we own, the session's limits, and what we did.
+
+Pod records (and creates awaiting RunPod's answer) are keyed by the configured pod's name
+(config/pods.py; a one-pod config's pod is "pod"). Schema 1 held one `pod` and one
+`pending_create`: such a file reads as the records of the pod named "pod" (`_migrate`), and
+`state.pod` / `state.pending_create` remain as the record of that pod for the one-pod code
+paths (the watchdog, status, proxy and guard code that predate issue 23).
 
 `StateStore` owns the file. Writes are atomic (temp file in the same directory, fsync,
 rename, fsync of the directory) with mode 0600, because the file holds the pod's vLLM key.
@@ -17,20 +23,22 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import filelock
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from podmgr.errors import LockHeldError, StateError
 
 __all__ = [
     "HISTORY_LIMIT",
+    "ONE_POD",
     "SCHEMA_VERSION",
     "HistoryEntry",
     "PendingCreate",
+    "PodCounters",
     "PodPhase",
     "PodRecord",
     "Session",
@@ -39,7 +47,8 @@ __all__ = [
     "StateStore",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: pods and pending_creates keyed by pod name (issue 23)
+ONE_POD = "pod"  # the name of a one-pod config's pod (config/pods.py DEFAULT_POD_NAME)
 HISTORY_LIMIT = 50
 
 PodPhase = Literal["creating", "starting", "ready", "stopped", "restarting"]
@@ -108,9 +117,20 @@ class SessionPod(BaseModel):
     ready_at: float | None = None
     interruptible: bool = False
     cost_usd: float = 0.0
+    pod_name: str = Field(default=ONE_POD, description="The configured pod it was (config `pods`).")
 
 
 SESSION_PODS_LIMIT = 50
+
+
+class PodCounters(BaseModel):
+    """One configured pod's share of the session's counters (a set: config `pods`), so
+    one pod's crashes, backoff and preemptions never count toward another's limits."""
+
+    restarts: int = 0
+    last_restart_at: float | None = None
+    no_container_replacements: int = 0
+    preemptions: int = 0
 
 
 class Session(BaseModel):
@@ -133,13 +153,25 @@ class Session(BaseModel):
         default_factory=list,
         description="Every pod of the session with its booked cost (newest 50 kept).",
     )
+    counters: dict[str, PodCounters] = Field(
+        default_factory=dict,
+        description="A set's counters per configured pod (the fields above are the totals).",
+    )
+    ended_pods: dict[str, str] = Field(
+        default_factory=dict,
+        description="Configured pods ended alone in this session (idle, crash loop, not "
+        "asked for by `podmgr up NAME`), by name, with why; `podmgr up NAME` revives one.",
+    )
 
     @property
     def active(self) -> bool:
         return self.ended_at is None
 
-    def book_pod(self, pod: PodRecord, cost_usd: float) -> None:
-        """Note the pod (added or refreshed) and add `cost_usd` to it and to the session."""
+    def book_pod(self, pod: PodRecord, cost_usd: float, pod_name: str = ONE_POD) -> None:
+        """Note the pod (added or refreshed) and add `cost_usd` to it and to the session.
+
+        One session serves every configured pod: `cost_usd` is the sum over all of them,
+        which is what the budget rule compares with `limits.max_cost_usd`."""
         self.cost_usd = self.cost_usd + cost_usd
         for known in self.pods:
             if known.id == pod.id:
@@ -156,6 +188,7 @@ class Session(BaseModel):
                 ready_at=pod.ready_at,
                 interruptible=pod.interruptible,
                 cost_usd=cost_usd,
+                pod_name=pod_name,
             )
         )
         del self.pods[:-SESSION_PODS_LIMIT]
@@ -181,13 +214,23 @@ class State(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     session: Session | None = None
-    pod: PodRecord | None = None
-    pending_create: PendingCreate | None = None
+    pods: dict[str, PodRecord] = Field(
+        default_factory=dict, description="The pod we own for each configured pod, by name."
+    )
+    pending_creates: dict[str, PendingCreate] = Field(
+        default_factory=dict,
+        description="Creates sent to RunPod with no clear answer yet, by configured pod name.",
+    )
     proxy_pid: int | None = None
     proxy_started_at: float | None = None
     last_request_at: float | None = Field(
         default=None,
         description="Latest client request the proxy reported (survives proxy restarts).",
+    )
+    last_request_by_model: dict[str, float] = Field(
+        default_factory=dict,
+        description="Latest client request for each model the proxy reported: the idle "
+        "rule of the pod serving that model reads it.",
     )
     updated_at: float | None = None
     start_command_json: bool | None = Field(
@@ -196,12 +239,82 @@ class State(BaseModel):
         "way into the pod), as a pod's log showed; None: not known yet. Kept across sessions.",
     )
     history: list[HistoryEntry] = Field(default_factory=list)
+    # Which configured pod `pod` / `pending_create` stand for (`focused`); not saved.
+    _focus: str = PrivateAttr(default=ONE_POD)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate(cls, data: Any) -> Any:
+        """Schema 1 (one `pod`, one `pending_create`) read as the records of "pod"."""
+        if not isinstance(data, Mapping):
+            return data
+        return _one_pod_keys(data) | (
+            {"schema_version": SCHEMA_VERSION} if data.get("schema_version") == 1 else {}
+        )
+
+    @property
+    def pod(self) -> PodRecord | None:
+        """The record of the pod in focus: "pod" (a one-pod config) unless `focused`."""
+        return self.pods.get(self._focus)
+
+    @pod.setter
+    def pod(self, record: PodRecord | None) -> None:
+        self.pods = _with(self.pods, self._focus, record)
+
+    @property
+    def pending_create(self) -> PendingCreate | None:
+        """The unanswered create of the pod in focus ("pod" unless `focused`)."""
+        return self.pending_creates.get(self._focus)
+
+    @pending_create.setter
+    def pending_create(self, pending: PendingCreate | None) -> None:
+        self.pending_creates = _with(self.pending_creates, self._focus, pending)
+
+    @property
+    def focus(self) -> str:
+        """The configured pod `pod` and `pending_create` stand for now."""
+        return self._focus
+
+    @contextlib.contextmanager
+    def focused(self, name: str) -> Iterator[State]:
+        """Let `pod` / `pending_create` stand for pod `name` (apply runs one pod's action
+        with the code written for one pod); restored on exit."""
+        before, self._focus = self._focus, name
+        try:
+            yield self
+        finally:
+            self._focus = before
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> State:
+        """A copy; `update` may name `pod` and `pending_create` as the constructor does."""
+        if update and ("pod" in update or "pending_create" in update):
+            # pydantic's update replaces a field whole: start from this state's records.
+            current = {"pods": dict(self.pods), "pending_creates": dict(self.pending_creates)}
+            update = _one_pod_keys({**current, **update}, self._focus)
+        return super().model_copy(update=update, deep=deep)
 
     def record(self, now: float, action: str, detail: str = "") -> None:
         """Append to the short history, dropping the oldest past HISTORY_LIMIT."""
         self.history = [*self.history, HistoryEntry(at=now, action=action, detail=detail)][
             -HISTORY_LIMIT:
         ]
+
+
+def _with(records: Mapping[str, Any], name: str, value: Any) -> dict[str, Any]:
+    """`records` with `name` set to `value`, or dropped when `value` is None."""
+    out = {key: known for key, known in records.items() if key != name}
+    if value is not None:
+        out[name] = value
+    return out
+
+
+def _one_pod_keys(data: Mapping[str, Any], name: str = ONE_POD) -> dict[str, Any]:
+    """`data` with `pod` / `pending_create` moved into `pods` / `pending_creates` as `name`."""
+    out = dict(data)
+    for one, many in (("pod", "pods"), ("pending_create", "pending_creates")):
+        if one in out:
+            out[many] = _with(dict(out.get(many) or {}), name, out.pop(one))
+    return out
 
 
 class StateStore:

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from podmgr.config import Config
     from podmgr.watchdog.observed import Request
 
 __all__ = ["register", "stdout_to_devnull"]
@@ -50,6 +51,12 @@ def register(subparsers: Any) -> None:
     _pass_options(up)
     up.add_argument(
         "--yes", "-y", action="store_true", help="create without asking (prices are still shown)"
+    )
+    up.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="with several pods (config `pods`): start only these (default: all)",
     )
     up.set_defaults(handler=run_up, request="start", start=True, shutdown=False)
     up.set_defaults(refresh_catalog=False)
@@ -154,10 +161,21 @@ def run_watchdog(args: argparse.Namespace) -> int:
             _say(line)
     from podmgr.watchdog.runner import run_pass
 
-    result = run_pass(config, config_path, request=request, dry_run=args.dry_run, emit=_say)
+    names = _pod_names(config, args)
+    result = run_pass(
+        config, config_path, request=request, dry_run=args.dry_run, emit=_say, names=names
+    )
     if not args.dry_run:
         _summary(result.state)
     return 0
+
+
+def _pod_names(config: Config, args: argparse.Namespace) -> tuple[str, ...]:
+    """`podmgr up NAME...`: the configured pods named (ConfigError, exit 2, for another)."""
+    names = tuple(dict.fromkeys(getattr(args, "names", None) or ()))
+    for name in names:
+        config.pod_entry(name)
+    return names
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -167,7 +185,9 @@ def run_up(args: argparse.Namespace) -> int:
     from podmgr.config import find_config_path, load_config
 
     config = load_config(args.config)
-    config.pod.resolved_env()  # refuse a missing env reference before any API call or write
+    names = _pod_names(config, args)
+    for entry in config.pods:  # a missing env reference: refused before any API call or write
+        entry.resolved_env()
     _check_saved_catalog(config)  # a GPU id RunPod does not list: exit 2 before anything
     logged = _logging(args, config)
     config_path = find_config_path(args.config).resolve()
@@ -189,7 +209,9 @@ def run_up(args: argparse.Namespace) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, _stop_after_this_pass(stop))
     try:
-        result = run_until_serving(config, config_path, emit=_say, stop=stop, probe=probe_health)
+        result = run_until_serving(
+            config, config_path, emit=_say, stop=stop, probe=probe_health, names=names
+        )
     except KeyboardInterrupt:
         _say("stopped watching; the pod and the session are left as they are, and cron keeps")
         _say(f"watching them (`{_cmd('status')}`; `{_cmd('shutdown')}` ends them)")

@@ -17,7 +17,7 @@ from podmgr.errors import ConfigError
 
 __all__ = ["FLAT_TO_SECTION", "SECTIONS", "flat_keys", "is_flat_form", "to_sections"]
 
-SECTIONS = ("pod", "limits", "startup", "watchdog", "proxy", "cache", "upstreams", "guard")
+SECTIONS = ("pod", "pods", "limits", "startup", "watchdog", "proxy", "cache", "upstreams", "guard")
 
 _POD = (
     "model gpu_type_id gpu_count cloud_type template_id image_name min_cuda_version "

@@ -2,17 +2,30 @@
 
 Each part of the code reads its own section (`config.pod`, `config.limits`, ...); what
 needs the file's directory (`resolve_path`, `state_path`, `cache_path`) lives here.
+
+`config.pods` is always a non-empty tuple of named pods (pods.py): the file's `pods`, or its
+one `pod` as the entry named "pod". `config.pod` is the first entry, for one-pod code paths.
+A dump names the set the way the file did (`pod` or `pods`), so it validates again.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from podmgr.config.flat import to_sections
+from podmgr.config.pods import DEFAULT_POD_NAME, PodEntry, check_pod_set
 from podmgr.config.sections import (
     CacheSection,
     GuardSection,
@@ -37,7 +50,14 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    pod: PodSection = Field(default_factory=lambda: PodSection.model_validate({}))
+    pod: PodSection = Field(
+        default_factory=lambda: PodSection.model_validate({}),
+        description="The pod (one pod); with `pods`, the first entry (not written beside it).",
+    )
+    pods: tuple[PodEntry, ...] = Field(
+        default=(),
+        description="Several pods, each serving its own model, in one session; excludes `pod`.",
+    )
     limits: LimitsSection = Field(default_factory=lambda: LimitsSection.model_validate({}))
     startup: StartupSection = Field(default_factory=lambda: StartupSection.model_validate({}))
     watchdog: WatchdogSection = Field(default_factory=lambda: WatchdogSection.model_validate({}))
@@ -56,13 +76,41 @@ class Config(BaseModel):
     @classmethod
     def _read_flat(cls, data: Any) -> Any:
         """An old flat config (or flat fields beside sections) read into sections."""
-        return to_sections(data) if isinstance(data, Mapping) else data
+        if not isinstance(data, Mapping):
+            return data
+        sections = to_sections(data)
+        if "pods" in sections and "pod" in sections:
+            raise ConfigError(
+                "pods and pod (or the old flat pod fields) exclude each other: put every "
+                "pod in pods",
+                field="pods",
+            )
+        return sections
 
     @field_validator("upstreams")
     @classmethod
     def _upstreams_ok(cls, value: list[UpstreamSpec]) -> list[UpstreamSpec]:
         check_upstream_list(value)
         return value
+
+    @model_validator(mode="after")
+    def _pod_set(self) -> Config:
+        """`pods` given: `pod` is its first entry; else `pod` is the one entry "pod"."""
+        if "pods" in self.model_fields_set:
+            check_pod_set(self.pods)
+            # __dict__: an assignment would validate (and run this validator) again.
+            self.__dict__["pod"] = self.pods[0].section()
+        else:
+            entry = {**self.pod.model_dump(exclude_unset=True), "name": DEFAULT_POD_NAME}
+            self.__dict__["pods"] = (PodEntry.model_validate(entry),)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump_as_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave out the derived one of `pod` and `pods`, so a dump validates again."""
+        data = cast(dict[str, Any], handler(self))
+        data.pop("pod" if "pods" in self.model_fields_set else "pods", None)
+        return data
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
@@ -81,6 +129,24 @@ class Config(BaseModel):
     def pod_upstream(self) -> UpstreamSpec | None:
         """The upstream entry of the managed pod, if the pod is one of the upstreams."""
         return next((spec for spec in self.upstreams if spec.kind == "pod"), None)
+
+    @property
+    def pod_names(self) -> tuple[str, ...]:
+        """The configured pods' names, in the file's order."""
+        return tuple(entry.name for entry in self.pods)
+
+    def pod_entry(self, name: str) -> PodEntry:
+        """The configured pod called `name`; ConfigError naming the known ones otherwise."""
+        for entry in self.pods:
+            if entry.name == name:
+                return entry
+        known = ", ".join(self.pod_names)
+        raise ConfigError(f"no pod is called {name!r} (configured: {known})", field="pods")
+
+    def idle_timeout_for(self, name: str) -> int | None:
+        """The idle time of pod `name`: its own, else limits.idle_timeout_seconds."""
+        own = self.pod_entry(name).idle_timeout_seconds
+        return own if own is not None else self.limits.idle_timeout_seconds
 
     def resolve_path(self, value: str) -> Path:
         """A path from the config, absolute, relative ones taken from the file's directory."""

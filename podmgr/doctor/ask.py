@@ -21,7 +21,7 @@ import httpx
 
 from podmgr.config import load_config
 from podmgr.errors import ProxyError
-from podmgr.state import PodRecord, Session, State, StateStore
+from podmgr.state import ONE_POD, PodRecord, Session, State, StateStore
 from podmgr.watchdog.clock import SystemClock
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 
@@ -54,7 +54,7 @@ def ask_through_proxy(
             id=pod_id, name=pod_name, gpu_type_id=gpu_type_id, created_at=session.started_at,
             ready_at=time.time(), phase="ready", endpoint_url=endpoint_url, vllm_api_key=vllm_key,
         )  # fmt: skip
-        StateStore(config.state_path).save(State(session=session, pod=record))
+        StateStore(config.state_path).save(State(session=session, pods={ONE_POD: record}))
         supervisor = ProxySupervisor(config, config_path, SystemClock())
         pid = supervisor.start()
         try:

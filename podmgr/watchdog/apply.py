@@ -20,7 +20,7 @@ pass at once (the state already holds everything done so far).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import assert_never
@@ -49,7 +49,9 @@ from podmgr.state import PendingCreate, PodRecord, Session, State, StateStore
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod
 from podmgr.watchdog.clock import Clock
+from podmgr.watchdog.focus import counting_for, guard_budget, guard_session, pod_config
 from podmgr.watchdog.identity import VLLM_KEY_ENV, new_pod_name, new_vllm_key
+from podmgr.watchdog.plan_set import NOT_ASKED, ChoosePods, EndPod, ForPod, SetAction
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe
 from podmgr.watchdog.spec import pod_spec
@@ -83,9 +85,14 @@ class Applier:
     deferred: list[PodmgrError] = field(default_factory=list)
     # Pods terminated in this pass: a shutdown terminates before it ends the session.
     terminated: list[PodRecord] = field(default_factory=list)
+    # While a `ForPod` runs: the whole config of the set and the pod's name.
+    focus: tuple[Config, str] | None = None
 
-    def run(self, actions: list[act.Action], state: State) -> State:
+    def run(self, actions: Sequence[SetAction], state: State) -> State:
+        failed: set[str] = set()  # pods of a set whose action failed in this pass
         for action in actions:
+            if isinstance(action, ForPod) and action.pod in failed:
+                continue
             line = _line(action, state)
             if line is not None:
                 self.deps.emit(line)
@@ -95,6 +102,13 @@ class Applier:
             except BalanceError:
                 self._balance_at_zero(state)
                 raise
+            except PodmgrError as error:
+                if not isinstance(action, ForPod):
+                    raise
+                # One pod's failure must not keep the others' actions (their limits
+                # included) from running: its remaining actions wait for the next pass,
+                # and the error ends this pass once the others ran.
+                self._pod_failed(action.pod, error, failed)
             if _worth_recording(action):  # history stays short
                 state.record(self.deps.clock.now(), type(action).__name__, action.describe())
             self.deps.store.save(state, now=self.deps.clock.now())
@@ -102,20 +116,30 @@ class Applier:
                 break
         return state
 
+    def _pod_failed(self, name: str, error: PodmgrError, failed: set[str]) -> None:
+        log.warning("pod_action_failed", pod=name, error=error.message)
+        self.deps.emit(f"   [{name}] failed: {error.message}; its next actions wait a pass")
+        self.deferred.append(error)
+        failed.add(name)
+
     def _balance_at_zero(self, state: State) -> None:
         """RunPod refused a create or start for the balance at $0: no retry, resume or
         recreate can help, so the session ends now (reason `balance_zero`, exit code 11)
-        and the pod, stopped by RunPod, is terminated so nothing of ours is left."""
+        and the pod (every pod of a set), stopped by RunPod, is terminated so nothing of
+        ours is left."""
         now = self.deps.clock.now()
-        state.pending_create = None
+        state.pending_creates = {}
         if state.session is not None and state.session.active:
             state.session.ended_at, state.session.end_reason = now, "balance_zero"
             self._to_history(state)
-        if state.pod is not None:
-            try:
-                self._terminate(state, state.pod.id)
-            except PodmgrError as error:  # the next pass, session ended, terminates it
-                log.warning("terminate_failed", pod_id=state.pod.id, error=error.message)
+        for name in list(state.pods):
+            with state.focused(name):
+                record = state.pod
+                assert record is not None
+                try:
+                    self._terminate(state, record.id)
+                except PodmgrError as error:  # the next pass, session ended, terminates it
+                    log.warning("terminate_failed", pod_id=record.id, error=error.message)
         state.record(now, "EndSession", "balance_zero: RunPod refused to start a pod")
         self.deps.store.save(state, now=now)
         self.deps.emit("   the account's balance is at $0: the session ended; add funds")
@@ -132,9 +156,13 @@ class Applier:
         if self.deferred:
             raise self.deferred[0]
 
-    def _dispatch(self, action: act.Action, state: State) -> None:
+    def _dispatch(self, action: SetAction, state: State) -> None:
         """One handler per action class; mypy proves the match exhaustive (assert_never)."""
         match action:
+            case ForPod():
+                self._for_pod(action, state)
+            case ChoosePods():
+                self._choose(action, state)
             case act.StartSession():
                 self._start_session(action, state)
             case act.EndSession():
@@ -169,6 +197,39 @@ class Applier:
                 pass
             case _:
                 assert_never(action)
+
+    def _for_pod(self, action: ForPod, state: State) -> None:
+        """Today's handler for one pod of a set: its one-pod config, the state focused on
+        its record (focus.py)."""
+        whole = self.deps.config
+        self.deps.config, self.focus = pod_config(whole, action.pod), (whole, action.pod)
+        try:
+            with state.focused(action.pod), counting_for(state.session, action.pod):
+                if isinstance(action.action, EndPod):
+                    self._end_pod(action.pod, action.action, state)
+                else:
+                    self._dispatch(action.action, state)
+        finally:
+            self.deps.config, self.focus = whole, None
+
+    def _end_pod(self, name: str, action: EndPod, state: State) -> None:
+        """One pod ended alone: the session notes it (plan_set keeps it down)."""
+        if state.session is not None and state.session.active:
+            state.session.ended_pods = {**state.session.ended_pods, name: action.reason}
+
+    def _choose(self, action: ChoosePods, state: State) -> None:
+        """`podmgr up NAME...`: these run; in a new session the others are left out."""
+        if state.session is None:
+            return
+        ended = {k: v for k, v in state.session.ended_pods.items() if k not in action.started}
+        ended.update({name: NOT_ASKED for name in action.left_out})
+        state.session.ended_pods = ended
+
+    def _guard_session(self, state: State) -> Session | None:
+        """The session as the guard of the pod being created is told it (focus.py)."""
+        if self.focus is None:
+            return state.session
+        return guard_session(state.session, *self.focus)
 
     def _start_session(self, action: act.StartSession, state: State) -> None:
         state.session = Session(started_at=action.started_at, deadline=action.deadline)
@@ -239,14 +300,15 @@ class Applier:
         placement = self._placement(action.gpu_type_ids)
         errors = list(placement.skipped)
         refusals: list[int] = []
+        others = self._other_prices(state) if self.focus is not None else {}
         for candidate in placement.candidates:
             gpu, cloud = candidate.gpu_type_id, candidate.cloud
             name = new_pod_name(cfg.pod.pod_name_prefix, self.deps.cid)
             key = new_vllm_key()
             # Outside the try: a bad env value is the config's fault (exit 2), not a GPU's.
             spec = pod_spec(
-                cfg, self.deps.cid, name, gpu, key, cloud,
-                spot=action.spot, session=state.session, now=clock.now(),
+                self._with_share(state, candidate, others), self.deps.cid, name, gpu, key, cloud,
+                spot=action.spot, session=self._guard_session(state), now=clock.now(),
                 guard=state.start_command_json is not False,
             )  # fmt: skip
             # Saved before the call: a create answered with an error may have made the pod.
@@ -272,6 +334,48 @@ class Applier:
                 "pools: give it read/write permission"
             )
         raise CapacityError("no GPU type could be placed: " + "; ".join(errors))
+
+    def _with_share(
+        self, state: State, candidate: Candidate, others: dict[str, float | None]
+    ) -> Config:
+        """The config a set's pod is created with: its guard's budget the share of the
+        budget `guard_budget` gives it at this candidate's price (focus.py)."""
+        cfg = self.deps.config
+        if self.focus is None:
+            return cfg
+        whole, pod = self.focus
+        price = candidate.price * cfg.pod.gpu_count if candidate.price is not None else None
+        share = guard_budget(whole, state, pod, {**others, pod: price})
+        return cfg.model_copy(
+            update={"limits": cfg.limits.model_copy(update={"max_cost_usd": share})}
+        )
+
+    def _other_prices(self, state: State) -> dict[str, float | None]:
+        """$/h of the set's other pods: a record's price, else its first catalog candidate's
+        (None when unknown): the weights of the guard shares."""
+        assert self.focus is not None
+        whole, pod = self.focus
+        mine = self.deps.config
+        prices: dict[str, float | None] = {}
+        try:
+            for other in whole.pod_names:
+                record = state.pods.get(other)
+                if other == pod:
+                    continue
+                if record is not None and record.cost_per_hr > 0:
+                    prices[other] = record.cost_per_hr
+                    continue
+                self.deps.config = pod_config(whole, other)
+                first = next(
+                    iter(self._placement(tuple(self.deps.config.pod.gpu_type_ids)).candidates), None
+                )
+                count = self.deps.config.pod.gpu_count
+                prices[other] = first.price * count if first and first.price is not None else None
+        except PodmgrError as error:  # weights only: equal shares then (guard_budget)
+            log.warning("share_prices_unread", error=error.message)
+        finally:
+            self.deps.config = mine
+        return prices
 
     def _placement(self, gpu_type_ids: tuple[str, ...]) -> Placement:
         """The candidates from RunPod's catalog; every configured pair when it cannot be
@@ -418,7 +522,7 @@ class Applier:
         gone_now = self.deps.client.terminate_pod(pod_id)
         if state.pod is not None and state.pod.id == pod_id:
             if state.session is not None:
-                accrue_pod(state.session, state.pod, self.deps.clock.now())
+                accrue_pod(state.session, state.pod, self.deps.clock.now(), state.focus)
             self.terminated.append(state.pod.model_copy())
             state.pod = None
         log.info("pod_terminated", pod_id=pod_id, already_gone=not gone_now)
@@ -476,11 +580,17 @@ def refused_outright(error: PodmgrError) -> bool:
     return status is not None and 400 <= status < 500 and status not in (409, 429)
 
 
-def _line(action: act.Action, state: State) -> str | None:
+def _line(action: SetAction, state: State) -> str | None:
     """What a person sees of an action: one line per change of a starting pod's phase
     (`[  35s] pod X: weights loaded ...`, each phase its log showed), nothing for the log's
     bookkeeping (apply says a guard finding itself), `-> ...` for every decision."""
     match action:
+        case ForPod():
+            if isinstance(action.action, EndPod):
+                return f"-> [{action.pod}] {action.action.describe()}"
+            with state.focused(action.pod):
+                line = _line(action.action, state)
+            return None if line is None else f"[{action.pod}] {line}"
         case act.NoteLog(phases=phases) if phases:
             return "\n".join(
                 f"[{action.elapsed:4.0f}s] pod {action.pod_id}: {p} (from the pod's log)"
@@ -497,8 +607,10 @@ def _line(action: act.Action, state: State) -> str | None:
     return f"-> {action.describe()}"
 
 
-def _worth_recording(action: act.Action) -> bool:
+def _worth_recording(action: SetAction) -> bool:
     """Progress, no-ops and a guard not seen yet stay out of the state's short history."""
+    if isinstance(action, ForPod):
+        return isinstance(action.action, EndPod) or _worth_recording(action.action)
     if isinstance(action, act.NoteLog):
         return action.confirmed is not None
     return not isinstance(action, act.Noop | act.PodProgress)

@@ -4,6 +4,10 @@ RunPod pods have no tags, only a non-unique name and an env list. Every pod we c
 named `<pod_name_prefix><config id>-<random>` and carries `PODMGR_MANAGED=1` and
 `PODMGR_CONFIG_ID=<short hash of the absolute config path>`, so two checkouts (or a test
 and a real setup) sharing one RunPod account never touch each other's pods.
+
+With several pods configured (config `pods`), each pod also carries `PODMGR_POD=<its
+configured name>` (`owner_of`); a pod without it was made for a one-pod config, whose pod is
+named "pod", so a state or RunPod listing from before issue 23 keeps its meaning.
 """
 
 from __future__ import annotations
@@ -17,17 +21,21 @@ from podmgr.runpod.values import PodInfo
 __all__ = [
     "MARKER_CONFIG_ID",
     "MARKER_MANAGED",
+    "MARKER_POD",
     "VLLM_KEY_ENV",
     "config_id",
     "is_ours",
     "marker_env",
     "new_pod_name",
     "new_vllm_key",
+    "owner_of",
 ]
 
 MARKER_MANAGED = "PODMGR_MANAGED"
 MARKER_CONFIG_ID = "PODMGR_CONFIG_ID"
+MARKER_POD = "PODMGR_POD"
 VLLM_KEY_ENV = "VLLM_API_KEY"
+ONE_POD = "pod"  # config/pods.py DEFAULT_POD_NAME
 
 
 def config_id(config_path: Path | str) -> str:
@@ -57,3 +65,9 @@ def is_ours(pod: PodInfo, prefix: str, cid: str) -> bool:
         and pod.env.get(MARKER_MANAGED) == "1"
         and pod.env.get(MARKER_CONFIG_ID) == cid
     )
+
+
+def owner_of(pod: PodInfo) -> str:
+    """The configured pod (by name) a pod of ours was made for: its PODMGR_POD marker, or
+    "pod" for a pod made before pods had names."""
+    return pod.env.get(MARKER_POD) or ONE_POD

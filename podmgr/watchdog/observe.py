@@ -28,13 +28,15 @@ from podmgr.runpod.client import PodInfo, RunPodClient
 from podmgr.runpod.placement import clouds_of
 from podmgr.state import State
 from podmgr.watchdog.clock import Clock
+from podmgr.watchdog.focus import pod_config
 from podmgr.watchdog.identity import is_ours
 from podmgr.watchdog.observed import Observed, PodLog
+from podmgr.watchdog.plan_set import ObservedSet, PodView
 from podmgr.watchdog.podlog import read_log
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe
 
-__all__ = ["observe"]
+__all__ = ["observe", "observe_set"]
 
 PROBE_PAUSE_CAP_SECONDS = 5.0
 # A serving pod's log is read at most this often while its guard is unconfirmed (a starting
@@ -62,6 +64,56 @@ def observe(
         return _without_listing(state, client, supervisor, error)
     pods = tuple(p for p in listed if is_ours(p, config.pod.pod_name_prefix, cid))
     _log_unknown_statuses(pods)
+    view = _pod_view(config, state, pods, client=client, probe=probe, clock=clock)
+    return Observed(
+        pods=pods,
+        pod_healthy=view.healthy,
+        health_detail=view.health_detail,
+        proxy=supervisor.view(state.proxy_pid),
+        pod_log=view.log,
+    )
+
+
+def observe_set(
+    config: Config,
+    state: State,
+    *,
+    client: RunPodClient,
+    supervisor: ProxySupervisor,
+    cid: str,
+    probe: HealthProbe,
+    clock: Clock,
+) -> ObservedSet:
+    """For a set (config `pods`): one listing, then each configured pod's record probed and
+    its log read as `observe` does for the one pod. Without the listing, every record is
+    read by its id (the session's limits still hold on all of them)."""
+    proxy = supervisor.view(state.proxy_pid)
+    try:
+        listed = client.list_pods()
+    except AuthError:
+        raise
+    except ApiError as error:
+        return ObservedSet(_records_by_id(state, client, error), proxy, error)
+    pods = tuple(p for p in listed if is_ours(p, config.pod.pod_name_prefix, cid))
+    _log_unknown_statuses(pods)
+    views = {}
+    for name in config.pod_names:
+        with state.focused(name):
+            one = pod_config(config, name)
+            views[name] = _pod_view(one, state, pods, client=client, probe=probe, clock=clock)
+    return ObservedSet(pods, proxy, None, views)
+
+
+def _pod_view(
+    config: Config,
+    state: State,
+    pods: tuple[PodInfo, ...],
+    *,
+    client: RunPodClient,
+    probe: HealthProbe,
+    clock: Clock,
+) -> PodView:
+    """The state pod's /health (a ready pod: up to `health_probe_attempts` probes) and log."""
     healthy: bool | None = None
     detail = ""
     pod = state.pod
@@ -69,13 +121,22 @@ def observe(
     if pod is not None and live is not None and live.running and live.has_runtime:
         attempts = config.startup.health_probe_attempts if pod.phase == "ready" else 1
         healthy, detail = _probe(config.startup, config.pod.pod_url(pod.id), probe, clock, attempts)
-    return Observed(
-        pods=pods,
-        pod_healthy=healthy,
-        health_detail=detail,
-        proxy=supervisor.view(state.proxy_pid),
-        pod_log=_pod_log(config, state, live, client, clock.now()),
-    )
+    return PodView(healthy, detail, _pod_log(config, state, live, client, clock.now()))
+
+
+def _records_by_id(state: State, client: RunPodClient, error: ApiError) -> tuple[PodInfo, ...]:
+    """Every record of the state read by its id; the listing's error if a read fails too."""
+    log.warning("list_pods_failed", error=error.message, pods=sorted(state.pods))
+    found: list[PodInfo] = []
+    for record in state.pods.values():
+        try:
+            live = client.get_pod(record.id)
+        except ApiError:
+            raise error from None
+        if live is not None:
+            found.append(live)
+    _log_unknown_statuses(tuple(found))
+    return tuple(found)
 
 
 def _pod_log(

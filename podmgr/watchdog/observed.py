@@ -6,6 +6,7 @@ module only holds the shapes, so plan and its table tests need no I/O at all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,6 +27,8 @@ class ProxyView:
     pid: int | None = None
     healthy: bool = False
     last_request_at: float | None = None
+    # Latest request per model (issue 23): the idle rule of the pod serving that model.
+    last_request_by_model: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

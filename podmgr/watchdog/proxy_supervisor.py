@@ -68,6 +68,9 @@ class ProxySupervisor:
             pid=pid,
             healthy=health is not None,
             last_request_at=float(last) if isinstance(last, (int, float)) else None,
+            last_request_by_model=_by_model(
+                health.get("last_request_by_model") if health else None
+            ),
         )
 
     def _port_taken(self) -> bool:
@@ -152,3 +155,14 @@ class ProxySupervisor:
                 os.killpg(pid, signum)
             else:
                 os.kill(pid, signum)
+
+
+def _by_model(reported: object) -> dict[str, float]:
+    """The proxy's `last_request_by_model` (issue 23): model -> time; anything else dropped."""
+    if not isinstance(reported, dict):
+        return {}
+    return {
+        str(model): float(at)
+        for model, at in reported.items()
+        if isinstance(at, (int, float)) and not isinstance(at, bool)
+    }

@@ -35,13 +35,14 @@ from podmgr.rules import normal_end
 from podmgr.runpod.client import RunPodClient
 from podmgr.state import State, StateStore
 from podmgr.watchdog.accounting import book
-from podmgr.watchdog.actions import Action
 from podmgr.watchdog.apply import Applier, Deps
 from podmgr.watchdog.clock import Clock, SystemClock
+from podmgr.watchdog.focus import is_set, pod_config
 from podmgr.watchdog.identity import config_id
-from podmgr.watchdog.observe import PROBE_PAUSE_CAP_SECONDS, observe
+from podmgr.watchdog.observe import PROBE_PAUSE_CAP_SECONDS, observe, observe_set
 from podmgr.watchdog.observed import Observed, Request
 from podmgr.watchdog.plan import plan
+from podmgr.watchdog.plan_set import SetAction, plan_set
 from podmgr.watchdog.proxy_supervisor import ProxySupervisor
 from podmgr.watchdog.readiness import HealthProbe, probe_health
 from podmgr.watchdog.session import pod_served
@@ -65,7 +66,7 @@ URL_CHECK_SECONDS = 2.0
 class PassResult:
     """What a pass decided (all rounds) and the state it left."""
 
-    actions: list[Action] = field(default_factory=list)
+    actions: list[SetAction] = field(default_factory=list)
     state: State = field(default_factory=lambda: State())
 
 
@@ -87,8 +88,10 @@ def run_pass(
     client: RunPodClient | None = None,
     proxy_command: Sequence[str] | None = None,
     probe: HealthProbe | None = None,
+    names: tuple[str, ...] = (),
 ) -> PassResult:
-    """Run one pass; PodmgrError subclasses carry the exit code of a failure."""
+    """Run one pass; PodmgrError subclasses carry the exit code of a failure. `names`:
+    with request "start", the configured pods to run (`podmgr up NAME...`; default all)."""
     clock = clock or SystemClock()
     client = client or make_client(config.watchdog, clock)
     the_probe = probe or (lambda url: probe_health(url, config.startup.http_timeout_seconds))
@@ -104,9 +107,9 @@ def run_pass(
         emit=emit,
     )
     if dry_run:
-        return _dry_run(deps, request)
+        return _dry_run(deps, request, names)
     with deps.store.locked(timeout=lock_wait_seconds(config, request)):
-        return _reconcile(deps, request)
+        return _reconcile(deps, request, names)
 
 
 def lock_wait_seconds(config: Config, request: Request) -> float:
@@ -120,7 +123,7 @@ def lock_wait_seconds(config: Config, request: Request) -> float:
     """
     if request == "pass":
         return 0.0
-    api_calls = 5 + len(config.pod.gpu_type_ids)
+    api_calls = sum(5 + len(entry.gpu_type_ids) for entry in config.pods)
     probes = config.startup.health_probe_attempts * (
         config.startup.http_timeout_seconds + PROBE_PAUSE_CAP_SECONDS
     )
@@ -133,8 +136,10 @@ def lock_wait_seconds(config: Config, request: Request) -> float:
 
 
 def _observe_and_plan(
-    deps: Deps, state: State, request: Request
-) -> tuple[State, list[Action], Observed]:
+    deps: Deps, state: State, request: Request, names: tuple[str, ...] = ()
+) -> tuple[State, list[SetAction], Observed]:
+    if is_set(deps.config):
+        return _observe_and_plan_set(deps, state, request, names)
     observed = observe(
         deps.config,
         state,
@@ -146,16 +151,35 @@ def _observe_and_plan(
     )
     now = deps.clock.now()
     state = book(state, observed, now)
-    return state, plan(deps.config, state, observed, now, request), observed
+    return state, list(plan(deps.config, state, observed, now, request)), observed
 
 
-def _reconcile(deps: Deps, request: Request) -> PassResult:
+def _observe_and_plan_set(
+    deps: Deps, state: State, request: Request, names: tuple[str, ...]
+) -> tuple[State, list[SetAction], Observed]:
+    """A set (config `pods`): every pod observed, booked and planned (plan_set.py)."""
+    seen = observe_set(
+        deps.config,
+        state,
+        client=deps.client,
+        supervisor=deps.supervisor,
+        cid=deps.cid,
+        probe=deps.probe,
+        clock=deps.clock,
+    )
+    everyone = Observed(pods=seen.pods, proxy=seen.proxy, listing_error=seen.listing_error)
+    now = deps.clock.now()
+    state = book(state, everyone, now)
+    return state, plan_set(deps.config, state, seen, now, request, names), everyone
+
+
+def _reconcile(deps: Deps, request: Request, names: tuple[str, ...] = ()) -> PassResult:
     result = PassResult()
     state = deps.store.load(deps.clock.now())
     applier = Applier(deps)
     listing_error: PodmgrError | None = None
     for _ in range(MAX_ROUNDS):
-        state, actions, observed = _observe_and_plan(deps, state, request)
+        state, actions, observed = _observe_and_plan(deps, state, request, names)
         listing_error = observed.listing_error
         result.actions.extend(actions)
         state = applier.run(actions, state)
@@ -164,20 +188,28 @@ def _reconcile(deps: Deps, request: Request) -> PassResult:
         applier.replan = False
     deps.store.save(state, now=deps.clock.now())
     result.state = state
-    renew_lease(deps.config, state)  # the guard's lease, when on (podmgr/guard/lease.py)
+    _renew_leases(deps.config, state)
     applier.raise_deferred()
     if listing_error is not None:
         raise listing_error
     return result
 
 
-def _dry_run(deps: Deps, request: Request) -> PassResult:
+def _renew_leases(config: Config, state: State) -> None:
+    """The guard's lease of every pod, when on (podmgr/guard/lease.py): each pod of a set
+    with its own config and record (focus.py)."""
+    for name in config.pod_names:
+        with state.focused(name):
+            renew_lease(pod_config(config, name), state)
+
+
+def _dry_run(deps: Deps, request: Request, names: tuple[str, ...] = ()) -> PassResult:
     state = deps.store.peek()
     if state is None:
         state = State()
         if deps.store.path.exists():
             state.record(deps.clock.now(), "state_recovered", "unreadable (dry run)")
-    state, actions, observed = _observe_and_plan(deps, state, request)
+    state, actions, observed = _observe_and_plan(deps, state, request, names)
     for action in actions:
         deps.emit(f"would {action.describe()}")
     if observed.listing_error is not None:
@@ -210,8 +242,12 @@ def run_until_serving(
     pass_once: Callable[[Request], PassResult] | None = None,
     stop: threading.Event | None = None,
     probe: HealthProbe | None = None,
+    names: tuple[str, ...] = (),
 ) -> UpResult:
     """`podmgr up`: passes until the pod serves or the session ends.
+
+    With several pods (config `pods`): until every pod asked for (`names`, default all
+    but those ended in the session) serves; the first pass asks for those (`up NAME...`).
 
     The first pass asks for a session ("start"), the next ones are plain passes, the
     first of them `initial_wait_seconds` later, then every `poll_interval_seconds`. A pass
@@ -237,7 +273,8 @@ def run_until_serving(
     clock = clock or SystemClock()
 
     def default_pass(request: Request) -> PassResult:
-        return run_pass(config, config_path, request=request, emit=emit, clock=clock)
+        asked = names if request == "start" else ()
+        return run_pass(config, config_path, request=request, emit=emit, clock=clock, names=asked)
 
     one_pass = pass_once or default_pass
     request: Request = "start"
@@ -254,7 +291,8 @@ def run_until_serving(
 
     def wait_for_pod(seconds: float, state: State) -> None:
         """Sleep `seconds`, or less when the starting pod's URL already answers /health."""
-        pod = state.pod
+        waiting = _not_serving(config, state, names)
+        pod = state.pods.get(waiting[0]) if waiting else None
         if probe is None or pod is None or pod.endpoint_url is None:
             sleep(seconds)
             return
@@ -285,7 +323,7 @@ def run_until_serving(
         if session is not None and not session.active:
             served = pod_served(state)
             return UpResult(False, url, state, _ended(state, served), served=served)
-        if state.pod is not None and state.pod.phase == "ready":
+        if not _not_serving(config, state, names):
             return UpResult(True, url, state)
         wait_for_pod(wait, state)
         wait = config.startup.poll_interval_seconds
@@ -322,6 +360,18 @@ class Unreachable:
             "network and RUNPOD_REST_URL, then run `podmgr up` again",
             may_have_applied=error.may_have_applied,
         )
+
+
+def _not_serving(config: Config, state: State, names: tuple[str, ...]) -> list[str]:
+    """The pods `up` waits for that are not ready yet: `names`, or every configured pod
+    the session has not ended (one pod: "pod")."""
+    ended = state.session.ended_pods if state.session is not None else {}
+    wanted = names or tuple(name for name in config.pod_names if name not in ended)
+    return [
+        name
+        for name in wanted
+        if (record := state.pods.get(name)) is None or record.phase != "ready"
+    ]
 
 
 def _ended(state: State, served: bool) -> PodmgrError | None:
