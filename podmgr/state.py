@@ -37,6 +37,7 @@ __all__ = [
     "SessionPod",
     "State",
     "StateStore",
+    "pod_record",
 ]
 
 SCHEMA_VERSION = 1
@@ -182,6 +183,9 @@ class State(BaseModel):
     schema_version: int = SCHEMA_VERSION
     session: Session | None = None
     pod: PodRecord | None = None
+    # ROUTE23 interim (issue 23): records by configured pod name, read through
+    # `pod_record`; the core helper's migration (SCHEMA_VERSION 2) replaces this field.
+    pods: dict[str, PodRecord] = Field(default_factory=dict)
     pending_create: PendingCreate | None = None
     proxy_pid: int | None = None
     proxy_started_at: float | None = None
@@ -202,6 +206,17 @@ class State(BaseModel):
         self.history = [*self.history, HistoryEntry(at=now, action=action, detail=detail)][
             -HISTORY_LIMIT:
         ]
+
+
+def pod_record(state: State | None, name: str) -> PodRecord | None:
+    """The record of the configured pod `name` (the one place that knows how the state
+    keys pods): `state.pods[name]`, or, while no pod is keyed by name, the one `pod` for
+    the default pod name (an old single-pod state)."""
+    if state is None:
+        return None
+    if state.pods:
+        return state.pods.get(name)
+    return state.pod if name == "pod" else None
 
 
 class StateStore:

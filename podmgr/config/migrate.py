@@ -66,6 +66,8 @@ def migrate_file(file: Path) -> Path | None:
 def effective_view(config: Config) -> dict[str, Any]:
     """Every section with every default, as JSON values; the proxy's keys redacted."""
     view = config.model_dump(mode="json")
+    if config.pods is None:
+        del view["pods"]  # a one-pod config shows as it always did
     view["proxy"]["api_keys"] = [REDACTED for _ in config.proxy.api_keys]
     for entry, spec in zip(view["upstreams"], config.upstreams, strict=True):
         if spec.literal_key is not None:

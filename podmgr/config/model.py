@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from podmgr.config.flat import to_sections
+from podmgr.config.pods import PodEntry, check_pods
 from podmgr.config.sections import (
     CacheSection,
     GuardSection,
@@ -22,7 +23,12 @@ from podmgr.config.sections import (
     StartupSection,
     WatchdogSection,
 )
-from podmgr.config.upstreams import UpstreamSpec, check_upstream_list
+from podmgr.config.upstreams import (
+    UpstreamSpec,
+    check_pod_upstreams,
+    check_upstream_list,
+    pod_upstreams,
+)
 from podmgr.errors import ConfigError
 
 __all__ = ["Config"]
@@ -48,6 +54,11 @@ class Config(BaseModel):
         description="Ordered upstreams (pod and OpenAI-compatible fallbacks); default: the pod.",
     )
     guard: GuardSection = Field(default_factory=lambda: GuardSection.model_validate({}))
+    pods: list[PodEntry] | None = Field(
+        None,
+        description="Several pods, each with a name and its own model (excludes `pod`); "
+        "null: the one pod of the `pod` section, named 'pod'.",
+    )
 
     # Where the file was read from; relative paths resolve against it. Not part of the file.
     base_dir: str = Field(".", exclude=True, description="(internal) directory of the file")
@@ -56,7 +67,22 @@ class Config(BaseModel):
     @classmethod
     def _read_flat(cls, data: Any) -> Any:
         """An old flat config (or flat fields beside sections) read into sections."""
-        return to_sections(data) if isinstance(data, Mapping) else data
+        if not isinstance(data, Mapping):
+            return data
+        sections = to_sections(data)
+        if sections.get("pods") is not None and "pod" in sections:
+            raise ConfigError(
+                "pods and pod exclude each other: list the pod in pods (with a name)",
+                field="pods",
+            )
+        return sections
+
+    @field_validator("pods")
+    @classmethod
+    def _pods_ok(cls, value: list[PodEntry] | None) -> list[PodEntry] | None:
+        if value is not None:
+            check_pods(value)
+        return value
 
     @field_validator("upstreams")
     @classmethod
@@ -66,6 +92,7 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
+        self._pods_into_sections()
         lease = self.guard.lease_seconds
         if lease is not None and lease < 2 * self.watchdog.interval_seconds:
             raise ConfigError(
@@ -76,6 +103,23 @@ class Config(BaseModel):
         if self.limits.wake_on_request and self.pod_upstream is None:
             raise ValueError("wake_on_request needs the pod among the upstreams (kind 'pod')")
         return self
+
+    def _pods_into_sections(self) -> None:
+        """With `pods`: `pod` means the first entry, and `upstreams` (when the file does
+        not list them) is one pod upstream per pod, named by it and serving its model."""
+        if not self.pods:
+            named = [spec.pod for spec in self.upstreams if spec.pod not in (None, "pod")]
+            if named:
+                raise ConfigError(
+                    f"names pod {named[0]!r}, but only `pods` names pods", field="upstreams"
+                )
+            return
+        first = self.pods[0].model_dump(exclude={"name", "idle_timeout_seconds"})
+        # Set around validate_assignment: this validator would run again on assignment.
+        self.__dict__["pod"] = PodSection.model_validate(first)
+        if "upstreams" not in self.model_fields_set:
+            self.__dict__["upstreams"] = pod_upstreams(self.pods)
+        check_pod_upstreams(self.upstreams, self.pods)
 
     @property
     def pod_upstream(self) -> UpstreamSpec | None:

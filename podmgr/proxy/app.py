@@ -131,8 +131,9 @@ def create_app(
             transports.append(made)
         return made
 
-    resolver = UpstreamResolver(config.state_path)
     specs = config.upstreams
+    pod_names = tuple(spec.pod_name for spec in specs if spec.kind == "pod")
+    resolver = UpstreamResolver(config.state_path, pod_names or ("pod",))
     router = build_router(
         specs,
         resolver,

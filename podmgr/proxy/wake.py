@@ -19,6 +19,11 @@ What blocks a wake (`blocked()` says which, and the 503 a client gets names it):
   and ended the session while `podmgr up` waited) did its job: `podmgr up` exits 0 then, and even a
   `podmgr up` that says otherwise (an older one) does not make the proxy rest.
 
+With several pods (config `pods`) a request wakes only the pod serving its model:
+`podmgr up --yes --config <config> NAME`, when no session is active or the session is
+active but that pod has no record (it idled out alone). With one pod the command is
+as it always was (no NAME). One wake runs at a time, for whichever pod asked first.
+
 While the pod starts, requests go to the fallbacks; with none, `starting_failure()` is a
 503 with Retry-After naming the phase and the time so far.
 """
@@ -38,7 +43,7 @@ from podmgr.config.upstreams import in_wake_hours
 from podmgr.logs import get_logger
 from podmgr.proxy.openai_errors import ProxyFailure, pod_starting, wake_blocked
 from podmgr.rules import allows_wake, label, normal_end
-from podmgr.state import State
+from podmgr.state import State, pod_record
 from podmgr.watchdog.session import pod_served
 
 __all__ = ["Waker", "wake_refusal"]
@@ -85,6 +90,8 @@ class Waker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.several = bool(config.pods) and len(config.pods or ()) > 1
+        self.pod: str | None = None  # the pod the latest wake was for
         self.enabled = config.limits.wake_on_request and config_path is not None
         self._state = state
         path = str(config_path) if config_path is not None else ""
@@ -142,32 +149,39 @@ class Waker:
             return f"the last wake failed (podmgr up exit {self.last_exit}); see {self.log_path}"
         return None
 
-    def needs_wake(self) -> bool:
-        """No session is active and none is being started."""
+    def needs_wake(self, pod: str | None = None) -> bool:
+        """No wake is running, and no session is active, or (several pods) the session is
+        active but the pod `pod` has no record: it ended alone, idle."""
         if self.running():
             return False
         state = self._state()
         session = state.session if state else None
-        return session is None or not session.active
+        if session is None or not session.active:
+            return True
+        return self.several and pod is not None and pod_record(state, pod) is None
 
     # --- acting --------------------------------------------------------------------------
-    def on_request(self) -> str | None:
-        """A request could not be answered by the pod: wake it if allowed. Returns why
-        not when a wake is blocked (None: waking, or nothing to do)."""
-        if not self.enabled or not self.needs_wake():
+    def on_request(self, pod: str | None = None) -> str | None:
+        """A request could not be answered by the pod `pod`: wake it if allowed. Returns
+        why not when a wake is blocked (None: waking, or nothing to do)."""
+        if not self.enabled or not self.needs_wake(pod):
             return None
         why = self.blocked()
         if why is not None:
             return why
-        self._spawn()
+        self._spawn(pod)
         return None
 
-    def _spawn(self) -> None:
+    def command_for(self, pod: str | None) -> list[str]:
+        """`podmgr up` for the pod `pod` (several pods), or for all (one pod)."""
+        return [*self.command, pod] if self.several and pod is not None else list(self.command)
+
+    def _spawn(self, pod: str | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             self._process = subprocess.Popen(
-                self.command,
+                self.command_for(pod),
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,
@@ -181,9 +195,10 @@ class Waker:
         finally:
             os.close(log_fd)
         self.started_at = self._clock()
+        self.pod = pod
         self.wakes += 1
         self._failed_at = None
-        log.info("wake_started", pid=self._process.pid, wakes=self.wakes)
+        log.info("wake_started", pid=self._process.pid, wakes=self.wakes, pod=pod)
 
     def close(self) -> None:
         """Reap a finished child; a running `podmgr up` is left to finish its start."""
@@ -198,7 +213,7 @@ class Waker:
         if blocked is not None:
             return wake_blocked(blocked)
         state = self._state()
-        pod = state.pod if state else None
+        pod = pod_record(state, self.pod) if self.pod else (state.pod if state else None)
         session = state.session if state else None
         phase = pod.phase if pod is not None else "starting a session"
         began = [t for t in (self.started_at, session.started_at if session else None) if t]
@@ -214,6 +229,7 @@ class Waker:
             "enabled": self.enabled,
             "running": self.running(),
             "wakes": self.wakes,
+            "pod": self.pod,
             "started_at": self.started_at,
             "last_exit": self.last_exit,
             "blocked": self.blocked() if self.enabled else None,

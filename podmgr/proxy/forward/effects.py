@@ -71,9 +71,9 @@ class Effects:
     coalescer: Coalescer
     waker: Waker | None
 
-    def wake(self) -> str | None:
-        """Start a session for this request (wake.py); why not, if it is blocked."""
-        return self.waker.on_request() if self.waker is not None else None
+    def wake(self, pod: str | None) -> str | None:
+        """Start the pod `pod` for this request (wake.py); why not, if it is blocked."""
+        return self.waker.on_request(pod) if self.waker is not None else None
 
     def settle(self, route: Route, failure: ProxyFailure | None, seconds: float) -> None:
         if failure is None:

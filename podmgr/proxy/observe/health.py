@@ -69,6 +69,7 @@ def health_payload(
         "pid": os.getpid(),
         "uptime_seconds": round(now - stats.started_at, 3),
         "last_request_at": stats.last_request_at,
+        "last_request_by_model": dict(stats.last_request_by_model),
         "upstream": {
             "ready": upstream.ready,
             "reason": upstream.reason,
