@@ -1,0 +1,102 @@
+"""Several models behind one proxy (issue 23): two pods, a big and a small model, in front
+of one simulator. Each model reaches its own pod (the simulator's per-pod request log),
+the openai SDK lists both, a third model is OpenAI's 404 `model_not_found`, and a cold
+pod's model is still listed while a request for it is refused without reaching the other."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from simkit import SimUpstream, start_pod, write_pods_state
+
+from podmgr.sim.process import SimProcess
+
+from .proxykit import ProxyProcess, get_json
+
+BIG, SMALL = "sim/coder-32b", "sim/coder-1.5b"
+PODS = [
+    {"name": "chat", "model": BIG, "gpu_type_id": "NVIDIA A100 80GB PCIe"},
+    {"name": "fast", "model": SMALL},
+]
+
+
+@pytest.fixture(scope="module")
+def two_pods() -> Iterator[dict[str, SimUpstream]]:
+    """One simulator with two serving pods, each with its own vLLM key and model."""
+    with SimProcess(pull_seconds=0.05, load_seconds=0.05) as sim:
+        yield {
+            "chat": start_pod(sim, api_key="chat-vllm-key-not-real", model=BIG),
+            "fast": start_pod(sim, api_key="fast-vllm-key-not-real", model=SMALL),
+        }
+
+
+@pytest.fixture
+def proxy(two_pods: dict[str, SimUpstream], make_proxy: Any) -> ProxyProcess:
+    made: ProxyProcess = make_proxy(start=False, pods=PODS, cache_mode="off")
+    write_pods_state(made.state_path, two_pods)
+    return made.start()
+
+
+def _client(proxy: ProxyProcess) -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.url + "/v1", api_key="x", max_retries=0, timeout=30)
+
+
+def _chat_bodies(upstream: SimUpstream) -> list[str]:
+    recent = upstream.traffic()["recent"]
+    return [r["body"] for r in recent if r["path"] == "/v1/chat/completions"]
+
+
+def test_each_model_reaches_its_own_pod(
+    proxy: ProxyProcess, two_pods: dict[str, SimUpstream]
+) -> None:
+    client = _client(proxy)
+    for name, model in (("chat", BIG), ("fast", SMALL)):
+        tag = f"for {name} {uuid.uuid4().hex}"
+        answer = client.chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": tag}], max_tokens=3
+        )
+        assert answer.headers["x-upstream"] == name
+        assert answer.parse().model == model
+        other = two_pods["fast" if name == "chat" else "chat"]
+        assert any(tag in body for body in _chat_bodies(two_pods[name]))
+        assert not any(tag in body for body in _chat_bodies(other))
+
+
+def test_the_sdk_lists_both_models_and_a_third_is_not_found(proxy: ProxyProcess) -> None:
+    client = _client(proxy)
+    assert sorted(model.id for model in client.models.list()) == sorted([BIG, SMALL])
+    with pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(
+            model="sim/third", messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        )
+    assert caught.value.code == "model_not_found"
+
+
+def test_last_request_by_model_is_in_health(proxy: ProxyProcess) -> None:
+    _client(proxy).chat.completions.create(
+        model=SMALL, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+    )
+    seen = get_json(proxy.url + "/health")["last_request_by_model"]
+    assert set(seen) == {SMALL}
+
+
+def test_a_cold_pod_is_listed_and_its_requests_never_reach_the_other(
+    two_pods: dict[str, SimUpstream], make_proxy: Any, tmp_path: Path
+) -> None:
+    proxy: ProxyProcess = make_proxy(start=False, pods=PODS, cache_mode="off")
+    write_pods_state(proxy.state_path, {"chat": two_pods["chat"]})  # fast is cold
+    proxy.start()
+    client = _client(proxy)
+    assert sorted(model.id for model in client.models.list()) == sorted([BIG, SMALL])
+    before = len(_chat_bodies(two_pods["chat"]))
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(
+            model=SMALL, messages=[{"role": "user", "content": "hi"}], max_tokens=2
+        )
+    assert caught.value.status_code == 503
+    assert len(_chat_bodies(two_pods["chat"])) == before
