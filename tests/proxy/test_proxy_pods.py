@@ -77,12 +77,21 @@ def test_the_sdk_lists_both_models_and_a_third_is_not_found(proxy: ProxyProcess)
     assert caught.value.code == "model_not_found"
 
 
-def test_last_request_by_model_is_in_health(proxy: ProxyProcess) -> None:
+def test_health_shows_each_pod_and_the_last_request_by_model(
+    proxy: ProxyProcess, two_pods: dict[str, SimUpstream]
+) -> None:
     _client(proxy).chat.completions.create(
         model=SMALL, messages=[{"role": "user", "content": "hi"}], max_tokens=2
     )
-    seen = get_json(proxy.url + "/health")["last_request_by_model"]
-    assert set(seen) == {SMALL}
+    health = get_json(proxy.url + "/health")
+    assert set(health["last_request_by_model"]) == {SMALL}
+    assert {name: pod["id"] for name, pod in health["pods"].items()} == {
+        name: upstream.pod_id for name, upstream in two_pods.items()
+    }
+    assert [(u["name"], u["available"]) for u in health["upstreams"]] == [
+        ("chat", True),
+        ("fast", True),
+    ]
 
 
 def test_a_cold_pod_is_listed_and_its_requests_never_reach_the_other(
@@ -100,3 +109,4 @@ def test_a_cold_pod_is_listed_and_its_requests_never_reach_the_other(
         )
     assert caught.value.status_code == 503
     assert len(_chat_bodies(two_pods["chat"])) == before
+    assert proxy.health()["pods"]["fast"] is None

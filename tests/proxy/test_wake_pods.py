@@ -1,0 +1,56 @@
+"""Wake on request with several pods (issue 23): a request wakes only the pod serving its
+model (`podmgr up ... NAME`), also while the session goes on for the other pod; one pod
+wakes as it always did (no NAME)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from podmgr.config import build_config
+from podmgr.proxy.wake import Waker
+from podmgr.state import PodRecord, Session, State
+
+PODS = [{"name": "chat", "model": "big"}, {"name": "fast", "model": "small"}]
+
+
+def _waker(tmp_path: Path, state: State | None, **fields: Any) -> Waker:
+    config = build_config({"wake_on_request": True, **fields}, base_dir=tmp_path, environ={})
+    return Waker(config, tmp_path / "pod_config.json", lambda: state, command=["true"])
+
+
+def _record(pod_id: str) -> PodRecord:
+    now = time.time()
+    return PodRecord(
+        id=pod_id, name=f"podmgr-{pod_id}", gpu_type_id="g", created_at=now, phase="ready",
+        endpoint_url="http://127.0.0.1:9", vllm_api_key="k",
+    )  # fmt: skip
+
+
+def _active(**pods: PodRecord) -> State:
+    now = time.time()
+    return State(session=Session(started_at=now - 60, deadline=now + 3600), pods=pods)
+
+
+def test_the_pod_of_the_model_is_woken_by_name_while_the_session_goes_on(
+    tmp_path: Path,
+) -> None:
+    waker = _waker(tmp_path, _active(chat=_record("a")), pods=PODS)
+    assert waker.on_request("chat") is None and waker.wakes == 0  # it has its pod
+    assert waker.on_request("fast") is None
+    assert waker.wakes == 1 and waker.pod == "fast"
+    assert waker.command_for("fast") == ["true", "fast"]
+    assert waker.view()["pod"] == "fast"
+
+
+def test_with_no_session_the_pod_asked_for_is_woken(tmp_path: Path) -> None:
+    waker = _waker(tmp_path, None, pods=PODS)
+    assert waker.on_request("chat") is None
+    assert waker.wakes == 1 and waker.pod == "chat"
+
+
+def test_one_pod_wakes_as_before_without_a_name(tmp_path: Path) -> None:
+    waker = _waker(tmp_path, None)
+    assert waker.command_for("pod") == ["true"]
+    assert waker.on_request("pod") is None and waker.wakes == 1
