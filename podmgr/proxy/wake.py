@@ -22,7 +22,8 @@ What blocks a wake (`blocked()` says which, and the 503 a client gets names it):
 With several pods (config `pods`) a request wakes only the pod serving its model:
 `podmgr up --yes --config <config> NAME`, when no session is active or the session is
 active but that pod has no record (it idled out alone). With one pod the command is
-as it always was (no NAME). One wake runs at a time, for whichever pod asked first.
+as it always was (no NAME). With several, each pod has at most one wake running at a time
+(the `podmgr up`s of two pods take turns under the watchdog lock); with one, one wake.
 
 While the pod starts, requests go to the fallbacks; with none, `starting_failure()` is a
 503 with Retry-After naming the phase and the time so far.
@@ -100,29 +101,35 @@ class Waker:
         )
         self.log_path = config.state_path.parent / "wake.log"
         self._clock = clock
-        self._process: subprocess.Popen[bytes] | None = None
+        # The running wakes: by pod name with several pods (each pod wakes on its own),
+        # under the key None with one.
+        self._processes: dict[str | None, subprocess.Popen[bytes]] = {}
         self.started_at: float | None = None
         self.wakes = 0
         self.last_exit: int | None = None
         self._failed_at: float | None = None
 
     # --- decisions -----------------------------------------------------------------------
-    def running(self) -> bool:
-        """A wake's `podmgr up` is still running."""
-        process = self._process
-        if process is None:
-            return False
-        code = process.poll()
-        if code is None:
-            return True
-        self._process = None
+    def running(self, pod: str | None = None) -> bool:
+        """A wake's `podmgr up` is still running: for the pod `pod` with several pods, any
+        wake otherwise. Finished ones are reaped here."""
+        for key, process in list(self._processes.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del self._processes[key]
+            self._finished(code)
+        if pod is None or not self.several:
+            return bool(self._processes)
+        return pod in self._processes
+
+    def _finished(self, code: int) -> None:
         self.last_exit = code
         if code != 0 and self._served_and_ended_normally():
             log.info("wake_served", exit_code=code, note="its session served, then ended")
         elif code != 0:
             self._failed_at = self._clock()
             log.warning("wake_failed", exit_code=code, log=str(self.log_path))
-        return False
 
     def _served_and_ended_normally(self) -> bool:
         """The state's session began with this wake, served, and ended normally."""
@@ -152,7 +159,7 @@ class Waker:
     def needs_wake(self, pod: str | None = None) -> bool:
         """No wake is running, and no session is active, or (several pods) the session is
         active but the pod `pod` has no record: it ended alone, idle."""
-        if self.running():
+        if self.running(pod):
             return False
         state = self._state()
         session = state.session if state else None
@@ -180,7 +187,7 @@ class Waker:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            self._process = subprocess.Popen(
+            process = subprocess.Popen(
                 self.command_for(pod),
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
@@ -194,11 +201,12 @@ class Waker:
             return
         finally:
             os.close(log_fd)
+        self._processes[pod if self.several else None] = process
         self.started_at = self._clock()
         self.pod = pod
         self.wakes += 1
         self._failed_at = None
-        log.info("wake_started", pid=self._process.pid, wakes=self.wakes, pod=pod)
+        log.info("wake_started", pid=process.pid, wakes=self.wakes, pod=pod)
 
     def close(self) -> None:
         """Reap a finished child; a running `podmgr up` is left to finish its start."""
@@ -228,6 +236,7 @@ class Waker:
         return {
             "enabled": self.enabled,
             "running": self.running(),
+            "running_for": sorted(key for key in self._processes if key is not None),
             "wakes": self.wakes,
             "pod": self.pod,
             "started_at": self.started_at,

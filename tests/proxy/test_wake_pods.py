@@ -4,6 +4,7 @@ wakes as it always did (no NAME)."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -54,3 +55,18 @@ def test_one_pod_wakes_as_before_without_a_name(tmp_path: Path) -> None:
     waker = _waker(tmp_path, None)
     assert waker.command_for("pod") == ["true"]
     assert waker.on_request("pod") is None and waker.wakes == 1
+
+
+def test_two_cold_pods_wake_at_once_and_each_only_once(tmp_path: Path) -> None:
+    config = build_config({"wake_on_request": True, "pods": PODS}, base_dir=tmp_path, environ={})
+    slow = [sys.executable, "-c", "import time; time.sleep(30)"]  # a `podmgr up` still running
+    waker = Waker(config, tmp_path / "pod_config.json", lambda: None, command=slow)
+    try:
+        assert waker.on_request("chat") is None and waker.on_request("fast") is None
+        assert waker.on_request("chat") is None and waker.on_request("fast") is None
+        assert waker.wakes == 2
+        assert waker.view()["running_for"] == ["chat", "fast"]
+    finally:
+        for process in waker._processes.values():
+            process.kill()
+            process.wait()
