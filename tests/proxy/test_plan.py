@@ -218,3 +218,23 @@ def test_with_two_pods_the_models_list_names_a_cold_pod_too() -> None:
     assert isinstance(decided.action, ListModels)
     assert _names(decided) == ["chat", "fast"]
     assert not decided.wake
+
+
+def test_with_two_pods_a_fallback_answers_the_cold_pods_model_while_it_wakes() -> None:
+    anyone = _state(name="router", kind="openai", base_url="http://router")
+    snapshot = _snapshot(CHAT_POD, FAST_COLD, anyone, can_wake=True)
+    cold = plan(_asking("small"), snapshot)
+    assert _names(cold) == ["router"] and cold.wake_pod == "fast"
+    warm = plan(_asking("big"), snapshot)
+    assert _names(warm) == ["chat", "router"] and warm.wake_pod is None
+
+
+def test_with_two_pods_each_pod_and_model_has_its_own_cache_key() -> None:
+    same = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+    keys = set()
+    fast_big = _state(name="fast", kind="pod", pod="fast", models=["big"])
+    for pod, model in ((CHAT_POD, "big"), (FAST_POD, "small"), (fast_big, "big")):
+        decided = plan(_request({**same, "model": model}), _snapshot(pod))
+        assert isinstance(decided.action, Answer)
+        keys.add(decided.action.attempts[0].decision.key)
+    assert len(keys) == 3
