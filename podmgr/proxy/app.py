@@ -161,6 +161,7 @@ def create_app(
             upstream_ready=router.first_target().ready,
             budget_usd=config.limits.max_cost_usd,
             pods_in_history=history.pod_count(),
+            pod_names=resolver.pod_names,
         )
 
     metrics = ProxyMetrics(snapshot)

@@ -5,6 +5,7 @@ pod's model is still listed while a request for it is refused without reaching t
 
 from __future__ import annotations
 
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,25 @@ def test_a_cold_pod_is_listed_and_its_requests_never_reach_the_other(
     assert caught.value.status_code == 503
     assert len(_chat_bodies(two_pods["chat"])) == before
     assert proxy.health()["pods"]["fast"] is None
+
+
+def _text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def test_dashboard_and_metrics_show_each_pod_by_name(
+    two_pods: dict[str, SimUpstream], make_proxy: Any
+) -> None:
+    proxy: ProxyProcess = make_proxy(start=False, pods=PODS, cache_mode="off")
+    write_pods_state(proxy.state_path, {"chat": two_pods["chat"]})  # fast is cold
+    proxy.start()
+    rows = dict(
+        line.split(maxsplit=2)[1:] if line.startswith("Pod ") else ("", "")
+        for line in _text(proxy.url + "/dashboard").splitlines()
+    )
+    assert rows["chat"].startswith(f"{two_pods['chat'].pod_id} (ready")
+    assert rows["fast"] == "none"
+    metrics = _text(proxy.url + "/metrics")
+    assert 'podmgr_pods_phase{phase="ready",pod="chat"} 1.0' in metrics
+    assert 'podmgr_pods_phase{phase="none",pod="fast"} 1.0' in metrics
