@@ -5,6 +5,7 @@ pod's model is still listed while a request for it is refused without reaching t
 
 from __future__ import annotations
 
+import json
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ import openai
 import pytest
 from simkit import SimUpstream, start_pod, write_pods_state
 
-from podmgr.sim.process import SimProcess
+from podmgr.sim.process import SimProcess, wait_until
 
 from .proxykit import ProxyProcess, get_json
 
@@ -133,3 +134,24 @@ def test_dashboard_and_metrics_show_each_pod_by_name(
     metrics = _text(proxy.url + "/metrics")
     assert 'podmgr_pods_phase{phase="ready",pod="chat"} 1.0' in metrics
     assert 'podmgr_pods_phase{phase="none",pod="fast"} 1.0' in metrics
+
+
+def test_each_pod_prewarms_the_lines_of_its_own_model(
+    two_pods: dict[str, SimUpstream], make_proxy: Any, tmp_path: Path
+) -> None:
+    tags = {name: f"prewarm {name} {uuid.uuid4().hex}" for name in two_pods}
+    lines = [
+        {"path": "/v1/chat/completions", "body": {"model": model, "max_tokens": 2,
+         "messages": [{"role": "user", "content": tags[name]}], "temperature": 0}}
+        for name, model in (("chat", BIG), ("fast", SMALL))
+    ]  # fmt: skip
+    prewarm = tmp_path / "prewarm.jsonl"
+    prewarm.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    proxy: ProxyProcess = make_proxy(start=False, pods=PODS, prewarm_cache=str(prewarm))
+    write_pods_state(proxy.state_path, two_pods)
+    proxy.start()
+    wait_until(lambda: proxy.health()["cache"]["entries"] >= 2, "both pods' prewarm", interval=0.1)
+    for name, upstream in two_pods.items():
+        bodies = " ".join(_chat_bodies(upstream))
+        other = "fast" if name == "chat" else "chat"
+        assert tags[name] in bodies and tags[other] not in bodies
