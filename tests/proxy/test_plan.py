@@ -238,3 +238,11 @@ def test_with_two_pods_each_pod_and_model_has_its_own_cache_key() -> None:
         assert isinstance(decided.action, Answer)
         keys.add(decided.action.attempts[0].decision.key)
     assert len(keys) == 3
+
+
+def test_models_with_every_fallback_resting_still_asks_the_first_of_them() -> None:
+    request = _request(None, "GET", "/v1/models")
+    resting = replace(LOCAL, available=False)
+    decided = plan(request, _snapshot(POD_COLD, resting))
+    assert isinstance(decided.action, ListModels)
+    assert _names(decided) == ["local"]

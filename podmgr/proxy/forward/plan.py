@@ -78,10 +78,10 @@ def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
     if snapshot.can_wake and not union and pod is not None and not pod.target.ready:
         wake_pod = pod.route.spec.pod_name
     wake = wake_pod is not None
-    listed = _listed(serving) if union else []
+    chosen = _chosen(serving)
+    listed = (_listed(serving) or chosen) if union else []
     if listed:
         return Plan(ListModels(tuple(listed)), False)
-    chosen = _chosen(serving)
     if not chosen:
         failure = pod.target.failure if pod is not None else snapshot.pod_failure
         return Plan(Refuse(model, failure if serving else None), wake, wake_pod)
@@ -94,7 +94,8 @@ def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
 
 def _listed(serving: list[UpstreamState]) -> list[UpstreamState]:
     """What `GET /v1/models` asks: the available routes and every managed pod with its own
-    model list (a cold pod's model is listed too: a request for it wakes it)."""
+    model list (a cold pod's model is listed too: a request for it wakes it). With none of
+    them, `plan` asks what `_chosen` gives (a resting fallback), as before."""
     return [s for s in serving if s.available or (s.route.is_pod and s.route.spec.models != "*")]
 
 
