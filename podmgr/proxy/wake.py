@@ -213,21 +213,22 @@ class Waker:
         self.running()
 
     # --- what clients and /health see ----------------------------------------------------
-    def starting_failure(self, blocked: str | None) -> ProxyFailure | None:
-        """The 503 for a request nobody could answer while the pod starts (or why it will
-        not), None when wake on request is off."""
+    def starting_failure(self, blocked: str | None, pod: str | None = None) -> ProxyFailure | None:
+        """The 503 for a request nobody could answer while the pod `pod` (None: the one
+        pod) starts (or why it will not), None when wake on request is off."""
         if not self.enabled:
             return None
         if blocked is not None:
             return wake_blocked(blocked)
         state = self._state()
-        pod = pod_record(state, self.pod) if self.pod else (state.pod if state else None)
+        record = pod_record(state, pod) if pod else (state.pod if state else None)
         session = state.session if state else None
-        phase = pod.phase if pod is not None else "starting a session"
+        phase = record.phase if record is not None else "starting a session"
         began = [t for t in (self.started_at, session.started_at if session else None) if t]
         so_far = self._clock() - max(began) if began else 0.0
+        which = f"the GPU pod {pod}" if self.several and pod else "the GPU pod"
         message = (
-            f"the GPU pod is starting (phase: {phase}, {so_far:.0f} s so far); "
+            f"{which} is starting (phase: {phase}, {so_far:.0f} s so far); "
             f"retry in {RETRY_AFTER_SECONDS} s"
         )
         return pod_starting(message, RETRY_AFTER_SECONDS)

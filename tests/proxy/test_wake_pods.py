@@ -70,3 +70,15 @@ def test_two_cold_pods_wake_at_once_and_each_only_once(tmp_path: Path) -> None:
         for process in waker._processes.values():
             process.kill()
             process.wait()
+
+
+def test_the_503_while_a_pod_starts_names_that_pod_and_its_phase(tmp_path: Path) -> None:
+    starting = _record("b").model_copy(update={"phase": "starting"})
+    waker = _waker(tmp_path, _active(chat=_record("a"), fast=starting), pods=PODS)
+    failure = waker.starting_failure(None, "fast")
+    assert failure is not None and failure.status == 503
+    assert "the GPU pod fast is starting (phase: starting" in failure.message
+    alone = _waker(tmp_path, None).starting_failure(None, "pod")
+    assert alone is not None and "the GPU pod is starting (phase: starting a session" in (
+        alone.message
+    )

@@ -106,6 +106,7 @@ class Refuse:
 
     model: str | None
     pod_failure: ProxyFailure | None
+    pod: str | None = None  # the pod serving `model` (config `pods`), named in the 503
 
     @property
     def failure(self) -> ProxyFailure:
@@ -114,7 +115,7 @@ class Refuse:
     async def run(self, fx: Effects, ex: Exchange) -> None:
         failure = self.failure
         if fx.waker is not None and failure.status == 503:
-            failure = fx.waker.starting_failure(ex.blocked) or failure
+            failure = fx.waker.starting_failure(ex.blocked, self.pod) or failure
         raise Refused(failure)
 
 

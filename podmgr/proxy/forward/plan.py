@@ -84,7 +84,8 @@ def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
         return Plan(ListModels(tuple(listed)), False)
     if not chosen:
         failure = pod.target.failure if pod is not None else snapshot.pod_failure
-        return Plan(Refuse(model, failure if serving else None), wake, wake_pod)
+        name = pod.route.spec.pod_name if pod is not None else None
+        return Plan(Refuse(model, failure if serving else None, name), wake, wake_pod)
     body = request.body
     if body is None:
         return Plan(PassThrough(chosen[0]), wake, wake_pod)
