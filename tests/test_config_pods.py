@@ -60,6 +60,15 @@ def test_listed_upstreams_name_their_pods_and_fallbacks_stay() -> None:
     ]
 
 
+def test_entries_named_like_their_pods_need_no_pod_field() -> None:
+    listed = [{"name": "fast", "kind": "pod"}, {"name": "chat", "kind": "pod"}]
+    config = build_config({**TWO, "upstreams": listed}, environ={})
+    assert [(s.name, s.pod, s.models) for s in config.upstreams] == [
+        ("fast", "fast", [SMALL]),
+        ("chat", "chat", [BIG]),
+    ]
+
+
 def _pod(name: str, model: str) -> dict[str, str]:
     return {"name": name, "model": model}
 

@@ -113,6 +113,11 @@ class Config(BaseModel):
                 raise ConfigError(
                     f"names pod {named[0]!r}, but only `pods` names pods", field="upstreams"
                 )
+            if sum(spec.kind == "pod" for spec in self.upstreams) > 1:
+                raise ConfigError(
+                    "at most one upstream of kind 'pod' (several pods: list them in `pods`)",
+                    field="upstreams",
+                )
             return
         first = self.pods[0].model_dump(exclude={"name", "idle_timeout_seconds"})
         # Set around validate_assignment: this validator would run again on assignment.

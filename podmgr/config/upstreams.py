@@ -181,18 +181,14 @@ class UpstreamSpec(BaseModel):
 
 
 def check_upstream_list(upstreams: list[UpstreamSpec]) -> None:
-    """Across entries: names unique, at most one entry per pod. ValueError names the entry."""
+    """Across entries: names unique. ValueError names the entry. (Which pod each entry of
+    kind pod is, and at most one per pod, needs the pods: `check_pod_upstreams`, and
+    Config for a config without `pods`.)"""
     seen: set[str] = set()
-    pods: set[str | None] = set()
     for index, spec in enumerate(upstreams):
         if spec.name in seen:
             raise ValueError(f"upstreams[{index}].name {spec.name!r} is used twice")
         seen.add(spec.name)
-        if spec.kind != "pod":
-            continue
-        if spec.pod in pods:
-            raise ValueError(f"upstreams[{index}]: at most one upstream of kind 'pod' per pod")
-        pods.add(spec.pod)
     if not upstreams:
         raise ValueError("upstreams needs at least one entry")
 
