@@ -45,6 +45,7 @@ __all__ = [
     "SessionPod",
     "State",
     "StateStore",
+    "pod_record",
 ]
 
 SCHEMA_VERSION = 2  # 2: pods and pending_creates keyed by pod name (issue 23)
@@ -315,6 +316,12 @@ def _one_pod_keys(data: Mapping[str, Any], name: str = ONE_POD) -> dict[str, Any
         if one in out:
             out[many] = _with(dict(out.get(many) or {}), name, out.pop(one))
     return out
+
+
+def pod_record(state: State | None, name: str) -> PodRecord | None:
+    """The record of the configured pod `name`, None without a state or record (the proxy's
+    one way to read a pod's record: resolver, health, dashboard, metrics, wake)."""
+    return state.pods.get(name) if state is not None else None
 
 
 class StateStore:

@@ -1,7 +1,8 @@
 """Test helpers around the simulator (podmgr/sim/process.py runs it as a process).
 
 - `write_pod_state(path, pod_id, url, api_key=...)`: a state file as the watchdog writes it
-  for a pod (ready by default), for a proxy to find its upstream in.
+  for a pod (ready by default), for a proxy to find its upstream in;
+  `write_pods_state(path, {name: upstream})` the same for several pods (config `pods`).
 - `self_signed(directory)`: a certificate for localhost and 127.0.0.1, for TLS tests.
 - `simulated_vllm(api_key=...)`: a simulator with one serving pod, the upstream of a proxy
   test: its URL, its faults (`upstream_error`, `upstream_drop`, `upstream_stall`,
@@ -24,7 +25,14 @@ from typing import Any
 from podmgr.sim.process import WAIT_SECONDS, SimProcess, wait_until
 from podmgr.state import PodPhase, PodRecord, Session, State, StateStore
 
-__all__ = ["SimUpstream", "self_signed", "simulated_vllm", "start_pod", "write_pod_state"]
+__all__ = [
+    "SimUpstream",
+    "self_signed",
+    "simulated_vllm",
+    "start_pod",
+    "write_pod_state",
+    "write_pods_state",
+]
 
 
 def write_pod_state(
@@ -48,6 +56,25 @@ def write_pod_state(
             phase=phase, endpoint_url=url, vllm_api_key=api_key, billed_until=now - 60,
         ),
     )  # fmt: skip
+    StateStore(Path(path)).save(state)
+
+
+def _ready_record(pod_id: str, url: str | None, api_key: str, now: float) -> PodRecord:
+    return PodRecord(
+        id=pod_id, name=f"podmgr-{pod_id}", gpu_type_id="NVIDIA GeForce RTX 4090",
+        cost_per_hr=0.69, created_at=now - 60, ready_at=now - 30, phase="ready",
+        endpoint_url=url, vllm_api_key=api_key, billed_until=now - 60,
+    )  # fmt: skip
+
+
+def write_pods_state(path: str | os.PathLike[str], pods: dict[str, SimUpstream]) -> None:
+    """A state file with one ready record per configured pod name (issue 23's `pods`), in
+    one session an hour long and a minute old. A name left out has no pod (it is cold)."""
+    now = time.time()
+    state = State(
+        session=Session(started_at=now - 60, deadline=now + 3600, cost_usd=0.05),
+        pods={name: _ready_record(up.pod_id, up.url, up.api_key, now) for name, up in pods.items()},
+    )
     StateStore(Path(path)).save(state)
 
 

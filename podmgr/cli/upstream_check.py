@@ -25,7 +25,7 @@ from podmgr.config import Config
 from podmgr.config.upstreams import UpstreamSpec, resolve_key
 from podmgr.proxy.upstream.resolver import root_url, upstream_from_state
 from podmgr.proxy.wake import wake_refusal
-from podmgr.state import State, StateStore
+from podmgr.state import State, StateStore, pod_record
 
 __all__ = ["EXIT_OK", "EXIT_REJECTED", "EXIT_UNREACHABLE", "CheckResult", "check_all", "exit_code"]
 
@@ -68,9 +68,9 @@ def _target(config: Config, spec: UpstreamSpec) -> tuple[str | None, str | None,
     """(server root, key, why there is none: the pod is down) for `spec`."""
     if spec.kind == "pod":
         state = StateStore(config.state_path).peek()
-        upstream = upstream_from_state(state)
+        upstream = upstream_from_state(state, spec.pod_name)
         if upstream.base_url is None:
-            return None, None, _pod_down(config, state, upstream.reason)
+            return None, None, _pod_down(config, state, upstream.reason, spec.pod_name)
         auth = upstream.auth_header.decode() if upstream.auth_header else None
         return upstream.base_url, auth.removeprefix("Bearer ") if auth else None, None
     assert spec.base_url is not None
@@ -78,10 +78,11 @@ def _target(config: Config, spec: UpstreamSpec) -> tuple[str | None, str | None,
     return root_url(spec.base_url), key, None
 
 
-def _pod_down(config: Config, state: State | None, why: str | None) -> str:
-    """What a person needs to know of a pod that is not serving, and how it comes back."""
+def _pod_down(config: Config, state: State | None, why: str | None, name: str = "pod") -> str:
+    """What a person needs to know of the pod `name` that is not serving, and how it comes
+    back."""
     session = state.session if state else None
-    pod = state.pod if state else None
+    pod = pod_record(state, name)
     if session is not None and session.active:
         phase = f"phase {pod.phase}" if pod is not None else "no pod yet"
         return f"not serving yet: the session is active and its pod is starting ({phase})"

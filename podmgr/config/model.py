@@ -35,7 +35,12 @@ from podmgr.config.sections import (
     StartupSection,
     WatchdogSection,
 )
-from podmgr.config.upstreams import UpstreamSpec, check_upstream_list
+from podmgr.config.upstreams import (
+    UpstreamSpec,
+    check_pod_upstreams,
+    check_upstream_list,
+    pod_upstreams,
+)
 from podmgr.errors import ConfigError
 
 __all__ = ["Config"]
@@ -114,6 +119,7 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
+        self._pods_into_sections()
         lease = self.guard.lease_seconds
         if lease is not None and lease < 2 * self.watchdog.interval_seconds:
             raise ConfigError(
@@ -124,6 +130,25 @@ class Config(BaseModel):
         if self.limits.wake_on_request and self.pod_upstream is None:
             raise ValueError("wake_on_request needs the pod among the upstreams (kind 'pod')")
         return self
+
+    def _pods_into_sections(self) -> None:
+        """With `pods`: `pod` means the first entry, and `upstreams` (when the file does
+        not list them) is one pod upstream per pod, named by it and serving its model."""
+        if "pods" not in self.model_fields_set:
+            named = [spec.pod for spec in self.upstreams if spec.pod not in (None, "pod")]
+            if named:
+                raise ConfigError(
+                    f"names pod {named[0]!r}, but only `pods` names pods", field="upstreams"
+                )
+            if sum(spec.kind == "pod" for spec in self.upstreams) > 1:
+                raise ConfigError(
+                    "at most one upstream of kind 'pod' (several pods: list them in `pods`)",
+                    field="upstreams",
+                )
+            return
+        if "upstreams" not in self.model_fields_set:
+            self.__dict__["upstreams"] = pod_upstreams(self.pods)
+        check_pod_upstreams(self.upstreams, self.pods)
 
     @property
     def pod_upstream(self) -> UpstreamSpec | None:

@@ -1,13 +1,16 @@
 """The `upstreams` config: an ordered list of where the proxy may send a request.
 
-Each entry is the managed pod (`kind: "pod"`, at most one; its URL and key come from the
-watchdog's state file) or any OpenAI-compatible server (`kind: "openai"`: OpenRouter, a
-RunPod Serverless vLLM endpoint, Ollama, llama.cpp, another vLLM) with its `base_url`.
+Each entry is a managed pod (`kind: "pod"`, at most one per configured pod, named by
+`pod`; its URL and key come from the watchdog's state file) or any OpenAI-compatible
+server (`kind: "openai"`: OpenRouter, a RunPod Serverless vLLM endpoint, Ollama,
+llama.cpp, another vLLM) with its `base_url`.
 A request goes to the first entry, in order, that serves its model and is available
 (proxy/upstream/router.py). Keys are never stored in the file: `api_key` must be a
 `${ENV}` reference, read when the proxy or `podmgr upstreams test` starts.
 
-After load `upstreams` is never empty: without it the one upstream is the pod. An old
+After load `upstreams` is never empty: without it the one upstream is the pod (with
+`pods`, one pod upstream per pod, named by the pod and serving exactly its model:
+`pod_upstreams`). An old
 flat file's `upstream_url`/`upstream_api_key` become one `openai` entry at load
 (flat.py); that entry alone may hold a literal key, kept out of every dump.
 """
@@ -15,8 +18,8 @@ flat file's `upstream_url`/`upstream_api_key` become one `openai` entry at load
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from typing import Any, Literal
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -26,10 +29,12 @@ from podmgr.errors import ConfigError
 
 __all__ = [
     "UpstreamSpec",
+    "check_pod_upstreams",
     "check_upstream_list",
     "check_wake_hours",
     "in_wake_hours",
     "parse_window",
+    "pod_upstreams",
     "resolve_key",
     "upstream_line",
 ]
@@ -50,6 +55,11 @@ class UpstreamSpec(BaseModel):
 
     name: str = Field(description="Shown in X-Upstream, /health, the dashboard and metrics.")
     kind: Literal["pod", "openai"] = Field(description="pod: the managed pod; openai: base_url.")
+    pod: str | None = Field(
+        None,
+        description="kind pod: the name of the configured pod (in `pods`) it is; null: the "
+        "pod named like this entry, or the only pod.",
+    )
     base_url: str | None = Field(
         None, description="OpenAI-compatible root, with or without a trailing /v1 (openai)."
     )
@@ -150,7 +160,14 @@ class UpstreamSpec(BaseModel):
             raise ValueError("an upstream of kind 'openai' needs base_url")
         if self.kind == "pod" and self.base_url is not None:
             raise ValueError("the pod's URL comes from the state file: drop base_url")
+        if self.kind != "pod" and self.pod is not None:
+            raise ValueError("only an upstream of kind 'pod' names a pod")
         return self
+
+    @property
+    def pod_name(self) -> str:
+        """The configured pod this managed-pod upstream is (resolved at load)."""
+        return self.pod or "pod"
 
     def serves(self, model: str | None) -> bool:
         """True if a request for `model` may go here (no model: any upstream may)."""
@@ -164,18 +181,58 @@ class UpstreamSpec(BaseModel):
 
 
 def check_upstream_list(upstreams: list[UpstreamSpec]) -> None:
-    """Across entries: names unique, at most one pod. ValueError names the entry."""
+    """Across entries: names unique. ValueError names the entry. (Which pod each entry of
+    kind pod is, and at most one per pod, needs the pods: `check_pod_upstreams`, and
+    Config for a config without `pods`.)"""
     seen: set[str] = set()
-    pods = 0
     for index, spec in enumerate(upstreams):
         if spec.name in seen:
             raise ValueError(f"upstreams[{index}].name {spec.name!r} is used twice")
         seen.add(spec.name)
-        pods += spec.kind == "pod"
-        if pods > 1:
-            raise ValueError(f"upstreams[{index}]: at most one upstream of kind 'pod'")
     if not upstreams:
         raise ValueError("upstreams needs at least one entry")
+
+
+class _Pod(Protocol):
+    name: str
+    model: str
+
+
+def pod_upstreams(pods: Sequence[_Pod]) -> list[UpstreamSpec]:
+    """The default `upstreams` with `pods`: one managed-pod entry per pod, named by the pod
+    and serving exactly its model (so a request routes by its model)."""
+    return [
+        UpstreamSpec.model_validate(
+            {"name": pod.name, "kind": "pod", "pod": pod.name, "models": [pod.model]}
+        )
+        for pod in pods
+    ]
+
+
+def check_pod_upstreams(upstreams: list[UpstreamSpec], pods: Sequence[_Pod]) -> None:
+    """With `pods`: each entry of kind pod names a configured pod (by `pod`, else by its own
+    name; the only pod when there is one), at most once; an entry with `models: "*"` serves
+    its pod's model. Entries are resolved in place. ConfigError names the entry."""
+    by_name = {pod.name: pod for pod in pods}
+    taken: set[str] = set()
+    for index, spec in enumerate(upstreams):
+        if spec.kind != "pod":
+            continue
+        name = spec.pod or (spec.name if spec.name in by_name else None)
+        if name is None and len(pods) == 1:
+            name = pods[0].name
+        if name is None or name not in by_name:
+            raise ConfigError(
+                f"names no configured pod ({', '.join(by_name)}); set its `pod`",
+                field=f"upstreams[{index}].pod",
+            )
+        if name in taken:
+            raise ConfigError(
+                f"pod {name!r} has two upstreams of kind 'pod'", field=f"upstreams[{index}]"
+            )
+        taken.add(name)
+        models = [by_name[name].model] if spec.models == "*" and len(pods) > 1 else spec.models
+        upstreams[index] = spec.model_copy(update={"pod": name, "models": models})
 
 
 def resolve_key(spec: UpstreamSpec, environ: Mapping[str, str] | None = None) -> str | None:

@@ -131,8 +131,9 @@ def create_app(
             transports.append(made)
         return made
 
-    resolver = UpstreamResolver(config.state_path)
     specs = config.upstreams
+    pod_names = tuple(spec.pod_name for spec in specs if spec.kind == "pod")
+    resolver = UpstreamResolver(config.state_path, pod_names or ("pod",))
     router = build_router(
         specs,
         resolver,
@@ -160,6 +161,7 @@ def create_app(
             upstream_ready=router.first_target().ready,
             budget_usd=config.limits.max_cost_usd,
             pods_in_history=history.pod_count(),
+            pod_names=resolver.pod_names,
         )
 
     metrics = ProxyMetrics(snapshot)
@@ -205,7 +207,9 @@ async def _background(parts: _Parts) -> None:
     """Re-read the state file, sync the cache index, run the prewarm once the pod is ready."""
     config, resolver = parts.config, parts.resolver
     prewarm_path = config.resolve_path(config.cache.prewarm) if config.cache.prewarm else None
-    prewarm_task: asyncio.Task[object] | None = None
+    prewarm_tasks: dict[str, asyncio.Task[object]] = {}
+    # Each pod's route (several with `pods`), or the first upstream of a config without one.
+    targets = [route for route in parts.router.routes if route.is_pod] or parts.router.routes[:1]
     ticks = 0
     while True:
         await asyncio.sleep(REFRESH_SECONDS)
@@ -217,10 +221,12 @@ async def _background(parts: _Parts) -> None:
                 await parts.cache.sync()
         except Exception:
             log.exception("background_tick_failed")
-        # The pod's route, or the first upstream of a config without the pod.
-        target = parts.router.pod_route or parts.router.routes[0]
-        if prewarm_path is not None and prewarm_task is None and target.target(resolver).ready:
-            prewarm_task = asyncio.ensure_future(
+        if prewarm_path is None:
+            continue
+        for target in targets:
+            if target.name in prewarm_tasks or not target.target(resolver).ready:
+                continue
+            prewarm_tasks[target.name] = asyncio.ensure_future(
                 prewarm(
                     prewarm_path,
                     resolver=resolver,

@@ -3,7 +3,9 @@
 The file holds JSON lines `{"path": "/v1/chat/completions", "body": {...}}`. Each request
 that the cache would store and does not hold yet is sent upstream, one at a time (a fresh
 pod should serve its user first), through the coalescer as client requests are, so only
-complete answers are stored. Bad lines are skipped and counted, never fatal.
+complete answers are stored. Bad lines are skipped and counted, never fatal. With
+several pods (config `pods`) each pod has its own prewarm, once it is ready, replaying
+the lines whose model it serves.
 """
 
 from __future__ import annotations
@@ -78,6 +80,9 @@ async def prewarm(
         return result
     for path_route, body in requests:
         model = body.get("model")
+        if route is not None and not route.spec.serves(model if isinstance(model, str) else None):
+            result.skipped += 1  # another pod's model (config `pods`): its own prewarm sends it
+            continue
         scope = route.cache_scope(model if isinstance(model, str) else None) if route else None
         decision = decide(path_route, body, None, cache_mode, scope)
         if not decision.store:

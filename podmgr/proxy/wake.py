@@ -19,6 +19,12 @@ What blocks a wake (`blocked()` says which, and the 503 a client gets names it):
   and ended the session while `podmgr up` waited) did its job: `podmgr up` exits 0 then, and even a
   `podmgr up` that says otherwise (an older one) does not make the proxy rest.
 
+With several pods (config `pods`) a request wakes only the pod serving its model:
+`podmgr up --yes --config <config> NAME`, when no session is active or the session is
+active but that pod has no record (it idled out alone). With one pod the command is
+as it always was (no NAME). With several, each pod has at most one wake running at a time
+(the `podmgr up`s of two pods take turns under the watchdog lock); with one, one wake.
+
 While the pod starts, requests go to the fallbacks; with none, `starting_failure()` is a
 503 with Retry-After naming the phase and the time so far.
 """
@@ -38,7 +44,7 @@ from podmgr.config.upstreams import in_wake_hours
 from podmgr.logs import get_logger
 from podmgr.proxy.openai_errors import ProxyFailure, pod_starting, wake_blocked
 from podmgr.rules import allows_wake, label, normal_end
-from podmgr.state import State
+from podmgr.state import State, pod_record
 from podmgr.watchdog.session import pod_served
 
 __all__ = ["Waker", "wake_refusal"]
@@ -85,6 +91,8 @@ class Waker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
+        self.several = len(config.pods) > 1
+        self.pod: str | None = None  # the pod the latest wake was for
         self.enabled = config.limits.wake_on_request and config_path is not None
         self._state = state
         path = str(config_path) if config_path is not None else ""
@@ -93,29 +101,35 @@ class Waker:
         )
         self.log_path = config.state_path.parent / "wake.log"
         self._clock = clock
-        self._process: subprocess.Popen[bytes] | None = None
+        # The running wakes: by pod name with several pods (each pod wakes on its own),
+        # under the key None with one.
+        self._processes: dict[str | None, subprocess.Popen[bytes]] = {}
         self.started_at: float | None = None
         self.wakes = 0
         self.last_exit: int | None = None
         self._failed_at: float | None = None
 
     # --- decisions -----------------------------------------------------------------------
-    def running(self) -> bool:
-        """A wake's `podmgr up` is still running."""
-        process = self._process
-        if process is None:
-            return False
-        code = process.poll()
-        if code is None:
-            return True
-        self._process = None
+    def running(self, pod: str | None = None) -> bool:
+        """A wake's `podmgr up` is still running: for the pod `pod` with several pods, any
+        wake otherwise. Finished ones are reaped here."""
+        for key, process in list(self._processes.items()):
+            code = process.poll()
+            if code is None:
+                continue
+            del self._processes[key]
+            self._finished(code)
+        if pod is None or not self.several:
+            return bool(self._processes)
+        return pod in self._processes
+
+    def _finished(self, code: int) -> None:
         self.last_exit = code
         if code != 0 and self._served_and_ended_normally():
             log.info("wake_served", exit_code=code, note="its session served, then ended")
         elif code != 0:
             self._failed_at = self._clock()
             log.warning("wake_failed", exit_code=code, log=str(self.log_path))
-        return False
 
     def _served_and_ended_normally(self) -> bool:
         """The state's session began with this wake, served, and ended normally."""
@@ -142,32 +156,39 @@ class Waker:
             return f"the last wake failed (podmgr up exit {self.last_exit}); see {self.log_path}"
         return None
 
-    def needs_wake(self) -> bool:
-        """No session is active and none is being started."""
-        if self.running():
+    def needs_wake(self, pod: str | None = None) -> bool:
+        """No wake is running, and no session is active, or (several pods) the session is
+        active but the pod `pod` has no record: it ended alone, idle."""
+        if self.running(pod):
             return False
         state = self._state()
         session = state.session if state else None
-        return session is None or not session.active
+        if session is None or not session.active:
+            return True
+        return self.several and pod is not None and pod_record(state, pod) is None
 
     # --- acting --------------------------------------------------------------------------
-    def on_request(self) -> str | None:
-        """A request could not be answered by the pod: wake it if allowed. Returns why
-        not when a wake is blocked (None: waking, or nothing to do)."""
-        if not self.enabled or not self.needs_wake():
+    def on_request(self, pod: str | None = None) -> str | None:
+        """A request could not be answered by the pod `pod`: wake it if allowed. Returns
+        why not when a wake is blocked (None: waking, or nothing to do)."""
+        if not self.enabled or not self.needs_wake(pod):
             return None
         why = self.blocked()
         if why is not None:
             return why
-        self._spawn()
+        self._spawn(pod)
         return None
 
-    def _spawn(self) -> None:
+    def command_for(self, pod: str | None) -> list[str]:
+        """`podmgr up` for the pod `pod` (several pods), or for all (one pod)."""
+        return [*self.command, pod] if self.several and pod is not None else list(self.command)
+
+    def _spawn(self, pod: str | None = None) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(self.log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         try:
-            self._process = subprocess.Popen(
-                self.command,
+            process = subprocess.Popen(
+                self.command_for(pod),
                 stdin=subprocess.DEVNULL,
                 stdout=log_fd,
                 stderr=log_fd,
@@ -180,31 +201,34 @@ class Waker:
             return
         finally:
             os.close(log_fd)
+        self._processes[pod if self.several else None] = process
         self.started_at = self._clock()
+        self.pod = pod
         self.wakes += 1
         self._failed_at = None
-        log.info("wake_started", pid=self._process.pid, wakes=self.wakes)
+        log.info("wake_started", pid=process.pid, wakes=self.wakes, pod=pod)
 
     def close(self) -> None:
         """Reap a finished child; a running `podmgr up` is left to finish its start."""
         self.running()
 
     # --- what clients and /health see ----------------------------------------------------
-    def starting_failure(self, blocked: str | None) -> ProxyFailure | None:
-        """The 503 for a request nobody could answer while the pod starts (or why it will
-        not), None when wake on request is off."""
+    def starting_failure(self, blocked: str | None, pod: str | None = None) -> ProxyFailure | None:
+        """The 503 for a request nobody could answer while the pod `pod` (None: the one
+        pod) starts (or why it will not), None when wake on request is off."""
         if not self.enabled:
             return None
         if blocked is not None:
             return wake_blocked(blocked)
         state = self._state()
-        pod = state.pod if state else None
+        record = pod_record(state, pod) if pod else (state.pod if state else None)
         session = state.session if state else None
-        phase = pod.phase if pod is not None else "starting a session"
+        phase = record.phase if record is not None else "starting a session"
         began = [t for t in (self.started_at, session.started_at if session else None) if t]
         so_far = self._clock() - max(began) if began else 0.0
+        which = f"the GPU pod {pod}" if self.several and pod else "the GPU pod"
         message = (
-            f"the GPU pod is starting (phase: {phase}, {so_far:.0f} s so far); "
+            f"{which} is starting (phase: {phase}, {so_far:.0f} s so far); "
             f"retry in {RETRY_AFTER_SECONDS} s"
         )
         return pod_starting(message, RETRY_AFTER_SECONDS)
@@ -213,7 +237,9 @@ class Waker:
         return {
             "enabled": self.enabled,
             "running": self.running(),
+            "running_for": sorted(key for key in self._processes if key is not None),
             "wakes": self.wakes,
+            "pod": self.pod,
             "started_at": self.started_at,
             "last_exit": self.last_exit,
             "blocked": self.blocked() if self.enabled else None,

@@ -175,6 +175,9 @@ def _check_model(pod: SimPod, data: dict[str, Any]) -> None:
         # handler (vllm/entrypoints/openai/api_server.py) answers such a body with a 400.
         raise BadRequest(vllm_error("model must be a string", param="model"))
     if model is not None and model != pod.model:
+        # Each pod serves its one model; any other is vLLM's 404 (serving_engine.py
+        # `_check_model`: "The model `x` does not exist.", NotFoundError, HTTPStatus.NOT_FOUND),
+        # so a proxy that routes a model to the wrong pod of several is seen at once.
         raise BadRequest(
             vllm_error(f"The model `{model}` does not exist.", 404, "model", "NotFoundError")
         )

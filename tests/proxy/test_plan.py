@@ -170,3 +170,79 @@ def test_models_are_listed_from_every_available_upstream_without_a_wake() -> Non
     assert not decided.wake
     lone = _state(name="upstream", kind="openai", base_url="http://upstream")
     assert isinstance(plan(request, _snapshot(lone)).action, PassThrough)
+
+
+# Two pods (config `pods`): each a managed pod upstream named by its pod, serving its model.
+CHAT_POD = _state(name="chat", kind="pod", pod="chat", models=["big"])
+FAST_POD = _state(name="fast", kind="pod", pod="fast", models=["small"])
+FAST_COLD = _state(False, name="fast", kind="pod", pod="fast", models=["small"])
+
+
+def _asking(model: str) -> ProxyRequest:
+    return _request({**CHAT, "model": model})
+
+
+@pytest.mark.parametrize(
+    ("model", "names"),
+    [
+        pytest.param("big", ["chat"], id="big-model-to-its-pod"),
+        pytest.param("small", ["fast"], id="small-model-to-its-pod"),
+    ],
+)
+def test_with_two_pods_a_request_goes_to_the_pod_of_its_model(model: str, names: list[str]) -> None:
+    decided = plan(_asking(model), _snapshot(CHAT_POD, FAST_POD))
+    assert isinstance(decided.action, Answer)
+    assert _names(decided) == names
+
+
+def test_with_two_pods_a_third_model_is_not_found() -> None:
+    decided = plan(_asking("third"), _snapshot(CHAT_POD, FAST_POD, can_wake=True))
+    assert isinstance(decided.action, Refuse)
+    assert decided.action.failure.status == 404
+    assert decided.action.failure.code == "model_not_found"
+    assert not decided.wake
+
+
+def test_with_two_pods_only_the_pod_of_the_model_is_woken() -> None:
+    snapshot = _snapshot(CHAT_POD, FAST_COLD, can_wake=True)
+    cold = plan(_asking("small"), snapshot)
+    assert isinstance(cold.action, Refuse) and cold.action.failure.status == 503
+    assert cold.wake and cold.wake_pod == "fast"
+    warm = plan(_asking("big"), snapshot)
+    assert _names(warm) == ["chat"] and not warm.wake and warm.wake_pod is None
+
+
+def test_with_two_pods_the_models_list_names_a_cold_pod_too() -> None:
+    request = _request(None, "GET", "/v1/models")
+    decided = plan(request, _snapshot(CHAT_POD, FAST_COLD, can_wake=True))
+    assert isinstance(decided.action, ListModels)
+    assert _names(decided) == ["chat", "fast"]
+    assert not decided.wake
+
+
+def test_with_two_pods_a_fallback_answers_the_cold_pods_model_while_it_wakes() -> None:
+    anyone = _state(name="router", kind="openai", base_url="http://router")
+    snapshot = _snapshot(CHAT_POD, FAST_COLD, anyone, can_wake=True)
+    cold = plan(_asking("small"), snapshot)
+    assert _names(cold) == ["router"] and cold.wake_pod == "fast"
+    warm = plan(_asking("big"), snapshot)
+    assert _names(warm) == ["chat", "router"] and warm.wake_pod is None
+
+
+def test_with_two_pods_each_pod_and_model_has_its_own_cache_key() -> None:
+    same = {"messages": [{"role": "user", "content": "hi"}], "temperature": 0}
+    keys = set()
+    fast_big = _state(name="fast", kind="pod", pod="fast", models=["big"])
+    for pod, model in ((CHAT_POD, "big"), (FAST_POD, "small"), (fast_big, "big")):
+        decided = plan(_request({**same, "model": model}), _snapshot(pod))
+        assert isinstance(decided.action, Answer)
+        keys.add(decided.action.attempts[0].decision.key)
+    assert len(keys) == 3
+
+
+def test_models_with_every_fallback_resting_still_asks_the_first_of_them() -> None:
+    request = _request(None, "GET", "/v1/models")
+    resting = replace(LOCAL, available=False)
+    decided = plan(request, _snapshot(POD_COLD, resting))
+    assert isinstance(decided.action, ListModels)
+    assert _names(decided) == ["local"]

@@ -57,7 +57,8 @@ def test_the_snapshot_is_reused_until_a_cooldown_starts_and_ends(tmp_path: Path)
 def test_a_new_pod_shows_in_the_next_snapshot(tmp_path: Path) -> None:
     router = _router(tmp_path, Clock())
     assert _available(router)["pod"] is False
-    router.resolver.current = Upstream("http://pod", None, None, None)
+    # the resolver hands out a new `targets` dict whenever the state file changed
+    router.resolver.targets = {"pod": Upstream("http://pod", None, None, None)}
     assert _available(router)["pod"] is True
 
 
@@ -66,6 +67,7 @@ def test_each_kind_says_where_it_sends_and_when_it_may_be_tried(tmp_path: Path) 
     pod, local = router.routes
     assert pod.is_pod and not local.is_pod
     assert pod.target(router.resolver) is router.resolver.current
+    assert pod.target(router.resolver) is router.resolver.targets["pod"]
     assert local.target(router.resolver).base_url == "http://127.0.0.1:9"
     assert local.kind.available(local.target(router.resolver), 10.0, 5.0) is False
     assert local.kind.available(local.target(router.resolver), 10.0, 10.0) is True

@@ -53,3 +53,38 @@ def test_only_a_model_the_pod_serves_wakes_it(
         answer = client.post("/v1/chat/completions", json={**body, "model": "big"})
         assert answer.headers["x-upstream"] == "local"
         assert client.get("/health").json()["wake"]["wakes"] == 1
+
+
+def test_with_two_pods_a_request_wakes_only_the_pod_of_its_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 23: both pods cold, a fallback serving anything; a request for the small model
+    is answered by the fallback and wakes `fast` only, then one for the big model `chat`."""
+    monkeypatch.setattr(app_module, "Waker", HarmlessWaker)
+    config = Config.model_validate(
+        {
+            "cache_dir": str(tmp_path / "cache"),
+            "state_file": str(tmp_path / "state.json"),
+            "base_dir": str(tmp_path),
+            "wake_on_request": True,
+            "cache_mode": "off",
+            "pods": [{"name": "chat", "model": "big"}, {"name": "fast", "model": "small"}],
+            "upstreams": [
+                {"name": "chat", "kind": "pod"},
+                {"name": "fast", "kind": "pod"},
+                {"name": "local", "kind": "openai", "base_url": "http://local.invalid:1"},
+            ],
+        }
+    )
+    fake: Any = FakeTransport()
+    body = {"messages": [{"role": "user", "content": "x"}]}
+    with TestClient(create_app(config, client=fake, config_path=tmp_path / "c.json")) as client:
+        answer = client.post("/v1/chat/completions", json={**body, "model": "small"})
+        assert answer.headers["x-upstream"] == "local"
+        wake = client.get("/health").json()["wake"]
+        assert (wake["wakes"], wake["pod"]) == (1, "fast")
+        client.post("/v1/chat/completions", json={**body, "model": "big"})
+        wake = client.get("/health").json()["wake"]
+        assert (wake["wakes"], wake["pod"]) == (2, "chat")
+        models = client.get("/v1/models").json()["data"]
+        assert {"big", "small"} <= {model["id"] for model in models}

@@ -126,6 +126,49 @@ def test_invalid_json_and_wrong_model(sim: SimProcess, pod_id: str) -> None:
     }
 
 
+def test_two_pods_each_serve_only_their_own_model_and_log_their_own_requests(
+    sim: SimProcess,
+) -> None:
+    """Issue 23: a pod per model. Each simulated vLLM lists and answers its own model only,
+    answers the other's as vLLM does (404 NotFoundError, vLLM's serving_engine.py
+    `_check_model`), and each pod's request log holds exactly what reached it."""
+    big, small = "sim/big-32b", "sim/small-1.5b"
+    pods = {}
+    for model in (big, small):
+        pods[model] = sim.create_pod(model=model, env={"VLLM_API_KEY": POD_KEY})
+    for pod in pods.values():
+        sim.wait_serving(pod)
+    for model, pod in pods.items():
+        other = small if model == big else big
+        with client(sim, pod) as api:
+            assert [m.id for m in api.models.list().data] == [model]
+            answer = api.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": f"to {model}"}], max_tokens=2
+            )
+            assert answer.model == model
+            with pytest.raises(openai.NotFoundError) as caught:
+                api.chat.completions.create(model=other, messages=MESSAGES, max_tokens=2)
+        assert caught.value.body == {
+            "object": "error",
+            "message": f"The model `{other}` does not exist.",
+            "type": "NotFoundError",
+            "param": "model",
+            "code": 404,
+        }
+    for model, pod in pods.items():
+        chats = [
+            record
+            for record in sim.pod_traffic(pod)["recent"]
+            if record["path"] == "/v1/chat/completions"
+        ]
+        assert [(r["status"], r["outcome"]) for r in chats] == [
+            (200, "answered"),
+            (404, "answered"),
+        ]
+        assert f"to {model}" in chats[0]["body"]
+        assert all("to sim/" not in r["body"] for r in chats[1:])
+
+
 def test_a_request_past_the_context_length_is_vllms_flat_400(sim: SimProcess, pod_id: str) -> None:
     with client(sim, pod_id) as api, pytest.raises(openai.BadRequestError) as caught:
         api.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=100_000)

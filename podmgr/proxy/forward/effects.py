@@ -71,9 +71,9 @@ class Effects:
     coalescer: Coalescer
     waker: Waker | None
 
-    def wake(self) -> str | None:
-        """Start a session for this request (wake.py); why not, if it is blocked."""
-        return self.waker.on_request() if self.waker is not None else None
+    def wake(self, pod: str | None) -> str | None:
+        """Start the pod `pod` for this request (wake.py); why not, if it is blocked."""
+        return self.waker.on_request(pod) if self.waker is not None else None
 
     def settle(self, route: Route, failure: ProxyFailure | None, seconds: float) -> None:
         if failure is None:
@@ -106,6 +106,7 @@ class Refuse:
 
     model: str | None
     pod_failure: ProxyFailure | None
+    pod: str | None = None  # the pod serving `model` (config `pods`), named in the 503
 
     @property
     def failure(self) -> ProxyFailure:
@@ -114,7 +115,7 @@ class Refuse:
     async def run(self, fx: Effects, ex: Exchange) -> None:
         failure = self.failure
         if fx.waker is not None and failure.status == 503:
-            failure = fx.waker.starting_failure(ex.blocked) or failure
+            failure = fx.waker.starting_failure(ex.blocked, self.pod) or failure
         raise Refused(failure)
 
 

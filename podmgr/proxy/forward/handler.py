@@ -77,10 +77,12 @@ class V1Handler:
         try:
             memo = self.memo
             request = await read_request(scope, receive, path, route, self.rules, memo.bodies)
+            if request.model is not None:
+                self.recorder.stats.saw_model(request.model, outcome.at)
             decided = memo.plan(request, self._snapshot())
             exchange = Exchange(request, receive, out, outcome)
             if decided.wake:
-                exchange.blocked = self.effects.wake()
+                exchange.blocked = self.effects.wake(decided.wake_pod)
             await decided.action.run(self.effects, exchange)
         except Refused as refused:
             await _answer(out, refused)
@@ -110,7 +112,7 @@ class V1Handler:
             self._last = Snapshot(
                 upstreams=upstreams,
                 pod_failure=router.resolver.current.failure,
-                can_wake=self.effects.waker is not None and not router.resolver.current.ready,
+                can_wake=self.effects.waker is not None,
                 cache_mode=self.cache_mode,
                 cache_fallbacks=self.cache_fallbacks,
                 several=router.several,

@@ -15,7 +15,8 @@ The rules, in order:
   attempt rather than failing without a call;
 - a cacheable request (a JSON body) may try each of them in turn; any other request goes
   to the first only, except `GET /v1/models` with several upstreams, which asks them all;
-- with wake on request, a request the pod serves wakes it when it is not ready;
+- with wake on request, a request a pod serves wakes that pod (by its name) when it is
+  not ready; no other pod is woken;
 - the cache key of an attempt covers the upstream and the model asked of it (cache.key),
   and an answer from an upstream other than the pod is stored only with
   `cache_fallback_answers`.
@@ -56,11 +57,13 @@ class Snapshot:
 
 
 class Plan(NamedTuple):
-    """What to do: wake the pod first (or not), then carry out `action`. (A named tuple:
-    immutable, and made for every request at a third of a frozen dataclass's cost.)"""
+    """What to do: wake the pod `wake_pod` first (or not: `wake`), then carry out
+    `action`. (A named tuple: immutable, and made for every request at a third of a frozen
+    dataclass's cost.)"""
 
     action: Action
     wake: bool
+    wake_pod: str | None = None
 
 
 def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
@@ -70,16 +73,31 @@ def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
     union = (
         request.method == "GET" and snapshot.several and request.path.rstrip("/") == "/v1/models"
     )
-    wake = snapshot.can_wake and not union and any(s.route.is_pod for s in serving)
+    pod = next((state for state in serving if state.route.is_pod), None)
+    wake_pod = None
+    if snapshot.can_wake and not union and pod is not None and not pod.target.ready:
+        wake_pod = pod.route.spec.pod_name
+    wake = wake_pod is not None
     chosen = _chosen(serving)
+    listed = (_listed(serving) or chosen) if union else []
+    if listed:
+        return Plan(ListModels(tuple(listed)), False)
     if not chosen:
-        return Plan(Refuse(model, snapshot.pod_failure if serving else None), wake)
-    if union:
-        return Plan(ListModels(tuple(chosen)), False)
+        failure = pod.target.failure if pod is not None else snapshot.pod_failure
+        name = pod.route.spec.pod_name if pod is not None else None
+        return Plan(Refuse(model, failure if serving else None, name), wake, wake_pod)
     body = request.body
     if body is None:
-        return Plan(PassThrough(chosen[0]), wake)
-    return Plan(Answer(tuple([_attempt(request, body, state, snapshot) for state in chosen])), wake)
+        return Plan(PassThrough(chosen[0]), wake, wake_pod)
+    attempts = tuple([_attempt(request, body, state, snapshot) for state in chosen])
+    return Plan(Answer(attempts), wake, wake_pod)
+
+
+def _listed(serving: list[UpstreamState]) -> list[UpstreamState]:
+    """What `GET /v1/models` asks: the available routes and every managed pod with its own
+    model list (a cold pod's model is listed too: a request for it wakes it). With none of
+    them, `plan` asks what `_chosen` gives (a resting fallback), as before."""
+    return [s for s in serving if s.available or (s.route.is_pod and s.route.spec.models != "*")]
 
 
 def _chosen(serving: list[UpstreamState]) -> list[UpstreamState]:

@@ -1,11 +1,12 @@
 """`GET /v1/models` with several upstreams: the union of what each available one serves.
 
-Each available upstream is asked at once (through its own transport, with its key); an
-upstream with an explicit `models` list contributes those names (what a client may ask
-for), one with `models: "*"` the ids it lists itself. The first upstream to name a model
-wins; an upstream that fails is left out, and only when every one fails is the first
-failure raised (`Refused`, answered by the handler). `X-Upstream` names the upstreams
-that answered, comma-separated.
+Each available upstream is asked at once (through its own transport, with its key); a
+managed pod with its own model list (from `pods`) is not asked: its model is listed even
+while the pod is cold. An upstream with an explicit `models` list contributes those
+names (what a client may ask for), one with `models: "*"` the ids it lists itself. The
+first upstream to name a model wins; an upstream that fails is left out, and only when
+every one fails is the first failure raised (`Refused`, answered by the handler).
+`X-Upstream` names the upstreams that answered, comma-separated.
 """
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ _LIMIT = 8 * 1024 * 1024
 async def _listed(
     route: Route, upstream: Upstream, client_headers: list[tuple[bytes, bytes]]
 ) -> list[dict[str, Any]] | ProxyFailure:
-    """The models `route` offers, or why it could not say."""
+    """The models `route` offers, or why it could not say. A managed pod with its own model
+    list names it without a call, cold or not (the issue's "every configured model")."""
+    if route.is_pod and route.spec.models != "*":
+        return _named(route)
     if upstream.base_url is None:
         return upstream.failure or errors.UNREACHABLE
     headers = route.headers(upstream_headers(client_headers, upstream))
@@ -53,7 +57,13 @@ async def _listed(
     entries = [item for item in listed if isinstance(item, dict) and "id" in item]
     if route.spec.models == "*":
         return entries
-    return [{"id": name, "object": "model", "owned_by": route.name} for name in route.spec.models]
+    return _named(route)
+
+
+def _named(route: Route) -> list[dict[str, Any]]:
+    """The entries of `route`'s own `models` list, as /v1/models shows a model."""
+    models = route.spec.models if route.spec.models != "*" else []
+    return [{"id": name, "object": "model", "owned_by": route.name} for name in models]
 
 
 async def models_union(

@@ -23,7 +23,7 @@ from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
 from podmgr.rules import label as end_label
 from podmgr.session_cost import session_cost, usd
-from podmgr.state import PodRecord, Session, State
+from podmgr.state import PodRecord, Session, State, pod_record
 
 __all__ = [
     "DASHBOARD_STYLE",
@@ -105,7 +105,7 @@ def build_view(
     without a pod), `resolver` says what the watchdog's state file holds."""
     now = time.time()
     state = resolver.state
-    pod = state.pod if state else None
+    pod = pod_record(state, resolver.pod_names[0])
     session = state.session if state else None
     latency = "  ".join(f"{name} {value:.1f} ms" for name, value in stats.percentiles().items())
     uptime = now - (pod.ready_at or pod.created_at) if pod else None
@@ -113,7 +113,7 @@ def build_view(
     cache_size, hit_rate = _cache_texts(cache, stats, config.cache.mode)
     rows = [
         ("Session", _session_text(session)),
-        ("Pod", f"{pod.id} ({_pod_phase(pod)}, {pod.gpu_type_id})" if pod else "none"),
+        *_pod_rows(resolver),
         ("Upstream", _upstream_text(upstream)),
         ("Pod uptime", _duration(uptime)),
         ("Time left", _duration(left) if session else "-"),
@@ -130,6 +130,18 @@ def build_view(
         for e in reversed(stats.errors)
     ]
     return DashboardView(rows, errors, healthy=upstream.ready)
+
+
+def _pod_text(pod: PodRecord | None) -> str:
+    return f"{pod.id} ({_pod_phase(pod)}, {pod.gpu_type_id})" if pod else "none"
+
+
+def _pod_rows(resolver: UpstreamResolver) -> list[tuple[str, str]]:
+    """One row "Pod" with one pod; "Pod <name>" for each of several (issue 23)."""
+    state, names = resolver.state, resolver.pod_names
+    if len(names) == 1:
+        return [("Pod", _pod_text(pod_record(state, names[0])))]
+    return [(f"Pod {name}", _pod_text(pod_record(state, name))) for name in names]
 
 
 def render_text(view: DashboardView) -> str:

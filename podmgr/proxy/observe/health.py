@@ -17,15 +17,16 @@ from podmgr.proxy.cache.store import CacheStore
 from podmgr.proxy.observe.stats import RecentStats
 from podmgr.proxy.upstream.resolver import Upstream, UpstreamResolver
 from podmgr.session_cost import session_cost
+from podmgr.state import pod_record
 
 __all__ = ["health_payload"]
 
 
-def _pod_view(resolver: UpstreamResolver) -> dict[str, Any] | None:
-    state = resolver.state
-    if state is None or state.pod is None:
+def _pod_view(resolver: UpstreamResolver, name: str | None = None) -> dict[str, Any] | None:
+    """The pod `name` (None: the first configured pod) as /health shows it, or None."""
+    pod = pod_record(resolver.state, name or resolver.pod_names[0])
+    if pod is None:
         return None
-    pod = state.pod
     return {
         "id": pod.id,
         "phase": pod.phase,
@@ -69,6 +70,7 @@ def health_payload(
         "pid": os.getpid(),
         "uptime_seconds": round(now - stats.started_at, 3),
         "last_request_at": stats.last_request_at,
+        "last_request_by_model": dict(stats.last_request_by_model),
         "upstream": {
             "ready": upstream.ready,
             "reason": upstream.reason,
@@ -77,6 +79,8 @@ def health_payload(
             "state_checked_at": resolver.checked_at or None,
         },
         "pod": _pod_view(resolver),
+        # Every configured pod by name (issue 23); one pod: {"pod": the same as "pod"}.
+        "pods": {name: _pod_view(resolver, name) for name in resolver.pod_names},
         "session": _session_view(resolver, now),
         "cache": {
             "mode": config.cache.mode,

@@ -20,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from podmgr.proxy.observe.counters import CounterFamily, GaugeFamily, HistogramFamily, Tally
 from podmgr.session_cost import session_cost
-from podmgr.state import State
+from podmgr.state import State, pod_record
 
 __all__ = ["ProxyMetrics", "Snapshot", "route_label"]
 
@@ -85,6 +85,7 @@ class Snapshot:
     upstream_ready: bool
     budget_usd: float | None = None
     pods_in_history: int = 0
+    pod_names: tuple[str, ...] = ("pod",)
 
 
 class _LiveCollector(Collector):
@@ -104,14 +105,15 @@ class _LiveCollector(Collector):
             "1 if requests can be forwarded now.",
             1.0 if snap.upstream_ready else 0.0,
         )
-        pod = snap.state.pod if snap.state else None
+        pod = pod_record(snap.state, snap.pod_names[0])
         phase = GaugeMetricFamily(
-            "podmgr_pod_phase", "1 for the pod's current phase.", labels=["phase"]
+            "podmgr_pod_phase", "1 for the (first) pod's current phase.", labels=["phase"]
         )
         current = pod.phase if pod else "none"
         for name in PHASES:
             phase.add_metric([name], 1.0 if name == current else 0.0)
         yield phase
+        yield _pods_phase(snap)
         now = time.time()
         yield GaugeMetricFamily(
             "podmgr_session_cost_usd",
@@ -126,6 +128,19 @@ class _LiveCollector(Collector):
             "are not counted.",
             snap.pods_in_history + _current_session_pods(snap.state),
         )
+
+
+def _pods_phase(snap: Snapshot) -> GaugeMetricFamily:
+    """Every configured pod's phase by its name (issue 23: several pods, one proxy)."""
+    family = GaugeMetricFamily(
+        "podmgr_pods_phase", "1 for each configured pod's current phase.", labels=["pod", "phase"]
+    )
+    for pod_name in snap.pod_names:
+        pod = pod_record(snap.state, pod_name)
+        current = pod.phase if pod else "none"
+        for name in PHASES:
+            family.add_metric([pod_name, name], 1.0 if name == current else 0.0)
+    return family
 
 
 def _session_limits(snap: Snapshot, now: float) -> Iterator[GaugeMetricFamily]:
@@ -159,6 +174,7 @@ def _current_session_pods(state: State | None) -> int:
     ids = {pod.id for pod in session.pods}
     if state.pod is not None:
         ids.add(state.pod.id)
+    ids.update(pod.id for pod in state.pods.values())
     return len(ids)
 
 

@@ -16,6 +16,7 @@ from podmgr.proxy.observe.series import MinuteSeries
 __all__ = ["RecentError", "RecentStats"]
 
 WINDOW_SECONDS = 60.0
+MODELS_KEPT = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +33,8 @@ class RecentStats:
     def __init__(self, size: int = 2048, errors: int = 10) -> None:
         self.started_at = time.time()
         self.last_request_at: float | None = None
+        # The watchdog's idle rule per pod (issue 23) reads the last request for its model.
+        self.last_request_by_model: dict[str, float] = {}
         self.hits = 0
         self.misses = 0
         self.bypasses = 0
@@ -39,6 +42,15 @@ class RecentStats:
         self._latencies: deque[float] = deque(maxlen=size)
         self.errors: deque[RecentError] = deque(maxlen=errors)
         self.series = MinuteSeries()  # minute by minute, for the dashboard's charts
+
+    def saw_model(self, model: str, at: float) -> None:
+        """A request for `model` arrived at `at`. At most MODELS_KEPT models are kept (the
+        least recently asked goes first), so clients naming many models cannot grow it."""
+        seen = self.last_request_by_model
+        seen.pop(model, None)
+        seen[model] = at
+        if len(seen) > MODELS_KEPT:
+            del seen[next(iter(seen))]
 
     def record(self, now: float, latency: float) -> None:
         self._times.append(now)

@@ -2,8 +2,9 @@
 upstream may be tried. The `kind` of an `upstreams` entry picks the class (`kind_of`), so
 nothing else in the proxy compares kind names.
 
-- `ManagedPod` (`kind: "pod"`): the pod the watchdog runs; its address and key come from the
-  state file (`UpstreamResolver`), it is available exactly when a ready pod is named there,
+- `ManagedPod` (`kind: "pod"`): a pod the watchdog runs, by its configured name (`pods`;
+  "pod" with one pod); its address and key come from that pod's record in the state file
+  (`UpstreamResolver`), it is available exactly when a ready pod is named there,
   it is never cooled down (the watchdog restarts it), a request may wake it, and its
   answers are always cached.
 - `OpenAIServer` (`kind: "openai"`): any OpenAI-compatible server at a fixed `base_url` with
@@ -40,8 +41,11 @@ class UpstreamKind(ABC):
 class ManagedPod(UpstreamKind):
     managed = True
 
+    def __init__(self, pod_name: str = "pod") -> None:
+        self.pod_name = pod_name
+
     def target(self, resolver: UpstreamResolver) -> Upstream:
-        return resolver.current
+        return resolver.target(self.pod_name)
 
     def available(self, target: Upstream, cooldown_until: float, now: float) -> bool:
         return target.ready
@@ -68,7 +72,7 @@ def _openai(spec: UpstreamSpec, key: str | None) -> UpstreamKind:
 
 
 _KINDS: dict[str, Callable[[UpstreamSpec, str | None], UpstreamKind]] = {
-    "pod": lambda _spec, _key: ManagedPod(),
+    "pod": lambda spec, _key: ManagedPod(spec.pod_name),
     "openai": _openai,
 }
 

@@ -9,6 +9,10 @@ The state file is the watchdog's (never locked or written here). `UpstreamResolv
 stats it (mtime, inode, size) and re-reads it only when it changed; the app calls it from a
 background task about every half second, so a request only reads an attribute and a new
 pod is picked up without a restart.
+
+With several pods (config `pods`) the resolver keeps one `Upstream` per pod name in
+`targets` (a new dict whenever the file changed, so a caller may compare it by identity);
+`current` is the first pod's, what one-pod code paths read.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from podmgr.proxy.openai_errors import ProxyFailure, pod_unavailable
-from podmgr.state import State, StateStore
+from podmgr.state import State, StateStore, pod_record
 
 __all__ = ["Upstream", "UpstreamResolver", "edge_limited", "root_url"]
 
@@ -62,9 +66,9 @@ def _unavailable(reason: str, message: str, retry_after: int) -> Upstream:
     return Upstream(None, None, reason, pod_unavailable(reason, message, retry_after))
 
 
-def upstream_from_state(state: State | None) -> Upstream:
-    """The pod to use, or why there is none, from the watchdog's state."""
-    pod = state.pod if state else None
+def upstream_from_state(state: State | None, name: str = "pod") -> Upstream:
+    """The pod `name` to use, or why there is none, from the watchdog's state."""
+    pod = pod_record(state, name)
     if pod is not None and pod.phase == "ready" and pod.endpoint_url:
         auth = f"Bearer {pod.vllm_api_key}".encode() if pod.vllm_api_key else None
         return Upstream(root_url(pod.endpoint_url), auth, None, None)
@@ -86,12 +90,22 @@ def upstream_from_state(state: State | None) -> Upstream:
 class UpstreamResolver:
     """Keeps the current `Upstream` and `State`, re-reading the state file when it changes."""
 
-    def __init__(self, state_path: Path) -> None:
+    def __init__(self, state_path: Path, pod_names: tuple[str, ...] = ("pod",)) -> None:
         self._store = StateStore(state_path)
         self._stamp: tuple[int, int, int] | None = None
+        self.pod_names = pod_names
         self.state: State | None = None
-        self.current: Upstream = upstream_from_state(None)
+        self.targets: dict[str, Upstream] = self._targets(None)
+        self.current: Upstream = self.targets[pod_names[0]]
         self.checked_at = 0.0
+
+    def _targets(self, state: State | None) -> dict[str, Upstream]:
+        return {name: upstream_from_state(state, name) for name in self.pod_names}
+
+    def target(self, name: str) -> Upstream:
+        """Where the pod `name` is now (or why it is not there)."""
+        found = self.targets.get(name)
+        return found if found is not None else upstream_from_state(None, name)
 
     def refresh(self) -> bool:
         """Re-read the state file if it changed; True if it did. Blocking: call in a thread."""
@@ -105,5 +119,6 @@ class UpstreamResolver:
             return False
         self._stamp = stamp
         self.state = self._store.peek() if stamp is not None else None
-        self.current = upstream_from_state(self.state)
+        self.targets = self._targets(self.state)
+        self.current = self.targets[self.pod_names[0]]
         return True
