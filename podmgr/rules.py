@@ -12,6 +12,7 @@ Each row (`EndReason`) names one way a session ends and what that allows afterwa
   pod_failed    no    no      (plan: the pod's log failed)    -
   balance_zero  yes   no      (apply: RunPod refused, $0)     -
   create_refused no   no      (apply: a clear 4xx to a create) -
+  budget_share  no    no      (plan_set: one pod's share spent) -
   lease         yes   no      (guard only: no watchdog pass)  lease_silence_seconds
 
 - `wake`: a request may wake the next session after it (podmgr/proxy/wake.py, and the
@@ -196,6 +197,9 @@ for _row in (
     EndReason("pod_failed", "its pod's log showed a failure no other pod escapes", wake=False),
     EndReason("balance_zero", "RunPod refused to start a pod: the balance is $0", wake=True),
     EndReason("create_refused", "RunPod refused its create outright: fix the config", wake=False),
+    # One pod of a set (config `pods`) alone: its guard's share of the budget is spent
+    # (podmgr/watchdog/focus.py `share_spent`); the session and the other pods go on.
+    EndReason("budget_share", "its share of the session's budget was spent", wake=False),
     EndReason(
         "lease",
         "the watchdog stopped renewing its guard's lease",

@@ -18,25 +18,33 @@ on that pod's section and record, unchanged:
   (`guard_session`), not the whole session's cost.
 
 **Guard shares** (`guard_budget`, set when a pod is created): pod k's guard may let the
-pods of name k cost `M_k = min(budget x w_k, budget - sum of the others' bounds)`, where
-`w_k` = k's $/h over the summed $/h of the pods the session runs (each pod with a record
-at its price, k at its candidate's price, a wanted pod not created yet at its catalog
-price; equal weights when a price is unknown), and a pod's *bound* is what the pods of
-its name can cost at most with no watchdog running: its running guard's limit, else what
-they cost so far (a pod not running cannot cost more until it is created again, and that
-create computes its limit by this same rule).
+pods of name k cost `M_k = budget - sum of the other names' bounds`. A name's *bound* is
+what its pods can cost at most with no watchdog running: a running pod's guard limit;
+for a name with no running pod, the larger of what it cost so far and its *reserve*,
+`budget x w_j`, where `w_j` is j's $/h over the summed $/h of **every configured pod**
+(its record's price, else its first catalog candidate's; equal weights when a price is
+unknown). So a pod created while the others are down (the first one a request wakes, or
+`podmgr up chat` alone) gets its own weighted share, not the whole budget, and a pod
+woken later in the session still finds its share there: with every name at its reserve,
+`M_k = budget x w_k`.
 
-Why the shares cannot let the total pass the budget: the sum of the bounds never passes
-the budget. A create sets `M_k <= budget - sum(others' bounds)`, so it holds after each
-create; a pod that ends turns its bound from its guard's limit into its cost so far,
-which is no more than that limit, so the sum only falls; no guard's limit is ever raised
-(the env of a running guard is fixed). Each guard ends its pod before its name's cost
-passes its bound, so the pods' total cost stays within the budget even with no watchdog.
-The weights make the split fair; the cap is what makes it safe (the weights alone,
-recomputed at each create, would not be: a pod created first alone would hold the whole
-budget). The watchdog's own budget rule (plan_set) counts the sum over every pod and ends
-all of them first whenever it runs. The share each guard got is in its record
-(`PodRecord.guard["max_cost_usd"]`), for `status`.
+Why the shares cannot let the total pass the budget: at each create, every other name's
+bound is at least what its pods can cost with no watchdog (a running guard ends its pod
+before its name passes its limit; a name with no pod costs nothing more until it is
+created again, and that create computes its own limit by this same rule), so the new
+pod's limit plus those bounds is at most the budget. No running guard's limit is ever
+raised (the env of a running guard is fixed). Each guard ends its pod before its name's
+cost passes its bound, so the pods' total cost stays within the budget even with no
+watchdog. The watchdog's own rules come first whenever it runs: the budget over every pod
+together ends all of them (plan_set), and a pod whose name's cost reaches its guard's
+limit ends alone (`share_spent`, end reason `budget_share`): its guard would end it
+anyway, and a pod made again for it would find no share left. The share each guard got is
+in its record (`PodRecord.guard["max_cost_usd"]`, for `status`).
+
+The cost of the rule: the split is fixed for the session. A pod that serves alone (the
+others idle or not asked for) still stops at its own share, not at the whole budget;
+moving unspent shares to running guards would need a way to lower and raise a running
+guard's limit (the lease endpoint could carry it), which the guard does not have.
 """
 
 from __future__ import annotations
@@ -54,8 +62,11 @@ __all__ = [
     "guard_session",
     "guard_share",
     "is_set",
+    "name_cost",
     "pod_config",
     "session_for_pod",
+    "share_spent",
+    "share_weights",
 ]
 
 _COUNTERS = tuple(PodCounters.model_fields)
@@ -136,26 +147,54 @@ def guard_budget(
     budget = config.limits.max_cost_usd
     if budget is None:
         return None
-    ended = state.session.ended_pods if state.session is not None else {}
-    wanted = [n for n in config.pod_names if n == name or n not in ended]
-    known = [prices.get(n) for n in wanted]
-    if all(price is not None and price > 0 for price in known):
-        weight = (prices[name] or 0.0) / sum(price or 0.0 for price in known)
-    else:
-        weight = 1.0 / len(wanted)
-    held = sum(_bound(state, other) for other in config.pod_names if other != name)
-    share = max(0.0, min(budget * weight, budget - held))
+    weights = share_weights(config, prices)
+    held = sum(
+        _bound(state, other, budget * weights[other]) for other in config.pod_names if other != name
+    )
+    share = max(0.0, budget - held)
     # The guard reads its limit from env written with 6 significant digits (launch.py,
     # `:g`), which may round up by 5e-6 of it: shrink by 1e-5 first, so the value written
     # is the value held here and never more than the share.
     return float(f"{share * (1 - 1e-5):g}")
 
 
-def _bound(state: State, name: str) -> float:
-    """What the pods of `name` can cost at most with no watchdog running: its running
-    guard's limit, else what they cost so far."""
+def share_weights(config: Config, prices: Mapping[str, float | None]) -> dict[str, float]:
+    """Each configured pod's weight in the budget's split: its $/h over the sum of every
+    configured pod's $/h (equal weights when any price is unknown or zero)."""
+    names = config.pod_names
+    known = [prices.get(name) for name in names]
+    if all(price is not None and price > 0 for price in known):
+        total = sum(price or 0.0 for price in known)
+        return {name: (prices[name] or 0.0) / total for name in names}
+    return {name: 1.0 / len(names) for name in names}
+
+
+def name_cost(state: State, name: str) -> float:
+    """What the pods made for configured pod `name` have cost in this session so far."""
     session = state.session
-    spent = sum(p.cost_usd for p in session.pods if p.pod_name == name) if session else 0.0
+    return sum(p.cost_usd for p in session.pods if p.pod_name == name) if session else 0.0
+
+
+def share_spent(state: State, name: str, margin_seconds: float) -> str | None:
+    """Why pod `name` must end alone because its share of the budget is spent, or None:
+    its record's guard limit is reached by its name's cost plus `margin_seconds` at its
+    price (the budget rule's look-ahead, so the watchdog ends it no later than its guard
+    would). A record without a guard limit (no budget, or no guard) has no share."""
     record = state.pods.get(name)
     limit = (record.guard or {}).get("max_cost_usd") if record is not None else None
-    return max(spent, float(limit)) if limit is not None else spent
+    if record is None or limit is None:
+        return None
+    spent = name_cost(state, name)
+    if spent + record.cost_per_hr * margin_seconds / 3600 <= float(limit):
+        return None
+    return f"${spent:.2f} spent of its ${float(limit):.2f} share of the budget"
+
+
+def _bound(state: State, name: str, reserve: float) -> float:
+    """What the pods of `name` can cost at most with no watchdog running: its running
+    guard's limit; with no running pod, what they cost so far or its reserve (its share
+    kept for it), whichever is larger."""
+    spent = name_cost(state, name)
+    record = state.pods.get(name)
+    limit = (record.guard or {}).get("max_cost_usd") if record is not None else None
+    return max(spent, float(limit)) if limit is not None else max(spent, reserve)

@@ -18,6 +18,10 @@ rules that belong to the session are decided once, here. The rules, in order:
 6. Strays: a pod of ours (prefix and markers) whose `PODMGR_POD` names no configured pod.
 7. Each configured pod, in the file's order:
    - ended in this session (`Session.ended_pods`): kept down (any pod of its terminated);
+   - its share of the budget spent (focus.py `share_spent`: its name's cost plus one
+     interval reaches its guard's limit): terminated, ended alone (`budget_share`: no
+     wake, and `podmgr up NAME` does not revive it in this session: a pod made again
+     would find no share left);
    - idle: ready, and no request for its model (`last_request_by_model`, the state's or
      the proxy's latest) since the latest of session start and its ready time, for its
      `idle_timeout_seconds` (else limits.idle_timeout_seconds): terminated, ended alone;
@@ -40,7 +44,7 @@ from dataclasses import dataclass, field
 
 from podmgr.config import Config
 from podmgr.errors import PodmgrError
-from podmgr.rules import Figures, Limits, first_limit
+from podmgr.rules import Figures, Limits, first_limit, label
 from podmgr.runpod.values import PodInfo
 from podmgr.state import ONE_POD, Session, State
 from podmgr.watchdog.actions import (
@@ -54,7 +58,7 @@ from podmgr.watchdog.actions import (
     StopProxy,
     TerminatePod,
 )
-from podmgr.watchdog.focus import session_for_pod
+from podmgr.watchdog.focus import session_for_pod, share_spent
 from podmgr.watchdog.identity import owner_of
 from podmgr.watchdog.observed import Observed, PodLog, ProxyView, Request
 from podmgr.watchdog.plan import plan
@@ -62,6 +66,7 @@ from podmgr.watchdog.session import Window, start_reason
 
 __all__ = ["ChoosePods", "EndPod", "ForPod", "ObservedSet", "PodView", "plan_set"]
 
+BUDGET_SHARE = "budget_share"  # rules.py: a pod whose guard's share is spent ends alone
 NOT_ASKED = "not asked for (`podmgr up NAME` starts it)"
 # End reasons one pod's view may reach that concern every pod: the session's clock, the
 # account's balance, the lease of the cron job. Any other ends that pod alone.
@@ -173,7 +178,7 @@ def plan_set(
         session.ended_pods = _ended_after(session.ended_pods, chosen)
         state = state.model_copy(update={"session": session})
     elif request == "start" and names:
-        chosen = _choose(config, names, fresh=False)
+        chosen = _choose(config, names, fresh=False, ended=session.ended_pods)
         actions.extend(chosen)
         session = session.model_copy(
             update={"ended_pods": _ended_after(session.ended_pods, chosen)}
@@ -215,14 +220,27 @@ def _everyone(observed: ObservedSet) -> Observed:
     return Observed(pods=observed.pods, proxy=observed.proxy, listing_error=observed.listing_error)
 
 
-def _choose(config: Config, names: tuple[str, ...], fresh: bool) -> list[SetAction]:
-    """`podmgr up NAME...`: run these; a fresh session leaves the others out."""
+def _choose(
+    config: Config, names: tuple[str, ...], fresh: bool, ended: Mapping[str, str] | None = None
+) -> list[SetAction]:
+    """`podmgr up NAME...`: run these; a fresh session leaves the others out. In a running
+    session, a pod whose share of the budget is spent stays down (a pod made again would
+    find no share left): `podmgr shutdown`, then `podmgr up`, starts a new session."""
     if not names:
         return []
     for name in names:
         config.pod_entry(name)  # ConfigError naming the configured ones (checked by `up` too)
+    kept = {n: why for n, why in (ended or {}).items() if n in names and why == BUDGET_SHARE}
+    out: list[SetAction] = [
+        ForPod(n, Noop(f"stays down in this session: {label(why)} (`podmgr shutdown`, then "
+                       "`podmgr up`, starts a new session)"))
+        for n, why in kept.items()
+    ]  # fmt: skip
+    started = tuple(n for n in names if n not in kept)
     left = tuple(n for n in config.pod_names if n not in names) if fresh else ()
-    return [ChoosePods(tuple(names), left)]
+    if started or left:
+        out.append(ChoosePods(started, left))
+    return out
 
 
 def _ended_after(ended: Mapping[str, str], chosen: list[SetAction]) -> dict[str, str]:
@@ -272,6 +290,10 @@ def _plan_pod(
     one_observed = observed.for_pod(name)
     if name in ended:
         return [ForPod(name, action) for action in _down(one_state, one_observed, "pod ended")]
+    spent = share_spent(state, name, Limits.of(config).margin_seconds)
+    if spent is not None:
+        down = _down(one_state, one_observed, "its share of the budget is spent")
+        return [ForPod(name, action) for action in [*down, EndPod(BUDGET_SHARE, spent)]]
     idle = _idle(config, state, observed, window, now, name)
     if idle is not None:
         down = _down(one_state, one_observed, "idle")

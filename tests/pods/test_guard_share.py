@@ -1,5 +1,6 @@
-"""Guard shares of a set (watchdog/focus.py): price-weighted, capped so that the limits
-the guards hold never sum past the budget, whatever the order of creates and ends."""
+"""Guard shares of a set (watchdog/focus.py): price-weighted over every configured pod,
+each pod's share kept for it while it is down, and the limits the guards hold never
+summing past the budget, whatever the order of creates and ends."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 from podmgr.config import Config, build_config
 from podmgr.state import PodRecord, Session, State
-from podmgr.watchdog.focus import guard_budget
+from podmgr.watchdog.focus import guard_budget, share_spent
 
 NAMES = ("chat", "fim", "embed")
 
@@ -46,16 +47,46 @@ def test_a_pod_never_gets_more_than_the_others_leave() -> None:
     assert guard_budget(three(), state, "fim", {"chat": 2.0, "fim": 0.5, "embed": 0.5}) == 0.0
 
 
-def test_ended_pods_are_not_weighted_but_their_cost_is_held() -> None:
+def test_a_pod_that_is_down_keeps_its_share_for_when_it_comes_back() -> None:
+    """embed idled out (it may be woken again): its share stays reserved, at least what it
+    cost, so fim gets its own weighted share and no more."""
     state = State(session=Session(started_at=0.0, deadline=10.0))
     assert state.session is not None
     state.session.ended_pods = {"embed": "idle"}
     state.session.book_pod(guarded("embed", 1.0, 0.5), 0.25, "embed")
-    share = guard_budget(three(), state, "fim", {"chat": 1.5, "fim": 0.5})
-    assert share == pytest.approx(3.0 * 0.25, rel=1e-4)  # weight 0.5 of 2.0 $/h
-    state.pods = {"chat": guarded("chat", 2.6, 1.5)}
-    capped = guard_budget(three(), state, "fim", {"chat": 1.5, "fim": 0.5})
-    assert capped == pytest.approx(3.0 - 2.6 - 0.25, rel=1e-4)
+    prices = {"chat": 1.5, "fim": 0.5, "embed": 0.5}
+    share = guard_budget(three(), state, "fim", prices)
+    assert share == pytest.approx(3.0 * 0.5 / 2.5, rel=1e-4)  # fim's weight: 0.5 of 2.5 $/h
+    state.pods = {"chat": guarded("chat", 1.8, 1.5)}
+    assert guard_budget(three(), state, "fim", prices) == pytest.approx(0.6, rel=1e-4)
+    state.session.book_pod(guarded("embed", 1.0, 0.5), 0.65, "embed")  # past its reserve
+    assert guard_budget(three(), state, "fim", prices) == pytest.approx(3.0 - 1.8 - 0.9, rel=1e-4)
+
+
+def test_a_pod_woken_later_in_the_session_still_finds_its_share() -> None:
+    """The first pod made while the others are down (a wake, `podmgr up chat`) gets its
+    own weighted share, not the whole budget; fim made later gets its share too."""
+    state = State(session=Session(started_at=0.0, deadline=10.0, ended_pods={"fim": "idle"}))
+    prices = {"chat": 2.0, "fim": 0.5, "embed": 0.5}
+    chat = guard_budget(three(), state, "chat", prices)
+    assert chat == pytest.approx(2.0, rel=1e-4)
+    state.pods = {"chat": guarded("chat", chat or 0.0, 2.0)}
+    assert guard_budget(three(), state, "fim", prices) == pytest.approx(0.5, rel=1e-4)
+
+
+def test_a_share_is_spent_once_its_cost_and_one_interval_reach_the_limit() -> None:
+    state = State(session=Session(started_at=0.0, deadline=10.0))
+    assert state.session is not None
+    record = guarded("fim", 1.0, 0.6)
+    state.pods = {"fim": record}
+    state.session.book_pod(record, 0.98, "fim")
+    assert share_spent(state, "fim", margin_seconds=60.0) is None  # 0.98 + 0.01 <= 1.0
+    state.session.book_pod(record, 0.015, "fim")
+    assert share_spent(state, "fim", margin_seconds=60.0) == (
+        "$0.99 spent of its $1.00 share of the budget"
+    )
+    state.pods = {"fim": record.model_copy(update={"guard": {}})}  # no budget: no share
+    assert share_spent(state, "fim", margin_seconds=60.0) is None
 
 
 def test_the_limits_in_force_never_sum_past_the_budget() -> None:

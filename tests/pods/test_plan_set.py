@@ -18,6 +18,7 @@ from podmgr.watchdog.actions import (
     CreatePod,
     EndSession,
     ForgetCreate,
+    ForgetPod,
     MarkReady,
     Noop,
     RestartPod,
@@ -279,3 +280,48 @@ def test_a_session_wide_end_from_one_pods_view_ends_all_and_makes_nothing() -> N
     assert not any(isinstance(a, ForPod) and isinstance(a.action, CreatePod) for a in actions)
     assert isinstance(actions[-1], EndSession) and actions[-1].reason == "deadline"
     assert {a.action.pod_id for a in actions if isinstance(a, ForPod)} == {"c1", "f1"}
+
+
+def _fim_near_its_share(spent: float) -> State:
+    """Both pods ready, fim's guard holding a $0.40 share, fim's name having cost `spent`
+    (the session's total far from its $2.00 budget)."""
+    fim = record("f1").model_copy(update={"guard": {"max_cost_usd": "0.4"}})
+    st = both(pods={"chat": record("c1"), "fim": fim})
+    assert st.session is not None
+    st.session.book_pod(fim, spent, "fim")
+    return st
+
+
+def test_a_pod_whose_share_is_spent_ends_alone_while_the_session_goes_on() -> None:
+    # fim: $0.35 + one 300 s interval at $1.20/h ($0.10) = $0.45 > its $0.40 share.
+    obs = ObservedSet(LISTED, PROXY_UP, None, HEALTHY)
+    actions = plan_set(two_config(max_cost_usd=2.0), _fim_near_its_share(0.35), obs, NOW)
+    fim = for_pod(actions, "fim")
+    assert TerminatePod("f1", "its share of the budget is spent") in fim
+    assert fim[-1] == EndPod("budget_share", "$0.35 spent of its $0.40 share of the budget")
+    assert [type(a) for a in for_pod(actions, "chat")] == [Noop]
+    assert not any(isinstance(a, EndSession) for a in actions)
+    kept = plan_set(two_config(max_cost_usd=2.0), _fim_near_its_share(0.25), obs, NOW)
+    assert [type(a) for a in for_pod(kept, "fim")] == [Noop]  # $0.25 + $0.10 <= $0.40
+
+
+def test_a_pod_its_guard_ended_for_its_share_is_not_made_again() -> None:
+    """The guard got there first: fim is gone from RunPod's listing. The watchdog reads the
+    share as spent (not as a lost pod to replace, whose new guard would find no share)."""
+    obs = ObservedSet((of("c1", "chat"),), PROXY_UP, None, HEALTHY)
+    actions = plan_set(two_config(max_cost_usd=2.0), _fim_near_its_share(0.39), obs, NOW)
+    fim = for_pod(actions, "fim")
+    assert ForgetPod("f1", "no longer on RunPod") in fim
+    assert isinstance(fim[-1], EndPod) and fim[-1].reason == "budget_share"
+    assert not any(isinstance(a, CreatePod) for a in fim)
+
+
+def test_up_name_does_not_revive_a_pod_whose_share_is_spent() -> None:
+    st = both(pods={"chat": record("c1")})
+    assert st.session is not None
+    st.session.ended_pods = {"fim": "budget_share"}
+    obs = ObservedSet((of("c1", "chat"),), PROXY_UP, None, HEALTHY)
+    actions = plan_set(two_config(max_cost_usd=2.0), st, obs, NOW, "start", ("fim",))
+    assert not any(isinstance(a, ChoosePods) for a in actions)
+    assert not any(isinstance(a, CreatePod) for a in for_pod(actions, "fim"))
+    assert any("share of the session's budget" in a.describe() for a in for_pod(actions, "fim"))
