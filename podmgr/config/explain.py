@@ -31,6 +31,8 @@ def field_source(loc: Sequence[str], env_names: Mapping[str, str], file: str | N
     """`from VARIABLE` when an env override set the field at `loc`, else `in FILE`."""
     if loc and loc[0] == "upstreams":
         names: set[str] = set(_UPSTREAM_NAMES)
+    elif len(loc) >= 3 and loc[0] == "pods":  # pods.N.field: an entry's field, as in `pod`
+        names = {_SECTION_TO_FLAT.get(("pod", loc[2]), "")}
     elif len(loc) >= 2:
         names = {_SECTION_TO_FLAT.get((loc[0], loc[1]), "")}
     else:
