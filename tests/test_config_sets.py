@@ -249,3 +249,10 @@ def test_the_example_two_pod_file_loads_as_documented() -> None:
     assert "32B" in chat.model and "1.5B" in fim.model
     assert set(chat.gpu_type_ids).isdisjoint(fim.gpu_type_ids)  # different GPU types
     assert config.idle_timeout_for("fim") < config.idle_timeout_for("chat")  # type: ignore[operator]
+
+
+def test_the_docs_show_the_example_file_as_it_is() -> None:
+    text = (REPO / "docs" / "configuration.md").read_text()
+    section = text[text.index("## Several models: `pods`") :]
+    shown = section[section.index("```json") + len("```json") : section.index("```\n", 8)]
+    assert json.loads(shown) == json.loads(EXAMPLE.read_text())
