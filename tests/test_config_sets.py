@@ -6,17 +6,19 @@ variable (session-wide ones still apply), `config show` / `migrate` / `schema` c
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from podmgr.cli.catalog import check_every_pod
-from podmgr.cli.prices import Catalog, price_lines
+from podmgr.cli.prices import Catalog, catalog_path, confirm_spend, price_lines, save_catalog
 from podmgr.config import Config, build_config, config_schema
 from podmgr.config.migrate import effective_view, migrate_data, migrate_file
 from podmgr.errors import ConfigError
 from podmgr.runpod.values import GpuType
+from podmgr.state import PodRecord, Session, State, StateStore
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "examples" / "two_models.json"
@@ -256,3 +258,38 @@ def test_the_docs_show_the_example_file_as_it_is() -> None:
     section = text[text.index("## Several models: `pods`") :]
     shown = section[section.index("```json") + len("```json") : section.index("```\n", 8)]
     assert json.loads(shown) == json.loads(EXAMPLE.read_text())
+
+
+def test_up_shows_no_prices_when_a_pod_of_the_set_already_runs(tmp_path: Path) -> None:
+    data = _set(watchdog={"state_file": "state/state.json"})
+    config = build_config(data, tmp_path, environ={})
+    shown: list[str] = []
+
+    def never(_question: str) -> str:
+        raise AssertionError("asked")
+
+    def confirm() -> bool:
+        return confirm_spend(
+            config, yes=False, emit=shown.append, ask=never, stdin_tty=True, stdout_tty=False
+        )
+
+    store = StateStore(config.state_path)
+    save_catalog(catalog_path(config), CATALOG)  # prices from the cache, no RunPod call
+    store.save(State(session=Session(started_at=time.time(), deadline=time.time() + 600)))
+    assert confirm() and shown[0].startswith("pod chat (big/chat-32b)")  # no pod yet: prices
+    shown.clear()
+    running = State(
+        session=Session(started_at=time.time(), deadline=time.time() + 600),
+        pods={
+            "fim": PodRecord(
+                id="p2",
+                name="podmgr-p2",
+                gpu_type_id="A",
+                cost_per_hr=0.69,
+                created_at=time.time(),
+                vllm_api_key="fake-vllm-key-not-secret",
+            )
+        },
+    )
+    store.save(running)  # a record under "fim", none under "pod": the session has a pod
+    assert confirm() and shown == []
