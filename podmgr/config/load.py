@@ -8,7 +8,10 @@ resolved against the directory of the file, not the current directory.
 A file in sections and an old flat file load into the same `Config` (flat.py). Environment
 overrides, strongest first: `PODMGR_<FIELD>` with the old flat names (JSON values are
 parsed, so `PODMGR_GPU_TYPE_ID='["A","B"]'` works), then the original tool's
-`MAX_CACHE_SIZE`, `CACHE_SIZE_BYTES`, `ENABLE_PROFILING` and `PREWARM_CACHE`.
+`MAX_CACHE_SIZE`, `CACHE_SIZE_BYTES`, `ENABLE_PROFILING` and `PREWARM_CACHE`. With
+`pods` in the file, a pod field's override is refused naming its variable, except
+`PODMGR_ENDPOINT_URL_TEMPLATE` and `PODMGR_POD_NAME_PREFIX`, which set every entry
+(`_pod_overrides`).
 
 An invalid value is exit 2 naming the field and where its value came from: the
 variable (`from PODMGR_RUNTIME_SECONDS`) or the file (`in /path/pod_config.json`); an
