@@ -60,7 +60,12 @@ def _error(data: dict[str, Any], environ: dict[str, str] | None = None) -> Confi
             id="cuda below the image's",
         ),
         pytest.param({"gpu_count": "x"}, "pods.1.gpu_count", "valid integer", id="type error"),
-        pytest.param({"gpu_cont": 1}, "pods.1.gpu_cont", "did you mean 'gpu_count'", id="typo"),
+        pytest.param(
+            {"gpu_cont": 1},
+            "pods.1.gpu_cont",
+            "an entry of pods; did you mean 'gpu_count'",
+            id="typo",
+        ),
     ],
 )
 def test_a_bad_field_in_the_second_entry_names_pods_1(
