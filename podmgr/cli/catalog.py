@@ -18,7 +18,13 @@ from podmgr.runpod.gpu_ids import unknown_ids, unknown_ids_message
 from podmgr.runpod.placement import clouds_of, cuda_usable
 from podmgr.runpod.values import GpuType
 
-__all__ = ["catalog_path", "check_choices", "check_gpu_ids", "saved_catalog"]
+__all__ = [
+    "catalog_path",
+    "check_choices",
+    "check_every_pod",
+    "check_gpu_ids",
+    "saved_catalog",
+]
 
 
 def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], list[str]]:
@@ -48,13 +54,30 @@ def check_choices(pod: PodSection, catalog: list[GpuType]) -> tuple[list[str], l
     return problems, notes
 
 
-def check_gpu_ids(pod: PodSection, catalog: list[GpuType], source: str) -> None:
-    """ConfigError (exit 2) naming pod.gpu_type_id and the closest ids when the catalog
-    read from `source` lacks any of the config's GPU ids."""
+def check_gpu_ids(
+    pod: PodSection, catalog: list[GpuType], source: str, field: str = "pod.gpu_type_id"
+) -> None:
+    """ConfigError (exit 2) naming `field` (the pod's gpu_type_id: `pods.1.gpu_type_id` for
+    the second entry of `pods`) and the closest ids when the catalog read from `source`
+    lacks any of the pod's GPU ids."""
     unknown = unknown_ids(pod.gpu_type_ids, catalog)
     if unknown:
         said = unknown_ids_message(unknown, catalog)
-        raise ConfigError(f"{said} (RunPod's catalog: {source})", field="pod.gpu_type_id")
+        raise ConfigError(f"{said} (RunPod's catalog: {source})", field=field)
+
+
+def check_every_pod(config: Config, catalog: list[GpuType], source: str) -> None:
+    """`check_gpu_ids` for each configured pod, in the file's order; the error names the
+    entry (`pods.N.gpu_type_id`, its name in the message) when the file lists `pods`."""
+    for index, entry in enumerate(config.pods):
+        field = config.pod_field(index, "gpu_type_id")
+        try:
+            check_gpu_ids(entry, catalog, source, field)
+        except ConfigError as error:
+            if not config.lists_pods:
+                raise
+            said = error.message.removeprefix(f"{field}: ")
+            raise ConfigError(f"pod {entry.name!r}: {said}", field=field) from None
 
 
 def saved_catalog(config: Config) -> list[GpuType] | None:

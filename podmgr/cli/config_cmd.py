@@ -42,35 +42,83 @@ def register(subparsers: Any) -> None:
 def run_validate(args: argparse.Namespace) -> int:
     from podmgr.config import find_config_path, load_config, read_config_file
     from podmgr.config.flat import is_flat_form
-    from podmgr.guard.launch import guard_problem
 
     path = args.path or args.config
     config = load_config(path)
-    config.pod.resolved_env()  # `${NAME}` values as `podmgr up` would send them
+    _resolve_envs(config)  # `${NAME}` values as `podmgr up` would send them
     where = find_config_path(path)
     source = str(where) if where.exists() else "defaults (no config file found)"
     checked = _check_gpu_ids(config)  # exit 2 for a GPU id RunPod does not list
     print(f"ok: {source}")
     if where.exists() and is_flat_form(read_config_file(where)):
         print(FLAT_NOTE)
-    pod, limits = config.pod, config.limits
-    print(f"  gpu types: {', '.join(pod.gpu_type_ids)}  cloud: {pod.cloud_type}")
-    print(f"  gpu ids: {checked}")
-    print(_cuda_line(config))
-    print(_limits_line(limits))
-    print(f"  state: {config.state_path}  cache: {config.cache_path}")
-    why = guard_problem(config)
-    if why is None:
-        print(f"  guard: armed in each pod, checks every {config.guard.interval_seconds:g}s")
-    elif config.guard.enabled:
-        print(f"warning: no guard in the pod ({why}); the limits hold only while passes run")
+    if config.lists_pods:
+        for line in _pod_lines(config):
+            print(line)
     else:
-        print("  guard: off (guard.enabled: false); the limits hold only while passes run")
-    if pod.interruptible:
+        pod = config.pod
+        print(f"  gpu types: {', '.join(pod.gpu_type_ids)}  cloud: {pod.cloud_type}")
+    print(f"  gpu ids: {checked}")
+    if not config.lists_pods:
+        print(_cuda_line(config.pod))
+    print(_limits_line(config.limits) + ("  (one session for every pod)" * config.lists_pods))
+    print(f"  state: {config.state_path}  cache: {config.cache_path}")
+    for line in _guard_lines(config):
+        print(line)
+    if any(entry.interruptible for entry in config.pods):
         from podmgr.runpod.spot import GRAPHQL_RETIREMENT
 
         print(f"warning: {GRAPHQL_RETIREMENT}")
     return 0
+
+
+def _resolve_envs(config: Any) -> None:
+    """Every pod's `${NAME}` env values resolved (an unset one: exit 2 naming the entry)."""
+    from podmgr.errors import ConfigError
+
+    for index, entry in enumerate(config.pods):
+        try:
+            entry.resolved_env()
+        except ConfigError as error:
+            if not config.lists_pods:
+                raise
+            field = config.pod_field(index, (error.field or "env").removeprefix("pod."))
+            said = error.message.removeprefix(f"{error.field}: ")
+            raise ConfigError(f"pod {entry.name!r}: {said}", field=field) from None
+
+
+def _pod_lines(config: Any) -> list[str]:
+    """Each pod of `pods`: its name and model, GPU types, cloud, idle time and host CUDA."""
+    from podmgr.cli.prices import format_duration
+
+    lines = [f"  pods: {', '.join(config.pod_names)}"]
+    for entry in config.pods:
+        idle = config.idle_timeout_for(entry.name)
+        lines += [
+            f"  pod {entry.name}: {entry.model}",
+            f"    gpu types: {', '.join(entry.gpu_type_ids)}  cloud: {entry.cloud_type}  "
+            f"idle: {format_duration(idle) if idle else 'none'}",
+            "  " + _cuda_line(entry),
+        ]
+    return lines
+
+
+def _guard_lines(config: Any) -> list[str]:
+    """Whether each pod gets the guard (one line for one pod, as before)."""
+    from podmgr.guard.launch import guard_problem
+
+    every = f"  guard: armed in each pod, checks every {config.guard.interval_seconds:g}s"
+    if not config.guard.enabled:
+        return ["  guard: off (guard.enabled: false); the limits hold only while passes run"]
+    lines: list[str] = []
+    for entry in config.pods:
+        why = guard_problem(config.model_copy(update={"pod": entry.section()}))
+        if why is not None:
+            pod = f" of pod {entry.name}" if config.lists_pods else ""
+            lines.append(
+                f"warning: no guard in the pod{pod} ({why}); the limits hold only while passes run"
+            )
+    return lines or [every]
 
 
 def _limits_line(limits: Any) -> str:
@@ -86,18 +134,18 @@ def _limits_line(limits: Any) -> str:
 
 
 def _check_gpu_ids(config: Any) -> str:
-    """The config's GPU ids against RunPod's catalog when one is at hand: the one
-    `--refresh-catalog` saved, else read with RUNPOD_API_KEY (a short try: validate must
-    not hang on a network). ConfigError (exit 2) with the closest ids for an id it lacks;
-    else how far the ids were checked."""
+    """Every pod's GPU ids against RunPod's catalog when one is at hand: the one
+    `podmgr gpus` saved, else read with RUNPOD_API_KEY (a short try: validate must not
+    hang on a network). ConfigError (exit 2) with the closest ids for an id it lacks,
+    naming the pod (`pods.N.gpu_type_id`); else how far the ids were checked."""
     import os
 
-    from podmgr.cli.catalog import catalog_path, check_gpu_ids, saved_catalog
+    from podmgr.cli.catalog import catalog_path, check_every_pod, saved_catalog
     from podmgr.errors import ApiError
 
     catalog = saved_catalog(config)
     if catalog is not None:
-        check_gpu_ids(config.pod, catalog, f"saved at {catalog_path(config)}")
+        check_every_pod(config, catalog, f"saved at {catalog_path(config)}")
         return "checked against the saved catalog"
     if not os.environ.get("RUNPOD_API_KEY"):
         return "not checked: no saved catalog and no RUNPOD_API_KEY"
@@ -107,10 +155,10 @@ def _check_gpu_ids(config: Any) -> str:
     configure_logging("error")  # its retries are said in the line this returns
     client = RunPodClient(retry_initial_seconds=0.5, retry_max_seconds=VALIDATE_RETRY_SECONDS)
     try:
-        catalog = client.gpu_catalog(config.pod.gpu_count)
+        catalog = client.gpu_catalog(min(entry.gpu_count for entry in config.pods))
     except ApiError as error:
         return f"not checked: RunPod's catalog unread ({error.message})"
-    check_gpu_ids(config.pod, catalog, "read now with RUNPOD_API_KEY")
+    check_every_pod(config, catalog, "read now with RUNPOD_API_KEY")
     return "checked against RunPod's catalog"
 
 
@@ -118,10 +166,10 @@ def _check_gpu_ids(config: Any) -> str:
 VALIDATE_RETRY_SECONDS = 5.0
 
 
-def _cuda_line(config: Any) -> str:
+def _cuda_line(pod: Any) -> str:
+    """The host CUDA a pod section may land on, and why."""
     from podmgr.cuda import image_cuda_floor
 
-    pod = config.pod
     if pod.allowed_cuda_versions:
         return f"  host CUDA: exactly {', '.join(pod.allowed_cuda_versions)}"
     needed = image_cuda_floor(pod.image_name)

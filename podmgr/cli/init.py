@@ -43,7 +43,9 @@ def register(subparsers: Any) -> None:
             "Asks for (or takes as flags) the model, context length, budget, runtime and "
             "idle limit; proposes the cheapest GPU types whose memory fits; shows $/h and a "
             "session's worst case; checks RUNPOD_API_KEY; writes only what differs from the "
-            "defaults. Never creates a pod."
+            "defaults. Never creates a pod. It writes one pod (a `pod` section); for several "
+            "models, one pod each, edit `pods` by hand from examples/two_models.json "
+            "(docs/configuration.md)."
         ),
     )
     init.add_argument("--model", help="Hugging Face model id vLLM serves")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podmgr.config import Config
+from podmgr.config import Config, PodSection
 from podmgr.errors import AuthError, ConfigError, PodmgrError
 from podmgr.runpod.placement import clouds_of
 from podmgr.runpod.values import GpuType
@@ -166,11 +166,10 @@ def worst_text(runtime_seconds: float, dearest: float, budget: float | None) -> 
     return f"{_money(worst)} ({why})"
 
 
-def price_lines(config: Config, catalog: Catalog | None) -> list[str]:
-    """What `up` shows before the first create: the GPU types in the order a create tries
-    them, each with its $/h in the configured cloud, the worst case and the budget."""
-    pod, limits = config.pod, config.limits
-    lines = [f"GPU types, in the order a create tries them ({pod.cloud_type} cloud):"]
+def _gpu_lines(pod: PodSection, catalog: Catalog | None) -> tuple[list[str], float | None]:
+    """One line per GPU type of `pod` with its $/h in each allowed cloud, and the dearest
+    $/h among them (None: no price known)."""
+    lines: list[str] = []
     dearest: float | None = None
     for gpu_id in pod.gpu_type_ids:
         prices = hourly(catalog.find(gpu_id) if catalog else None, pod.cloud_type, pod.gpu_count)
@@ -182,6 +181,58 @@ def price_lines(config: Config, catalog: Catalog | None) -> list[str]:
         lines.append(f"  {gpu_id}{count}: {shown or 'price unknown'}")
         if prices:
             dearest = max([*prices.values(), *([dearest] if dearest is not None else [])])
+    return lines, dearest
+
+
+def price_lines(config: Config, catalog: Catalog | None) -> list[str]:
+    """What `up` shows before the first create: the GPU types in the order a create tries
+    them, each with its $/h in the configured cloud, the worst case and the budget.
+
+    With `pods`, each pod's types under its name; the worst case is the runtime times the
+    sum of every pod's dearest $/h (each may run the whole session), capped by the one
+    budget, which the pods' guards share."""
+    if not config.lists_pods:
+        return _one_pod_lines(config, catalog)
+    limits = config.limits
+    lines: list[str] = []
+    dearest: list[float | None] = []
+    for entry in config.pods:
+        gpus, dear = _gpu_lines(entry, catalog)
+        order = f"GPU types, in the order a create tries them ({entry.cloud_type} cloud)"
+        lines.append(f"pod {entry.name} ({entry.model}): {order}:")
+        lines += gpus
+        dearest.append(dear)
+    known = [price for price in dearest if price is not None]
+    if len(known) == len(dearest):
+        worst = worst_text(limits.runtime_seconds, sum(known), limits.max_cost_usd)
+        lines.append(f"worst case for this session: {worst}, every pod together")
+    else:
+        runtime = format_duration(limits.runtime_seconds)
+        lines.append(f"worst case for this session: unknown (no price; runtime {runtime})")
+    idle = ", ".join(f"{name} {_idle_text(config, name)}" for name in config.pod_names)
+    budget = limits.max_cost_usd
+    shared = (
+        f"{_money(budget)} per session, shared by the pods' guards"
+        if budget is not None
+        else "none"
+    )
+    lines.append(f"budget: {shared}; idle limit: {idle}")
+    if catalog is not None:
+        lines.append(f"prices: {catalog.source}")
+    return lines
+
+
+def _idle_text(config: Config, name: str) -> str:
+    idle = config.idle_timeout_for(name)
+    return format_duration(idle) if idle else "none"
+
+
+def _one_pod_lines(config: Config, catalog: Catalog | None) -> list[str]:
+    """`price_lines` for one pod (a `pod` section or a flat file), as before sets."""
+    pod, limits = config.pod, config.limits
+    lines = [f"GPU types, in the order a create tries them ({pod.cloud_type} cloud):"]
+    gpus, dearest = _gpu_lines(pod, catalog)
+    lines += gpus
     budget = limits.max_cost_usd
     runtime = format_duration(limits.runtime_seconds)
     if dearest is not None:
@@ -212,7 +263,7 @@ def _session_has_pod(config: Config) -> bool:
         state is not None
         and state.session is not None
         and state.session.active
-        and (state.pod is not None)
+        and bool(state.pods)  # any pod of the session (every record is in `pods`)
     )
 
 

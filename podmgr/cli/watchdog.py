@@ -240,11 +240,11 @@ def _check_saved_catalog(config: Any) -> None:
     """The config's GPU ids against the catalog `--refresh-catalog` saved, when there is
     one (a file read: cheap). Without it, a pass's create reads the catalog anyway and a
     refused create ends the session (podmgr/watchdog/apply.py)."""
-    from podmgr.cli.catalog import catalog_path, check_gpu_ids, saved_catalog
+    from podmgr.cli.catalog import catalog_path, check_every_pod, saved_catalog
 
     catalog = saved_catalog(config)
     if catalog is not None:
-        check_gpu_ids(config.pod, catalog, f"saved at {catalog_path(config)}")
+        check_every_pod(config, catalog, f"saved at {catalog_path(config)}")
 
 
 def _served_then_ended(config: Any, state: Any) -> str:

@@ -31,6 +31,8 @@ def field_source(loc: Sequence[str], env_names: Mapping[str, str], file: str | N
     """`from VARIABLE` when an env override set the field at `loc`, else `in FILE`."""
     if loc and loc[0] == "upstreams":
         names: set[str] = set(_UPSTREAM_NAMES)
+    elif len(loc) >= 3 and loc[0] == "pods":  # pods.N.field: an entry's field, as in `pod`
+        names = {_SECTION_TO_FLAT.get(("pod", loc[2]), "")}
     elif len(loc) >= 2:
         names = {_SECTION_TO_FLAT.get((loc[0], loc[1]), "")}
     else:
@@ -44,7 +46,8 @@ def unknown_field_message(root: type[BaseModel], loc: Sequence[str | int]) -> st
     """What to say about the unknown field at `loc` (its last part) under `root`."""
     allowed = _allowed_names(root, loc[:-1])
     place = ".".join(str(part) for part in loc[:-1] if not isinstance(part, int))
-    where = f"not a field of {place}" if place else "not a config field"
+    entry = any(isinstance(part, int) for part in loc[:-1])  # pods.1.x: inside a list
+    where = f"not a field of {'an entry of ' * entry}{place}" if place else "not a config field"
     guess = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
     if guess:
         return f"{where}; did you mean {guess[0]!r}?"

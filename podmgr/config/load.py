@@ -8,7 +8,10 @@ resolved against the directory of the file, not the current directory.
 A file in sections and an old flat file load into the same `Config` (flat.py). Environment
 overrides, strongest first: `PODMGR_<FIELD>` with the old flat names (JSON values are
 parsed, so `PODMGR_GPU_TYPE_ID='["A","B"]'` works), then the original tool's
-`MAX_CACHE_SIZE`, `CACHE_SIZE_BYTES`, `ENABLE_PROFILING` and `PREWARM_CACHE`.
+`MAX_CACHE_SIZE`, `CACHE_SIZE_BYTES`, `ENABLE_PROFILING` and `PREWARM_CACHE`. With
+`pods` in the file, a pod field's override is refused naming its variable, except
+`PODMGR_ENDPOINT_URL_TEMPLATE` and `PODMGR_POD_NAME_PREFIX`, which set every entry
+(`_pod_overrides`).
 
 An invalid value is exit 2 naming the field and where its value came from: the
 variable (`from PODMGR_RUNTIME_SECONDS`) or the file (`in /path/pod_config.json`); an
@@ -160,6 +163,44 @@ def _format_validation_error(
     return _explained(loc, message, flat, sources)
 
 
+# Pod fields that an env override sets on every entry of `pods`: where pods are reached and
+# how ours are named are the machine's and the set's (a set needs one pod_name_prefix), not
+# one pod's choice. The simulator's rehearsal sets PODMGR_ENDPOINT_URL_TEMPLATE (README).
+SET_WIDE_POD_FIELDS = frozenset({"endpoint_url_template", "pod_name_prefix"})
+
+
+def _pod_overrides(
+    data: Mapping[str, Any], env: Mapping[str, Any], sources: _Sources
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(data, env) with a set-wide pod override moved into every entry of the file's `pods`.
+
+    Without `pods` both come back as they are. With `pods`, any other pod-field override is
+    a ConfigError naming the variable: which entry it meant is a guess (one model for every
+    pod would give two pods one model, which a set refuses). Overrides of session-wide
+    fields (limits, proxy, cache, watchdog, startup, guard, upstreams) apply to a set as to
+    one pod."""
+    if "pods" not in data or not isinstance(data["pods"], list):
+        return dict(data), dict(env)
+    pod_fields = sorted(name for name in env if FLAT_TO_SECTION.get(name, ("",))[0] == "pod")
+    refused = [name for name in pod_fields if name not in SET_WIDE_POD_FIELDS]
+    if refused:
+        env_names, file = sources
+        name = refused[0]
+        where = f" ({file})" if file else ""
+        raise ConfigError(
+            f"sets pod.{name}, but this config lists its pods in `pods`{where}: set {name} "
+            "in the entry of `pods` it is for, and unset the variable (overrides of "
+            "session-wide fields, such as PODMGR_RUNTIME_SECONDS or PODMGR_MAX_COST_USD, "
+            "still apply; PODMGR_ENDPOINT_URL_TEMPLATE and PODMGR_POD_NAME_PREFIX apply to "
+            "every pod)",
+            field=env_names.get(name, f"PODMGR_{name.upper()}"),
+        )
+    wide = {name: env[name] for name in pod_fields}
+    entries = [{**e, **wide} if isinstance(e, Mapping) else e for e in data["pods"]]
+    rest = {name: value for name, value in env.items() if name not in wide}
+    return {**data, "pods": entries}, rest
+
+
 def build_config(
     data: Mapping[str, Any],
     base_dir: Path | str = ".",
@@ -171,6 +212,7 @@ def build_config(
     env = env_overrides(environ)
     sources: _Sources = (env_sources(environ), source)
     flat = set(flat_keys(data))
+    data, env = _pod_overrides(data, env, sources)
     try:
         merged = _merge(to_sections(data), to_sections(env))
         return Config.model_validate({**merged, "base_dir": str(base_dir)})

@@ -25,7 +25,7 @@ from pydantic import (
 )
 
 from podmgr.config.flat import to_sections
-from podmgr.config.pods import DEFAULT_POD_NAME, PodEntry, check_pod_set
+from podmgr.config.pods import DEFAULT_POD_NAME, PodEntry, check_entry, check_pod_set
 from podmgr.config.sections import (
     CacheSection,
     GuardSection,
@@ -92,6 +92,16 @@ class Config(BaseModel):
             )
         return sections
 
+    @field_validator("pods", mode="before")
+    @classmethod
+    def _entry_errors_named(cls, value: Any) -> Any:
+        """A check inside an entry names `pods.N.<field>`, not `pod.<field>`."""
+        if isinstance(value, list | tuple):
+            for index, item in enumerate(value):
+                if isinstance(item, Mapping):
+                    check_entry(index, item)
+        return value
+
     @field_validator("upstreams")
     @classmethod
     def _upstreams_ok(cls, value: list[UpstreamSpec]) -> list[UpstreamSpec]:
@@ -154,6 +164,17 @@ class Config(BaseModel):
     def pod_upstream(self) -> UpstreamSpec | None:
         """The upstream entry of the managed pod, if the pod is one of the upstreams."""
         return next((spec for spec in self.upstreams if spec.kind == "pod"), None)
+
+    @property
+    def lists_pods(self) -> bool:
+        """True when the file named its pods in `pods` (its fields are then `pods.N.<field>`),
+        False for a `pod` section or a flat file (`pod.<field>`)."""
+        return "pods" in self.model_fields_set
+
+    def pod_field(self, index: int, field: str) -> str:
+        """How an error names `field` of the index-th pod: `pods.1.gpu_type_id` for a file
+        with `pods`, `pod.gpu_type_id` for one pod (the path pydantic's errors give too)."""
+        return f"pods.{index}.{field}" if self.lists_pods else f"pod.{field}"
 
     @property
     def pod_names(self) -> tuple[str, ...]:

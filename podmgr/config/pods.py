@@ -14,14 +14,22 @@ two pods for one model would leave the route a guess and bill twice).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from podmgr.config.sections import PodSection
 from podmgr.errors import ConfigError
 
-__all__ = ["DEFAULT_POD_NAME", "POD_NAME_PATTERN", "PodEntry", "check_pod_set"]
+__all__ = [
+    "DEFAULT_POD_NAME",
+    "POD_NAME_PATTERN",
+    "PodEntry",
+    "check_entry",
+    "check_pod_set",
+    "entry_field",
+]
 
 DEFAULT_POD_NAME = "pod"
 POD_NAME_PATTERN = r"^[a-z0-9-]{1,20}$"
@@ -72,3 +80,22 @@ def check_pod_set(entries: Sequence[PodEntry]) -> None:
                     field="pods",
                 )
             seen.add(value)
+
+
+def entry_field(index: int, field: str) -> str:
+    """`pod.gpu_type_id` (a pod section's own name for its field) as `pods.1.gpu_type_id`:
+    the same path pydantic gives a type error in that entry (explain.py, load.py)."""
+    return f"pods.{index}.{field.removeprefix('pod.')}"
+
+
+def check_entry(index: int, data: Mapping[str, Any]) -> None:
+    """Run entry `index`'s own checks; a ConfigError they raise (PodSection's checks across
+    fields name `pod.<field>`) is raised again naming `pods.<index>.<field>`. A type error
+    is left to the validation of the list, which names the entry itself."""
+    try:
+        PodEntry.model_validate(data)
+    except ValidationError:
+        return
+    except ConfigError as error:
+        field = entry_field(index, error.field) if error.field else f"pods.{index}"
+        raise ConfigError(str(error).removeprefix(f"{error.field}: "), field=field) from None

@@ -20,10 +20,14 @@ limit ends the pod, for that rule's reason. The guard only knows how to read its
                            session started);
   - projected_cost_usd:    spent + cost x (now + interval - created_at) / 3600, the
                            session's cost by the next check (PODMGR_GUARD_SPENT_USD is the
-                           session's cost when the pod was created; the rate is the pod's
-                           `cost` from `GET /pods/{id}` (v2 Pod.cost, USD/h billed); time
-                           since PODMGR_GUARD_CREATED_AT over-counts any stopped time, which
-                           errs towards ending early);
+                           session's cost when the pod was created; in a pod of a set,
+                           config `pods`, it is what that pod's name has cost so far, and
+                           PODMGR_GUARD_MAX_COST_USD is that pod's share of the budget,
+                           shares that never sum past it: podmgr/watchdog/focus.py,
+                           guard_budget. The rate is the pod's `cost` from
+                           `GET /pods/{id}` (v2 Pod.cost, USD/h billed); time since
+                           PODMGR_GUARD_CREATED_AT over-counts any stopped time, which errs
+                           towards ending early);
   - idle_seconds:          how long vLLM's `/metrics` request counters (finished requests,
                            running and waiting gauges) stayed unchanged with nothing in
                            flight, counted from the first answer of `/metrics` (model
