@@ -49,10 +49,14 @@ from podmgr.whatif.trace import TraceRequest
 __all__ = [
     "PodResult",
     "Prices",
+    "ReplayLoop",
     "ReplayResult",
     "SessionResult",
     "always_on",
+    "new_model",
     "replay",
+    "run_events",
+    "token_cost",
     "wait_percentiles",
 ]
 
@@ -139,7 +143,7 @@ def _percentile(values: list[float], point: float) -> float | None:
     return ordered[min(len(ordered) - 1, math.ceil(point * len(ordered)) - 1)]
 
 
-def wait_percentiles(result: ReplayResult) -> tuple[float | None, float | None]:
+def wait_percentiles(result: ReplayResult | PodResult) -> tuple[float | None, float | None]:
     return _percentile(result.waits, 0.5), _percentile(result.waits, 0.95)
 
 
@@ -149,7 +153,7 @@ def always_on(requests: list[TraceRequest], price_per_hour: float) -> tuple[floa
     return hours, hours * price_per_hour
 
 
-class _Replay:
+class ReplayLoop:
     """The loop's state: the watchdog's State, the model, the waiting requests."""
 
     def __init__(
@@ -179,6 +183,17 @@ class _Replay:
     def anything_up(self, now: float) -> bool:
         """A cron pass runs: a session is active, a record is held or RunPod lists a pod."""
         return self.session_active() or bool(self.state.pods) or bool(self.model.listing(now))
+
+    def create_config(self, gpu: str, spot: bool) -> Config:
+        """The config a pod is created with (a set's pod: its guard's share of the budget)."""
+        return self.config
+
+    def guard_session(self) -> Session | None:
+        """The session as the new pod's guard is told it (watchdog/focus.py)."""
+        return self.state.session
+
+    def price(self, gpu: str, spot: bool) -> float:
+        return self.prices.of(gpu, spot)
 
     def poll(self, now: float) -> None:
         """`podmgr up`'s loop polls (runner.run_until_serving)."""
@@ -218,7 +233,7 @@ class _Replay:
         fallback = next((u for u in self.fallbacks if u.serves(request.model)), None)
         if fallback is not None:
             self.result.fallback_requests += 1
-            self.result.fallback_cost_usd += _token_cost(fallback, request)
+            self.result.fallback_cost_usd += token_cost(fallback, request)
             if not request.tokens_known:
                 self.result.fallback_without_tokens += 1
         elif self.session_active():
@@ -341,11 +356,11 @@ class _Replay:
         self.names += 1
         name = f"{self.config.pod.pod_name_prefix}whatif-{self.names}"
         spec = pod_spec(
-            self.config, "whatif", name, gpu, "sk-whatif", spot=action.spot,
-            session=self.state.session, now=now,
+            self.create_config(gpu, action.spot), "whatif", name, gpu, "sk-whatif",
+            spot=action.spot, session=self.guard_session(), now=now,
         )  # fmt: skip
         guard = guard_limits(spec.env)
-        price = self.prices.of(gpu, action.spot)
+        price = self.price(gpu, action.spot)
         live = self.model.create(name, gpu, price, action.spot, now, guard, self.focus())
         self.state.pod = PodRecord(
             id=live.id, name=name, gpu_type_id=gpu, created_at=now, phase="starting",
@@ -399,7 +414,7 @@ class _Replay:
         self.in_up_loop = False  # requests still waiting: run_pass decides their fate
 
 
-def _token_cost(upstream: UpstreamSpec, request: TraceRequest) -> float:
+def token_cost(upstream: UpstreamSpec, request: TraceRequest) -> float:
     price_in = upstream.price_input_per_million or 0.0
     price_out = upstream.price_output_per_million or 0.0
     return (request.prompt_tokens * price_in + request.completion_tokens * price_out) / 1e6
@@ -417,7 +432,7 @@ def replay(
     """What `config` would have done and cost on `requests` (sorted by time)."""
     model = new_model(config, pace, preemptions_per_hour, seed)
     fallbacks = [u for u in config.upstreams if u.kind != "pod"]
-    run = _Replay(config, prices, model, fallbacks)
+    run = ReplayLoop(config, prices, model, fallbacks)
     end = run_events(run, requests)
     result = run.result
     result.billed_seconds = model.billed_seconds(end)
@@ -444,7 +459,7 @@ def new_model(
     )
 
 
-def run_events(run: _Replay, requests: list[TraceRequest]) -> float:
+def run_events(run: ReplayLoop, requests: list[TraceRequest]) -> float:
     """Play the trace's requests, cron's passes and `podmgr up`'s polls in time order;
     the time the replay ends (the last request, or the last pod's end after it)."""
     # Not a first run on this machine: a first pass with no history would start a session.

@@ -190,7 +190,8 @@ class RunPodModel:
             if pod.stopped_at is None:
                 end = self._guard_end(pod)
                 if end is not None and end[0] <= now:
-                    self.terminate(pod.id, end[0], by="pod")
+                    # a limit already passed when this start began: its first check ends it
+                    self.terminate(pod.id, max(end[0], pod.intervals[-1][0]), by="pod")
                     pod.end_reason = end[1]
 
     def _guard_end(self, pod: VirtualPod) -> tuple[float, str] | None:
@@ -222,10 +223,8 @@ class RunPodModel:
 
     def _download(self, owner: str) -> float:
         """Seconds to download the model: none once it is on the pod's network volume."""
-        if self.volume_owners is not None:
-            volume = owner in self.volume_owners
-        else:
-            volume = self.volume
+        owners = self.volume_owners
+        volume = self.volume if owners is None else owner in owners
         if volume and owner in self.weights_on_volume:
             return 0.0
         if volume:
