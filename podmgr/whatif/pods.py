@@ -13,13 +13,14 @@ changes with several pods, and where each rule comes from:
 - Idle per pod: the proxy's `last_request_by_model` (in the `ObservedSet`'s ProxyView) is
   the latest request per model; `plan_set` ends a pod alone after its own idle time
   (`EndPod`), and each pod's guard has that idle time too (watchdog/focus.py `pod_config`).
-- Wake per model: a request for a pod that is down, when no session is active or that pod
-  has ended alone in the running session, runs the pass `podmgr up NAME` runs (request
-  "start", names = that pod; proxy/wake.py runs `podmgr up ... NAME`): only that pod
-  starts (a new session marks the others "not asked for"). Without `wake_on_request` the
-  modelled person does the same for the model they asked for. The rule of the one-pod
-  replay holds per pod too: a pod that ended alone for a reason that allows no wake
-  (crash loop, ...: podmgr/rules.py) is not woken again that UTC day.
+- Wake per model: with `wake_on_request`, a request for a pod that is down, when no
+  session is active or that pod has ended alone in the running session, runs the pass
+  `podmgr up NAME` runs (request "start", names = that pod; proxy/wake.py runs `podmgr up
+  ... NAME` with several pods): only that pod starts (a new session marks the others "not
+  asked for"). Without it, the modelled person runs `podmgr up` (every pod) when no
+  session is active, and `podmgr up NAME` for a pod that ended alone in the running one.
+  The rule of the one-pod replay holds per pod too: a pod that ended alone for a reason
+  that allows no wake (crash loop, ...: podmgr/rules.py) is not woken again that UTC day.
 - Actions: `ForPod(name, action)` is applied with the one-pod handlers of replay.py on
   the pod's one-pod config (`pod_config`) and the state focused on its record, with its
   own counters (`counting_for`), as apply.py `_for_pod` does; `EndPod` and `ChoosePods`
@@ -167,6 +168,13 @@ class _SetReplay(ReplayLoop):
         ended = self.ended_at.get(name, now)
         return math.floor(ended / DAY) != math.floor(now / DAY)
 
+    def up_for(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The names `podmgr up` is run with to start these pods (module docstring): the
+        proxy's wake names them; a person starting a session starts every pod."""
+        if self.whole.limits.wake_on_request or self.session_active():
+            return names
+        return ()
+
     def on_request(self, request: TraceRequest) -> None:
         now = request.at
         self.model.settle(now)
@@ -183,7 +191,7 @@ class _SetReplay(ReplayLoop):
             self.serve_pod(name, now)
             return
         if not self.wanted(name) and self.may_wake(name, now):
-            self.run_pass(now, "start", (name,))
+            self.run_pass(now, "start", self.up_for((name,)))
             if self.session_active() and self.ready(name, now):
                 self.serve_pod(name, now)
                 return
@@ -270,7 +278,7 @@ class _SetReplay(ReplayLoop):
                 self.waiting_for[name].clear()
         if wake:
             latest = max(max(self.waiting_for[name]) for name in wake)
-            self.run_pass(now, "start", wake)
+            self.run_pass(now, "start", self.up_for(wake))
             session = self.current_session()
             if session is not None:
                 session.last_request_at = max(session.last_request_at or latest, latest)
