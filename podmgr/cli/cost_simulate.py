@@ -216,6 +216,7 @@ def _row(
         "fallback_requests_without_tokens": result.fallback_without_tokens,
         "unserved_requests": result.unserved_requests,
         "refused_requests": result.refused_requests,
+        "refused_models": dict(sorted(result.refused_models.items())),
         "session_ends": _end_counts(result),
         "always_on": {"billed_hours": _round(on_hours), "cost_usd": _round(on_cost)},
     }
@@ -272,8 +273,10 @@ def _print_table(summary: dict[str, Any]) -> None:
 def _print_pods(row: dict[str, Any]) -> None:
     """Several pods: one line per pod, then the total, and the always-on comparison."""
     if row["refused_requests"]:
+        models = ", ".join(f"{m} ({n})" for m, n in row["refused_models"].items())
         print(
-            f"  {row['refused_requests']} requests refused: no pod or fallback serves their model"
+            f"  {row['refused_requests']} requests refused, no pod or fallback serves their "
+            f"model: {models}"
         )
     print("  per pod:")
     width = max(len(pod["name"]) for pod in row["pods"])

@@ -210,6 +210,8 @@ class _SetReplay(ReplayLoop):
                 self.by_pod[name].fallback += 1
         elif name is None:
             self.result.refused_requests += 1
+            refused = self.result.refused_models
+            refused[str(request.model)] = refused.get(str(request.model), 0) + 1
         elif self.wanted(name):
             self.waiting_for[name].append(request.at)
         else:

@@ -129,6 +129,7 @@ class ReplayResult:
     # Requests for a model no configured pod and no fallback serves (several pods only: a
     # one-pod config's pod answers every model, as before issue 23).
     refused_requests: int = 0
+    refused_models: dict[str, int] = field(default_factory=dict)  # how many per model
     by_pod: list[PodResult] = field(default_factory=list)  # config `pods`: per pod
 
     @property

@@ -187,7 +187,8 @@ def test_the_cli_prints_each_pod_and_the_total_as_a_real_process(tmp_path: Path)
     fim_line = next(line for line in out.splitlines() if line.strip().startswith("fim "))
     assert f"{BIG} on {BIG_GPU}" in chat_line and "1 cold starts" in chat_line
     assert f"{SMALL} on {SMALL_GPU}" in fim_line and "2 cold starts" in fim_line
-    assert "1 requests refused" in out and "simulator's catalog" in out
+    assert "1 requests refused, no pod or fallback serves their model: org/nobody (1)" in out
+    assert "simulator's catalog" in out
     assert "every pod always on for comparison" in out
 
     done = simulate_process("--trace", str(trace), "--config", str(config), "--json")
@@ -201,7 +202,7 @@ def test_the_cli_prints_each_pod_and_the_total_as_a_real_process(tmp_path: Path)
     )
     assert chat["cold_starts"] + fim["cold_starts"] == row["cold_starts"] == 3
     assert chat["served_requests"] + fim["served_requests"] == row["pod_requests"] == 27
-    assert row["refused_requests"] == 1
+    assert row["refused_requests"] == 1 and row["refused_models"] == {"org/nobody": 1}
     assert row["always_on"]["cost_usd"] == pytest.approx(
         chat["always_on"]["cost_usd"] + fim["always_on"]["cost_usd"], abs=2e-4
     )
