@@ -130,10 +130,6 @@ class _SetReplay(ReplayLoop):
     def guard_session(self) -> Session | None:
         return guard_session(self.state.session, self.whole, self.focus())
 
-    def poll(self, now: float) -> None:
-        if self.in_up_loop:
-            self.run_pass(now, "pass")
-
     # --- requests --------------------------------------------------------------------------
     def pod_for(self, model: str | None) -> str | None:
         """The configured pod serving `model` (no model: the first pod), or None."""

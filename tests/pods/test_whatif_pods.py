@@ -210,8 +210,8 @@ def test_the_cli_prints_each_pod_and_the_total_as_a_real_process(tmp_path: Path)
     assert chat["cost_usd"] / chat["billed_hours"] > fim["cost_usd"] / fim["billed_hours"]
 
 
-def test_a_one_pod_config_prints_as_before_with_one_pods_entry(tmp_path: Path) -> None:
-    trace, _ = write_inputs(tmp_path)
+def test_a_one_pod_config_prints_as_before_and_compares_with_a_set(tmp_path: Path) -> None:
+    trace, pods = write_inputs(tmp_path)
     one = tmp_path / "one.json"
     one.write_text(json.dumps(
         {"gpu_type_id": [SMALL_GPU], "model": SMALL, "idle_timeout_seconds": 600,
@@ -220,8 +220,12 @@ def test_a_one_pod_config_prints_as_before_with_one_pods_entry(tmp_path: Path) -
     text = simulate_process("--trace", str(trace), "--config", str(one))
     assert text.returncode == 0, text.stderr
     assert "per pod:" not in text.stdout and "always-on pod for comparison" in text.stdout
-    done = simulate_process("--trace", str(trace), "--config", str(one), "--json")
-    [row] = json.loads(done.stdout)["configs"]
+    done = simulate_process(
+        "--trace", str(trace), "--config", str(pods), "--config", str(one), "--json"
+    )
+    assert done.returncode == 0, done.stderr
+    two, row = json.loads(done.stdout)["configs"]
+    assert [p["name"] for p in two["pods"]] == ["chat", "fim"] and two["refused_requests"] == 1
     [pod] = row["pods"]
     # the one pod answers every model, as before issue 23: nothing refused
     assert row["refused_requests"] == 0 and row["pod_requests"] == len(two_model_lines())
