@@ -40,6 +40,7 @@ from podmgr.rules import allows_wake, label
 from podmgr.state import ONE_POD, PodRecord, Session, State
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod, book
+from podmgr.watchdog.focus import is_set
 from podmgr.watchdog.observed import Observed, ProxyView, Request
 from podmgr.watchdog.plan import plan
 from podmgr.watchdog.spec import pod_spec
@@ -430,7 +431,10 @@ def replay(
     preemptions_per_hour: float = 0.0,
     seed: int = 1,
 ) -> ReplayResult:
-    """What `config` would have done and cost on `requests` (sorted by time)."""
+    """What `config` would have done and cost on `requests` (sorted by time); a config
+    with several pods is replayed by `podmgr.whatif.pods.replay_pods`."""
+    if is_set(config):
+        raise ValueError("a config with several pods: replay it with whatif.pods.replay_pods")
     model = new_model(config, pace, preemptions_per_hour, seed)
     fallbacks = [u for u in config.upstreams if u.kind != "pod"]
     run = ReplayLoop(config, prices, model, fallbacks)

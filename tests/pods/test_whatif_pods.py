@@ -278,3 +278,11 @@ def test_a_pod_woken_later_in_the_session_gets_a_budget_it_can_serve_with() -> N
     result = run_set(max_cost_usd=50, wake_on_request=True)
     fim = result.by_pod[1]
     assert fim.served == 3 and fim.unserved == 0
+
+
+def test_the_one_pod_replay_refuses_a_set_instead_of_replaying_its_first_pod() -> None:
+    from podmgr.whatif.replay import replay
+
+    config = Config.model_validate(set_config())
+    with pytest.raises(ValueError, match="replay_pods"):
+        replay(config, requests_of(two_model_lines()), PRICES["chat"], pace=PACE)
