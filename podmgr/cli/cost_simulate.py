@@ -8,6 +8,14 @@ partial table is printed.
 Prices come from where `podmgr gpus` takes them (podmgr/cli/prices.py): the cached
 catalog, else RunPod's read with RUNPOD_API_KEY (and cached); without either, or when
 RunPod cannot be reached, the simulator's plausible prices, and the output says so.
+
+Several models (config `pods`, issue 23): the trace's `model` column sends each request to
+the pod serving that model (podmgr/whatif/pods.py drives the real `plan_set()`); the
+output gives each pod's figures (hours, cost, cold starts, requests served / waited /
+unserved) and the total, and counts requests for a model no pod serves as refused. The
+always-on comparison is then every pod up over the whole trace, each at its first GPU
+type's on-demand price, and its total. A one-pod config prints what it printed before
+(its JSON row gains `pods`, one entry, and `refused_requests`, 0).
 """
 
 from __future__ import annotations
@@ -17,8 +25,10 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from podmgr.config import Config
-    from podmgr.whatif.replay import Prices, ReplayResult
+    from podmgr.whatif.replay import PodResult, Prices, ReplayResult
     from podmgr.whatif.trace import TraceRequest
 
 __all__ = ["register"]
@@ -34,7 +44,9 @@ def register(subparsers: Any) -> None:
             "plan() on a virtual clock with a model of RunPod. With wake_on_request a request "
             "starts a session; otherwise a person is modelled running `podmgr up` at their "
             "first request after the pod went down. After a budget, crash-loop or "
-            "no-container end, nothing starts a session until the next UTC day."
+            "no-container end, nothing starts a session until the next UTC day. With "
+            "several pods (config `pods`) each request goes to the pod of its model and "
+            "wakes that pod only; the output is per pod and in total."
         ),
     )
     simulate.add_argument("--trace", required=True, help="CSV or JSON-lines file")
@@ -67,7 +79,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from podmgr.config import load_config
-    from podmgr.whatif.prices import prices_for
+    from podmgr.whatif.prices import prices_by_pod
     from podmgr.whatif.trace import read_trace
 
     _check_numbers(args)
@@ -78,7 +90,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     for path, config in configs:
         if args.price_per_hour is None:
             _cache_catalog(config)
-        prices = prices_for(config, args.price_per_hour)
+        prices = prices_by_pod(config, args.price_per_hour)
         rows.append(_simulate_one(args, path, config, requests, prices))
     summary = {
         "trace": str(args.trace),
@@ -118,25 +130,57 @@ def _simulate_one(
     path: str | None,
     config: Config,
     requests: list[TraceRequest],
-    prices: Prices,
+    prices: Mapping[str, Prices],
 ) -> dict[str, Any]:
     from podmgr.errors import ConfigError
-    from podmgr.whatif.replay import always_on, replay, wait_percentiles
+    from podmgr.whatif.pods import replay_pods
+    from podmgr.whatif.replay import always_on, wait_percentiles
     from podmgr.whatif.runpod_model import StartupPace
 
-    gpu = config.pod.gpu_type_ids[0]
-    if prices.of(gpu, False) <= 0:
-        raise ConfigError(
-            f"gpu_type_id {gpu}: no price known ({prices.source}); give --price-per-hour"
-        )
+    always: dict[str, tuple[float, float]] = {}
+    for entry in config.pods:
+        gpu, own = entry.gpu_type_ids[0], prices[entry.name]
+        if own.of(gpu, False) <= 0:
+            raise ConfigError(
+                f"gpu_type_id {gpu}: no price known ({own.source}); give --price-per-hour"
+            )
+        always[entry.name] = always_on(requests, own.of(gpu, False))
     pace = StartupPace(args.pull_seconds, args.download_seconds, args.load_seconds)
-    result = replay(
+    result = replay_pods(
         config, requests, prices, pace=pace,
         preemptions_per_hour=args.preemptions_per_hour, seed=args.seed,
     )  # fmt: skip
     p50, p95 = wait_percentiles(result)
-    on_hours, on_cost = always_on(requests, prices.of(gpu, False))
-    return _row(path, config, result, prices, p50, p95, on_hours, on_cost)
+    on_hours = max(hours for hours, _ in always.values())
+    on_cost = sum(cost for _, cost in always.values())
+    row = _row(path, config, result, prices[config.pod_names[0]], p50, p95, on_hours, on_cost)
+    row["pods"] = [_pod_row(part, always[part.name]) for part in result.by_pod]
+    if len(config.pods) > 1:
+        row["gpu_type_id"] = ", ".join(part.gpu_type_id for part in result.by_pod)
+        row["always_on"]["billed_hours"] = _round(sum(h for h, _ in always.values()))
+    return row
+
+
+def _pod_row(part: PodResult, always: tuple[float, float]) -> dict[str, Any]:
+    """One pod's figures in the JSON row (`pods`)."""
+    from podmgr.whatif.replay import wait_percentiles
+
+    p50, p95 = wait_percentiles(part)
+    return {
+        "name": part.name,
+        "model": part.model,
+        "gpu_type_id": part.gpu_type_id,
+        "billed_hours": _round(part.billed_seconds / 3600),
+        "cost_usd": _round(part.cost_usd),
+        "cold_starts": part.cold_starts,
+        "served_requests": part.served,
+        "waited_requests": len(part.waits),
+        "wait_p50_seconds": _round(p50, 1),
+        "wait_p95_seconds": _round(p95, 1),
+        "fallback_requests": part.fallback,
+        "unserved_requests": part.unserved,
+        "always_on": {"billed_hours": _round(always[0]), "cost_usd": _round(always[1])},
+    }
 
 
 def _round(value: float | None, digits: int = 4) -> float | None:
@@ -171,6 +215,8 @@ def _row(
         "fallback_requests": result.fallback_requests,
         "fallback_requests_without_tokens": result.fallback_without_tokens,
         "unserved_requests": result.unserved_requests,
+        "refused_requests": result.refused_requests,
+        "refused_models": dict(sorted(result.refused_models.items())),
         "session_ends": _end_counts(result),
         "always_on": {"billed_hours": _round(on_hours), "cost_usd": _round(on_cost)},
     }
@@ -214,8 +260,42 @@ def _print_table(summary: dict[str, Any]) -> None:
                 f"  note: {row['fallback_requests_without_tokens']} fallback requests had no "
                 "token counts in the trace; their cost counts as $0"
             )
+        if len(row["pods"]) > 1:
+            _print_pods(row)
+            continue
         always = row["always_on"]
         print(
             f"  always-on pod for comparison: {always['billed_hours']:.2f} h, "
             f"${always['cost_usd']:.2f}"
         )
+
+
+def _print_pods(row: dict[str, Any]) -> None:
+    """Several pods: one line per pod, then the total, and the always-on comparison."""
+    if row["refused_requests"]:
+        models = ", ".join(f"{m} ({n})" for m, n in row["refused_models"].items())
+        print(
+            f"  {row['refused_requests']} requests refused, no pod or fallback serves their "
+            f"model: {models}"
+        )
+    print("  per pod:")
+    width = max(len(pod["name"]) for pod in row["pods"])
+    for pod in row["pods"]:
+        print(
+            f"    {pod['name']:<{width}}  {pod['model']} on {pod['gpu_type_id']}: "
+            f"{pod['billed_hours']:.2f} h, ${pod['cost_usd']:.2f}, {pod['cold_starts']} cold "
+            f"starts; {pod['served_requests']} served ({pod['waited_requests']} waited), "
+            f"{pod['unserved_requests']} unserved; always on ${pod['always_on']['cost_usd']:.2f}"
+        )
+    served = sum(pod["served_requests"] for pod in row["pods"])
+    print(
+        f"    {'total':<{width}}  {row['billed_hours']:.2f} h, ${row['pod_cost_usd']:.2f} "
+        f"(+ fallback tokens ${row['fallback_cost_usd']:.2f}), {row['cold_starts']} cold "
+        f"starts; {served} served ({row['waited_requests']} waited), "
+        f"{row['unserved_requests']} unserved, {row['refused_requests']} refused"
+    )
+    always = row["always_on"]
+    print(
+        f"  every pod always on for comparison: {always['billed_hours']:.2f} pod-hours, "
+        f"${always['cost_usd']:.2f}"
+    )

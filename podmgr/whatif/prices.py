@@ -3,6 +3,7 @@ the simulator's catalog (podmgr/sim/catalog.py: plausible, not RunPod's current 
 
 A pod's price is its GPU type's price in the config's cloud (ALL: the cheaper cloud) times
 `gpu_count`, as RunPod bills (docs pods/pricing); spot uses the spot price of that cloud.
+With several pods (config `pods`) each pod is priced on its own section (`prices_by_pod`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from podmgr.config import Config
 from podmgr.whatif.replay import Prices
 
-__all__ = ["prices_for"]
+__all__ = ["prices_by_pod", "prices_for"]
 
 
 def _cloud_price(row: dict[str, Any], cloud: str, spot: bool) -> float | None:
@@ -60,6 +61,14 @@ def prices_for(config: Config, price_per_hour: float | None = None) -> Prices:
         if cheap is not None:
             spot[row["id"]] = cheap * config.pod.gpu_count
     return Prices(on_demand, spot, source)
+
+
+def prices_by_pod(config: Config, price_per_hour: float | None = None) -> dict[str, Prices]:
+    """Each configured pod's prices (config `pods`: its own GPU types, cloud and
+    gpu_count; a one-pod config: the one entry "pod"). `price_per_hour` is every pod's."""
+    from podmgr.watchdog.focus import pod_config
+
+    return {name: prices_for(pod_config(config, name), price_per_hour) for name in config.pod_names}
 
 
 def _rows(saved: Path) -> tuple[list[dict[str, Any]], str]:

@@ -37,9 +37,10 @@ from podmgr.config import Config
 from podmgr.config.upstreams import UpstreamSpec, in_wake_hours
 from podmgr.guard.launch import guard_limits
 from podmgr.rules import allows_wake, label
-from podmgr.state import PodRecord, Session, State
+from podmgr.state import ONE_POD, PodRecord, Session, State
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import accrue_pod, book
+from podmgr.watchdog.focus import is_set
 from podmgr.watchdog.observed import Observed, ProxyView, Request
 from podmgr.watchdog.plan import plan
 from podmgr.watchdog.spec import pod_spec
@@ -47,11 +48,16 @@ from podmgr.whatif.runpod_model import RunPodModel, StartupPace, VirtualPod
 from podmgr.whatif.trace import TraceRequest
 
 __all__ = [
+    "PodResult",
     "Prices",
+    "ReplayLoop",
     "ReplayResult",
     "SessionResult",
     "always_on",
+    "new_model",
     "replay",
+    "run_events",
+    "token_cost",
     "wait_percentiles",
 ]
 
@@ -88,6 +94,22 @@ class SessionResult:
 
 
 @dataclass
+class PodResult:
+    """One configured pod's part of a replay (config `pods`; a one-pod config: "pod")."""
+
+    name: str
+    model: str
+    gpu_type_id: str
+    billed_seconds: float = 0.0
+    cost_usd: float = 0.0
+    cold_starts: int = 0
+    served: int = 0  # requests the pod answered (at once or after waiting)
+    waits: list[float] = field(default_factory=list)  # those that waited for it to be ready
+    fallback: int = 0  # requests for its model a fallback upstream answered
+    unserved: int = 0  # requests for its model nothing answered
+
+
+@dataclass
 class ReplayResult:
     """What one config would have cost on the trace."""
 
@@ -105,6 +127,11 @@ class ReplayResult:
     pod_ends: list[tuple[float, str | None]] = field(default_factory=list)
     pods: list[VirtualPod] = field(default_factory=list)  # the model's pods, as they ended
     passes: int = 0
+    # Requests for a model no configured pod and no fallback serves (several pods only: a
+    # one-pod config's pod answers every model, as before issue 23).
+    refused_requests: int = 0
+    refused_models: dict[str, int] = field(default_factory=dict)  # how many per model
+    by_pod: list[PodResult] = field(default_factory=list)  # config `pods`: per pod
 
     @property
     def cost_usd(self) -> float:
@@ -118,7 +145,7 @@ def _percentile(values: list[float], point: float) -> float | None:
     return ordered[min(len(ordered) - 1, math.ceil(point * len(ordered)) - 1)]
 
 
-def wait_percentiles(result: ReplayResult) -> tuple[float | None, float | None]:
+def wait_percentiles(result: ReplayResult | PodResult) -> tuple[float | None, float | None]:
     return _percentile(result.waits, 0.5), _percentile(result.waits, 0.95)
 
 
@@ -128,7 +155,7 @@ def always_on(requests: list[TraceRequest], price_per_hour: float) -> tuple[floa
     return hours, hours * price_per_hour
 
 
-class _Replay:
+class ReplayLoop:
     """The loop's state: the watchdog's State, the model, the waiting requests."""
 
     def __init__(
@@ -146,6 +173,34 @@ class _Replay:
         self.names = 0
         self.queue: list[tuple[float, int, str]] = []
         self.sequence = 0
+
+    # --- hooks a set's replay (whatif/pods.py) overrides ------------------------------------
+    def focus(self) -> str:
+        """The configured pod the action being applied is for ("pod": a one-pod config)."""
+        return ONE_POD
+
+    def count_cold_start(self) -> None:
+        self.result.cold_starts += 1
+
+    def anything_up(self, now: float) -> bool:
+        """A cron pass runs: a session is active, a record is held or RunPod lists a pod."""
+        return self.session_active() or bool(self.state.pods) or bool(self.model.listing(now))
+
+    def create_config(self, gpu: str, spot: bool) -> Config:
+        """The config a pod is created with (a set's pod: its guard's share of the budget)."""
+        return self.config
+
+    def guard_session(self) -> Session | None:
+        """The session as the new pod's guard is told it (watchdog/focus.py)."""
+        return self.state.session
+
+    def price(self, gpu: str, spot: bool) -> float:
+        return self.prices.of(gpu, spot)
+
+    def poll(self, now: float) -> None:
+        """`podmgr up`'s loop polls (runner.run_until_serving)."""
+        if self.in_up_loop:
+            self.run_pass(now)
 
     # --- events ----------------------------------------------------------------------------
     def schedule(self, at: float, kind: str) -> None:
@@ -180,7 +235,7 @@ class _Replay:
         fallback = next((u for u in self.fallbacks if u.serves(request.model)), None)
         if fallback is not None:
             self.result.fallback_requests += 1
-            self.result.fallback_cost_usd += _token_cost(fallback, request)
+            self.result.fallback_cost_usd += token_cost(fallback, request)
             if not request.tokens_known:
                 self.result.fallback_without_tokens += 1
         elif self.session_active():
@@ -303,17 +358,17 @@ class _Replay:
         self.names += 1
         name = f"{self.config.pod.pod_name_prefix}whatif-{self.names}"
         spec = pod_spec(
-            self.config, "whatif", name, gpu, "sk-whatif", spot=action.spot,
-            session=self.state.session, now=now,
+            self.create_config(gpu, action.spot), "whatif", name, gpu, "sk-whatif",
+            spot=action.spot, session=self.guard_session(), now=now,
         )  # fmt: skip
         guard = guard_limits(spec.env)
-        price = self.prices.of(gpu, action.spot)
-        live = self.model.create(name, gpu, price, action.spot, now, guard)
+        price = self.price(gpu, action.spot)
+        live = self.model.create(name, gpu, price, action.spot, now, guard, self.focus())
         self.state.pod = PodRecord(
             id=live.id, name=name, gpu_type_id=gpu, created_at=now, phase="starting",
             vllm_api_key="sk-whatif", interruptible=action.spot, guard=guard,
         )  # fmt: skip
-        self.result.cold_starts += 1
+        self.count_cold_start()
         if action.replaces_lost_pod:
             self.count_restart(now)
 
@@ -334,7 +389,7 @@ class _Replay:
         pod.phase, pod.last_restart_at = "restarting", now
         pod.ready_at = pod.container_seen_at = pod.progress = pod.progress_since = None
         self.model.start_again(pod.id, now)
-        self.result.cold_starts += 1
+        self.count_cold_start()
 
     def count_restart(self, now: float) -> None:
         if self.state.session is not None:
@@ -346,7 +401,7 @@ class _Replay:
         pod = self.state.pod
         if pod is not None and pod.id == pod_id:
             if self.state.session is not None:
-                accrue_pod(self.state.session, pod, now)
+                accrue_pod(self.state.session, pod, now, self.focus())
             self.state.pod = None
 
     def end_session(self, action: act.EndSession, now: float) -> None:
@@ -361,7 +416,7 @@ class _Replay:
         self.in_up_loop = False  # requests still waiting: run_pass decides their fate
 
 
-def _token_cost(upstream: UpstreamSpec, request: TraceRequest) -> float:
+def token_cost(upstream: UpstreamSpec, request: TraceRequest) -> float:
     price_in = upstream.price_input_per_million or 0.0
     price_out = upstream.price_output_per_million or 0.0
     return (request.prompt_tokens * price_in + request.completion_tokens * price_out) / 1e6
@@ -376,36 +431,14 @@ def replay(
     preemptions_per_hour: float = 0.0,
     seed: int = 1,
 ) -> ReplayResult:
-    """What `config` would have done and cost on `requests` (sorted by time)."""
-    model = RunPodModel(
-        pace,
-        preemptions_per_hour=preemptions_per_hour,
-        seed=seed,
-        volume=config.pod.network_volume_id is not None,
-    )
+    """What `config` would have done and cost on `requests` (sorted by time); a config
+    with several pods is replayed by `podmgr.whatif.pods.replay_pods`."""
+    if is_set(config):
+        raise ValueError("a config with several pods: replay it with whatif.pods.replay_pods")
+    model = new_model(config, pace, preemptions_per_hour, seed)
     fallbacks = [u for u in config.upstreams if u.kind != "pod"]
-    run = _Replay(config, prices, model, fallbacks)
-    # Not a first run on this machine: a first pass with no history would start a session.
-    run.state.record(requests[0].at, "whatif", "replay start")
-    interval = float(config.watchdog.interval_seconds)
-    first_cron = math.floor(requests[0].at / interval) * interval + interval
-    run.schedule(first_cron, "cron")
-    for index, request in enumerate(requests):
-        run.schedule(request.at, f"request:{index}")
-    end_of_trace = requests[-1].at
-    while run.queue:
-        at, _, kind = heapq.heappop(run.queue)
-        if kind.startswith("request:"):
-            run.on_request(requests[int(kind.split(":")[1])])
-        elif kind == "poll":
-            if run.in_up_loop:
-                run.run_pass(at)
-        else:  # cron: keeps running while the trace lasts or anything is up
-            if run.session_active() or run.state.pod is not None or model.listing(at):
-                run.run_pass(at)
-            if at < end_of_trace or run.session_active() or model.listing(at):
-                run.schedule(at + interval, "cron")
-    end = max(at for at in [end_of_trace, *(p.ended_at or 0.0 for p in model.pods.values())])
+    run = ReplayLoop(config, prices, model, fallbacks)
+    end = run_events(run, requests)
     result = run.result
     result.billed_seconds = model.billed_seconds(end)
     result.pod_cost_usd = model.cost_usd(end)
@@ -414,3 +447,44 @@ def replay(
     result.pod_ends = [(p.ended_at or end, p.ended_by) for p in model.pods.values()]
     result.pods = list(model.pods.values())
     return result
+
+
+def new_model(
+    config: Config, pace: StartupPace, preemptions_per_hour: float, seed: int
+) -> RunPodModel:
+    """The RunPod model of one replay; with several pods, each pod's network volume keeps
+    that pod's model."""
+    volumes = frozenset(e.name for e in config.pods if e.network_volume_id is not None)
+    return RunPodModel(
+        pace,
+        preemptions_per_hour=preemptions_per_hour,
+        seed=seed,
+        volume=config.pod.network_volume_id is not None,
+        volume_owners=volumes if len(config.pods) > 1 else None,
+    )
+
+
+def run_events(run: ReplayLoop, requests: list[TraceRequest]) -> float:
+    """Play the trace's requests, cron's passes and `podmgr up`'s polls in time order;
+    the time the replay ends (the last request, or the last pod's end after it)."""
+    # Not a first run on this machine: a first pass with no history would start a session.
+    run.state.record(requests[0].at, "whatif", "replay start")
+    interval = float(run.config.watchdog.interval_seconds)
+    first_cron = math.floor(requests[0].at / interval) * interval + interval
+    run.schedule(first_cron, "cron")
+    for index, request in enumerate(requests):
+        run.schedule(request.at, f"request:{index}")
+    end_of_trace = requests[-1].at
+    model = run.model
+    while run.queue:
+        at, _, kind = heapq.heappop(run.queue)
+        if kind.startswith("request:"):
+            run.on_request(requests[int(kind.split(":")[1])])
+        elif kind == "poll":
+            run.poll(at)
+        else:  # cron: keeps running while the trace lasts or anything is up
+            if run.anything_up(at):
+                run.run_pass(at)
+            if at < end_of_trace or run.session_active() or model.listing(at):
+                run.schedule(at + interval, "cron")
+    return max(at for at in [end_of_trace, *(p.ended_at or 0.0 for p in model.pods.values())])

@@ -22,6 +22,9 @@ What it claims, and where from:
   then) and moves only with requests that reached the pod (`served`), never with those a
   fallback answered while the pod was not marked ready: a pod is never ended for idle
   before it served, and requests elsewhere do not keep it up.
+- Several pods (config `pods`): each pod carries its configured name (`owner`) as the
+  watchdog's PODMGR_POD marker in its env (podmgr/watchdog/identity.py), so the listing
+  tells the pods apart as RunPod's does; a one-pod config's pods carry none, as before.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass, field
 from podmgr.guard.guard import Limits
 from podmgr.guard.launch import guard_rules_of
 from podmgr.runpod.values import PodInfo
+from podmgr.watchdog.identity import MARKER_POD, ONE_POD
 
 __all__ = ["RunPodModel", "StartupPace", "VirtualPod"]
 
@@ -65,6 +69,7 @@ class VirtualPod:
     intervals: list[list[float]] = field(default_factory=list)
     last_served_at: float | None = None  # the last request the pod answered
     end_reason: str | None = None  # its guard's rule, when its guard ended it
+    owner: str = "pod"  # the configured pod it was made for (its PODMGR_POD marker)
 
     def served(self, now: float) -> None:
         """The pod answered a request at `now`: its guard's idle clock starts again."""
@@ -94,13 +99,17 @@ class RunPodModel:
         preemptions_per_hour: float = 0.0,
         seed: int = 1,
         volume: bool = False,
+        volume_owners: frozenset[str] | None = None,
     ) -> None:
         self.pace = pace
         self.preemptions_per_hour = preemptions_per_hour
         self.rng = random.Random(seed)
         self.volume = volume
         self.pods: dict[str, VirtualPod] = {}
-        self.weights_on_volume = False
+        # Several pods: the pods (by configured name) with a network volume; each keeps its
+        # own model's weights there (`volume` is then unused).
+        self.volume_owners = volume_owners
+        self.weights_on_volume: set[str] = set()
         self.preemptions = 0
 
     # --- the API's side ------------------------------------------------------------------
@@ -112,6 +121,7 @@ class RunPodModel:
         spot: bool,
         now: float,
         guard: dict[str, str] | None,
+        owner: str = "pod",
     ) -> VirtualPod:
         container_at = now + self.pace.pull_seconds
         pod = VirtualPod(
@@ -122,9 +132,10 @@ class RunPodModel:
             interruptible=spot,
             created_at=now,
             container_at=container_at,
-            ready_at=container_at + self._download() + self.pace.load_seconds,
+            ready_at=container_at + self._download(owner) + self.pace.load_seconds,
             guard=guard,
             intervals=[[now, float("inf")]],
+            owner=owner,
         )
         pod.preempt_at = self._next_preemption(pod, now)
         self.pods[pod.id] = pod
@@ -137,7 +148,7 @@ class RunPodModel:
             pod.intervals[-1][1] = now
         pod.stopped_at = None
         pod.container_at = now
-        pod.ready_at = now + self._download() + self.pace.load_seconds
+        pod.ready_at = now + self._download(pod.owner) + self.pace.load_seconds
         pod.intervals.append([now, float("inf")])
         pod.preempt_at = self._next_preemption(pod, now)
 
@@ -160,6 +171,7 @@ class RunPodModel:
                 uptime_seconds=max(0.0, now - pod.container_at),
                 has_runtime=pod.status(now) == "RUNNING" and now >= pod.container_at,
                 interruptible=pod.interruptible,
+                env={} if pod.owner == ONE_POD else {MARKER_POD: pod.owner},
             )
             for pod in self.pods.values()
             if pod.status(now) != "TERMINATED"
@@ -178,7 +190,8 @@ class RunPodModel:
             if pod.stopped_at is None:
                 end = self._guard_end(pod)
                 if end is not None and end[0] <= now:
-                    self.terminate(pod.id, end[0], by="pod")
+                    # a limit already passed when this start began: its first check ends it
+                    self.terminate(pod.id, max(end[0], pod.intervals[-1][0]), by="pod")
                     pod.end_reason = end[1]
 
     def _guard_end(self, pod: VirtualPod) -> tuple[float, str] | None:
@@ -208,10 +221,14 @@ class RunPodModel:
             return max(pod.ready_at, served) + limit
         return None  # the lease: the replay's passes renew it
 
-    def _download(self) -> float:
-        if self.volume and self.weights_on_volume:
+    def _download(self, owner: str) -> float:
+        """Seconds to download the model: none once it is on the pod's network volume."""
+        owners = self.volume_owners
+        volume = self.volume if owners is None else owner in owners
+        if volume and owner in self.weights_on_volume:
             return 0.0
-        self.weights_on_volume = self.volume
+        if volume:
+            self.weights_on_volume.add(owner)
         return self.pace.download_seconds
 
     def _next_preemption(self, pod: VirtualPod, now: float) -> float | None:
@@ -219,8 +236,18 @@ class RunPodModel:
             return None
         return now + self.rng.expovariate(self.preemptions_per_hour / 3600)
 
-    def billed_seconds(self, upto: float) -> float:
-        return sum(pod.billed_seconds(upto) for pod in self.pods.values())
+    def billed_seconds(self, upto: float, owner: str | None = None) -> float:
+        """Seconds billed up to `upto`: every pod's, or those made for `owner` only."""
+        return sum(
+            pod.billed_seconds(upto)
+            for pod in self.pods.values()
+            if owner is None or pod.owner == owner
+        )
 
-    def cost_usd(self, upto: float) -> float:
-        return sum(pod.billed_seconds(upto) * pod.cost_per_hr / 3600 for pod in self.pods.values())
+    def cost_usd(self, upto: float, owner: str | None = None) -> float:
+        """Dollars billed up to `upto`: every pod's, or those made for `owner` only."""
+        return sum(
+            pod.billed_seconds(upto) * pod.cost_per_hr / 3600
+            for pod in self.pods.values()
+            if owner is None or pod.owner == owner
+        )

@@ -1,9 +1,11 @@
 """Request traces for `podmgr cost simulate`: CSV with a header row, or JSON lines.
 
 Keys (issue 14): `timestamp` (required; ISO 8601, a time without a zone is UTC, or Unix
-seconds), `model`, `prompt_tokens`, `completion_tokens` (optional). A line that does not
-parse is an error naming the file, the line and the field (exit 2); the trace is read
-whole before anything is simulated, so a bad line never leaves a partial result.
+seconds), `model`, `prompt_tokens`, `completion_tokens` (optional). `model` routes each
+request to the pod serving that model when the config has several (`pods`, issue 23:
+podmgr/whatif/pods.py); a one-pod config's pod answers every line, as before. A line that
+does not parse is an error naming the file, the line and the field (exit 2); the trace is
+read whole before anything is simulated, so a bad line never leaves a partial result.
 """
 
 from __future__ import annotations
