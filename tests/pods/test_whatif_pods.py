@@ -268,12 +268,6 @@ def test_each_guard_gets_its_price_weighted_share_of_the_budget() -> None:
     assert [p.unserved for p in result.by_pod] == [0, 0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core23 guard_budget: the pod the wake starts first alone holds the whole budget "
-    "(the others are 'not asked for'); a pod woken later in that session gets what is left, "
-    "~$0, and its guard ends it at its first check",
-)
 def test_a_pod_woken_later_in_the_session_gets_a_budget_it_can_serve_with() -> None:
     result = run_set(max_cost_usd=50, wake_on_request=True)
     fim = result.by_pod[1]
