@@ -31,7 +31,7 @@ from podmgr.errors import (
     TransientApiError,
 )
 from podmgr.guard.lease import renew_lease
-from podmgr.rules import normal_end
+from podmgr.rules import label, normal_end
 from podmgr.runpod.client import RunPodClient
 from podmgr.state import State, StateStore
 from podmgr.watchdog.accounting import book
@@ -323,6 +323,9 @@ def run_until_serving(
         if session is not None and not session.active:
             served = pod_served(state)
             return UpResult(False, url, state, _ended(state, served), served=served)
+        stopped = _ended_alone(state, names)
+        if stopped is not None:
+            return UpResult(False, url, state, stopped)
         if not _not_serving(config, state, names):
             return UpResult(True, url, state)
         wait_for_pod(wait, state)
@@ -372,6 +375,22 @@ def _not_serving(config: Config, state: State, names: tuple[str, ...]) -> list[s
         for name in wanted
         if (record := state.pods.get(name)) is None or record.phase != "ready"
     ]
+
+
+def _ended_alone(state: State, names: tuple[str, ...]) -> PodmgrError | None:
+    """`podmgr up NAME`: the error when a named pod has ended alone in the running session
+    (its crash loop, its share of the budget spent, ...): waiting would never see it serve."""
+    ended = state.session.ended_pods if state.session is not None else {}
+    gone = [(name, ended[name]) for name in names if name in ended]
+    if not gone:
+        return None
+    name, reason = gone[0]
+    detail = (
+        f"pod {name} stays down in this session ({label(reason)}); the other pods go on. "
+        "`podmgr status` shows why; `podmgr shutdown`, then "
+        "`podmgr up`, starts a new session"
+    )
+    return CrashLoopError(detail) if reason == "crash_loop" else StartupError(detail)
 
 
 def _ended(state: State, served: bool) -> PodmgrError | None:

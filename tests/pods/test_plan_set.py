@@ -325,3 +325,34 @@ def test_up_name_does_not_revive_a_pod_whose_share_is_spent() -> None:
     assert not any(isinstance(a, ChoosePods) for a in actions)
     assert not any(isinstance(a, CreatePod) for a in for_pod(actions, "fim"))
     assert any("share of the session's budget" in a.describe() for a in for_pod(actions, "fim"))
+
+
+def test_up_name_stops_waiting_when_the_named_pod_stays_down() -> None:
+    """`podmgr up fim` while fim's share is spent: the pass keeps it down, and `up` says
+    so at once (it used to wait for a pod no pass would make)."""
+    from pathlib import Path
+
+    from podmgr.errors import StartupError
+    from podmgr.watchdog.runner import PassResult, run_until_serving
+
+    st = both(pods={"chat": record("c1")})
+    assert st.session is not None
+    st.session.ended_pods = {"fim": "budget_share"}
+    passes: list[str] = []
+
+    def one_pass(request: str) -> PassResult:
+        passes.append(request)
+        return PassResult(actions=[], state=st)
+
+    result = run_until_serving(
+        two_config(max_cost_usd=2.0), Path("pod_config.json"), pass_once=one_pass,  # type: ignore[arg-type]
+        names=("fim",),
+    )  # fmt: skip
+    assert passes == ["start"]
+    assert not result.serving and isinstance(result.error, StartupError)
+    assert "pod fim stays down in this session (budget_share:" in result.error.message
+    chat = run_until_serving(
+        two_config(max_cost_usd=2.0), Path("pod_config.json"), pass_once=one_pass,  # type: ignore[arg-type]
+        names=("chat",),
+    )  # fmt: skip
+    assert chat.serving and chat.error is None  # the other pod is not held by fim's end
