@@ -317,12 +317,12 @@ def _pods_lines(report: dict[str, Any], config: Config) -> list[str]:
                 + f", {pod['gpu_type_id']} at ${pod['cost_per_hr']:.2f}/h, "
                 f"up {_ago(pod['uptime_seconds'])}, endpoint {pod['endpoint_url'] or '-'}"
             )
-        share = pod["guard_share_usd"]
+        share, idle = pod["guard_share_usd"], pod["idle_timeout_seconds"]
         lines.append(
             f"  cost so far {usd(pod['cost_usd'])}; guard share "
             + (usd(share) if share is not None else "-")
-            + f"; idle after {pod['idle_timeout_seconds'] or '-'}s, "
-            f"last request {_clock(pod['last_request_at'])}"
+            + (f"; idle after {idle}s" if idle else "; no idle limit")
+            + f", last request {_clock(pod['last_request_at'])}"
         )
         if pod["id"] is not None:
             limits = {k: str(v) for k, v in (pod["guard"] or {}).items()}
