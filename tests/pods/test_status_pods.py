@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from wdkit import Harness
 from podmgr.cli.status import SHARE_RULE, format_status, status_report
 from podmgr.config import Config, build_config
 from podmgr.state import PodRecord, Session, SessionPod, State, StateStore
+from podmgr.watchdog.actions import EndSession
 
 NOW = 1_800_000_000.0
 CHAT, FIM = "Qwen/Qwen2.5-Coder-32B-Instruct", "Qwen/Qwen2.5-Coder-1.5B"
@@ -147,3 +149,31 @@ def test_status_shows_both_pods_and_their_guard_shares(wd: Harness, tmp_path: Pa
     assert "total:   2 pods" in text and "of budget $0.5000" in text, text
     wd.run("shutdown")
     assert wd.alive() == []
+
+
+def test_status_after_the_budget_ended_both_pods(wd: Harness, tmp_path: Path) -> None:
+    # ~$0.00035 a second for both pods together: $0.0012 lasts a few seconds (as
+    # test_two_pods_sim's budget test); the shares are read while both pods run.
+    two_pods(wd)
+    wd.configure(max_cost_usd=0.0012)
+    wd.run("start")
+    running = json.loads(cli(wd, tmp_path, "--json"))
+    shares = [view["guard_share_usd"] for view in running["pods"].values()]
+    assert len(shares) == 2 and all(share > 0 for share in shares) and sum(shares) <= 0.0012
+    ended = None
+    for _ in range(100):
+        time.sleep(0.2)
+        ended = next((a for a in wd.run().actions if isinstance(a, EndSession)), None)
+        if ended:
+            break
+    assert ended is not None and ended.reason == "budget"
+    report = json.loads(cli(wd, tmp_path, "--json"))
+    assert report["session"]["end_reason"] == "budget"
+    pods = report["pods"]
+    assert {name: view["phase"] for name, view in pods.items()} == {"chat": "none", "fim": "none"}
+    assert all(view["cost_usd"] > 0 for view in pods.values()), pods  # each pod's own cost
+    total = sum(view["cost_usd"] for view in pods.values())
+    assert report["totals"]["cost_usd"] == pytest.approx(total, abs=1e-6)
+    assert report["totals"]["guard_shares_usd"] == 0  # no pod runs, none holds a share
+    text = cli(wd, tmp_path)
+    assert "pod chat: none" in text and "pod fim: none" in text and "of budget $0.0012" in text
