@@ -63,6 +63,7 @@ def test_each_pod_by_name_with_its_phase_cost_and_guard_share(tmp_path: Path) ->
     assert chat["cost_usd"] == pytest.approx(0.01 + 36 / 3600 * 1.0)  # booked + accrued
     assert chat["guard_share_usd"] == 0.6 and chat["guard"]["max_cost_usd"] == 0.6
     assert fim["phase"] == "down: idle" and fim["down"] == "idle" and fim["id"] is None
+    assert set(fim) == set(chat)  # a pod without a record has every key, as null
     assert fim["cost_usd"] == pytest.approx(0.002) and fim["guard_share_usd"] is None
     assert fim["idle_timeout_seconds"] == 120 and chat["idle_timeout_seconds"] == 900
     totals = report["totals"]
