@@ -11,7 +11,14 @@ import pytest
 
 from podmgr.cli import main
 from podmgr.costs import build_report
-from podmgr.history import PodSummary, SessionRecord, append_record, read_history
+from podmgr.history import (
+    PodSummary,
+    SessionRecord,
+    append_record,
+    read_history,
+    session_record,
+)
+from podmgr.state import PodRecord, Session, State
 
 CHAT, FIM = "Qwen/Qwen2.5-Coder-32B-Instruct", "Qwen/Qwen2.5-Coder-1.5B"
 START = float(int(time.time()) - 7200)
@@ -104,3 +111,17 @@ def test_an_old_line_reads_as_the_pod_named_pod(tmp_path: Path) -> None:
     assert problems == [] and records[0].pods[0].pod_name == "pod"
     one_pod = build_report(records[:1], "model", models={"pod": "m"})
     assert [(group.key, group.podmgr_usd) for group in one_pod.groups] == [("m", 0.1)]
+
+
+def test_a_two_pod_session_record_names_its_pods_and_sums_their_seconds() -> None:
+    session = Session(started_at=START, deadline=START + 7200, cost_usd=0.0)
+    chat = PodRecord(id="c1", name="p-c1", gpu_type_id="A6000", cost_per_hr=2.0,
+                     created_at=START, vllm_api_key="k-fake")  # fmt: skip
+    fim = PodRecord(id="f1", name="p-f1", gpu_type_id="4090", cost_per_hr=0.5,
+                    created_at=START, vllm_api_key="k-fake")  # fmt: skip
+    session.book_pod(chat, 1.0, "chat")  # 30 min at $2/h
+    session.book_pod(fim, 0.5, "fim")  # 60 min at $0.5/h
+    record = session_record(State(session=session, pods={"chat": chat, "fim": fim}), START + 3600)
+    assert record is not None and record.cost_usd == 1.5
+    assert [(pod.pod_name, pod.cost_usd) for pod in record.pods] == [("chat", 1.0), ("fim", 0.5)]
+    assert record.billed_seconds == pytest.approx(1800 + 3600)  # each pod at its own price
