@@ -46,6 +46,14 @@ class PodSummary(SessionPod):
 
     cost_usd: float | None = None  # type: ignore[assignment]
 
+    @property
+    def label(self) -> str:
+        """The pod in a sessions view: its GPU type, after its configured name with `pods`
+        (`chat NVIDIA RTX A6000`); a one-pod session's pods show as before."""
+        if self.pod_name == ONE_POD:
+            return self.gpu_type_id
+        return f"{self.pod_name} {self.gpu_type_id}"
+
 
 class SessionRecord(BaseModel):
     """One ended session: when, why it ended, its pods, times and podmgr's own cost."""

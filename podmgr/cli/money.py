@@ -20,7 +20,7 @@ __all__ = ["parse_since", "register"]
 if TYPE_CHECKING:
     from podmgr.config import Config
     from podmgr.costs import CostReport
-    from podmgr.history import PodSummary, SessionRecord
+    from podmgr.history import SessionRecord
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -83,7 +83,7 @@ def run_history(args: argparse.Namespace) -> int:
         return 0
     for record in records:
         start = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.started_at))
-        gpus = ", ".join(_pod_label(pod) for pod in record.pods) or "-"
+        gpus = ", ".join(pod.label for pod in record.pods) or "-"
         hours = (record.ended_at - record.started_at) / 3600
         print(
             f"{start}  {record.session_id or '-':12}  {hours:6.2f} h  ${record.cost_usd:8.4f}  "
@@ -147,13 +147,6 @@ def _runpod_billing(
     from podmgr.runpod.billing import billed_by_pod
 
     return billed_by_pod(min([since, *(record.started_at for record in records)]))
-
-
-def _pod_label(pod: PodSummary) -> str:
-    """A pod in the sessions view: its GPU type, after its configured name with `pods`."""
-    from podmgr.state import ONE_POD
-
-    return pod.gpu_type_id if pod.pod_name == ONE_POD else f"{pod.pod_name} {pod.gpu_type_id}"
 
 
 def _money(value: float | None) -> str:

@@ -18,6 +18,7 @@ from podmgr.history import (
     read_history,
     session_record,
 )
+from podmgr.proxy.observe.history_page import render_history_text
 from podmgr.state import PodRecord, Session, State
 
 CHAT, FIM = "Qwen/Qwen2.5-Coder-32B-Instruct", "Qwen/Qwen2.5-Coder-1.5B"
@@ -125,3 +126,13 @@ def test_a_two_pod_session_record_names_its_pods_and_sums_their_seconds() -> Non
     assert record is not None and record.cost_usd == 1.5
     assert [(pod.pod_name, pod.cost_usd) for pod in record.pods] == [("chat", 1.0), ("fim", 0.5)]
     assert record.billed_seconds == pytest.approx(1800 + 3600)  # each pod at its own price
+
+
+def test_the_dashboards_history_page_names_the_pods(tmp_path: Path) -> None:
+    write_history(tmp_path)
+    records, _ = read_history(tmp_path / "history.jsonl")
+    lines = render_history_text(records, []).splitlines()
+    second = next(line for line in lines if "s2bbbbbbbbbb" in line)
+    assert "  chat A6000, fim 4090  " in second, lines  # each pod's GPU once, after its name
+    old = next(line for line in lines if "old000000000" in line)
+    assert "  GPU A  " in old, lines
