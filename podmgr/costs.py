@@ -17,15 +17,19 @@ count.
 
 Groups: `day` is the UTC day the session started on (RunPod's buckets are UTC), `gpu` the
 pod's GPU type, `session` the session (its start time and its id: two sessions may start
-in the same second). A pod belongs to exactly one group, so RunPod's amount for a pod is
-set beside the group podmgr put it in. Pods RunPod bills that no history record knows
-(made by hand, or by another tool) are listed apart, never mixed into the comparison.
+in the same second), `pod` the configured pod it was made for (config `pods`, issue 23:
+`PodSummary.pod_name`; records and pods from before several pods read as "pod"), `model`
+that pod's model. The history does not record models: a pod name is mapped to the model
+its entry in the config has now (`models`), "-" for a name the config no longer has.
+A pod belongs to exactly one group, so RunPod's amount for a pod is set beside the group
+podmgr put it in. Pods RunPod bills that no history record knows (made by hand, or by
+another tool) are listed apart, never mixed into the comparison.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,8 +37,8 @@ from podmgr.history import PodSummary, SessionRecord
 
 __all__ = ["CostGroup", "CostReport", "GroupBy", "build_report", "runpod_by_pod"]
 
-GroupBy = Literal["day", "gpu", "session"]
-GROUPINGS: tuple[GroupBy, ...] = ("day", "gpu", "session")
+GroupBy = Literal["day", "gpu", "session", "pod", "model"]
+GROUPINGS: tuple[GroupBy, ...] = ("day", "gpu", "session", "pod", "model")
 
 
 @dataclass
@@ -46,6 +50,7 @@ class CostGroup:
     runpod_usd: float | None = None
     sessions: set[str] = field(default_factory=set)  # SessionRecord.key
     pods: list[str] = field(default_factory=list)
+    pod_names: list[str] = field(default_factory=list)  # the configured pods they were
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -55,6 +60,7 @@ class CostGroup:
             "difference_usd": _difference(self.podmgr_usd, self.runpod_usd),
             "sessions": len(self.sessions),
             "pods": self.pods,
+            "pod_names": self.pod_names,
         }
 
 
@@ -107,9 +113,16 @@ def pod_costs(record: SessionRecord) -> list[tuple[PodSummary, float]]:
     return [(pod, record.cost_usd if pod is record.pods[-1] else 0.0) for pod in record.pods]
 
 
-def group_key(by: GroupBy, record: SessionRecord, pod: PodSummary) -> str:
+def group_key(
+    by: GroupBy, record: SessionRecord, pod: PodSummary, models: Mapping[str, str] | None = None
+) -> str:
+    """The group a pod of a record falls in; `models`: each configured pod's model by name."""
     if by == "gpu":
         return pod.gpu_type_id
+    if by == "pod":
+        return pod.pod_name
+    if by == "model":
+        return (models or {}).get(pod.pod_name, "-")
     start = dt.datetime.fromtimestamp(record.started_at, dt.UTC)
     if by == "day":
         return start.strftime("%Y-%m-%d")
@@ -134,18 +147,22 @@ def build_report(
     known_pods: set[str] | None = None,
     runpod_error: str | None = None,
     running: bool = False,
+    models: Mapping[str, str] | None = None,
 ) -> CostReport:
     """The report over `records` (oldest first). `runpod`: RunPod's amount per pod, or
     None if it could not be read; `known_pods`: every pod id in the whole history (a pod
-    of an older session is not "unknown" to podmgr)."""
+    of an older session is not "unknown" to podmgr); `models`: the configured pods'
+    models by name (for `model`)."""
     groups: dict[str, CostGroup] = {}
     ours: set[str] = set()
     for record in records:
         for pod, cost in pod_costs(record):
-            key = group_key(by, record, pod)
+            key = group_key(by, record, pod, models)
             group = groups.setdefault(key, CostGroup(key))
             group.podmgr_usd += cost
             group.sessions.add(record.key)
+            if pod.pod_name not in group.pod_names:
+                group.pod_names.append(pod.pod_name)
             if pod.id != "-" and pod.id not in group.pods:
                 group.pods.append(pod.id)
                 ours.add(pod.id)

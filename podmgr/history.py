@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, ValidationError
 
 from podmgr.rules import label
-from podmgr.state import PodRecord, Session, SessionPod, State
+from podmgr.state import ONE_POD, PodRecord, Session, SessionPod, State
 
 __all__ = [
     "DEFAULT_KEEP",
@@ -46,6 +46,14 @@ class PodSummary(SessionPod):
 
     cost_usd: float | None = None  # type: ignore[assignment]
 
+    @property
+    def label(self) -> str:
+        """The pod in a sessions view: its GPU type, after its configured name with `pods`
+        (`chat NVIDIA RTX A6000`); a one-pod session's pods show as before."""
+        if self.pod_name == ONE_POD:
+            return self.gpu_type_id
+        return f"{self.pod_name} {self.gpu_type_id}"
+
 
 class SessionRecord(BaseModel):
     """One ended session: when, why it ended, its pods, times and podmgr's own cost."""
@@ -60,7 +68,9 @@ class SessionRecord(BaseModel):
     )
     serving_seconds: float = 0.0
     billed_seconds: float = Field(
-        default=0.0, description="Seconds booked at the pods' price (podmgr/watchdog/accounting)."
+        default=0.0,
+        description="Seconds booked at the pods' price (podmgr/watchdog/accounting); with "
+        "several pods (config `pods`), each pod's seconds summed.",
     )
     cost_usd: float = 0.0
     restarts: int = 0
@@ -101,6 +111,8 @@ def session_record(
         serving = max(0.0, ended - last.ready_at)
     price = last.cost_per_hr if last is not None else 0.0
     billed = session.cost_usd / price * 3600 if price > 0 else 0.0
+    if any(pod.pod_name != ONE_POD for pod in pods):  # several pods at their own prices
+        billed = sum(_billed_seconds(pod) for pod in pods)
     return SessionRecord(
         started_at=session.started_at,
         ended_at=ended,
@@ -129,6 +141,11 @@ def _pod_summaries(session: Session, known: Sequence[PodRecord]) -> list[PodSumm
         if latest is not None and latest.ready_at is not None:
             summary.ready_at = latest.ready_at
     return pods
+
+
+def _billed_seconds(pod: PodSummary) -> float:
+    """Seconds booked for one pod: its cost at its price."""
+    return (pod.cost_usd or 0.0) / pod.cost_per_hr * 3600 if pod.cost_per_hr > 0 else 0.0
 
 
 def _pod_summary(pod: PodRecord) -> PodSummary:

@@ -36,14 +36,17 @@ def register(subparsers: Any) -> None:
         "cost",
         help="what the sessions cost, beside RunPod's own billing",
         description=(
-            "Sum the sessions of the history (and the running one) by UTC day, GPU type or "
-            "session. With RUNPOD_API_KEY set, RunPod's GET /billing/pods for the same pods is "
-            "shown beside podmgr's figure, with the difference."
+            "Sum the sessions of the history (and the running one) by UTC day, GPU type, "
+            "session, configured pod (`pods`) or model. With RUNPOD_API_KEY set, RunPod's "
+            "GET /billing/pods for the same pods is shown beside podmgr's figure, with the "
+            "difference."
         ),
     )
     cost.add_argument("--config", help="path to pod_config.json")
     cost.add_argument("--since", default="30d", help="how far back: 90s, 30m, 12h, 30d")
-    cost.add_argument("--by", choices=("day", "gpu", "session"), default="day")
+    cost.add_argument(
+        "--by", choices=("day", "gpu", "session", "pod", "model"), default="day"
+    )  # podmgr/costs.py GROUPINGS (not imported: this module stays standard library)
     cost.add_argument("--json", action="store_true", help="one JSON object")
     cost.add_argument(
         "--no-runpod", action="store_true", help="do not read RunPod's billing (offline)"
@@ -80,7 +83,7 @@ def run_history(args: argparse.Namespace) -> int:
         return 0
     for record in records:
         start = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.started_at))
-        gpus = ", ".join(pod.gpu_type_id for pod in record.pods) or "-"
+        gpus = ", ".join(pod.label for pod in record.pods) or "-"
         hours = (record.ended_at - record.started_at) / 3600
         print(
             f"{start}  {record.session_id or '-':12}  {hours:6.2f} h  ${record.cost_usd:8.4f}  "
@@ -117,6 +120,7 @@ def run_cost(args: argparse.Namespace) -> int:
         known_pods=known,
         runpod_error=error,
         running=running is not None,
+        models={entry.name: entry.model for entry in config.pods},
     )
     if args.json:
         print(json.dumps(report.as_json(since), indent=2))
@@ -150,24 +154,35 @@ def _money(value: float | None) -> str:
 
 
 def _print_report(report: CostReport, since: float) -> None:
+    from podmgr.state import ONE_POD
+
     day = time.strftime("%Y-%m-%d %H:%M", time.gmtime(since))
     print(
         f"since {day} UTC, by {report.by}"
         + (" (includes the running session)" if report.running else "")
     )
-    print(f"{'':20}  {'podmgr':>10}  {'RunPod':>10}  {'difference':>10}  sessions")
+    # pods by name (config `pods`) as a last column; a one-pod history prints as before
+    named = any(name != ONE_POD for group in report.groups for name in group.pod_names)
+    width = 20
+    if report.by in ("pod", "model"):  # a model's name is often longer than 20
+        width = max([width, *(len(group.key) for group in report.groups)])
+    print(
+        f"{'':{width}}  {'podmgr':>10}  {'RunPod':>10}  {'difference':>10}  sessions"
+        + ("  pods" if named else "")
+    )
     for group in report.groups:
         diff = None if group.runpod_usd is None else group.podmgr_usd - group.runpod_usd
         print(
-            f"{group.key:20}  {_money(group.podmgr_usd):>10}  {_money(group.runpod_usd):>10}  "
-            f"{_money(diff):>10}  {len(group.sessions)}"
+            f"{group.key:{width}}  {_money(group.podmgr_usd):>10}  "
+            f"{_money(group.runpod_usd):>10}  {_money(diff):>10}  {len(group.sessions)}"
+            + (f"  {', '.join(group.pod_names)}" if named else "")
         )
     total_diff = (
         None if report.runpod_total_usd is None else report.total_usd - report.runpod_total_usd
     )
     print(
-        f"{'total':20}  {_money(report.total_usd):>10}  {_money(report.runpod_total_usd):>10}  "
-        f"{_money(total_diff):>10}"
+        f"{'total':{width}}  {_money(report.total_usd):>10}  "
+        f"{_money(report.runpod_total_usd):>10}  {_money(total_diff):>10}"
     )
     if report.runpod_error is not None:
         print(f"RunPod's billing: {report.runpod_error}")

@@ -322,13 +322,13 @@ def _summary(state: Any) -> None:
 
 
 def run_status(args: argparse.Namespace) -> int:
-    from podmgr.cli.status import format_status, live_pod, status_report
+    from podmgr.cli.status import add_live, format_status, status_report
     from podmgr.config import load_config
 
     config = load_config(args.config)
     report = status_report(config)
     if args.live:
-        report["live"] = live_pod(config, report)
+        add_live(config, report)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

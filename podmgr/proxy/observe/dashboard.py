@@ -1,5 +1,9 @@
 """`GET /dashboard`: how the pod and the proxy are doing, for a person.
 
+With several pods (config `pods`, issue 23) the pod, uptime and guard rows come once per
+pod, by name ("Pod <name>", "Pod uptime (<name>)", "Guard in the pod (<name>)", the last
+with the share of the budget that pod's guard holds); with one pod they are as before.
+
 Plain text for curl (any Accept that is not text/html), an HTML page that refreshes itself
 every 5 s for a browser. Both come from one `DashboardView`, so they always agree. Nothing
 secret is shown: the pod's key and the upstream URL's path stay out. The HTML page adds
@@ -108,17 +112,21 @@ def build_view(
     pod = pod_record(state, resolver.pod_names[0])
     session = state.session if state else None
     latency = "  ".join(f"{name} {value:.1f} ms" for name, value in stats.percentiles().items())
-    uptime = now - (pod.ready_at or pod.created_at) if pod else None
     left = session.deadline - now if session and session.active else None
     cache_size, hit_rate = _cache_texts(cache, stats, config.cache.mode)
+    several = len(resolver.pod_names) > 1
     rows = [
         ("Session", _session_text(session)),
         *_pod_rows(resolver),
         ("Upstream", _upstream_text(upstream)),
-        ("Pod uptime", _duration(uptime)),
+        *(_uptime_rows(resolver, now) if several else [("Pod uptime", _uptime(pod, now))]),
         ("Time left", _duration(left) if session else "-"),
         ("Cost so far", usd(session_cost(state, now)) if session else "-"),
-        ("Guard in the pod", _guard_text(config, state)),
+        *(
+            _guard_rows(config, resolver)
+            if several
+            else [("Guard in the pod", _guard_text(config, state))]
+        ),
         ("Cache", cache_size),
         ("Cache hit rate", hit_rate),
         ("Request rate", f"{stats.request_rate(now):.2f} req/s (last minute)"),
@@ -130,6 +138,36 @@ def build_view(
         for e in reversed(stats.errors)
     ]
     return DashboardView(rows, errors, healthy=upstream.ready)
+
+
+def _uptime(pod: PodRecord | None, now: float) -> str:
+    return _duration(now - (pod.ready_at or pod.created_at) if pod else None)
+
+
+def _uptime_rows(resolver: UpstreamResolver, now: float) -> list[tuple[str, str]]:
+    """A "Pod uptime (<name>)" row for each of several pods (issue 23)."""
+    state = resolver.state
+    return [(f"Pod uptime ({name})", _uptime(pod_record(state, name), now))
+            for name in resolver.pod_names]  # fmt: skip
+
+
+def _guard_rows(config: Config, resolver: UpstreamResolver) -> list[tuple[str, str]]:
+    """A "Guard in the pod (<name>)" row for each of several pods, with the share of the
+    budget its guard holds (`max_cost_usd` at its create: watchdog/focus.py `guard_budget`)."""
+    state = resolver.state
+    if state is None:
+        return [(f"Guard in the pod ({name})", "-") for name in resolver.pod_names]
+    view = state.model_copy()  # focused on each pod in turn; the resolver's copy stays as is
+    rows = []
+    for name in resolver.pod_names:
+        with view.focused(name):
+            text = _guard_text(config, view)
+        record = view.pods.get(name)
+        share = (record.guard or {}).get("max_cost_usd") if record is not None else None
+        if share is not None:
+            text += f"; its share of the budget {usd(float(share))}"
+        rows.append((f"Guard in the pod ({name})", text))
+    return rows
 
 
 def _pod_text(pod: PodRecord | None) -> str:

@@ -1,7 +1,8 @@
 """`GET /dashboard/history`: the last sessions with their cost, from the history file.
 
 Plain text for curl, an HTML table for a browser. Lines of the file that do not parse are
-named in a note, never an error page (podmgr/history.py skips them).
+named in a note, never an error page (podmgr/history.py skips them). With several pods
+(config `pods`) each GPU comes after its pod's name (`chat NVIDIA RTX A6000`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def _rows(records: list[SessionRecord]) -> list[tuple[str, ...]]:
     for record in reversed(records[-LAST_SESSIONS:]):
         start = time.strftime("%Y-%m-%d %H:%M", time.localtime(record.started_at))
         hours = (record.ended_at - record.started_at) / 3600
-        gpus = ", ".join(sorted({pod.gpu_type_id for pod in record.pods})) or "-"
+        gpus = ", ".join(sorted({pod.label for pod in record.pods})) or "-"  # name + GPU
         cost = f"${record.cost_usd:.4f}"
         rows.append(
             (start, record.session_id or "-", f"{hours:.2f} h", record.ended_why, gpus, cost)
