@@ -33,7 +33,7 @@ __all__ = ["SHARE_RULE", "add_live", "format_status", "live_pod", "status_report
 
 HISTORY_SHOWN = 5
 # How watchdog/focus.py `guard_budget` sets each guard's share at its pod's create.
-SHARE_RULE = "price-weighted by $/h, capped so the shares never pass the budget"
+SHARE_RULE = "by $/h over every pod, kept for a pod that is down; never past the budget together"
 
 
 def status_report(config: Config, now: float | None = None) -> dict[str, Any]:
