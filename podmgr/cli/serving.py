@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from podmgr.config.served import served_models
+
 if TYPE_CHECKING:
     from podmgr.config import Config
 
@@ -19,12 +21,7 @@ EDITORS = "Continue, Cline, Kilo Code, CodeGPT"
 
 def served_model(model: str, vllm_args: list[str]) -> str:
     """The id clients must send: vLLM's `--served-model-name` (its first name), else the model."""
-    for index, arg in enumerate(vllm_args):
-        if arg.startswith("--served-model-name="):
-            return arg.split("=", 1)[1].split()[0] or model
-        if arg == "--served-model-name" and index + 1 < len(vllm_args):
-            return vllm_args[index + 1]
-    return model
+    return served_models(model, vllm_args)[0]
 
 
 def serving_lines(url: str, config: Config) -> list[str]:

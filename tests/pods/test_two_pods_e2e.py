@@ -98,9 +98,14 @@ class Product:
         values: dict[str, Any] = {
             "pods": [
                 {"name": "chat", "model": BIG, "gpu_type_id": ["NVIDIA RTX A6000"], **shared},
-                {"name": "fim", "model": SMALL, "gpu_type_id": ["NVIDIA GeForce RTX 4090"],
-                 "idle_timeout_seconds": FIM_IDLE, **shared},
-            ],  # fmt: skip
+                {
+                    "name": "fim",
+                    "model": SMALL,
+                    "gpu_type_id": ["NVIDIA GeForce RTX 4090"],
+                    "idle_timeout_seconds": FIM_IDLE,
+                    **shared,
+                },
+            ],
             "runtime_seconds": 900,
             "idle_timeout_seconds": 3600,
             "wake_on_request": True,
@@ -259,7 +264,7 @@ def _scenario(product: Product, sampler: Sampler) -> None:
     assert _served(product, SMALL, "fim", woken.pods["fim"].id)
     assert _served(product, BIG, "chat", chat_id)
     wait_until(lambda: not product.health()["wake"]["running"], "the wake's `podmgr up` to exit")
-    assert product.health()["wake"]["last_exit"] == 0, (product.dir / "state" / "wake.log")
+    assert product.health()["wake"]["last_exit"] == 0, product.dir / "state" / "wake.log"
 
     # 4. Shutdown ends both; no pod of the run is left alive.
     product.cli("shutdown")
