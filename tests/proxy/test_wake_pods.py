@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from podmgr.cli.upstream_check import _pod_down
 from podmgr.config import build_config
 from podmgr.proxy.wake import Waker
 from podmgr.sim.process import wait_until
@@ -161,3 +162,20 @@ def test_outside_wake_hours_a_pod_of_a_running_session_is_not_woken(tmp_path: Pa
     waker = _waker(tmp_path, _ended(fast="idle"), pods=PODS, wake_hours=[window])
     why = waker.on_request("fast")
     assert why is not None and why.startswith("outside wake_hours") and waker.wakes == 0
+
+
+@pytest.mark.parametrize(
+    ("reason", "said"),
+    [
+        pytest.param("idle", "a request for its model would wake it", id="idle-wakes"),
+        pytest.param("crash_loop", "would not wake it: the GPU pod fast ended", id="limit"),
+    ],
+)
+def test_upstreams_test_says_a_pod_ended_alone_and_whether_a_request_wakes_it(
+    tmp_path: Path, reason: str, said: str
+) -> None:
+    config = build_config({"wake_on_request": True, "pods": PODS}, base_dir=tmp_path, environ={})
+    line = _pod_down(config, _ended(fast=reason), None, "fast")
+    assert line.startswith(f"not running: pod fast ended alone in the active session ({reason})")
+    assert said in line, line
+    assert "starting" in _pod_down(config, _ended(fast=reason), None, "chat")  # has its record
