@@ -13,7 +13,10 @@ FIM_IDLE) is terminated for idle and the big one still serves. A request for the
 model wakes it (the proxy runs `podmgr up --yes --config X fim`): that request gets the
 cold start's 503 with Retry-After naming the pod, the big model's next request is answered
 by its pod meanwhile, and then the small model is served by a new pod while the big pod
-is the one it was. `podmgr shutdown` ends both; nothing is left alive.
+is the one it was. `podmgr shutdown` ends both; nothing is left alive. The watchdog's idle
+rule reads the proxy's `/health` `last_request_by_model`: the state books it under the
+config's models (checked), and the big pod (its own idle time CHAT_IDLE, longer than the
+test) is asked at every step.
 
 The guards in the pods check every GUARD_INTERVAL seconds (longer than the test needs), so
 the idle end is the watchdog's, decided when the test runs a pass, not a race with the
@@ -46,6 +49,7 @@ from podmgr.watchdog.proxy_probe import is_our_proxy
 BIG, SMALL = "sim/coder-32b", "sim/coder-1.5b"
 GPU = {"NVIDIA RTX A6000": "chat", "NVIDIA GeForce RTX 4090": "fim"}
 FIM_IDLE = 4
+CHAT_IDLE = 90
 GUARD_INTERVAL = 600
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,7 +101,13 @@ class Product:
         shared = {"endpoint_url_template": sim.pod_url_template, "pod_name_prefix": self.prefix}
         values: dict[str, Any] = {
             "pods": [
-                {"name": "chat", "model": BIG, "gpu_type_id": ["NVIDIA RTX A6000"], **shared},
+                {
+                    "name": "chat",
+                    "model": BIG,
+                    "gpu_type_id": ["NVIDIA RTX A6000"],
+                    "idle_timeout_seconds": CHAT_IDLE,
+                    **shared,
+                },
                 {
                     "name": "fim",
                     "model": SMALL,
@@ -234,6 +244,9 @@ def _scenario(product: Product, sampler: Sampler) -> None:
     assert idle.session is not None and idle.session.active
     assert idle.session.ended_pods == {"fim": "idle"}
     assert set(idle.pods) == {"chat"} and idle.pods["chat"].id == chat_id
+    # the watchdog booked the proxy's `/health` requests by model under the config's models
+    assert set(idle.last_request_by_model) == {BIG, SMALL}
+    assert idle.last_request_by_model[BIG] > idle.last_request_by_model[SMALL]
     assert _served(product, BIG, "chat", chat_id)
     wait_until(lambda: product.health()["pods"]["fim"] is None, "the proxy to see fim down")
 
@@ -249,6 +262,7 @@ def _scenario(product: Product, sampler: Sampler) -> None:
     assert wake["wakes"] == 1 and wake["pod"] == "fim", wake
 
     def small_serves() -> bool:
+        assert _served(product, BIG, "chat", chat_id)  # the big model waits for nothing
         try:
             answer = product.ask(SMALL, f"again {uuid.uuid4().hex}")
         except openai.APIStatusError as error:
