@@ -35,6 +35,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -203,13 +204,14 @@ def _served(product: Product, model: str, pod: str, pod_id: str) -> bool:
     return product.reached(pod_id, tag)
 
 
-def test_two_pods_serve_their_models_the_small_one_idles_out_and_wakes(
-    product: Product,
-) -> None:
+@contextmanager
+def watched(product: Product) -> Iterator[Sampler]:
+    """The run's sampler of the simulator's listing; after it, never two live pods for one
+    model."""
     sampler = Sampler(product.sim, product.prefix)
     sampler.start()
     try:
-        _scenario(product, sampler)
+        yield sampler
     finally:
         sampler.stopping.set()
         sampler.join(timeout=30)
@@ -217,8 +219,59 @@ def test_two_pods_serve_their_models_the_small_one_idles_out_and_wakes(
     assert max(sampler.worst.values()) == 1, f"two live pods for one model: {sampler.worst}"
 
 
-def _scenario(product: Product, sampler: Sampler) -> None:
-    # 1. `podmgr up` brings both to serving and starts the proxy.
+def test_two_pods_serve_their_models_the_small_one_idles_out_and_wakes(
+    product: Product,
+) -> None:
+    with watched(product) as sampler:
+        chat_id, fim_id = _up_both(product, sampler)
+        _idle_out_small(product, sampler, chat_id)
+        _wake_small(product, chat_id, fim_id)
+        _shut_down(product, sampler, Counter({"chat": 1, "fim": 2}))
+
+
+def test_a_failed_wake_of_the_small_pod_rests_it_alone_while_the_big_one_serves(
+    product: Product,
+) -> None:
+    """RunPod has no RTX 4090 when the small pod is woken: its `podmgr up fim` fails, and
+    the next request for it is told so (the failed-wake rest of that pod, in the running
+    session) instead of starting `podmgr up fim` again; the big model is answered all along."""
+    with watched(product) as sampler:
+        chat_id, _ = _up_both(product, sampler)
+        _idle_out_small(product, sampler, chat_id)
+        product.sim.set_fault("capacity", gpu_type_ids=["NVIDIA GeForce RTX 4090"])
+        try:
+            _wake_fails(product, chat_id)
+        finally:
+            product.sim.clear_faults()
+        _shut_down(product, sampler, Counter({"chat": 1, "fim": 1}))
+
+
+def _wake_fails(product: Product, chat_id: str) -> None:
+    with pytest.raises(openai.APIStatusError) as caught:
+        product.ask(SMALL, f"wake {uuid.uuid4().hex}")
+    assert "the GPU pod fim is starting" in caught.value.message, caught.value.message
+
+    def failed() -> int | None:
+        assert _served(product, BIG, "chat", chat_id)
+        wake = product.health()["wake"]
+        return None if wake["running"] else wake["by_pod"]["fim"]["last_exit"]
+
+    code = wait_until(failed, "the small pod's wake to end", timeout=180)
+    assert code != 0, (product.dir / "state" / "wake.log").read_text()
+    with pytest.raises(openai.APIStatusError) as again:
+        product.ask(SMALL, f"again {uuid.uuid4().hex}")
+    assert again.value.status_code == 503
+    assert f"the last wake of the GPU pod fim failed (podmgr up exit {code})" in (
+        again.value.message
+    ), again.value.message
+    wake = product.health()["wake"]
+    assert wake["wakes"] == 1 and wake["by_pod"]["chat"]["blocked"] is None, wake
+    assert _served(product, BIG, "chat", chat_id)
+
+
+def _up_both(product: Product, sampler: Sampler) -> tuple[str, str]:
+    """`podmgr up` brings both to serving and starts the proxy; each model reaches its own
+    pod. The pods' ids, chat's and fim's."""
     up = product.cli("up", "--yes")
     assert "serving" in up.stdout, up.stdout
     wait_http(product.url + "/health", what="the proxy `up` started")
@@ -232,8 +285,12 @@ def _scenario(product: Product, sampler: Sampler) -> None:
         assert product.ask(model, tag).model == model
         assert product.last_upstream == pod
         assert product.reached(pod_id, tag) and not product.reached(other, tag)
+    return chat_id, fim_id
 
-    # 2. Only the big model is asked; cron passes end the small pod for idle.
+
+def _idle_out_small(product: Product, sampler: Sampler, chat_id: str) -> None:
+    """Only the big model is asked; cron passes end the small pod for idle."""
+
     def small_ended() -> bool:
         assert _served(product, BIG, "chat", chat_id)
         product.cron_pass()
@@ -250,8 +307,10 @@ def _scenario(product: Product, sampler: Sampler) -> None:
     assert _served(product, BIG, "chat", chat_id)
     wait_until(lambda: product.health()["pods"]["fim"] is None, "the proxy to see fim down")
 
-    # 3. A request for the small model wakes its pod: the cold start's 503 names it,
-    #    the big model is answered meanwhile.
+
+def _wake_small(product: Product, chat_id: str, fim_id: str) -> None:
+    """A request for the small model wakes its pod: the cold start's 503 names it, the big
+    model is answered meanwhile; then a new small pod serves beside the same big one."""
     with pytest.raises(openai.APIStatusError) as caught:
         product.ask(SMALL, f"wake {uuid.uuid4().hex}")
     refused = caught.value.response
@@ -280,11 +339,14 @@ def _scenario(product: Product, sampler: Sampler) -> None:
     wait_until(lambda: not product.health()["wake"]["running"], "the wake's `podmgr up` to exit")
     assert product.health()["wake"]["last_exit"] == 0, product.dir / "state" / "wake.log"
 
-    # 4. Shutdown ends both; no pod of the run is left alive.
+
+def _shut_down(product: Product, sampler: Sampler, made: Counter[str]) -> None:
+    """`podmgr shutdown` ends both; no pod of the run is left alive; `made`: the pods the
+    run made, by configured pod."""
     product.cli("shutdown")
     assert sampler.alive() == Counter()
     ledger = [p for p in product.sim.ledger() if p["name"].startswith(product.prefix)]
-    assert Counter(GPU[p["gpu_type_id"]] for p in ledger) == Counter({"chat": 1, "fim": 2})
+    assert Counter(GPU[p["gpu_type_id"]] for p in ledger) == made
     assert all(p["status"] == "TERMINATED" for p in ledger)
     ended = product.state().session
     assert ended is not None and ended.end_reason == "shutdown"
