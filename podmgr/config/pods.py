@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pydantic import Field
 
 from podmgr.config.sections import PodSection
+from podmgr.config.served import served_models
 from podmgr.errors import ConfigError
 
 __all__ = ["DEFAULT_POD_NAME", "POD_NAME_PATTERN", "PodEntry", "check_pod_set"]
@@ -50,8 +51,9 @@ class PodEntry(PodSection):
 
 
 def check_pod_set(entries: Sequence[PodEntry]) -> None:
-    """ConfigError (field `pods`) for an empty set, a name or model given twice, or pods
-    with different `pod_name_prefix` (the watchdog lists our pods by one prefix)."""
+    """ConfigError (field `pods`) for an empty set, a name or model given twice (a model id
+    from `--served-model-name` included), or pods with different `pod_name_prefix` (the
+    watchdog lists our pods by one prefix)."""
     if not entries:
         raise ConfigError("needs at least one pod", field="pods")
     prefixes = sorted({entry.pod_name_prefix for entry in entries})
@@ -72,3 +74,19 @@ def check_pod_set(entries: Sequence[PodEntry]) -> None:
                     field="pods",
                 )
             seen.add(value)
+    _check_served_ids(entries)
+
+
+def _check_served_ids(entries: Sequence[PodEntry]) -> None:
+    """Two pods may not answer to one model id (`--served-model-name` included): the proxy
+    routes a request by the id it names."""
+    owner: dict[str, str] = {}
+    for entry in entries:
+        for model_id in served_models(entry.model, entry.vllm_args):
+            if model_id in owner and owner[model_id] != entry.name:
+                raise ConfigError(
+                    f"pods {owner[model_id]!r} and {entry.name!r} both answer to the model id "
+                    f"{model_id!r} (--served-model-name); requests are routed by model",
+                    field="pods",
+                )
+            owner[model_id] = entry.name

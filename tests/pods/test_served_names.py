@@ -12,6 +12,7 @@ import pytest
 from podmgr.cli.serving import served_model
 from podmgr.config import Config, build_config
 from podmgr.config.served import served_models
+from podmgr.errors import ConfigError
 from podmgr.watchdog.observed import ProxyView
 from podmgr.watchdog.plan_set import EndPod, ObservedSet, plan_set
 from tests.pods.test_plan_set import CHAT, FIM, HEALTHY, LISTED, both, for_pod
@@ -84,3 +85,25 @@ def test_a_request_under_the_model_path_does_not_keep_a_pod_that_has_served_name
     st = both(last_request_by_model={CHAT: NOW - 10, FIM: NOW - 1})
     actions = plan_set(named_config(), st, ObservedSet(LISTED, PROXY_UP, None, HEALTHY), NOW)
     assert any(isinstance(a, EndPod) for a in for_pod(actions, "fim"))
+
+
+@pytest.mark.parametrize(
+    "pods",
+    [
+        pytest.param(
+            [{"name": "chat", "model": CHAT, "vllm_args": ["--served-model-name", "coder"]},
+             {"name": "fim", "model": FIM, "vllm_args": ["--served-model-name", "coder"]}],
+            id="one-served-name-twice",
+        ),
+        pytest.param(
+            [{"name": "chat", "model": "coder"},
+             {"name": "fim", "model": FIM, "vllm_args": ["--served-model-name=coder"]}],
+            id="a-served-name-is-another-pods-model",
+        ),
+    ],
+)  # fmt: skip
+def test_two_pods_answering_to_one_model_id_exit_2(pods: list[dict[str, Any]]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_config({"pods": pods}, environ={})
+    assert caught.value.exit_code == 2 and caught.value.field == "pods"
+    assert "both answer to the model id 'coder'" in str(caught.value)
