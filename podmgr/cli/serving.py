@@ -25,12 +25,17 @@ def served_model(model: str, vllm_args: list[str]) -> str:
 
 
 def serving_lines(url: str, config: Config) -> list[str]:
-    """Three lines: base URL and model id, the editors' setting, and a curl to try."""
-    model = served_model(config.pod.model, config.pod.vllm_args)
+    """Three lines: base URL and model id, the editors' setting, and a curl to try. With
+    several pods (config `pods`) the first line names each pod's model id (one base URL
+    serves them all, routed by model) and the curl asks the first."""
+    ids = [(pod.name, served_model(pod.model, pod.vllm_args)) for pod in config.pods]
+    model = ids[0][1]
+    named = ", ".join(f"{m} (pod {name})" for name, m in ids)
+    shown = f"model {model}" if len(ids) == 1 else f"models {named}"
     key = "any API key" if not config.proxy.api_keys else "an API key from proxy.api_keys"
     auth = "" if not config.proxy.api_keys else " -H 'Authorization: Bearer <key>'"
     return [
-        f"serving: base URL {url}, model {model}",
+        f"serving: base URL {url}, {shown}",
         f'  editors ({EDITORS}): provider "OpenAI compatible", that base URL and model, {key}',
         f"  try: curl {url}/chat/completions -H 'Content-Type: application/json'{auth} "
         f'-d \'{{"model": "{model}", "messages": [{{"role": "user", "content": "Say hi"}}]}}\'',

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from podmgr.cli.serving import served_model
+from podmgr.cli.serving import served_model, serving_lines
 from podmgr.config import Config, build_config
 from podmgr.config.served import served_models
 from podmgr.errors import ConfigError
@@ -107,3 +107,11 @@ def test_two_pods_answering_to_one_model_id_exit_2(pods: list[dict[str, Any]]) -
         build_config({"pods": pods}, environ={})
     assert caught.value.exit_code == 2 and caught.value.field == "pods"
     assert "both answer to the model id 'coder'" in str(caught.value)
+
+
+def test_up_names_each_pods_model_id_behind_the_one_base_url() -> None:
+    lines = serving_lines("http://127.0.0.1:8000/v1", named_config())
+    assert lines[0] == (
+        f"serving: base URL http://127.0.0.1:8000/v1, models {CHAT} (pod chat), fim-coder (pod fim)"
+    )
+    assert f'"model": "{CHAT}"' in lines[2]

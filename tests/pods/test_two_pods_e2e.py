@@ -273,7 +273,8 @@ def _up_both(product: Product, sampler: Sampler) -> tuple[str, str]:
     """`podmgr up` brings both to serving and starts the proxy; each model reaches its own
     pod. The pods' ids, chat's and fim's."""
     up = product.cli("up", "--yes")
-    assert "serving" in up.stdout, up.stdout
+    assert f"models {BIG} (pod chat), {SMALL} (pod fim)" in up.stdout, up.stdout
+    assert "has not picked up" not in up.stdout, up.stdout
     wait_http(product.url + "/health", what="the proxy `up` started")
     first = product.state()
     chat_id, fim_id = first.pods["chat"].id, first.pods["fim"].id
