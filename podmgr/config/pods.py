@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pydantic import Field
 
 from podmgr.config.sections import PodSection
-from podmgr.config.served import served_models
+from podmgr.config.served import check_served_ids
 from podmgr.errors import ConfigError
 
 __all__ = ["DEFAULT_POD_NAME", "POD_NAME_PATTERN", "PodEntry", "check_pod_set"]
@@ -63,6 +63,7 @@ def check_pod_set(entries: Sequence[PodEntry]) -> None:
             "watchdog finds the pods of a set by one prefix",
             field="pods",
         )
+    check_served_ids(entries)
     for what in ("name", "model"):
         seen: set[str] = set()
         for entry in entries:
@@ -74,19 +75,3 @@ def check_pod_set(entries: Sequence[PodEntry]) -> None:
                     field="pods",
                 )
             seen.add(value)
-    _check_served_ids(entries)
-
-
-def _check_served_ids(entries: Sequence[PodEntry]) -> None:
-    """Two pods may not answer to one model id (`--served-model-name` included): the proxy
-    routes a request by the id it names."""
-    owner: dict[str, str] = {}
-    for entry in entries:
-        for model_id in served_models(entry.model, entry.vllm_args):
-            if model_id in owner and owner[model_id] != entry.name:
-                raise ConfigError(
-                    f"pods {owner[model_id]!r} and {entry.name!r} both answer to the model id "
-                    f"{model_id!r} (--served-model-name); requests are routed by model",
-                    field="pods",
-                )
-            owner[model_id] = entry.name

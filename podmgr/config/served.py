@@ -1,15 +1,24 @@
 """The model ids a pod's vLLM answers to: what clients send, what the proxy routes to the
 pod and what the watchdog's per-pod idle rule looks up in the proxy's requests by model.
 
-Its own module (no imports) because the config's sections, its upstreams and the CLI all
-read it, and `sections` already imports `upstreams`.
+Its own module (it imports only the errors) because the config's sections, its upstreams,
+its pods and the CLI all read it, and `sections` already imports `upstreams`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
-__all__ = ["served_models"]
+from podmgr.errors import ConfigError
+
+__all__ = ["check_served_ids", "served_models"]
+
+
+class _Pod(Protocol):
+    name: str
+    model: str
+    vllm_args: list[str]
 
 
 def served_models(model: str, vllm_args: Sequence[str]) -> tuple[str, ...]:
@@ -30,3 +39,21 @@ def served_models(model: str, vllm_args: Sequence[str]) -> tuple[str, ...]:
                 names.append(value)
             return tuple(names) or (model,)
     return (model,)
+
+
+def check_served_ids(pods: Sequence[_Pod]) -> None:
+    """ConfigError (field `pods`) when two pods answer to one model id and one of them has
+    it from `--served-model-name`: the proxy routes a request by the id it names (the same
+    `model` twice is check_pod_set's own error)."""
+    owner: dict[str, tuple[str, bool]] = {}
+    for pod in pods:
+        for model_id in served_models(pod.model, pod.vllm_args):
+            named = model_id != pod.model
+            other, other_named = owner.get(model_id, (pod.name, False))
+            if other != pod.name and (named or other_named):
+                raise ConfigError(
+                    f"pods {other!r} and {pod.name!r} both answer to the model id "
+                    f"{model_id!r} (--served-model-name); requests are routed by model",
+                    field="pods",
+                )
+            owner[model_id] = (pod.name, named)
