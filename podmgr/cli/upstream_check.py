@@ -83,6 +83,15 @@ def _pod_down(config: Config, state: State | None, why: str | None, name: str = 
     back."""
     session = state.session if state else None
     pod = pod_record(state, name)
+    alone = session.ended_pods.get(name) if session is not None and session.active else None
+    if alone is not None:  # a pod of several ended alone (issue 23): the session goes on
+        down = f"not running: pod {name} ended alone in the active session ({alone})"
+        if not config.limits.wake_on_request:
+            return f"{down}; `podmgr up {name}` starts it again (wake_on_request is off)"
+        refused = wake_refusal(config, state, time.time(), name)
+        if refused is not None:
+            return f"{down}; a request would not wake it: {refused}"
+        return f"{down}; a request for its model would wake it (wake_on_request)"
     if session is not None and session.active:
         phase = f"phase {pod.phase}" if pod is not None else "no pod yet"
         return f"not serving yet: the session is active and its pod is starting ({phase})"

@@ -202,7 +202,6 @@ def run_up(args: argparse.Namespace) -> int:
         f"a new pod has {startup.budget_seconds:.0f}s to serve; checks every "
         f"{startup.poll_interval_seconds:g}s after the first {startup.initial_wait_seconds:g}s"
     )
-    from podmgr.watchdog.proxy_probe import proxy_serves
     from podmgr.watchdog.readiness import probe_health
     from podmgr.watchdog.runner import run_until_serving
 
@@ -226,14 +225,33 @@ def run_up(args: argparse.Namespace) -> int:
         return 0
     _say(_guard_said(config, result.state))
     _say(_proxy_log_said(config))
-    pod = result.state.pod
-    if pod is not None and not proxy_serves(config, pod.id, PROXY_CATCH_UP_SECONDS):
-        _say(f"the proxy has not picked up pod {pod.id} yet; `{_cmd('status')}` shows when")
+    behind = _proxy_behind(config, result.state)
+    if behind is not None:
+        _say(behind)
     from podmgr.cli.serving import serving_lines
 
     for line in serving_lines(result.url, config):
         _say(line)
     return 0
+
+
+def _proxy_behind(config: Any, state: Any) -> str | None:
+    """What to say when the proxy does not route to the serving pod (each ready pod of a
+    set) within PROXY_CATCH_UP_SECONDS (it reads the state on its own schedule), or None."""
+    from podmgr.watchdog.proxy_probe import proxy_serves, proxy_serves_pods
+
+    if len(config.pods) > 1:
+        ready = {name: r.id for name, r in state.pods.items() if r.phase == "ready"}
+        if proxy_serves_pods(config, ready, PROXY_CATCH_UP_SECONDS):
+            return None
+        return (
+            f"the proxy has not picked up every pod ({', '.join(sorted(ready))}) yet; "
+            f"`{_cmd('status')}` shows when"
+        )
+    pod = state.pod
+    if pod is None or proxy_serves(config, pod.id, PROXY_CATCH_UP_SECONDS):
+        return None
+    return f"the proxy has not picked up pod {pod.id} yet; `{_cmd('status')}` shows when"
 
 
 def _check_saved_catalog(config: Any) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from podmgr.config.sections import PodSection
+from podmgr.config.served import check_served_ids
 from podmgr.errors import ConfigError
 
 __all__ = [
@@ -58,8 +59,9 @@ class PodEntry(PodSection):
 
 
 def check_pod_set(entries: Sequence[PodEntry]) -> None:
-    """ConfigError (field `pods`) for an empty set, a name or model given twice, or pods
-    with different `pod_name_prefix` (the watchdog lists our pods by one prefix)."""
+    """ConfigError (field `pods`) for an empty set, a name or model given twice (a model id
+    from `--served-model-name` included), or pods with different `pod_name_prefix` (the
+    watchdog lists our pods by one prefix)."""
     if not entries:
         raise ConfigError("needs at least one pod", field="pods")
     prefixes = sorted({entry.pod_name_prefix for entry in entries})
@@ -69,6 +71,7 @@ def check_pod_set(entries: Sequence[PodEntry]) -> None:
             "watchdog finds the pods of a set by one prefix",
             field="pods",
         )
+    check_served_ids(entries)
     for what in ("name", "model"):
         seen: set[str] = set()
         for entry in entries:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from podmgr.config.checks import resolve_env_value
+from podmgr.config.served import served_models
 from podmgr.errors import ConfigError
 
 __all__ = [
@@ -196,14 +197,21 @@ def check_upstream_list(upstreams: list[UpstreamSpec]) -> None:
 class _Pod(Protocol):
     name: str
     model: str
+    vllm_args: list[str]
+
+
+def _ids(pod: _Pod) -> list[str]:
+    """The model ids the pod answers to (its `--served-model-name`s, else its model)."""
+    return list(served_models(pod.model, pod.vllm_args))
 
 
 def pod_upstreams(pods: Sequence[_Pod]) -> list[UpstreamSpec]:
     """The default `upstreams` with `pods`: one managed-pod entry per pod, named by the pod
-    and serving exactly its model (so a request routes by its model)."""
+    and serving exactly its model (so a request routes by its model): the ids its vLLM
+    answers to, `--served-model-name`'s when its vllm_args give them."""
     return [
         UpstreamSpec.model_validate(
-            {"name": pod.name, "kind": "pod", "pod": pod.name, "models": [pod.model]}
+            {"name": pod.name, "kind": "pod", "pod": pod.name, "models": _ids(pod)}
         )
         for pod in pods
     ]
@@ -231,7 +239,7 @@ def check_pod_upstreams(upstreams: list[UpstreamSpec], pods: Sequence[_Pod]) -> 
                 f"pod {name!r} has two upstreams of kind 'pod'", field=f"upstreams[{index}]"
             )
         taken.add(name)
-        models = [by_name[name].model] if spec.models == "*" and len(pods) > 1 else spec.models
+        models = _ids(by_name[name]) if spec.models == "*" and len(pods) > 1 else spec.models
         upstreams[index] = spec.model_copy(update={"pod": name, "models": models})
 
 

@@ -20,10 +20,14 @@ What blocks a wake (`blocked()` says which, and the 503 a client gets names it):
   `podmgr up` that says otherwise (an older one) does not make the proxy rest.
 
 With several pods (config `pods`) a request wakes only the pod serving its model:
-`podmgr up --yes --config <config> NAME`, when no session is active or the session is
-active but that pod has no record (it idled out alone). With one pod the command is
-as it always was (no NAME). With several, each pod has at most one wake running at a time
-(the `podmgr up`s of two pods take turns under the watchdog lock); with one, one wake.
+`podmgr up --yes --config <config> NAME`, when no session is active, or the session is
+active but that pod is down: ended alone (`Session.ended_pods`: idle, or left out by
+`podmgr up NAME`) or without a record. With one pod the command is as it always was (no
+NAME). With several, each pod has its own wake: at most one running at a time (the `podmgr
+up`s of two pods take turns under the watchdog lock), its own start time, exit code and
+failed-wake rest, so a failed wake of one pod never rests another's. A pod that ended
+alone for a reason whose row does not allow a wake (its crash loop, ...) is not woken by a
+request, as a session that ended so is not: a person decides with `podmgr up NAME`.
 
 While the pod starts, requests go to the fallbacks; with none, `starting_failure()` is a
 503 with Retry-After naming the phase and the time so far.
@@ -45,6 +49,7 @@ from podmgr.logs import get_logger
 from podmgr.proxy.openai_errors import ProxyFailure, pod_starting, wake_blocked
 from podmgr.rules import allows_wake, label, normal_end
 from podmgr.state import State, pod_record
+from podmgr.watchdog.plan_set import NOT_ASKED
 from podmgr.watchdog.session import pod_served
 
 __all__ = ["Waker", "wake_refusal"]
@@ -60,19 +65,40 @@ def _minute_of_day(now: float) -> int:
     return local.tm_hour * 60 + local.tm_min
 
 
-def wake_refusal(config: Config, state: State | None, now: float) -> str | None:
+def wake_refusal(
+    config: Config, state: State | None, now: float, pod: str | None = None
+) -> str | None:
     """Why a request may not wake the pod now by the config and the state (the session's
-    end reason, `wake_hours`), or None. A running proxy adds its failed-wake rest
-    (`Waker.blocked`); `podmgr upstreams test` says this of a pod that is down."""
+    end reason, `wake_hours`), or None. With `pod` (a pod of several) and an active
+    session: why that pod, ended alone, may not be woken (its own end reason). A running
+    proxy adds its failed-wake rest (`Waker.blocked`); `podmgr upstreams test` says this of
+    a pod that is down."""
     session = state.session if state else None
     if session is not None and session.active:
-        return None
+        return _pod_refusal(config, session.ended_pods.get(pod), pod, now) if pod else None
     reason = session.end_reason if session is not None else None
     if not allows_wake(reason):
         return (
             f"the last session ended for {label(reason)}; a request does not start another "
             "(run `podmgr up`)"
         )
+    return _outside_hours(config, now)
+
+
+def _pod_refusal(config: Config, reason: str | None, pod: str, now: float) -> str | None:
+    """Why pod `pod`, down in an active session for `reason` (None: not ended alone), may
+    not be woken: its end reason's row (a pod left out by `podmgr up NAME` may be), then
+    `wake_hours`."""
+    if reason is not None and reason != NOT_ASKED and not allows_wake(reason):
+        return (
+            f"the GPU pod {pod} ended for {label(reason)}; a request does not start it again "
+            f"(run `podmgr up {pod}`)"
+        )
+    return _outside_hours(config, now)
+
+
+def _outside_hours(config: Config, now: float) -> str | None:
+    """Why no pod is started now by `wake_hours`, or None."""
     if not in_wake_hours(config.limits.wake_hours, _minute_of_day(now)):
         hours = ", ".join(config.limits.wake_hours or [])
         return f"outside wake_hours ({hours}); no pod is started now"
@@ -80,7 +106,11 @@ def wake_refusal(config: Config, state: State | None, now: float) -> str | None:
 
 
 class Waker:
-    """Starts `podmgr up` for the proxy (see the module docstring)."""
+    """Starts `podmgr up` for the proxy (see the module docstring).
+
+    Its bookkeeping is per wake key: the pod's name with several pods, None with one (one
+    wake for the whole session, as before). `started_at`, `last_exit` and `pod` are the
+    latest wake's, whichever pod it was for (what `/health` showed with one pod)."""
 
     def __init__(
         self,
@@ -101,13 +131,17 @@ class Waker:
         )
         self.log_path = config.state_path.parent / "wake.log"
         self._clock = clock
-        # The running wakes: by pod name with several pods (each pod wakes on its own),
-        # under the key None with one.
-        self._processes: dict[str | None, subprocess.Popen[bytes]] = {}
+        self._processes: dict[str | None, subprocess.Popen[bytes]] = {}  # running, by key
+        self._started: dict[str | None, float] = {}
+        self._exits: dict[str | None, int] = {}
+        self._failed_at: dict[str | None, float] = {}
         self.started_at: float | None = None
         self.wakes = 0
         self.last_exit: int | None = None
-        self._failed_at: float | None = None
+
+    def _key(self, pod: str | None) -> str | None:
+        """The wake key of a request for pod `pod`: its name with several pods, else None."""
+        return pod if self.several else None
 
     # --- decisions -----------------------------------------------------------------------
     def running(self, pod: str | None = None) -> bool:
@@ -118,54 +152,65 @@ class Waker:
             if code is None:
                 continue
             del self._processes[key]
-            self._finished(code)
+            self._finished(key, code)
         if pod is None or not self.several:
             return bool(self._processes)
         return pod in self._processes
 
-    def _finished(self, code: int) -> None:
-        self.last_exit = code
-        if code != 0 and self._served_and_ended_normally():
-            log.info("wake_served", exit_code=code, note="its session served, then ended")
+    def _finished(self, key: str | None, code: int) -> None:
+        self.last_exit = self._exits[key] = code
+        if code != 0 and self._served_and_ended_normally(key):
+            log.info("wake_served", exit_code=code, pod=key, note="its session served, then ended")
         elif code != 0:
-            self._failed_at = self._clock()
-            log.warning("wake_failed", exit_code=code, log=str(self.log_path))
+            self._failed_at[key] = self._clock()
+            log.warning("wake_failed", exit_code=code, pod=key, log=str(self.log_path))
 
-    def _served_and_ended_normally(self) -> bool:
-        """The state's session began with this wake, served, and ended normally."""
+    def _served_and_ended_normally(self, key: str | None) -> bool:
+        """The state's session began with this key's wake, served, and ended normally."""
         state = self._state()
         session = state.session if state else None
-        if state is None or session is None or session.active or self.started_at is None:
+        started = self._started.get(key)
+        if state is None or session is None or session.active or started is None:
             return False
         if not normal_end(session.end_reason):
             return False
         # the wake's own session: `podmgr up` started it after the spawn (clock slack 60 s)
-        return session.started_at >= self.started_at - 60 and pod_served(state)
+        return session.started_at >= started - 60 and pod_served(state)
 
-    def blocked(self) -> str | None:
-        """Why a request may not wake the pod now, or None."""
+    def blocked(self, pod: str | None = None) -> str | None:
+        """Why a request may not wake the pod `pod` now (None: the one pod, or the whole
+        session), or None. A pod of several is judged alone, also in an active session."""
         state = self._state()
         session = state.session if state else None
-        if session is not None and session.active:
+        alone = self.several and pod is not None
+        if session is not None and session.active and not alone:
             return None
         now = self._clock()
-        refused = wake_refusal(self.config, state, now)
+        refused = wake_refusal(self.config, state, now, pod if alone else None)
         if refused is not None:
             return refused
-        if self._failed_at is not None and now - self._failed_at < FAILED_WAKE_REST_SECONDS:
-            return f"the last wake failed (podmgr up exit {self.last_exit}); see {self.log_path}"
+        key = self._key(pod)
+        failed = self._failed_at.get(key)
+        if failed is not None and now - failed < FAILED_WAKE_REST_SECONDS:
+            which = f"wake of the GPU pod {key}" if key is not None else "wake"
+            return (
+                f"the last {which} failed (podmgr up exit {self._exits.get(key)}); "
+                f"see {self.log_path}"
+            )
         return None
 
     def needs_wake(self, pod: str | None = None) -> bool:
         """No wake is running, and no session is active, or (several pods) the session is
-        active but the pod `pod` has no record: it ended alone, idle."""
+        active but the pod `pod` is down: ended alone (idle, not asked for) or no record."""
         if self.running(pod):
             return False
         state = self._state()
         session = state.session if state else None
         if session is None or not session.active:
             return True
-        return self.several and pod is not None and pod_record(state, pod) is None
+        if not self.several or pod is None:
+            return False
+        return pod in session.ended_pods or pod_record(state, pod) is None
 
     # --- acting --------------------------------------------------------------------------
     def on_request(self, pod: str | None = None) -> str | None:
@@ -173,7 +218,7 @@ class Waker:
         why not when a wake is blocked (None: waking, or nothing to do)."""
         if not self.enabled or not self.needs_wake(pod):
             return None
-        why = self.blocked()
+        why = self.blocked(pod)
         if why is not None:
             return why
         self._spawn(pod)
@@ -196,16 +241,17 @@ class Waker:
                 close_fds=True,
             )
         except OSError as error:
-            self._failed_at = self._clock()
-            log.error("wake_not_started", error=str(error))
+            self._failed_at[self._key(pod)] = self._clock()
+            log.error("wake_not_started", error=str(error), pod=pod)
             return
         finally:
             os.close(log_fd)
-        self._processes[pod if self.several else None] = process
-        self.started_at = self._clock()
+        key = self._key(pod)
+        self._processes[key] = process
+        self.started_at = self._started[key] = self._clock()
         self.pod = pod
         self.wakes += 1
-        self._failed_at = None
+        self._failed_at.pop(key, None)
         log.info("wake_started", pid=process.pid, wakes=self.wakes, pod=pod)
 
     def close(self) -> None:
@@ -224,7 +270,8 @@ class Waker:
         record = pod_record(state, pod) if pod else (state.pod if state else None)
         session = state.session if state else None
         phase = record.phase if record is not None else "starting a session"
-        began = [t for t in (self.started_at, session.started_at if session else None) if t]
+        wake = self._started.get(self._key(pod)) if pod else self.started_at
+        began = [t for t in (wake, session.started_at if session else None) if t]
         so_far = self._clock() - max(began) if began else 0.0
         which = f"the GPU pod {pod}" if self.several and pod else "the GPU pod"
         message = (
@@ -234,7 +281,9 @@ class Waker:
         return pod_starting(message, RETRY_AFTER_SECONDS)
 
     def view(self) -> dict[str, Any]:
-        return {
+        """`/health`'s `wake`: the latest wake, and with several pods each pod's own
+        (`by_pod`: its wake's start, exit code and why a request may not wake it now)."""
+        view = {
             "enabled": self.enabled,
             "running": self.running(),
             "running_for": sorted(key for key in self._processes if key is not None),
@@ -245,3 +294,13 @@ class Waker:
             "blocked": self.blocked() if self.enabled else None,
             "wake_hours": self.config.limits.wake_hours,
         }
+        if self.several:
+            view["by_pod"] = {
+                name: {
+                    "started_at": self._started.get(name),
+                    "last_exit": self._exits.get(name),
+                    "blocked": self.blocked(name) if self.enabled else None,
+                }
+                for name in self.config.pod_names
+            }
+        return view

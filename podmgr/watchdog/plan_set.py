@@ -43,6 +43,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from podmgr.config import Config
+from podmgr.config.pods import PodEntry
+from podmgr.config.served import served_models
 from podmgr.errors import PodmgrError
 from podmgr.rules import Figures, Limits, first_limit, label
 from podmgr.runpod.values import PodInfo
@@ -270,7 +272,7 @@ def _project(config: Config, state: State, name: str) -> tuple[Config, State]:
             "pending_creates": (
                 {ONE_POD: state.pending_creates[name]} if name in state.pending_creates else {}
             ),
-            "last_request_at": state.last_request_by_model.get(entry.model),
+            "last_request_at": _last_request(state.last_request_by_model, entry),
         }
     )
     return one, view
@@ -322,6 +324,13 @@ def _plan_one(
     return out
 
 
+def _last_request(by_model: Mapping[str, float], entry: PodEntry) -> float | None:
+    """The latest request for the pod's model: by any id its vLLM answers to (the proxy
+    records the id a client sent, `--served-model-name`'s when the vllm_args give one)."""
+    marks = [by_model[i] for i in served_models(entry.model, entry.vllm_args) if i in by_model]
+    return max(marks, default=None)
+
+
 def _idle(
     config: Config, state: State, observed: ObservedSet, window: Window, now: float, name: str
 ) -> str | None:
@@ -332,12 +341,13 @@ def _idle(
     record = state.pods.get(name)
     if limit is None or record is None or record.phase != "ready":
         return None
-    model = config.pod_entry(name).model
+    entry = config.pod_entry(name)
+    model = entry.model
     marks = [
         window.started_at,
         record.ready_at,
-        state.last_request_by_model.get(model),
-        observed.proxy.last_request_by_model.get(model),
+        _last_request(state.last_request_by_model, entry),
+        _last_request(observed.proxy.last_request_by_model, entry),
     ]
     idle = now - max(mark for mark in marks if mark is not None)
     if idle < limit:

@@ -16,6 +16,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ __all__ = [
     "is_our_proxy",
     "pid_alive",
     "proxy_log_path",
+    "proxy_serves",
+    "proxy_serves_pods",
     "trusting",
 ]
 
@@ -89,6 +92,25 @@ def proxy_serves(config: Config, pod_id: str, timeout: float) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.2)
+
+
+def proxy_serves_pods(config: Config, pods: Mapping[str, str], timeout: float) -> bool:
+    """`proxy_serves` for a set (config `pods`): wait (up to `timeout`) until the proxy's
+    /health `pods` shows each pod name of `pods` ready with its pod id, so the first request
+    for each model reaches its pod (issue 23: `podmgr up` said serving while the proxy
+    still routed a pod's model to "starting")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        views = (fetch_proxy_health(config, timeout=2.0) or {}).get("pods") or {}
+        if all(_ready(views.get(name), pod_id) for name, pod_id in pods.items()):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.2)
+
+
+def _ready(view: Any, pod_id: str) -> bool:
+    return isinstance(view, dict) and view.get("id") == pod_id and view.get("phase") == "ready"
 
 
 def _proc_state(pid: int) -> str | None:
