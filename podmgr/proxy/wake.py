@@ -49,7 +49,7 @@ from podmgr.logs import get_logger
 from podmgr.proxy.openai_errors import ProxyFailure, pod_starting, wake_blocked
 from podmgr.rules import allows_wake, label, normal_end
 from podmgr.state import State, pod_record
-from podmgr.watchdog.plan_set import NOT_ASKED
+from podmgr.watchdog.plan_set import BUDGET_SHARE, NOT_ASKED
 from podmgr.watchdog.session import pod_served
 
 __all__ = ["Waker", "wake_refusal"]
@@ -90,9 +90,14 @@ def _pod_refusal(config: Config, reason: str | None, pod: str, now: float) -> st
     not be woken: its end reason's row (a pod left out by `podmgr up NAME` may be), then
     `wake_hours`."""
     if reason is not None and reason != NOT_ASKED and not allows_wake(reason):
+        then = (
+            "it stays down until this session ends: `podmgr shutdown`, then `podmgr up`"
+            if reason == BUDGET_SHARE
+            else f"run `podmgr up {pod}`"
+        )
         return (
             f"the GPU pod {pod} ended for {label(reason)}; a request does not start it again "
-            f"(run `podmgr up {pod}`)"
+            f"({then})"
         )
     return _outside_hours(config, now)
 

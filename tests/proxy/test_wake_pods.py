@@ -147,6 +147,14 @@ def test_a_pod_ended_alone_by_a_limit_is_not_woken(tmp_path: Path, reason: str) 
     assert failure is not None and failure.status == 503
 
 
+def test_a_pod_whose_share_of_the_budget_is_spent_is_not_woken(tmp_path: Path) -> None:
+    """`up fast` would not revive it in this session (plan_set): the refusal says what does."""
+    waker = _waker(tmp_path, _ended(fast="budget_share"), pods=PODS)
+    why = waker.on_request("fast")
+    assert why is not None and why.startswith("the GPU pod fast ended for budget_share")
+    assert "`podmgr shutdown`, then `podmgr up`" in why and waker.wakes == 0
+
+
 def test_a_pod_left_out_by_up_name_is_woken_by_its_request(tmp_path: Path) -> None:
     waker = _waker(tmp_path, _ended(fast=NOT_ASKED), pods=PODS)
     assert waker.on_request("fast") is None and waker.wakes == 1
