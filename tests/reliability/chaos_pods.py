@@ -66,7 +66,7 @@ POD_KEYS = (
     "interruptible",
     "max_preemptions",
 )
-# Two pods at ~$0.7 + ~$0.8-1.6/h: $0.003 lasts 5-7 s, within the runs' 6-12 s runtime.
+# Two pods at ~$0.7 + ~$0.8-1.6/h: $0.003 lasts 5-7 s, within the runs' 10-16 s runtime.
 BUDGETS: list[float | None] = [None, 5.0, 0.003, 0.003]
 
 
@@ -122,7 +122,7 @@ def pods_config(rng: random.Random, sim: SimProcess, prefix: str, port: int) -> 
     """chaos.py's random config with its pod fields in two `pods` entries."""
     values = random_config(rng, sim, prefix, port)
     shared = {key: values.pop(key) for key in POD_KEYS}
-    values["runtime_seconds"] = rng.randint(6, 12)
+    values["runtime_seconds"] = rng.randint(10, 16)
     values["max_cost_usd"] = rng.choice(BUDGETS)
     chat = {**shared, "name": "chat", "model": CHAT}
     chat["gpu_type_id"] = rng.sample(CHAT_GPUS, rng.randint(1, 3))
