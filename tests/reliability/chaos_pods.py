@@ -79,7 +79,8 @@ class PodsTally(Tally):
     idle_took_other: int = 0
     wakes: int = 0
     budget_ends: int = 0
-    overbilled_usd: float = 0.0
+    # the most both pods' cost passed the budget in a run ($; allowed up to the bound)
+    worst_past_budget_usd: float = float("-inf")
     # how each run's session ended, and each pod's own ends (`Session.ended_pods`)
     ends: Counter[str] = field(default_factory=Counter)
 
@@ -89,6 +90,7 @@ class PodsTally(Tally):
             + f" max_pods_per_model={self.most_per_pod} idle_ends={self.idle_ends}"
             f" idle_took_other={self.idle_took_other} wakes={self.wakes}"
             f" budget_ends={self.budget_ends}"
+            f" worst_cost_vs_budget={self.worst_past_budget_usd:+.5f}usd"
             f" ends={','.join(f'{k}:{v}' for k, v in sorted(self.ends.items()))}"
         )
 
@@ -334,8 +336,8 @@ def judge_budget(
     late = max(INTERVAL, longest) + longest - INTERVAL
     allowed = budget + price * late / 3600
     spent = sum(p["cost_usd"] for p in pods)
+    job.tally.worst_past_budget_usd = max(job.tally.worst_past_budget_usd, spent - budget)
     if spent > allowed:
-        job.tally.overbilled_usd += spent - allowed
         job.tally.overbilled_seconds += (spent - allowed) * 3600 / price
         job.tally.notes.append(
             f"{job.tag}: ${spent:.5f} billed, budget {budget} allows ${allowed:.5f}"
