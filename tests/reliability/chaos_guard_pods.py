@@ -4,7 +4,8 @@
 the laptop closes (proxy SIGKILLed, faults cleared, no pass ever again): only each pod's
 own guard can end it. The config is chaos_pods.py's two pods (chat on the big GPU types,
 fim on the RTX 4090), guarded (`guard_interval_seconds` 1), no template (a template pod
-gets no guard), half of the runs with a budget small enough to be reached.
+gets no guard), half of the runs with a budget small enough to be reached, one in two
+with a guard lease (no pass renews it).
 
 Judged from the simulator's ledger (the simulator runs the guards, `--run-guards`):
 - every pod of the run terminated, by its guard (`ended_by: pod`) or by podmgr;
@@ -44,6 +45,7 @@ from .chaos_pods import NAMES, PodsTally, PodsWatch, pod_of, pods_config
 
 # Both pods at ~$0.7 + ~$0.8-1.6/h: $0.002 is reached in 3-5 s, before the deadline.
 GUARD_BUDGETS: list[float | None] = [None, 0.002]
+GUARD_LEASES: list[float | None] = [None, None, 5.0, 8.0]
 
 
 def guarded_pods_config(
@@ -53,6 +55,9 @@ def guarded_pods_config(
     values = pods_config(rng, sim, prefix, port)
     values["guard_interval_seconds"] = GUARD_INTERVAL
     values["max_cost_usd"] = rng.choice(GUARD_BUDGETS)
+    # A lease now and then (at least 2 intervals: config/model.py): with no pass to renew
+    # it, each guard ends its pod when it runs out, before the deadline.
+    values["guard_lease_seconds"] = rng.choice(GUARD_LEASES)
     for entry in values["pods"]:
         entry["template_id"] = None
     return values
@@ -90,6 +95,7 @@ def laptop_closed_pods_run(
         sim.clear_faults()
         _kill_proxies_of(config)
     tally.runs += 1
+    tally.ends["lease_runs"] += values["guard_lease_seconds"] is not None
     judge(watch, deadline, values.get("max_cost_usd"), tally, prefix)
     return Counter(str(pod["ended_by"]) for pod in watch.pods())
 
@@ -144,6 +150,7 @@ def summary(tally: PodsTally, ended: Counter[str]) -> str:
         f" overbilled_seconds={tally.overbilled_seconds:.1f}"
         f" worst_end_vs_deadline_plus_guard_interval={tally.worst_past_interval:+.1f}s"
         f" max_pods_per_model={tally.most_per_pod} budget_runs={tally.ends['budget_runs']}"
+        f" lease_runs={tally.ends['lease_runs']}"
         f" worst_cost_vs_budget={tally.worst_past_budget_usd:+.5f}usd"
         " ended_by=" + ",".join(f"{k}:{v}" for k, v in sorted(ended.items()))
     )

@@ -75,7 +75,7 @@ def run_laptop_closed_pods(sim: SimProcess, base: Path, runs: int, seed: int) ->
 
 @pytest.mark.timeout(600 + 120 * CI_RUNS)
 def test_two_pod_laptop_closed_chaos_short(pods_guard_sim: SimProcess, tmp_path: Path) -> None:
-    run_laptop_closed_pods(pods_guard_sim, tmp_path, CI_RUNS, seed=20)
+    run_laptop_closed_pods(pods_guard_sim, tmp_path, CI_RUNS, seed=53)
 
 
 @pytest.mark.slow
