@@ -16,9 +16,9 @@ SIGKILLed at a random moment too; then more passes, sometimes past the deadline,
 - more than one live pod for one configured pod (model) at any sampled moment: the
   ledger shows no env, so the pods are told apart by GPU type (the two sets are
   disjoint), sampled every 20 ms;
-- an idle end that took the other pod: a pass that ended fim for idle while the session
-  went on must leave chat's record in place (or chat ended for a reason of its own), and
-  chat is never ended for idle (its idle time is longer than any run);
+- an idle end that took the other pod: in a pass that ended fim for idle, no action of
+  chat's names idle and chat's record goes only by an action of its own (`check_idle_end`),
+  and chat is never ended for idle (its idle time is longer than any run);
 - the state against RunPod once steady and after shutdown (as chaos.py's check_state).
 """
 
@@ -178,7 +178,13 @@ def one_pass(job: Cron, args: list[str] | None = None) -> None:
 
 
 def check_idle_end(before: State | None, after: State | None, tally: PodsTally, tag: str) -> None:
-    """fim idling out alone leaves chat as it was; chat never ends for idle."""
+    """fim idling out alone leaves chat as it was; chat never ends for idle.
+
+    Judged by what the pass did (the state's history since `before`): in the pass that
+    ended fim for idle, no action of chat's names idle, and a chat record the pass dropped
+    was dropped by an action of chat's own (a pod given up on, replaced, preempted ...: a
+    chaos run hurts pods), never silently; the session does not end for idle while chat
+    had no end of its own."""
     if after is None or after.session is None:
         return
     ended = after.session.ended_pods
@@ -189,14 +195,17 @@ def check_idle_end(before: State | None, after: State | None, tally: PodsTally, 
     if ended.get("fim") != "idle" or was.get("fim") == "idle":
         return
     tally.idle_ends += 1
-    chat_before = before.pods.get("chat") if before is not None else None
-    if chat_before is None:
-        return
-    chat_after = after.pods.get("chat")
-    kept = chat_after is not None and chat_after.id == chat_before.id
-    if after.session.active and not kept and "chat" not in ended:
+    since = before.updated_at if before is not None and before.updated_at else 0.0
+    chats = [e.detail for e in after.history if e.at > since and e.detail.startswith("[chat]")]
+    if any("idle" in detail for detail in chats):
         tally.idle_took_other += 1
-        tally.notes.append(f"{tag}: fim's idle end took chat {chat_before.id}: {after.pods}")
+        tally.notes.append(f"{tag}: fim's idle end took chat: {chats}")
+    chat_before = before.pods.get("chat") if before is not None else None
+    chat_after = after.pods.get("chat")
+    dropped = chat_before is not None and (chat_after is None or chat_after.id != chat_before.id)
+    if after.session.active and dropped and not chats and "chat" not in ended:
+        tally.idle_took_other += 1
+        tally.notes.append(f"{tag}: chat's record went with fim's idle end: {after.pods}")
     if not after.session.active and after.session.end_reason == "idle" and "chat" not in ended:
         tally.idle_took_other += 1
         tally.notes.append(f"{tag}: fim's idle end ended the session")

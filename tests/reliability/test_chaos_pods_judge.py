@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from podmgr.state import PodRecord, Session, State, StateStore
+from podmgr.state import HistoryEntry, PodRecord, Session, State, StateStore
 
 from .chaos_pods import Cron, PodsTally, check_idle_end, judge_budget, pod_of
 
@@ -16,14 +16,20 @@ def record(pod_id: str, gpu: str = "NVIDIA RTX A6000") -> PodRecord:
                      phase="ready", vllm_api_key="fake-key")  # fmt: skip
 
 
-def state(pods: dict[str, str], ended: dict[str, str], reason: str | None = None) -> State:
+def state(
+    pods: dict[str, str], ended: dict[str, str], reason: str | None = None, *done: str
+) -> State:
+    """A state saved at t=20 after a pass that did `done` (history details) at t=15."""
     session = Session(started_at=0.0, deadline=100.0, ended_pods=ended)
     if reason is not None:
         session.ended_at, session.end_reason = 50.0, reason
-    return State(pods={name: record(pod_id) for name, pod_id in pods.items()}, session=session)
+    history = [HistoryEntry(at=15.0, action="ForPod", detail=detail) for detail in done]
+    return State(pods={name: record(pod_id) for name, pod_id in pods.items()}, session=session,
+                 history=history, updated_at=20.0)  # fmt: skip
 
 
-BEFORE = state({"chat": "c1", "fim": "f1"}, {})
+BEFORE = state({"chat": "c1", "fim": "f1"}, {}).model_copy(update={"updated_at": 10.0})
+IDLE = "[fim] terminate pod f1 (idle)"
 
 
 def test_fim_idling_out_alone_is_counted_and_no_violation() -> None:
@@ -37,9 +43,10 @@ def test_fim_idling_out_alone_is_counted_and_no_violation() -> None:
 
 def test_an_idle_end_that_takes_chat_is_a_violation() -> None:
     for after in (
-        state({}, {"fim": "idle"}),  # chat's record gone, session on
-        state({"chat": "c2"}, {"fim": "idle"}),  # chat replaced in the same pass
-        state({}, {"fim": "idle"}, reason="idle"),  # the session ended with fim's idle
+        state({}, {"fim": "idle"}, None, IDLE),  # chat's record gone silently, session on
+        state({"chat": "c2"}, {"fim": "idle"}, None, IDLE),  # chat replaced, no action of its
+        state({}, {"fim": "idle"}, None, IDLE, "[chat] terminate pod c1 (idle)"),
+        state({}, {"fim": "idle"}, "idle", IDLE),  # the session ended with fim's idle
         state({"fim": "f1"}, {"chat": "idle"}),  # chat ended for idle
     ):
         tally = PodsTally()
@@ -52,7 +59,10 @@ def test_chat_ending_for_its_own_reason_with_fim_idle_is_no_violation() -> None:
     check_idle_end(BEFORE, state({}, {"fim": "idle", "chat": "crash_loop"}), tally, "t")
     assert tally.idle_took_other == 0
     check_idle_end(BEFORE, state({}, {}, reason="deadline"), tally, "t")
-    assert tally.idle_took_other == 0
+    # chaos run 1b37ace1: chat's pod given up on (its vLLM killed) in fim's idle pass
+    given_up = "[chat] give up on pod c1 (not serving 7s after its start, budget 5s)"
+    check_idle_end(BEFORE, state({}, {"fim": "idle"}, None, given_up, IDLE), tally, "t")
+    assert tally.idle_took_other == 0 and tally.idle_ends == 2
 
 
 def test_pods_are_told_apart_by_gpu_type() -> None:
