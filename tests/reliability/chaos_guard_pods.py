@@ -121,7 +121,7 @@ def judge(
     most = max(watch.most.values())
     tally.most_per_pod = max(tally.most_per_pod, most)
     if most > 1:
-        tally.notes.append(f"{tag}: live pods at once per pod: {watch.most}")
+        tally.notes.append(f"{tag}: live pods at once per pod: {watch.most}: {watch.worst}")
     if budget is not None and pods:
         judge_guard_budget(pods, budget, tally, tag)
 

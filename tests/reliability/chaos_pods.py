@@ -110,12 +110,16 @@ class PodsWatch(LedgerWatch):
     def __init__(self, sim: SimProcess, prefix: str) -> None:
         super().__init__(sim, prefix)
         self.most = dict.fromkeys(NAMES, 0)
+        self.worst: list[str] = []  # the live pods when a pod had the most at once
 
     def run(self) -> None:
         while not self.stop_event.is_set():
-            alive = [pod_of(p) for p in self.pods() if p["status"] != "TERMINATED"]
+            live = [p for p in self.pods() if p["status"] != "TERMINATED"]
+            alive = [pod_of(p) for p in live]
             self.most_alive = max(self.most_alive, len(alive))
             for name in NAMES:
+                if alive.count(name) > max(1, self.most[name]):
+                    self.worst = [f"{p['id']}:{pod_of(p)}:{p['status']}" for p in live]
                 self.most[name] = max(self.most[name], alive.count(name))
             self.stop_event.wait(0.02)
 
@@ -308,7 +312,7 @@ def judge(job: Cron, started: float, values: dict[str, Any]) -> None:
     most = max(job.watch.most.values())
     tally.most_per_pod = max(tally.most_per_pod, most)
     if most > 1:
-        tally.notes.append(f"{tag}: live pods at once per pod: {job.watch.most}")
+        tally.notes.append(f"{tag}: live pods at once per pod: {job.watch.most}: {job.watch.worst}")
     limit = billing_limit(store, started, values["runtime_seconds"], job.passes)
     longest = longest_pass(job.passes)
     tally.longest_pass = max(tally.longest_pass, longest)
