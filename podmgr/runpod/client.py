@@ -245,26 +245,33 @@ class RunPodClient:
             return create_spot_pod(self, spec)
         rest = self.rest()
         body = create_request(spec)
+        return self.create_once("create_pod", spec.name, lambda: rest.create_pod(body).id)
+
+    def create_once(self, what: str, name: str, send: Callable[[], str]) -> str:
+        """`send` (a create of the pod named `name`; its id) with `call`'s retries, except
+        that after a failure that may have applied it is not sent again: the pod is looked
+        for by name (see create_pod). The spot create (GraphQL, spot.py) goes through it
+        too: retrying it blindly made one live pod per failed attempt (two-pod chaos)."""
         failed_at: list[float] = []
 
         def create() -> str:
             if failed_at:  # the failed attempt may have made the pod after all
-                existing = self._await_by_name(spec.name, failed_at[-1] + self._listing_lag)
+                existing = self._await_by_name(name, failed_at[-1] + self._listing_lag)
                 if existing is not None:
-                    log.info("create_found_after_error", pod_id=existing.id, name=spec.name)
+                    log.info("create_found_after_error", pod_id=existing.id, name=name)
                     return existing.id
                 raise UnconfirmedCreateError(
-                    f"the create of {spec.name} failed in a way that may have made the pod, "
+                    f"the create of {name} failed in a way that may have made the pod, "
                     f"which did not show up in {self._listing_lag:.0f}s; not sending it again"
                 )
             try:
-                return rest.create_pod(body).id
+                return send()
             except TransientApiError as error:
                 if error.may_have_applied:
                     failed_at.append(time.monotonic())
                 raise
 
-        return self.call("create_pod", create)
+        return self.call(what, create)
 
     def _await_by_name(self, name: str, until: float) -> PodInfo | None:
         """Our pod by its unique name, looked for until `until` (time.monotonic)."""

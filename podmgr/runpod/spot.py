@@ -50,6 +50,8 @@ class SpotCaller(Protocol):
 
     def call(self, what: str, fn: Callable[[], T]) -> T: ...
 
+    def create_once(self, what: str, name: str, send: Callable[[], str]) -> str: ...
+
 
 def create_spot_pod(client: SpotCaller, spec: PodSpec) -> str:
     """Create a spot pod on the spec's GPU type and cloud; its id. CapacityError: no spot
@@ -67,7 +69,9 @@ def create_spot_pod(client: SpotCaller, spec: PodSpec) -> str:
             raise ApiError("RunPod answered podRentInterruptable without a pod")
         return str(pod["id"])
 
-    return client.call("create_spot_pod", create)
+    # Not `call`: a create answered with an error may have made the pod (the REST create's
+    # rule, client.py): look for it by name rather than send it again.
+    return client.create_once("create_spot_pod", spec.name, create)
 
 
 def _spot_price(sdk: Any, spec: PodSpec) -> float | None:

@@ -111,6 +111,22 @@ def test_a_create_answering_an_error_after_it_made_the_pod_leaves_one_pod(wd: Ha
     wd.run("shutdown")
 
 
+def test_a_spot_create_answering_errors_after_it_made_the_pod_leaves_one_pod(wd: Harness) -> None:
+    """The spot create (GraphQL) follows the REST create's rule: after an error that may
+    have applied, the pod is looked for by name, not created again (the two-pod chaos saw
+    one spot create make four live pods, one per failed attempt)."""
+    wd.configure(interruptible=True)
+    wd.sim.set_fault("api_error_after_apply", count=3, field="create")
+    with contextlib.suppress(PodmgrError):  # the adapter's look-up by name finds the pod,
+        wd.run()  # or the next pass adopts it
+    assert len(wd.ledger()) == 1, wd.ledger()
+    wd.up()
+    [record] = wd.ledger()
+    state = wd.state()
+    assert state.pod is not None and state.pod.id == record["id"] and record["interruptible"]
+    wd.run("shutdown")
+
+
 def test_a_terminate_answering_an_error_after_it_ended_the_pod_is_done(wd: Harness) -> None:
     """Terminating an already-gone pod is success: the retry's 404 means done."""
     wd.run()
