@@ -107,6 +107,14 @@ def judge(
     limit = deadline + GUARD_INTERVAL + SLACK
     for pod in pods:
         what = f"{tag}: pod {pod['id']} ({pod_of(pod)})"
+        if stopped_by_runpod(pod):
+            # A spot pod RunPod stopped (preempted): no container, so no guard; its GPU is
+            # no longer billed (its cost counts in the budget check below), its disk is
+            # until a pass terminates it. With the laptop closed no pass comes: a known
+            # limit of the guard, one pod or several (docs/reliability.md), counted apart.
+            tally.ends["stopped_by_runpod"] += 1
+            tally.notes.append(f"{what} stopped by RunPod (spot), left for the next pass")
+            continue
         if pod["status"] != "TERMINATED":
             tally.orphans += 1
             tally.notes.append(f"{what} still {pod['status']}")
@@ -124,6 +132,12 @@ def judge(
         tally.notes.append(f"{tag}: live pods at once per pod: {watch.most}: {watch.worst}")
     if budget is not None and pods:
         judge_guard_budget(pods, budget, tally, tag)
+
+
+def stopped_by_runpod(pod: dict[str, Any]) -> bool:
+    """A spot pod RunPod stopped and nothing has terminated (the simulator's ledger:
+    podmgr/sim/runpod_stops.py marks both of RunPod's stops `ended_by: runpod`)."""
+    return pod["status"] == "EXITED" and pod["ended_by"] == "runpod" and bool(pod["interruptible"])
 
 
 def judge_guard_budget(
@@ -151,6 +165,7 @@ def summary(tally: PodsTally, ended: Counter[str]) -> str:
         f" worst_end_vs_deadline_plus_guard_interval={tally.worst_past_interval:+.1f}s"
         f" max_pods_per_model={tally.most_per_pod} budget_runs={tally.ends['budget_runs']}"
         f" lease_runs={tally.ends['lease_runs']}"
+        f" stopped_by_runpod={tally.ends['stopped_by_runpod']}"
         f" worst_cost_vs_budget={tally.worst_past_budget_usd:+.5f}usd"
         " ended_by=" + ",".join(f"{k}:{v}" for k, v in sorted(ended.items()))
     )

@@ -85,3 +85,30 @@ def test_cost_past_the_budget_bound_counts_seconds(tmp_path: Path) -> None:
     assert abs(job.tally.worst_past_budget_usd - 0.0009) < 1e-9
     judge_budget(job, 0.003, pods, longest=0.5)  # a shorter pass allows less: $0.00025
     assert abs(job.tally.overbilled_seconds - (0.0039 - 0.00325) * 3600 / 1.8) < 1e-6
+
+
+def test_a_spot_pod_runpod_stopped_is_counted_apart_and_a_live_one_is_an_orphan() -> None:
+    """Laptop closed (chaos_guard_pods.judge): a preempted spot pod nothing can terminate
+    is no orphan but is counted; a pod still running is an orphan."""
+    from .chaos_guard_pods import judge
+
+    def pod(status: str, ended_by: str | None, spot: bool) -> dict[str, Any]:
+        return {"id": f"{status}-{ended_by}", "gpu_type_id": "NVIDIA RTX A6000",
+                "status": status, "ended_by": ended_by, "interruptible": spot,
+                "terminated_at": None, "cost_per_hr": 1.0, "cost_usd": 0.0}  # fmt: skip
+
+    class Watch:
+        def __init__(self, pods: list[dict[str, Any]]) -> None:
+            self._pods = pods
+            self.most = {"chat": 1, "fim": 0}
+            self.worst: list[str] = []
+
+        def pods(self) -> list[dict[str, Any]]:
+            return self._pods
+
+    tally = PodsTally()
+    judge(Watch([pod("EXITED", "runpod", True)]), 100.0, None, tally, "t")  # type: ignore[arg-type]
+    assert (tally.orphans, tally.ends["stopped_by_runpod"]) == (0, 1)
+    judge(Watch([pod("RUNNING", None, True)]), 100.0, None, tally, "t")  # type: ignore[arg-type]
+    judge(Watch([pod("EXITED", "user", False)]), 100.0, None, tally, "t")  # type: ignore[arg-type]
+    assert (tally.orphans, tally.ends["stopped_by_runpod"]) == (2, 1)
