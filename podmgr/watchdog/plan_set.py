@@ -95,6 +95,10 @@ class ObservedSet:
     listing_error: PodmgrError | None = None
     views: Mapping[str, PodView] = field(default_factory=dict)
 
+    def everyone(self) -> Observed:
+        """The whole listing as one `Observed` (the session's start rule, and `book()`)."""
+        return Observed(pods=self.pods, proxy=self.proxy, listing_error=self.listing_error)
+
     def for_pod(self, name: str) -> Observed:
         """Today's `Observed` for pod `name`: only the pods of ours made for it."""
         view = self.views.get(name, PodView())
@@ -167,7 +171,7 @@ def plan_set(
         return _without_listing(config, state, observed, now)
     actions: list[SetAction] = []
     if session is None or not session.active:
-        everyone = _everyone(observed)
+        everyone = observed.everyone()
         start = start_reason(state, everyone, request)
         if start is None:
             down = _shutdown(config, state, observed, now, keep_session=True)
@@ -215,11 +219,6 @@ def plan_set(
         reasons = [reason for reason in ended.values() if reason != NOT_ASKED]
         actions.append(EndSession(reasons[-1] if reasons else "shutdown", "every pod has ended"))
     return actions
-
-
-def _everyone(observed: ObservedSet) -> Observed:
-    """The whole listing as one `Observed` (for the session's start rule)."""
-    return Observed(pods=observed.pods, proxy=observed.proxy, listing_error=observed.listing_error)
 
 
 def _choose(

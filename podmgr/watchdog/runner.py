@@ -167,7 +167,7 @@ def _observe_and_plan_set(
         probe=deps.probe,
         clock=deps.clock,
     )
-    everyone = Observed(pods=seen.pods, proxy=seen.proxy, listing_error=seen.listing_error)
+    everyone = seen.everyone()
     now = deps.clock.now()
     state = book(state, everyone, now)
     return state, plan_set(deps.config, state, seen, now, request, names), everyone

@@ -46,7 +46,7 @@ from podmgr.state import ONE_POD, Session
 from podmgr.watchdog import actions as act
 from podmgr.watchdog.accounting import book
 from podmgr.watchdog.focus import counting_for, guard_budget, guard_session, is_set, pod_config
-from podmgr.watchdog.observed import Observed, ProxyView, Request
+from podmgr.watchdog.observed import ProxyView, Request
 from podmgr.watchdog.plan_set import (
     NOT_ASKED,
     ChoosePods,
@@ -63,6 +63,7 @@ from podmgr.whatif.replay import (
     Prices,
     ReplayLoop,
     ReplayResult,
+    finish_result,
     new_model,
     replay,
     run_events,
@@ -245,8 +246,7 @@ class _SetReplay(ReplayLoop):
     def run_pass(self, now: float, request: Request = "pass", names: tuple[str, ...] = ()) -> None:
         self.model.settle(now)
         observed = self.observe_set(now)
-        everyone = Observed(pods=observed.pods, proxy=observed.proxy)
-        self.state = book(self.state, everyone, now)  # as runner._observe_and_plan_set
+        self.state = book(self.state, observed.everyone(), now)  # as runner._observe_and_plan_set
         self.result.passes += 1
         for action in plan_set(self.whole, self.state, observed, now, request, names):
             self.apply_set(action, now)
@@ -332,15 +332,10 @@ def replay_pods(
     fallbacks = [u for u in config.upstreams if u.kind != "pod"]
     run = _SetReplay(config, prices, model, fallbacks)
     end = run_events(run, requests)
-    result = run.result
-    result.billed_seconds = model.billed_seconds(end)
-    result.pod_cost_usd = model.cost_usd(end)
-    result.preemptions = model.preemptions
+    result = finish_result(run.result, model, end)
     for name, waiting in run.waiting_for.items():
         result.unserved_requests += len(waiting)
         run.by_pod[name].unserved += len(waiting)
-    result.pod_ends = [(p.ended_at or end, p.ended_by) for p in model.pods.values()]
-    result.pods = list(model.pods.values())
     for name, part in run.by_pod.items():
         part.billed_seconds = model.billed_seconds(end, name)
         part.cost_usd = model.cost_usd(end, name)

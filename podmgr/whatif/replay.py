@@ -54,6 +54,7 @@ __all__ = [
     "ReplayResult",
     "SessionResult",
     "always_on",
+    "finish_result",
     "new_model",
     "replay",
     "run_events",
@@ -439,11 +440,16 @@ def replay(
     fallbacks = [u for u in config.upstreams if u.kind != "pod"]
     run = ReplayLoop(config, prices, model, fallbacks)
     end = run_events(run, requests)
-    result = run.result
+    result = finish_result(run.result, model, end)
+    result.unserved_requests += len(run.waiting)
+    return result
+
+
+def finish_result(result: ReplayResult, model: RunPodModel, end: float) -> ReplayResult:
+    """`result` with what the model of RunPod billed and ended by `end` (one pod or a set)."""
     result.billed_seconds = model.billed_seconds(end)
     result.pod_cost_usd = model.cost_usd(end)
     result.preemptions = model.preemptions
-    result.unserved_requests += len(run.waiting)
     result.pod_ends = [(p.ended_at or end, p.ended_by) for p in model.pods.values()]
     result.pods = list(model.pods.values())
     return result
