@@ -1,10 +1,13 @@
 """`python -m bench` (or `make bench`): run every proxy benchmark and print one table.
 
 Each figure is a ratio against a baseline measured in the same run on this machine:
-- cache-hit throughput at 32 connections / a bare Starlette app returning the same bytes;
+- cache-hit throughput at 32 connections / a bare Starlette app returning the same bytes
+  (and, for reference, / the same app on the proxy's server protocol, one write a response);
 - pass-through throughput at 32 connections / calling the upstream directly (a static local
   `upstream_url`: no edge limit, so requests go as they are), and the same for the
   edge-safe path a RunPod pod takes (non-streaming requests sent upstream as streams);
+  for reference, two minimal forwarders in the same row (aiohttp's client; the proxy's own
+  client and server protocol: the floor of a pass-through on this stack);
 - added p50 latency at 1 connection (hit vs bare app, pass-through vs direct);
 - streams: added time to first byte and added delay per chunk;
 - hit latency with 100k entries / with 1k entries.
@@ -52,15 +55,21 @@ def _target(name: str) -> str:
 
 
 def _hit_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
-    with serve_app("bare") as bare, serve_proxy(work / "hit", upstream_url=upstream) as proxy:
+    with (
+        serve_app("bare") as bare,
+        serve_app("bare-held") as held,
+        serve_proxy(work / "hit", upstream_url=upstream) as proxy,
+    ):
         run_load(proxy + CHAT, 1, 0.5, HIT_BODY)  # miss once, then it is a hit
-        base, hit = _interleaved([bare + CHAT, proxy + CHAT], HIT_BODY)
+        base, hit, base_held = _interleaved([bare + CHAT, proxy + CHAT, held + CHAT], HIT_BODY)
         base1 = run_load(bare + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
         hit1 = run_load(proxy + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
     ratios["cache_hit"] = hit.rps / base.rps
     return [
         _row("cache hit, 32 conns (req/s)", f"{hit.rps:,.0f}", f"{base.rps:,.0f} bare Starlette",
              f"{hit.rps / base.rps:.2f}x", _target("cache_hit")),
+        _row("  same, bare app on the proxy's protocol (ref.)", f"{hit.rps:,.0f}",
+             f"{base_held.rps:,.0f} bare, held writes", f"{hit.rps / base_held.rps:.2f}x", "-"),
         _row("cache hit, 1 conn, p50 added", f"{hit1.p50_ms:.3f} ms", f"{base1.p50_ms:.3f} ms",
              f"{hit1.p50_ms - base1.p50_ms:+.3f} ms", "<= 0.3 ms"),
     ]  # fmt: skip
@@ -97,6 +106,7 @@ def _pass_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
         serve_proxy(work / "pass-aio", upstream_url=upstream, cache_mode="off",
                     upstream_client="aiohttp") as aio,
         serve_app("forwarder", upstream) as forwarder,
+        serve_app("floor", upstream) as floor,
     ):  # fmt: skip
         for label, name, path, bodies in (
             ("chat", "pass_through", CHAT, HIT_BODY),
@@ -108,6 +118,7 @@ def _pass_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
                 [upstream + path, own + path, aio + path], bodies
             )
             minimal = run_load(forwarder + path, 32, SECONDS, bodies)
+            least = run_load(floor + path, 32, SECONDS, bodies)
             direct1 = run_load(upstream + path, 1, LATENCY_SECONDS, bodies)
             through1 = run_load(own + path, 1, LATENCY_SECONDS, bodies)
             ratios[name] = through.rps / direct.rps
@@ -121,6 +132,8 @@ def _pass_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
                      f"{through.rps / through_aio.rps:.2f}x", ">= 1.3x to keep it"),
                 _row("  same, minimal aiohttp forwarder (ref.)", f"{minimal.rps:,.0f}",
                      f"{direct.rps:,.0f} direct", f"{minimal.rps / direct.rps:.2f}x", "-"),
+                _row("  same, minimal forwarder on the proxy's client (ref.)", f"{least.rps:,.0f}",
+                     f"{direct.rps:,.0f} direct", f"{least.rps / direct.rps:.2f}x", "-"),
                 _row(f"pass-through {label}, 1 conn, p50 added", f"{through1.p50_ms:.3f} ms",
                      f"{direct1.p50_ms:.3f} ms", f"{through1.p50_ms - direct1.p50_ms:+.3f} ms",
                      "<= 0.5 ms"),

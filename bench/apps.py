@@ -8,8 +8,14 @@
   cache hit on this machine.
 - `forwarder`: the minimal raw-ASGI + aiohttp forwarder (no cache, no metrics, body read
   whole): a reference for what the aiohttp client itself costs per request.
+- `floor`: the same minimal forwarder on the proxy's own upstream client and the proxy's
+  server protocol (`podmgr.proxy.held_writes`): the floor of a pass-through on this stack,
+  what is left when everything podmgr does per request is taken away.
+- `bare-held`: the bare app on the proxy's server protocol, where stock uvicorn sends a
+  response in two writes and the proxy in one: what the cache-hit ratio owes to that.
 
-`python -m bench.apps upstream|bare PORT` or `python -m bench.apps forwarder PORT UPSTREAM`.
+`python -m bench.apps upstream|bare|bare-held PORT` or `python -m bench.apps
+forwarder|floor PORT UPSTREAM`.
 """
 
 from __future__ import annotations
@@ -153,11 +159,45 @@ def forwarder(upstream_url: str) -> Any:
     return app
 
 
+def floor(upstream_url: str) -> Any:
+    from podmgr.proxy.upstream.client import UpstreamClient
+
+    client = UpstreamClient()
+    headers = {"content-type": "application/json"}
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await client.close()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        body = await _read(receive)
+        url = upstream_url + scope["path"]
+        async with client.request(scope["method"], url, body, headers) as response:
+            answer = await response.read()
+            status = response.status
+        if status != 200:
+            raise RuntimeError(f"upstream answered {status}")
+        await _respond(send, answer)
+
+    return app
+
+
 if __name__ == "__main__":
+    from podmgr.proxy.held_writes import HeldWritesProtocol
+
     kind, port = sys.argv[1], int(sys.argv[2])
-    apps = {"upstream": lambda: upstream, "bare": bare, "forwarder": lambda: forwarder(sys.argv[3])}
+    apps = {
+        "upstream": lambda: upstream,
+        "bare": bare,
+        "bare-held": bare,
+        "forwarder": lambda: forwarder(sys.argv[3]),
+        "floor": lambda: floor(sys.argv[3]),
+    }
     app = apps[kind]()
     uvicorn.run(
-        app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+        app, host="127.0.0.1", port=port, loop="uvloop",
+        http=HeldWritesProtocol if kind in ("floor", "bare-held") else "httptools",
         log_level="warning", access_log=False,
     )  # fmt: skip

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import cProfile
 import json
+import os
 import pstats
 import sys
 import tempfile
@@ -194,7 +195,8 @@ def main() -> None:
     print(f"{kind}: {per_request * 1e6:.1f} us CPU per request through the app (in process)")
     print(f"observe side (Recorder.begin + record, one hit): {observe_cost() * 1e6:.2f} us")
     if profile is not None:
-        pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+        order, top = os.environ.get("BENCH_SORT", "tottime"), os.environ.get("BENCH_TOP", "25")
+        pstats.Stats(profile).sort_stats(order).print_stats(int(top))
 
 
 if __name__ == "__main__":

@@ -46,10 +46,11 @@ def _process(args: list[str], ready_url: str, cwd: Path | None = None) -> Iterat
 
 @contextmanager
 def serve_app(kind: str, *extra: str) -> Iterator[str]:
-    """`upstream`, `bare` or `forwarder UPSTREAM` (bench/apps.py); yields its base URL."""
+    """`upstream`, `bare`, `bare-held`, `forwarder UPSTREAM` or `floor UPSTREAM`
+    (bench/apps.py); yields its base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    probe = url + ("/v1/models" if kind != "bare" else "/")
+    probe = url + ("/" if kind.startswith("bare") else "/v1/models")
     with _process([sys.executable, "-m", "bench.apps", kind, str(port), *extra], probe):
         yield url
 

@@ -1,5 +1,7 @@
 """Run the proxy in the foreground with uvicorn (uvloop, httptools) until SIGTERM/SIGINT.
 
+The protocol is httptools' with a response's writes sent together (`held_writes.py`).
+
 uvicorn re-raises the signal that stopped it once it has shut down; the watchdog and the
 contract expect a clean exit 0 instead, so the runner installs its own handlers that ask
 the server to stop (and which uvicorn then restores and "re-raises" harmlessly).
@@ -16,6 +18,7 @@ import uvicorn
 from podmgr.config import Config
 from podmgr.logs import configure_logging, get_logger
 from podmgr.proxy.app import create_app
+from podmgr.proxy.held_writes import HeldWritesProtocol
 
 __all__ = ["run_proxy"]
 
@@ -34,7 +37,7 @@ def _uvicorn_config(config: Config, config_path: Path | None = None) -> uvicorn.
         host=config.proxy.host,
         port=config.proxy.port,
         loop="uvloop",
-        http="httptools",
+        http=HeldWritesProtocol,  # httptools, a response in one write (held_writes.py)
         lifespan="on",
         access_log=False,
         proxy_headers=False,  # nothing sits in front of us; X-Forwarded-* is not trusted

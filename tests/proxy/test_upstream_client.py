@@ -406,6 +406,24 @@ async def test_bad_request_headers_are_refused_before_sending(
     await client.close()
 
 
+async def test_a_client_that_sent_good_headers_still_refuses_bad_ones() -> None:
+    """The own client remembers header fields it found good and request lines it made:
+    neither lets a bad field or URL through, however often it is asked."""
+    client = UpstreamClient(read_timeout=5)
+    async with serving(keep_alive) as server:
+        for _ in range(2):
+            async with client.request("POST", server.url + "/v1/x", b"{}", {"X-Test": "a"}):
+                pass
+            with pytest.raises(InvalidUpstreamRequest):
+                bad = {"X-Test": "a\r\nX-Injected: 1"}
+                async with client.request("POST", server.url + "/v1/x", b"{}", bad):
+                    pass
+            with pytest.raises(InvalidUpstreamRequest):
+                async with client.request("POST", "http://127.0.0.1:99999/v1/x", b"{}"):
+                    pass
+    await client.close()
+
+
 async def test_the_host_header_carries_no_credentials(make: Make) -> None:
     seen: list[bytes] = []
 

@@ -61,16 +61,18 @@ class Coalescer:
         *,
         share: bool,
         client: Transport | None = None,
+        in_task: bool = True,
     ) -> Flight:
         """Send `call` upstream (through `client`, by default the coalescer's); its answer is
         stored if `decision.store`, and other clients with the same key may join it while
-        it runs if `share`."""
+        it runs if `share`. With `in_task` off the flight is not started: its one client
+        runs it (`Flight.run_here`)."""
         flight = Flight(client or self._client, call, self._done)
         self._all.add(flight)
         self._decisions[flight] = decision
         if share:
             self._shared[decision.key] = flight
-        return flight.start()
+        return flight.start() if in_task else flight
 
     def join(self, flight: Flight) -> None:
         flight.subscribers += 1

@@ -193,14 +193,19 @@ async def _try(fx: Effects, ex: Exchange, attempt: Attempt, final: bool) -> bool
     else:
         outcome.cache = CacheResult.BYPASS
     extra.insert(0, (b"x-cache", outcome.cache.value.encode()))
+    here = False
     if flight is None:
         failure = attempt.upstream.target.failure
         if failure is not None:
             raise Refused(failure, tuple(extra))
-        flight = _start_flight(fx.coalescer, request, attempt)
+        # Nobody can join it and nothing is stored after it: this task runs it.
+        here = not (decision.lookup or decision.store or request.stream)
+        flight = _start_flight(fx.coalescer, request, attempt, in_task=not here)
     begin = time.perf_counter()
     fx.coalescer.join(flight)
     try:
+        if here:
+            await flight.run_here()
         if not final:
             await flight.wait_started()
             failure = flight.failure
@@ -237,7 +242,9 @@ async def _hit(cache: CacheStore, ex: Exchange, key: str, extra: list[tuple[byte
     return True
 
 
-def _start_flight(coalescer: Coalescer, request: ProxyRequest, attempt: Attempt) -> Flight:
+def _start_flight(
+    coalescer: Coalescer, request: ProxyRequest, attempt: Attempt, in_task: bool
+) -> Flight:
     route, target = attempt.upstream.route, attempt.upstream.target
     headers = route.headers(upstream_headers(request.headers, target))
     headers["content-type"] = "application/json"
@@ -249,7 +256,9 @@ def _start_flight(coalescer: Coalescer, request: ProxyRequest, attempt: Attempt)
         route.name,
     )
     decision = attempt.decision
-    return coalescer.start(call, decision, share=decision.lookup, client=route.client)
+    return coalescer.start(
+        call, decision, share=decision.lookup, client=route.client, in_task=in_task
+    )
 
 
 def _named(route: Route) -> list[tuple[bytes, bytes]]:

@@ -1,9 +1,11 @@
 """One upstream request that one or more clients wait on: the unit of coalescing.
 
-A `Flight` sends one request through a `Transport` as a task of its own (`start()`) and
-keeps what arrived: the SSE events of a stream, or the body of a JSON answer. Clients are
-fed from that record, live (`relay.serve_flight`), so identical concurrent misses cost one
-upstream call and a late joiner of a stream still gets it from the first event.
+A `Flight` sends one request through a `Transport` as a task of its own (`start()`), or in
+its only client's task when nobody else can join it and the answer goes out whole
+(`run_here()`), and keeps what arrived: the SSE events of a stream, or the body of a JSON
+answer. Clients are fed from that record, live (`relay.serve_flight`), so identical
+concurrent misses cost one upstream call and a late joiner of a stream still gets it from
+the first event.
 
 Its progress is ONE state, `FlightState`:
 
@@ -104,6 +106,14 @@ class Flight:
         """Send the request (as a task of its own); returns self."""
         self._task = asyncio.ensure_future(self._run())
         return self
+
+    async def run_here(self) -> None:
+        """Send the request in the calling task and return when the flight has ended: for
+        a flight only its caller waits on, whose answer goes out whole once it is in (no
+        task to make, and no wake-up to hand the answer across). `cancel()` then cancels
+        the caller's task, as it would the flight's own."""
+        self._task = asyncio.current_task()
+        await self._run()
 
     def cancel(self) -> None:
         """Abandon the upstream call (its connection closes at once)."""

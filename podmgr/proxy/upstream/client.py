@@ -50,6 +50,7 @@ tests/proxy/test_upstream_client.py.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import select
 import ssl
@@ -96,6 +97,7 @@ _QUERY_SAFE = _PATH_SAFE + "?"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 5.6.2
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # RFC 9110 5.5: no CR, LF, NUL, CTLs
 _AUTHORITY = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no space
+_CHECKED_SIZE = 1024  # header fields a client remembers as good (_check_headers)
 _RESENDABLE = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})  # as Go's net/http replays
 
 _Key = tuple[str, str, int]
@@ -325,6 +327,14 @@ class UpstreamResponse:
 
     async def read(self, limit: int | None = None) -> bytes:
         """The whole body, or its first `limit` bytes (the rest is left unread)."""
+        if self._complete and limit is None:  # all here already: no iterator to run
+            data = b"".join(self._chunks)
+            self._chunks.clear()
+            self._buffered = 0
+            if self._paused:
+                self._paused = False
+                self._connection.go_on_reading()
+            return data
         return await read_body(self.chunks(), limit)
 
 
@@ -334,10 +344,28 @@ def _expire(waiter: asyncio.Future[None], seconds: float) -> None:
 
 
 def _encode_request(
-    method: str, url: str, body: bytes, headers: Mapping[str, str]
+    method: str,
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    checked: set[tuple[str, str]],
 ) -> tuple[_Key, bytes]:
     """The pool key and the bytes of the request; `InvalidUpstreamRequest` if it cannot be
-    sent as given."""
+    sent as given. `checked`: header fields already found good (kept by the client)."""
+    key, start = _request_start(method, url)
+    _check_headers(headers, checked)
+    head = [start]
+    head += [f"{name}: {value}\r\n" for name, value in headers.items()]
+    if body or method in ("POST", "PUT", "PATCH"):
+        head.append(f"Content-Length: {len(body)}\r\n")
+    return key, "".join(head).encode("latin-1") + b"\r\n" + body
+
+
+@functools.lru_cache(maxsize=256)
+def _request_start(method: str, url: str) -> tuple[_Key, str]:
+    """The pool key and the request line with its Host header, for `method` and `url`
+    (remembered: a proxy sends to a few URLs over and over, and parsing one took a tenth
+    of the client's CPU time per request; a refused one raises again each time)."""
     parts = urlsplit(url)
     scheme = parts.scheme
     authority = parts.netloc.rpartition("@")[2]  # host[:port], never user:password@
@@ -348,12 +376,21 @@ def _encode_request(
     host = parts.hostname or ""
     if scheme not in ("http", "https") or not host or not _AUTHORITY.fullmatch(authority):
         raise InvalidUpstreamRequest("the upstream URL needs http(s)://host[:port]")
-    check_request(method, headers)
-    head = [f"{method} {_target(parts.path, parts.query)} HTTP/1.1\r\nHost: {authority}\r\n"]
-    head += [f"{name}: {value}\r\n" for name, value in headers.items()]
-    if body or method in ("POST", "PUT", "PATCH"):
-        head.append(f"Content-Length: {len(body)}\r\n")
-    return (scheme, host, port), "".join(head).encode("latin-1") + b"\r\n" + body
+    if not _TOKEN.fullmatch(method):
+        raise InvalidUpstreamRequest("the method is not an HTTP token")
+    start = f"{method} {_target(parts.path, parts.query)} HTTP/1.1\r\nHost: {authority}\r\n"
+    return (scheme, host, port), start
+
+
+def _check_headers(headers: Mapping[str, str], checked: set[tuple[str, str]]) -> None:
+    """`check_request`'s test of the header fields, skipping those in `checked` and adding
+    the ones found good (most requests repeat the same few; at most `_CHECKED_SIZE`)."""
+    for field in headers.items():
+        if field not in checked:
+            _check_field(*field)
+            if len(checked) >= _CHECKED_SIZE:
+                checked.clear()
+            checked.add(field)
 
 
 def _target(path: str, query: str) -> str:
@@ -375,12 +412,16 @@ def check_request(method: str, headers: Mapping[str, str]) -> None:
     if not _TOKEN.fullmatch(method):
         raise InvalidUpstreamRequest("the method is not an HTTP token")
     for name, value in headers.items():
-        if not _TOKEN.fullmatch(name):
-            raise InvalidUpstreamRequest(f"header name {name[:40]!r} is not an HTTP token")
-        if not _FIELD_VALUE.fullmatch(value):
-            raise InvalidUpstreamRequest(
-                f"header {name!r} holds a character HTTP does not allow (CR, LF, non-Latin-1)"
-            )
+        _check_field(name, value)
+
+
+def _check_field(name: str, value: str) -> None:
+    if not _TOKEN.fullmatch(name):
+        raise InvalidUpstreamRequest(f"header name {name[:40]!r} is not an HTTP token")
+    if not _FIELD_VALUE.fullmatch(value):
+        raise InvalidUpstreamRequest(
+            f"header {name!r} holds a character HTTP does not allow (CR, LF, non-Latin-1)"
+        )
 
 
 class _Exchange(AbstractAsyncContextManager[UpstreamResponse]):
@@ -435,6 +476,7 @@ class UpstreamClient:
         self._all: set[_Connection] = set()
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._tls = tls  # default: the system's trusted CAs, made on first use
+        self._checked: set[tuple[str, str]] = set()  # header fields found good
 
     def request(
         self, method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None
@@ -451,7 +493,7 @@ class UpstreamClient:
     async def _send(
         self, method: str, url: str, body: bytes, headers: Mapping[str, str]
     ) -> tuple[_Key, UpstreamResponse]:
-        key, request = _encode_request(method, url, body, headers)
+        key, request = _encode_request(method, url, body, headers, self._checked)
         resent = False
         while True:
             connection, fresh = await self._acquire(key, reuse=not resent)
