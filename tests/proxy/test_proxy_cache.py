@@ -332,6 +332,25 @@ def test_abandoned_json_request_cancels_upstream(
     assert _post(proxy, body).headers["x-cache"] == "MISS"
 
 
+def test_abandoned_request_with_the_cache_off_cancels_upstream(
+    make_proxy: Any, upstream: SimUpstream
+) -> None:
+    """With the cache off, a JSON answer's upstream call runs in the client's own task
+    (`Flight.run_here`); the client's leaving still stops it, and the next request works."""
+    proxy = make_proxy(upstream_url=upstream.url, upstream_api_key=VLLM_KEY, cache_mode="off")
+    upstream.set_fault("upstream_slow", seconds=1.0)  # 20 tokens: a 20 s answer
+    body = _body(max_tokens=20)
+    cancelled_before = upstream.traffic()["cancelled"]
+    raw, marker = json.dumps(body).encode(), body["messages"][0]["content"]
+    _hang_up_once_the_pod_works_on_it(
+        proxy, upstream, "/v1/chat/completions", raw, "application/json", marker
+    )
+    assert upstream.wait_cancelled(cancelled_before) == cancelled_before + 1
+    upstream.clear_faults()
+    answer = _post(proxy, body)
+    assert answer.status_code == 200 and answer.headers["x-cache"] == "BYPASS"
+
+
 def test_abandoned_pass_through_request_cancels_upstream(
     proxy: ProxyProcess, upstream: SimUpstream
 ) -> None:

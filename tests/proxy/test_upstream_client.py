@@ -305,6 +305,36 @@ async def test_silence_is_a_timeout_and_leaving_closes_the_connection(make: Make
     await client.close()
 
 
+async def test_the_read_timeout_counts_silence_not_the_length_of_an_answer(make: Make) -> None:
+    """On one kept-alive connection: a stream longer than the read timeout whose chunks keep
+    coming is read whole; the next request, met with silence, times out."""
+    chunks = 25  # one every 0.1 s: 2.5 s in all, against a read timeout of 2 s
+
+    async def steady_then_silent(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(chunks):
+            await asyncio.sleep(0.1)
+            writer.write(b"1\r\nx\r\n")
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await read_request(reader)  # the second request: never answered
+        await reader.read()
+
+    client = make(read_timeout=2.0)
+    async with serving(steady_then_silent) as server:
+        async with client.request("POST", server.url + "/v1/x", b"{}") as response:
+            assert await response.read() == b"x" * chunks
+        with pytest.raises(ReadTimeout):
+            async with client.request("POST", server.url + "/v1/x", b"{}"):
+                pass
+        assert server.connections == 1
+    await client.close()
+
+
 async def test_tls_upstream(tmp_path: Path, make: Make) -> None:
     cert, key = self_signed(tmp_path)
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -8,6 +8,7 @@ work of a cache hit), so these few helpers stand in for them.
 from __future__ import annotations
 
 import asyncio
+import weakref
 
 from starlette.types import Receive, Send
 
@@ -28,22 +29,28 @@ class DisconnectWatch:
     uvicorn also reports "disconnect" once the response is complete, so the watch is
     stopped before the last message is sent (`Responder` does that).
 
-    The watching task starts only after `grace` seconds: a task per request was the largest
-    single cost of a pass-through request (about 15% of its throughput, measured with
-    `python -m bench`), and most answers that a client would wait for only briefly are
-    done by then. A client that leaves sooner is noticed at most `grace` late.
+    The watching task starts only once the request has waited `WATCH_GRACE_SECONDS`: a
+    task per request was the largest single cost of a pass-through request (about 15% of
+    its throughput, measured with `python -m bench`), and most answers that a client would
+    wait for only briefly are done by then. Nor does each request get a timer of its own
+    (under uvloop each is a libuv handle made and closed, a sixth of a pass-through's CPU
+    time with the client's read timers): `_Starter`, one per event loop, looks at the
+    waiting watches every grace period. A client that leaves is noticed at most two grace
+    periods late.
     """
 
-    def __init__(self, receive: Receive, grace: float = WATCH_GRACE_SECONDS) -> None:
+    __slots__ = ("_receive", "_starter", "_target", "_task", "disconnected")
+
+    def __init__(self, receive: Receive) -> None:
         self.disconnected = False
         self._receive = receive
         self._target = asyncio.current_task()
         self._task: asyncio.Task[None] | None = None
-        loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(grace, self._begin, loop)
+        self._starter = _starter().add(self)
 
-    def _begin(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._task = loop.create_task(self._watch())
+    def begin(self) -> None:
+        """Start watching (`_Starter` calls it once the grace period has passed)."""
+        self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
         while True:
@@ -55,12 +62,58 @@ class DisconnectWatch:
                 return
 
     def stop(self) -> None:
-        self._timer.cancel()
+        self._starter.discard(self)
         if self._task is not None:
             self._task.cancel()
         # The request's task holds this watch (through its Responder): dropping the task
         # here leaves no cycle for the garbage collector to find.
         self._target = None
+
+
+class _Starter:
+    """The watches of one event loop still in their grace period, oldest first, and the
+    one timer that begins those whose grace has passed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._waiting: dict[DisconnectWatch, float] = {}  # watch -> when it was made
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, watch: DisconnectWatch) -> _Starter:
+        self._waiting[watch] = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_later(WATCH_GRACE_SECONDS, self._begin_due)
+        return self
+
+    def discard(self, watch: DisconnectWatch) -> None:
+        self._waiting.pop(watch, None)
+
+    def _begin_due(self) -> None:
+        self._timer = None
+        due = self._loop.time() - WATCH_GRACE_SECONDS
+        waiting = self._waiting
+        while waiting:
+            watch, made = next(iter(waiting.items()))
+            if made > due:
+                break
+            del waiting[watch]
+            watch.begin()
+        if waiting:
+            self._timer = self._loop.call_later(WATCH_GRACE_SECONDS, self._begin_due)
+
+
+_STARTERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Starter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _starter() -> _Starter:
+    """The running loop's `_Starter`."""
+    loop = asyncio.get_running_loop()
+    starter = _STARTERS.get(loop)
+    if starter is None:
+        starter = _STARTERS[loop] = _Starter(loop)
+    return starter
 
 
 class Responder:

@@ -121,6 +121,7 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._on_lost = on_lost
         self._poller: select.poll | None = None
+        self._read_timer: asyncio.TimerHandle | None = None
 
     # --- asyncio.Protocol ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -128,6 +129,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.reusable = False
+        self._stop_read_timer()
         if self.response is not None:
             self.response._ended_by_close(exc)
         self._on_lost(self)
@@ -164,9 +166,41 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.reusable = False
+        self._stop_read_timer()
         if self.transport is not None:
             self.transport.close()
         self._on_lost(self)  # frees its pool slot now, not one loop turn later
+
+    # --- the read timeout: one timer per connection, not one per wait --------------------
+    def watch_reads(self, seconds: float) -> None:
+        """See that a timer looks at this connection's waiting reader within `seconds`.
+
+        A timer per wait (two or three a request) cost a sixth of a pass-through's CPU
+        time under uvloop, where each is a libuv handle made and closed. This one is made
+        at the first wait and looks when it fires: a reader silent for `seconds` since its
+        wait began gets `ReadTimeout`; one that waited less is looked at again when its
+        time is up; with nobody waiting, the next wait makes it again."""
+        if self._read_timer is None:
+            loop = asyncio.get_running_loop()
+            self._read_timer = loop.call_later(seconds, self._look_at_reader, seconds)
+
+    def _look_at_reader(self, seconds: float) -> None:
+        self._read_timer = None
+        response = self.response
+        waiter = response._waiter if response is not None else None
+        if response is None or waiter is None:
+            return
+        left = response._waiting_since + seconds - time.monotonic()
+        if left <= 0:
+            _expire(waiter, seconds)
+            return
+        loop = asyncio.get_running_loop()
+        self._read_timer = loop.call_later(left, self._look_at_reader, seconds)
+
+    def _stop_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
 
 
 def _poller_of(transport: asyncio.Transport) -> select.poll | None:
@@ -199,6 +233,7 @@ class UpstreamResponse:
         self._failed: UpstreamError | None = None
         self._got_bytes = False
         self._waiter: asyncio.Future[None] | None = None
+        self._waiting_since = 0.0  # when the wait in progress began (the read timeout's)
 
     def release_parser(self) -> None:
         """Let go of the parser once nothing more is fed: it holds this response's
@@ -297,19 +332,14 @@ class UpstreamResponse:
             waiter.set_result(None)
 
     async def _wait(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._waiter = waiter = loop.create_future()
-        timer = (
-            loop.call_later(self._read_timeout, _expire, waiter, self._read_timeout)
-            if self._read_timeout is not None
-            else None
-        )
+        self._waiter = waiter = asyncio.get_running_loop().create_future()
+        if self._read_timeout is not None:
+            self._waiting_since = time.monotonic()
+            self._connection.watch_reads(self._read_timeout)
         try:
             await waiter
         finally:
             self._waiter = None
-            if timer is not None:
-                timer.cancel()
 
     # --- for the caller ------------------------------------------------------------------
     async def _wait_headers(self) -> None:
