@@ -2,7 +2,7 @@
 
 Each figure is a ratio against a baseline measured in the same run on this machine:
 - cache-hit throughput at 32 connections / a bare Starlette app returning the same bytes
-  (and, for reference, / the same app on the proxy's server protocol, one write a response);
+  (and, for reference, / the same app on the proxy's server protocol, podmgr/proxy/protocol.py);
 - pass-through throughput at 32 connections / calling the upstream directly (a static local
   `upstream_url`: no edge limit, so requests go as they are), and the same for the
   edge-safe path a RunPod pod takes (non-streaming requests sent upstream as streams);
@@ -57,11 +57,13 @@ def _target(name: str) -> str:
 def _hit_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
     with (
         serve_app("bare") as bare,
-        serve_app("bare-held") as held,
+        serve_app("bare-proxied") as proxied,
         serve_proxy(work / "hit", upstream_url=upstream) as proxy,
     ):
         run_load(proxy + CHAT, 1, 0.5, HIT_BODY)  # miss once, then it is a hit
-        base, hit, base_held = _interleaved([bare + CHAT, proxy + CHAT, held + CHAT], HIT_BODY)
+        base, hit, base_proxied = _interleaved(
+            [bare + CHAT, proxy + CHAT, proxied + CHAT], HIT_BODY
+        )
         base1 = run_load(bare + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
         hit1 = run_load(proxy + CHAT, 1, LATENCY_SECONDS, HIT_BODY)
     ratios["cache_hit"] = hit.rps / base.rps
@@ -69,7 +71,7 @@ def _hit_rows(work: Path, upstream: str, ratios: Ratios) -> list[list[str]]:
         _row("cache hit, 32 conns (req/s)", f"{hit.rps:,.0f}", f"{base.rps:,.0f} bare Starlette",
              f"{hit.rps / base.rps:.2f}x", _target("cache_hit")),
         _row("  same, bare app on the proxy's protocol (ref.)", f"{hit.rps:,.0f}",
-             f"{base_held.rps:,.0f} bare, held writes", f"{hit.rps / base_held.rps:.2f}x", "-"),
+             f"{base_proxied.rps:,.0f} bare, proxy's", f"{hit.rps / base_proxied.rps:.2f}x", "-"),
         _row("cache hit, 1 conn, p50 added", f"{hit1.p50_ms:.3f} ms", f"{base1.p50_ms:.3f} ms",
              f"{hit1.p50_ms - base1.p50_ms:+.3f} ms", "<= 0.3 ms"),
     ]  # fmt: skip

@@ -9,12 +9,13 @@
 - `forwarder`: the minimal raw-ASGI + aiohttp forwarder (no cache, no metrics, body read
   whole): a reference for what the aiohttp client itself costs per request.
 - `floor`: the same minimal forwarder on the proxy's own upstream client and the proxy's
-  server protocol (`podmgr.proxy.held_writes`): the floor of a pass-through on this stack,
+  server protocol (`podmgr.proxy.protocol`): the floor of a pass-through on this stack,
   what is left when everything podmgr does per request is taken away.
-- `bare-held`: the bare app on the proxy's server protocol, where stock uvicorn sends a
-  response in two writes and the proxy in one: what the cache-hit ratio owes to that.
+- `bare-proxied`: the bare app on the proxy's server protocol (one write a response, one
+  keep-alive timer a connection, where stock uvicorn has two and one a request): what the
+  cache-hit ratio owes to the protocol.
 
-`python -m bench.apps upstream|bare|bare-held PORT` or `python -m bench.apps
+`python -m bench.apps upstream|bare|bare-proxied PORT` or `python -m bench.apps
 forwarder|floor PORT UPSTREAM`.
 """
 
@@ -185,19 +186,19 @@ def floor(upstream_url: str) -> Any:
 
 
 if __name__ == "__main__":
-    from podmgr.proxy.held_writes import HeldWritesProtocol
+    from podmgr.proxy.protocol import ProxyProtocol
 
     kind, port = sys.argv[1], int(sys.argv[2])
     apps = {
         "upstream": lambda: upstream,
         "bare": bare,
-        "bare-held": bare,
+        "bare-proxied": bare,
         "forwarder": lambda: forwarder(sys.argv[3]),
         "floor": lambda: floor(sys.argv[3]),
     }
     app = apps[kind]()
     uvicorn.run(
         app, host="127.0.0.1", port=port, loop="uvloop",
-        http=HeldWritesProtocol if kind in ("floor", "bare-held") else "httptools",
+        http=ProxyProtocol if kind in ("floor", "bare-proxied") else "httptools",
         log_level="warning", access_log=False,
     )  # fmt: skip

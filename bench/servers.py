@@ -46,7 +46,7 @@ def _process(args: list[str], ready_url: str, cwd: Path | None = None) -> Iterat
 
 @contextmanager
 def serve_app(kind: str, *extra: str) -> Iterator[str]:
-    """`upstream`, `bare`, `bare-held`, `forwarder UPSTREAM` or `floor UPSTREAM`
+    """`upstream`, `bare`, `bare-proxied`, `forwarder UPSTREAM` or `floor UPSTREAM`
     (bench/apps.py); yields its base URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"

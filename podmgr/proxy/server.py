@@ -1,6 +1,7 @@
 """Run the proxy in the foreground with uvicorn (uvloop, httptools) until SIGTERM/SIGINT.
 
-The protocol is httptools' with a response's writes sent together (`held_writes.py`).
+The protocol is uvicorn's httptools one with a response's writes sent together and one
+keep-alive timer per connection (`protocol.py`).
 
 Before serving, the garbage collector is told what the proxy is like
 (`quiet_garbage_collector`): what was built at start-up lives as long as the process, and a
@@ -27,7 +28,7 @@ import uvicorn
 from podmgr.config import Config
 from podmgr.logs import configure_logging, get_logger
 from podmgr.proxy.app import create_app
-from podmgr.proxy.held_writes import HeldWritesProtocol
+from podmgr.proxy.protocol import ProxyProtocol
 
 __all__ = ["quiet_garbage_collector", "run_proxy"]
 
@@ -49,7 +50,7 @@ def _uvicorn_config(config: Config, config_path: Path | None = None) -> uvicorn.
         host=config.proxy.host,
         port=config.proxy.port,
         loop="uvloop",
-        http=HeldWritesProtocol,  # httptools, a response in one write (held_writes.py)
+        http=ProxyProtocol,  # httptools, a response in one write (protocol.py)
         lifespan="on",
         access_log=False,
         proxy_headers=False,  # nothing sits in front of us; X-Forwarded-* is not trusted

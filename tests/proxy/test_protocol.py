@@ -1,9 +1,11 @@
-"""The proxy's server protocol sends a response's writes of one loop step together.
+"""The proxy's server protocol: a response's writes of one loop step leave together, and a
+connection has one keep-alive timer.
 
 The first tests count the writes that reach the transport, which only a recording transport
-can show (the bytes a socket peer reads may be split or merged by TCP either way). The last
-serves a stream through a real uvicorn server on a loopback port: an event the app wrote
-reaches the client while the app still waits, so nothing is held past the loop's step.
+can show (the bytes a socket peer reads may be split or merged by TCP either way). The
+others serve through a real uvicorn server on a loopback port: an event the app wrote
+reaches the client while the app still waits (nothing is held past the loop's step); a
+connection idle for the keep-alive time is closed, and one that keeps serving is not.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 import uvicorn
 
-from podmgr.proxy.held_writes import HeldWrites, HeldWritesProtocol
+from podmgr.proxy.protocol import HeldWrites, ProxyProtocol
 from podmgr.sim.process import free_port
 
 
@@ -79,6 +81,48 @@ async def until_started(server: uvicorn.Server) -> None:
         await asyncio.sleep(0.01)
 
 
+async def answer_ok(scope: Any, receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bytes:
+    writer.write(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=60)
+    return head + await asyncio.wait_for(reader.readexactly(2), timeout=60)
+
+
+async def test_keep_alive_closes_an_idle_connection_and_spares_a_busy_one() -> None:
+    port = free_port()
+    config = uvicorn.Config(
+        answer_ok, host="127.0.0.1", port=port, http=ProxyProtocol, lifespan="off",
+        log_level="warning", timeout_keep_alive=1,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve())
+    try:
+        await asyncio.wait_for(until_started(server), timeout=60)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        # Busy: a request every 0.1 s for 2.5 s, more than twice the keep-alive time.
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 2.5
+        answered = 0
+        while loop.time() < until:
+            assert (await exchange(reader, writer)).endswith(b"\r\n\r\n{}")
+            answered += 1
+            await asyncio.sleep(0.1)
+        assert answered >= 5
+        # Idle: the server closes it (an EOF), as stock uvicorn does after the same time.
+        assert await asyncio.wait_for(reader.read(), timeout=60) == b""
+        writer.close()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, timeout=60)
+
+
 async def test_a_stream_is_not_held_while_the_app_waits() -> None:
     first_seen = asyncio.Event()
 
@@ -94,7 +138,7 @@ async def test_a_stream_is_not_held_while_the_app_waits() -> None:
 
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=HeldWritesProtocol, lifespan="off",
+        app, host="127.0.0.1", port=port, http=ProxyProtocol, lifespan="off",
         log_level="warning",
     )  # fmt: skip
     server = uvicorn.Server(config)
