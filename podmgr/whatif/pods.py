@@ -172,7 +172,7 @@ class _SetReplay(ReplayLoop):
             return names
         return ()
 
-    def on_request(self, request: TraceRequest) -> None:
+    def replay_request(self, request: TraceRequest) -> None:
         now = request.at
         self.model.settle(now)
         name = self.pod_for(request.model)

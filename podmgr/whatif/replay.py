@@ -218,7 +218,7 @@ class ReplayLoop:
         live = self.model.pods.get(pod.id)
         return live is not None and live.serving(now)
 
-    def on_request(self, request: TraceRequest) -> None:
+    def replay_request(self, request: TraceRequest) -> None:
         now = request.at
         self.model.settle(now)
         self.last_request_at = now
@@ -485,7 +485,7 @@ def run_events(run: ReplayLoop, requests: list[TraceRequest]) -> float:
     while run.queue:
         at, _, kind = heapq.heappop(run.queue)
         if kind.startswith("request:"):
-            run.on_request(requests[int(kind.split(":")[1])])
+            run.replay_request(requests[int(kind.split(":")[1])])
         elif kind == "poll":
             run.poll(at)
         else:  # cron: keeps running while the trace lasts or anything is up
