@@ -1,7 +1,9 @@
 """The caching OpenAI-compatible reverse proxy in front of the pod's vLLM server.
 
 Public surface: `create_app(config, client=None)` (one FastAPI app) and `run_proxy(config)`
-(foreground uvicorn server until SIGTERM/SIGINT, `server.py`). The folders are the rooms:
+(foreground uvicorn server until SIGTERM/SIGINT, `server.py`, on uvicorn's httptools
+protocol with a response in one write and one keep-alive timer a connection,
+`protocol.py`). The folders are the rooms:
 `forward/` the /v1 request path, `upstream/` where and how requests go out, `cache/` the
 stored answers, `observe/` what a person or Prometheus reads; `app.py` wires them.
 
@@ -16,7 +18,8 @@ whether to wake the pod (`wake.py`) and one action of `forward/effects.py`: `Ref
 whose attempts carry each upstream's body and cache decision (`cache/key.py`). The handler
 runs the action: `Answer` serves a hit from `cache/store.py` or joins or starts a flight
 through `forward/coalescer.py` (`forward/flight.py` sends what `upstream/outgoing.py` makes
-of the body through the route's `Transport`, `upstream/transport.py`) and fails over to the
+of the body through the route's `Transport`, `upstream/transport.py`; a flight nobody else
+can join runs in the request's own task) and fails over to the
 next attempt while nothing has reached the client; `forward/relay.py` feeds the client
 (`forward/sse.py` shapes events and JSON). Every failure becomes OpenAI's error shape in
 one module, `openai_errors.py` (a transport error, an upstream's status, a refusal); the
