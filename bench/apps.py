@@ -25,6 +25,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import uvicorn
@@ -135,29 +136,49 @@ def bare() -> Any:
     return Starlette(routes=[Route("/v1/chat/completions", answer, methods=["POST"])])
 
 
-def forwarder(upstream_url: str) -> Any:
-    import aiohttp
+Fetch = Callable[[str, str, bytes], Awaitable[tuple[int, bytes]]]
 
-    state: dict[str, aiohttp.ClientSession] = {}
+
+def _forwarding(
+    upstream_url: str, fetch: Fetch, opened: Callable[[], Awaitable[None]],
+    closed: Callable[[], Awaitable[None]],
+) -> Any:  # fmt: skip
+    """A raw-ASGI app sending each request on to `upstream_url` with `fetch` (status and
+    body back), its client `opened` at start-up and `closed` at shutdown."""
 
     async def app(scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while (await receive())["type"] != "lifespan.shutdown":
-                state["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+                await opened()
                 await send({"type": "lifespan.startup.complete"})
-            await state["session"].close()
+            await closed()
             await send({"type": "lifespan.shutdown.complete"})
             return
         body = await _read(receive)
-        url = upstream_url + scope["path"]
-        async with state["session"].request(scope["method"], url, data=body or None) as response:
-            answer = await response.read()
-            status = response.status
+        status, answer = await fetch(scope["method"], upstream_url + scope["path"], body)
         if status != 200:
             raise RuntimeError(f"upstream answered {status}")
         await _respond(send, answer)
 
     return app
+
+
+def forwarder(upstream_url: str) -> Any:
+    import aiohttp
+
+    state: dict[str, aiohttp.ClientSession] = {}
+
+    async def opened() -> None:
+        state["session"] = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+
+    async def closed() -> None:
+        await state["session"].close()
+
+    async def fetch(method: str, url: str, body: bytes) -> tuple[int, bytes]:
+        async with state["session"].request(method, url, data=body or None) as response:
+            return response.status, await response.read()
+
+    return _forwarding(upstream_url, fetch, opened, closed)
 
 
 def floor(upstream_url: str) -> Any:
@@ -166,23 +187,14 @@ def floor(upstream_url: str) -> Any:
     client = UpstreamClient()
     headers = {"content-type": "application/json"}
 
-    async def app(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while (await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await client.close()
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-        body = await _read(receive)
-        url = upstream_url + scope["path"]
-        async with client.request(scope["method"], url, body, headers) as response:
-            answer = await response.read()
-            status = response.status
-        if status != 200:
-            raise RuntimeError(f"upstream answered {status}")
-        await _respond(send, answer)
+    async def opened() -> None:
+        return None
 
-    return app
+    async def fetch(method: str, url: str, body: bytes) -> tuple[int, bytes]:
+        async with client.request(method, url, body, headers) as response:
+            return response.status, await response.read()
+
+    return _forwarding(upstream_url, fetch, opened, client.close)
 
 
 if __name__ == "__main__":

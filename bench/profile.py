@@ -107,7 +107,7 @@ async def _drive_through(
 
     async def one_connection(count: int) -> None:
         for _ in range(count):
-            await app(dict(scope), _receiver(body), send)
+            await app(dict(scope), receive_once(body), send)
 
     async def run(count: int) -> None:
         await asyncio.gather(*[one_connection(count // CONNECTIONS) for _ in range(CONNECTIONS)])
@@ -127,7 +127,7 @@ async def _drive_through(
     return best / rounds
 
 
-def _receiver(body: bytes) -> Any:
+def receive_once(body: bytes) -> Any:
     """An ASGI `receive` for one request: the body once, then nothing until the client
     leaves, as a server's is (a watch on the client must wait, not spin)."""
     given = False

@@ -11,6 +11,8 @@ connection idle for the keep-alive time is closed, and one that keeps serving is
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import uvicorn
@@ -95,17 +97,29 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
     return head + await asyncio.wait_for(reader.readexactly(2), timeout=60)
 
 
-async def test_keep_alive_closes_an_idle_connection_and_spares_a_busy_one() -> None:
+@asynccontextmanager
+async def served(app: Any, **settings: Any) -> AsyncIterator[tuple[Any, Any]]:
+    """`app` on a uvicorn server with the proxy's protocol (in this loop, a free loopback
+    port); yields a (reader, writer) connection to it."""
     port = free_port()
     config = uvicorn.Config(
-        answer_ok, host="127.0.0.1", port=port, http=ProxyProtocol, lifespan="off",
-        log_level="warning", timeout_keep_alive=1,
+        app, host="127.0.0.1", port=port, http=ProxyProtocol, lifespan="off",
+        log_level="warning", **settings,
     )  # fmt: skip
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     try:
         await asyncio.wait_for(until_started(server), timeout=60)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        yield reader, writer
+        writer.close()
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, timeout=60)
+
+
+async def test_keep_alive_closes_an_idle_connection_and_spares_a_busy_one() -> None:
+    async with served(answer_ok, timeout_keep_alive=1) as (reader, writer):
         # Busy: a request every 0.1 s for 2.5 s, more than twice the keep-alive time.
         loop = asyncio.get_running_loop()
         until = loop.time() + 2.5
@@ -117,10 +131,6 @@ async def test_keep_alive_closes_an_idle_connection_and_spares_a_busy_one() -> N
         assert answered >= 5
         # Idle: the server closes it (an EOF), as stock uvicorn does after the same time.
         assert await asyncio.wait_for(reader.read(), timeout=60) == b""
-        writer.close()
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, timeout=60)
 
 
 async def test_a_stream_is_not_held_while_the_app_waits() -> None:
@@ -136,16 +146,7 @@ async def test_a_stream_is_not_held_while_the_app_waits() -> None:
         await asyncio.wait_for(first_seen.wait(), timeout=60)
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
 
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=ProxyProtocol, lifespan="off",
-        log_level="warning",
-    )  # fmt: skip
-    server = uvicorn.Server(config)
-    serving = asyncio.create_task(server.serve())
-    try:
-        await asyncio.wait_for(until_started(server), timeout=60)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async with served(app) as (reader, writer):
         writer.write(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         received = b""
         while b"data: 1\n\n" not in received:
@@ -154,7 +155,3 @@ async def test_a_stream_is_not_held_while_the_app_waits() -> None:
         first_seen.set()
         received += await asyncio.wait_for(reader.read(), timeout=60)
         assert received.endswith(b"data: [DONE]\n\n\r\n0\r\n\r\n")
-        writer.close()
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, timeout=60)

@@ -316,10 +316,9 @@ def test_cancelled_stream_is_not_stored_and_cancels_upstream(
     assert _post(proxy, body).headers["x-cache"] == "MISS"
 
 
-def test_abandoned_json_request_cancels_upstream(
-    proxy: ProxyProcess, upstream: SimUpstream
-) -> None:
-    """A client that gives up on a non-streaming answer stops the upstream work too."""
+def _abandon_a_slow_json_answer(proxy: ProxyProcess, upstream: SimUpstream) -> dict[str, Any]:
+    """Ask for a 20 s answer, hang up once the pod works on it, and see the pod stop; the
+    body asked (the fault is cleared again)."""
     upstream.set_fault("upstream_slow", seconds=1.0)  # 20 tokens: a 20 s answer
     body = _body(max_tokens=20)
     cancelled_before = upstream.traffic()["cancelled"]
@@ -329,6 +328,14 @@ def test_abandoned_json_request_cancels_upstream(
     )
     assert upstream.wait_cancelled(cancelled_before) == cancelled_before + 1
     upstream.clear_faults()
+    return body
+
+
+def test_abandoned_json_request_cancels_upstream(
+    proxy: ProxyProcess, upstream: SimUpstream
+) -> None:
+    """A client that gives up on a non-streaming answer stops the upstream work too."""
+    body = _abandon_a_slow_json_answer(proxy, upstream)
     assert _post(proxy, body).headers["x-cache"] == "MISS"
 
 
@@ -338,16 +345,7 @@ def test_abandoned_request_with_the_cache_off_cancels_upstream(
     """With the cache off, a JSON answer's upstream call runs in the client's own task
     (`Flight.run_here`); the client's leaving still stops it, and the next request works."""
     proxy = make_proxy(upstream_url=upstream.url, upstream_api_key=VLLM_KEY, cache_mode="off")
-    upstream.set_fault("upstream_slow", seconds=1.0)  # 20 tokens: a 20 s answer
-    body = _body(max_tokens=20)
-    cancelled_before = upstream.traffic()["cancelled"]
-    raw, marker = json.dumps(body).encode(), body["messages"][0]["content"]
-    _hang_up_once_the_pod_works_on_it(
-        proxy, upstream, "/v1/chat/completions", raw, "application/json", marker
-    )
-    assert upstream.wait_cancelled(cancelled_before) == cancelled_before + 1
-    upstream.clear_faults()
-    answer = _post(proxy, body)
+    answer = _post(proxy, _abandon_a_slow_json_answer(proxy, upstream))
     assert answer.status_code == 200 and answer.headers["x-cache"] == "BYPASS"
 
 

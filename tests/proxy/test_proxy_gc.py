@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from simkit import SimUpstream
 
+from bench.profile import receive_once
 from podmgr.config import build_config
 from podmgr.proxy.app import create_app
 
@@ -42,20 +43,6 @@ def _scope(body: bytes) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _receiver(body: bytes) -> Any:
-    given = False
-
-    async def receive() -> dict[str, Any]:
-        nonlocal given
-        if not given:
-            given = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        await asyncio.Event().wait()  # the client stays until the answer is sent
-        return {"type": "http.disconnect"}
-
-    return receive
-
-
 async def _drive(app: Any, bodies: list[bytes]) -> list[int]:
     """Each body ROUNDS times on each of CONNECTIONS concurrent "connections"; the statuses."""
     statuses: list[int] = []
@@ -67,7 +54,7 @@ async def _drive(app: Any, bodies: list[bytes]) -> list[int]:
     async def connection() -> None:
         for _ in range(ROUNDS):
             for body in bodies:
-                await app(_scope(body), _receiver(body), send)
+                await app(_scope(body), receive_once(body), send)
 
     await asyncio.gather(*[connection() for _ in range(CONNECTIONS)])
     return statuses
