@@ -96,16 +96,15 @@ class ProxyProtocol(HttpToolsProtocol):
             self._idle_timer = None
 
     def on_response_complete(self) -> None:
-        # uvicorn's own steps (0.30 to 0.55 alike), but for the keep-alive timer.
-        self.server_state.total_requests += 1
-        if self.transport.is_closing():
+        if self.pipeline or self.transport.is_closing():
+            # A pipelined request starts now, and no timer is armed: uvicorn's own code.
+            super().on_response_complete()
             return
+        # uvicorn's own steps for the last response (uvicorn 0.30 and 0.55 alike), with the
+        # keep-alive timer made only when the connection has none.
+        self.server_state.total_requests += 1
         self._unset_keepalive_if_required()
         self.flow.resume_reading()
-        if self.pipeline:
-            cycle, app = self.pipeline.pop()
-            self._start_asgi_task(cycle, app)
-            return
         self._idle_since = self.loop.time()
         self.timeout_keep_alive_task = _IDLE  # type: ignore[assignment]
         if self._idle_timer is None:

@@ -133,6 +133,18 @@ async def test_keep_alive_closes_an_idle_connection_and_spares_a_busy_one() -> N
         assert await asyncio.wait_for(reader.read(), timeout=60) == b""
 
 
+async def test_pipelined_requests_are_answered_in_order_then_the_idle_timer_runs() -> None:
+    """Two requests in one write: the second starts when the first is answered (uvicorn's
+    own code, no timer), then the connection idles out as any other."""
+    async with served(answer_ok, timeout_keep_alive=1) as (reader, writer):
+        writer.write(b"GET /1 HTTP/1.1\r\nhost: x\r\n\r\n" * 2)
+        for _ in range(2):
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=60)
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+            assert await asyncio.wait_for(reader.readexactly(2), timeout=60) == b"{}"
+        assert await asyncio.wait_for(reader.read(), timeout=60) == b""
+
+
 async def test_a_stream_is_not_held_while_the_app_waits() -> None:
     first_seen = asyncio.Event()
 
