@@ -67,7 +67,6 @@ from podmgr.whatif.replay import (
     new_model,
     replay,
     run_events,
-    token_cost,
 )
 from podmgr.whatif.runpod_model import RunPodModel, StartupPace
 from podmgr.whatif.trace import TraceRequest
@@ -199,10 +198,7 @@ class _SetReplay(ReplayLoop):
         for its pod (starting in the session), else unserved (`name` None: refused)."""
         fallback = next((u for u in self.fallbacks if u.serves(request.model)), None)
         if fallback is not None:
-            self.result.fallback_requests += 1
-            self.result.fallback_cost_usd += token_cost(fallback, request)
-            if not request.tokens_known:
-                self.result.fallback_without_tokens += 1
+            self.result.count_fallback(fallback, request)
             if name is not None:
                 self.by_pod[name].fallback += 1
         elif name is None:

@@ -138,6 +138,13 @@ class ReplayResult:
     def cost_usd(self) -> float:
         return self.pod_cost_usd + self.fallback_cost_usd
 
+    def count_fallback(self, fallback: UpstreamSpec, request: TraceRequest) -> None:
+        """`request` answered by `fallback`: counted, with its tokens' cost."""
+        self.fallback_requests += 1
+        self.fallback_cost_usd += token_cost(fallback, request)
+        if not request.tokens_known:
+            self.fallback_without_tokens += 1
+
 
 def _percentile(values: list[float], point: float) -> float | None:
     if not values:
@@ -235,10 +242,7 @@ class ReplayLoop:
                 return
         fallback = next((u for u in self.fallbacks if u.serves(request.model)), None)
         if fallback is not None:
-            self.result.fallback_requests += 1
-            self.result.fallback_cost_usd += token_cost(fallback, request)
-            if not request.tokens_known:
-                self.result.fallback_without_tokens += 1
+            self.result.count_fallback(fallback, request)
         elif self.session_active():
             self.waiting.append(now)
         else:

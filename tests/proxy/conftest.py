@@ -12,12 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from simkit import SimUpstream, simulated_vllm
+from simkit import SimUpstream, simulated_vllm, start_pod
+
+from podmgr.sim.process import SimProcess
 
 from .proxykit import VLLM_KEY, ProxyProcess
 
 # The model the cache tests' bodies name; the simulated vLLM 404s any other (as vLLM does).
 MODEL = "m"
+# The models of the two-pod tests (config `pods`): a big chat model and a small fast one.
+BIG, SMALL = "sim/coder-32b", "sim/coder-1.5b"
 
 
 @pytest.fixture(scope="module")
@@ -79,3 +83,13 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("PODMGR_") or name in ("MAX_CACHE_SIZE", "CACHE_SIZE_BYTES"):
             monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def two_pods() -> Iterator[dict[str, SimUpstream]]:
+    """One simulator with two serving pods, each with its own vLLM key and model."""
+    with SimProcess(pull_seconds=0.05, load_seconds=0.05) as sim:
+        yield {
+            "chat": start_pod(sim, api_key="chat-vllm-key-not-real", model=BIG),
+            "fast": start_pod(sim, api_key="fast-vllm-key-not-real", model=SMALL),
+        }

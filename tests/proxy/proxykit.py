@@ -14,13 +14,17 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
 from simkit import self_signed
 
+from podmgr.config import build_config
+from podmgr.proxy.wake import Waker
 from podmgr.sim.process import free_port, wait_http
+from podmgr.state import State
 
 __all__ = ["VLLM_KEY", "ProxyProcess", "free_port", "get_json", "self_signed"]
 
@@ -103,3 +107,18 @@ class ProxyProcess:
 
     def health(self) -> Any:
         return get_json(self.url + "/health")
+
+
+def make_waker(tmp_path: Path, state: State | None, **fields: Any) -> Waker:
+    """A `Waker` with wake on request and `fields` on, reading `state`, whose wake runs
+    `true` (no `podmgr up`)."""
+    config = build_config({"wake_on_request": True, **fields}, base_dir=tmp_path, environ={})
+    return Waker(config, tmp_path / "pod_config.json", lambda: state, command=["true"])
+
+
+def wake_window_two_hours_on() -> str:
+    """A one-minute `wake_hours` window two hours from now (local time): now is outside it."""
+    now = time.localtime()
+    start = (now.tm_hour * 60 + now.tm_min + 120) % 1440
+    end = start + 1
+    return f"{start // 60:02d}:{start % 60:02d}-{end // 60 % 24:02d}:{end % 60:02d}"

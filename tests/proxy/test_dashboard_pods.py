@@ -6,28 +6,16 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from simkit import SimUpstream, start_pod
+from simkit import SimUpstream
 
-from podmgr.sim.process import SimProcess
 from podmgr.state import PodRecord, Session, State, StateStore
 
+from .conftest import BIG, SMALL
 from .proxykit import ProxyProcess
 
-BIG, SMALL = "sim/coder-32b", "sim/coder-1.5b"
 PODS = [{"name": "chat", "model": BIG}, {"name": "fast", "model": SMALL}]
-
-
-@pytest.fixture(scope="module")
-def two_pods() -> Iterator[dict[str, SimUpstream]]:
-    with SimProcess(pull_seconds=0.05, load_seconds=0.05) as sim:
-        yield {
-            "chat": start_pod(sim, api_key="chat-vllm-key-not-real", model=BIG),
-            "fast": start_pod(sim, api_key="fast-vllm-key-not-real", model=SMALL),
-        }
 
 
 def record(up: SimUpstream, now: float, age: float, price: float, share: str) -> PodRecord:

@@ -8,33 +8,22 @@ from __future__ import annotations
 import json
 import urllib.request
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from simkit import SimUpstream, start_pod, write_pods_state
+from simkit import SimUpstream, write_pods_state
 
-from podmgr.sim.process import SimProcess, wait_until
+from podmgr.sim.process import wait_until
 
+from .conftest import BIG, SMALL
 from .proxykit import ProxyProcess, get_json
 
-BIG, SMALL = "sim/coder-32b", "sim/coder-1.5b"
 PODS = [
     {"name": "chat", "model": BIG, "gpu_type_id": "NVIDIA A100 80GB PCIe"},
     {"name": "fast", "model": SMALL},
 ]
-
-
-@pytest.fixture(scope="module")
-def two_pods() -> Iterator[dict[str, SimUpstream]]:
-    """One simulator with two serving pods, each with its own vLLM key and model."""
-    with SimProcess(pull_seconds=0.05, load_seconds=0.05) as sim:
-        yield {
-            "chat": start_pod(sim, api_key="chat-vllm-key-not-real", model=BIG),
-            "fast": start_pod(sim, api_key="fast-vllm-key-not-real", model=SMALL),
-        }
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from podmgr.proxy.wake import Waker
 from podmgr.sim.process import SimProcess, wait_until
 from podmgr.state import PodRecord, Session, State
 
-from .proxykit import ProxyProcess
+from .proxykit import ProxyProcess, make_waker, wake_window_two_hours_on
 
 LOCAL_KEY = "test-local-key-not-real"
 MODEL = "m"
@@ -276,11 +276,6 @@ def _try_pod(client: openai.OpenAI) -> bool:
 
 
 # --- what blocks a wake (unit) ---------------------------------------------------------------
-def _waker(tmp_path: Path, state: State | None, **fields: Any) -> Waker:
-    config = build_config({"wake_on_request": True, **fields}, base_dir=tmp_path, environ={})
-    return Waker(config, tmp_path / "pod_config.json", lambda: state, command=["true"])
-
-
 def _ended(reason: str) -> State:
     now = time.time()
     session = Session(started_at=now - 60, deadline=now + 60, ended_at=now, end_reason=reason)
@@ -289,7 +284,7 @@ def _ended(reason: str) -> State:
 
 @pytest.mark.parametrize("reason", ["budget", "crash_loop", "no_container"])
 def test_a_session_ended_by_a_limit_blocks_a_wake(tmp_path: Path, reason: str) -> None:
-    waker = _waker(tmp_path, _ended(reason))
+    waker = make_waker(tmp_path, _ended(reason))
     why = waker.on_request()
     assert why is not None and reason in why and waker.wakes == 0
     failure = waker.starting_failure(why)
@@ -298,7 +293,7 @@ def test_a_session_ended_by_a_limit_blocks_a_wake(tmp_path: Path, reason: str) -
 
 @pytest.mark.parametrize("reason", ["idle", "deadline", "shutdown"])
 def test_a_session_ended_otherwise_is_woken_once(tmp_path: Path, reason: str) -> None:
-    waker = _waker(tmp_path, _ended(reason), wake_hours=["00:00-24:00"])
+    waker = make_waker(tmp_path, _ended(reason), wake_hours=["00:00-24:00"])
     waker.command = [sys.executable, "-c", "import time; time.sleep(2)"]
     assert waker.on_request() is None and waker.wakes == 1
     assert waker.on_request() is None and waker.wakes == 1  # not re-triggered while it runs
@@ -325,7 +320,7 @@ def test_a_wake_whose_session_served_and_ended_normally_does_not_rest(
     """Even when its `podmgr up` exits non-zero (as it did before the fix), a wake whose
     session served and then ended normally is no failed wake: the next request wakes."""
     holder: list[State | None] = [None]
-    waker = _waker(tmp_path, None)
+    waker = make_waker(tmp_path, None)
     waker._state = lambda: holder[0]
     waker.command = [sys.executable, "-c", "raise SystemExit(7)"]
     assert waker.on_request() is None and waker.wakes == 1
@@ -340,7 +335,7 @@ def test_a_wake_whose_session_served_and_ended_normally_does_not_rest(
 
 def test_a_wake_that_never_served_rests(tmp_path: Path) -> None:
     holder: list[State | None] = [None]
-    waker = _waker(tmp_path, None)
+    waker = make_waker(tmp_path, None)
     waker._state = lambda: holder[0]
     waker.command = [sys.executable, "-c", "raise SystemExit(7)"]
     assert waker.on_request() is None and waker.started_at is not None
@@ -351,13 +346,8 @@ def test_a_wake_that_never_served_rests(tmp_path: Path) -> None:
 
 
 def test_outside_wake_hours_blocks(tmp_path: Path) -> None:
-    now = time.localtime()
-    minute = now.tm_hour * 60 + now.tm_min
-    start = (minute + 120) % 1440
-    window = (
-        f"{start // 60:02d}:{start % 60:02d}-{(start + 1) // 60 % 24:02d}:{(start + 1) % 60:02d}"
-    )
-    waker = _waker(tmp_path, None, wake_hours=[window])
+    window = wake_window_two_hours_on()
+    waker = make_waker(tmp_path, None, wake_hours=[window])
     why = waker.on_request()
     assert why is not None and "wake_hours" in why and waker.wakes == 0
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,12 +17,9 @@ from podmgr.sim.process import wait_until
 from podmgr.state import PodRecord, Session, State
 from podmgr.watchdog.plan_set import NOT_ASKED
 
+from .proxykit import make_waker, wake_window_two_hours_on
+
 PODS = [{"name": "chat", "model": "big"}, {"name": "fast", "model": "small"}]
-
-
-def _waker(tmp_path: Path, state: State | None, **fields: Any) -> Waker:
-    config = build_config({"wake_on_request": True, **fields}, base_dir=tmp_path, environ={})
-    return Waker(config, tmp_path / "pod_config.json", lambda: state, command=["true"])
 
 
 def _record(pod_id: str) -> PodRecord:
@@ -42,7 +38,7 @@ def _active(**pods: PodRecord) -> State:
 def test_the_pod_of_the_model_is_woken_by_name_while_the_session_goes_on(
     tmp_path: Path,
 ) -> None:
-    waker = _waker(tmp_path, _active(chat=_record("a")), pods=PODS)
+    waker = make_waker(tmp_path, _active(chat=_record("a")), pods=PODS)
     assert waker.on_request("chat") is None and waker.wakes == 0  # it has its pod
     assert waker.on_request("fast") is None
     assert waker.wakes == 1 and waker.pod == "fast"
@@ -51,13 +47,13 @@ def test_the_pod_of_the_model_is_woken_by_name_while_the_session_goes_on(
 
 
 def test_with_no_session_the_pod_asked_for_is_woken(tmp_path: Path) -> None:
-    waker = _waker(tmp_path, None, pods=PODS)
+    waker = make_waker(tmp_path, None, pods=PODS)
     assert waker.on_request("chat") is None
     assert waker.wakes == 1 and waker.pod == "chat"
 
 
 def test_one_pod_wakes_as_before_without_a_name(tmp_path: Path) -> None:
-    waker = _waker(tmp_path, None)
+    waker = make_waker(tmp_path, None)
     assert waker.command_for("pod") == ["true"]
     assert waker.on_request("pod") is None and waker.wakes == 1
 
@@ -79,11 +75,11 @@ def test_two_cold_pods_wake_at_once_and_each_only_once(tmp_path: Path) -> None:
 
 def test_the_503_while_a_pod_starts_names_that_pod_and_its_phase(tmp_path: Path) -> None:
     starting = _record("b").model_copy(update={"phase": "starting"})
-    waker = _waker(tmp_path, _active(chat=_record("a"), fast=starting), pods=PODS)
+    waker = make_waker(tmp_path, _active(chat=_record("a"), fast=starting), pods=PODS)
     failure = waker.starting_failure(None, "fast")
     assert failure is not None and failure.status == 503
     assert "the GPU pod fast is starting (phase: starting" in failure.message
-    alone = _waker(tmp_path, None).starting_failure(None, "pod")
+    alone = make_waker(tmp_path, None).starting_failure(None, "pod")
     assert alone is not None and "the GPU pod is starting (phase: starting a session" in (
         alone.message
     )
@@ -132,14 +128,14 @@ def test_a_pod_ended_alone_for_idle_is_woken_even_with_its_record_still_kept(
 ) -> None:
     state = _ended(fast="idle")
     state.pods["fast"] = _record("b")  # a pass that recorded the end, not yet the terminate
-    waker = _waker(tmp_path, state, pods=PODS)
+    waker = make_waker(tmp_path, state, pods=PODS)
     assert waker.needs_wake("fast") and not waker.needs_wake("chat")
     assert waker.on_request("fast") is None and waker.wakes == 1
 
 
 @pytest.mark.parametrize("reason", ["crash_loop", "no_container", "pod_failed"])
 def test_a_pod_ended_alone_by_a_limit_is_not_woken(tmp_path: Path, reason: str) -> None:
-    waker = _waker(tmp_path, _ended(fast=reason), pods=PODS)
+    waker = make_waker(tmp_path, _ended(fast=reason), pods=PODS)
     why = waker.on_request("fast")
     assert why is not None and why.startswith(f"the GPU pod fast ended for {reason}")
     assert "`podmgr up fast`" in why and waker.wakes == 0
@@ -149,25 +145,20 @@ def test_a_pod_ended_alone_by_a_limit_is_not_woken(tmp_path: Path, reason: str) 
 
 def test_a_pod_whose_share_of_the_budget_is_spent_is_not_woken(tmp_path: Path) -> None:
     """`up fast` would not revive it in this session (plan_set): the refusal says what does."""
-    waker = _waker(tmp_path, _ended(fast="budget_share"), pods=PODS)
+    waker = make_waker(tmp_path, _ended(fast="budget_share"), pods=PODS)
     why = waker.on_request("fast")
     assert why is not None and why.startswith("the GPU pod fast ended for budget_share")
     assert "`podmgr shutdown`, then `podmgr up`" in why and waker.wakes == 0
 
 
 def test_a_pod_left_out_by_up_name_is_woken_by_its_request(tmp_path: Path) -> None:
-    waker = _waker(tmp_path, _ended(fast=NOT_ASKED), pods=PODS)
+    waker = make_waker(tmp_path, _ended(fast=NOT_ASKED), pods=PODS)
     assert waker.on_request("fast") is None and waker.wakes == 1
 
 
 def test_outside_wake_hours_a_pod_of_a_running_session_is_not_woken(tmp_path: Path) -> None:
-    now = time.localtime()
-    minute = now.tm_hour * 60 + now.tm_min
-    later = (minute + 120) % 1440
-    window = (
-        f"{later // 60:02d}:{later % 60:02d}-{(later + 1) // 60 % 24:02d}:{(later + 1) % 60:02d}"
-    )
-    waker = _waker(tmp_path, _ended(fast="idle"), pods=PODS, wake_hours=[window])
+    window = wake_window_two_hours_on()
+    waker = make_waker(tmp_path, _ended(fast="idle"), pods=PODS, wake_hours=[window])
     why = waker.on_request("fast")
     assert why is not None and why.startswith("outside wake_hours") and waker.wakes == 0
 
