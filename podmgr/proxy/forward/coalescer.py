@@ -15,15 +15,34 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from podmgr.proxy.cache.entry import CachedAnswer
 from podmgr.proxy.cache.key import CacheDecision
 from podmgr.proxy.cache.store import CacheStore
 from podmgr.proxy.forward.flight import Flight, FlightState, UpstreamCall
 from podmgr.proxy.observe.metrics import ProxyMetrics
+from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.upstream.transport import Transport
 
-__all__ = ["Coalescer"]
+__all__ = ["Coalescer", "CountedCall"]
+
+
+class CountedCall(Protocol):
+    """What the metrics count of one upstream call (a `Flight` and an `AloneCall` are)."""
+
+    @property
+    def call(self) -> UpstreamCall: ...
+    @property
+    def tokens(self) -> tuple[int, int]: ...
+    @property
+    def first_event_seconds(self) -> float | None: ...
+    @property
+    def cancelled(self) -> bool: ...
+    @property
+    def upstream_seconds(self) -> float: ...
+    @property
+    def failure(self) -> ProxyFailure | None: ...
 
 
 class Coalescer:
@@ -100,7 +119,7 @@ class Coalescer:
     async def _done(self, flight: Flight) -> None:
         decision = self._decisions[flight]
         try:
-            self._count(flight)
+            self.count(flight)
             if flight.state is FlightState.COMPLETE and decision.store:
                 await self._store(flight, decision)
         finally:
@@ -108,22 +127,24 @@ class Coalescer:
             self._all.discard(flight)
             del self._decisions[flight]
 
-    def _count(self, flight: Flight) -> None:
-        metrics, route = self._metrics, flight.call.route
-        prompt, completion = flight.tokens
+    def count(self, done: CountedCall) -> None:
+        """Count the upstream side of one call in the metrics: a flight's, when it ends, or
+        one made alone (alone.py)."""
+        metrics, route = self._metrics, done.call.route
+        prompt, completion = done.tokens
         if prompt:
             metrics.prompt_tokens.inc(prompt)
         if completion:
             metrics.completion_tokens.inc(completion)
         if self._usage_sink is not None and (prompt or completion):
-            self._usage_sink(flight.call.upstream, prompt, completion)
-        if flight.first_event_seconds is not None:
-            metrics.ttft.labels(route).observe(flight.first_event_seconds)
-        if flight.cancelled:
+            self._usage_sink(done.call.upstream, prompt, completion)
+        if done.first_event_seconds is not None:
+            metrics.ttft.labels(route).observe(done.first_event_seconds)
+        if done.cancelled:
             return
-        metrics.upstream_latency.labels(route).observe(flight.upstream_seconds)
-        if flight.failure is not None:
-            metrics.upstream_errors.labels(flight.failure.kind).inc()
+        metrics.upstream_latency.labels(route).observe(done.upstream_seconds)
+        if done.failure is not None:
+            metrics.upstream_errors.labels(done.failure.kind).inc()
 
     async def _store(self, flight: Flight, decision: CacheDecision) -> None:
         expires = time.time() + decision.ttl if decision.ttl else None

@@ -23,6 +23,7 @@ from podmgr.proxy import openai_errors as errors
 from podmgr.proxy.cache.entry import CachedAnswer
 from podmgr.proxy.cache.key import CacheDecision
 from podmgr.proxy.cache.store import CacheStore
+from podmgr.proxy.forward.alone import call_alone
 from podmgr.proxy.forward.asgi import Responder
 from podmgr.proxy.forward.coalescer import Coalescer
 from podmgr.proxy.forward.flight import Flight, FlightState, UpstreamCall
@@ -195,11 +196,14 @@ async def _try(fx: Effects, ex: Exchange, attempt: Attempt, final: bool) -> bool
     extra.insert(0, (b"x-cache", outcome.cache.value.encode()))
     here = False
     if flight is None:
-        failure = attempt.upstream.target.failure
-        if failure is not None:
-            raise Refused(failure, tuple(extra))
-        # Nobody can join it and nothing is stored after it: this task runs it.
+        target = attempt.upstream.target
+        if target.failure is not None:
+            raise Refused(target.failure, tuple(extra))
+        # Nobody can join it and nothing is stored after it: this task runs it, and with
+        # the body going as it is, its answer is what the client gets (alone.py).
         here = not (decision.lookup or decision.store or request.stream)
+        if here and not target.edge_limited:
+            return await _try_alone(fx, ex, attempt, extra, final)
         flight = _start_flight(fx.coalescer, request, attempt, in_task=not here)
     begin = time.perf_counter()
     fx.coalescer.join(flight)
@@ -227,6 +231,28 @@ async def _try(fx: Effects, ex: Exchange, attempt: Attempt, final: bool) -> bool
     return True
 
 
+async def _try_alone(
+    fx: Effects, ex: Exchange, attempt: Attempt, extra: list[tuple[bytes, bytes]], final: bool
+) -> bool:
+    """`_try` for a call made alone (alone.py): nothing is sent before the answer is in
+    whole, so any retryable failure may move on to the next upstream."""
+    route = attempt.upstream.route
+    done = await call_alone(route.client, _upstream_call(ex.request, attempt))
+    fx.coalescer.count(done)
+    failure, outcome = done.failure, ex.outcome
+    outcome.waited = done.upstream_seconds
+    if failure is not None and not final and retryable(failure):
+        fx.router.failed(route, failure, done.upstream_seconds)
+        log.info("upstream_failover", upstream=route.name, failure=failure.kind)
+        return False
+    outcome.upstream = route.name
+    fx.settle(route, failure, done.upstream_seconds)
+    if failure is not None:
+        raise Refused(failure, tuple(extra))
+    await ex.out.complete(200, done.body, [(b"content-type", done.content_type), *extra])
+    return True
+
+
 async def _hit(cache: CacheStore, ex: Exchange, key: str, extra: list[tuple[bytes, bytes]]) -> bool:
     """Answer from the cache if it holds the answer (in the form asked for)."""
     answer = cache.get_hot(key)
@@ -245,19 +271,27 @@ async def _hit(cache: CacheStore, ex: Exchange, key: str, extra: list[tuple[byte
 def _start_flight(
     coalescer: Coalescer, request: ProxyRequest, attempt: Attempt, in_task: bool
 ) -> Flight:
+    decision = attempt.decision
+    return coalescer.start(
+        _upstream_call(request, attempt),
+        decision,
+        share=decision.lookup,
+        client=attempt.upstream.route.client,
+        in_task=in_task,
+    )
+
+
+def _upstream_call(request: ProxyRequest, attempt: Attempt) -> UpstreamCall:
+    """What `attempt`'s upstream is sent for `request`."""
     route, target = attempt.upstream.route, attempt.upstream.target
     headers = route.headers(upstream_headers(request.headers, target))
     headers["content-type"] = "application/json"
-    call = UpstreamCall(
+    return UpstreamCall(
         request.route,
         f"{target.base_url}/v1/{request.route}",
         upstream_body(request.route, attempt.body, target.edge_limited),
         headers,
         route.name,
-    )
-    decision = attempt.decision
-    return coalescer.start(
-        call, decision, share=decision.lookup, client=route.client, in_task=in_task
     )
 
 

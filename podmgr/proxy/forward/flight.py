@@ -42,7 +42,7 @@ from podmgr.proxy.forward.sse import (
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.upstream.transport import StreamedResponse, Transport
 
-__all__ = ["Flight", "FlightState", "UpstreamCall"]
+__all__ = ["Flight", "FlightState", "UpstreamCall", "usage_tokens"]
 
 log = get_logger("proxy.flight")
 _ERROR_BODY_LIMIT = 64 * 1024
@@ -259,16 +259,9 @@ class Flight:
             self.events.append(after)
 
     def _count_usage(self, data: bytes) -> None:
-        try:
-            usage: Any = orjson.loads(data).get("usage")
-        except (orjson.JSONDecodeError, AttributeError):
-            return
-        if isinstance(usage, dict):
-            prompt, completion = self.tokens
-            self.tokens = (
-                prompt + int(usage.get("prompt_tokens") or 0),
-                completion + int(usage.get("completion_tokens") or 0),
-            )
+        prompt, completion = usage_tokens(data)
+        if prompt or completion:
+            self.tokens = (self.tokens[0] + prompt, self.tokens[1] + completion)
 
     def _fail(self, failure: ProxyFailure) -> None:
         if self.state is FlightState.STREAMING:
@@ -281,3 +274,15 @@ class Flight:
         else:
             self.failure = failure
             self.state = FlightState.FAILED
+
+
+def usage_tokens(data: bytes) -> tuple[int, int]:
+    """The prompt and completion tokens of the `usage` in a JSON answer or chunk ((0, 0)
+    when it has none, or is not JSON)."""
+    try:
+        usage: Any = orjson.loads(data).get("usage")
+    except (orjson.JSONDecodeError, AttributeError):
+        return 0, 0
+    if not isinstance(usage, dict):
+        return 0, 0
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
