@@ -17,7 +17,7 @@ from tests.proxy.test_plan import CHAT, LOCAL, POD, _request, _snapshot
 
 def _raw(request: ProxyRequest) -> ProxyRequest:
     assert request.body is not None
-    return replace(request, raw=orjson.dumps(request.body))
+    return request._replace(raw=orjson.dumps(request.body))
 
 
 def test_the_same_request_under_the_same_snapshot_gets_the_same_plan() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from starlette.types import Receive
 
@@ -89,9 +89,9 @@ class Action(Protocol):
     async def run(self, fx: Effects, ex: Exchange) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One upstream to try with the JSON body it gets and the cache's decision for it."""
+class Attempt(NamedTuple):
+    """One upstream to try with the JSON body it gets and the cache's decision for it (a
+    named tuple: made for every cacheable request)."""
 
     upstream: UpstreamState
     body: dict[str, Any]
