@@ -107,12 +107,19 @@ _STARTERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Starter] = (
 )
 
 
+_last: list[_Starter] = []  # the one asked for last (a proxy has one loop)
+
+
 def _starter() -> _Starter:
-    """The running loop's `_Starter`."""
+    """The running loop's `_Starter` (the last one asked for, most times: a weak dictionary's
+    lookup makes a weak reference each time)."""
     loop = asyncio.get_running_loop()
+    if _last and _last[0]._loop is loop:
+        return _last[0]
     starter = _STARTERS.get(loop)
     if starter is None:
         starter = _STARTERS[loop] = _Starter(loop)
+    _last[:] = [starter]
     return starter
 
 

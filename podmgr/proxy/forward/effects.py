@@ -49,6 +49,7 @@ __all__ = [
 ]
 
 log = get_logger("proxy.forward")
+_X_CACHE = {result: (b"x-cache", result.value.encode()) for result in CacheResult}
 
 
 @dataclass(slots=True)
@@ -193,7 +194,7 @@ async def _try(fx: Effects, ex: Exchange, attempt: Attempt, final: bool) -> bool
         outcome.coalesced = flight is not None
     else:
         outcome.cache = CacheResult.BYPASS
-    extra.insert(0, (b"x-cache", outcome.cache.value.encode()))
+    extra.insert(0, _X_CACHE[outcome.cache])
     here = False
     if flight is None:
         target = attempt.upstream.target
@@ -296,7 +297,7 @@ def _upstream_call(request: ProxyRequest, attempt: Attempt) -> UpstreamCall:
 
 
 def _named(route: Route) -> list[tuple[bytes, bytes]]:
-    return [(b"x-upstream", route.name.encode())]
+    return [(b"x-upstream", route.name_bytes)]
 
 
 def _failed_unstarted(flight: Flight) -> bool:

@@ -24,7 +24,7 @@ The rules, in order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from podmgr.proxy.cache.key import CacheDecision, CacheMode, decide
@@ -40,13 +40,30 @@ from podmgr.proxy.forward.intake import ProxyRequest
 from podmgr.proxy.openai_errors import ProxyFailure
 from podmgr.proxy.upstream.router import UpstreamState
 
-__all__ = ["Plan", "Snapshot", "plan"]
+__all__ = ["ROUTINGS_KEPT", "Plan", "Routing", "Snapshot", "plan"]
+
+ROUTINGS_KEPT = 256
+
+
+class Routing(NamedTuple):
+    """Where a request for one model can go under one snapshot (the first rule above):
+    the upstreams serving it in config order, the pod among them, the ones chosen to try,
+    and the cache scope (`Route.cache_scope`) of each chosen one."""
+
+    serving: tuple[UpstreamState, ...]
+    pod: UpstreamState | None
+    chosen: tuple[UpstreamState, ...]
+    scopes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What the plan reads besides the request: the upstreams as they are now, why the pod
-    cannot answer (if it cannot), and the cache settings."""
+    cannot answer (if it cannot), and the cache settings.
+
+    A snapshot never changes (the handler makes a new one when the router's upstreams
+    change), so the `Routing` of each model is worked out once per snapshot and kept
+    (`routing`); at most `ROUTINGS_KEPT` models, so clients naming many cannot grow it."""
 
     upstreams: tuple[UpstreamState, ...]
     pod_failure: ProxyFailure | None
@@ -54,6 +71,16 @@ class Snapshot:
     cache_mode: CacheMode
     cache_fallbacks: bool
     several: bool
+    _routings: dict[str | None, Routing] = field(default_factory=dict, compare=False, repr=False)
+
+    def routing(self, model: str | None) -> Routing:
+        """The `Routing` of a request for `model` (any upstream's, for None)."""
+        known = self._routings.get(model)
+        if known is None:
+            if len(self._routings) >= ROUTINGS_KEPT:
+                self._routings.clear()
+            known = self._routings[model] = _routing(self.upstreams, model)
+        return known
 
 
 class Plan(NamedTuple):
@@ -69,16 +96,14 @@ class Plan(NamedTuple):
 def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
     """The plan for `request` (module docstring)."""
     model = request.model
-    serving = [state for state in snapshot.upstreams if state.route.spec.serves(model)]
+    serving, pod, chosen, scopes = snapshot.routing(model)
     union = (
         request.method == "GET" and snapshot.several and request.path.rstrip("/") == "/v1/models"
     )
-    pod = next((state for state in serving if state.route.is_pod), None)
     wake_pod = None
     if snapshot.can_wake and not union and pod is not None and not pod.target.ready:
         wake_pod = pod.route.spec.pod_name
     wake = wake_pod is not None
-    chosen = _chosen(serving)
     listed = (_listed(serving) or chosen) if union else []
     if listed:
         return Plan(ListModels(tuple(listed)), False)
@@ -89,38 +114,44 @@ def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
     body = request.body
     if body is None:
         return Plan(PassThrough(chosen[0]), wake, wake_pod)
-    attempts = tuple([_attempt(request, body, state, snapshot) for state in chosen])
+    pairs = zip(chosen, scopes, strict=True)
+    attempts = tuple([_attempt(request, body, state, scope, snapshot) for state, scope in pairs])
     return Plan(Answer(attempts), wake, wake_pod)
 
 
-def _listed(serving: list[UpstreamState]) -> list[UpstreamState]:
+def _routing(upstreams: tuple[UpstreamState, ...], model: str | None) -> Routing:
+    serving = tuple([state for state in upstreams if state.route.spec.serves(model)])
+    pod = next((state for state in serving if state.route.is_pod), None)
+    chosen = _chosen(serving)
+    return Routing(serving, pod, chosen, tuple([s.route.cache_scope(model) for s in chosen]))
+
+
+def _listed(serving: tuple[UpstreamState, ...]) -> list[UpstreamState]:
     """What `GET /v1/models` asks: the available routes and every managed pod with its own
     model list (a cold pod's model is listed too: a request for it wakes it). With none of
     them, `plan` asks what `_chosen` gives (a resting fallback), as before."""
     return [s for s in serving if s.available or (s.route.is_pod and s.route.spec.models != "*")]
 
 
-def _chosen(serving: list[UpstreamState]) -> list[UpstreamState]:
+def _chosen(serving: tuple[UpstreamState, ...]) -> tuple[UpstreamState, ...]:
     """The available routes; if none, the first resting non-pod one (module docstring)."""
-    chosen = [state for state in serving if state.available]
+    chosen = tuple([state for state in serving if state.available])
     if chosen:
         return chosen
-    return [state for state in serving if not state.route.is_pod][:1]
+    return tuple([state for state in serving if not state.route.is_pod][:1])
 
 
 def _attempt(
-    request: ProxyRequest, body: dict[str, Any], state: UpstreamState, snapshot: Snapshot
+    request: ProxyRequest,
+    body: dict[str, Any],
+    state: UpstreamState,
+    scope: str,
+    snapshot: Snapshot,
 ) -> Attempt:
     """One cacheable attempt: the body with the upstream's name for the model, and the
-    cache's decision for this upstream."""
+    cache's decision for this upstream (`scope`: its cache scope for the model)."""
     route, model = state.route, request.model
-    decision = decide(
-        request.route,
-        body,
-        request.cache_control,
-        snapshot.cache_mode,
-        route.cache_scope(model),
-    )
+    decision = decide(request.route, body, request.cache_control, snapshot.cache_mode, scope)
     if decision.store and not (route.is_pod or snapshot.cache_fallbacks):
         decision = CacheDecision(decision.key, decision.lookup, store=False)
     if model is not None and route.spec.model_map:

@@ -67,6 +67,7 @@ class Route:
     def __init__(self, spec: UpstreamSpec, client: Transport, key: str | None) -> None:
         self.spec = spec
         self.name = spec.name
+        self.name_bytes = spec.name.encode()  # as the X-Upstream header of every answer says it
         self.client = client
         self.stats = RouteStats()
         self.kind = kind_of(spec, key)
