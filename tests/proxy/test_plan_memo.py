@@ -42,7 +42,7 @@ def test_a_new_snapshot_is_planned_again() -> None:
 def test_what_the_plan_reads_is_part_of_the_key() -> None:
     memo, snapshot = PlanMemo(), _snapshot(POD)
     stored = memo.plan(_raw(_request()), snapshot)
-    no_store = memo.plan(replace(_raw(_request()), cache_control="no-store"), snapshot)
+    no_store = memo.plan(_raw(_request())._replace(cache_control="no-store"), snapshot)
     assert isinstance(no_store.action, Answer) and isinstance(stored.action, Answer)
     assert not no_store.action.attempts[0].decision.lookup
     assert stored.action.attempts[0].decision.lookup
