@@ -13,6 +13,7 @@ everything here records into the request's `Outcome`.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -85,9 +86,9 @@ class Effects:
 
 
 class Action(Protocol):
-    """What the plan decided, carried out by `run`."""
+    """What the plan decided, carried out by awaiting what `run` gives."""
 
-    async def run(self, fx: Effects, ex: Exchange) -> None: ...
+    def run(self, fx: Effects, ex: Exchange) -> Awaitable[object]: ...
 
 
 class Attempt(NamedTuple):
@@ -165,7 +166,13 @@ class Answer:
 
     attempts: tuple[Attempt, ...]
 
-    async def run(self, fx: Effects, ex: Exchange) -> None:
+    def run(self, fx: Effects, ex: Exchange) -> Awaitable[object]:
+        attempts = self.attempts
+        if len(attempts) == 1:  # most requests: the one attempt's coroutine, one frame less
+            return _try(fx, ex, attempts[0], True)
+        return self._in_turn(fx, ex)
+
+    async def _in_turn(self, fx: Effects, ex: Exchange) -> None:
         last = len(self.attempts) - 1
         for index, attempt in enumerate(self.attempts):
             if await _try(fx, ex, attempt, index == last):
