@@ -342,8 +342,9 @@ def test_abandoned_json_request_cancels_upstream(
 def test_abandoned_request_with_the_cache_off_cancels_upstream(
     make_proxy: Any, upstream: SimUpstream
 ) -> None:
-    """With the cache off, a JSON answer's upstream call runs in the client's own task
-    (`Flight.run_here`); the client's leaving still stops it, and the next request works."""
+    """With the cache off, a JSON answer's upstream call is made alone in the client's own
+    task (forward/alone.py: no flight); the client's leaving still stops it, and the next
+    request works."""
     proxy = make_proxy(upstream_url=upstream.url, upstream_api_key=VLLM_KEY, cache_mode="off")
     answer = _post(proxy, _abandon_a_slow_json_answer(proxy, upstream))
     assert answer.status_code == 200 and answer.headers["x-cache"] == "BYPASS"

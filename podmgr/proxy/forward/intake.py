@@ -135,7 +135,7 @@ async def read_request(
     if cacheable:
         _check_method_and_type(method, read.get(b"content-type"))
     raw = await _read_body(receive, read.get(b"content-length"), rules.max_body_bytes)
-    body = (parsed.get(raw) or _parse_object(raw)) if cacheable else None
+    body = ((parsed.get(raw) if parsed else None) or _parse_object(raw)) if cacheable else None
     model = body.get("model") if body is not None else None
     stream = body is not None and body.get("stream") is True
     options = body.get("stream_options") if stream and body is not None else None

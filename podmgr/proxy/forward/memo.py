@@ -44,8 +44,8 @@ class PlanMemo:
 
     def plan(self, request: ProxyRequest, snapshot: Snapshot) -> Plan:
         """`plan(request, snapshot)`, from the memo when it holds it for this snapshot."""
-        if request.body is None:
-            return plan(request, snapshot)
+        if request.body is None or snapshot.cache_mode == "off":
+            return plan(request, snapshot)  # nothing it plans would be remembered
         key = (request.raw, request.route, request.method, request.path, request.cache_control)
         known = self._plans.get(key)
         if known is not None and known[0] is snapshot:
