@@ -9,6 +9,7 @@ import re
 import uuid
 from typing import Any
 
+import httpx
 import openai
 import orjson
 from simkit import SimUpstream
@@ -57,7 +58,7 @@ def test_a_status_or_a_dead_port_is_a_failure_and_nothing_else(upstream: SimUpst
     assert refused.failure is not None and retryable(refused.failure)
     assert refused.body == b"" and refused.tokens == (0, 0)
     dead = _call(f"http://127.0.0.1:{free_port()}")
-    assert dead.failure is not None and dead.failure.kind == "unreachable", dead.failure
+    assert dead.failure is not None and dead.failure.code == "upstream_unreachable"
     assert retryable(dead.failure)
 
 
@@ -77,15 +78,9 @@ def test_through_the_proxy_with_the_cache_off(make_proxy: Any, upstream: SimUpst
         assert answer.choices[0].message.content and answer.usage is not None
         completions += answer.usage.completion_tokens
     assert int(upstream.traffic()["model_calls"]) == calls_before + 3
-    metrics = httpx_text(proxy.url + "/metrics")
+    metrics = httpx.get(proxy.url + "/metrics", timeout=10).text
     assert _value(metrics, 'podmgr_proxy_tokens_total{kind="completion"}') == completions
     assert _value(metrics, "podmgr_proxy_upstream_latency_seconds_count") == 3
-
-
-def httpx_text(url: str) -> str:
-    import httpx
-
-    return httpx.get(url, timeout=10).text
 
 
 def _value(metrics: str, series: str) -> float:
