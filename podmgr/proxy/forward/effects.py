@@ -4,8 +4,10 @@ The plan (`plan.py`, pure) ends in one `Action`, a frozen dataclass that knows h
 itself out with the proxy's parts (`Effects`): `Refuse` answers a failure, `ListModels`
 answers `GET /v1/models` from several upstreams, `PassThrough` forwards the request as it is
 and `Answer` serves a cacheable request. `Answer` tries its attempts in order: a cache hit,
-else join or start a flight through the coalescer (which stores its complete answer), and
-it moves to the next upstream only while nothing has reached the client. A refusal, and an
+else join or start a flight through the coalescer (which stores its complete answer), or,
+for a request nobody could join whose answer nothing stores and which goes upstream as it
+is, a call made alone (`alone.py`); it moves to the next upstream only while nothing has
+reached the client. A refusal, and an
 upstream's failure once it is counted, raises `Refused`, which the handler answers;
 everything here records into the request's `Outcome`.
 """
