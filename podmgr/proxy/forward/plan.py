@@ -47,13 +47,12 @@ ROUTINGS_KEPT = 256
 
 class Routing(NamedTuple):
     """Where a request for one model can go under one snapshot (the first rule above):
-    the upstreams serving it in config order, the pod among them, the ones chosen to try,
-    and the cache scope (`Route.cache_scope`) of each chosen one."""
+    the upstreams serving it in config order, the pod among them, and the ones chosen to
+    try."""
 
     serving: tuple[UpstreamState, ...]
     pod: UpstreamState | None
     chosen: tuple[UpstreamState, ...]
-    scopes: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +95,7 @@ class Plan(NamedTuple):
 def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
     """The plan for `request` (module docstring)."""
     model = request.model
-    serving, pod, chosen, scopes = snapshot.routing(model)
+    serving, pod, chosen = snapshot.routing(model)
     union = (
         request.method == "GET" and snapshot.several and request.path.rstrip("/") == "/v1/models"
     )
@@ -114,16 +113,14 @@ def plan(request: ProxyRequest, snapshot: Snapshot) -> Plan:
     body = request.body
     if body is None:
         return Plan(PassThrough(chosen[0]), wake, wake_pod)
-    pairs = zip(chosen, scopes, strict=True)
-    attempts = tuple([_attempt(request, body, state, scope, snapshot) for state, scope in pairs])
+    attempts = tuple([_attempt(request, body, state, snapshot) for state in chosen])
     return Plan(Answer(attempts), wake, wake_pod)
 
 
 def _routing(upstreams: tuple[UpstreamState, ...], model: str | None) -> Routing:
     serving = tuple([state for state in upstreams if state.route.spec.serves(model)])
     pod = next((state for state in serving if state.route.is_pod), None)
-    chosen = _chosen(serving)
-    return Routing(serving, pod, chosen, tuple([s.route.cache_scope(model) for s in chosen]))
+    return Routing(serving, pod, _chosen(serving))
 
 
 def _listed(serving: tuple[UpstreamState, ...]) -> list[UpstreamState]:
@@ -142,16 +139,18 @@ def _chosen(serving: tuple[UpstreamState, ...]) -> tuple[UpstreamState, ...]:
 
 
 def _attempt(
-    request: ProxyRequest,
-    body: dict[str, Any],
-    state: UpstreamState,
-    scope: str,
-    snapshot: Snapshot,
+    request: ProxyRequest, body: dict[str, Any], state: UpstreamState, snapshot: Snapshot
 ) -> Attempt:
     """One cacheable attempt: the body with the upstream's name for the model, and the
-    cache's decision for this upstream (`scope`: its cache scope for the model)."""
+    cache's decision for this upstream."""
     route, model = state.route, request.model
-    decision = decide(request.route, body, request.cache_control, snapshot.cache_mode, scope)
+    decision = decide(
+        request.route,
+        body,
+        request.cache_control,
+        snapshot.cache_mode,
+        route.cache_scope(model),
+    )
     if decision.store and not (route.is_pod or snapshot.cache_fallbacks):
         decision = CacheDecision(decision.key, decision.lookup, store=False)
     if model is not None and route.spec.model_map:
