@@ -7,9 +7,8 @@ and `Answer` serves a cacheable request. `Answer` tries its attempts in order: a
 else join or start a flight through the coalescer (which stores its complete answer), or,
 for a request nobody could join whose answer nothing stores and which goes upstream as it
 is, a call made alone (`alone.py`); it moves to the next upstream only while nothing has
-reached the client. A refusal, and an
-upstream's failure once it is counted, raises `Refused`, which the handler answers;
-everything here records into the request's `Outcome`.
+reached the client. A refusal, and an upstream's failure once it is counted, raises
+`Refused`, which the handler answers; everything here records into the request's `Outcome`.
 """
 
 from __future__ import annotations
