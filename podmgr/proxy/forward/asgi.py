@@ -162,10 +162,7 @@ class Responder:
     async def complete(self, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> int:
         """A whole response with its content-length."""
         self.stop_watch()
-        self.started = True
-        self.status = status
-        headers = [*headers, (b"content-length", str(len(body)).encode())]
-        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+        await self.start(status, [*headers, (b"content-length", str(len(body)).encode())])
         await self._send({"type": "http.response.body", "body": body})
         return status
 

@@ -14,7 +14,6 @@ reached the client. A refusal, and an upstream's failure once it is counted, rai
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
@@ -87,9 +86,9 @@ class Effects:
 
 
 class Action(Protocol):
-    """What the plan decided, carried out by awaiting what `run` gives."""
+    """What the plan decided, carried out by `run`."""
 
-    def run(self, fx: Effects, ex: Exchange) -> Awaitable[object]: ...
+    async def run(self, fx: Effects, ex: Exchange) -> None: ...
 
 
 class Attempt(NamedTuple):
@@ -167,13 +166,7 @@ class Answer:
 
     attempts: tuple[Attempt, ...]
 
-    def run(self, fx: Effects, ex: Exchange) -> Awaitable[object]:
-        attempts = self.attempts
-        if len(attempts) == 1:  # most requests: the one attempt's coroutine, one frame less
-            return _try(fx, ex, attempts[0], True)
-        return self._in_turn(fx, ex)
-
-    async def _in_turn(self, fx: Effects, ex: Exchange) -> None:
+    async def run(self, fx: Effects, ex: Exchange) -> None:
         last = len(self.attempts) - 1
         for index, attempt in enumerate(self.attempts):
             if await _try(fx, ex, attempt, index == last):
