@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import bench.__main__ as bench_main
 from bench.guard import TOLERANCE, check, machine_class, record, report, stored_ratios
+from bench.load import LoadResult
 
 
 def test_a_ratio_more_than_ten_percent_below_its_figure_regresses() -> None:
@@ -56,3 +58,35 @@ def test_without_a_stored_figure_the_run_passes(tmp_path: Path) -> None:
     assert report({"cache_hit": 0.1}, recording=False, path=tmp_path / "none.json") == 0
     record("x", {"cache_hit": 0.1}, tmp_path / "made.json")
     assert json.loads((tmp_path / "made.json").read_text())["x"]["ratios"] == {"cache_hit": 0.1}
+
+
+def test_a_guarded_ratio_is_the_median_of_its_rounds_ratios() -> None:
+    def rounds(*rps: float) -> list[LoadResult]:
+        return [LoadResult(value, 1.0, 0) for value in rps]
+
+    # Round 2 ran beside a burst of other work: its ratio (0.1) moves the mean, not the median.
+    proxy = rounds(440.0, 100.0, 450.0, 430.0)
+    direct = rounds(1000.0, 1000.0, 1000.0, 1000.0)
+    assert bench_main._ratio(proxy, direct) == pytest.approx(0.435)  # (0.43 + 0.44) / 2
+    # Each round's figures are paired with each other, not the medians of the columns.
+    assert bench_main._ratio(rounds(2.0, 6.0), rounds(1.0, 6.0)) == pytest.approx(1.5)
+
+
+def test_rounds_alternate_their_order_so_a_drift_falls_on_every_url_alike(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    order: list[str] = []
+
+    def fake_load(url: str, connections: int, seconds: float, bodies: object) -> LoadResult:
+        order.append(url)
+        return LoadResult(float(len(order)), 1.0, 0)
+
+    monkeypatch.setattr(bench_main, "run_load", fake_load)  # a stand-in for wrk: no timing
+    monkeypatch.setattr(bench_main, "ROUNDS", 4)
+    measured = bench_main._interleaved(["a", "b", "c"], None)
+    assert order == ["a", "b", "c", "c", "b", "a", "a", "b", "c", "c", "b", "a"]
+    assert [[result.rps for result in rounds] for rounds in measured] == [
+        [1.0, 6.0, 7.0, 12.0],
+        [2.0, 5.0, 8.0, 11.0],
+        [3.0, 4.0, 9.0, 10.0],
+    ]
