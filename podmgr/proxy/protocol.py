@@ -1,8 +1,8 @@
-"""The proxy's HTTP server protocol: uvicorn's httptools protocol without two of its costs.
+"""The proxy's HTTP server protocol: uvicorn's httptools protocol without three of its costs.
 
 `ProxyProtocol` is the protocol uvicorn serves the proxy with (`uvicorn.Config(http=...)`
-takes a protocol class); it changes two things, each found by profiling a pass-through
-request under load (`docs/bench.md`), and nothing uvicorn does with a request.
+takes a protocol class); it changes three things, each found by profiling a pass-through
+request under load (`docs/bench.md`), and otherwise nothing uvicorn does with a request.
 
 - **A response leaves in one write.** uvicorn writes a response's head to the socket the
   moment the app sends `http.response.start`, and its body at `http.response.body`: two
@@ -12,6 +12,13 @@ request under load (`docs/bench.md`), and nothing uvicorn does with a request.
   sends it as one write when that step ends (`loop.call_soon`). Nothing waits longer than
   the loop's current step, so a stream's events still leave as they are written;
   `close()` sends what is held first.
+- **A client that leaves is told at once.** Each request's scope holds the key
+  `CLIENT_GONE` (None). A handler that must stop work its client no longer waits for
+  (`forward/asgi.py` `ServerWatch`) puts an object there; when the connection is lost
+  before the response is complete, `connection_lost` calls its `client_gone()`. Without
+  it, the handler learns of a lost client only by reading `receive` from a task of its
+  own (`DisconnectWatch`, still used under other servers), which cost a pass-through
+  several percent of its throughput under load (`docs/bench.md`).
 - **One keep-alive timer per connection, not one per request.** uvicorn arms a timer when
   a response is complete (to close a connection idle for `timeout_keep_alive` seconds) and
   cancels it when the next request arrives. Under uvloop each timer is a libuv handle made
@@ -24,11 +31,21 @@ request under load (`docs/bench.md`), and nothing uvicorn does with a request.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Protocol, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["HeldWrites", "ProxyProtocol"]
+# The scope key a handler fills to be told when its client's connection is lost.
+CLIENT_GONE = "podmgr.client_gone"
+
+
+class ClientGoneListener(Protocol):
+    """What a handler puts at `CLIENT_GONE` (forward/asgi.py `ServerWatch`)."""
+
+    def client_gone(self) -> None: ...
+
+
+__all__ = ["CLIENT_GONE", "ClientGoneListener", "HeldWrites", "ProxyProtocol"]
 
 
 class HeldWrites:
@@ -80,7 +97,8 @@ _IDLE = _Idle()
 
 
 class ProxyProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with held writes and a lazy keep-alive timer."""
+    """uvicorn's httptools protocol with held writes, a lost client told, and a lazy
+    keep-alive timer."""
 
     _idle_timer: asyncio.TimerHandle | None = None
     _idle_since = 0.0
@@ -89,8 +107,17 @@ class ProxyProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self.transport = HeldWrites(transport, self.loop)  # type: ignore[assignment]
 
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope[CLIENT_GONE] = None  # type: ignore[literal-required]
+
     def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
         super().connection_lost(exc)
+        if cycle is not None and not cycle.response_complete:
+            told = cast(ClientGoneListener | None, cycle.scope.get(CLIENT_GONE))
+            if told is not None:
+                told.client_gone()
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None

@@ -73,7 +73,7 @@ class V1Handler:
             path = _SLASHES.sub("/", path)
         route = path[4:].strip("/")
         outcome = self.recorder.begin(route)
-        out = Responder(send)
+        out = Responder(send, scope)
         try:
             memo = self.memo
             request = await read_request(scope, receive, path, route, self.rules, memo.bodies)
