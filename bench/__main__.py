@@ -225,7 +225,7 @@ def main() -> int:
     recording = "--record" in sys.argv[1:] or os.environ.get("BENCH_RECORD") == "1"
     print(
         f"load generator: {generator_name()}; {os.cpu_count()} cores; {SECONDS:g} s per run; "
-        f"32-connection ratios: median of {ROUNDS} rounds of {SECONDS / 2:g} s"
+        f"32-connection ratios: median of {ROUNDS} rounds"
     )
     rows: list[list[str]] = []
     ratios: Ratios = {}
