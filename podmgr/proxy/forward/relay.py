@@ -92,8 +92,9 @@ async def pass_through(
     """Forward one request as it is and stream the answer back; returns the upstream's
     failure, if any, unanswered (the caller counts it and raises it for the handler).
 
-    A client that goes away cancels the upstream request (the watch costs a timer, and a
-    task only once the request has taken longer than its grace)."""
+    A client that goes away cancels the upstream request: the proxy's own server protocol
+    says so at once (asgi.py `ServerWatch`); under another server the watch costs a timer,
+    and a task only once the request has taken longer than its grace."""
     out.watch_disconnect(receive)
     try:
         async with client.request(method, url, body, headers) as response:
